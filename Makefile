@@ -1,0 +1,149 @@
+# biopipe: one non-recursive GNU Makefile. `make` builds libbio and the programs into build/,
+# `make test` installs missing Debian packages (as root), builds and runs every test,
+# `make asan` reruns the tests under ASan/UBSan, `make demo` runs the whole pipeline.
+
+PREFIX ?= /usr/local
+CC ?= cc
+CFLAGS ?= -O2 -g
+BUILD ?= build
+PYTHON ?= /usr/bin/python3
+WARN = -std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+       -Wformat=2 -Wvla
+ifdef WERROR
+WARN += -Werror
+endif
+# Debian 12's msgpack-c 4 is `msgpack`; newer releases call it `msgpack-c`.
+MSGPACK_PC ?= $(shell pkg-config --exists msgpack-c 2>/dev/null && echo msgpack-c || echo msgpack)
+PKGS = libpng yaml-0.1 openblas $(MSGPACK_PC) libtiff-4 libjpeg
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CPPFLAGS += -Iinclude -D_GNU_SOURCE -DBIO_VERSION='"$(VERSION)"'
+LDLIBS = $(PKG_LIBS) -lpthread -lm
+VERSION = 0.1.0
+
+# Debian packages: to build and run, and (additionally) to test.
+DEB_BUILD = gcc make pkg-config libpng-dev libmsgpack-dev libopenblas-dev libyaml-dev \
+            libtiff-dev libjpeg-dev parallel
+DEB_TEST = bats bats-assert bats-support python3 python3-numpy python3-pil python3-msgpack \
+           python3-torch python3-sklearn gnuplot-nox
+DEB_FUZZ = clang
+
+LIB_SRC = $(sort $(wildcard lib/*.c))
+LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIBBIO = $(BUILD)/libbio.a
+TOOL_SRC = $(sort $(wildcard tools/bio-*.c))
+TOOLS = $(TOOL_SRC:tools/%.c=$(BUILD)/bin/%)
+TOOL_OBJ = $(BUILD)/tools/tool.o $(BUILD)/gen/builtin_configs.o
+BUILTIN_CONFIGS = configs/base.yaml $(sort $(wildcard configs/env/*.yaml))
+UNIT_SRC = $(sort $(wildcard tests/lib/test_*.c))
+UNITS = $(UNIT_SRC:tests/lib/%.c=$(BUILD)/tests/%)
+FUZZ_SRC = $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_REGRESS = $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz-regress/%)
+BATS = $(sort $(wildcard tests/tools/*.bats))
+
+.PHONY: all deps deps-test test unit bats fuzz-regress asan fuzz demo install clean bench
+
+all: $(TOOLS)
+
+$(BUILD)/lib/%.o: lib/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(WARN) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(LIBBIO): $(LIB_OBJ)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/tools/%.o: tools/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(WARN) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/gen/builtin_configs.c: scripts/embed.sh $(BUILTIN_CONFIGS)
+	@mkdir -p $(@D)
+	sh scripts/embed.sh $(BUILTIN_CONFIGS) > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/gen/builtin_configs.o: $(BUILD)/gen/builtin_configs.c
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/bin/%: $(BUILD)/tools/%.o $(TOOL_OBJ) $(LIBBIO)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/lib/%.c tests/lib/test.h $(LIBBIO)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(WARN) $(CFLAGS) -Itests/lib -o $@ $< $(LIBBIO) $(LDFLAGS) $(LDLIBS)
+
+# Fuzz harnesses built with a plain main() that replays files: corpora run as regression tests.
+$(BUILD)/fuzz-regress/%: tests/fuzz/%.c tests/fuzz/replay.c $(LIBBIO)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(WARN) $(CFLAGS) -o $@ $< tests/fuzz/replay.c $(LIBBIO) $(LDFLAGS) $(LDLIBS)
+
+-include $(LIB_OBJ:.o=.d) $(BUILD)/tools/*.d
+
+# ---- set-up: install what is missing (as root), else say what to install ----
+define install_missing
+	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian packages:" $$missing; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null || exit 1; \
+	  else echo "missing Debian packages:" $$missing "(as root: apt-get install" $$missing")" >&2; exit 1; fi; \
+	fi
+endef
+
+deps:
+	$(call install_missing,$(DEB_BUILD))
+
+deps-test: deps
+	$(call install_missing,$(DEB_TEST))
+
+# ---- tests ----
+test: deps-test
+	$(MAKE) all
+	$(MAKE) unit fuzz-regress bats
+
+unit: $(UNITS)
+	@set -e; for t in $(UNITS); do echo "== $$t"; $$t; done
+
+fuzz-regress: $(FUZZ_REGRESS)
+	@set -e; for f in $(FUZZ_REGRESS); do n=$$(basename $$f); n=$${n#fuzz_}; \
+	  dirs=$$(ls -d tests/fuzz/corpus/$$n tests/bad/$$n 2>/dev/null || true); \
+	  echo "== $$f $$dirs"; $$f $$dirs; done
+
+bats: $(TOOLS)
+	PATH="$(CURDIR)/$(BUILD)/bin:$$PATH" BIO_BUILD="$(CURDIR)/$(BUILD)" PYTHON=$(PYTHON) \
+	  bats --print-output-on-failure $(BATS)
+
+# ASan/UBSan: a separate build tree, every test rerun under the sanitizers.
+ASAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+asan: deps-test
+	$(MAKE) BUILD=build-asan CFLAGS="$(ASAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined" \
+	  BIO_ASAN=1 all
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+	  $(MAKE) BUILD=build-asan CFLAGS="$(ASAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined" \
+	  BIO_ASAN=1 unit fuzz-regress bats
+
+# libFuzzer: each harness for FUZZ_SECONDS (default 60) with clang.
+FUZZ_SECONDS ?= 60
+fuzz:
+	$(call install_missing,$(DEB_FUZZ))
+	@set -e; mkdir -p $(BUILD)/fuzz; for src in $(FUZZ_SRC); do n=$$(basename $$src .c); \
+	  clang $(CPPFLAGS) $(PKG_CFLAGS) -g -O1 -fsanitize=fuzzer,address,undefined \
+	    -o $(BUILD)/fuzz/$$n $$src $(LIB_SRC) $(PKG_LIBS) -lpthread -lm; \
+	  c=$${n#fuzz_}; mkdir -p $(BUILD)/fuzz/corpus-$$c; \
+	  $(BUILD)/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -max_len=65536 $(BUILD)/fuzz/corpus-$$c \
+	    $$(ls -d tests/fuzz/corpus/$$c tests/bad/$$c 2>/dev/null); done
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
+	  $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/man/man7 \
+	  $(DESTDIR)$(PREFIX)/share/biopipe
+	install -m 755 $(TOOLS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 $(wildcard man/man1/*.1) $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -m 644 $(wildcard man/man5/*.5) $(DESTDIR)$(PREFIX)/share/man/man5/
+	-install -m 644 $(wildcard man/man7/*.7) $(DESTDIR)$(PREFIX)/share/man/man7/
+	cp -r configs $(DESTDIR)$(PREFIX)/share/biopipe/
+
+clean:
+	rm -rf build build-asan
+
+-include $(sort $(wildcard pipelines/*.mk))

@@ -1,0 +1,79 @@
+/* Layered YAML configuration (libyaml). The base layer (configs/base.yaml, built into every
+ * program) defines every known key and its default; overlays (an environment file
+ * configs/env/<env>.yaml, -c files, --set a.b=v) may only change keys the base defines, except
+ * below maps the base leaves empty ({}), which are open. Values keep the file:line they came
+ * from so errors can name it. Alias bombs and deep nesting are refused. */
+#ifndef BIO_CONFIG_H
+#define BIO_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "bio/error.h"
+
+struct bio_config;
+
+/* Limits applied while parsing any layer. */
+#define BIO_CONFIG_MAX_DEPTH 32
+#define BIO_CONFIG_MAX_NODES 100000
+#define BIO_CONFIG_MAX_BYTES (4u << 20)
+
+struct bio_config *bio_config_new(void);
+void bio_config_free(struct bio_config *c);
+
+/* Parses YAML text (name used in messages) as the base layer: defines the known keys. */
+int bio_config_load_base(struct bio_config *c, const char *name, const char *text, size_t len,
+			 struct bio_error *err);
+/* Merges an overlay from YAML text / a file. Unknown keys fail with "file:line: key 'a.b': unknown
+ * key", type changes (map vs scalar) fail too. */
+int bio_config_load_overlay(struct bio_config *c, const char *name, const char *text, size_t len,
+			    struct bio_error *err);
+int bio_config_load_file(struct bio_config *c, const char *path, struct bio_error *err);
+/* Applies "a.b.c=value" (value parsed as a YAML scalar or flow sequence/map); origin "--set". */
+int bio_config_set(struct bio_config *c, const char *assignment, struct bio_error *err);
+
+/* True when path names a node (scalar, sequence or map). */
+int bio_config_has(const struct bio_config *c, const char *path);
+/* Typed getters. When the key is absent *out = def and 0 is returned; a present value of the
+ * wrong type fails with "<file:line>: <path>: expected an integer, got 'abc'". */
+int bio_config_get_str(const struct bio_config *c, const char *path, const char *def,
+		       const char **out, struct bio_error *err);
+int bio_config_get_int(const struct bio_config *c, const char *path, int64_t def, int64_t *out,
+		       struct bio_error *err);
+int bio_config_get_double(const struct bio_config *c, const char *path, double def, double *out,
+			  struct bio_error *err);
+int bio_config_get_bool(const struct bio_config *c, const char *path, int def, int *out,
+			struct bio_error *err);
+/* Range-checked integer/double getters: value outside [min, max] is an error naming file:line. */
+int bio_config_get_int_range(const struct bio_config *c, const char *path, int64_t def,
+			     int64_t min, int64_t max, int64_t *out, struct bio_error *err);
+int bio_config_get_double_range(const struct bio_config *c, const char *path, double def,
+				double min, double max, double *out, struct bio_error *err);
+/* Number of children of a map or sequence at path (0 when absent or scalar). */
+size_t bio_config_count(const struct bio_config *c, const char *path);
+/* Key of the i-th child of the map at path (NULL when out of range / not a map). */
+const char *bio_config_key_at(const struct bio_config *c, const char *path, size_t i);
+/* Scalar string of the i-th item of a sequence at path (NULL when absent / not a scalar). */
+const char *bio_config_item_at(const struct bio_config *c, const char *path, size_t i);
+/* "file:line" where the value at path was last set, "" when absent. */
+const char *bio_config_origin(const struct bio_config *c, const char *path);
+/* Formats an error about the value at path: "<origin>: <path>: <message>"; returns code. */
+int bio_config_error(const struct bio_config *c, const char *path, struct bio_error *err, int code,
+		     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* Writes the effective configuration as block-style YAML with keys in base order. */
+int bio_config_dump(const struct bio_config *c, FILE *f, struct bio_error *err);
+/* Calls fn for every scalar leaf (and every sequence, as a flow string "[a, b]") with its
+ * dotted path and value, in dump order; stops and returns fn's value when non-zero. */
+int bio_config_foreach_leaf(const struct bio_config *c,
+			    int (*fn)(void *ud, const char *path, const char *value), void *ud);
+/* SHA-256 (lowercase hex, 64 chars + NUL) of the canonical dump of the subtrees named by
+ * prefixes (all of it when n_prefixes is 0). Independent of key order in the input files. */
+int bio_config_digest(const struct bio_config *c, const char *const *prefixes, size_t n_prefixes,
+		      char out_hex[65], struct bio_error *err);
+
+/* SHA-256 of len bytes, as lowercase hex (65 bytes with NUL). */
+void bio_sha256_hex(char out_hex[65], const void *data, size_t len);
+
+#endif

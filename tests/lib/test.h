@@ -1,0 +1,74 @@
+/* A tiny in-house unit test runner: TEST(name) functions registered in main via RUN(name),
+ * CHECK/CHECK_EQ/CHECK_NEAR assertions that record a failure and go on, and a closing line
+ * "N passed, N failed" that CI reads. */
+#ifndef BIO_TEST_H
+#define BIO_TEST_H
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int test_failed_checks;
+static int test_n_passed, test_n_failed;
+
+#define CHECK(cond)                                                                        \
+	do {                                                                               \
+		if (!(cond)) {                                                             \
+			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+			test_failed_checks++;                                              \
+		}                                                                          \
+	} while (0)
+
+#define CHECK_EQ(a, b)                                                                     \
+	do {                                                                               \
+		long long va_ = (long long)(a), vb_ = (long long)(b);                      \
+		if (va_ != vb_) {                                                          \
+			fprintf(stderr, "%s:%d: CHECK_EQ failed: %s == %lld, %s == %lld\n", \
+				__FILE__, __LINE__, #a, va_, #b, vb_);                     \
+			test_failed_checks++;                                              \
+		}                                                                          \
+	} while (0)
+
+#define CHECK_STR(a, b)                                                                    \
+	do {                                                                               \
+		const char *sa_ = (a), *sb_ = (b);                                         \
+		if (!sa_ || !sb_ || strcmp(sa_, sb_) != 0) {                               \
+			fprintf(stderr, "%s:%d: CHECK_STR failed: '%s' vs '%s'\n", __FILE__, \
+				__LINE__, sa_ ? sa_ : "(null)", sb_ ? sb_ : "(null)");     \
+			test_failed_checks++;                                              \
+		}                                                                          \
+	} while (0)
+
+#define CHECK_NEAR(a, b, tol)                                                              \
+	do {                                                                               \
+		double da_ = (double)(a), db_ = (double)(b);                               \
+		if (!(fabs(da_ - db_) <= (tol))) {                                         \
+			fprintf(stderr, "%s:%d: CHECK_NEAR failed: %s = %.9g, %s = %.9g (tol %g)\n", \
+				__FILE__, __LINE__, #a, da_, #b, db_, (double)(tol));      \
+			test_failed_checks++;                                              \
+		}                                                                          \
+	} while (0)
+
+#define TEST(name) static void test_##name(void)
+
+#define RUN(name)                                                                          \
+	do {                                                                               \
+		int before_ = test_failed_checks;                                          \
+		test_##name();                                                             \
+		if (test_failed_checks == before_) {                                       \
+			test_n_passed++;                                                   \
+		} else {                                                                   \
+			test_n_failed++;                                                   \
+			fprintf(stderr, "FAIL %s\n", #name);                               \
+		}                                                                          \
+	} while (0)
+
+/* Prints the closing line and returns the exit status for main. */
+static inline int test_summary(void)
+{
+	printf("%d passed, %d failed\n", test_n_passed, test_n_failed);
+	return test_n_failed ? 1 : 0;
+}
+
+#endif

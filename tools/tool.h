@@ -1,0 +1,144 @@
+/* Shared code of the bio-* programs (linked into tools, never into libbio): common options,
+ * layered config loading, error exits, atomic output files, thread budget, progress bars.
+ *
+ * Usage pattern in tools/bio-<verb>.c:
+ *
+ *   static const struct option long_opts[] = { BIO_TOOL_LONG_OPTS, {"epochs", 1, 0, 'E'}, {0} };
+ *   struct bio_tool t;
+ *   bio_tool_init(&t, "bio-batch", argc, argv);
+ *   while ((opt = getopt_long(argc, argv, BIO_TOOL_SHORT_OPTS "E:", long_opts, NULL)) != -1) {
+ *       if (bio_tool_common_opt(&t, opt, optarg)) continue;     // -c --set --env -o -j -v ...
+ *       switch (opt) { case 'h': usage(stdout); exit(0); ... default: bio_tool_usage_error(&t, NULL); }
+ *   }
+ *   bio_tool_load_config(&t);       // base + env + -c files + --set; handles --print-config
+ *   FILE *out = bio_tool_output_open(&t);  // -o FILE (temp + rename) or stdout
+ *   ...
+ *   bio_tool_output_commit(&t);     // flush, fsync, rename; checks fclose(stdout)
+ */
+#ifndef BIO_TOOL_H
+#define BIO_TOOL_H
+
+#include <getopt.h>
+#include <stdio.h>
+
+#include "bio/config.h"
+#include "bio/error.h"
+
+#ifndef BIO_VERSION
+#define BIO_VERSION "0.1.0"
+/* Config files built into every program (generated from configs/base.yaml and configs/env/*.yaml
+ * by the Makefile): name is the path relative to the source tree, e.g. "configs/env/dev.yaml". */
+struct bio_builtin_file {
+	const char *name;
+	const unsigned char *data;
+	size_t len;
+};
+extern const struct bio_builtin_file bio_builtin_configs[];
+extern const size_t bio_n_builtin_configs;
+
+#endif
+
+/* Exit codes. */
+enum { BIO_EXIT_OK = 0, BIO_EXIT_RUNTIME = 1, BIO_EXIT_USAGE = 2 };
+
+/* Option values of the common long options (above the char range). */
+enum {
+	BIO_OPT_SET = 0x1000,
+	BIO_OPT_ENV,
+	BIO_OPT_PRINT_CONFIG,
+	BIO_OPT_VERSION,
+};
+
+/* Common options: -h/--help, --version, -c/--config FILE, --set k=v, --env NAME,
+ * --print-config, -o/--output FILE, -j/--jobs N, -v/--verbose. */
+#define BIO_TOOL_SHORT_OPTS "hc:o:j:v"
+#define BIO_TOOL_LONG_OPTS                                                      \
+	{"help", no_argument, 0, 'h'}, {"version", no_argument, 0, BIO_OPT_VERSION}, \
+	{"config", required_argument, 0, 'c'},                                  \
+	{"set", required_argument, 0, BIO_OPT_SET},                             \
+	{"env", required_argument, 0, BIO_OPT_ENV},                             \
+	{"print-config", no_argument, 0, BIO_OPT_PRINT_CONFIG},                 \
+	{"output", required_argument, 0, 'o'}, {"jobs", required_argument, 0, 'j'}, \
+	{"verbose", no_argument, 0, 'v'}
+
+/* Lines for the common options, to print in each tool's --help. */
+#define BIO_TOOL_COMMON_HELP                                                                  \
+	"  -c, --config FILE    merge a YAML config file (repeatable; later files override)\n"   \
+	"      --set KEY=VALUE  override one config key (repeatable), e.g. --set prep.size=32\n"  \
+	"      --env NAME       environment overlay configs/env/NAME.yaml (default $BIO_ENV or dev)\n" \
+	"      --print-config   print the effective configuration as YAML and exit\n"            \
+	"  -o, --output FILE    write to FILE atomically (default: standard output)\n"          \
+	"  -j, --jobs N         threads to use (default: the cores available)\n"                 \
+	"  -v, --verbose        more detail on standard error\n"                                 \
+	"  -h, --help           show this help and exit\n"                                        \
+	"      --version        show the version and exit\n"
+
+#define BIO_TOOL_MAX_CONFIGS 64
+#define BIO_TOOL_MAX_SETS 256
+
+struct bio_tool {
+	const char *name;          /* "bio-prep" */
+	struct bio_config *cfg;    /* effective config after bio_tool_load_config */
+	const char *env;           /* environment overlay name */
+	const char *config_files[BIO_TOOL_MAX_CONFIGS];
+	int n_config_files;
+	const char *sets[BIO_TOOL_MAX_SETS];
+	int n_sets;
+	int print_config;
+	const char *output;        /* -o path or NULL for stdout */
+	int n_threads;             /* -j, default: cores available (sched_getaffinity) */
+	int verbose;
+	FILE *out;                 /* open output, after bio_tool_output_open */
+	char *out_tmp;             /* temp path while writing -o FILE */
+	int progress;              /* 1 when stderr is a terminal */
+};
+
+/* Initialises t for program name; installs SIGPIPE handling (ignored: writes fail with EPIPE). */
+void bio_tool_init(struct bio_tool *t, const char *name, int argc, char **argv);
+/* Handles a common option; returns 1 when handled, 0 when the tool must handle opt.
+ * --version prints and exits 0; a bad -j value is a usage error. */
+int bio_tool_common_opt(struct bio_tool *t, int opt, const char *arg);
+/* Builds t->cfg: built-in base.yaml, env overlay (configs/env/<env>.yaml, built in), -c files,
+ * --set values. Exits 1 with the config error; exits 0 after printing for --print-config. */
+void bio_tool_load_config(struct bio_tool *t);
+
+/* Opens the output: stdout, or a temp file beside -o FILE. Exits 1 on failure. */
+FILE *bio_tool_output_open(struct bio_tool *t);
+/* Flushes, fsyncs and renames the temp file into place (or closes stdout, checked). Exits 1 on a
+ * write error (disk full); exits 0 quietly when stdout's reader went away (EPIPE). */
+void bio_tool_output_commit(struct bio_tool *t);
+/* Removes the temp output, if any (called by bio_tool_die). */
+void bio_tool_output_abort(struct bio_tool *t);
+
+/* Prints "name: message" on stderr, removes partial output, exits 1. */
+_Noreturn void bio_tool_die(struct bio_tool *t, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Same with a struct bio_error's message. */
+_Noreturn void bio_tool_die_err(struct bio_tool *t, const struct bio_error *err);
+/* Prints "name: message" (if fmt) and "Try 'name --help'." on stderr, exits 2. */
+_Noreturn void bio_tool_usage_error(struct bio_tool *t, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Prints "name: message" on stderr (a warning; does not exit). */
+void bio_tool_warn(struct bio_tool *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Progress bar on stderr, only when stderr is a terminal: done of total (total 0 = unknown). */
+void bio_tool_progress(struct bio_tool *t, const char *what, unsigned long long done,
+		       unsigned long long total);
+/* Ends the progress line. */
+void bio_tool_progress_end(struct bio_tool *t);
+
+/* Parses a non-negative integer option value ("--epochs 20"); usage error naming opt if bad. */
+long long bio_tool_parse_count(struct bio_tool *t, const char *opt, const char *arg,
+			       long long min, long long max);
+
+/* Config files built into every program (generated from configs/base.yaml and configs/env/*.yaml
+ * by the Makefile): name is the path relative to the source tree, e.g. "configs/env/dev.yaml". */
+struct bio_builtin_file {
+	const char *name;
+	const unsigned char *data;
+	size_t len;
+};
+extern const struct bio_builtin_file bio_builtin_configs[];
+extern const size_t bio_n_builtin_configs;
+
+#endif
