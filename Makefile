@@ -37,6 +37,9 @@ TOOL_OBJ = $(BUILD)/tools/tool.o $(BUILD)/gen/builtin_configs.o
 BUILTIN_CONFIGS = configs/base.yaml $(sort $(wildcard configs/env/*.yaml))
 UNIT_SRC = $(sort $(wildcard tests/lib/test_*.c))
 UNITS = $(UNIT_SRC:tests/lib/%.c=$(BUILD)/tests/%)
+# Small programs the bats tests drive (e.g. decode one image and dump it), linked with libbio.
+HELPER_SRC = $(sort $(wildcard tests/helpers/*.c))
+HELPERS = $(HELPER_SRC:tests/helpers/%.c=$(BUILD)/tests/helpers/%)
 FUZZ_SRC = $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_REGRESS = $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz-regress/%)
 BATS = $(sort $(wildcard tests/tools/*.bats))
@@ -71,6 +74,10 @@ $(BUILD)/bin/%: $(BUILD)/tools/%.o $(TOOL_OBJ) $(LIBBIO)
 $(BUILD)/tests/%: tests/lib/%.c tests/lib/test.h $(LIBBIO)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(WARN) $(CFLAGS) -Itests/lib -o $@ $< $(LIBBIO) $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/tests/helpers/%: tests/helpers/%.c $(LIBBIO)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(WARN) $(CFLAGS) -o $@ $< $(LIBBIO) $(LDFLAGS) $(LDLIBS)
 
 # Fuzz harnesses built with a plain main() that replays files: corpora run as regression tests.
 $(BUILD)/fuzz-regress/%: tests/fuzz/%.c tests/fuzz/replay.c $(LIBBIO)
@@ -109,7 +116,7 @@ fuzz-regress: $(FUZZ_REGRESS)
 	  dirs=$$(ls -d tests/fuzz/corpus/$$n tests/bad/$$n 2>/dev/null || true); \
 	  echo "== $$f $$dirs"; $$f $$dirs; done
 
-bats: $(TOOLS)
+bats: $(TOOLS) $(HELPERS)
 	PATH="$(CURDIR)/$(BUILD)/bin:$$PATH" BIO_BUILD="$(CURDIR)/$(BUILD)" PYTHON=$(PYTHON) \
 	  bats --print-output-on-failure $(BATS)
 
