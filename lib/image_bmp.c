@@ -1,0 +1,361 @@
+/* BMP decoder to 8-bit gray, matching PIL 9.4's BmpImagePlugin + convert("L"): OS/2 core (12),
+ * BITMAPINFOHEADER (40) and its extensions (52, 56, 64, V4 108, V5 124); 1/4/8-bit palette,
+ * 16-bit (5-5-5 or bit fields), 24-bit, 32-bit (BGRX or bit fields); bottom-up and top-down
+ * rows; RLE8/RLE4. Every field read from the file is checked against the file size and the
+ * limits before anything is allocated; palette indices past the palette are errors. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "image_internal.h"
+
+enum { BMP_RGB = 0, BMP_RLE8 = 1, BMP_RLE4 = 2, BMP_BITFIELDS = 3, BMP_ALPHABITFIELDS = 6 };
+
+static uint32_t le16(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8;
+}
+
+static uint32_t le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* One channel of a bit-field pixel: a contiguous mask of 1..8 bits, expanded to 8 bits as PIL
+ * expands 5- and 6-bit channels (v * 255 / max). */
+struct bmp_field {
+	uint32_t shift;
+	uint32_t max;
+};
+
+static int field_init(struct bmp_field *f, uint32_t mask)
+{
+	if (mask == 0)
+		return -1;
+	f->shift = 0;
+	while (!(mask & 1)) {
+		mask >>= 1;
+		f->shift++;
+	}
+	if (mask & (mask + 1)) /* not contiguous */
+		return -1;
+	if (mask > 0xff)
+		return -1;
+	f->max = mask;
+	return 0;
+}
+
+static unsigned field_get(const struct bmp_field *f, uint32_t px)
+{
+	uint32_t v = (px >> f->shift) & f->max;
+	return f->max == 255 ? v : v * 255 / f->max;
+}
+
+struct bmp_info {
+	uint32_t header_bytes;
+	uint64_t width, height;
+	int top_down;
+	uint32_t bits, compression, n_colors;
+	size_t pal_entry_bytes;
+	struct bmp_field r, g, b;
+	uint8_t gray_lut[256]; /* palette entry -> L */
+};
+
+/* RLE8/RLE4 decoding as PIL's BmpRleDecoder: indices written in file row order; end-of-line and
+ * delta skip with index 0; data ending early leaves the rest at index 0. Indices are checked
+ * against the palette by the caller. */
+static int bmp_decode_rle(uint8_t *idx, const struct bmp_info *bi, const uint8_t *p, size_t n,
+			  size_t data_offset)
+{
+	uint64_t w = bi->width, total = bi->width * bi->height, pos = 0, x = 0;
+	size_t i = 0;
+	int rle4 = bi->compression == BMP_RLE4;
+	while (pos < total) {
+		if (i + 2 > n)
+			return -1;
+		unsigned count = p[i], byte = p[i + 1];
+		i += 2;
+		if (count) {
+			if (x >= w)
+				count = 0;
+			else if (x + count > w)
+				count = (unsigned)(w - x);
+			for (unsigned k = 0; k < count && pos < total; k++)
+				idx[pos++] = (uint8_t)(rle4 ? (k % 2 ? byte & 15 : byte >> 4) : byte);
+			x += count;
+		} else if (byte == 0) { /* end of line */
+			pos = (pos + w - 1) / w * w;
+			x = 0;
+		} else if (byte == 1) { /* end of bitmap */
+			break;
+		} else if (byte == 2) { /* delta */
+			if (i + 2 > n)
+				return -1;
+			uint64_t skip = p[i] + (uint64_t)p[i + 1] * w;
+			i += 2;
+			pos = pos + skip > total ? total : pos + skip;
+			x = pos % w;
+		} else { /* absolute run of `byte` pixels */
+			size_t n_bytes = rle4 ? byte / 2 : byte;
+			size_t avail = n - i < n_bytes ? n - i : n_bytes;
+			for (size_t k = 0; k < avail; k++) {
+				if (rle4) {
+					if (pos < total)
+						idx[pos++] = (uint8_t)(p[i + k] >> 4);
+					if (pos < total)
+						idx[pos++] = (uint8_t)(p[i + k] & 15);
+				} else if (pos < total) {
+					idx[pos++] = p[i + k];
+				}
+			}
+			i += avail;
+			if (avail < n_bytes)
+				return -1;
+			x += byte;
+			if ((data_offset + i) % 2) /* PIL aligns on the file position */
+				i++;
+		}
+	}
+	return 0;
+}
+
+int bio_image_decode_bmp(struct bio_image *img, const uint8_t *buf, size_t len, const char *name,
+			 const struct bio_image_limits *lim, struct bio_error *err)
+{
+	struct bmp_info bi;
+	memset(&bi, 0, sizeof bi);
+	if (len < 14 + 4)
+		return bio_error_set(err, BIO_ETRUNC, "%s: truncated BMP header (%zu bytes)", name,
+				     len);
+	uint32_t data_offset = le32(buf + 10);
+	bi.header_bytes = le32(buf + 14);
+	const uint8_t *h = buf + 14;
+	switch (bi.header_bytes) {
+	case 12: case 40: case 52: case 56: case 64: case 108: case 124:
+		break;
+	default:
+		return bio_error_set(err, BIO_EFORMAT, "%s: unsupported BMP header size %u", name,
+				     bi.header_bytes);
+	}
+	if (len - 14 < bi.header_bytes)
+		return bio_error_set(err, BIO_ETRUNC,
+				     "%s: truncated BMP header (%zu of %u header bytes)", name,
+				     len - 14, bi.header_bytes);
+	uint32_t planes;
+	uint32_t masks[3] = {0, 0, 0};
+	size_t pal_start = 14 + (size_t)bi.header_bytes;
+	if (bi.header_bytes == 12) {
+		bi.width = le16(h + 4);
+		bi.height = le16(h + 6);
+		planes = le16(h + 8);
+		bi.bits = le16(h + 10);
+		bi.compression = BMP_RGB;
+		bi.pal_entry_bytes = 3;
+	} else {
+		int32_t w = (int32_t)le32(h + 4), hh = (int32_t)le32(h + 8);
+		if (w < 0)
+			return bio_error_set(err, BIO_EFORMAT, "%s: negative BMP width %d", name,
+					     (int)w);
+		bi.width = (uint64_t)w;
+		bi.top_down = hh < 0;
+		bi.height = hh < 0 ? (uint64_t)(-(int64_t)hh) : (uint64_t)hh;
+		planes = le16(h + 12);
+		bi.bits = le16(h + 14);
+		bi.compression = le32(h + 16);
+		bi.n_colors = le32(h + 32);
+		bi.pal_entry_bytes = 4;
+		if (bi.compression == BMP_BITFIELDS || bi.compression == BMP_ALPHABITFIELDS) {
+			if (bi.header_bytes >= 52) {
+				for (int i = 0; i < 3; i++)
+					masks[i] = le32(h + 40 + 4 * i);
+			} else {
+				size_t n_masks = bi.compression == BMP_ALPHABITFIELDS ? 4 : 3;
+				if (len - pal_start < 4 * n_masks)
+					return bio_error_set(err, BIO_ETRUNC,
+							     "%s: truncated BMP bit-field masks",
+							     name);
+				for (int i = 0; i < 3; i++)
+					masks[i] = le32(buf + pal_start + 4 * i);
+				pal_start += 4 * n_masks;
+			}
+		}
+	}
+	if (planes != 1)
+		return bio_error_set(err, BIO_EFORMAT, "%s: bad BMP plane count %u", name, planes);
+	if (bi.header_bytes == 12 && bi.bits != 1 && bi.bits != 4 && bi.bits != 8 && bi.bits != 24)
+		return bio_error_set(err, BIO_EFORMAT, "%s: unsupported BMP bit depth %u", name,
+				     bi.bits);
+	if (bi.bits != 1 && bi.bits != 4 && bi.bits != 8 && bi.bits != 16 && bi.bits != 24 &&
+	    bi.bits != 32)
+		return bio_error_set(err, BIO_EFORMAT, "%s: unsupported BMP bit depth %u", name,
+				     bi.bits);
+	if (bi.top_down && (bi.compression == BMP_RLE8 || bi.compression == BMP_RLE4))
+		return bio_error_set(err, BIO_EFORMAT, "%s: top-down BMP cannot be RLE-compressed",
+				     name);
+	switch (bi.compression) {
+	case BMP_RGB:
+		if (bi.bits == 16) {
+			masks[0] = 0x7c00;
+			masks[1] = 0x03e0;
+			masks[2] = 0x001f;
+		} else if (bi.bits == 32) {
+			masks[0] = 0xff0000;
+			masks[1] = 0x00ff00;
+			masks[2] = 0x0000ff;
+		}
+		break;
+	case BMP_RLE8:
+	case BMP_RLE4:
+		if (bi.bits != (bi.compression == BMP_RLE8 ? 8u : 4u))
+			return bio_error_set(err, BIO_EFORMAT,
+					     "%s: BMP RLE%u compression with %u-bit pixels", name,
+					     bi.compression == BMP_RLE8 ? 8 : 4, bi.bits);
+		break;
+	case BMP_BITFIELDS:
+	case BMP_ALPHABITFIELDS:
+		if (bi.bits == 24 && masks[0] == 0xff0000 && masks[1] == 0xff00 && masks[2] == 0xff)
+			break;
+		if (bi.bits != 16 && bi.bits != 32)
+			return bio_error_set(err, BIO_EFORMAT,
+					     "%s: BMP bit fields with %u-bit pixels", name,
+					     bi.bits);
+		break;
+	default:
+		return bio_error_set(err, BIO_EUNSUPPORTED, "%s: unsupported BMP compression %u",
+				     name, bi.compression);
+	}
+	if (bi.bits == 16 || bi.bits == 32) {
+		if (field_init(&bi.r, masks[0]) || field_init(&bi.g, masks[1]) ||
+		    field_init(&bi.b, masks[2]) ||
+		    (bi.bits == 16 && (masks[0] | masks[1] | masks[2]) > 0xffff))
+			return bio_error_set(err, BIO_EUNSUPPORTED,
+					     "%s: unsupported BMP bit-field masks %#x %#x %#x", name,
+					     masks[0], masks[1], masks[2]);
+	}
+
+	/* palette */
+	if (bi.bits <= 8) {
+		if (bi.n_colors == 0)
+			bi.n_colors = 1u << bi.bits;
+		if (bi.n_colors > 256)
+			return bio_error_set(err, BIO_EFORMAT,
+					     "%s: BMP palette of %u colors (at most 256)", name,
+					     bi.n_colors);
+		size_t pal_bytes = bi.pal_entry_bytes * bi.n_colors;
+		if (len - pal_start < pal_bytes)
+			return bio_error_set(err, BIO_ETRUNC,
+					     "%s: truncated BMP palette (%zu of %zu bytes)", name,
+					     len - pal_start, pal_bytes);
+		for (uint32_t i = 0; i < bi.n_colors; i++) {
+			const uint8_t *e = buf + pal_start + bi.pal_entry_bytes * i;
+			bi.gray_lut[i] = bio_image_rgb_to_l(e[2], e[1], e[0]);
+		}
+		/* PIL: an offset pointing just past the header means "after the palette" */
+		if (data_offset == 14 + bi.header_bytes)
+			data_offset += 4 * bi.n_colors;
+	}
+	if (data_offset == 0)
+		data_offset = (uint32_t)(pal_start + (bi.bits <= 8 ? bi.pal_entry_bytes * bi.n_colors : 0));
+	if (data_offset >= len)
+		return bio_error_set(err, BIO_ETRUNC,
+				     "%s: BMP pixel data offset %u is past the end of the file (%zu bytes)",
+				     name, data_offset, len);
+
+	int rc = bio_image_alloc_checked(img, bi.width, bi.height, lim, name, "BMP", err);
+	if (rc < 0)
+		return rc;
+	const uint8_t *data = buf + data_offset;
+	size_t avail = len - data_offset;
+	uint64_t w = bi.width, hgt = bi.height;
+	uint8_t *idx = NULL;
+	const uint8_t *rows;
+	uint64_t stride;
+	if (bi.compression == BMP_RLE8 || bi.compression == BMP_RLE4) {
+		idx = calloc((size_t)(w * hgt), 1);
+		if (!idx) {
+			rc = bio_error_set(err, BIO_ENOMEM, "%s: out of memory", name);
+			goto out;
+		}
+		if (bmp_decode_rle(idx, &bi, data, avail, data_offset) < 0) {
+			rc = bio_error_set(err, BIO_ETRUNC, "%s: truncated BMP RLE data", name);
+			goto out;
+		}
+		rows = idx;
+		stride = w;
+	} else {
+		stride = ((w * bi.bits + 31) >> 5) * 4;
+		/* w * hgt bytes were just allocated, so this cannot overflow */
+		uint64_t need = stride * hgt;
+		if (avail < need) {
+			rc = bio_error_set(err, BIO_ETRUNC,
+					   "%s: truncated BMP pixel array (got %zu of %llu bytes)",
+					   name, avail, (unsigned long long)need);
+			goto out;
+		}
+		rows = data;
+	}
+
+	for (uint64_t y = 0; y < hgt; y++) {
+		const uint8_t *src = rows + y * stride;
+		uint64_t oy = bi.top_down ? y : hgt - 1 - y; /* RLE is always bottom-up */
+		uint8_t *dst = img->pixels + oy * w;
+		unsigned bad = 0;
+		uint64_t bad_x = 0;
+		if (idx || bi.bits == 8) {
+			for (uint64_t x = 0; x < w; x++) {
+				unsigned v = src[x];
+				if (v >= bi.n_colors && !bad) {
+					bad = v + 1;
+					bad_x = x;
+				}
+				dst[x] = bi.gray_lut[v];
+			}
+		} else if (bi.bits == 4) {
+			for (uint64_t x = 0; x < w; x++) {
+				unsigned v = x & 1 ? src[x / 2] & 15 : src[x / 2] >> 4;
+				if (v >= bi.n_colors && !bad) {
+					bad = v + 1;
+					bad_x = x;
+				}
+				dst[x] = bi.gray_lut[v];
+			}
+		} else if (bi.bits == 1) {
+			for (uint64_t x = 0; x < w; x++) {
+				unsigned v = (src[x / 8] >> (7 - x % 8)) & 1;
+				if (v >= bi.n_colors && !bad) {
+					bad = v + 1;
+					bad_x = x;
+				}
+				dst[x] = bi.gray_lut[v];
+			}
+		} else if (bi.bits == 24) {
+			for (uint64_t x = 0; x < w; x++)
+				dst[x] = bio_image_rgb_to_l(src[3 * x + 2], src[3 * x + 1],
+							    src[3 * x]);
+		} else if (bi.bits == 32 && bi.r.shift == 16 && bi.g.shift == 8 && bi.b.shift == 0 &&
+			   bi.r.max == 255 && bi.g.max == 255 && bi.b.max == 255) {
+			for (uint64_t x = 0; x < w; x++)
+				dst[x] = bio_image_rgb_to_l(src[4 * x + 2], src[4 * x + 1],
+							    src[4 * x]);
+		} else {
+			size_t bpp = bi.bits / 8;
+			for (uint64_t x = 0; x < w; x++) {
+				uint32_t px = bpp == 2 ? le16(src + 2 * x) : le32(src + 4 * x);
+				dst[x] = bio_image_rgb_to_l(field_get(&bi.r, px),
+							    field_get(&bi.g, px),
+							    field_get(&bi.b, px));
+			}
+		}
+		if (bad) {
+			rc = bio_error_set(err, BIO_EFORMAT,
+					   "%s: BMP palette index %u out of range (%u colors) at pixel (%llu, %llu)",
+					   name, bad - 1, bi.n_colors, (unsigned long long)bad_x,
+					   (unsigned long long)oy);
+			goto out;
+		}
+	}
+out:
+	free(idx);
+	if (rc < 0)
+		bio_image_destroy(img);
+	return rc;
+}
