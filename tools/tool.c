@@ -1,0 +1,432 @@
+/* Shared code of the bio-* programs (see tool.h): common options, the layered configuration
+ * (built-in base and environment overlay, -c files, --set), one-line error exits with the exit
+ * code table, atomic -o output (temp file beside the target, fsync, rename; removed on failure or
+ * on SIGINT/SIGTERM/SIGHUP), checked close of stdout, thread budget and a terminal progress bar.
+ * Linked into every tool, never into libbio, so it may print and exit. */
+#include "tool.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* The one piece of global state: the temp output path, for the signal handler, which can reach
+ * nothing else. Set after the temp file exists, cleared before the path is freed. */
+static char *volatile tool_signal_tmp;
+
+static void tool_on_signal(int sig)
+{
+	/* Async-signal-safe only: unlink the partial output, then die of the same signal (so the
+	 * parent sees "killed by SIGINT"); _exit covers the case where the signal is blocked. */
+	char *tmp = tool_signal_tmp;
+	if (tmp)
+		unlink(tmp);
+	signal(sig, SIG_DFL);
+	raise(sig);
+	_exit(128 + sig);
+}
+
+static void tool_catch_signals(void)
+{
+	static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+	for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+		struct sigaction old, sa;
+		if (sigaction(sigs[i], NULL, &old) != 0 || old.sa_handler == SIG_IGN)
+			continue; /* keep nohup's and the shell's "ignore" */
+		memset(&sa, 0, sizeof sa);
+		sa.sa_handler = tool_on_signal;
+		sigemptyset(&sa.sa_mask);
+		sigaction(sigs[i], &sa, NULL);
+	}
+}
+
+static int tool_cpus(void)
+{
+	cpu_set_t set;
+	if (sched_getaffinity(0, sizeof set, &set) == 0) {
+		int n = CPU_COUNT(&set);
+		if (n > 0)
+			return n;
+	}
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 && n < INT_MAX ? (int)n : 1;
+}
+
+void bio_tool_init(struct bio_tool *t, const char *name, int argc, char **argv)
+{
+	memset(t, 0, sizeof *t);
+	/* getopt names the program from argv[0] in its messages: make that the short name. */
+	if (argc > 0 && argv && name)
+		argv[0] = (char *)name;
+	t->name = name;
+	t->n_threads = tool_cpus();
+	t->progress = isatty(STDERR_FILENO);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+static const char *tool_name(const struct bio_tool *t)
+{
+	return t && t->name ? t->name : "bio";
+}
+
+void bio_tool_warn(struct bio_tool *t, const char *fmt, ...)
+{
+	char msg[BIO_ERROR_MSG_MAX];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	bio_tool_progress_end(t);
+	fprintf(stderr, "%s: %s\n", tool_name(t), msg);
+}
+
+void bio_tool_die(struct bio_tool *t, const char *fmt, ...)
+{
+	char msg[BIO_ERROR_MSG_MAX];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	bio_tool_progress_end(t);
+	fprintf(stderr, "%s: %s\n", tool_name(t), msg);
+	if (t)
+		bio_tool_output_abort(t);
+	exit(BIO_EXIT_RUNTIME);
+}
+
+void bio_tool_die_err(struct bio_tool *t, const struct bio_error *err)
+{
+	/* Our reader went away (downstream stopped early): not an error of ours. */
+	if (err && err->code == BIO_EPIPE && t && !t->out_tmp) {
+		bio_tool_output_abort(t);
+		exit(BIO_EXIT_OK);
+	}
+	bio_tool_die(t, "%s", err && err->msg[0] ? err->msg : "unknown error");
+}
+
+void bio_tool_usage_error(struct bio_tool *t, const char *fmt, ...)
+{
+	if (fmt) {
+		char msg[BIO_ERROR_MSG_MAX];
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(msg, sizeof msg, fmt, ap);
+		va_end(ap);
+		fprintf(stderr, "%s: %s\n", tool_name(t), msg);
+	}
+	fprintf(stderr, "Try '%s --help'.\n", tool_name(t));
+	if (t)
+		bio_tool_output_abort(t);
+	exit(BIO_EXIT_USAGE);
+}
+
+long long bio_tool_parse_count(struct bio_tool *t, const char *opt, const char *arg,
+			       long long min, long long max)
+{
+	char *end;
+	errno = 0;
+	long long v = arg ? strtoll(arg, &end, 10) : 0;
+	if (!arg || !*arg || *end || errno || arg[0] == ' ' || v < min || v > max)
+		bio_tool_usage_error(t, "%s: invalid value '%s' (expected an integer from %lld to %lld)",
+				     opt, arg ? arg : "", min, max);
+	return v;
+}
+
+int bio_tool_common_opt(struct bio_tool *t, int opt, const char *arg)
+{
+	switch (opt) {
+	case 'c':
+		if (t->n_config_files >= BIO_TOOL_MAX_CONFIGS)
+			bio_tool_usage_error(t, "--config: more than %d files", BIO_TOOL_MAX_CONFIGS);
+		t->config_files[t->n_config_files++] = arg;
+		return 1;
+	case BIO_OPT_SET:
+		if (t->n_sets >= BIO_TOOL_MAX_SETS)
+			bio_tool_usage_error(t, "--set: more than %d values", BIO_TOOL_MAX_SETS);
+		if (!strchr(arg, '='))
+			bio_tool_usage_error(t, "--set: '%s': expected KEY=VALUE", arg);
+		t->sets[t->n_sets++] = arg;
+		return 1;
+	case BIO_OPT_ENV:
+		if (!*arg)
+			bio_tool_usage_error(t, "--env: empty environment name");
+		t->env = arg;
+		return 1;
+	case BIO_OPT_PRINT_CONFIG:
+		t->print_config = 1;
+		return 1;
+	case 'o':
+		if (!*arg)
+			bio_tool_usage_error(t, "--output: empty file name");
+		t->output = strcmp(arg, "-") ? arg : NULL;
+		return 1;
+	case 'j':
+		t->n_threads = (int)bio_tool_parse_count(t, "--jobs", arg, 1, 4096);
+		return 1;
+	case 'v':
+		t->verbose++;
+		return 1;
+	case BIO_OPT_VERSION:
+		printf("%s (biopipe) %s\n", tool_name(t), BIO_VERSION);
+		bio_tool_output_commit(t);
+		exit(BIO_EXIT_OK);
+	default:
+		return 0;
+	}
+}
+
+static const struct bio_builtin_file *builtin_find(const char *name)
+{
+	for (size_t i = 0; i < bio_n_builtin_configs; i++)
+		if (!strcmp(bio_builtin_configs[i].name, name))
+			return &bio_builtin_configs[i];
+	return NULL;
+}
+
+/* Dies naming the environments built in (configs/env/<name>.yaml). */
+static _Noreturn void die_unknown_env(struct bio_tool *t, const char *env, const char *from)
+{
+	static const char pre[] = "configs/env/", suf[] = ".yaml";
+	char list[512] = "";
+	size_t len = 0;
+	for (size_t i = 0; i < bio_n_builtin_configs; i++) {
+		const char *n = bio_builtin_configs[i].name;
+		size_t nl = strlen(n);
+		if (strncmp(n, pre, sizeof pre - 1) || nl < sizeof pre - 1 + sizeof suf - 1 ||
+		    strcmp(n + nl - (sizeof suf - 1), suf))
+			continue;
+		int w = snprintf(list + len, sizeof list - len, "%s%.*s", len ? ", " : "",
+				 (int)(nl - (sizeof pre - 1) - (sizeof suf - 1)), n + sizeof pre - 1);
+		if (w < 0 || (size_t)w >= sizeof list - len)
+			break;
+		len += (size_t)w;
+	}
+	bio_tool_die(t, "%s: unknown environment '%s' (available: %s)", from, env,
+		     len ? list : "none");
+}
+
+void bio_tool_load_config(struct bio_tool *t)
+{
+	struct bio_error err = {0};
+	t->cfg = bio_config_new();
+	if (!t->cfg)
+		bio_tool_die(t, "configuration: out of memory");
+	const struct bio_builtin_file *base = builtin_find("configs/base.yaml");
+	if (!base)
+		bio_tool_die(t, "configs/base.yaml: not built into this program");
+	if (bio_config_load_base(t->cfg, base->name, (const char *)base->data, base->len, &err) != 0)
+		bio_tool_die_err(t, &err);
+
+	const char *from = "--env";
+	const char *env = t->env;
+	if (!env) {
+		env = getenv("BIO_ENV");
+		from = "BIO_ENV";
+		if (!env || !*env) {
+			env = "dev";
+			from = "default environment";
+		}
+	}
+	char name[256];
+	const struct bio_builtin_file *f = NULL;
+	if (!strchr(env, '/') &&
+	    snprintf(name, sizeof name, "configs/env/%s.yaml", env) < (int)sizeof name)
+		f = builtin_find(name);
+	if (!f)
+		die_unknown_env(t, env, from);
+	t->env = env;
+	if (bio_config_load_overlay(t->cfg, f->name, (const char *)f->data, f->len, &err) != 0)
+		bio_tool_die_err(t, &err);
+
+	for (int i = 0; i < t->n_config_files; i++)
+		if (bio_config_load_file(t->cfg, t->config_files[i], &err) != 0)
+			bio_tool_die_err(t, &err);
+	for (int i = 0; i < t->n_sets; i++)
+		if (bio_config_set(t->cfg, t->sets[i], &err) != 0)
+			bio_tool_die_err(t, &err);
+
+	if (t->print_config) {
+		if (bio_config_dump(t->cfg, stdout, &err) != 0 && err.code != BIO_EIO)
+			bio_tool_die_err(t, &err);
+		const char *output = t->output;
+		t->output = NULL; /* --print-config writes to stdout only */
+		bio_tool_output_commit(t);
+		t->output = output;
+		bio_config_free(t->cfg);
+		t->cfg = NULL;
+		exit(BIO_EXIT_OK);
+	}
+}
+
+FILE *bio_tool_output_open(struct bio_tool *t)
+{
+	if (!t->output) {
+		t->out = stdout;
+		return t->out;
+	}
+	const char *slash = strrchr(t->output, '/');
+	size_t dir_len = slash ? (size_t)(slash - t->output) + 1 : 0;
+	const char *base = slash ? slash + 1 : t->output;
+	if (!*base)
+		bio_tool_die(t, "%s: output is a directory", t->output);
+	size_t n = dir_len + 1 + strlen(base) + sizeof ".tmp.XXXXXX";
+	char *tmp = malloc(n);
+	if (!tmp)
+		bio_tool_die(t, "%s: out of memory", t->output);
+	snprintf(tmp, n, "%.*s.%s.tmp.XXXXXX", (int)dir_len, t->output, base);
+	int fd = mkstemp(tmp);
+	if (fd < 0) {
+		int e = errno;
+		free(tmp);
+		bio_tool_die(t, "%s: cannot create: %s", t->output, strerror(e));
+	}
+	t->out_tmp = tmp;
+	tool_signal_tmp = tmp;
+	tool_catch_signals();
+	/* mkstemp makes 0600; give the file the mode a plain fopen would. */
+	mode_t mask = umask(0);
+	umask(mask);
+	if (fchmod(fd, 0666 & ~mask) != 0) {
+		int e = errno;
+		close(fd);
+		bio_tool_die(t, "%s: %s", tmp, strerror(e));
+	}
+	t->out = fdopen(fd, "w");
+	if (!t->out) {
+		int e = errno;
+		close(fd);
+		bio_tool_die(t, "%s: %s", t->output, strerror(e));
+	}
+	return t->out;
+}
+
+void bio_tool_output_abort(struct bio_tool *t)
+{
+	if (!t || !t->out_tmp)
+		return;
+	char *tmp = t->out_tmp;
+	unlink(tmp);
+	tool_signal_tmp = NULL;
+	t->out_tmp = NULL;
+	if (t->out && t->out != stdout)
+		fclose(t->out);
+	t->out = NULL;
+	free(tmp);
+}
+
+/* Flushes and closes stdout; dies on a write error, exits 0 when the reader went away. */
+static void tool_close_stdout(struct bio_tool *t)
+{
+	errno = 0;
+	int bad = ferror(stdout);
+	int e = bad ? errno : 0;
+	if (fflush(stdout) != 0) {
+		bad = 1;
+		e = errno;
+	}
+	if (fclose(stdout) != 0) {
+		bad = 1;
+		if (!e)
+			e = errno;
+	}
+	if (!bad)
+		return;
+	if (e == EPIPE) {
+		bio_tool_output_abort(t);
+		exit(BIO_EXIT_OK);
+	}
+	bio_tool_die(t, "<stdout>: write error%s%s", e ? ": " : "", e ? strerror(e) : "");
+}
+
+void bio_tool_output_commit(struct bio_tool *t)
+{
+	if (t && t->out_tmp) {
+		FILE *f = t->out;
+		int e = 0;
+		if (fflush(f) != 0 || ferror(f))
+			e = errno ? errno : EIO;
+		if (!e && fsync(fileno(f)) != 0 && errno != EINVAL && errno != EROFS)
+			e = errno;
+		t->out = NULL;
+		if (fclose(f) != 0 && !e)
+			e = errno;
+		if (e)
+			bio_tool_die(t, "%s: write error: %s", t->output, strerror(e));
+		if (rename(t->out_tmp, t->output) != 0) {
+			e = errno;
+			bio_tool_die(t, "%s: %s", t->output, strerror(e));
+		}
+		char *tmp = t->out_tmp;
+		tool_signal_tmp = NULL;
+		t->out_tmp = NULL;
+		free(tmp);
+		/* Make the rename durable too; failure here loses nothing already written. */
+		const char *slash = strrchr(t->output, '/');
+		char dir[4096];
+		if (slash && (size_t)(slash - t->output) < sizeof dir - 1) {
+			memcpy(dir, t->output, (size_t)(slash - t->output) + 1);
+			dir[slash - t->output + 1] = '\0';
+		} else {
+			strcpy(dir, ".");
+		}
+		int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd >= 0) {
+			fsync(dfd);
+			close(dfd);
+		}
+	}
+	if (t)
+		t->out = NULL;
+	tool_close_stdout(t);
+}
+
+static double tool_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Time of the last redraw: progress bars are drawn at most 10 times a second. The bar is
+ * display-only state, so it lives here rather than in struct bio_tool (whose layout is fixed). */
+static double tool_progress_last;
+
+void bio_tool_progress(struct bio_tool *t, const char *what, unsigned long long done,
+		       unsigned long long total)
+{
+	if (!t || !t->progress)
+		return;
+	double now = tool_now();
+	if (now - tool_progress_last < 0.1 && !(total && done == total))
+		return;
+	tool_progress_last = now;
+	if (total) {
+		enum { WIDTH = 30 };
+		unsigned long long d = done > total ? total : done;
+		int fill = (int)(d * WIDTH / total);
+		char bar[WIDTH + 1];
+		memset(bar, '#', (size_t)fill);
+		memset(bar + fill, ' ', (size_t)(WIDTH - fill));
+		bar[WIDTH] = '\0';
+		fprintf(stderr, "\r%s: %s [%s] %llu/%llu %3d%%", tool_name(t), what, bar, done, total,
+			(int)(d * 100 / total));
+	} else {
+		fprintf(stderr, "\r%s: %s %llu", tool_name(t), what, done);
+	}
+	t->progress = 2; /* a line is on the screen */
+}
+
+void bio_tool_progress_end(struct bio_tool *t)
+{
+	if (!t || t->progress != 2)
+		return;
+	fputs("\n", stderr);
+	t->progress = 1;
+}
