@@ -9,8 +9,11 @@
 
 #include "bio/error.h"
 
-/* An 8-bit gray image, row-major, width*height bytes. Color sources are converted with PIL's
- * "L" formula (L = R*299/1000 + G*587/1000 + B*114/1000); 16-bit samples are reduced as PIL does. */
+/* An 8-bit gray image, row-major, width*height bytes. Decoding matches PIL 9.4's
+ * Image.open(p).convert("L"): color is converted with PIL's fixed-point ITU-R 601-2 formula
+ * L = (R*19595 + G*38470 + B*7471 + 0x8000) >> 16, palettes through the palette, alpha ignored.
+ * 16-bit samples as PIL reduces them: RGB(A) and gray+alpha keep the high byte, while 16-bit gray
+ * (PNG, TIFF) is clipped to 0..255 (PIL opens it as mode I / I;16, whose L conversion clips). */
 struct bio_image {
 	uint32_t width;
 	uint32_t height;
@@ -42,9 +45,29 @@ enum bio_resize_filter {
 };
 
 /* Resizes in to out_w x out_h floats (out: caller buffer of out_w*out_h) in the 0..255 range,
- * not rounded; within 0.5 of PIL's rounded 8-bit result. */
+ * not rounded: PIL 9.4 Image.resize's last fixed-point accumulator / 2^22 (its horizontal pass is
+ * rounded to 8 bits as PIL does), to the nearest float or one ulp off where float32 cannot tell a
+ * near-tie apart, so that floorf(v + 0.5f) is exactly PIL's 8-bit pixel (|v - PIL| <= 0.5).
+ * Builds the coefficient tables on every call; a caller resizing many images of one size should
+ * use a bio_resize_plan. */
 int bio_image_resize(float *out, uint32_t out_w, uint32_t out_h, const struct bio_image *in,
 		     enum bio_resize_filter filter, struct bio_error *err);
+
+/* Coefficient tables for one (in size, out size, filter); read-only once built, so one plan may
+ * be shared by threads. */
+struct bio_resize_plan;
+
+/* Builds a plan in *plan (returned new; free with bio_image_resize_plan_free). */
+int bio_image_resize_plan_new(struct bio_resize_plan **plan, uint32_t in_w, uint32_t in_h,
+			      uint32_t out_w, uint32_t out_h, enum bio_resize_filter filter,
+			      struct bio_error *err);
+void bio_image_resize_plan_free(struct bio_resize_plan *plan);
+/* As bio_image_resize with a plan (borrowed) for in's size; out holds out_w*out_h floats. */
+int bio_image_resize_planned(float *out, const struct bio_resize_plan *plan,
+			     const struct bio_image *in, struct bio_error *err);
+/* The same, rounded exactly as PIL rounds: out (out_w*out_h bytes) equals PIL's result. */
+int bio_image_resize_planned_u8(uint8_t *out, const struct bio_resize_plan *plan,
+				const struct bio_image *in, struct bio_error *err);
 
 /* Writes an 8-bit image with channels 1 (gray) or 3 (RGB, interleaved) as PNG / BMP (BMP:
  * 8-bit palette for gray, 24-bit for RGB). Written to a temp file and renamed into place. */
