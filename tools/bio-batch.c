@@ -1,0 +1,441 @@
+/* bio-batch: turns samples streams into a batches stream for training. It selects one split,
+ * shuffles it with an order that depends only on (seed, epoch), cuts it into batches and repeats
+ * for the requested epochs; --start-epoch k gives exactly the tail of an uninterrupted run. From
+ * regular files it indexes where each selected record starts in one pass and re-reads records in
+ * shuffled order, so memory holds one batch, not the data set; from a pipe it buffers the
+ * selected samples in memory, up to batch.max_buffer_bytes. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "bio/batch.h"
+#include "bio/stream.h"
+#include "tool.h"
+
+#define BATCH_MAX_MODALITIES 8
+
+/* One selected sample: where it lies in a file, or (read from a pipe) its contents. */
+struct entry {
+	uint64_t offset;
+	uint32_t part;
+	int64_t label;  /* buffered entries */
+	char *id;       /* buffered entries: NUL-terminated copy, else NULL */
+	float *data;    /* buffered entries: n_mod * pixels floats, else NULL */
+};
+
+struct batcher {
+	struct bio_tool *t;
+	struct bio_stream_reader *r;
+	char *modalities[BATCH_MAX_MODALITIES];
+	int n_mod;
+	int64_t shape[3]; /* per-sample tensor shape, [1,H,W] */
+	size_t pixels;    /* H * W */
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: bio-batch [OPTIONS] [SAMPLES...]\n"
+		"Select a split of samples streams (standard input when no file or '-' is given),\n"
+		"shuffle it per epoch, and write batches for the requested epochs.\n"
+		"\n"
+		"  -s, --split NAME       split to use: train, val or test (default batch.split)\n"
+		"  -b, --batch-size N     samples per batch (default batch.batch_size)\n"
+		"  -E, --epochs N         epochs in all (default batch.epochs)\n"
+		"      --start-epoch K    begin at epoch K (0-based), as the tail of a full run\n"
+		"      --seed N           shuffle seed (default batch.seed)\n"
+		"      --drop-last        leave out each epoch's last, incomplete batch\n"
+		"      --no-shuffle       keep the input order in every epoch\n"
+		BIO_TOOL_COMMON_HELP
+		"\n"
+		"Config keys: batch.split, batch.batch_size, batch.epochs, batch.drop_last,\n"
+		"batch.seed, batch.max_buffer_bytes (samples held in memory when reading a pipe).\n"
+		"See bio-batch(1).\n");
+}
+
+/* Checks rec's modality tensors against the shape; fills views[m]. */
+static int get_tensors(struct batcher *b, const struct bio_value *rec, struct bio_tensor *views,
+		       struct bio_error *err)
+{
+	for (int m = 0; m < b->n_mod; m++) {
+		int rc = bio_record_get_tensor(&views[m], b->r, rec, b->modalities[m],
+					       BIO_DTYPE_F32, 3, err);
+		if (rc < 0)
+			return rc;
+		if (memcmp(views[m].shape, b->shape, sizeof(b->shape)) != 0)
+			return bio_error_set(
+				err, BIO_EFORMAT,
+				"%s: record %llu: key '%s': shape [%lld,%lld,%lld], expected "
+				"[%lld,%lld,%lld] as in the header",
+				bio_stream_reader_source(b->r),
+				(unsigned long long)bio_stream_reader_record_index(b->r),
+				b->modalities[m], (long long)views[m].shape[0],
+				(long long)views[m].shape[1], (long long)views[m].shape[2],
+				(long long)b->shape[0], (long long)b->shape[1], (long long)b->shape[2]);
+	}
+	return 0;
+}
+
+/* Reads the header's modalities and sample shape into b. */
+static void read_meta(struct batcher *b, const struct bio_value *meta)
+{
+	const char *src = bio_stream_reader_source(b->r);
+	const struct bio_value *mods = bio_value_get(meta, "modalities");
+	size_t n = bio_value_len(mods);
+	if (bio_value_type(mods) != BIO_V_ARRAY || n < 1 || n > BATCH_MAX_MODALITIES)
+		bio_tool_die(b->t, "%s: header meta 'modalities': expected 1 to %d names", src,
+			     BATCH_MAX_MODALITIES);
+	for (size_t m = 0; m < n; m++) {
+		b->modalities[m] = bio_value_strdup(bio_value_at(mods, m));
+		if (!b->modalities[m] || !b->modalities[m][0])
+			bio_tool_die(b->t, "%s: header meta 'modalities': item %zu is not a name", src,
+				     m);
+	}
+	b->n_mod = (int)n;
+	const struct bio_value *shape = bio_value_get(meta, "shape");
+	if (bio_value_type(shape) != BIO_V_ARRAY || bio_value_len(shape) != 3)
+		bio_tool_die(b->t, "%s: header meta 'shape': expected [1, H, W]", src);
+	for (int d = 0; d < 3; d++) {
+		int64_t v;
+		if (bio_value_int(bio_value_at(shape, (size_t)d), &v) < 0 || v < 1 || v > 65536 ||
+		    (d == 0 && v != 1))
+			bio_tool_die(b->t, "%s: header meta 'shape': expected [1, H, W]", src);
+		b->shape[d] = v;
+	}
+	b->pixels = (size_t)b->shape[1] * (size_t)b->shape[2];
+}
+
+static const char *const own_meta[] = {"program",  "version", "batch_size",  "seed",
+				       "epochs",   "start_epoch", "batches_per_epoch",
+				       "split",    "shape",   "n_samples",   "drop_last",
+				       "shuffle"};
+
+static int is_own_meta(const char *key, size_t len)
+{
+	for (size_t k = 0; k < sizeof(own_meta) / sizeof(own_meta[0]); k++)
+		if (strlen(own_meta[k]) == len && memcmp(own_meta[k], key, len) == 0)
+			return 1;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	enum { OPT_START = 0x2000, OPT_SEED, OPT_DROP, OPT_NOSHUF };
+	static const struct option long_opts[] = {
+		BIO_TOOL_LONG_OPTS,
+		{"split", required_argument, 0, 's'},
+		{"batch-size", required_argument, 0, 'b'},
+		{"epochs", required_argument, 0, 'E'},
+		{"start-epoch", required_argument, 0, OPT_START},
+		{"seed", required_argument, 0, OPT_SEED},
+		{"drop-last", no_argument, 0, OPT_DROP},
+		{"no-shuffle", no_argument, 0, OPT_NOSHUF},
+		{0, 0, 0, 0},
+	};
+	struct bio_tool t;
+	struct bio_error err = {0};
+	const char *split_opt = NULL;
+	long long batch_size = -1, epochs = -1, start_epoch = 0, seed_opt = -1;
+	int drop_opt = 0, shuffle = 1, opt;
+
+	bio_tool_init(&t, "bio-batch", argc, argv);
+	while ((opt = getopt_long(argc, argv, BIO_TOOL_SHORT_OPTS "s:b:E:", long_opts, NULL)) !=
+	       -1) {
+		if (bio_tool_common_opt(&t, opt, optarg))
+			continue;
+		switch (opt) {
+		case 'h':
+			usage(stdout);
+			return BIO_EXIT_OK;
+		case 's':
+			split_opt = optarg;
+			break;
+		case 'b':
+			batch_size = bio_tool_parse_count(&t, "--batch-size", optarg, 1, 1 << 24);
+			break;
+		case 'E':
+			epochs = bio_tool_parse_count(&t, "--epochs", optarg, 0, 1000000000);
+			break;
+		case OPT_START:
+			start_epoch = bio_tool_parse_count(&t, "--start-epoch", optarg, 0, 1000000000);
+			break;
+		case OPT_SEED:
+			seed_opt = bio_tool_parse_count(&t, "--seed", optarg, 0, INT64_MAX);
+			break;
+		case OPT_DROP:
+			drop_opt = 1;
+			break;
+		case OPT_NOSHUF:
+			shuffle = 0;
+			break;
+		default:
+			bio_tool_usage_error(&t, NULL);
+		}
+	}
+	bio_tool_load_config(&t);
+
+	const char *split;
+	int64_t v, max_buffer;
+	int drop_last;
+	if (bio_config_get_str(t.cfg, "batch.split", "train", &split, &err) < 0 ||
+	    bio_config_get_bool(t.cfg, "batch.drop_last", 0, &drop_last, &err) < 0 ||
+	    bio_config_get_int_range(t.cfg, "batch.max_buffer_bytes", (int64_t)2 << 30, 0,
+				     INT64_MAX, &max_buffer, &err) < 0)
+		bio_tool_die_err(&t, &err);
+	if (split_opt)
+		split = split_opt;
+	if (drop_opt)
+		drop_last = 1;
+	if (batch_size < 0) {
+		if (bio_config_get_int_range(t.cfg, "batch.batch_size", 32, 1, 1 << 24, &v, &err) < 0)
+			bio_tool_die_err(&t, &err);
+		batch_size = v;
+	}
+	if (epochs < 0) {
+		if (bio_config_get_int_range(t.cfg, "batch.epochs", 1, 0, 1000000000, &v, &err) < 0)
+			bio_tool_die_err(&t, &err);
+		epochs = v;
+	}
+	if (seed_opt < 0) {
+		if (bio_config_get_int_range(t.cfg, "batch.seed", 1234, 0, INT64_MAX, &v, &err) < 0)
+			bio_tool_die_err(&t, &err);
+		seed_opt = v;
+	}
+	if (start_epoch > epochs)
+		bio_tool_usage_error(&t, "--start-epoch %lld is past --epochs %lld", start_epoch,
+				     epochs);
+	uint64_t seed = (uint64_t)seed_opt;
+
+	/* Inputs: files, or standard input. */
+	const char *stdin_path[] = {"-"};
+	const char *const *paths = (const char *const *)(argv + optind);
+	size_t n_paths = (size_t)(argc - optind);
+	if (n_paths == 0) {
+		paths = stdin_path;
+		n_paths = 1;
+	}
+	struct bio_stream_limits lim;
+	bio_stream_limits_default(&lim);
+	struct batcher b = {.t = &t};
+	b.r = bio_stream_reader_open(paths, n_paths, &lim, &err);
+	if (!b.r)
+		bio_tool_die_err(&t, &err);
+	const struct bio_value *meta;
+	if (bio_stream_read_header(b.r, "samples", &meta, &err) < 0)
+		bio_tool_die_err(&t, &err);
+	read_meta(&b, meta);
+
+	/* Pass 1: index the selected records (offsets in files; copies from pipes). */
+	struct entry *entries = NULL;
+	size_t n_entries = 0, cap = 0;
+	uint64_t buffered_bytes = 0;
+	size_t sample_bytes = (size_t)b.n_mod * b.pixels * sizeof(float);
+	struct bio_tensor views[BATCH_MAX_MODALITIES];
+	for (;;) {
+		const struct bio_value *rec;
+		int rc = bio_stream_read_record(b.r, &rec, &err);
+		if (rc < 0)
+			bio_tool_die_err(&t, &err);
+		if (rc == 0)
+			break;
+		const char *s, *id;
+		size_t len, id_len;
+		int64_t label;
+		if (bio_record_get_str(&s, &len, b.r, rec, "split", &err) < 0 ||
+		    bio_record_get_str(&id, &id_len, b.r, rec, "id", &err) < 0 ||
+		    bio_record_get_int(&label, b.r, rec, "label", &err) < 0)
+			bio_tool_die_err(&t, &err);
+		if (len != strlen(split) || memcmp(s, split, len) != 0)
+			continue;
+		if (get_tensors(&b, rec, views, &err) < 0)
+			bio_tool_die_err(&t, &err);
+		if (n_entries == UINT32_MAX)
+			bio_tool_die(&t, "%s: more than %u selected samples",
+				     bio_stream_reader_source(b.r), UINT32_MAX);
+		if (n_entries == cap) {
+			cap = cap ? cap * 2 : 1024;
+			struct entry *p = realloc(entries, cap * sizeof(*entries));
+			if (!p)
+				bio_tool_die(&t, "out of memory indexing %zu samples", n_entries);
+			entries = p;
+		}
+		struct entry *e = &entries[n_entries++];
+		memset(e, 0, sizeof(*e));
+		size_t part;
+		rc = bio_stream_reader_tell(b.r, &part, &e->offset);
+		if (rc == 0) {
+			e->part = (uint32_t)part;
+			continue;
+		}
+		if (rc != BIO_EUNSUPPORTED)
+			bio_tool_die(&t, "%s: record %llu: cannot tell its position",
+				     bio_stream_reader_source(b.r),
+				     (unsigned long long)bio_stream_reader_record_index(b.r));
+		/* A pipe: keep the sample itself, within the configured budget. */
+		buffered_bytes += sample_bytes + id_len + 1 + sizeof(*e);
+		if (buffered_bytes > (uint64_t)max_buffer)
+			bio_tool_die(&t,
+				     "%s: record %llu: the selected samples exceed "
+				     "batch.max_buffer_bytes (%lld) held in memory when reading a "
+				     "pipe; give a file instead, or raise the limit",
+				     bio_stream_reader_source(b.r),
+				     (unsigned long long)bio_stream_reader_record_index(b.r),
+				     (long long)max_buffer);
+		e->label = label;
+		e->id = malloc(id_len + 1);
+		e->data = malloc(sample_bytes);
+		if (!e->id || !e->data)
+			bio_tool_die(&t, "out of memory buffering %zu samples", n_entries);
+		memcpy(e->id, id, id_len);
+		e->id[id_len] = '\0';
+		for (int m = 0; m < b.n_mod; m++)
+			memcpy(e->data + (size_t)m * b.pixels, views[m].data, views[m].data_bytes);
+	}
+	if (n_entries == 0)
+		bio_tool_warn(&t, "no samples of split '%s' in the input", split);
+	uint64_t per_epoch = bio_batch_count(n_entries, (uint64_t)batch_size, drop_last);
+
+	/* Header: the input meta carried forward, ours replaced. */
+	FILE *out = bio_tool_output_open(&t);
+	struct bio_stream_writer *w = bio_stream_writer_new(out, &err);
+	if (!w)
+		bio_tool_die_err(&t, &err);
+	size_t n_meta = bio_value_len(meta), n_keep = 0;
+	for (size_t i = 0; i < n_meta; i++) {
+		const char *key;
+		size_t key_len;
+		bio_value_map_at(meta, i, &key, &key_len);
+		n_keep += key && !is_own_meta(key, key_len);
+	}
+	bio_stream_begin_header(w, "batches");
+	bio_pack_map(w, n_keep + sizeof(own_meta) / sizeof(own_meta[0]));
+	for (size_t i = 0; i < n_meta; i++) {
+		const char *key;
+		size_t key_len;
+		const struct bio_value *val = bio_value_map_at(meta, i, &key, &key_len);
+		if (key && !is_own_meta(key, key_len)) {
+			bio_pack_strn(w, key, key_len);
+			bio_pack_value(w, val);
+		}
+	}
+	bio_pack_kv_str(w, "program", "bio-batch");
+	bio_pack_kv_str(w, "version", BIO_VERSION);
+	bio_pack_kv_int(w, "batch_size", batch_size);
+	bio_pack_kv_int(w, "seed", (int64_t)seed);
+	bio_pack_kv_int(w, "epochs", epochs);
+	bio_pack_kv_int(w, "start_epoch", start_epoch);
+	bio_pack_kv_int(w, "batches_per_epoch", (int64_t)per_epoch);
+	bio_pack_kv_str(w, "split", split);
+	bio_pack_str(w, "shape");
+	bio_pack_array(w, 3);
+	for (int d = 0; d < 3; d++)
+		bio_pack_int(w, b.shape[d]);
+	bio_pack_kv_int(w, "n_samples", (int64_t)n_entries);
+	bio_pack_str(w, "drop_last");
+	bio_pack_bool(w, drop_last);
+	bio_pack_str(w, "shuffle");
+	bio_pack_bool(w, shuffle);
+
+	/* Pass 2: per epoch, an order; per batch, gather its samples and write them. */
+	size_t bs = (size_t)batch_size;
+	uint32_t *perm = malloc((n_entries ? n_entries : 1) * sizeof(*perm));
+	int64_t *labels = malloc(bs * sizeof(*labels));
+	float *data = malloc(bs * sample_bytes);
+	size_t *id_off = malloc(bs * sizeof(*id_off));
+	size_t ids_cap = 4096, ids_used;
+	char *ids = malloc(ids_cap);
+	if (!perm || !labels || !data || !id_off || !ids)
+		bio_tool_die(&t, "out of memory for a batch of %zu samples of %zu bytes", bs,
+			     sample_bytes);
+	int wrc = 0;
+	for (long long epoch = start_epoch; epoch < epochs && wrc == 0; epoch++) {
+		if (shuffle) {
+			bio_batch_epoch_order(perm, (uint32_t)n_entries, seed, (uint64_t)epoch);
+		} else {
+			for (size_t i = 0; i < n_entries; i++)
+				perm[i] = (uint32_t)i;
+		}
+		for (uint64_t bi = 0; bi < per_epoch && wrc == 0; bi++) {
+			size_t first = (size_t)bi * bs;
+			size_t n = n_entries - first < bs ? n_entries - first : bs;
+			ids_used = 0;
+			for (size_t k = 0; k < n; k++) {
+				struct entry *e = &entries[perm[first + k]];
+				const char *id = e->id;
+				size_t id_len = id ? strlen(id) : 0;
+				if (e->data) {
+					labels[k] = e->label;
+					for (int m = 0; m < b.n_mod; m++)
+						memcpy(data + ((size_t)m * bs + k) * b.pixels,
+						       e->data + (size_t)m * b.pixels,
+						       b.pixels * sizeof(float));
+				} else {
+					const struct bio_value *rec;
+					if (bio_stream_read_record_at(b.r, e->part, e->offset, &rec,
+								      &err) < 0 ||
+					    bio_record_get_str(&id, &id_len, b.r, rec, "id", &err) < 0 ||
+					    bio_record_get_int(&labels[k], b.r, rec, "label", &err) < 0 ||
+					    get_tensors(&b, rec, views, &err) < 0)
+						bio_tool_die_err(&t, &err);
+					for (int m = 0; m < b.n_mod; m++)
+						memcpy(data + ((size_t)m * bs + k) * b.pixels,
+						       views[m].data, b.pixels * sizeof(float));
+				}
+				if (ids_used + id_len + 1 > ids_cap) {
+					while (ids_used + id_len + 1 > ids_cap)
+						ids_cap *= 2;
+					char *p = realloc(ids, ids_cap);
+					if (!p)
+						bio_tool_die(&t, "out of memory for batch ids");
+					ids = p;
+				}
+				memcpy(ids + ids_used, id, id_len);
+				ids[ids_used + id_len] = '\0';
+				id_off[k] = ids_used;
+				ids_used += id_len + 1;
+			}
+			bio_stream_begin_record(w);
+			bio_pack_map(w, 4 + (size_t)b.n_mod);
+			bio_pack_kv_int(w, "epoch", epoch);
+			bio_pack_kv_int(w, "index", (int64_t)bi);
+			bio_pack_str(w, "ids");
+			bio_pack_array(w, n);
+			for (size_t k = 0; k < n; k++)
+				bio_pack_str(w, ids + id_off[k]);
+			struct bio_tensor tl;
+			int64_t lshape[1] = {(int64_t)n};
+			bio_tensor_view(&tl, BIO_DTYPE_I64, 1, lshape, labels);
+			bio_pack_str(w, "label");
+			wrc = bio_pack_tensor(w, &tl);
+			for (int m = 0; m < b.n_mod; m++) {
+				struct bio_tensor tm;
+				int64_t shape[4] = {(int64_t)n, b.shape[0], b.shape[1], b.shape[2]};
+				bio_tensor_view(&tm, BIO_DTYPE_F32, 4, shape,
+						data + (size_t)m * bs * b.pixels);
+				bio_pack_str(w, b.modalities[m]);
+				wrc = bio_pack_tensor(w, &tm);
+			}
+		}
+	}
+	/* A write error (or a reader that went away) is reported by finish / commit. */
+	int rc = bio_stream_finish(w, 0, NULL, NULL, &err);
+	if (rc < 0 && rc != BIO_EPIPE)
+		bio_tool_die_err(&t, &err);
+	bio_stream_writer_free(w);
+	bio_tool_output_commit(&t);
+
+	for (size_t i = 0; i < n_entries; i++) {
+		free(entries[i].id);
+		free(entries[i].data);
+	}
+	free(entries);
+	free(perm);
+	free(labels);
+	free(data);
+	free(id_off);
+	free(ids);
+	for (int m = 0; m < b.n_mod; m++)
+		free(b.modalities[m]);
+	bio_stream_reader_free(b.r);
+	bio_config_free(t.cfg);
+	return BIO_EXIT_OK;
+}

@@ -1,0 +1,435 @@
+/* bio-prep: turns a manifest stream (one record per sample, one image path per modality) into a
+ * samples stream (one normalised f32 tensor [1,S,S] per modality). Images are decoded, converted
+ * to gray, resized and normalised on -j threads through an ordered map, so the output is
+ * byte-identical for every thread count and memory does not depend on the number of images.
+ * --shard i/n keeps the records whose index modulo n is i: shards run apart (GNU parallel) and
+ * joined with cat hold the same records as one run. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bio/prep.h"
+#include "bio/stream.h"
+#include "tool.h"
+
+#define PREP_MAX_MODALITIES 8
+
+/* One sample in flight: the strings of its manifest record, its output tensors, its outcome. */
+struct prep_job {
+	uint64_t index; /* record index in the manifest */
+	int64_t label;
+	char *strs;     /* id, identity, split, then one path per modality, NUL-separated */
+	size_t strs_cap;
+	size_t off_id, off_identity, off_split, off_path[PREP_MAX_MODALITIES];
+	float *out;     /* n_mod * S * S floats */
+	int rc;
+	struct bio_error err;
+};
+
+struct prep_ctx {
+	const struct bio_prep_params *params;
+	int n_mod;
+	size_t pixels; /* S * S */
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: bio-prep [OPTIONS] [MANIFEST...]\n"
+		"Decode, gray, resize and normalise the images of a manifest stream (standard input\n"
+		"when no file or '-' is given) into a samples stream.\n"
+		"\n"
+		"  -k, --keep-going     skip a sample whose image fails, name it on stderr, count it\n"
+		"                       in the trailer's \"failed\"; exit 1 at the end if more than\n"
+		"                       --max-failures samples failed\n"
+		"      --max-failures N failures allowed with --keep-going (default prep.max_failures)\n"
+		"      --shard I/N      process only records whose index modulo N is I (0 <= I < N)\n"
+		"      --root DIR       resolve relative image paths against DIR (default: as written,\n"
+		"                       relative to the current directory)\n"
+		BIO_TOOL_COMMON_HELP
+		"\n"
+		"Config keys: prep.size, prep.resize (bilinear|area), prep.mean, prep.std,\n"
+		"prep.quantize, prep.max_width, prep.max_height, prep.max_failures.\n"
+		"See bio-prep(1).\n");
+}
+
+/* Appends s (len bytes; NULL: only reserves them) and a NUL to job->strs; returns the offset
+ * or -1 on ENOMEM. */
+static long long job_add_str(struct prep_job *job, size_t *used, const char *s, size_t len)
+{
+	if (*used + len + 1 > job->strs_cap) {
+		size_t cap = job->strs_cap ? job->strs_cap : 256;
+		while (cap < *used + len + 1)
+			cap *= 2;
+		char *p = realloc(job->strs, cap);
+		if (!p)
+			return -1;
+		job->strs = p;
+		job->strs_cap = cap;
+	}
+	size_t off = *used;
+	if (s)
+		memcpy(job->strs + off, s, len);
+	job->strs[off + len] = '\0';
+	*used += len + 1;
+	return (long long)off;
+}
+
+/* Appends root "/" path (or path alone when it is absolute or root is NULL); offset or -1. */
+static long long job_add_path(struct prep_job *job, size_t *used, const char *root,
+			      const char *path, size_t len)
+{
+	if (!root || (len > 0 && path[0] == '/'))
+		return job_add_str(job, used, path, len);
+	size_t rl = strlen(root);
+	long long off = job_add_str(job, used, NULL, rl + 1 + len);
+	if (off >= 0) {
+		char *p = job->strs + off;
+		memcpy(p, root, rl);
+		p[rl] = '/';
+		memcpy(p + rl + 1, path, len);
+	}
+	return off;
+}
+
+static void prep_work(void *ud, void *slot)
+{
+	const struct prep_ctx *ctx = ud;
+	struct prep_job *job = slot;
+
+	job->rc = 0;
+	for (int m = 0; m < ctx->n_mod && job->rc == 0; m++)
+		job->rc = bio_prep_file(job->out + (size_t)m * ctx->pixels,
+					job->strs + job->off_path[m], ctx->params, &job->err);
+}
+
+static void parse_shard(struct bio_tool *t, const char *arg, long long *shard_i, long long *shard_n)
+{
+	char *end;
+	errno = 0;
+	long long i = strtoll(arg, &end, 10);
+	if (errno || end == arg || *end != '/' || i < 0)
+		bio_tool_usage_error(t, "--shard: expected I/N, got '%s'", arg);
+	const char *ns = end + 1;
+	long long n = strtoll(ns, &end, 10);
+	if (errno || end == ns || *end || n < 1 || n > 1000000 || i >= n)
+		bio_tool_usage_error(t, "--shard: expected I/N with 0 <= I < N <= 1000000, got '%s'",
+				     arg);
+	*shard_i = i;
+	*shard_n = n;
+}
+
+/* Writes the samples header: the input meta's keys carried forward, ours replaced. */
+static int write_header(struct bio_stream_writer *w, const struct bio_value *meta,
+			const struct bio_prep_params *p, const char *digest)
+{
+	static const char *const own[] = {"program", "version", "shape", "normalize", "resize",
+					  "quantize", "prep_digest"};
+	const size_t n_own = sizeof(own) / sizeof(own[0]);
+	size_t n_keep = 0, n = bio_value_len(meta);
+
+	for (int pass = 0; pass < 2; pass++) {
+		if (pass == 1) {
+			bio_stream_begin_header(w, "samples");
+			bio_pack_map(w, n_keep + n_own);
+		}
+		for (size_t i = 0; i < n; i++) {
+			const char *key;
+			size_t key_len;
+			const struct bio_value *v = bio_value_map_at(meta, i, &key, &key_len);
+			int mine = !key;
+			for (size_t k = 0; k < n_own && !mine; k++)
+				mine = strlen(own[k]) == key_len && memcmp(own[k], key, key_len) == 0;
+			if (mine)
+				continue;
+			if (pass == 0) {
+				n_keep++;
+			} else {
+				bio_pack_strn(w, key, key_len);
+				bio_pack_value(w, v);
+			}
+		}
+	}
+	bio_pack_kv_str(w, "program", "bio-prep");
+	bio_pack_kv_str(w, "version", BIO_VERSION);
+	bio_pack_str(w, "shape");
+	bio_pack_array(w, 3);
+	bio_pack_int(w, 1);
+	bio_pack_int(w, p->size);
+	bio_pack_int(w, p->size);
+	bio_pack_str(w, "normalize");
+	bio_pack_map(w, 2);
+	bio_pack_kv_double(w, "mean", p->mean);
+	bio_pack_kv_double(w, "std", p->std);
+	bio_pack_kv_str(w, "resize", p->filter == BIO_RESIZE_AREA ? "area" : "bilinear");
+	bio_pack_str(w, "quantize");
+	bio_pack_bool(w, p->quantize);
+	return bio_pack_kv_str(w, "prep_digest", digest);
+}
+
+static int write_sample(struct bio_stream_writer *w, const struct prep_job *job,
+			char *const *modalities, int n_mod, uint32_t size)
+{
+	int64_t shape[3] = {1, size, size};
+	size_t pixels = (size_t)size * size;
+
+	bio_stream_begin_record(w);
+	bio_pack_map(w, 4 + (size_t)n_mod);
+	bio_pack_kv_str(w, "id", job->strs + job->off_id);
+	bio_pack_kv_int(w, "label", job->label);
+	bio_pack_kv_str(w, "identity", job->strs + job->off_identity);
+	bio_pack_kv_str(w, "split", job->strs + job->off_split);
+	int rc = 0;
+	for (int m = 0; m < n_mod; m++) {
+		struct bio_tensor t;
+		bio_tensor_view(&t, BIO_DTYPE_F32, 3, shape, job->out + (size_t)m * pixels);
+		bio_pack_str(w, modalities[m]);
+		rc = bio_pack_tensor(w, &t);
+	}
+	return rc;
+}
+
+/* Copies the fields of manifest record rec into job; resolves relative paths against root. */
+static int job_fill(struct prep_job *job, struct bio_stream_reader *r, const struct bio_value *rec,
+		    char *const *modalities, int n_mod, const char *root, struct bio_error *err)
+{
+	const char *s;
+	size_t len, used = 0;
+	long long off;
+	int rc;
+
+	job->index = bio_stream_reader_record_index(r);
+	if ((rc = bio_record_get_int(&job->label, r, rec, "label", err)) < 0)
+		return rc;
+	static const char *const keys[] = {"id", "identity", "split"};
+	size_t *offs[] = {&job->off_id, &job->off_identity, &job->off_split};
+	for (int k = 0; k < 3; k++) {
+		if ((rc = bio_record_get_str(&s, &len, r, rec, keys[k], err)) < 0)
+			return rc;
+		if ((off = job_add_str(job, &used, s, len)) < 0)
+			goto nomem;
+		*offs[k] = (size_t)off;
+	}
+	for (int m = 0; m < n_mod; m++) {
+		if ((rc = bio_record_get_str(&s, &len, r, rec, modalities[m], err)) < 0)
+			return rc;
+		if (memchr(s, '\0', len))
+			return bio_error_set(err, BIO_EFORMAT, "%s: record %llu: key '%s': NUL in path",
+					     bio_stream_reader_source(r),
+					     (unsigned long long)job->index, modalities[m]);
+		if ((off = job_add_path(job, &used, root, s, len)) < 0)
+			goto nomem;
+		job->off_path[m] = (size_t)off;
+	}
+	return 0;
+nomem:
+	return bio_error_set(err, BIO_ENOMEM, "%s: record %llu: out of memory",
+			     bio_stream_reader_source(r), (unsigned long long)job->index);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option long_opts[] = {
+		BIO_TOOL_LONG_OPTS,
+		{"keep-going", no_argument, 0, 'k'},
+		{"max-failures", required_argument, 0, 'F'},
+		{"shard", required_argument, 0, 'S'},
+		{"root", required_argument, 0, 'R'},
+		{0, 0, 0, 0},
+	};
+	struct bio_tool t;
+	struct bio_error err = {0};
+	int keep_going = 0, opt;
+	long long max_failures = -1, shard_i = 0, shard_n = 1;
+	const char *root_opt = NULL;
+
+	bio_tool_init(&t, "bio-prep", argc, argv);
+	while ((opt = getopt_long(argc, argv, BIO_TOOL_SHORT_OPTS "k", long_opts, NULL)) != -1) {
+		if (bio_tool_common_opt(&t, opt, optarg))
+			continue;
+		switch (opt) {
+		case 'h':
+			usage(stdout);
+			return BIO_EXIT_OK;
+		case 'k':
+			keep_going = 1;
+			break;
+		case 'F':
+			max_failures = bio_tool_parse_count(&t, "--max-failures", optarg, 0,
+							    INT64_MAX);
+			break;
+		case 'S':
+			parse_shard(&t, optarg, &shard_i, &shard_n);
+			break;
+		case 'R':
+			root_opt = optarg;
+			break;
+		default:
+			bio_tool_usage_error(&t, NULL);
+		}
+	}
+	bio_tool_load_config(&t);
+
+	struct bio_prep_params params;
+	if (bio_prep_params_from_config(&params, t.cfg, &err) < 0)
+		bio_tool_die_err(&t, &err);
+	if (max_failures < 0) {
+		int64_t mf;
+		if (bio_config_get_int_range(t.cfg, "prep.max_failures", 0, 0, INT64_MAX, &mf,
+					     &err) < 0)
+			bio_tool_die_err(&t, &err);
+		max_failures = mf;
+	}
+	static const char *const digest_keys[] = {"prep"};
+	char digest[65];
+	if (bio_config_digest(t.cfg, digest_keys, 1, digest, &err) < 0)
+		bio_tool_die_err(&t, &err);
+
+	/* Inputs: files, or standard input. */
+	const char *stdin_path[] = {"-"};
+	const char *const *paths = (const char *const *)(argv + optind);
+	size_t n_paths = (size_t)(argc - optind);
+	if (n_paths == 0) {
+		paths = stdin_path;
+		n_paths = 1;
+	}
+	struct bio_stream_limits lim;
+	bio_stream_limits_default(&lim);
+	struct bio_stream_reader *r = bio_stream_reader_open(paths, n_paths, &lim, &err);
+	if (!r)
+		bio_tool_die_err(&t, &err);
+	const struct bio_value *meta;
+	if (bio_stream_read_header(r, "manifest", &meta, &err) < 0)
+		bio_tool_die_err(&t, &err);
+
+	/* Modalities named by the header. */
+	const struct bio_value *mods = bio_value_get(meta, "modalities");
+	size_t n_mod = bio_value_len(mods);
+	if (bio_value_type(mods) != BIO_V_ARRAY || n_mod < 1 || n_mod > PREP_MAX_MODALITIES)
+		bio_tool_die(&t, "%s: header meta 'modalities': expected 1 to %d names",
+			     bio_stream_reader_source(r), PREP_MAX_MODALITIES);
+	char *modalities[PREP_MAX_MODALITIES] = {0};
+	for (size_t m = 0; m < n_mod; m++) {
+		modalities[m] = bio_value_strdup(bio_value_at(mods, m));
+		if (!modalities[m] || !modalities[m][0])
+			bio_tool_die(&t, "%s: header meta 'modalities': item %zu is not a name",
+				     bio_stream_reader_source(r), m);
+		for (size_t k = 0; k < m; k++)
+			if (strcmp(modalities[k], modalities[m]) == 0)
+				bio_tool_die(&t, "%s: header meta 'modalities': '%s' twice",
+					     bio_stream_reader_source(r), modalities[m]);
+		static const char *const reserved[] = {"id", "label", "identity", "split", "end"};
+		for (size_t k = 0; k < 5; k++)
+			if (strcmp(reserved[k], modalities[m]) == 0)
+				bio_tool_die(&t, "%s: header meta 'modalities': '%s' is a reserved key",
+					     bio_stream_reader_source(r), modalities[m]);
+	}
+	/* Manifest paths are used as written (bio-scan writes them with its root in front). */
+	char *root = root_opt && root_opt[0] ? strdup(root_opt) : NULL;
+
+	FILE *out = bio_tool_output_open(&t);
+	struct bio_stream_writer *w = bio_stream_writer_new(out, &err);
+	if (!w)
+		bio_tool_die_err(&t, &err);
+	write_header(w, meta, &params, digest);
+
+	/* The ordered map and its slots: a few per thread keeps the workers busy. */
+	int n_threads = t.n_threads > 1 ? t.n_threads : 1;
+	size_t window = n_threads > 1 ? (size_t)n_threads * 4 : 1;
+	size_t pixels = (size_t)params.size * params.size;
+	struct prep_ctx ctx = {&params, (int)n_mod, pixels};
+	struct prep_job *jobs = calloc(window, sizeof(*jobs));
+	struct prep_job **free_jobs = calloc(window, sizeof(*free_jobs));
+	if (!jobs || !free_jobs)
+		bio_tool_die(&t, "out of memory");
+	size_t n_free = window;
+	for (size_t i = 0; i < window; i++) {
+		jobs[i].out = malloc(n_mod * pixels * sizeof(float));
+		if (!jobs[i].out)
+			bio_tool_die(&t, "out of memory for %zu samples of %zu floats", window,
+				     n_mod * pixels);
+		free_jobs[i] = &jobs[i];
+	}
+	struct bio_omap *map = bio_omap_new(n_threads, window, prep_work, &ctx, &err);
+	if (!map)
+		bio_tool_die_err(&t, &err);
+
+	/* Main loop: read records into free slots, collect finished ones in order, write them. */
+	long long n_failed = 0, n_done = 0;
+	int input_done = 0, fatal = 0, stopped = 0;
+	while (!fatal && !stopped) {
+		while (!input_done && n_free > 0) {
+			const struct bio_value *rec;
+			int rc = bio_stream_read_record(r, &rec, &err);
+			if (rc < 0) {
+				fatal = 1;
+				break;
+			}
+			if (rc == 0) {
+				input_done = 1;
+				break;
+			}
+			if ((long long)(bio_stream_reader_record_index(r) % (uint64_t)shard_n) !=
+			    shard_i)
+				continue;
+			struct prep_job *job = free_jobs[--n_free];
+			if (job_fill(job, r, rec, modalities, (int)n_mod, root, &err) < 0) {
+				fatal = 1;
+				break;
+			}
+			bio_omap_submit(map, job);
+		}
+		if (fatal)
+			break;
+		struct prep_job *job = bio_omap_collect(map);
+		if (!job)
+			break; /* input done and nothing in flight */
+		free_jobs[n_free++] = job;
+		if (job->rc < 0) {
+			if (!keep_going) {
+				err = job->err;
+				fatal = 1;
+				break;
+			}
+			bio_tool_warn(&t, "%s", job->err.msg);
+			n_failed++;
+			continue;
+		}
+		int rc = write_sample(w, job, modalities, (int)n_mod, params.size);
+		if (rc == BIO_EPIPE)
+			stopped = 1; /* downstream went away: stop quietly */
+		else if (rc < 0)
+			break; /* a write error: reported by bio_stream_finish below */
+		bio_tool_progress(&t, "samples", (unsigned long long)++n_done, 0);
+	}
+	bio_tool_progress_end(&t);
+	bio_omap_free(map);
+	if (fatal)
+		bio_tool_die_err(&t, &err);
+
+	const char *extra_keys[] = {"failed"};
+	int64_t extra_values[] = {n_failed};
+	int rc = bio_stream_finish(w, 1, extra_keys, extra_values, &err);
+	if (rc < 0 && rc != BIO_EPIPE)
+		bio_tool_die_err(&t, &err);
+	bio_stream_writer_free(w);
+	bio_tool_output_commit(&t);
+
+	for (size_t i = 0; i < window; i++) {
+		free(jobs[i].out);
+		free(jobs[i].strs);
+	}
+	free(jobs);
+	free(free_jobs);
+	for (size_t m = 0; m < n_mod; m++)
+		free(modalities[m]);
+	free(root);
+	bio_stream_reader_free(r);
+	bio_config_free(t.cfg);
+	if (n_failed > max_failures) {
+		fprintf(stderr, "bio-prep: %lld samples failed (allowed: %lld)\n", n_failed,
+			max_failures);
+		return BIO_EXIT_RUNTIME;
+	}
+	return BIO_EXIT_OK;
+}
