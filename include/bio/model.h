@@ -1,0 +1,129 @@
+/* The two-branch identification model of DESIGN.md: per modality a branch of conv blocks
+ * [conv kxk pad k/2 -> batch norm -> ReLU -> max pool 2] -> flatten -> linear -> ReLU -> dropout
+ * -> linear (the embedding); a fusion module (concat | attention | weighted); a linear classifier.
+ * Parameters, gradients, optimizer moments and activations each live in one block; every tensor
+ * carries the name and layout of the equivalent PyTorch module's state_dict entry
+ * ("iris.conv1.weight" [out,in,kh,kw], "iris.bn1.running_var", "fusion.score.weight",
+ * "classifier.bias", ...). */
+#ifndef BIO_MODEL_H
+#define BIO_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bio/config.h"
+#include "bio/error.h"
+#include "bio/nn.h"
+#include "bio/rng.h"
+
+#define BIO_MODEL_MAX_BLOCKS 6
+#define BIO_MODEL_MAX_MODS 4
+#define BIO_MODEL_NAME_MAX 64
+
+struct bio_model_spec {
+	int input_size;                        /* square input side */
+	int n_blocks;                          /* conv blocks per branch */
+	int channels[BIO_MODEL_MAX_BLOCKS];    /* output channels of each block */
+	int kernel;                            /* conv kernel side (odd; padding kernel/2), 3 */
+	int hidden, embedding;
+	float dropout;
+	enum bio_fusion_kind fusion;
+	int n_mod;
+	char modalities[BIO_MODEL_MAX_MODS][32];
+	int n_classes;
+};
+
+/* Fills spec from the model.* keys of cfg (n_classes is left 0: it comes from the data).
+ * Errors name the key and its file:line. */
+int bio_model_spec_from_config(struct bio_model_spec *spec, const struct bio_config *cfg,
+			       struct bio_error *err);
+/* Checks a spec for consistency (sizes, pooling divisibility, limits). */
+int bio_model_spec_check(const struct bio_model_spec *spec, struct bio_error *err);
+/* 1 when two specs describe the same network. */
+int bio_model_spec_equal(const struct bio_model_spec *a, const struct bio_model_spec *b);
+
+enum bio_tensor_role { BIO_ROLE_PARAM, BIO_ROLE_BUFFER, BIO_ROLE_COUNT };
+
+/* One state_dict entry. */
+struct bio_model_tensor {
+	char name[BIO_MODEL_NAME_MAX];
+	enum bio_tensor_role role; /* PARAM: in params/grads; BUFFER: running stats; COUNT: int64 */
+	int n_dims;
+	int64_t shape[4];
+	size_t numel;
+	float *data;     /* params or buffers block (NULL for COUNT) */
+	float *grad;     /* grads block (PARAM only) */
+	int64_t *count;  /* COUNT only: num_batches_tracked */
+	size_t offset;   /* PARAM: offset in the params block */
+};
+
+struct bio_model_branch; /* opaque: layers and activations of one modality */
+
+struct bio_model {
+	struct bio_model_spec spec;
+	int max_batch;
+	float *params, *grads;       /* n_params each */
+	size_t n_params;
+	float *moments;              /* 2 * n_params (optimizer state; zeroed) */
+	float *buffers;              /* running means and variances */
+	size_t n_buffers;
+	int64_t *counts;             /* num_batches_tracked per batch norm */
+	struct bio_model_tensor *tensors; /* state_dict order */
+	size_t n_tensors;
+	struct bio_model_branch *branches; /* n_mod */
+	struct bio_fusion fusion;
+	struct bio_linear classifier;
+	float *fused, *d_fused;      /* [max_batch][fused_dim] */
+	float *logits, *d_logits;    /* [max_batch][n_classes] */
+	float **emb, **d_emb;        /* per modality [max_batch][embedding] */
+	float *scratch, *d_scratch;  /* shared scratch: conv-output gradient; 2 halves of d_half */
+	size_t d_half;
+	float *col;                  /* shared im2col scratch */
+	size_t activation_bytes;     /* bytes of the activation/scratch blocks */
+	int timing;                  /* 1: accumulate per-layer seconds into timers */
+	double timers[8];            /* see bio_model_timer_names */
+};
+
+/* Builds a model for batches of up to max_batch samples; all blocks preallocated, params zero.
+ * Returns a new model or NULL with err set. */
+struct bio_model *bio_model_new(const struct bio_model_spec *spec, int max_batch,
+				struct bio_error *err);
+void bio_model_free(struct bio_model *m);
+
+/* PyTorch's default initialisation: conv/linear weights kaiming_uniform(a=sqrt(5)) and biases
+ * U(-1/sqrt(fan_in), 1/sqrt(fan_in)), batch norm weight 1 bias 0, running mean 0 var 1, weighted
+ * fusion logits 0. Deterministic from rng (borrowed, advanced). Also zeroes optimizer moments. */
+void bio_model_init_params(struct bio_model *m, struct bio_rng *rng);
+
+/* Forward pass of n_batch (<= max_batch) samples: inputs[m] (borrowed, [n][1][S][S] floats for
+ * modality m, in spec order) -> m->logits [n][n_classes]. training selects batch-norm batch
+ * statistics and dropout; dropout masks come from rng (borrowed, advanced), or, when rng is NULL,
+ * are the masks already in the model (see bio_model_dropout_mask; for tests). Inputs must stay
+ * unchanged until backward. */
+void bio_model_forward(struct bio_model *m, const float *const *inputs, int n_batch, int training);
+void bio_model_forward_rng(struct bio_model *m, const float *const *inputs, int n_batch,
+			   int training, struct bio_rng *rng);
+/* The dropout mask [max_batch][hidden] of branch i (0 or 1/(1-p) per element). */
+float *bio_model_dropout_mask(struct bio_model *m, int branch);
+/* Embedding of branch i after the last forward, [n][embedding]. */
+const float *bio_model_embedding(const struct bio_model *m, int branch);
+
+/* Mean softmax cross-entropy of the last forward against labels; fills m->d_logits with
+ * scale * d(loss)/d(logits) (scale = 1/accumulation steps). *n_correct may be NULL. */
+double bio_model_loss(struct bio_model *m, const int64_t *labels, int n_batch, float scale,
+		      int *n_correct);
+/* Backward pass from m->d_logits; adds into m->grads. Needs the last forward's activations. */
+void bio_model_backward(struct bio_model *m, int n_batch, int training);
+void bio_model_zero_grad(struct bio_model *m);
+
+/* Looks up a state_dict entry by name; NULL when absent. */
+const struct bio_model_tensor *bio_model_find(const struct bio_model *m, const char *name);
+
+/* Approximate floating-point operations of one training sample (forward + backward). */
+double bio_model_train_flops(const struct bio_model_spec *spec);
+
+/* Per-layer timing (seconds, accumulated by forward/backward when m->timing is on). */
+#define BIO_MODEL_N_TIMERS 8
+extern const char *const bio_model_timer_names[BIO_MODEL_N_TIMERS];
+
+#endif

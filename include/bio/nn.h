@@ -1,0 +1,156 @@
+/* Neural-network layers on flat float arrays, with forward and backward passes (llm.c style):
+ * conv2d (chunked im2col + one OpenBLAS sgemm per chunk of samples), batch norm (train/eval,
+ * running statistics), ReLU, 2x2 max pool, linear, dropout, flatten, softmax cross-entropy and the
+ * fusion modules (concat, attention, weighted). nn.c is the only file that talks to OpenBLAS.
+ *
+ * Layouts. Convolution-stage activations are "CNHW": channel-major over the whole minibatch
+ * (x[c][n][h][w]), so one GEMM covers many samples and batch norm sees each channel as one
+ * contiguous run. A [N,1,H,W] input is already CNHW. Dense activations are row-major [N][F].
+ * Weights use PyTorch's layouts: conv [out][in][kh][kw], linear [out][in].
+ *
+ * Backward functions ADD into parameter gradients (the caller zeroes them) and WRITE the input
+ * gradient d_in (overwrite), which may be NULL where noted. All reductions run in a fixed order on
+ * one thread; only sgemm is threaded, and it splits output blocks, not sums, so results do not
+ * depend on the thread count. */
+#ifndef BIO_NN_H
+#define BIO_NN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Sets OpenBLAS's thread count (call once, before training, within the process's -j budget). */
+void bio_nn_set_threads(int n_threads);
+/* C = alpha * op(A) op(B) + beta * C, row-major, the library's single sgemm entry point. */
+void bio_nn_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
+		  int lda, const float *b, int ldb, float beta, float *c, int ldc);
+
+/* ---- conv2d ---- */
+
+struct bio_conv2d {
+	int c_in, c_out, k, stride, pad;
+	int h_in, w_in, h_out, w_out; /* h_out = (h_in + 2 pad - k) / stride + 1 (set by _setup) */
+	float *w, *b;                 /* [c_out][c_in][k][k], [c_out] (b may be NULL: no bias) */
+	float *dw, *db;               /* gradients, same shapes */
+	float *col;                   /* scratch of col_floats floats (im2col of a chunk) */
+	size_t col_floats;            /* >= c_in*k*k*h_out*w_out (one sample) */
+};
+
+/* Fills the output size from the input size and geometry; returns 0 or -1 when it is empty. */
+int bio_conv2d_setup(struct bio_conv2d *l, int c_in, int c_out, int k, int stride, int pad,
+		     int h_in, int w_in);
+/* Floats of col scratch one sample needs. */
+size_t bio_conv2d_col_floats(const struct bio_conv2d *l);
+/* out [c_out][n][h_out][w_out] = conv(in [c_in][n][h_in][w_in]). */
+void bio_conv2d_forward(const struct bio_conv2d *l, float *out, const float *in, int n_batch);
+/* dw, db += ...; d_in (may be NULL: not needed) = gradient w.r.t. in. */
+void bio_conv2d_backward(const struct bio_conv2d *l, float *d_in, const float *d_out,
+			 const float *in, int n_batch);
+
+/* ---- batch norm (per channel, CNHW) ---- */
+
+struct bio_batchnorm {
+	int c;             /* channels */
+	int spatial;       /* h*w per sample */
+	float eps;         /* 1e-5 */
+	float momentum;    /* 0.1 */
+	float *gamma, *beta, *dgamma, *dbeta;   /* [c] */
+	float *running_mean, *running_var;      /* [c] */
+	int64_t *num_batches_tracked;
+	float *mean, *invstd; /* [c] scratch: statistics used by the last forward */
+};
+
+/* Training: normalises with the batch statistics (biased variance), updates the running
+ * statistics (unbiased variance, momentum) and num_batches_tracked. Eval: uses the running ones.
+ * xhat [c][n*spatial] receives the normalised input (may alias in), out = gamma*xhat + beta
+ * (out may be NULL: see bio_affine_relu_maxpool2_forward). */
+void bio_batchnorm_forward(const struct bio_batchnorm *l, float *out, float *xhat, const float *in,
+			   int n_batch, int training);
+/* dgamma, dbeta += ...; d_in (may alias d_out) = gradient w.r.t. the input. */
+void bio_batchnorm_backward(const struct bio_batchnorm *l, float *d_in, const float *d_out,
+			    const float *xhat, int n_batch, int training);
+
+/* ---- elementwise ---- */
+
+/* out = max(in, 0) over n floats (out may alias in). */
+void bio_relu_forward(float *out, const float *in, size_t n);
+/* d_in = d_out where out > 0, else 0 (d_in may alias d_out). */
+void bio_relu_backward(float *d_in, const float *d_out, const float *out, size_t n);
+/* out = in * mask (mask holds 0 or 1/(1-p), see bio_dropout_scale). */
+void bio_dropout_forward(float *out, const float *in, const float *mask, size_t n);
+void bio_dropout_backward(float *d_in, const float *d_out, const float *mask, size_t n);
+/* The kept-unit scale 1/(1-p), rounded as PyTorch does (float division). */
+float bio_dropout_scale(float p);
+
+/* ---- 2x2 max pool, stride 2 (floor), over n_planes planes of h x w ---- */
+
+/* out [n_planes][h/2][w/2]; argmax (u8, 0..3 = dy*2+dx) records the first maximum. */
+void bio_maxpool2_forward(float *out, uint8_t *argmax, const float *in, size_t n_planes, int h,
+			  int w);
+/* d_in [n_planes][h][w] = scatter of d_out at argmax (zero elsewhere). */
+void bio_maxpool2_backward(float *d_in, const float *d_out, const uint8_t *argmax,
+			   size_t n_planes, int h, int w);
+/* Same, through a ReLU before the pool: the gradient is kept only where the pooled output
+ * `out` is positive (equal to relu_backward after maxpool2_backward when in = relu(x)). */
+void bio_maxpool2_relu_backward(float *d_in, const float *d_out, const float *out,
+				const uint8_t *argmax, size_t n_planes, int h, int w);
+
+/* Fused batch-norm affine + ReLU + 2x2 max pool: out [c][n][h/2][w/2] = pool(relu(gamma[c] *
+ * xhat + beta[c])) with argmax, equal to the three separate layers without storing their
+ * outputs. Its backward is bio_maxpool2_relu_backward then bio_batchnorm_backward. */
+void bio_affine_relu_maxpool2_forward(float *out, uint8_t *argmax, const float *xhat,
+				      const float *gamma, const float *beta, int c, int n_batch,
+				      int h, int w);
+
+/* ---- flatten: CNHW [c][n][s] <-> row-major [n][c*s] (PyTorch's NCHW flatten order) ---- */
+
+void bio_flatten_forward(float *out, const float *in, int c, int n_batch, int spatial);
+void bio_flatten_backward(float *d_in, const float *d_out, int c, int n_batch, int spatial);
+
+/* ---- linear ---- */
+
+struct bio_linear {
+	int n_in, n_out;
+	float *w, *b;   /* [n_out][n_in], [n_out] */
+	float *dw, *db;
+};
+
+/* out [n][n_out] = in [n][n_in] W^T + b. */
+void bio_linear_forward(const struct bio_linear *l, float *out, const float *in, int n_batch);
+/* dw, db += ...; d_in (may be NULL) = d_out W. */
+void bio_linear_backward(const struct bio_linear *l, float *d_in, const float *d_out,
+			 const float *in, int n_batch);
+
+/* ---- softmax cross-entropy (mean over the batch) ---- */
+
+/* Returns the mean loss over n rows of logits [n][n_classes] with labels in [0, n_classes).
+ * When d_logits is non-NULL it receives scale * d(mean loss)/d(logits). *n_correct (may be NULL)
+ * counts rows whose first arg-max equals the label. */
+double bio_softmax_ce(float *d_logits, int *n_correct, const float *logits, const int64_t *labels,
+		      int n_batch, int n_classes, float scale);
+
+/* ---- fusion of n_mod embeddings [n][dim] ---- */
+
+enum bio_fusion_kind { BIO_FUSION_CONCAT, BIO_FUSION_ATTENTION, BIO_FUSION_WEIGHTED };
+
+struct bio_fusion {
+	enum bio_fusion_kind kind;
+	int n_mod, dim;
+	/* attention: w [dim], b [1] (a shared linear dim->1 score per modality);
+	 * weighted: w [n_mod] (logits of the softmax weights); concat: none. */
+	float *w, *b, *dw, *db;
+	float *alpha; /* scratch: softmax weights, [n][n_mod] (attention) or [n_mod] (weighted) */
+};
+
+/* Output width: n_mod*dim for concat, dim otherwise. */
+int bio_fusion_out_dim(const struct bio_fusion *f);
+/* Parses "concat" | "attention" | "weighted"; returns 0 or -1. */
+int bio_fusion_parse(enum bio_fusion_kind *out, const char *name);
+const char *bio_fusion_name(enum bio_fusion_kind kind);
+/* out [n][out_dim] from emb[m] [n][dim] (borrowed). */
+void bio_fusion_forward(const struct bio_fusion *f, float *out, const float *const *emb,
+			int n_batch);
+/* dw, db += ...; d_emb[m] [n][dim] written. */
+void bio_fusion_backward(const struct bio_fusion *f, float *const *d_emb, const float *d_out,
+			 const float *const *emb, int n_batch);
+
+#endif

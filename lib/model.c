@@ -1,0 +1,715 @@
+/* The two-branch model of DESIGN.md on the layers of nn.c: construction from config, the
+ * state_dict table (PyTorch names and layouts), PyTorch-default initialisation, forward, loss and
+ * backward over preallocated blocks. Activation memory: per conv block only the normalised conv
+ * output (for batch-norm backward), the pooled output and a byte of arg-max per pooled element are
+ * kept; batch-norm output and ReLU are fused into the pool; scratch is shared by the branches. */
+#include "bio/model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+const char *const bio_model_timer_names[BIO_MODEL_N_TIMERS] = {
+	"conv_forward", "bn_relu_pool_forward", "dense_forward", "head_forward",
+	"conv_backward", "bn_relu_pool_backward", "dense_backward", "head_backward",
+};
+
+struct bio_model_branch {
+	struct bio_conv2d conv[BIO_MODEL_MAX_BLOCKS];
+	struct bio_batchnorm bn[BIO_MODEL_MAX_BLOCKS];
+	float *bn_stats;                      /* mean, invstd per block: 2 * sum(channels) */
+	float *xhat[BIO_MODEL_MAX_BLOCKS];    /* [c][n][h][w] normalised conv output */
+	float *pool[BIO_MODEL_MAX_BLOCKS];    /* [c][n][h/2][w/2] */
+	uint8_t *argmax[BIO_MODEL_MAX_BLOCKS];
+	struct bio_linear fc1, fc2;
+	float *flat;                          /* [n][F] */
+	float *h1;                            /* [n][hidden] ReLU(fc1) */
+	float *mask;                          /* [n][hidden] dropout mask */
+	float *h1d;                           /* [n][hidden] after dropout */
+	float *emb;                           /* [n][embedding] */
+	const float *input;                   /* borrowed by the last forward */
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* ---- spec ---- */
+
+int bio_model_spec_from_config(struct bio_model_spec *spec, const struct bio_config *cfg,
+			       struct bio_error *err)
+{
+	int64_t v;
+	double d;
+	const char *s;
+	int rc;
+	memset(spec, 0, sizeof *spec);
+	if ((rc = bio_config_get_int_range(cfg, "model.input_size", 64, 4, 1024, &v, err)))
+		return rc;
+	spec->input_size = (int)v;
+	if ((rc = bio_config_get_int_range(cfg, "model.kernel", 3, 1, 15, &v, err)))
+		return rc;
+	spec->kernel = (int)v;
+	if (spec->kernel % 2 == 0)
+		return bio_config_error(cfg, "model.kernel", err, BIO_EINVAL,
+					"kernel must be odd, got %d", spec->kernel);
+	size_t nb = bio_config_count(cfg, "model.channels");
+	if (nb < 1 || nb > BIO_MODEL_MAX_BLOCKS)
+		return bio_config_error(cfg, "model.channels", err, BIO_EINVAL,
+					"expected a list of 1 to %d channel counts",
+					BIO_MODEL_MAX_BLOCKS);
+	spec->n_blocks = (int)nb;
+	for (size_t i = 0; i < nb; i++) {
+		const char *item = bio_config_item_at(cfg, "model.channels", i);
+		char *end;
+		long c = item ? strtol(item, &end, 10) : 0;
+		if (!item || *end || c < 1 || c > 4096)
+			return bio_config_error(cfg, "model.channels", err, BIO_EINVAL,
+						"item %zu: expected a channel count in 1..4096, got '%s'",
+						i, item ? item : "");
+		spec->channels[i] = (int)c;
+	}
+	if ((rc = bio_config_get_int_range(cfg, "model.hidden", 256, 1, 65536, &v, err)))
+		return rc;
+	spec->hidden = (int)v;
+	if ((rc = bio_config_get_int_range(cfg, "model.embedding", 128, 1, 65536, &v, err)))
+		return rc;
+	spec->embedding = (int)v;
+	if ((rc = bio_config_get_double_range(cfg, "model.dropout", 0.3, 0.0, 0.99, &d, err)))
+		return rc;
+	spec->dropout = (float)d;
+	if ((rc = bio_config_get_str(cfg, "model.fusion", "concat", &s, err)))
+		return rc;
+	if (bio_fusion_parse(&spec->fusion, s))
+		return bio_config_error(cfg, "model.fusion", err, BIO_EINVAL,
+					"expected concat, attention or weighted, got '%s'", s);
+	size_t nm = bio_config_count(cfg, "model.modalities");
+	if (nm < 1 || nm > BIO_MODEL_MAX_MODS)
+		return bio_config_error(cfg, "model.modalities", err, BIO_EINVAL,
+					"expected a list of 1 to %d modality names",
+					BIO_MODEL_MAX_MODS);
+	spec->n_mod = (int)nm;
+	for (size_t i = 0; i < nm; i++) {
+		const char *item = bio_config_item_at(cfg, "model.modalities", i);
+		if (!item || !*item || strlen(item) >= sizeof spec->modalities[0] ||
+		    strspn(item, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(item))
+			return bio_config_error(cfg, "model.modalities", err, BIO_EINVAL,
+						"item %zu: bad modality name '%s'", i,
+						item ? item : "");
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(spec->modalities[j], item) == 0)
+				return bio_config_error(cfg, "model.modalities", err, BIO_EINVAL,
+							"modality '%s' listed twice", item);
+		strcpy(spec->modalities[i], item);
+	}
+	return bio_model_spec_check(spec, err);
+}
+
+static int feature_side(const struct bio_model_spec *spec)
+{
+	int s = spec->input_size;
+	for (int i = 0; i < spec->n_blocks; i++)
+		s /= 2;
+	return s;
+}
+
+int bio_model_spec_check(const struct bio_model_spec *spec, struct bio_error *err)
+{
+	if (spec->input_size < 2 || spec->input_size > 1024)
+		return bio_error_set(err, BIO_EINVAL, "model input size %d outside 2..1024",
+				     spec->input_size);
+	if (spec->n_blocks < 1 || spec->n_blocks > BIO_MODEL_MAX_BLOCKS)
+		return bio_error_set(err, BIO_EINVAL, "model has %d conv blocks (1..%d)",
+				     spec->n_blocks, BIO_MODEL_MAX_BLOCKS);
+	if (spec->kernel < 1 || spec->kernel > 15 || spec->kernel % 2 == 0)
+		return bio_error_set(err, BIO_EINVAL, "model kernel %d is not odd in 1..15",
+				     spec->kernel);
+	for (int i = 0; i < spec->n_blocks; i++)
+		if (spec->channels[i] < 1 || spec->channels[i] > 4096)
+			return bio_error_set(err, BIO_EINVAL, "model channels %d outside 1..4096",
+					     spec->channels[i]);
+	if (feature_side(spec) < 1)
+		return bio_error_set(err, BIO_EINVAL,
+				     "model input size %d is too small for %d pooling blocks",
+				     spec->input_size, spec->n_blocks);
+	if (spec->hidden < 1 || spec->hidden > 65536 || spec->embedding < 1 ||
+	    spec->embedding > 65536)
+		return bio_error_set(err, BIO_EINVAL, "model hidden/embedding size out of range");
+	if (!(spec->dropout >= 0.0f && spec->dropout < 1.0f))
+		return bio_error_set(err, BIO_EINVAL, "model dropout %g outside [0, 1)",
+				     (double)spec->dropout);
+	if (spec->n_mod < 1 || spec->n_mod > BIO_MODEL_MAX_MODS)
+		return bio_error_set(err, BIO_EINVAL, "model has %d modalities (1..%d)",
+				     spec->n_mod, BIO_MODEL_MAX_MODS);
+	if (spec->fusion != BIO_FUSION_CONCAT && spec->fusion != BIO_FUSION_ATTENTION &&
+	    spec->fusion != BIO_FUSION_WEIGHTED)
+		return bio_error_set(err, BIO_EINVAL, "unknown fusion");
+	if (spec->n_classes < 0 || spec->n_classes > 1000000)
+		return bio_error_set(err, BIO_EINVAL, "model has %d classes (2..1000000)",
+				     spec->n_classes);
+	double flat = (double)spec->channels[spec->n_blocks - 1] * feature_side(spec) *
+		      feature_side(spec);
+	if (flat * spec->hidden > 1e9)
+		return bio_error_set(err, BIO_ELIMIT, "model too large: %.0f x %d first linear layer",
+				     flat, spec->hidden);
+	return 0;
+}
+
+int bio_model_spec_equal(const struct bio_model_spec *a, const struct bio_model_spec *b)
+{
+	if (a->input_size != b->input_size || a->n_blocks != b->n_blocks ||
+	    a->kernel != b->kernel || a->hidden != b->hidden || a->embedding != b->embedding ||
+	    a->dropout != b->dropout || a->fusion != b->fusion || a->n_mod != b->n_mod ||
+	    a->n_classes != b->n_classes)
+		return 0;
+	for (int i = 0; i < a->n_blocks; i++)
+		if (a->channels[i] != b->channels[i])
+			return 0;
+	for (int i = 0; i < a->n_mod; i++)
+		if (strcmp(a->modalities[i], b->modalities[i]) != 0)
+			return 0;
+	return 1;
+}
+
+double bio_model_train_flops(const struct bio_model_spec *spec)
+{
+	double f = 0.0;
+	int side = spec->input_size, cin = 1;
+	for (int i = 0; i < spec->n_blocks; i++) {
+		double conv = 2.0 * side * side * spec->channels[i] * cin * spec->kernel * spec->kernel;
+		f += conv * (i == 0 ? 2.0 : 3.0); /* forward, weight grad, input grad (not first) */
+		cin = spec->channels[i];
+		side /= 2;
+	}
+	double flat = (double)cin * side * side;
+	f += 3.0 * 2.0 * (flat * spec->hidden + (double)spec->hidden * spec->embedding);
+	f *= spec->n_mod;
+	int fused = spec->fusion == BIO_FUSION_CONCAT ? spec->n_mod * spec->embedding : spec->embedding;
+	f += 3.0 * 2.0 * fused * spec->n_classes;
+	return f;
+}
+
+/* ---- construction ---- */
+
+struct layout {
+	size_t n_params, n_buffers, n_counts, n_tensors;
+	struct bio_model_tensor *t; /* NULL in the counting pass */
+};
+
+static void add_tensor(struct layout *lo, const char *prefix, const char *name,
+		       enum bio_tensor_role role, int n_dims, int64_t d0, int64_t d1, int64_t d2,
+		       int64_t d3)
+{
+	int64_t dims[4] = {d0, d1, d2, d3};
+	size_t numel = 1;
+	for (int i = 0; i < n_dims; i++)
+		numel *= (size_t)dims[i];
+	if (lo->t) {
+		struct bio_model_tensor *t = &lo->t[lo->n_tensors];
+		memset(t, 0, sizeof *t);
+		snprintf(t->name, sizeof t->name, "%.40s%.20s", prefix, name);
+		t->role = role;
+		t->n_dims = n_dims;
+		memcpy(t->shape, dims, sizeof dims);
+		t->numel = numel;
+		t->offset = role == BIO_ROLE_PARAM ? lo->n_params
+			    : role == BIO_ROLE_BUFFER ? lo->n_buffers : lo->n_counts;
+	}
+	lo->n_tensors++;
+	if (role == BIO_ROLE_PARAM)
+		lo->n_params += numel;
+	else if (role == BIO_ROLE_BUFFER)
+		lo->n_buffers += numel;
+	else
+		lo->n_counts++;
+}
+
+static void make_layout(struct layout *lo, const struct bio_model_spec *spec)
+{
+	char pre[48];
+	int fs = feature_side(spec), k = spec->kernel;
+	for (int m = 0; m < spec->n_mod; m++) {
+		int cin = 1;
+		for (int i = 0; i < spec->n_blocks; i++) {
+			int c = spec->channels[i];
+			snprintf(pre, sizeof pre, "%.31s.conv%d.", spec->modalities[m], i + 1);
+			add_tensor(lo, pre, "weight", BIO_ROLE_PARAM, 4, c, cin, k, k);
+			add_tensor(lo, pre, "bias", BIO_ROLE_PARAM, 1, c, 0, 0, 0);
+			snprintf(pre, sizeof pre, "%.31s.bn%d.", spec->modalities[m], i + 1);
+			add_tensor(lo, pre, "weight", BIO_ROLE_PARAM, 1, c, 0, 0, 0);
+			add_tensor(lo, pre, "bias", BIO_ROLE_PARAM, 1, c, 0, 0, 0);
+			add_tensor(lo, pre, "running_mean", BIO_ROLE_BUFFER, 1, c, 0, 0, 0);
+			add_tensor(lo, pre, "running_var", BIO_ROLE_BUFFER, 1, c, 0, 0, 0);
+			add_tensor(lo, pre, "num_batches_tracked", BIO_ROLE_COUNT, 0, 0, 0, 0, 0);
+			cin = c;
+		}
+		int64_t flat = (int64_t)cin * fs * fs;
+		snprintf(pre, sizeof pre, "%.31s.fc1.", spec->modalities[m]);
+		add_tensor(lo, pre, "weight", BIO_ROLE_PARAM, 2, spec->hidden, flat, 0, 0);
+		add_tensor(lo, pre, "bias", BIO_ROLE_PARAM, 1, spec->hidden, 0, 0, 0);
+		snprintf(pre, sizeof pre, "%.31s.fc2.", spec->modalities[m]);
+		add_tensor(lo, pre, "weight", BIO_ROLE_PARAM, 2, spec->embedding, spec->hidden, 0, 0);
+		add_tensor(lo, pre, "bias", BIO_ROLE_PARAM, 1, spec->embedding, 0, 0, 0);
+	}
+	if (spec->fusion == BIO_FUSION_ATTENTION) {
+		add_tensor(lo, "fusion.score.", "weight", BIO_ROLE_PARAM, 2, 1, spec->embedding, 0, 0);
+		add_tensor(lo, "fusion.score.", "bias", BIO_ROLE_PARAM, 1, 1, 0, 0, 0);
+	} else if (spec->fusion == BIO_FUSION_WEIGHTED) {
+		add_tensor(lo, "fusion.", "weights", BIO_ROLE_PARAM, 1, spec->n_mod, 0, 0, 0);
+	}
+	int fused = spec->fusion == BIO_FUSION_CONCAT ? spec->n_mod * spec->embedding : spec->embedding;
+	add_tensor(lo, "classifier.", "weight", BIO_ROLE_PARAM, 2, spec->n_classes, fused, 0, 0);
+	add_tensor(lo, "classifier.", "bias", BIO_ROLE_PARAM, 1, spec->n_classes, 0, 0, 0);
+}
+
+/* Floats allocated with a running total of bytes. */
+static float *falloc(size_t n, size_t *total)
+{
+	*total += n * sizeof(float);
+	return calloc(n ? n : 1, sizeof(float));
+}
+
+const struct bio_model_tensor *bio_model_find(const struct bio_model *m, const char *name)
+{
+	for (size_t i = 0; i < m->n_tensors; i++)
+		if (strcmp(m->tensors[i].name, name) == 0)
+			return &m->tensors[i];
+	return NULL;
+}
+
+/* Data (or gradient) of "<mod>.<layer><i>.<field>". */
+static float *param(struct bio_model *m, const char *mod, const char *layer, int i,
+		    const char *field, int grad)
+{
+	char name[BIO_MODEL_NAME_MAX];
+	snprintf(name, sizeof name, "%.31s.%.4s%d.%.12s", mod, layer, i, field);
+	const struct bio_model_tensor *t = bio_model_find(m, name);
+	BIO_ASSERT(t);
+	return grad ? t->grad : t->data;
+}
+
+struct bio_model *bio_model_new(const struct bio_model_spec *spec, int max_batch,
+				struct bio_error *err)
+{
+	if (bio_model_spec_check(spec, err))
+		return NULL;
+	if (spec->n_classes < 2) {
+		bio_error_set(err, BIO_EINVAL, "model needs at least 2 classes, got %d",
+			      spec->n_classes);
+		return NULL;
+	}
+	if (max_batch < 1 || max_batch > 65536) {
+		bio_error_set(err, BIO_EINVAL, "batch size %d outside 1..65536", max_batch);
+		return NULL;
+	}
+	/* Largest activation: bound it so the size arithmetic below cannot overflow. */
+	double biggest = (double)max_batch * spec->input_size * spec->input_size *
+			 spec->channels[0];
+	for (int i = 1; i < spec->n_blocks; i++) {
+		double s = spec->input_size >> i;
+		if ((double)max_batch * s * s * spec->channels[i] > biggest)
+			biggest = (double)max_batch * s * s * spec->channels[i];
+	}
+	if (biggest > 4e9) {
+		bio_error_set(err, BIO_ELIMIT, "model activations too large for batch size %d",
+			      max_batch);
+		return NULL;
+	}
+	struct bio_model *m = calloc(1, sizeof *m);
+	if (!m)
+		goto nomem;
+	m->spec = *spec;
+	m->max_batch = max_batch;
+	struct layout lo = {0};
+	make_layout(&lo, spec);
+	m->tensors = calloc(lo.n_tensors, sizeof *m->tensors);
+	if (!m->tensors)
+		goto nomem;
+	lo = (struct layout){.t = m->tensors};
+	make_layout(&lo, spec);
+	m->n_tensors = lo.n_tensors;
+	m->n_params = lo.n_params;
+	m->n_buffers = lo.n_buffers;
+	m->params = calloc(lo.n_params, sizeof(float));
+	m->grads = calloc(lo.n_params, sizeof(float));
+	m->moments = calloc(2 * lo.n_params, sizeof(float));
+	m->buffers = calloc(lo.n_buffers ? lo.n_buffers : 1, sizeof(float));
+	m->counts = calloc(lo.n_counts ? lo.n_counts : 1, sizeof(int64_t));
+	if (!m->params || !m->grads || !m->moments || !m->buffers || !m->counts)
+		goto nomem;
+	for (size_t i = 0; i < m->n_tensors; i++) {
+		struct bio_model_tensor *t = &m->tensors[i];
+		if (t->role == BIO_ROLE_PARAM) {
+			t->data = m->params + t->offset;
+			t->grad = m->grads + t->offset;
+		} else if (t->role == BIO_ROLE_BUFFER) {
+			t->data = m->buffers + t->offset;
+		} else {
+			t->count = m->counts + t->offset;
+		}
+	}
+
+	const int n = max_batch, nm = spec->n_mod, k = spec->kernel;
+	size_t *ab = &m->activation_bytes;
+	size_t max_conv = 0, max_col = 0, max_pool = 0;
+	m->branches = calloc(nm, sizeof *m->branches);
+	m->emb = calloc(nm, sizeof *m->emb);
+	m->d_emb = calloc(nm, sizeof *m->d_emb);
+	if (!m->branches || !m->emb || !m->d_emb)
+		goto nomem;
+	int fs = feature_side(spec);
+	int flat = spec->channels[spec->n_blocks - 1] * fs * fs;
+	for (int b = 0; b < nm; b++) {
+		struct bio_model_branch *br = &m->branches[b];
+		const char *mod = spec->modalities[b];
+		int side = spec->input_size, cin = 1, sum_c = 0;
+		for (int i = 0; i < spec->n_blocks; i++)
+			sum_c += spec->channels[i];
+		br->bn_stats = falloc(2 * (size_t)sum_c, ab);
+		if (!br->bn_stats)
+			goto nomem;
+		float *stats = br->bn_stats;
+		for (int i = 0; i < spec->n_blocks; i++) {
+			int c = spec->channels[i];
+			struct bio_conv2d *cv = &br->conv[i];
+			bio_conv2d_setup(cv, cin, c, k, 1, k / 2, side, side);
+			cv->w = param(m, mod, "conv", i + 1, "weight", 0);
+			cv->b = param(m, mod, "conv", i + 1, "bias", 0);
+			cv->dw = param(m, mod, "conv", i + 1, "weight", 1);
+			cv->db = param(m, mod, "conv", i + 1, "bias", 1);
+			struct bio_batchnorm *bn = &br->bn[i];
+			bn->c = c;
+			bn->spatial = side * side;
+			bn->eps = 1e-5f;
+			bn->momentum = 0.1f;
+			bn->gamma = param(m, mod, "bn", i + 1, "weight", 0);
+			bn->beta = param(m, mod, "bn", i + 1, "bias", 0);
+			bn->dgamma = param(m, mod, "bn", i + 1, "weight", 1);
+			bn->dbeta = param(m, mod, "bn", i + 1, "bias", 1);
+			bn->running_mean = param(m, mod, "bn", i + 1, "running_mean", 0);
+			bn->running_var = param(m, mod, "bn", i + 1, "running_var", 0);
+			char name[BIO_MODEL_NAME_MAX];
+			snprintf(name, sizeof name, "%.31s.bn%d.num_batches_tracked", mod, i + 1);
+			bn->num_batches_tracked = bio_model_find(m, name)->count;
+			bn->mean = stats;
+			bn->invstd = stats + c;
+			stats += 2 * c;
+			size_t conv_n = (size_t)c * n * side * side;
+			size_t pool_n = (size_t)c * n * (side / 2) * (side / 2);
+			br->xhat[i] = falloc(conv_n, ab);
+			br->pool[i] = falloc(pool_n, ab);
+			br->argmax[i] = calloc(pool_n, 1);
+			*ab += pool_n;
+			if (!br->xhat[i] || !br->pool[i] || !br->argmax[i])
+				goto nomem;
+			if (conv_n > max_conv)
+				max_conv = conv_n;
+			if (pool_n > max_pool)
+				max_pool = pool_n;
+			size_t col = bio_conv2d_col_floats(cv);
+			if (col > max_col)
+				max_col = col;
+			cin = c;
+			side /= 2;
+		}
+		br->fc1 = (struct bio_linear){flat, spec->hidden, param(m, mod, "fc", 1, "weight", 0),
+					      param(m, mod, "fc", 1, "bias", 0),
+					      param(m, mod, "fc", 1, "weight", 1),
+					      param(m, mod, "fc", 1, "bias", 1)};
+		br->fc2 = (struct bio_linear){spec->hidden, spec->embedding,
+					      param(m, mod, "fc", 2, "weight", 0),
+					      param(m, mod, "fc", 2, "bias", 0),
+					      param(m, mod, "fc", 2, "weight", 1),
+					      param(m, mod, "fc", 2, "bias", 1)};
+		br->flat = falloc((size_t)n * flat, ab);
+		br->h1 = falloc((size_t)n * spec->hidden, ab);
+		br->mask = falloc((size_t)n * spec->hidden, ab);
+		br->h1d = falloc((size_t)n * spec->hidden, ab);
+		br->emb = falloc((size_t)n * spec->embedding, ab);
+		m->d_emb[b] = falloc((size_t)n * spec->embedding, ab);
+		if (!br->flat || !br->h1 || !br->mask || !br->h1d || !br->emb || !m->d_emb[b])
+			goto nomem;
+		m->emb[b] = br->emb;
+	}
+	/* im2col scratch: whole batch of the largest layer when small, else chunks of ~4M floats */
+	size_t col_floats = max_col * n;
+	if (col_floats > ((size_t)4 << 20))
+		col_floats = max_col > ((size_t)4 << 20) ? max_col : ((size_t)4 << 20);
+	m->col = falloc(col_floats, ab);
+	/* scratch: gradient of one conv output; d_scratch: gradients of pool outputs / dense */
+	size_t dense = (size_t)n * (flat > spec->hidden ? flat : spec->hidden);
+	m->scratch = falloc(max_conv, ab);
+	m->d_half = max_pool > dense ? max_pool : dense;
+	m->d_scratch = falloc(m->d_half * 2, ab);
+	if (!m->col || !m->scratch || !m->d_scratch)
+		goto nomem;
+	for (int b = 0; b < nm; b++)
+		for (int i = 0; i < spec->n_blocks; i++) {
+			m->branches[b].conv[i].col = m->col;
+			m->branches[b].conv[i].col_floats = col_floats;
+		}
+
+	m->fusion.kind = spec->fusion;
+	m->fusion.n_mod = nm;
+	m->fusion.dim = spec->embedding;
+	if (spec->fusion == BIO_FUSION_ATTENTION) {
+		const struct bio_model_tensor *w = bio_model_find(m, "fusion.score.weight");
+		const struct bio_model_tensor *bb = bio_model_find(m, "fusion.score.bias");
+		m->fusion.w = w->data;
+		m->fusion.dw = w->grad;
+		m->fusion.b = bb->data;
+		m->fusion.db = bb->grad;
+	} else if (spec->fusion == BIO_FUSION_WEIGHTED) {
+		const struct bio_model_tensor *w = bio_model_find(m, "fusion.weights");
+		m->fusion.w = w->data;
+		m->fusion.dw = w->grad;
+	}
+	m->fusion.alpha = falloc((size_t)n * nm, ab);
+	int fused = bio_fusion_out_dim(&m->fusion);
+	const struct bio_model_tensor *cw = bio_model_find(m, "classifier.weight");
+	const struct bio_model_tensor *cb = bio_model_find(m, "classifier.bias");
+	m->classifier = (struct bio_linear){fused, spec->n_classes, cw->data, cb->data, cw->grad,
+					    cb->grad};
+	m->fused = falloc((size_t)n * fused, ab);
+	m->d_fused = falloc((size_t)n * fused, ab);
+	m->logits = falloc((size_t)n * spec->n_classes, ab);
+	m->d_logits = falloc((size_t)n * spec->n_classes, ab);
+	if (!m->fusion.alpha || !m->fused || !m->d_fused || !m->logits || !m->d_logits)
+		goto nomem;
+	for (int i = 0; i < spec->n_blocks; i++)
+		for (int c = 0; c < spec->channels[i]; c++)
+			for (int b = 0; b < nm; b++)
+				m->branches[b].bn[i].running_var[c] = 1.0f;
+	return m;
+nomem:
+	bio_model_free(m);
+	bio_error_set(err, BIO_ENOMEM, "out of memory building the model (batch %d)", max_batch);
+	return NULL;
+}
+
+void bio_model_free(struct bio_model *m)
+{
+	if (!m)
+		return;
+	if (m->branches) {
+		for (int b = 0; b < m->spec.n_mod; b++) {
+			struct bio_model_branch *br = &m->branches[b];
+			free(br->bn_stats);
+			for (int i = 0; i < BIO_MODEL_MAX_BLOCKS; i++) {
+				free(br->xhat[i]);
+				free(br->pool[i]);
+				free(br->argmax[i]);
+			}
+			free(br->flat);
+			free(br->h1);
+			free(br->mask);
+			free(br->h1d);
+			free(br->emb);
+			if (m->d_emb)
+				free(m->d_emb[b]);
+		}
+	}
+	free(m->branches);
+	free(m->emb);
+	free(m->d_emb);
+	free(m->col);
+	free(m->scratch);
+	free(m->d_scratch);
+	free(m->fusion.alpha);
+	free(m->fused);
+	free(m->d_fused);
+	free(m->logits);
+	free(m->d_logits);
+	free(m->params);
+	free(m->grads);
+	free(m->moments);
+	free(m->buffers);
+	free(m->counts);
+	free(m->tensors);
+	free(m);
+}
+
+void bio_model_init_params(struct bio_model *m, struct bio_rng *rng)
+{
+	for (size_t i = 0; i < m->n_tensors; i++) {
+		struct bio_model_tensor *t = &m->tensors[i];
+		if (t->role == BIO_ROLE_COUNT) {
+			*t->count = 0;
+			continue;
+		}
+		size_t len = strlen(t->name);
+		int is_bn = strstr(t->name, ".bn") != NULL;
+		int is_var = len > 11 && strcmp(t->name + len - 11, "running_var") == 0;
+		if (t->role == BIO_ROLE_BUFFER) {
+			for (size_t j = 0; j < t->numel; j++)
+				t->data[j] = is_var ? 1.0f : 0.0f;
+			continue;
+		}
+		int is_bias = len > 5 && strcmp(t->name + len - 5, ".bias") == 0;
+		if (is_bn || strcmp(t->name, "fusion.weights") == 0) {
+			float v = is_bn && !is_bias ? 1.0f : 0.0f;
+			for (size_t j = 0; j < t->numel; j++)
+				t->data[j] = v;
+			continue;
+		}
+		/* conv / linear: the fan-in of the weight this tensor belongs to */
+		double fan_in = 1.0;
+		if (is_bias) {
+			char wname[BIO_MODEL_NAME_MAX];
+			snprintf(wname, sizeof wname, "%.*sweight", (int)(len - 4) & 63, t->name);
+			const struct bio_model_tensor *w = bio_model_find(m, wname);
+			BIO_ASSERT(w);
+			fan_in = (double)w->numel / (double)w->shape[0];
+		} else {
+			fan_in = (double)t->numel / (double)t->shape[0];
+		}
+		double bound = 1.0 / sqrt(fan_in);
+		for (size_t j = 0; j < t->numel; j++)
+			t->data[j] = (float)bio_rng_range(rng, -bound, bound);
+	}
+	memset(m->moments, 0, 2 * m->n_params * sizeof(float));
+	memset(m->grads, 0, m->n_params * sizeof(float));
+}
+
+void bio_model_zero_grad(struct bio_model *m)
+{
+	memset(m->grads, 0, m->n_params * sizeof(float));
+}
+
+float *bio_model_dropout_mask(struct bio_model *m, int branch)
+{
+	BIO_ASSERT(branch >= 0 && branch < m->spec.n_mod);
+	return m->branches[branch].mask;
+}
+
+const float *bio_model_embedding(const struct bio_model *m, int branch)
+{
+	BIO_ASSERT(branch >= 0 && branch < m->spec.n_mod);
+	return m->branches[branch].emb;
+}
+
+/* ---- forward / backward ---- */
+
+#define TIMED(m, idx, stmt)                                                             \
+	do {                                                                            \
+		double t0_ = (m)->timing ? now_s() : 0.0;                               \
+		stmt;                                                                   \
+		if ((m)->timing)                                                        \
+			(m)->timers[idx] += now_s() - t0_;                              \
+	} while (0)
+
+static void branch_forward(struct bio_model *m, struct bio_model_branch *br, const float *input,
+			   int n, int training, struct bio_rng *rng)
+{
+	const struct bio_model_spec *sp = &m->spec;
+	const float *x = input;
+	int side = sp->input_size;
+	br->input = input;
+	for (int i = 0; i < sp->n_blocks; i++) {
+		int c = sp->channels[i];
+		/* conv into xhat, normalised in place, then affine+ReLU+pool */
+		TIMED(m, 0, bio_conv2d_forward(&br->conv[i], br->xhat[i], x, n));
+		TIMED(m, 1, {
+			bio_batchnorm_forward(&br->bn[i], NULL, br->xhat[i], br->xhat[i], n, training);
+			bio_affine_relu_maxpool2_forward(br->pool[i], br->argmax[i], br->xhat[i],
+							 br->bn[i].gamma, br->bn[i].beta, c, n,
+							 side, side);
+		});
+		x = br->pool[i];
+		side /= 2;
+	}
+	TIMED(m, 2, {
+		int c = sp->channels[sp->n_blocks - 1];
+		bio_flatten_forward(br->flat, x, c, n, side * side);
+		bio_linear_forward(&br->fc1, br->h1, br->flat, n);
+		size_t nh = (size_t)n * sp->hidden;
+		bio_relu_forward(br->h1, br->h1, nh);
+		const float *h = br->h1;
+		if (training && sp->dropout > 0.0f) {
+			if (rng) {
+				float scale = bio_dropout_scale(sp->dropout);
+				double keep = 1.0 - sp->dropout;
+				for (size_t j = 0; j < nh; j++)
+					br->mask[j] = bio_rng_uniform(rng) < keep ? scale : 0.0f;
+			}
+			bio_dropout_forward(br->h1d, br->h1, br->mask, nh);
+			h = br->h1d;
+		}
+		bio_linear_forward(&br->fc2, br->emb, h, n);
+	});
+}
+
+void bio_model_forward_rng(struct bio_model *m, const float *const *inputs, int n_batch,
+			   int training, struct bio_rng *rng)
+{
+	BIO_ASSERT(n_batch >= 1 && n_batch <= m->max_batch);
+	for (int b = 0; b < m->spec.n_mod; b++)
+		branch_forward(m, &m->branches[b], inputs[b], n_batch, training, rng);
+	TIMED(m, 3, {
+		bio_fusion_forward(&m->fusion, m->fused, (const float *const *)m->emb, n_batch);
+		bio_linear_forward(&m->classifier, m->logits, m->fused, n_batch);
+	});
+}
+
+void bio_model_forward(struct bio_model *m, const float *const *inputs, int n_batch, int training)
+{
+	bio_model_forward_rng(m, inputs, n_batch, training, NULL);
+}
+
+double bio_model_loss(struct bio_model *m, const int64_t *labels, int n_batch, float scale,
+		      int *n_correct)
+{
+	return bio_softmax_ce(m->d_logits, n_correct, m->logits, labels, n_batch,
+			      m->spec.n_classes, scale);
+}
+
+static void branch_backward(struct bio_model *m, struct bio_model_branch *br, const float *d_emb,
+			    int n, int training)
+{
+	const struct bio_model_spec *sp = &m->spec;
+	const int nb = sp->n_blocks, fs = feature_side(sp);
+	const size_t nh = (size_t)n * sp->hidden;
+	const int drop = training && sp->dropout > 0.0f;
+	/* d_scratch holds two halves that alternate: the gradient of a pool output is read from
+	 * one while the conv backward writes the previous block's pool gradient into the other. */
+	float *half_a = m->d_scratch, *half_b = m->d_scratch + m->d_half;
+	float *d_h = half_a, *d_flat = half_b, *dp = half_a;
+	TIMED(m, 6, {
+		bio_linear_backward(&br->fc2, d_h, d_emb, drop ? br->h1d : br->h1, n);
+		if (drop)
+			bio_dropout_backward(d_h, d_h, br->mask, nh);
+		bio_relu_backward(d_h, d_h, br->h1, nh);
+		bio_linear_backward(&br->fc1, d_flat, d_h, br->flat, n);
+		bio_flatten_backward(dp, d_flat, sp->channels[nb - 1], n, fs * fs);
+	});
+	for (int i = nb - 1; i >= 0; i--) {
+		const int c = sp->channels[i], cs = sp->input_size >> i; /* conv output side */
+		float *dy = m->scratch;
+		TIMED(m, 5, {
+			bio_maxpool2_relu_backward(dy, dp, br->pool[i], br->argmax[i], (size_t)c * n,
+						   cs, cs);
+			bio_batchnorm_backward(&br->bn[i], dy, dy, br->xhat[i], n, training);
+		});
+		const float *in = i > 0 ? br->pool[i - 1] : br->input;
+		float *dx = i > 0 ? (dp == half_a ? half_b : half_a) : NULL;
+		TIMED(m, 4, bio_conv2d_backward(&br->conv[i], dx, dy, in, n));
+		dp = dx;
+	}
+}
+
+void bio_model_backward(struct bio_model *m, int n_batch, int training)
+{
+	const int nm = m->spec.n_mod;
+	TIMED(m, 7, {
+		bio_linear_backward(&m->classifier, m->d_fused, m->d_logits, m->fused, n_batch);
+		bio_fusion_backward(&m->fusion, m->d_emb, m->d_fused, (const float *const *)m->emb,
+				    n_batch);
+	});
+	for (int b = 0; b < nm; b++)
+		branch_backward(m, &m->branches[b], m->d_emb[b], n_batch, training);
+}
