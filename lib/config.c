@@ -196,6 +196,46 @@ static const char *sb_str(const struct sbuf *b)
 	return b->p ? b->p : "";
 }
 
+/* ---- sorted index of a map's keys (duplicate checks and merges stay O(n log n)) ---- */
+
+static int cmp_kid_index(const void *a, const void *b, void *arg)
+{
+	const struct node *const *kids = arg;
+	size_t i = *(const size_t *)a, j = *(const size_t *)b;
+	int c = strcmp(kids[i]->key, kids[j]->key);
+	return c ? c : (i > j) - (i < j);
+}
+
+/* Returns a new array of the indices of map's entries, ordered by key then position. */
+static size_t *map_index(const struct node *map)
+{
+	size_t *idx = malloc((map->n_kids ? map->n_kids : 1) * sizeof *idx);
+	if (!idx)
+		return NULL;
+	for (size_t i = 0; i < map->n_kids; i++)
+		idx[i] = i;
+	qsort_r(idx, map->n_kids, sizeof *idx, cmp_kid_index, map->kids);
+	return idx;
+}
+
+/* Finds key in map through idx (from map_index, covering the first n_idx entries). */
+static struct node *map_index_find(const struct node *map, const size_t *idx, size_t n_idx,
+				   const char *key)
+{
+	size_t lo = 0, hi = n_idx;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(map->kids[idx[mid]]->key, key);
+		if (c == 0)
+			return map->kids[idx[mid]];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
 /* ---- parsing one layer ---- */
 
 struct anchor {
@@ -302,6 +342,29 @@ static int ps_anchor(struct parse *ps, const yaml_char_t *name, const struct nod
 	ps->anchors[ps->n_anchors].node = n;
 	ps->n_anchors++;
 	return 0;
+}
+
+/* Fails when the map n (complete, at ps->path) holds a key twice. */
+static int check_duplicates(struct parse *ps, const struct node *n)
+{
+	if (n->n_kids < 2)
+		return 0;
+	size_t *idx = map_index(n);
+	if (!idx)
+		return bio_error_set(ps->err, BIO_ENOMEM, "%s: out of memory", ps->name);
+	int rc = 0;
+	for (size_t i = 1; i < n->n_kids; i++) {
+		const struct node *a = n->kids[idx[i - 1]], *b = n->kids[idx[i]];
+		if (strcmp(a->key, b->key) != 0)
+			continue;
+		/* idx is ordered by position among equal keys: b is the later one. */
+		rc = bio_error_set(ps->err, BIO_EFORMAT, "%s: %s%s%s: duplicate key (first at %s)",
+				   b->origin, sb_str(&ps->path), ps->path.len ? "." : "", b->key,
+				   a->origin);
+		break;
+	}
+	free(idx);
+	return rc;
 }
 
 /* Parses the node that starts with *ev (already read; this function deletes it) at depth
@@ -433,13 +496,6 @@ static int ps_node(struct parse *ps, yaml_event_t *ev, size_t depth, const char 
 				if (ps->path.len)
 					sb_addc(&ps->path, '.');
 				sb_add(&ps->path, k);
-				const struct node *dup = map_find(n, k, strlen(k));
-				if (dup) {
-					rc = bio_error_set(ps->err, BIO_EFORMAT,
-							   "%s: %s: duplicate key (first at %s)", kw,
-							   sb_str(&ps->path), dup->origin);
-					break;
-				}
 				if (!strcmp(k, "<<")) {
 					rc = bio_error_set(ps->err, BIO_EUNSUPPORTED,
 							   "%s: %s: YAML merge keys are not supported",
@@ -466,12 +522,24 @@ static int ps_node(struct parse *ps, yaml_event_t *ev, size_t depth, const char 
 				break;
 			}
 			kid->key = key;
+			if (is_map) { /* a value was set where its key is written */
+				char *o = strdup(kw);
+				if (!o) {
+					node_free(kid);
+					rc = bio_error_set(ps->err, BIO_ENOMEM, "%s: out of memory", kw);
+					break;
+				}
+				free(kid->origin);
+				kid->origin = o;
+			}
 			if (node_add(n, kid) != 0) {
 				node_free(kid);
 				rc = bio_error_set(ps->err, BIO_ENOMEM, "%s: out of memory", where);
 				break;
 			}
 		}
+		if (rc == 0 && is_map)
+			rc = check_duplicates(ps, n);
 		if (rc == 0 && anchor_copy)
 			rc = ps_anchor(ps, (const yaml_char_t *)anchor_copy, n);
 		free(anchor_copy);
@@ -702,22 +770,29 @@ static int merge_map(const struct node *root, struct node *dst, struct node *ov,
 {
 	size_t keep = path->len;
 	int rc = 0;
+	size_t n_idx = dst->n_kids;
+	size_t *idx = map_index(dst);
+	if (!idx)
+		return bio_error_set(err, BIO_ENOMEM, "out of memory");
 	for (size_t i = 0; i < ov->n_kids && rc == 0; i++) {
 		struct node *o = ov->kids[i];
 		path->len = keep;
 		if (path->p)
 			path->p[keep] = '\0';
 		char *parent_path = strdup(sb_str(path));
-		if (!parent_path)
-			return bio_error_set(err, BIO_ENOMEM, "out of memory");
+		if (!parent_path) {
+			rc = bio_error_set(err, BIO_ENOMEM, "out of memory");
+			break;
+		}
 		if (keep)
 			sb_addc(path, '.');
 		sb_add(path, o->key);
 		if (path->oom) {
 			free(parent_path);
-			return bio_error_set(err, BIO_ENOMEM, "out of memory");
+			rc = bio_error_set(err, BIO_ENOMEM, "out of memory");
+			break;
 		}
-		struct node *d = map_find(dst, o->key, strlen(o->key));
+		struct node *d = map_index_find(dst, idx, n_idx, o->key);
 		if (!d) {
 			if (!dst->open) {
 				rc = unknown_key(root, dst, parent_path, o, sb_str(path), err);
@@ -756,14 +831,8 @@ static int merge_map(const struct node *root, struct node *dst, struct node *ov,
 			continue;
 		}
 		if (d->kind == NODE_MAP) {
+			/* A map keeps the origin of its definition: that is where its shape is. */
 			rc = merge_map(root, d, o, path, apply, err);
-			if (rc == 0 && apply) {
-				char *origin = strdup(o->origin);
-				if (origin) {
-					free(d->origin);
-					d->origin = origin;
-				}
-			}
 			continue;
 		}
 		if (!apply)
@@ -784,6 +853,7 @@ static int merge_map(const struct node *root, struct node *dst, struct node *ov,
 	path->len = keep;
 	if (path->p)
 		path->p[keep] = '\0';
+	free(idx);
 	return rc;
 }
 
@@ -857,6 +927,7 @@ out:
 	return rc;
 }
 
+/* True when s is well-formed UTF-8 (no overlong forms, surrogates or values past U+10FFFF). */
 static int valid_utf8(const char *s)
 {
 	const unsigned char *p = (const unsigned char *)s;
@@ -865,12 +936,16 @@ static int valid_utf8(const char *s)
 			p++;
 			continue;
 		}
-		int n = (*p & 0xe0) == 0xc0 ? 1 : (*p & 0xf0) == 0xe0 ? 2 : (*p & 0xf8) == 0xf0 ? 3 : -1;
-		if (n < 0 || (n == 1 && *p < 0xc2))
+		int n = *p >= 0xc2 && *p <= 0xdf ? 1 : *p >= 0xe0 && *p <= 0xef ? 2
+			: *p >= 0xf0 && *p <= 0xf4 ? 3 : -1;
+		if (n < 0)
 			return 0;
 		for (int i = 1; i <= n; i++)
 			if ((p[i] & 0xc0) != 0x80)
 				return 0;
+		if ((*p == 0xe0 && p[1] < 0xa0) || (*p == 0xed && p[1] >= 0xa0) ||
+		    (*p == 0xf0 && p[1] < 0x90) || (*p == 0xf4 && p[1] >= 0x90))
+			return 0;
 		p += n + 1;
 	}
 	return 1;
@@ -923,7 +998,25 @@ int bio_config_set(struct bio_config *c, const char *assignment, struct bio_erro
 		rc = parse_layer(&wrap, "--set", doc, vlen + 3, err);
 		free(doc);
 		if (rc != 0) {
-			return bio_error_prefix(err, "%.*s", (int)key_len, assignment);
+			/* "--set:N: cause" -> "--set: key: cause" */
+			size_t skip = 6;
+			while (err && isdigit((unsigned char)err->msg[skip]))
+				skip++;
+			if (err && !strncmp(err->msg, "--set:", 6) && skip > 6 &&
+			    !strncmp(err->msg + skip, ": ", 2)) {
+				char msg[BIO_ERROR_MSG_MAX];
+				snprintf(msg, sizeof msg, "%s", err->msg + skip + 2);
+				bio_error_set(err, rc, "--set: %.*s: %s", (int)key_len, assignment,
+					      msg);
+			}
+			return rc;
+		}
+		if (!wrap || wrap->n_kids != 1) {
+			node_free(wrap);
+			return bio_error_set(err, BIO_EINVAL,
+					     "--set: %.*s: the value must be one YAML scalar or "
+					     "flow collection",
+					     (int)key_len, assignment);
 		}
 		val = wrap->kids[0];
 		wrap->n_kids = 0;
@@ -1210,9 +1303,11 @@ static int plain_ok(const char *s, int flow)
 		return 0;
 	if (!strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") || !strcmp(s, "NULL"))
 		return 0;
+	if (!strncmp(s, "...", 3))
+		return 0;
 	for (const char *p = s; *p; p++) {
 		unsigned char ch = (unsigned char)*p;
-		if (ch < 0x20 || ch == 0x7f)
+		if (ch < 0x20 || ch >= 0x7f) /* non-ASCII goes quoted, where it can be escaped */
 			return 0;
 		if ((ch == ':' || ch == '#') && (p[ch == '#' ? -1 : 1] == ' '))
 			return 0;
@@ -1224,24 +1319,43 @@ static int plain_ok(const char *s, int flow)
 	return 1;
 }
 
+/* Double-quoted YAML; escapes what a YAML reader would not take raw or would read as a line
+ * break (C0/C1 controls, DEL, U+2028/2029, U+FEFF, U+FFFE/FFFF). s is valid UTF-8. */
 static void emit_quoted(struct sbuf *b, const char *s)
 {
 	sb_addc(b, '"');
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		char esc[8];
-		if (*p == '"' || *p == '\\') {
+	const unsigned char *p = (const unsigned char *)s;
+	while (*p) {
+		char esc[16];
+		unsigned cp = *p;
+		int n = 1;
+		if (*p >= 0xc0 && *p < 0xe0 && (p[1] & 0xc0) == 0x80) {
+			cp = (unsigned)(p[0] & 0x1f) << 6 | (p[1] & 0x3f);
+			n = 2;
+		} else if (*p >= 0xe0 && *p < 0xf0 && (p[1] & 0xc0) == 0x80 && (p[2] & 0xc0) == 0x80) {
+			cp = (unsigned)(p[0] & 0x0f) << 12 | (unsigned)(p[1] & 0x3f) << 6 | (p[2] & 0x3f);
+			n = 3;
+		}
+		if (cp == '"' || cp == '\\') {
 			sb_addc(b, '\\');
-			sb_addc(b, (char)*p);
-		} else if (*p == '\n') {
+			sb_addc(b, (char)cp);
+		} else if (cp == '\n') {
 			sb_add(b, "\\n");
-		} else if (*p == '\t') {
+		} else if (cp == '\t') {
 			sb_add(b, "\\t");
-		} else if (*p < 0x20 || *p == 0x7f) {
-			snprintf(esc, sizeof esc, "\\x%02x", *p);
+		} else if (cp < 0x20 || (cp >= 0x7f && cp < 0xa0)) {
+			snprintf(esc, sizeof esc, "\\x%02x", cp);
+			sb_add(b, esc);
+		} else if (cp == 0x2028 || cp == 0x2029 || cp == 0xfeff || cp == 0xfffe ||
+			   cp == 0xffff) {
+			snprintf(esc, sizeof esc, "\\u%04x", cp);
 			sb_add(b, esc);
 		} else {
-			sb_addc(b, (char)*p);
+			sb_addn(b, (const char *)p, (size_t)n);
+			p += n;
+			continue;
 		}
+		p += n;
 	}
 	sb_addc(b, '"');
 }
