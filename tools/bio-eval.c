@@ -1,0 +1,1059 @@
+/* bio-eval: reads a predictions stream and measures it the way biometrics engineers do: closed-set
+ * accuracy, top-k, per-class precision/recall and the confusion matrix from the predictions; for
+ * each embedding present (emb_iris, emb_fingerprint, emb_fused) verification from genuine/impostor
+ * cosine scores (ROC, DET, EER, FNMR at FMR 1%, 0.1%, 0, ZeroFNMR, AUC, histograms) and
+ * identification with a gallery/probe split (CMC, rank-1, rank-5). Writes a YAML report, optional
+ * CSV curves and PNG plots, and a side-by-side summary on stderr. The whole input is read and every
+ * figure computed before anything is written, so bad input leaves no output behind. */
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bio/metrics.h"
+#include "bio/plot.h"
+#include "bio/stream.h"
+#include "tool.h"
+
+#define N_MOD 3
+static const char *const mod_names[N_MOD] = {"iris", "fingerprint", "fused"};
+static const char *const mod_keys[N_MOD] = {"emb_iris", "emb_fingerprint", "emb_fused"};
+
+#define MAX_DIM 65536
+#define MAX_RECORDS 50000000u
+
+struct modality {
+	int present;
+	size_t dim;
+	float *emb; /* n_records x dim */
+	size_t cap; /* floats allocated */
+	/* results */
+	struct bio_scores scores;
+	int has_verif;
+	char verif_reason[BIO_ERROR_MSG_MAX];
+	struct bio_verif v;
+	struct bio_roc_point *roc;
+	size_t n_roc;
+	int has_cmc;
+	char cmc_reason[BIO_ERROR_MSG_MAX];
+	struct bio_cmc cmc;
+	uint64_t *hist_gen, *hist_imp;
+	double hist_lo, hist_hi;
+};
+
+struct eval {
+	struct bio_tool *t;
+	/* settings */
+	int64_t topk, gallery, bins, max_pairs, width, height;
+	double resolution;
+	enum bio_pair_protocol protocol;
+	const char *protocol_name;
+	/* input */
+	char **label_names;
+	size_t n_label_names; /* from the header; 0 when absent */
+	size_t n_records, cap_records;
+	int64_t *labels, *preds;
+	int64_t *topk_ids; /* n_records x topk, -1 padded */
+	size_t topk_seen;  /* smallest k over records */
+	int64_t max_label;
+	struct modality mod[N_MOD];
+	/* results */
+	size_t n_classes;
+	size_t n_labelled, n_unknown;
+	int has_closed;
+	char closed_reason[256];
+	struct bio_confusion conf;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: bio-eval [OPTIONS] [PREDICTIONS...]\n"
+		"Evaluate a predictions stream (standard input when no file or '-' is given):\n"
+		"closed-set accuracy, verification (ROC, DET, EER, FNMR at FMR) and identification\n"
+		"(CMC) for the iris, fingerprint and fused embeddings. The report (YAML) goes to -o or\n"
+		"standard output, a summary table to standard error.\n"
+		"\n"
+		"      --curves DIR       write roc_/det_/cmc_/hist_<modality>.csv, confusion.csv and\n"
+		"                         per_class.csv into DIR\n"
+		"      --scores           with --curves: also every score, DIR/scores_<modality>.csv\n"
+		"      --plots DIR        write det.png, roc.png, cmc.png, hist_<modality>.png (gnuplot)\n"
+		"      --run-dir DIR      a tracking run (mlruns/<exp>/<run>): plot its metrics as\n"
+		"                         DIR/../training_curves.png in --plots DIR\n"
+		"      --protocol P       verification pairs: all or fvc (default eval.protocol)\n"
+		"      --gallery N        samples per identity enrolled for identification\n"
+		"  -q, --quiet            no summary table\n"
+		BIO_TOOL_COMMON_HELP
+		"\n"
+		"Config keys: eval.topk, eval.gallery, eval.histogram_bins, eval.protocol,\n"
+		"eval.max_pairs, eval.curve_resolution, eval.plot_width, eval.plot_height.\n"
+		"See bio-eval(1).\n");
+}
+
+static void *xrealloc(struct eval *e, void *p, size_t n, size_t size)
+{
+	if (size && n > SIZE_MAX / size)
+		bio_tool_die(e->t, "out of memory");
+	void *q = realloc(p, (n * size) != 0 ? n * size : 1);
+	if (!q)
+		bio_tool_die(e->t, "out of memory (%zu bytes)", n * size);
+	return q;
+}
+
+/* ---- input ---- */
+
+static void read_meta(struct eval *e, struct bio_stream_reader *r, const struct bio_value *meta)
+{
+	const struct bio_value *labels = bio_value_get(meta, "labels");
+	if (!labels)
+		return;
+	if (bio_value_type(labels) != BIO_V_ARRAY)
+		bio_tool_die(e->t, "%s: header meta 'labels': expected a list of names",
+			     bio_stream_reader_source(r));
+	size_t n = bio_value_len(labels);
+	e->label_names = xrealloc(e, NULL, n ? n : 1, sizeof *e->label_names);
+	for (size_t i = 0; i < n; i++) {
+		e->label_names[i] = bio_value_strdup(bio_value_at(labels, i));
+		if (!e->label_names[i])
+			bio_tool_die(e->t, "%s: header meta 'labels': item %zu is not a string",
+				     bio_stream_reader_source(r), i);
+	}
+	e->n_label_names = n;
+}
+
+static void read_records(struct eval *e, struct bio_stream_reader *r)
+{
+	struct bio_error err = {0};
+	e->topk_seen = SIZE_MAX;
+	e->max_label = -1;
+	for (;;) {
+		const struct bio_value *rec;
+		int rc = bio_stream_read_record(r, &rec, &err);
+		if (rc < 0)
+			bio_tool_die_err(e->t, &err);
+		if (rc == 0)
+			break;
+		const char *src = bio_stream_reader_source(r);
+		unsigned long long ri = (unsigned long long)bio_stream_reader_record_index(r);
+		size_t i = e->n_records;
+		if (i >= MAX_RECORDS)
+			bio_tool_die(e->t, "%s: more than %u records", src, MAX_RECORDS);
+		if (i == e->cap_records) {
+			e->cap_records = e->cap_records ? 2 * e->cap_records : 1024;
+			e->labels = xrealloc(e, e->labels, e->cap_records, sizeof *e->labels);
+			e->preds = xrealloc(e, e->preds, e->cap_records, sizeof *e->preds);
+			e->topk_ids = xrealloc(e, e->topk_ids, e->cap_records * (size_t)e->topk,
+					       sizeof *e->topk_ids);
+		}
+		int64_t label, pred;
+		if (bio_record_get_int(&label, r, rec, "label", &err) < 0 ||
+		    bio_record_get_int(&pred, r, rec, "pred", &err) < 0)
+			bio_tool_die_err(e->t, &err);
+		if (label < -1)
+			bio_tool_die(e->t, "%s: record %llu: key 'label': %lld (must be >= -1)", src,
+				     ri, (long long)label);
+		if (pred < 0)
+			bio_tool_die(e->t, "%s: record %llu: key 'pred': %lld (must be >= 0)", src,
+				     ri, (long long)pred);
+		if (e->n_label_names && (label >= (int64_t)e->n_label_names ||
+					 pred >= (int64_t)e->n_label_names))
+			bio_tool_die(e->t, "%s: record %llu: %s %lld outside the %zu labels of the header",
+				     src, ri, label >= (int64_t)e->n_label_names ? "label" : "pred",
+				     (long long)(label >= (int64_t)e->n_label_names ? label : pred),
+				     e->n_label_names);
+		e->labels[i] = label;
+		e->preds[i] = pred;
+		if (label > e->max_label)
+			e->max_label = label;
+		if (pred > e->max_label)
+			e->max_label = pred;
+		/* top-k: optional, i64 [k] */
+		int64_t *tk = e->topk_ids + i * (size_t)e->topk;
+		for (int64_t k = 0; k < e->topk; k++)
+			tk[k] = -1;
+		if (bio_value_get(rec, "topk")) {
+			struct bio_tensor t;
+			if (bio_record_get_tensor(&t, r, rec, "topk", BIO_DTYPE_I64, 1, &err) < 0)
+				bio_tool_die_err(e->t, &err);
+			size_t k = bio_tensor_numel(&t);
+			if (k < e->topk_seen)
+				e->topk_seen = k;
+			for (size_t j = 0; j < k && j < (size_t)e->topk; j++) {
+				int64_t v;
+				memcpy(&v, (const char *)t.data + j * 8, 8);
+				tk[j] = v;
+			}
+		} else {
+			e->topk_seen = 0;
+		}
+		/* embeddings */
+		for (int m = 0; m < N_MOD; m++) {
+			struct modality *md = &e->mod[m];
+			const struct bio_value *ev = bio_value_get(rec, mod_keys[m]);
+			if (i == 0)
+				md->present = ev != NULL;
+			if ((ev != NULL) != md->present)
+				bio_tool_die(e->t, "%s: record %llu: key '%s' %s, unlike record 0", src,
+					     ri, mod_keys[m], ev ? "present" : "missing");
+			if (!ev)
+				continue;
+			struct bio_tensor t;
+			if (bio_record_get_tensor(&t, r, rec, mod_keys[m], BIO_DTYPE_F32, 1, &err) < 0)
+				bio_tool_die_err(e->t, &err);
+			size_t d = bio_tensor_numel(&t);
+			if (i == 0) {
+				if (d < 1 || d > MAX_DIM)
+					bio_tool_die(e->t, "%s: record %llu: key '%s': %zu values "
+							   "(1 to %d allowed)",
+						     src, ri, mod_keys[m], d, MAX_DIM);
+				md->dim = d;
+			} else if (d != md->dim) {
+				bio_tool_die(e->t, "%s: record %llu: key '%s': %zu values, record 0 "
+						   "has %zu",
+					     src, ri, mod_keys[m], d, md->dim);
+			}
+			if ((i + 1) * d > md->cap) {
+				md->cap = md->cap ? 2 * md->cap : 1024 * d;
+				while (md->cap < (i + 1) * d)
+					md->cap *= 2;
+				md->emb = xrealloc(e, md->emb, md->cap, sizeof(float));
+			}
+			float *dst = md->emb + i * d;
+			memcpy(dst, t.data, d * sizeof(float));
+			for (size_t k = 0; k < d; k++)
+				if (!isfinite(dst[k]))
+					bio_tool_die(e->t, "%s: record %llu: key '%s': value %zu is "
+							   "not finite",
+						     src, ri, mod_keys[m], k);
+		}
+		e->n_records++;
+	}
+	if (e->topk_seen == SIZE_MAX)
+		e->topk_seen = 0;
+}
+
+/* ---- computation ---- */
+
+static void compute_closed(struct eval *e)
+{
+	struct bio_error err = {0};
+	e->n_classes = e->n_label_names ? e->n_label_names : (size_t)(e->max_label + 1);
+	for (size_t i = 0; i < e->n_records; i++) {
+		if (e->labels[i] >= 0)
+			e->n_labelled++;
+		else
+			e->n_unknown++;
+	}
+	if (e->n_labelled == 0) {
+		snprintf(e->closed_reason, sizeof e->closed_reason,
+			 "no record has a known label");
+		return;
+	}
+	if (bio_confusion_init(&e->conf, e->n_classes, &err) < 0)
+		bio_tool_die(e->t, "confusion matrix: %s", err.msg);
+	size_t k = (size_t)e->topk < e->topk_seen ? (size_t)e->topk : e->topk_seen;
+	for (size_t i = 0; i < e->n_records; i++) {
+		if (e->labels[i] < 0)
+			continue;
+		int hit = bio_topk_hit(e->topk_ids + i * (size_t)e->topk, k, k, e->labels[i]);
+		if (bio_confusion_add(&e->conf, e->labels[i], e->preds[i], hit, &err) < 0)
+			bio_tool_die(e->t, "record %zu: %s", i, err.msg);
+	}
+	e->has_closed = 1;
+}
+
+static void compute_modality(struct eval *e, struct modality *md)
+{
+	struct bio_error err = {0};
+	if (!md->present) {
+		snprintf(md->verif_reason, sizeof md->verif_reason,
+			 "no embeddings in the predictions (bio-infer --embeddings)");
+		snprintf(md->cmc_reason, sizeof md->cmc_reason, "%s", md->verif_reason);
+		return;
+	}
+	int rc = bio_scores_pairs(&md->scores, md->emb, e->n_records, md->dim, e->labels,
+				  e->protocol, (uint64_t)e->max_pairs, e->t->n_threads, &err);
+	if (rc == BIO_ENOMEM)
+		bio_tool_die(e->t, "%s", err.msg);
+	if (rc < 0) {
+		snprintf(md->verif_reason, sizeof md->verif_reason, "%s", err.msg);
+	} else {
+		if (bio_sort_scores(md->scores.genuine, md->scores.n_genuine, &err) < 0 ||
+		    bio_sort_scores(md->scores.impostor, md->scores.n_impostor, &err) < 0)
+			bio_tool_die(e->t, "%s scores: %s", mod_names[md - e->mod], err.msg);
+		const struct bio_scores *s = &md->scores;
+		if (bio_verif_compute(&md->v, s->genuine, s->n_genuine, s->impostor, s->n_impostor,
+				      &err) < 0) {
+			snprintf(md->verif_reason, sizeof md->verif_reason, "%s", err.msg);
+		} else {
+			md->has_verif = 1;
+			if (bio_roc_curve(&md->roc, &md->n_roc, s->genuine, s->n_genuine, s->impostor,
+					  s->n_impostor, e->resolution, &err) < 0)
+				bio_tool_die(e->t, "%s", err.msg);
+		}
+		/* histograms over the range of all scores */
+		if (s->n_genuine + s->n_impostor > 0) {
+			double lo = INFINITY, hi = -INFINITY;
+			if (s->n_genuine) {
+				lo = fmin(lo, s->genuine[0]);
+				hi = fmax(hi, s->genuine[s->n_genuine - 1]);
+			}
+			if (s->n_impostor) {
+				lo = fmin(lo, s->impostor[0]);
+				hi = fmax(hi, s->impostor[s->n_impostor - 1]);
+			}
+			md->hist_lo = lo;
+			md->hist_hi = hi;
+			md->hist_gen = xrealloc(e, NULL, (size_t)e->bins, sizeof(uint64_t));
+			md->hist_imp = xrealloc(e, NULL, (size_t)e->bins, sizeof(uint64_t));
+			bio_histogram(md->hist_gen, (size_t)e->bins, lo, hi, s->genuine, s->n_genuine);
+			bio_histogram(md->hist_imp, (size_t)e->bins, lo, hi, s->impostor,
+				      s->n_impostor);
+			if (lo == hi) {
+				md->hist_lo = lo - 0.5;
+				md->hist_hi = hi + 0.5;
+			}
+		}
+	}
+	rc = bio_cmc_compute(&md->cmc, md->emb, e->n_records, md->dim, e->labels,
+			     (size_t)e->gallery, e->t->n_threads, &err);
+	if (rc == BIO_ENOMEM)
+		bio_tool_die(e->t, "%s", err.msg);
+	if (rc < 0)
+		snprintf(md->cmc_reason, sizeof md->cmc_reason, "%s", err.msg);
+	else
+		md->has_cmc = 1;
+}
+
+/* ---- report ---- */
+
+static void put_qstr(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			fprintf(f, "\\%c", c);
+		else if (c < 0x20)
+			fprintf(f, "\\x%02x", c);
+		else
+			fputc(c, f);
+	}
+	fputc('"', f);
+}
+
+static void put_rate(FILE *f, const char *indent, const char *key, int ok, double v)
+{
+	if (ok)
+		fprintf(f, "%s%s: %.10g\n", indent, key, v);
+	else
+		fprintf(f, "%s%s: null\n", indent, key);
+}
+
+static void put_threshold(FILE *f, const char *indent, const char *key, int ok, double v)
+{
+	if (ok)
+		fprintf(f, "%s%s: %.17g\n", indent, key, v);
+	else
+		fprintf(f, "%s%s: null\n", indent, key);
+}
+
+static void write_report(struct eval *e, FILE *f)
+{
+	fprintf(f, "# bio-eval %s report\n", BIO_VERSION);
+	fprintf(f, "records: %zu\nlabelled: %zu\nunknown: %zu\nclasses: %zu\n", e->n_records,
+		e->n_labelled, e->n_unknown, e->n_classes);
+	fprintf(f, "protocol: %s\ngallery_per_identity: %lld\n", e->protocol_name,
+		(long long)e->gallery);
+	for (int m = 0; m < N_MOD; m++) {
+		struct modality *md = &e->mod[m];
+		fprintf(f, "%s:\n", mod_names[m]);
+		fprintf(f, "  embeddings: %s\n", md->present ? "true" : "false");
+		if (md->present)
+			fprintf(f, "  dim: %zu\n", md->dim);
+		if (m == N_MOD - 1) {
+			/* closed-set figures come from pred/topk, i.e. the fused classifier */
+			size_t k = (size_t)e->topk < e->topk_seen ? (size_t)e->topk : e->topk_seen;
+			int ok = e->has_closed;
+			put_rate(f, "  ", "accuracy", ok,
+				 ok ? (double)e->conf.n_correct / (double)e->conf.n_total : 0);
+			fprintf(f, "  topk: %lld\n", (long long)e->topk);
+			char key[32];
+			snprintf(key, sizeof key, "top%lld", (long long)e->topk);
+			put_rate(f, "  ", key, ok && k == (size_t)e->topk,
+				 ok ? (double)e->conf.n_topk / (double)e->conf.n_total : 0);
+			if (ok && k < (size_t)e->topk) {
+				fprintf(f, "  top_reason: ");
+				char why[128];
+				snprintf(why, sizeof why, "the records carry only %zu top-k entries", k);
+				put_qstr(f, why);
+				fputc('\n', f);
+			}
+			if (!ok) {
+				fputs("  closed_set_reason: ", f);
+				put_qstr(f, e->closed_reason);
+				fputc('\n', f);
+			}
+		}
+		const struct bio_verif *v = &md->v;
+		int ok = md->has_verif;
+		fputs("  verification:\n", f);
+		fprintf(f, "    n_genuine: %zu\n    n_impostor: %zu\n",
+			md->scores.n_genuine, md->scores.n_impostor);
+		put_rate(f, "    ", "eer", ok, v->eer);
+		put_threshold(f, "    ", "eer_threshold", ok, v->eer_threshold);
+		put_rate(f, "    ", "eer_fmr", ok, v->eer_fmr);
+		put_rate(f, "    ", "eer_fnmr", ok, v->eer_fnmr);
+		put_rate(f, "    ", "fnmr_at_fmr_1pct", ok, v->fnmr_at_fmr[0]);
+		put_threshold(f, "    ", "threshold_at_fmr_1pct", ok, v->threshold_at_fmr[0]);
+		put_rate(f, "    ", "fnmr_at_fmr_0_1pct", ok, v->fnmr_at_fmr[1]);
+		put_threshold(f, "    ", "threshold_at_fmr_0_1pct", ok, v->threshold_at_fmr[1]);
+		put_rate(f, "    ", "fnmr_at_fmr_0", ok, v->fnmr_at_fmr[2]);
+		put_threshold(f, "    ", "threshold_at_fmr_0", ok, v->threshold_at_fmr[2]);
+		put_rate(f, "    ", "zero_fnmr", ok, v->zero_fnmr);
+		put_threshold(f, "    ", "zero_fnmr_threshold", ok, v->zero_fnmr_threshold);
+		put_rate(f, "    ", "auc", ok, v->auc);
+		if (!ok) {
+			fputs("    reason: ", f);
+			put_qstr(f, md->verif_reason);
+			fputc('\n', f);
+		}
+		fputs("  identification:\n", f);
+		ok = md->has_cmc;
+		put_rate(f, "    ", "rank1", ok, bio_cmc_rank(&md->cmc, 1));
+		put_rate(f, "    ", "rank5", ok, bio_cmc_rank(&md->cmc, 5));
+		fprintf(f, "    n_gallery: %zu\n    n_probes: %zu\n", md->cmc.n_gallery,
+			md->cmc.n_probes);
+		if (!ok) {
+			fputs("    reason: ", f);
+			put_qstr(f, md->cmc_reason);
+			fputc('\n', f);
+		}
+	}
+}
+
+/* ---- CSV curves ---- */
+
+struct afile {
+	FILE *f;
+	char *tmp, *path;
+};
+
+static FILE *afile_open(struct eval *e, struct afile *a, const char *dir, const char *name)
+{
+	size_t n = strlen(dir) + strlen(name) + 32;
+	a->path = xrealloc(e, NULL, n, 1);
+	a->tmp = xrealloc(e, NULL, n, 1);
+	snprintf(a->path, n, "%s/%s", dir, name);
+	snprintf(a->tmp, n, "%s/.%s.tmp%ld", dir, name, (long)getpid());
+	a->f = fopen(a->tmp, "w");
+	if (!a->f)
+		bio_tool_die(e->t, "%s: %s", a->tmp, strerror(errno));
+	return a->f;
+}
+
+static void afile_commit(struct eval *e, struct afile *a)
+{
+	int bad = ferror(a->f);
+	if (fclose(a->f) != 0 || bad) {
+		unlink(a->tmp);
+		bio_tool_die(e->t, "%s: write error", a->path);
+	}
+	if (rename(a->tmp, a->path) != 0) {
+		unlink(a->tmp);
+		bio_tool_die(e->t, "%s: %s", a->path, strerror(errno));
+	}
+	free(a->tmp);
+	free(a->path);
+}
+
+static void make_dir(struct eval *e, const char *dir)
+{
+	char *p = strdup(dir);
+	if (!p)
+		bio_tool_die(e->t, "out of memory");
+	for (char *s = p + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(p, 0777) != 0 && errno != EEXIST)
+			bio_tool_die(e->t, "%s: %s", p, strerror(errno));
+		*s = '/';
+	}
+	if (mkdir(p, 0777) != 0 && errno != EEXIST)
+		bio_tool_die(e->t, "%s: %s", p, strerror(errno));
+	free(p);
+}
+
+static void put_csv_field(FILE *f, const char *s)
+{
+	if (strpbrk(s, ",\"\n\r") == NULL) {
+		fputs(s, f);
+		return;
+	}
+	fputc('"', f);
+	for (; *s; s++) {
+		if (*s == '"')
+			fputc('"', f);
+		fputc(*s, f);
+	}
+	fputc('"', f);
+}
+
+static void put_class_name(struct eval *e, FILE *f, size_t k)
+{
+	if (k < e->n_label_names) {
+		put_csv_field(f, e->label_names[k]);
+	} else {
+		fprintf(f, "%zu", k);
+	}
+}
+
+static void write_curves(struct eval *e, const char *dir, int with_scores)
+{
+	make_dir(e, dir);
+	struct afile a;
+	char name[64];
+	for (int m = 0; m < N_MOD; m++) {
+		struct modality *md = &e->mod[m];
+		if (md->has_verif) {
+			snprintf(name, sizeof name, "roc_%s.csv", mod_names[m]);
+			FILE *f = afile_open(e, &a, dir, name);
+			fputs("threshold,fmr,fnmr,tmr\n", f);
+			for (size_t i = 0; i < md->n_roc; i++)
+				fprintf(f, "%.17g,%.17g,%.17g,%.17g\n", md->roc[i].threshold,
+					md->roc[i].fmr, md->roc[i].fnmr, 1.0 - md->roc[i].fnmr);
+			afile_commit(e, &a);
+			snprintf(name, sizeof name, "det_%s.csv", mod_names[m]);
+			f = afile_open(e, &a, dir, name);
+			fputs("threshold,fmr,fnmr,probit_fmr,probit_fnmr\n", f);
+			for (size_t i = 0; i < md->n_roc; i++)
+				fprintf(f, "%.17g,%.17g,%.17g,%.10g,%.10g\n", md->roc[i].threshold,
+					md->roc[i].fmr, md->roc[i].fnmr, bio_ppndf(md->roc[i].fmr),
+					bio_ppndf(md->roc[i].fnmr));
+			afile_commit(e, &a);
+		}
+		if (md->hist_gen) {
+			snprintf(name, sizeof name, "hist_%s.csv", mod_names[m]);
+			FILE *f = afile_open(e, &a, dir, name);
+			fputs("bin_lo,bin_hi,genuine,impostor\n", f);
+			double step = (md->hist_hi - md->hist_lo) / (double)e->bins;
+			for (int64_t b = 0; b < e->bins; b++)
+				fprintf(f, "%.17g,%.17g,%llu,%llu\n", md->hist_lo + (double)b * step,
+					b + 1 == e->bins ? md->hist_hi
+							 : md->hist_lo + (double)(b + 1) * step,
+					(unsigned long long)md->hist_gen[b],
+					(unsigned long long)md->hist_imp[b]);
+			afile_commit(e, &a);
+		}
+		if (md->has_cmc) {
+			snprintf(name, sizeof name, "cmc_%s.csv", mod_names[m]);
+			FILE *f = afile_open(e, &a, dir, name);
+			fputs("rank,rate\n", f);
+			for (size_t r = 0; r < md->cmc.n_ranks; r++)
+				fprintf(f, "%zu,%.17g\n", r + 1, md->cmc.rate[r]);
+			afile_commit(e, &a);
+		}
+		if (with_scores && md->present &&
+		    md->scores.n_genuine + md->scores.n_impostor > 0) {
+			snprintf(name, sizeof name, "scores_%s.csv", mod_names[m]);
+			FILE *f = afile_open(e, &a, dir, name);
+			fputs("genuine,score\n", f);
+			for (size_t i = 0; i < md->scores.n_genuine; i++)
+				fprintf(f, "1,%.17g\n", md->scores.genuine[i]);
+			for (size_t i = 0; i < md->scores.n_impostor; i++)
+				fprintf(f, "0,%.17g\n", md->scores.impostor[i]);
+			afile_commit(e, &a);
+		}
+	}
+	if (e->has_closed) {
+		size_t n = e->n_classes;
+		FILE *f = afile_open(e, &a, dir, "confusion.csv");
+		fputs("true\\pred", f);
+		for (size_t j = 0; j < n; j++) {
+			fputc(',', f);
+			put_class_name(e, f, j);
+		}
+		fputc('\n', f);
+		for (size_t i = 0; i < n; i++) {
+			put_class_name(e, f, i);
+			for (size_t j = 0; j < n; j++)
+				fprintf(f, ",%llu", (unsigned long long)e->conf.counts[i * n + j]);
+			fputc('\n', f);
+		}
+		afile_commit(e, &a);
+		f = afile_open(e, &a, dir, "per_class.csv");
+		fputs("label,name,support,predicted,precision,recall\n", f);
+		for (size_t k = 0; k < n; k++) {
+			double p, r;
+			uint64_t sup, pr;
+			bio_confusion_class(&e->conf, k, &p, &r, &sup, &pr);
+			fprintf(f, "%zu,", k);
+			put_class_name(e, f, k);
+			fprintf(f, ",%llu,%llu,%.17g,%.17g\n", (unsigned long long)sup,
+				(unsigned long long)pr, p, r);
+		}
+		afile_commit(e, &a);
+	}
+}
+
+/* ---- plots ---- */
+
+static void plot_or_die(struct eval *e, const char *dir, const char *name,
+			const struct bio_plot_panel *panels, size_t n, size_t cols, int w, int h)
+{
+	struct bio_error err = {0};
+	size_t len = strlen(dir) + strlen(name) + 2;
+	char *path = xrealloc(e, NULL, len, 1);
+	snprintf(path, len, "%s/%s", dir, name);
+	if (bio_plot_png(path, panels, n, cols, w, h, &err) < 0)
+		bio_tool_die(e->t, "%s", err.msg);
+	free(path);
+}
+
+/* Smallest power of ten at or below p, within [1e-6, 1e-2]. */
+static double decade_floor(double p)
+{
+	double d = pow(10.0, floor(log10(p)));
+	return d < 1e-6 ? 1e-6 : d > 1e-2 ? 1e-2 : d;
+}
+
+static void write_plots(struct eval *e, const char *dir)
+{
+	make_dir(e, dir);
+	int w = (int)e->width, h = (int)e->height;
+	struct bio_plot_series det[N_MOD], roc[N_MOD], cmc[N_MOD];
+	double *buf[N_MOD][4] = {{0}};
+	char titles[N_MOD][96];
+	size_t n_det = 0, n_cmc = 0;
+	double lo = 1e-2;
+	for (int m = 0; m < N_MOD; m++) {
+		struct modality *md = &e->mod[m];
+		if (md->has_verif) {
+			size_t n = md->n_roc;
+			double *fmr = buf[m][0] = xrealloc(e, NULL, n, sizeof(double));
+			double *fnmr = buf[m][1] = xrealloc(e, NULL, n, sizeof(double));
+			double *tmr = buf[m][2] = xrealloc(e, NULL, n, sizeof(double));
+			for (size_t i = 0; i < n; i++) {
+				fmr[i] = md->roc[i].fmr;
+				fnmr[i] = md->roc[i].fnmr;
+				tmr[i] = 1.0 - md->roc[i].fnmr;
+			}
+			snprintf(titles[m], sizeof titles[m], "%s (EER %.2f%%)", mod_names[m],
+				 100.0 * md->v.eer);
+			det[n_det] = (struct bio_plot_series){titles[m], fmr, fnmr, n,
+							      BIO_STYLE_LINES};
+			roc[n_det++] = (struct bio_plot_series){titles[m], fmr, tmr, n,
+								BIO_STYLE_LINES};
+			lo = fmin(lo, decade_floor(1.0 / (double)md->v.n_impostor));
+			lo = fmin(lo, decade_floor(1.0 / (double)md->v.n_genuine));
+		}
+		if (md->has_cmc) {
+			size_t n = md->cmc.n_ranks < 50 ? md->cmc.n_ranks : 50;
+			double *rank = buf[m][3] = xrealloc(e, NULL, n, sizeof(double));
+			for (size_t r = 0; r < n; r++)
+				rank[r] = (double)(r + 1);
+			cmc[n_cmc++] = (struct bio_plot_series){mod_names[m], rank, md->cmc.rate, n,
+								BIO_STYLE_LINESPOINTS};
+		}
+	}
+	if (n_det) {
+		struct bio_plot_panel p = {
+			.title = "DET", .xlabel = "False match rate (FMR)",
+			.ylabel = "False non-match rate (FNMR)", .xscale = BIO_SCALE_PROBIT,
+			.yscale = BIO_SCALE_PROBIT, .has_xrange = 1, .has_yrange = 1, .xmin = lo,
+			.xmax = 0.5, .ymin = lo, .ymax = 0.5, .series = det, .n_series = n_det,
+			.diagonal = 1};
+		plot_or_die(e, dir, "det.png", &p, 1, 1, w, h);
+		struct bio_plot_panel q = {
+			.title = "ROC", .xlabel = "False match rate (FMR, log scale)",
+			.ylabel = "True match rate (1 - FNMR)", .xscale = BIO_SCALE_LOG,
+			.yscale = BIO_SCALE_LINEAR, .has_xrange = 1, .has_yrange = 1, .xmin = lo,
+			.xmax = 1.0, .ymin = 0.0, .ymax = 1.0, .series = roc, .n_series = n_det};
+		plot_or_die(e, dir, "roc.png", &q, 1, 1, w, h);
+	}
+	if (n_cmc) {
+		struct bio_plot_panel p = {
+			.title = "CMC (closed-set identification)", .xlabel = "Rank",
+			.ylabel = "Identification rate", .has_yrange = 1, .ymin = 0.0,
+			.ymax = 1.02, .series = cmc, .n_series = n_cmc};
+		plot_or_die(e, dir, "cmc.png", &p, 1, 1, w, h);
+	}
+	for (int m = 0; m < N_MOD; m++) {
+		struct modality *md = &e->mod[m];
+		if (!md->hist_gen)
+			continue;
+		size_t nb = (size_t)e->bins;
+		double *x = xrealloc(e, NULL, nb, sizeof(double));
+		double *yg = xrealloc(e, NULL, nb, sizeof(double));
+		double *yi = xrealloc(e, NULL, nb, sizeof(double));
+		double step = (md->hist_hi - md->hist_lo) / (double)nb;
+		for (size_t b = 0; b < nb; b++) {
+			x[b] = md->hist_lo + ((double)b + 0.5) * step;
+			yg[b] = md->scores.n_genuine ? (double)md->hist_gen[b] /
+							       ((double)md->scores.n_genuine * step)
+						     : 0.0;
+			yi[b] = md->scores.n_impostor ? (double)md->hist_imp[b] /
+								((double)md->scores.n_impostor * step)
+						      : 0.0;
+		}
+		char tg[64], ti[64], title[96], vt[64], name[64];
+		snprintf(tg, sizeof tg, "genuine (%zu)", md->scores.n_genuine);
+		snprintf(ti, sizeof ti, "impostor (%zu)", md->scores.n_impostor);
+		snprintf(title, sizeof title, "Score distributions: %s", mod_names[m]);
+		snprintf(vt, sizeof vt, "EER threshold %.4g", md->v.eer_threshold);
+		struct bio_plot_series s[2] = {{ti, x, yi, nb, BIO_STYLE_BOXES},
+					       {tg, x, yg, nb, BIO_STYLE_BOXES}};
+		struct bio_plot_panel p = {
+			.title = title, .xlabel = "Cosine similarity", .ylabel = "Density",
+			.series = s, .n_series = 2, .has_vline = md->has_verif,
+			.vline = md->v.eer_threshold, .vline_title = vt, .key_pos = "top left"};
+		snprintf(name, sizeof name, "hist_%s.png", mod_names[m]);
+		plot_or_die(e, dir, name, &p, 1, 1, w, h);
+		free(x);
+		free(yg);
+		free(yi);
+	}
+	for (int m = 0; m < N_MOD; m++)
+		for (int k = 0; k < 4; k++)
+			free(buf[m][k]);
+}
+
+/* ---- training curves from a tracking run (MLflow file store: metrics/<key>, lines
+ * "<timestamp_ms> <value> <step>") ---- */
+
+struct metric_series {
+	char *name;
+	double *x, *y;
+	size_t n;
+};
+
+static int read_metric_file(struct eval *e, struct metric_series *s, const char *path)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	char line[256];
+	size_t cap = 0;
+	while (fgets(line, sizeof line, f)) {
+		long long ts, step = 0;
+		double v;
+		int k = sscanf(line, "%lld %lf %lld", &ts, &v, &step);
+		if (k < 2)
+			continue;
+		if (s->n == cap) {
+			cap = cap ? 2 * cap : 64;
+			if (cap > 10000000)
+				break;
+			s->x = xrealloc(e, s->x, cap, sizeof(double));
+			s->y = xrealloc(e, s->y, cap, sizeof(double));
+		}
+		s->x[s->n] = (double)step;
+		s->y[s->n++] = v;
+	}
+	fclose(f);
+	return 0;
+}
+
+static void plot_training(struct eval *e, const char *plots, const char *run_dir)
+{
+	size_t len = strlen(run_dir) + 16;
+	char *mdir = xrealloc(e, NULL, len, 1);
+	snprintf(mdir, len, "%s/metrics", run_dir);
+	DIR *d = opendir(mdir);
+	if (!d)
+		bio_tool_die(e->t, "%s: %s (--run-dir must be a tracking run directory)", mdir,
+			     strerror(errno));
+	struct metric_series ser[64];
+	size_t n = 0;
+	struct dirent *de;
+	while ((de = readdir(d)) && n < 64) {
+		if (de->d_name[0] == '.')
+			continue;
+		size_t pl = strlen(mdir) + strlen(de->d_name) + 2;
+		char *p = xrealloc(e, NULL, pl, 1);
+		snprintf(p, pl, "%s/%s", mdir, de->d_name);
+		struct stat sb;
+		if (stat(p, &sb) == 0 && S_ISREG(sb.st_mode)) {
+			memset(&ser[n], 0, sizeof ser[n]);
+			ser[n].name = strdup(de->d_name);
+			if (ser[n].name && read_metric_file(e, &ser[n], p) == 0 && ser[n].n > 0)
+				n++;
+			else
+				free(ser[n].name);
+		}
+		free(p);
+	}
+	closedir(d);
+	free(mdir);
+	/* sort by name for a stable legend */
+	for (size_t i = 1; i < n; i++)
+		for (size_t j = i; j > 0 && strcmp(ser[j - 1].name, ser[j].name) > 0; j--) {
+			struct metric_series t = ser[j];
+			ser[j] = ser[j - 1];
+			ser[j - 1] = t;
+		}
+	struct bio_plot_series loss[64], acc[64], other[64];
+	size_t nl = 0, na = 0, no = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct bio_plot_series s = {ser[i].name, ser[i].x, ser[i].y, ser[i].n,
+					    BIO_STYLE_LINESPOINTS};
+		if (strstr(ser[i].name, "loss"))
+			loss[nl++] = s;
+		else if (strstr(ser[i].name, "acc") || strstr(ser[i].name, "rank") ||
+			 strstr(ser[i].name, "eer"))
+			acc[na++] = s;
+		else if (strstr(ser[i].name, "lr") || strstr(ser[i].name, "samples_per_s"))
+			other[no++] = s;
+	}
+	struct bio_plot_panel panels[3];
+	size_t np = 0;
+	if (nl)
+		panels[np++] = (struct bio_plot_panel){.title = "Loss", .xlabel = "Epoch",
+						       .ylabel = "Loss", .series = loss,
+						       .n_series = nl};
+	if (na)
+		panels[np++] = (struct bio_plot_panel){.title = "Accuracy", .xlabel = "Epoch",
+						       .ylabel = "Rate", .series = acc,
+						       .n_series = na};
+	if (no)
+		panels[np++] = (struct bio_plot_panel){.title = "Other", .xlabel = "Epoch",
+						       .series = other, .n_series = no};
+	if (np == 0)
+		bio_tool_warn(e->t, "%s: no metrics to plot", run_dir);
+	else
+		plot_or_die(e, plots, "training_curves.png", panels, np, np,
+			    (int)(e->width * (int64_t)np * 3 / 4 + 100), (int)e->height);
+	for (size_t i = 0; i < n; i++) {
+		free(ser[i].name);
+		free(ser[i].x);
+		free(ser[i].y);
+	}
+}
+
+/* ---- summary ---- */
+
+static void cell(FILE *f, int ok, double v, int percent)
+{
+	if (!ok)
+		fprintf(f, " %13s", "-");
+	else if (percent)
+		fprintf(f, " %12.2f%%", 100.0 * v);
+	else
+		fprintf(f, " %13.4f", v);
+}
+
+static void write_summary(struct eval *e, FILE *f)
+{
+	fprintf(f, "bio-eval: %zu records (%zu labelled), %zu classes, %s pairs, gallery %lld/id\n",
+		e->n_records, e->n_labelled, e->n_classes, e->protocol_name, (long long)e->gallery);
+	fprintf(f, "%-16s", "");
+	for (int m = 0; m < N_MOD; m++)
+		fprintf(f, " %13s", mod_names[m]);
+	fputc('\n', f);
+	struct modality *md = e->mod;
+	fprintf(f, "%-16s", "accuracy");
+	cell(f, 0, 0, 1);
+	cell(f, 0, 0, 1);
+	cell(f, e->has_closed, e->has_closed ? (double)e->conf.n_correct / e->conf.n_total : 0, 1);
+	fprintf(f, "\n%-16s", "top-k");
+	cell(f, 0, 0, 1);
+	cell(f, 0, 0, 1);
+	size_t k = (size_t)e->topk < e->topk_seen ? (size_t)e->topk : e->topk_seen;
+	cell(f, e->has_closed && k == (size_t)e->topk,
+	     e->has_closed ? (double)e->conf.n_topk / e->conf.n_total : 0, 1);
+	static const char *rows[] = {"EER", "FNMR@FMR=1%", "FNMR@FMR=0.1%", "FNMR@FMR=0",
+				     "ZeroFNMR (FMR)", "AUC", "rank-1", "rank-5"};
+	for (int r = 0; r < 8; r++) {
+		fprintf(f, "\n%-16s", rows[r]);
+		for (int m = 0; m < N_MOD; m++) {
+			const struct bio_verif *v = &md[m].v;
+			int ok = md[m].has_verif;
+			switch (r) {
+			case 0: cell(f, ok, v->eer, 1); break;
+			case 1: cell(f, ok, v->fnmr_at_fmr[0], 1); break;
+			case 2: cell(f, ok, v->fnmr_at_fmr[1], 1); break;
+			case 3: cell(f, ok, v->fnmr_at_fmr[2], 1); break;
+			case 4: cell(f, ok, v->zero_fnmr, 1); break;
+			case 5: cell(f, ok, v->auc, 0); break;
+			case 6: cell(f, md[m].has_cmc, bio_cmc_rank(&md[m].cmc, 1), 1); break;
+			default: cell(f, md[m].has_cmc, bio_cmc_rank(&md[m].cmc, 5), 1); break;
+			}
+		}
+	}
+	fprintf(f, "\n%-16s", "genuine pairs");
+	for (int m = 0; m < N_MOD; m++)
+		fprintf(f, " %13zu", md[m].scores.n_genuine);
+	fprintf(f, "\n%-16s", "impostor pairs");
+	for (int m = 0; m < N_MOD; m++)
+		fprintf(f, " %13zu", md[m].scores.n_impostor);
+	fputc('\n', f);
+	for (int m = 0; m < N_MOD; m++) {
+		if (md[m].present && !md[m].has_verif)
+			fprintf(f, "%s verification: %s\n", mod_names[m], md[m].verif_reason);
+		if (md[m].present && !md[m].has_cmc)
+			fprintf(f, "%s identification: %s\n", mod_names[m], md[m].cmc_reason);
+	}
+	if (!e->has_closed)
+		fprintf(f, "closed-set: %s\n", e->closed_reason);
+}
+
+/* ---- main ---- */
+
+static void free_eval(struct eval *e)
+{
+	for (size_t i = 0; i < e->n_label_names; i++)
+		free(e->label_names[i]);
+	free(e->label_names);
+	free(e->labels);
+	free(e->preds);
+	free(e->topk_ids);
+	for (int m = 0; m < N_MOD; m++) {
+		struct modality *md = &e->mod[m];
+		free(md->emb);
+		bio_scores_destroy(&md->scores);
+		free(md->roc);
+		bio_cmc_destroy(&md->cmc);
+		free(md->hist_gen);
+		free(md->hist_imp);
+	}
+	if (e->has_closed)
+		bio_confusion_destroy(&e->conf);
+}
+
+int main(int argc, char **argv)
+{
+	enum { OPT_CURVES = 0x2000, OPT_PLOTS, OPT_RUN_DIR, OPT_PROTOCOL, OPT_GALLERY, OPT_SCORES };
+	static const struct option long_opts[] = {
+		BIO_TOOL_LONG_OPTS,
+		{"curves", required_argument, 0, OPT_CURVES},
+		{"plots", required_argument, 0, OPT_PLOTS},
+		{"run-dir", required_argument, 0, OPT_RUN_DIR},
+		{"protocol", required_argument, 0, OPT_PROTOCOL},
+		{"gallery", required_argument, 0, OPT_GALLERY},
+		{"scores", no_argument, 0, OPT_SCORES},
+		{"quiet", no_argument, 0, 'q'},
+		{0, 0, 0, 0},
+	};
+	struct bio_tool t;
+	struct bio_error err = {0};
+	const char *curves = NULL, *plots = NULL, *run_dir = NULL, *protocol = NULL;
+	long long gallery = -1;
+	int quiet = 0, with_scores = 0, opt;
+
+	bio_tool_init(&t, "bio-eval", argc, argv);
+	while ((opt = getopt_long(argc, argv, BIO_TOOL_SHORT_OPTS "q", long_opts, NULL)) != -1) {
+		if (bio_tool_common_opt(&t, opt, optarg))
+			continue;
+		switch (opt) {
+		case 'h':
+			usage(stdout);
+			return BIO_EXIT_OK;
+		case OPT_CURVES:
+			curves = optarg;
+			break;
+		case OPT_PLOTS:
+			plots = optarg;
+			break;
+		case OPT_RUN_DIR:
+			run_dir = optarg;
+			break;
+		case OPT_PROTOCOL:
+			protocol = optarg;
+			break;
+		case OPT_GALLERY:
+			gallery = bio_tool_parse_count(&t, "--gallery", optarg, 1, 1000000);
+			break;
+		case OPT_SCORES:
+			with_scores = 1;
+			break;
+		case 'q':
+			quiet = 1;
+			break;
+		default:
+			bio_tool_usage_error(&t, NULL);
+		}
+	}
+	if (with_scores && !curves)
+		bio_tool_usage_error(&t, "--scores needs --curves DIR");
+	if (run_dir && !plots)
+		bio_tool_usage_error(&t, "--run-dir needs --plots DIR");
+	bio_tool_load_config(&t);
+
+	struct eval e = {.t = &t};
+	const char *proto_cfg;
+	if (bio_config_get_int_range(t.cfg, "eval.topk", 5, 1, 1000, &e.topk, &err) < 0 ||
+	    bio_config_get_int_range(t.cfg, "eval.gallery", 1, 1, 1000000, &e.gallery, &err) < 0 ||
+	    bio_config_get_int_range(t.cfg, "eval.histogram_bins", 50, 1, 100000, &e.bins, &err) <
+		    0 ||
+	    bio_config_get_int_range(t.cfg, "eval.max_pairs", 50000000, 1, INT64_MAX / 16,
+				     &e.max_pairs, &err) < 0 ||
+	    bio_config_get_double_range(t.cfg, "eval.curve_resolution", 0.01, 0.0, 1.0,
+					&e.resolution, &err) < 0 ||
+	    bio_config_get_int_range(t.cfg, "eval.plot_width", 900, 200, 8000, &e.width, &err) <
+		    0 ||
+	    bio_config_get_int_range(t.cfg, "eval.plot_height", 650, 150, 8000, &e.height, &err) <
+		    0 ||
+	    bio_config_get_str(t.cfg, "eval.protocol", "all", &proto_cfg, &err) < 0)
+		bio_tool_die_err(&t, &err);
+	if (gallery > 0)
+		e.gallery = gallery;
+	if (protocol) {
+		if (strcmp(protocol, "all") != 0 && strcmp(protocol, "fvc") != 0)
+			bio_tool_usage_error(&t, "--protocol: '%s' is not all or fvc", protocol);
+		proto_cfg = protocol;
+	} else if (strcmp(proto_cfg, "all") != 0 && strcmp(proto_cfg, "fvc") != 0) {
+		bio_config_error(t.cfg, "eval.protocol", &err, BIO_EINVAL,
+				 "'%s' is not all or fvc", proto_cfg);
+		bio_tool_die_err(&t, &err);
+	}
+	e.protocol = strcmp(proto_cfg, "fvc") == 0 ? BIO_PAIRS_FVC : BIO_PAIRS_ALL;
+	e.protocol_name = e.protocol == BIO_PAIRS_FVC ? "fvc" : "all";
+
+	/* Read everything first: bad input fails before any output exists. */
+	const char *stdin_path[] = {"-"};
+	const char *const *paths = (const char *const *)(argv + optind);
+	size_t n_paths = (size_t)(argc - optind);
+	if (n_paths == 0) {
+		paths = stdin_path;
+		n_paths = 1;
+	}
+	struct bio_stream_limits lim;
+	bio_stream_limits_default(&lim);
+	struct bio_stream_reader *r = bio_stream_reader_open(paths, n_paths, &lim, &err);
+	if (!r)
+		bio_tool_die_err(&t, &err);
+	const struct bio_value *meta;
+	if (bio_stream_read_header(r, "predictions", &meta, &err) < 0)
+		bio_tool_die_err(&t, &err);
+	read_meta(&e, r, meta);
+	read_records(&e, r);
+	bio_stream_reader_free(r);
+	if (e.n_records == 0)
+		bio_tool_die(&t, "%s: no records to evaluate", paths[0]);
+
+	compute_closed(&e);
+	for (int m = 0; m < N_MOD; m++)
+		compute_modality(&e, &e.mod[m]);
+	if (plots && !bio_plot_available())
+		bio_tool_die(&t, "--plots: cannot run %s (install gnuplot-nox, or set BIO_GNUPLOT)",
+			     getenv("BIO_GNUPLOT") ? getenv("BIO_GNUPLOT") : "gnuplot");
+
+	FILE *out = bio_tool_output_open(&t);
+	if (curves)
+		write_curves(&e, curves, with_scores);
+	if (plots) {
+		write_plots(&e, plots);
+		if (run_dir)
+			plot_training(&e, plots, run_dir);
+	}
+	write_report(&e, out);
+	bio_tool_output_commit(&t);
+	if (!quiet)
+		write_summary(&e, stderr);
+	free_eval(&e);
+	return BIO_EXIT_OK;
+}
