@@ -1,0 +1,196 @@
+/* Optimizers, gradient clipping and learning-rate schedules, following the arithmetic of
+ * torch.optim 1.13's single-tensor implementations in float32 with the scalars rounded to float
+ * as PyTorch's CPU kernels do, so parameter trajectories agree closely with PyTorch's. */
+#include "bio/optim.h"
+
+#include <math.h>
+#include <string.h>
+
+const char *bio_optim_name(enum bio_optim_kind kind)
+{
+	return kind == BIO_OPTIM_SGD ? "sgd" : kind == BIO_OPTIM_ADAM ? "adam" : "adamw";
+}
+
+int bio_optim_parse(enum bio_optim_kind *out, const char *name)
+{
+	if (strcmp(name, "sgd") == 0)
+		*out = BIO_OPTIM_SGD;
+	else if (strcmp(name, "adam") == 0)
+		*out = BIO_OPTIM_ADAM;
+	else if (strcmp(name, "adamw") == 0)
+		*out = BIO_OPTIM_ADAMW;
+	else
+		return -1;
+	return 0;
+}
+
+int bio_optim_from_config(struct bio_optim *o, const struct bio_config *cfg, struct bio_error *err)
+{
+	const char *s;
+	int rc, b;
+	memset(o, 0, sizeof *o);
+	if ((rc = bio_config_get_str(cfg, "training.optimizer", "adam", &s, err)))
+		return rc;
+	if (bio_optim_parse(&o->kind, s))
+		return bio_config_error(cfg, "training.optimizer", err, BIO_EINVAL,
+					"expected sgd, adam or adamw, got '%s'", s);
+	if ((rc = bio_config_get_double_range(cfg, "training.lr", 1e-3, 0.0, 1e3, &o->lr, err)) ||
+	    (rc = bio_config_get_double_range(cfg, "training.momentum", 0.9, 0.0, 1.0, &o->momentum,
+					       err)) ||
+	    (rc = bio_config_get_bool(cfg, "training.nesterov", 0, &b, err)) ||
+	    (rc = bio_config_get_double_range(cfg, "training.weight_decay", 0.0, 0.0, 1e3,
+					       &o->weight_decay, err)) ||
+	    (rc = bio_config_get_double_range(cfg, "training.beta1", 0.9, 0.0, 0.999999, &o->beta1,
+					       err)) ||
+	    (rc = bio_config_get_double_range(cfg, "training.beta2", 0.999, 0.0, 0.999999999,
+					       &o->beta2, err)) ||
+	    (rc = bio_config_get_double_range(cfg, "training.eps", 1e-8, 0.0, 1.0, &o->eps, err)))
+		return rc;
+	o->nesterov = b;
+	if (o->nesterov && (o->kind != BIO_OPTIM_SGD || o->momentum <= 0.0))
+		return bio_config_error(cfg, "training.nesterov", err, BIO_EINVAL,
+					"Nesterov momentum needs optimizer sgd and momentum > 0");
+	return 0;
+}
+
+void bio_optim_step(struct bio_optim *o, float *params, const float *grads, size_t n)
+{
+	BIO_ASSERT(n == o->n && o->m && (o->kind == BIO_OPTIM_SGD || o->v));
+	const float wd = (float)o->weight_decay, neg_lr = (float)-o->lr;
+	o->step++;
+	if (o->kind == BIO_OPTIM_SGD) {
+		const float mom = (float)o->momentum;
+		const int first = o->step == 1;
+		for (size_t i = 0; i < n; i++) {
+			float d = grads[i];
+			if (wd != 0.0f)
+				d = d + wd * params[i];
+			if (mom != 0.0f) {
+				float buf = first ? d : o->m[i] * mom + d;
+				o->m[i] = buf;
+				d = o->nesterov ? d + mom * buf : buf;
+			}
+			params[i] = params[i] + neg_lr * d;
+		}
+		return;
+	}
+	const double step = (double)o->step;
+	const double bc1 = 1.0 - pow(o->beta1, step), bc2 = 1.0 - pow(o->beta2, step);
+	const float b1 = (float)o->beta1, b2 = (float)o->beta2;
+	const float one_b1 = (float)(1.0 - o->beta1), one_b2 = (float)(1.0 - o->beta2);
+	const float neg_step = (float)(-(o->lr / bc1)), bc2s = (float)sqrt(bc2);
+	const float eps = (float)o->eps;
+	const float decay = (float)(1.0 - o->lr * o->weight_decay);
+	for (size_t i = 0; i < n; i++) {
+		float g = grads[i];
+		if (o->kind == BIO_OPTIM_ADAMW)
+			params[i] = params[i] * decay;
+		else if (wd != 0.0f)
+			g = g + wd * params[i];
+		float m = o->m[i] * b1 + one_b1 * g;
+		float v = o->v[i] * b2 + one_b2 * (g * g);
+		o->m[i] = m;
+		o->v[i] = v;
+		float denom = sqrtf(v) / bc2s + eps;
+		params[i] = params[i] + neg_step * (m / denom);
+	}
+}
+
+double bio_clip_grad_norm(float *grads, size_t n, double max_norm)
+{
+	double s = 0.0;
+	for (size_t i = 0; i < n; i++)
+		s += (double)grads[i] * grads[i];
+	double norm = sqrt(s);
+	double coef = max_norm / (norm + 1e-6);
+	if (coef < 1.0) {
+		float c = (float)coef;
+		for (size_t i = 0; i < n; i++)
+			grads[i] *= c;
+	}
+	return norm;
+}
+
+/* ---- schedules ---- */
+
+const char *bio_sched_name(enum bio_sched_kind kind)
+{
+	static const char *const names[] = {"none", "step", "cosine", "plateau"};
+	return names[kind];
+}
+
+int bio_sched_from_config(struct bio_sched *s, const struct bio_config *cfg, int64_t t_max,
+			  struct bio_error *err)
+{
+	const char *name, *metric;
+	int rc;
+	memset(s, 0, sizeof *s);
+	if ((rc = bio_config_get_str(cfg, "training.scheduler", "none", &name, err)))
+		return rc;
+	if (strcmp(name, "none") == 0)
+		s->kind = BIO_SCHED_NONE;
+	else if (strcmp(name, "step") == 0)
+		s->kind = BIO_SCHED_STEP;
+	else if (strcmp(name, "cosine") == 0)
+		s->kind = BIO_SCHED_COSINE;
+	else if (strcmp(name, "plateau") == 0)
+		s->kind = BIO_SCHED_PLATEAU;
+	else
+		return bio_config_error(cfg, "training.scheduler", err, BIO_EINVAL,
+					"expected none, step, cosine or plateau, got '%s'", name);
+	if ((rc = bio_config_get_double_range(cfg, "training.lr", 1e-3, 0.0, 1e3, &s->base_lr, err)) ||
+	    (rc = bio_config_get_int_range(cfg, "training.step_size", 10, 1, 1000000000,
+					    &s->step_size, err)) ||
+	    (rc = bio_config_get_double_range(cfg, "training.gamma", 0.1, 0.0, 1e3, &s->gamma,
+					       err)) ||
+	    (rc = bio_config_get_double_range(cfg, "training.min_lr", 0.0, 0.0, 1e3, &s->min_lr,
+					       err)) ||
+	    (rc = bio_config_get_int_range(cfg, "training.patience", 3, 0, 1000000000,
+					    &s->patience, err)) ||
+	    (rc = bio_config_get_double_range(cfg, "training.factor", 0.1, 0.0, 0.999999,
+					       &s->factor, err)) ||
+	    (rc = bio_config_get_str(cfg, "training.early_stopping.metric", "val_accuracy", &metric,
+				      err)))
+		return rc;
+	s->plateau_max = strcmp(metric, "val_loss") != 0;
+	s->best = s->plateau_max ? -INFINITY : INFINITY;
+	s->t_max = t_max < 1 ? 1 : t_max;
+	s->lr = s->base_lr;
+	return 0;
+}
+
+double bio_sched_epoch_end(struct bio_sched *s, double metric)
+{
+	s->epoch++;
+	switch (s->kind) {
+	case BIO_SCHED_NONE:
+		break;
+	case BIO_SCHED_STEP:
+		s->lr = s->base_lr * pow(s->gamma, (double)(s->epoch / s->step_size));
+		break;
+	case BIO_SCHED_COSINE:
+		s->lr = s->min_lr + (s->base_lr - s->min_lr) *
+					    (1.0 + cos(M_PI * (double)s->epoch / (double)s->t_max)) / 2.0;
+		break;
+	case BIO_SCHED_PLATEAU: {
+		int better = s->plateau_max ? metric > s->best * (1.0 + 1e-4)
+					    : metric < s->best * (1.0 - 1e-4);
+		if (better) {
+			s->best = metric;
+			s->num_bad = 0;
+		} else {
+			s->num_bad++;
+		}
+		if (s->num_bad > s->patience) {
+			double nl = s->lr * s->factor;
+			if (nl < s->min_lr)
+				nl = s->min_lr;
+			if (s->lr - nl > 1e-8)
+				s->lr = nl;
+			s->num_bad = 0;
+		}
+		break;
+	}
+	}
+	return s->lr;
+}
