@@ -16,6 +16,11 @@ struct omap_item {
 	int done;
 };
 
+struct omap_worker {
+	struct bio_omap *m;
+	int index;
+};
+
 struct bio_omap {
 	bio_omap_fn fn;
 	void *ud;
@@ -26,6 +31,7 @@ struct bio_omap {
 	uint64_t tail;      /* next item to submit */
 	int n_threads;
 	pthread_t *threads;
+	struct omap_worker *workers;
 	int stop;
 	pthread_mutex_t mu;
 	pthread_cond_t cv_work; /* work submitted, or stop */
@@ -34,7 +40,8 @@ struct bio_omap {
 
 static void *omap_worker(void *arg)
 {
-	struct bio_omap *m = arg;
+	const struct omap_worker *wk = arg;
+	struct bio_omap *m = wk->m;
 
 	pthread_mutex_lock(&m->mu);
 	for (;;) {
@@ -45,7 +52,7 @@ static void *omap_worker(void *arg)
 		uint64_t i = m->next_work++;
 		void *slot = m->ring[i % m->window].slot;
 		pthread_mutex_unlock(&m->mu);
-		m->fn(m->ud, slot);
+		m->fn(m->ud, wk->index, slot);
 		pthread_mutex_lock(&m->mu);
 		m->ring[i % m->window].done = 1;
 		if (i == m->head)
@@ -79,13 +86,15 @@ struct bio_omap *bio_omap_new(int n_threads, size_t window, bio_omap_fn fn, void
 	if (n_threads <= 1)
 		return m;
 	m->threads = calloc((size_t)n_threads, sizeof(*m->threads));
-	if (!m->threads) {
+	m->workers = calloc((size_t)n_threads, sizeof(*m->workers));
+	if (!m->threads || !m->workers) {
 		bio_omap_free(m);
 		bio_error_set(err, BIO_ENOMEM, "ordered map: out of memory for %d threads", n_threads);
 		return NULL;
 	}
 	for (int t = 0; t < n_threads; t++) {
-		int rc = pthread_create(&m->threads[t], NULL, omap_worker, m);
+		m->workers[t] = (struct omap_worker){m, t};
+		int rc = pthread_create(&m->threads[t], NULL, omap_worker, &m->workers[t]);
 		if (rc != 0) {
 			bio_omap_free(m);
 			bio_error_set(err, BIO_EIO, "ordered map: cannot start thread %d: %s", t,
@@ -113,6 +122,7 @@ void bio_omap_free(struct bio_omap *m)
 	pthread_cond_destroy(&m->cv_work);
 	pthread_mutex_destroy(&m->mu);
 	free(m->threads);
+	free(m->workers);
 	free(m->ring);
 	free(m);
 }
@@ -121,7 +131,7 @@ void bio_omap_submit(struct bio_omap *m, void *slot)
 {
 	BIO_ASSERT(m->tail - m->head < m->window);
 	if (m->n_threads == 0) {
-		m->fn(m->ud, slot);
+		m->fn(m->ud, 0, slot);
 		m->ring[m->tail % m->window] = (struct omap_item){slot, 1};
 		m->tail++;
 		m->next_work = m->tail;
@@ -167,6 +177,66 @@ size_t bio_omap_window(const struct bio_omap *m)
 }
 
 /* ---- sample preprocessing ---- */
+
+#define PREP_N_PLANS 4
+
+struct prep_plan {
+	uint32_t in_w, in_h, out;
+	enum bio_resize_filter filter;
+	uint64_t last_used;
+	struct bio_resize_plan *plan;
+};
+
+struct bio_prep_scratch {
+	struct prep_plan plans[PREP_N_PLANS];
+	uint64_t clock;
+	uint8_t *u8;     /* resized 8-bit image */
+	size_t u8_bytes;
+	float lut_mean, lut_std; /* the table below is for these (lut_std 0: not built) */
+	float lut[256];
+};
+
+struct bio_prep_scratch *bio_prep_scratch_new(void)
+{
+	return calloc(1, sizeof(struct bio_prep_scratch));
+}
+
+void bio_prep_scratch_free(struct bio_prep_scratch *s)
+{
+	if (!s)
+		return;
+	for (int i = 0; i < PREP_N_PLANS; i++)
+		bio_image_resize_plan_free(s->plans[i].plan);
+	free(s->u8);
+	free(s);
+}
+
+/* The cached plan for img -> size x size (least recently used one replaced), or NULL with err. */
+static const struct bio_resize_plan *scratch_plan(struct bio_prep_scratch *s,
+						  const struct bio_image *img,
+						  const struct bio_prep_params *p,
+						  struct bio_error *err)
+{
+	struct prep_plan *victim = &s->plans[0];
+	s->clock++;
+	for (int i = 0; i < PREP_N_PLANS; i++) {
+		struct prep_plan *e = &s->plans[i];
+		if (e->plan && e->in_w == img->width && e->in_h == img->height && e->out == p->size &&
+		    e->filter == p->filter) {
+			e->last_used = s->clock;
+			return e->plan;
+		}
+		if (!e->plan || (victim->plan && e->last_used < victim->last_used))
+			victim = e;
+	}
+	struct bio_resize_plan *plan;
+	if (bio_image_resize_plan_new(&plan, img->width, img->height, p->size, p->size, p->filter,
+				      err) < 0)
+		return NULL;
+	bio_image_resize_plan_free(victim->plan);
+	*victim = (struct prep_plan){img->width, img->height, p->size, p->filter, s->clock, plan};
+	return plan;
+}
 
 void bio_prep_params_default(struct bio_prep_params *p)
 {
@@ -216,38 +286,89 @@ int bio_prep_params_from_config(struct bio_prep_params *p, const struct bio_conf
 	return 0;
 }
 
+/* (v / 255 - mean) / std for every 8-bit level v: the same float operations as numpy on a
+ * float32 array. */
+static void build_lut(float lut[256], float mean, float std)
+{
+	for (int v = 0; v < 256; v++)
+		lut[v] = ((float)v / 255.0f - mean) / std;
+}
+
 int bio_prep_image(float *out, const struct bio_image *img, const struct bio_prep_params *p,
-		   struct bio_error *err)
+		   struct bio_prep_scratch *s, struct bio_error *err)
 {
 	size_t n = (size_t)p->size * p->size;
-	int rc = bio_image_resize(out, p->size, p->size, img, p->filter, err);
-	if (rc < 0)
-		return rc;
-	/* The same float operations as numpy on a float32 array: (x / 255 - mean) / std. */
-	const float mean = p->mean, std = p->std;
-	if (p->quantize) {
-		float lut[256];
-		for (int v = 0; v < 256; v++)
-			lut[v] = ((float)v / 255.0f - mean) / std;
-		for (size_t i = 0; i < n; i++) {
-			float v = out[i] + 0.5f; /* PIL rounds half up */
-			int q = v <= 0.0f ? 0 : v >= 255.0f ? 255 : (int)v;
-			out[i] = lut[q];
-		}
+	struct bio_resize_plan *own_plan = NULL;
+	const struct bio_resize_plan *plan;
+	uint8_t *u8 = NULL;
+	int rc = 0;
+
+	if (!img || !img->pixels || !img->width || !img->height)
+		return bio_error_set(err, BIO_EINVAL, "prep: empty image");
+	if (s) {
+		plan = scratch_plan(s, img, p, err);
+		if (!plan)
+			return err ? err->code : BIO_ENOMEM;
 	} else {
+		if ((rc = bio_image_resize_plan_new(&own_plan, img->width, img->height, p->size,
+						    p->size, p->filter, err)) < 0)
+			return rc;
+		plan = own_plan;
+	}
+	if (!p->quantize) {
+		if ((rc = bio_image_resize_planned(out, plan, img, err)) < 0)
+			goto out;
+		const float mean = p->mean, std = p->std;
 		for (size_t i = 0; i < n; i++)
 			out[i] = (out[i] / 255.0f - mean) / std;
+		goto out;
 	}
-	return 0;
+	/* Quantised: PIL's exact 8-bit result through a table of the normalised levels. */
+	float own_lut[256];
+	const float *lut = own_lut;
+	if (s) {
+		if (s->u8_bytes < n) {
+			uint8_t *b = realloc(s->u8, n);
+			if (!b) {
+				rc = bio_error_set(err, BIO_ENOMEM, "prep: out of memory");
+				goto out;
+			}
+			s->u8 = b;
+			s->u8_bytes = n;
+		}
+		u8 = s->u8;
+		if (s->lut_std == 0.0f || s->lut_mean != p->mean || s->lut_std != p->std) {
+			build_lut(s->lut, p->mean, p->std);
+			s->lut_mean = p->mean;
+			s->lut_std = p->std;
+		}
+		lut = s->lut;
+	} else {
+		u8 = malloc(n);
+		if (!u8) {
+			rc = bio_error_set(err, BIO_ENOMEM, "prep: out of memory");
+			goto out;
+		}
+		build_lut(own_lut, p->mean, p->std);
+	}
+	if ((rc = bio_image_resize_planned_u8(u8, plan, img, err)) < 0)
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		out[i] = lut[u8[i]];
+out:
+	if (!s)
+		free(u8);
+	bio_image_resize_plan_free(own_plan);
+	return rc;
 }
 
 int bio_prep_file(float *out, const char *path, const struct bio_prep_params *p,
-		  struct bio_error *err)
+		  struct bio_prep_scratch *s, struct bio_error *err)
 {
 	struct bio_image img = {0};
 	int rc = bio_image_load(&img, path, &p->limits, err);
 	if (rc == 0) {
-		rc = bio_prep_image(out, &img, p, err);
+		rc = bio_prep_image(out, &img, p, s, err);
 		if (rc < 0)
 			bio_error_prefix(err, "%s", path);
 	}

@@ -30,6 +30,7 @@ struct prep_ctx {
 	const struct bio_prep_params *params;
 	int n_mod;
 	size_t pixels; /* S * S */
+	struct bio_prep_scratch **scratch; /* one per worker */
 };
 
 static void usage(FILE *f)
@@ -92,7 +93,7 @@ static long long job_add_path(struct prep_job *job, size_t *used, const char *ro
 	return off;
 }
 
-static void prep_work(void *ud, void *slot)
+static void prep_work(void *ud, int worker, void *slot)
 {
 	const struct prep_ctx *ctx = ud;
 	struct prep_job *job = slot;
@@ -100,7 +101,8 @@ static void prep_work(void *ud, void *slot)
 	job->rc = 0;
 	for (int m = 0; m < ctx->n_mod && job->rc == 0; m++)
 		job->rc = bio_prep_file(job->out + (size_t)m * ctx->pixels,
-					job->strs + job->off_path[m], ctx->params, &job->err);
+					job->strs + job->off_path[m], ctx->params,
+					ctx->scratch[worker], &job->err);
 }
 
 static void parse_shard(struct bio_tool *t, const char *arg, long long *shard_i, long long *shard_n)
@@ -337,11 +339,15 @@ int main(int argc, char **argv)
 	int n_threads = t.n_threads > 1 ? t.n_threads : 1;
 	size_t window = n_threads > 1 ? (size_t)n_threads * 4 : 1;
 	size_t pixels = (size_t)params.size * params.size;
-	struct prep_ctx ctx = {&params, (int)n_mod, pixels};
+	struct prep_ctx ctx = {&params, (int)n_mod, pixels, NULL};
 	struct prep_job *jobs = calloc(window, sizeof(*jobs));
 	struct prep_job **free_jobs = calloc(window, sizeof(*free_jobs));
-	if (!jobs || !free_jobs)
+	ctx.scratch = calloc((size_t)n_threads, sizeof(*ctx.scratch));
+	if (!jobs || !free_jobs || !ctx.scratch)
 		bio_tool_die(&t, "out of memory");
+	for (int i = 0; i < n_threads; i++)
+		if (!(ctx.scratch[i] = bio_prep_scratch_new()))
+			bio_tool_die(&t, "out of memory");
 	size_t n_free = window;
 	for (size_t i = 0; i < window; i++) {
 		jobs[i].out = malloc(n_mod * pixels * sizeof(float));
@@ -421,6 +427,9 @@ int main(int argc, char **argv)
 	}
 	free(jobs);
 	free(free_jobs);
+	for (int i = 0; i < n_threads; i++)
+		bio_prep_scratch_free(ctx.scratch[i]);
+	free(ctx.scratch);
 	for (size_t m = 0; m < n_mod; m++)
 		free(modalities[m]);
 	free(root);

@@ -15,8 +15,10 @@
 /* ---- ordered parallel map ---- */
 
 /* Work function: processes the caller's item `slot` (results and errors go into the slot).
- * Called from worker threads with the map's ud; must not touch shared state without locking. */
-typedef void (*bio_omap_fn)(void *ud, void *slot);
+ * Called from worker threads with the map's ud and the worker's index in [0, n_threads) (0 when
+ * running without threads), so per-worker scratch needs no locking; must not touch other
+ * shared state without locking. */
+typedef void (*bio_omap_fn)(void *ud, int worker, void *slot);
 
 struct bio_omap;
 
@@ -47,17 +49,27 @@ struct bio_prep_params {
 	struct bio_image_limits limits;
 };
 
+/* Per-thread scratch of the preprocessing: cached resize plans (one per input size met
+ * recently) and buffers, so a stream of same-sized images builds no tables and allocates little. */
+struct bio_prep_scratch;
+
+/* New empty scratch, or NULL when out of memory. */
+struct bio_prep_scratch *bio_prep_scratch_new(void);
+/* Frees s (NULL is a no-op). */
+void bio_prep_scratch_free(struct bio_prep_scratch *s);
+
 /* Defaults: S 64, bilinear, mean 0.5, std 0.5, quantize 1, default image limits. */
 void bio_prep_params_default(struct bio_prep_params *p);
 /* Reads prep.size, prep.resize, prep.mean, prep.std, prep.quantize, prep.max_width and
  * prep.max_height from c (c borrowed); errors name the key and file:line. */
 int bio_prep_params_from_config(struct bio_prep_params *p, const struct bio_config *c,
 				struct bio_error *err);
-/* Turns img (borrowed, 8-bit gray) into p->size * p->size normalised floats in out. */
+/* Turns img (borrowed, 8-bit gray) into p->size * p->size normalised floats in out. s (borrowed,
+ * one per thread) may be NULL: then the resize tables are built for this call alone. */
 int bio_prep_image(float *out, const struct bio_image *img, const struct bio_prep_params *p,
-		   struct bio_error *err);
+		   struct bio_prep_scratch *s, struct bio_error *err);
 /* Loads and decodes the file at path, then as bio_prep_image. Messages name the path. */
 int bio_prep_file(float *out, const char *path, const struct bio_prep_params *p,
-		  struct bio_error *err);
+		  struct bio_prep_scratch *s, struct bio_error *err);
 
 #endif

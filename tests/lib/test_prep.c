@@ -13,9 +13,10 @@ struct item {
 };
 
 /* Deliberately uneven work: some items take much longer, so workers finish out of order. */
-static void slow_hash(void *ud, void *slot)
+static void slow_hash(void *ud, int worker, void *slot)
 {
 	(void)ud;
+	(void)worker;
 	struct item *it = slot;
 	uint64_t x = it->in * 0x9e3779b97f4a7c15ull;
 	if (it->in % 7 == 3) {
@@ -109,13 +110,13 @@ TEST(prep_normalize_quantized)
 	p.std = 0.5f;
 	float out[16];
 	struct bio_error err = {0};
-	CHECK_EQ(bio_prep_image(out, &img, &p, &err), 0);
+	CHECK_EQ(bio_prep_image(out, &img, &p, NULL, &err), 0);
 	float want = (200.0f / 255.0f - 0.25f) / 0.5f;
 	for (int i = 0; i < 16; i++)
 		CHECK(out[i] == want);
 	p.quantize = 0;
 	p.filter = BIO_RESIZE_AREA;
-	CHECK_EQ(bio_prep_image(out, &img, &p, &err), 0);
+	CHECK_EQ(bio_prep_image(out, &img, &p, NULL, &err), 0);
 	for (int i = 0; i < 16; i++)
 		CHECK_NEAR(out[i], want, 1e-6);
 }
@@ -132,7 +133,7 @@ TEST(prep_identity_resize_keeps_pixels)
 	p.size = 8;
 	float out[64];
 	struct bio_error err = {0};
-	CHECK_EQ(bio_prep_image(out, &img, &p, &err), 0);
+	CHECK_EQ(bio_prep_image(out, &img, &p, NULL, &err), 0);
 	for (int i = 0; i < 64; i++)
 		CHECK_NEAR(out[i], ((float)px[i] / 255.0f - 0.5f) / 0.5f, 1e-6);
 }
@@ -143,7 +144,7 @@ TEST(prep_file_missing_names_path)
 	bio_prep_params_default(&p);
 	float out[64 * 64];
 	struct bio_error err = {0};
-	CHECK(bio_prep_file(out, "/nonexistent/dir/x.bmp", &p, &err) < 0);
+	CHECK(bio_prep_file(out, "/nonexistent/dir/x.bmp", &p, NULL, &err) < 0);
 	CHECK(strstr(err.msg, "/nonexistent/dir/x.bmp") != NULL);
 }
 

@@ -1,0 +1,275 @@
+#!/usr/bin/env bats
+# bio-prep: options and exit codes, a golden checksum, thread-count and shard invariance, values
+# against PIL + numpy, bad images (--keep-going), atomic output, the man page's examples.
+
+load '/usr/lib/bats/bats-support/load'
+load '/usr/lib/bats/bats-assert/load'
+
+setup_file() {
+	export PYTHON="${PYTHON:-/usr/bin/python3}"
+	export FIX="$BATS_FILE_TMPDIR/fx"
+	# lossless formats of several kinds and sizes (down- and upscaling), 36 records
+	"$PYTHON" tests/python/prep_fixture.py "$FIX" --records 36 \
+		--formats bmp,png,bmp24,png_rgb,tif --sizes 96x80,37x41,64x64,200x150,20x16
+	export FIXL="$BATS_FILE_TMPDIR/fxl"
+	"$PYTHON" tests/python/prep_fixture.py "$FIXL" --records 8 --formats jpg,bmp,png
+}
+
+setup() {
+	cd "$BATS_TEST_DIRNAME/../.." || exit 1
+	T="$BATS_TEST_TMPDIR"
+}
+
+# Prints "<kind> <records> <failed>" of a stream file.
+stream_summary() {
+	"$PYTHON" - "$1" <<'EOF'
+import sys, msgpack
+objs = list(msgpack.Unpacker(open(sys.argv[1], "rb"), raw=False, max_buffer_size=1 << 30))
+recs = [o for o in objs[1:] if "end" not in o and "bio-stream" not in o]
+trailers = [o for o in objs if "end" in o]
+print(objs[0]["kind"], len(recs), sum(t.get("failed", 0) for t in trailers))
+EOF
+}
+
+check_stream() {
+	if [ -f tests/python/check_stream.py ]; then
+		"$PYTHON" tests/python/check_stream.py "$@"
+	fi
+}
+
+@test "bio-prep --help, --version, usage errors" {
+	run bio-prep --help
+	assert_success
+	assert_output --partial "Usage: bio-prep"
+	assert_output --partial "--shard I/N"
+	run bio-prep --version
+	assert_success
+	assert_output --partial "0.1.0"
+	run bio-prep --no-such-option
+	assert_failure 2
+	assert_output --partial "Try 'bio-prep --help'"
+	run bio-prep --shard 3/3 "$FIX/manifest.bs"
+	assert_failure 2
+	assert_output --partial "--shard"
+	run bio-prep --shard x "$FIX/manifest.bs"
+	assert_failure 2
+	run bio-prep --max-failures -1 "$FIX/manifest.bs"
+	assert_failure 2
+	run bio-prep --set prep.resize=cubic "$FIX/manifest.bs"
+	assert_failure 1
+	assert_output --partial "prep.resize"
+}
+
+@test "bio-prep: golden checksum of the tiny fixture" {
+	# Regression guard: these bytes were checked against PIL (next tests) when recorded; a
+	# change in decoding, resizing, normalising or the stream writer changes them.
+	cd "$FIX"
+	run bio-prep -j1 -o "$T/out.bs" manifest.bs
+	assert_success
+	# the records and trailer (the header holds the version and config digest)
+	run "$PYTHON" - "$T/out.bs" <<'EOF'
+import hashlib, sys, msgpack
+data = open(sys.argv[1], "rb").read()
+u = msgpack.Unpacker(raw=False, max_buffer_size=1 << 30)
+u.feed(data)
+u.unpack()
+print(hashlib.sha256(data[u.tell():]).hexdigest())
+EOF
+	assert_output "310c57c7f11bd5c7acf1df32dcb5b23fcc81ae3b7837b885964ebaba60e9096e"
+}
+
+@test "bio-prep: output is a samples stream with header, tensors and trailer" {
+	cd "$FIX"
+	bio-prep -o "$T/s.bs" manifest.bs
+	run stream_summary "$T/s.bs"
+	assert_output "samples 36 0"
+	check_stream "$T/s.bs"
+	run "$PYTHON" - "$T/s.bs" <<'EOF'
+import sys, msgpack, numpy as np
+objs = list(msgpack.Unpacker(open(sys.argv[1], "rb"), raw=False))
+meta = objs[0]["meta"]
+assert meta["shape"] == [1, 64, 64] and meta["normalize"] == {"mean": 0.5, "std": 0.5}, meta
+assert meta["modalities"] == ["iris", "fingerprint"] and len(meta["labels"]) == 12
+r = objs[1]
+assert set(r) == {"id", "label", "identity", "split", "iris", "fingerprint"}, r.keys()
+x = np.frombuffer(r["iris"]["data"], "<f4")
+assert r["iris"]["dtype"] == "f32" and x.size == 64 * 64 and -1 <= x.min() and x.max() <= 1
+assert objs[-1] == {"end": 36, "failed": 0}, objs[-1]
+print("ok")
+EOF
+	assert_success
+	assert_output "ok"
+}
+
+@test "bio-prep: -j1, -j2, -j4 and -j7 give byte-identical output" {
+	cd "$FIX"
+	bio-prep -j1 -o "$T/j1.bs" manifest.bs
+	for j in 2 4 7; do
+		bio-prep -j$j -o "$T/j$j.bs" manifest.bs
+		cmp "$T/j1.bs" "$T/j$j.bs"
+	done
+	# from standard input too
+	bio-prep -j3 < manifest.bs > "$T/stdin.bs"
+	cmp "$T/j1.bs" "$T/stdin.bs"
+}
+
+@test "bio-prep: values match PIL + numpy (bilinear, area, unquantised)" {
+	# tolerance: quantised output within 1 gray level of PIL and >= 99.9% of pixels equal;
+	# unquantised (float before rounding) within 0.5 gray level.
+	cd "$FIX"
+	bio-prep -j2 -o "$T/b.bs" manifest.bs
+	run "$PYTHON" "$OLDPWD/tests/python/prep_reference.py" manifest.bs "$T/b.bs" --min-exact 0.999
+	assert_success
+	assert_output --partial "ok: 36 samples"
+	bio-prep -j2 --set prep.resize=area --set prep.size=24 -o "$T/a.bs" manifest.bs
+	run "$PYTHON" "$OLDPWD/tests/python/prep_reference.py" manifest.bs "$T/a.bs" \
+		--filter area --size 24 --min-exact 0.999
+	assert_success
+	bio-prep --set prep.quantize=false --set prep.mean=0.2 --set prep.std=0.3 -o "$T/q.bs" manifest.bs
+	run "$PYTHON" "$OLDPWD/tests/python/prep_reference.py" manifest.bs "$T/q.bs" \
+		--no-quantize --mean 0.2 --std 0.3 --tol-levels 0.5
+	assert_success
+	# the check can fail: wrong normalisation parameters are caught
+	run "$PYTHON" "$OLDPWD/tests/python/prep_reference.py" manifest.bs "$T/b.bs" --mean 0.45
+	assert_failure
+}
+
+@test "bio-prep: JPEG samples match PIL within one gray level" {
+	cd "$FIXL"
+	bio-prep -o "$T/l.bs" manifest.bs
+	run "$PYTHON" "$OLDPWD/tests/python/prep_reference.py" manifest.bs "$T/l.bs" --min-exact 0.99
+	assert_success
+}
+
+@test "bio-prep: shards joined with cat hold the same samples as one run" {
+	cd "$FIX"
+	bio-prep -j2 -o "$T/all.bs" manifest.bs
+	for i in 0 1 2 3 4; do bio-prep -j1 --shard $i/5 -o "$T/p$i.bs" manifest.bs; done
+	run stream_summary "$T/p1.bs"
+	assert_output "samples 7 0"  # records 1, 6, 11, ..., 31
+	cat "$T"/p0.bs "$T"/p1.bs "$T"/p2.bs "$T"/p3.bs "$T"/p4.bs > "$T/joined.bs"
+	run "$PYTHON" - "$T/all.bs" "$T/joined.bs" <<'EOF'
+import sys, msgpack
+def recs(p):
+    objs = list(msgpack.Unpacker(open(p, "rb"), raw=False))
+    return sorted((o for o in objs if "id" in o), key=lambda r: r["id"])
+a, b = recs(sys.argv[1]), recs(sys.argv[2])
+assert len(a) == 36 and a == b, (len(a), len(b))
+print("same")
+EOF
+	assert_output "same"
+	# every reader takes the joined file as one stream
+	run bio-batch --batch-size 5 -o "$T/batches.bs" "$T/joined.bs"
+	assert_success
+	run bio-batch --batch-size 5 "$T"/p0.bs "$T"/p1.bs "$T"/p2.bs "$T"/p3.bs "$T"/p4.bs
+	assert_success
+	check_stream "$T/joined.bs"
+}
+
+@test "bio-prep: make prep-sharded runs the shards through GNU parallel" {
+	cd "$FIX"
+	run make -s -C "$OLDPWD" BUILD="$BIO_BUILD" prep-sharded MANIFEST="$FIX/manifest.bs" \
+		OUT="$T/sh.bs" SHARDS=3 PREP_FLAGS="--root $FIX"
+	assert_success
+	bio-prep -o "$T/one.bs" manifest.bs
+	run "$PYTHON" - "$T/one.bs" "$T/sh.bs" <<'EOF'
+import sys, msgpack
+def recs(p):
+    return sorted((o for o in msgpack.Unpacker(open(p, "rb"), raw=False) if "id" in o),
+                  key=lambda r: r["id"])
+assert recs(sys.argv[1]) == recs(sys.argv[2])
+print("same")
+EOF
+	assert_output "same"
+	run ls "$T"
+	refute_output --partial "shards"
+	# a failing shard fails the target and leaves no OUT
+	run make -s -C "$OLDPWD" BUILD="$BIO_BUILD" prep-sharded MANIFEST="$FIX/manifest.bs" \
+		OUT="$T/bad.bs" SHARDS=3 PREP_FLAGS="--root /nonexistent"
+	assert_failure
+	[ ! -e "$T/bad.bs" ]
+}
+
+@test "bio-prep: --root resolves relative paths from elsewhere" {
+	cd "$FIX"
+	bio-prep -o "$T/here.bs" manifest.bs
+	cd "$T"
+	run bio-prep -o "$T/root.bs" "$FIX/manifest.bs"
+	assert_failure 1
+	assert_output --partial "img/"
+	bio-prep --root "$FIX" -o "$T/root.bs" "$FIX/manifest.bs"
+	cmp "$T/here.bs" "$T/root.bs"
+}
+
+@test "bio-prep: a missing image names the file, exit 1, no output left" {
+	cp -r "$FIX" "$T/m"
+	cd "$T/m"
+	rm img/iris_0005.*
+	echo "good old content" > out.bs
+	run bio-prep -j2 -o out.bs manifest.bs
+	assert_failure 1
+	assert_output --partial "bio-prep: img/iris_0005."
+	[ "$(wc -l <<< "$output")" -eq 1 ]
+	[ "$(cat out.bs)" = "good old content" ]
+	run ls -a
+	refute_output --partial "out.bs."
+}
+
+@test "bio-prep: a corrupt image fails the run; --keep-going skips and counts it" {
+	cp -r "$FIX" "$T/c"
+	cd "$T/c"
+	f=$(ls img/fingerprint_0003.*)
+	head -c 60 "$f" > "$f.tmp" && mv "$f.tmp" "$f"
+	run bio-prep -o out.bs manifest.bs
+	assert_failure 1
+	assert_output --partial "bio-prep: $f: "
+	[ ! -e out.bs ]
+	run bio-prep -j2 --keep-going -o out.bs manifest.bs
+	assert_failure 1
+	assert_output --partial "bio-prep: $f: "
+	assert_output --partial "1 samples failed"
+	run stream_summary out.bs
+	assert_output "samples 35 1"
+	run bio-prep -j2 --keep-going --max-failures 1 -o out2.bs manifest.bs
+	assert_success
+	assert_output --partial "$f"
+	cmp out.bs out2.bs
+	run bio-prep --keep-going --set prep.max_failures=1 manifest.bs
+	assert_success
+}
+
+@test "bio-prep: bad manifests are errors naming the input" {
+	cd "$FIX"
+	head -c 300 manifest.bs > "$T/trunc.bs"
+	run bio-prep -o "$T/o.bs" "$T/trunc.bs"
+	assert_failure 1
+	assert_output --partial "trunc.bs"
+	[ ! -e "$T/o.bs" ]
+	bio-prep -o "$T/s.bs" manifest.bs
+	run bio-prep "$T/s.bs"
+	assert_failure 1
+	assert_output --partial "s.bs"
+	run bio-prep "$T/none.bs"
+	assert_failure 1
+	assert_output --partial "none.bs"
+}
+
+@test "bio-prep: a full disk is an error (exit 1)" {
+	cd "$FIX"
+	run bash -c 'bio-prep manifest.bs > /dev/full'
+	assert_failure 1
+	assert_output --partial "bio-prep: "
+	[ "$(wc -l <<< "$output")" -eq 1 ]
+}
+
+@test "bio-prep: the man page's EXAMPLES run" {
+	cp -r "$FIX" "$T/ex"
+	cd "$T/ex"
+	sed -n '/^\.EX/,/^\.EE/p' "$OLDPWD/man/man1/bio-prep.1" | sed -n 's/^\$ //p' > examples.sh
+	[ "$(wc -l < examples.sh)" -ge 5 ]
+	run bash -e examples.sh
+	assert_success
+	for f in samples.bs joined.bs batches.bs small.bs part0.bs part3.bs; do [ -s "$f" ]; done
+	run stream_summary small.bs
+	assert_output "samples 36 0"
+}
