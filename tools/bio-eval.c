@@ -274,6 +274,11 @@ static void compute_modality(struct eval *e, struct modality *md)
 		snprintf(md->cmc_reason, sizeof md->cmc_reason, "%s", md->verif_reason);
 		return;
 	}
+	if (e->n_labelled == 0) {
+		snprintf(md->verif_reason, sizeof md->verif_reason, "no record has a known label");
+		snprintf(md->cmc_reason, sizeof md->cmc_reason, "%s", md->verif_reason);
+		return;
+	}
 	int rc = bio_scores_pairs(&md->scores, md->emb, e->n_records, md->dim, e->labels,
 				  e->protocol, (uint64_t)e->max_pairs, e->t->n_threads, &err);
 	if (rc == BIO_ENOMEM)
@@ -897,6 +902,12 @@ static void write_summary(struct eval *e, FILE *f)
 		if (md[m].present && !md[m].has_cmc)
 			fprintf(f, "%s identification: %s\n", mod_names[m], md[m].cmc_reason);
 	}
+	int any = 0;
+	for (int m = 0; m < N_MOD; m++)
+		any |= md[m].present;
+	if (!any)
+		fprintf(f, "no embeddings in the input (bio-infer --embeddings): verification and "
+			   "identification skipped\n");
 	if (!e->has_closed)
 		fprintf(f, "closed-set: %s\n", e->closed_reason);
 }

@@ -1,0 +1,219 @@
+#!/usr/bin/env bats
+# bio-eval: help and exit codes; every figure of the report checked against scikit-learn, numpy and
+# a numpy reimplementation of bob.measure on generated predictions (plain, exactly tied scores,
+# FVC protocol with a 2-sample gallery, unknown labels, shuffled order); the fusion gain visible in
+# the summary; degenerate inputs (one class, no embeddings, one sample per identity, no labels)
+# reported as null with a reason; bad input (one line, exit 1, no output); plots readable as PNG;
+# thread-count invariance; the man page's EXAMPLES.
+
+bats_require_minimum_version 1.5.0
+
+load '/usr/lib/bats/bats-support/load'
+load '/usr/lib/bats/bats-assert/load'
+
+setup() {
+	cd "$BATS_TEST_DIRNAME/../.." || exit 1
+	PYTHON="${PYTHON:-/usr/bin/python3}"
+	T="$BATS_TEST_TMPDIR"
+	GEN="tests/python/make_predictions.py"
+}
+
+# compare GEN_ARGS EVAL_ARGS: generate, evaluate, check against the references
+compare() {
+	"$PYTHON" "$GEN" -o "$T/p.bs" $1
+	run bio-eval -q "$T/p.bs" -o "$T/r.yaml" --curves "$T/c" --scores \
+		--set eval.curve_resolution=0 $2
+	assert_success
+	run "$PYTHON" tests/python/sklearn_compare.py "$T/p.bs" "$T/r.yaml" "$T/c"
+	assert_success
+	assert_output --partial " 0 mismatches"
+}
+
+@test "bio-eval --help, --version, usage errors" {
+	run bio-eval --help
+	assert_success
+	assert_output --partial "Usage: bio-eval"
+	run bio-eval --version
+	assert_success
+	run bio-eval --no-such-option
+	assert_failure 2
+	assert_output --partial "Try 'bio-eval --help'."
+	run bio-eval --protocol nope x.bs
+	assert_failure 2
+	run bio-eval --scores x.bs
+	assert_failure 2
+	assert_output --partial "--scores needs --curves"
+	run bio-eval --set eval.protocol=nope x.bs
+	assert_failure 1
+	assert_output --partial "eval.protocol"
+}
+
+@test "report matches scikit-learn and bob.measure: 20 identities" {
+	compare "--ids 20 --samples 6 --dim 32 --seed 3" ""
+}
+
+@test "report matches the references with exact score ties (quantised embeddings)" {
+	compare "--ids 8 --samples 5 --dim 3 --quantize --seed 4" ""
+	# the tie case must really have ties
+	run "$PYTHON" -c "
+import csv, sys
+s = [r[1] for r in csv.reader(open('$T/c/scores_fused.csv'))][1:]
+sys.exit(0 if len(set(s)) < len(s) / 2 else 1)"
+	assert_success
+}
+
+@test "report matches the references: FVC protocol, gallery 2, unknown labels, shuffled" {
+	compare "--ids 12 --samples 5 --unknown 4 --shuffle --seed 9" "--protocol fvc --gallery 2"
+	run grep -c "n_impostor: 66$" "$T/r.yaml"
+	assert_output 3
+}
+
+@test "the summary shows the modalities side by side and fusion wins" {
+	"$PYTHON" "$GEN" -o "$T/p.bs" --ids 30 --samples 5 --dim 24 --seed 11
+	run bio-eval "$T/p.bs" -o "$T/r.yaml"
+	assert_success
+	assert_line --regexp '^ +iris +fingerprint +fused$'
+	assert_line --regexp '^EER +[0-9.]+% +[0-9.]+% +[0-9.]+%$'
+	run "$PYTHON" -c "
+import yaml
+r = yaml.safe_load(open('$T/r.yaml'))
+e = {m: r[m]['verification']['eer'] for m in ('iris', 'fingerprint', 'fused')}
+print(e)
+assert e['fused'] < min(e['iris'], e['fingerprint'])
+assert r['fused']['identification']['rank1'] >= r['iris']['identification']['rank1']"
+	assert_success
+}
+
+@test "one class: no impostors, eer null with a reason, exit 0" {
+	"$PYTHON" "$GEN" -o "$T/p.bs" --ids 1 --samples 5
+	run bio-eval -q "$T/p.bs" -o "$T/r.yaml" --curves "$T/c"
+	assert_success
+	run grep -c 'eer: null' "$T/r.yaml"
+	assert_output 3
+	run grep -c 'reason: "no impostor scores (a single identity)"' "$T/r.yaml"
+	assert_output 3
+	run grep -ci nan "$T/r.yaml"
+	assert_output 0
+	[ ! -e "$T/c/roc_fused.csv" ]
+}
+
+@test "no embeddings, one sample per identity, no known labels: nulls with reasons" {
+	"$PYTHON" "$GEN" -o "$T/a.bs" --no-emb
+	run bio-eval "$T/a.bs" -o "$T/a.yaml"
+	assert_success
+	assert_output --partial "no embeddings in the input"
+	run grep -c 'embeddings: false' "$T/a.yaml"
+	assert_output 3
+	run grep -E '^  accuracy: [0-9.]+$' "$T/a.yaml"
+	assert_success
+
+	"$PYTHON" "$GEN" -o "$T/b.bs" --samples 1
+	run bio-eval "$T/b.bs" -o "$T/b.yaml"
+	assert_success
+	assert_output --partial "no genuine scores"
+	assert_output --partial "no probes"
+	run grep -c 'rank1: null' "$T/b.yaml"
+	assert_output 3
+
+	"$PYTHON" "$GEN" -o "$T/c.bs" --ids 2 --samples 0 --unknown 4
+	run bio-eval "$T/c.bs" -o "$T/c.yaml"
+	assert_success
+	assert_output --partial "closed-set: no record has a known label"
+	run grep -c 'accuracy: null' "$T/c.yaml"
+	assert_output 1
+	run grep -ci nan "$T/c.yaml"
+	assert_output 0
+}
+
+@test "bad input: one error line, exit 1, no output files" {
+	"$PYTHON" "$GEN" -o "$T/ok.bs"
+	"$PYTHON" "$GEN" -o "$T/notrailer.bs" --no-trailer
+	"$PYTHON" "$GEN" -o "$T/tensor.bs" --bad-tensor
+	"$PYTHON" "$GEN" -o "$T/pred.bs" --bad-pred
+	head -c 700 "$T/ok.bs" > "$T/cut.bs"
+	echo garbage > "$T/garbage.bs"
+	"$PYTHON" -c "
+import msgpack
+open('$T/kind.bs', 'wb').write(msgpack.packb({'bio-stream': 1, 'kind': 'samples', 'meta': {}})
+                               + msgpack.packb({'end': 0}))"
+	for f in notrailer tensor pred cut garbage kind missing; do
+		mkdir -p "$T/out_$f"
+		run bio-eval "$T/$f.bs" -o "$T/out_$f/r.yaml" --curves "$T/out_$f/c" \
+			--plots "$T/out_$f/p"
+		assert_failure 1
+		[ "${#lines[@]}" -eq 1 ]
+		assert_output --regexp "^bio-eval: .*$f.bs"
+		run ls -A "$T/out_$f"
+		assert_output ""
+	done
+}
+
+@test "a full stdout is an error" {
+	"$PYTHON" "$GEN" -o "$T/p.bs"
+	run sh -c "bio-eval -q '$T/p.bs' > /dev/full"
+	assert_failure 1
+}
+
+@test "stdin, several files as one stream, -j invariance" {
+	"$PYTHON" "$GEN" -o "$T/p.bs" --ids 15 --samples 4 --seed 2
+	bio-eval -q -j1 "$T/p.bs" -o "$T/r1.yaml"
+	bio-eval -q -j3 < "$T/p.bs" > "$T/r3.yaml"
+	cmp "$T/r1.yaml" "$T/r3.yaml"
+	run bio-eval -q "$T/p.bs" "$T/p.bs"
+	assert_success
+	assert_line "records: 120"
+}
+
+@test "plots: readable PNGs of the configured size, DET with every modality" {
+	command -v gnuplot || skip "gnuplot not installed"
+	"$PYTHON" "$GEN" -o "$T/p.bs" --ids 12 --samples 5
+	mkdir -p "$T/run/metrics"
+	printf '1700000000000 2.5 0\n1700000000100 1.2 1\n1700000000200 0.7 2\n' \
+		> "$T/run/metrics/train_loss"
+	printf '1700000000000 0.3 0\n1700000000100 0.6 1\n1700000000200 0.8 2\n' \
+		> "$T/run/metrics/val_accuracy"
+	run bio-eval -q "$T/p.bs" -o "$T/r.yaml" --plots "$T/pl" --run-dir "$T/run" \
+		--set eval.plot_width=640 --set eval.plot_height=480
+	assert_success
+	run "$PYTHON" -c "
+from PIL import Image
+import sys
+d = '$T/pl'
+for n in ['det', 'roc', 'cmc', 'hist_iris', 'hist_fingerprint', 'hist_fused']:
+    im = Image.open('%s/%s.png' % (d, n)).convert('RGB')
+    assert im.size == (640, 480), (n, im.size)
+    colors = len(set(im.getdata()))
+    assert colors > 20, (n, colors)
+im = Image.open(d + '/det.png').convert('RGB')
+# the three curves use gnuplot's first three line colours
+px = set(im.getdata())
+for c in [(148, 0, 211), (0, 158, 115), (86, 180, 233)]:
+    assert any(sum(abs(a - b) for a, b in zip(p, c)) < 30 for p in px), c
+t = Image.open(d + '/training_curves.png')
+assert t.size[0] > t.size[1]
+print('ok')"
+	assert_success
+	assert_output --partial ok
+}
+
+@test "plots without gnuplot: a clear error, exit 1" {
+	"$PYTHON" "$GEN" -o "$T/p.bs"
+	BIO_GNUPLOT=/nonexistent/gnuplot run bio-eval -q "$T/p.bs" -o "$T/r.yaml" --plots "$T/pl"
+	assert_failure 1
+	assert_output --partial "gnuplot"
+	[ ! -e "$T/r.yaml" ]
+}
+
+@test "man page EXAMPLES run" {
+	"$PYTHON" "$GEN" -o "$T/preds.bs" --ids 10 --samples 4
+	cd "$T"
+	run bio-eval -o report.yaml --curves curves --plots plots preds.bs
+	assert_success
+	[ -s report.yaml ] && [ -s curves/det_fused.csv ] && [ -s plots/det.png ]
+	run sh -c "cat preds.bs | bio-eval --protocol fvc --gallery 2 -q > report.yaml"
+	assert_success
+	grep -q '^protocol: fvc' report.yaml
+	run sh -c "bio-eval --curves curves --scores --set eval.curve_resolution=0 -q preds.bs > report.yaml"
+	assert_success
+	[ -s curves/scores_iris.csv ]
+}
