@@ -418,8 +418,8 @@ int main(int argc, char **argv)
 	}
 	/* A write error (or a reader that went away) is reported by finish / commit. */
 	int rc = bio_stream_finish(w, 0, NULL, NULL, &err);
-	if (rc < 0 && rc != BIO_EPIPE)
-		bio_tool_die_err(&t, &err);
+	if (rc < 0)
+		bio_tool_die_err(&t, &err); /* BIO_EPIPE (reader went away): exits 0 quietly */
 	bio_stream_writer_free(w);
 	bio_tool_output_commit(&t);
 

@@ -416,8 +416,8 @@ int main(int argc, char **argv)
 	const char *extra_keys[] = {"failed"};
 	int64_t extra_values[] = {n_failed};
 	int rc = bio_stream_finish(w, 1, extra_keys, extra_values, &err);
-	if (rc < 0 && rc != BIO_EPIPE)
-		bio_tool_die_err(&t, &err);
+	if (rc < 0)
+		bio_tool_die_err(&t, &err); /* BIO_EPIPE (reader went away): exits 0 quietly */
 	bio_stream_writer_free(w);
 	bio_tool_output_commit(&t);
 

@@ -31,9 +31,11 @@ print(objs[0]["kind"], len(recs), sum(t.get("failed", 0) for t in trailers))
 EOF
 }
 
-check_stream() {
+# Validates a samples stream of N records with the independent checker (once it exists).
+check_samples() {
 	if [ -f tests/python/check_stream.py ]; then
-		"$PYTHON" tests/python/check_stream.py "$@"
+		"$PYTHON" tests/python/check_stream.py "$1" --kind samples --min-records "$2" \
+			--max-records "$2" --tensor-keys iris,fingerprint --expect-shape 1,64,64
 	fi
 }
 
@@ -83,7 +85,8 @@ EOF
 	bio-prep -o "$T/s.bs" manifest.bs
 	run stream_summary "$T/s.bs"
 	assert_output "samples 36 0"
-	check_stream "$T/s.bs"
+	cd "$OLDPWD"
+	check_samples "$T/s.bs" 36
 	run "$PYTHON" - "$T/s.bs" <<'EOF'
 import sys, msgpack, numpy as np
 objs = list(msgpack.Unpacker(open(sys.argv[1], "rb"), raw=False))
@@ -163,7 +166,8 @@ EOF
 	assert_success
 	run bio-batch --batch-size 5 "$T"/p0.bs "$T"/p1.bs "$T"/p2.bs "$T"/p3.bs "$T"/p4.bs
 	assert_success
-	check_stream "$T/joined.bs"
+	cd "$OLDPWD"
+	check_samples "$T/joined.bs" 36
 }
 
 @test "bio-prep: make prep-sharded runs the shards through GNU parallel" {
