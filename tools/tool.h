@@ -26,16 +26,6 @@
 
 #ifndef BIO_VERSION
 #define BIO_VERSION "0.1.0"
-/* Config files built into every program (generated from configs/base.yaml and configs/env/*.yaml
- * by the Makefile): name is the path relative to the source tree, e.g. "configs/env/dev.yaml". */
-struct bio_builtin_file {
-	const char *name;
-	const unsigned char *data;
-	size_t len;
-};
-extern const struct bio_builtin_file bio_builtin_configs[];
-extern const size_t bio_n_builtin_configs;
-
 #endif
 
 /* Exit codes. */
@@ -131,7 +121,7 @@ void bio_tool_progress_end(struct bio_tool *t);
 long long bio_tool_parse_count(struct bio_tool *t, const char *opt, const char *arg,
 			       long long min, long long max);
 
-/* Config files built into every program (generated from configs/base.yaml and configs/env/*.yaml
+/* Config files built into every program (generated from configs/base.yaml and configs/env/NAME.yaml
  * by the Makefile): name is the path relative to the source tree, e.g. "configs/env/dev.yaml". */
 struct bio_builtin_file {
 	const char *name;
