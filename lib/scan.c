@@ -646,9 +646,16 @@ int bio_scan_from_config(struct bio_scan **out, const struct bio_config *cfg,
 				snprintf(key, sizeof key, "scan.modalities");
 				break;
 			}
-			char msg[BIO_ERROR_MSG_MAX];
+			char msg[BIO_ERROR_MSG_MAX], pkey[256];
 			snprintf(msg, sizeof msg, "%s", err ? err->msg : "");
-			rc = bio_config_error(cfg, key, err, rc, "%s", msg);
+			snprintf(pkey, sizeof pkey, "scan.%s.pattern", name);
+			if (part == BIO_SCAN_PART_FIELDS &&
+			    strcmp(bio_config_origin(cfg, pkey), bio_config_origin(cfg, key)) != 0)
+				/* name both ends when they come from different places */
+				rc = bio_config_error(cfg, key, err, rc, "%s; %s is from %s", msg,
+						      pkey, bio_config_origin(cfg, pkey));
+			else
+				rc = bio_config_error(cfg, key, err, rc, "%s", msg);
 			goto out;
 		}
 	}
