@@ -1,0 +1,693 @@
+/* bio-train: trains the two-branch model on a batches stream (bio-batch's output, stdin or
+ * files), validates each epoch on a samples stream (--val), keeps the last and the best
+ * checkpoints (atomic writes), stops early on a validation metric, and resumes from a checkpoint
+ * (--resume) bit-identically, given the batch stream from the next epoch on
+ * (bio-batch --start-epoch E). One line per epoch on stderr. SIGINT/SIGTERM finish the current
+ * epoch, checkpoint and exit. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bio/checkpoint.h"
+#include "bio/config.h"
+#include "bio/model.h"
+#include "bio/nn.h"
+#include "bio/optim.h"
+#include "bio/rng.h"
+#include "bio/stream.h"
+#include "tool.h"
+
+#define KEY_INIT 0x696e6974u /* "init": RNG stream of the initial weights */
+#define KEY_DROP 0x64726f70u /* "drop": RNG stream of a batch's dropout masks */
+#define MAX_VAL_SAMPLES 10000000
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop(int sig)
+{
+	stop_signal = sig;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: bio-train [OPTION]... [BATCHES]...\n"
+		"Train the iris + fingerprint model on a batches stream (default: standard input)\n"
+		"and write checkpoints.\n\n"
+		"      --val FILE         validation samples stream (evaluated after every epoch;\n"
+		"                         records of another split than \"val\" are skipped)\n"
+		"      --resume CKPT      continue from a checkpoint; the batches must start at the\n"
+		"                         epoch after it (bio-batch --start-epoch E)\n"
+		"      --half             store checkpoint weights as f16\n"
+		"  -o, --output DIR       checkpoint directory (default training.checkpoint_dir);\n"
+		"                         writes DIR/last.ckpt and DIR/best.ckpt\n"
+		"      --layer-times      print a per-layer time breakdown at the end\n"
+		BIO_TOOL_COMMON_HELP
+		"\nConfig keys: model.* (architecture), training.* (optimizer, lr, scheduler,\n"
+		"early_stopping, accumulate, clip_grad_norm, checkpoint_dir, half), experiment.seed.\n"
+		"See bio-train(1).\n");
+}
+
+struct val_set {
+	size_t n;
+	int n_mod;
+	float *x[BIO_MODEL_MAX_MODS]; /* [n][S*S] per model modality */
+	int64_t *labels;
+};
+
+struct train {
+	struct bio_tool *t;
+	struct bio_model *m;
+	struct bio_optim o;
+	struct bio_sched s;
+	struct bio_ckpt_meta meta;
+	struct val_set val;
+	int have_val;
+	const char *dir;
+	char *last_path, *best_path;
+	int64_t epochs_total;
+	int accumulate;
+	double clip;
+	int64_t es_patience;
+	int es_max; /* early-stopping metric maximised */
+	int layer_times;
+	/* the epoch in progress */
+	int64_t epoch;
+	int in_epoch;
+	int64_t n_batches, n_samples, n_correct, pending;
+	double loss_sum;
+	double t_data, t_fwd, t_bwd, t_start;
+	unsigned char *seen_label;
+	int64_t n_seen_labels;
+	float *in[BIO_MODEL_MAX_MODS];
+	int64_t *labels;
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static char *path_join(const char *dir, const char *name)
+{
+	size_t n = strlen(dir) + strlen(name) + 2;
+	char *p = malloc(n);
+	if (p)
+		snprintf(p, n, "%s/%s", dir, name);
+	return p;
+}
+
+static int mkdir_p(const char *dir)
+{
+	char *p = strdup(dir);
+	if (!p)
+		return -1;
+	for (char *q = p + 1; *q; q++) {
+		if (*q != '/')
+			continue;
+		*q = 0;
+		if (mkdir(p, 0777) != 0 && errno != EEXIST) {
+			free(p);
+			return -1;
+		}
+		*q = '/';
+	}
+	int rc = mkdir(p, 0777) != 0 && errno != EEXIST ? -1 : 0;
+	free(p);
+	return rc;
+}
+
+/* Names in a stream meta array equal to the expected list. */
+static int labels_equal(const struct bio_value *arr, char *const *names, size_t n)
+{
+	if (bio_value_type(arr) != BIO_V_ARRAY || bio_value_len(arr) != n)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!bio_value_str_eq(bio_value_at(arr, i), names[i]))
+			return 0;
+	return 1;
+}
+
+static int has_modality(const struct bio_value *mods, const char *name)
+{
+	for (size_t i = 0; i < bio_value_len(mods); i++)
+		if (bio_value_str_eq(bio_value_at(mods, i), name))
+			return 1;
+	return 0;
+}
+
+/* Copies a [B,1,S,S] (batch) or [1,S,S] (sample) f32 tensor into dst, checking the shape and
+ * that every value is finite. */
+static int take_input(float *dst, const struct bio_tensor *tv, int64_t b, int side, int batch,
+		      struct bio_error *err, const char *what)
+{
+	int ok = batch ? tv->n_dims == 4 && tv->shape[0] == b && tv->shape[1] == 1 &&
+				 tv->shape[2] == side && tv->shape[3] == side
+		       : tv->n_dims == 3 && tv->shape[0] == 1 && tv->shape[1] == side &&
+				 tv->shape[2] == side;
+	if (!ok)
+		return bio_error_set(err, BIO_EFORMAT,
+				     "%s: shape does not match the model (expected %s1x%dx%d)", what,
+				     batch ? "Bx" : "", side, side);
+	size_t n = (size_t)(batch ? b : 1) * side * side;
+	memcpy(dst, tv->data, n * sizeof(float));
+	for (size_t i = 0; i < n; i++)
+		if (!isfinite(dst[i]))
+			return bio_error_set(err, BIO_ENAN, "%s: non-finite value at element %zu",
+					     what, i);
+	return 0;
+}
+
+static void load_val(struct train *tr, const char *path, char *const *labels, size_t n_labels)
+{
+	struct bio_error err;
+	const char *paths[1] = {path};
+	const struct bio_model_spec *sp = &tr->m->spec;
+	struct bio_stream_reader *r = bio_stream_reader_open(paths, 1, NULL, &err);
+	const struct bio_value *meta, *rec;
+	if (!r || bio_stream_read_header(r, "samples", &meta, &err))
+		bio_tool_die_err(tr->t, &err);
+	if (!labels_equal(bio_value_get(meta, "labels"), labels, n_labels))
+		bio_tool_die(tr->t, "%s: validation labels differ from the training labels", path);
+	size_t side2 = (size_t)sp->input_size * sp->input_size, cap = 0;
+	struct val_set *v = &tr->val;
+	v->n_mod = sp->n_mod;
+	int rc;
+	while ((rc = bio_stream_read_record(r, &rec, &err)) == 1) {
+		if (v->n >= MAX_VAL_SAMPLES)
+			bio_tool_die(tr->t, "%s: more than %d validation samples", path,
+				     MAX_VAL_SAMPLES);
+		if (v->n == cap) {
+			cap = cap ? 2 * cap : 256;
+			for (int b = 0; b < sp->n_mod; b++) {
+				float *p = realloc(v->x[b], cap * side2 * sizeof(float));
+				if (!p)
+					bio_tool_die(tr->t, "%s: out of memory", path);
+				v->x[b] = p;
+			}
+			int64_t *l = realloc(v->labels, cap * sizeof(int64_t));
+			if (!l)
+				bio_tool_die(tr->t, "%s: out of memory", path);
+			v->labels = l;
+		}
+		const struct bio_value *split = bio_value_get(rec, "split");
+		if (split && !bio_value_str_eq(split, "val"))
+			continue; /* a whole samples stream: its validation split only */
+		int64_t label;
+		if (bio_record_get_int(&label, r, rec, "label", &err))
+			bio_tool_die_err(tr->t, &err);
+		if (label < 0 || label >= (int64_t)n_labels)
+			bio_tool_die(tr->t, "%s: record %" PRIu64 ": label %" PRId64 " out of range",
+				     path, bio_stream_reader_record_index(r), label);
+		v->labels[v->n] = label;
+		for (int b = 0; b < sp->n_mod; b++) {
+			struct bio_tensor tv;
+			char what[256];
+			snprintf(what, sizeof what, "%s: record %" PRIu64 ": %s", path,
+				 bio_stream_reader_record_index(r), sp->modalities[b]);
+			if (bio_record_get_tensor(&tv, r, rec, sp->modalities[b], BIO_DTYPE_F32, 0,
+						  &err) ||
+			    take_input(v->x[b] + v->n * side2, &tv, 1, sp->input_size, 0, &err, what))
+				bio_tool_die_err(tr->t, &err);
+		}
+		v->n++;
+	}
+	if (rc < 0)
+		bio_tool_die_err(tr->t, &err);
+	bio_stream_reader_free(r);
+	if (v->n == 0)
+		bio_tool_die(tr->t, "%s: no validation samples", path);
+	tr->have_val = 1;
+}
+
+/* Mean loss and accuracy of the model in eval mode over the validation set. */
+static void validate(struct train *tr, double *loss, double *acc)
+{
+	struct bio_model *m = tr->m;
+	const size_t side2 = (size_t)m->spec.input_size * m->spec.input_size;
+	double lsum = 0.0;
+	int64_t correct = 0;
+	for (size_t i = 0; i < tr->val.n; i += (size_t)m->max_batch) {
+		int n = (int)(tr->val.n - i < (size_t)m->max_batch ? tr->val.n - i : (size_t)m->max_batch);
+		const float *in[BIO_MODEL_MAX_MODS];
+		for (int b = 0; b < m->spec.n_mod; b++)
+			in[b] = tr->val.x[b] + i * side2;
+		bio_model_forward(m, in, n, 0);
+		int c = 0;
+		double l = bio_softmax_ce(NULL, &c, m->logits, tr->val.labels + i, n,
+					  m->spec.n_classes, 1.0f);
+		lsum += l * n;
+		correct += c;
+	}
+	*loss = lsum / (double)tr->val.n;
+	*acc = (double)correct / (double)tr->val.n;
+}
+
+static void optimizer_step(struct train *tr)
+{
+	struct bio_model *m = tr->m;
+	if (tr->clip > 0.0)
+		bio_clip_grad_norm(m->grads, m->n_params, tr->clip);
+	bio_optim_step(&tr->o, m->params, m->grads, m->n_params);
+	bio_model_zero_grad(m);
+	tr->pending = 0;
+	tr->meta.step++;
+}
+
+static long peak_rss_kib(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_maxrss;
+}
+
+static void save(struct train *tr, const char *path)
+{
+	struct bio_error err;
+	if (bio_checkpoint_save(path, tr->m, &tr->o, &tr->s, &tr->meta, &err))
+		bio_tool_die_err(tr->t, &err);
+}
+
+/* Ends the epoch in progress: pending optimizer step, validation, scheduler, early stopping,
+ * checkpoints. Returns 1 when training must stop. */
+static int end_epoch(struct train *tr)
+{
+	if (tr->pending)
+		optimizer_step(tr);
+	if (tr->n_seen_labels < 2)
+		bio_tool_die(tr->t, "epoch %" PRId64 ": the training set holds a single class; "
+			     "nothing to learn", tr->epoch);
+	double tl = tr->loss_sum / (double)tr->n_samples;
+	double ta = (double)tr->n_correct / (double)tr->n_samples;
+	double vl = NAN, va = NAN, t_val = now_s();
+	if (tr->have_val) {
+		validate(tr, &vl, &va);
+		if (!isfinite(vl))
+			bio_tool_die(tr->t, "epoch %" PRId64 ": validation loss is not finite; last "
+				     "good checkpoint kept", tr->epoch);
+	}
+	t_val = now_s() - t_val;
+	double lr = tr->o.lr;
+	double elapsed = now_s() - tr->t_start;
+	double metric_loss = tr->have_val ? vl : tl, metric_acc = tr->have_val ? va : ta;
+	double metric = tr->es_max ? metric_acc : metric_loss;
+	tr->o.lr = bio_sched_epoch_end(&tr->s, metric);
+	int improved = tr->meta.best_epoch < 0 ||
+		       (tr->es_max ? metric > tr->meta.best_metric : metric < tr->meta.best_metric);
+	if (improved) {
+		tr->meta.best_metric = metric;
+		tr->meta.best_epoch = tr->epoch;
+		tr->meta.bad_epochs = 0;
+	} else {
+		tr->meta.bad_epochs++;
+	}
+	tr->meta.epoch = tr->epoch + 1;
+	tr->meta.val_loss = vl;
+	tr->meta.val_accuracy = va;
+	bio_tool_progress_end(tr->t);
+	fprintf(stderr,
+		"bio-train: epoch %" PRId64 "/%" PRId64 " loss %.4f acc %.4f val_loss %.4f val_acc "
+		"%.4f lr %.3g samples/s %.1f time %.2fs (data %.2fs forward %.2fs backward %.2fs "
+		"val %.2fs) rss %ld MiB%s\n",
+		tr->epoch + 1, tr->epochs_total, tl, ta, vl, va, lr,
+		(double)tr->n_samples / (tr->t_fwd + tr->t_bwd + tr->t_data), elapsed, tr->t_data,
+		tr->t_fwd, tr->t_bwd, t_val, peak_rss_kib() / 1024, improved ? " *" : "");
+	save(tr, tr->last_path);
+	if (improved)
+		save(tr, tr->best_path);
+	tr->in_epoch = 0;
+	if (stop_signal) {
+		fprintf(stderr,
+			"bio-train: stopped by signal %d after epoch %" PRId64 "; resume with "
+			"bio-batch --start-epoch %" PRId64 " ... | bio-train --resume %s\n",
+			(int)stop_signal, tr->epoch + 1, tr->epoch + 1, tr->last_path);
+		return 1;
+	}
+	if (tr->es_patience > 0 && tr->meta.bad_epochs >= tr->es_patience) {
+		fprintf(stderr, "bio-train: early stopping after epoch %" PRId64 " (best epoch %" PRId64
+			", %s %.4f)\n", tr->epoch + 1, tr->meta.best_epoch + 1,
+			tr->es_max ? "val_accuracy" : "val_loss", tr->meta.best_metric);
+		return 1;
+	}
+	return 0;
+}
+
+static void begin_epoch(struct train *tr, int64_t epoch)
+{
+	tr->epoch = epoch;
+	tr->in_epoch = 1;
+	tr->n_batches = tr->n_samples = tr->n_correct = tr->pending = 0;
+	tr->loss_sum = 0.0;
+	tr->t_data = tr->t_fwd = tr->t_bwd = 0.0;
+	tr->t_start = now_s();
+	memset(tr->seen_label, 0, (size_t)tr->m->spec.n_classes);
+	tr->n_seen_labels = 0;
+	bio_model_zero_grad(tr->m);
+}
+
+static int64_t meta_int_or(const struct bio_value *meta, const char *key, int64_t def)
+{
+	int64_t v;
+	return bio_value_int(bio_value_get(meta, key), &v) ? def : v;
+}
+
+int main(int argc, char **argv)
+{
+	enum { OPT_VAL = 0x2000, OPT_RESUME, OPT_HALF, OPT_LAYER_TIMES };
+	static const struct option long_opts[] = {
+		BIO_TOOL_LONG_OPTS,
+		{"val", required_argument, 0, OPT_VAL},
+		{"resume", required_argument, 0, OPT_RESUME},
+		{"half", no_argument, 0, OPT_HALF},
+		{"layer-times", no_argument, 0, OPT_LAYER_TIMES},
+		{0, 0, 0, 0},
+	};
+	struct bio_tool t;
+	struct train tr;
+	memset(&tr, 0, sizeof tr);
+	const char *val_path = NULL, *resume = NULL;
+	int half = -1, opt;
+	double t_launch = now_s();
+	bio_tool_init(&t, "bio-train", argc, argv);
+	tr.t = &t;
+	while ((opt = getopt_long(argc, argv, BIO_TOOL_SHORT_OPTS, long_opts, NULL)) != -1) {
+		if (bio_tool_common_opt(&t, opt, optarg))
+			continue;
+		switch (opt) {
+		case 'h':
+			usage(stdout);
+			return 0;
+		case OPT_VAL:
+			val_path = optarg;
+			break;
+		case OPT_RESUME:
+			resume = optarg;
+			break;
+		case OPT_HALF:
+			half = 1;
+			break;
+		case OPT_LAYER_TIMES:
+			tr.layer_times = 1;
+			break;
+		default:
+			bio_tool_usage_error(&t, NULL);
+		}
+	}
+	bio_tool_load_config(&t);
+	struct bio_error err;
+	const struct bio_config *cfg = t.cfg;
+	int64_t v;
+	const char *s;
+	if (half < 0) {
+		if (bio_config_get_bool(cfg, "training.half", 0, &half, &err))
+			bio_tool_die_err(&t, &err);
+	}
+	if (bio_config_get_int_range(cfg, "training.accumulate", 1, 1, 1000000, &v, &err))
+		bio_tool_die_err(&t, &err);
+	tr.accumulate = (int)v;
+	if (bio_config_get_double_range(cfg, "training.clip_grad_norm", 0.0, 0.0, 1e30, &tr.clip,
+					&err) ||
+	    bio_config_get_int_range(cfg, "training.early_stopping.patience", 0, 0, 1000000000,
+				     &tr.es_patience, &err) ||
+	    bio_config_get_str(cfg, "training.early_stopping.metric", "val_accuracy", &s, &err))
+		bio_tool_die_err(&t, &err);
+	if (strcmp(s, "val_accuracy") != 0 && strcmp(s, "val_loss") != 0)
+		bio_tool_die(&t, "%s: training.early_stopping.metric: expected val_accuracy or "
+			     "val_loss, got '%s'", bio_config_origin(cfg, "training.early_stopping.metric"),
+			     s);
+	tr.es_max = strcmp(s, "val_accuracy") == 0;
+	if (bio_config_get_str(cfg, "training.checkpoint_dir", "checkpoints", &tr.dir, &err))
+		bio_tool_die_err(&t, &err);
+	if (t.output)
+		tr.dir = t.output;
+	int64_t seed;
+	if (bio_config_get_int(cfg, "experiment.seed", 42, &seed, &err))
+		bio_tool_die_err(&t, &err);
+	struct bio_model_spec spec;
+	if (bio_model_spec_from_config(&spec, cfg, &err))
+		bio_tool_die_err(&t, &err);
+	bio_nn_set_threads(t.n_threads);
+
+	/* the batches stream */
+	const char *const *paths = (const char *const *)argv + optind;
+	size_t n_paths = (size_t)(argc - optind);
+	static const char *const stdin_path[1] = {"-"};
+	if (n_paths == 0) {
+		paths = stdin_path;
+		n_paths = 1;
+	}
+	struct bio_stream_reader *r = bio_stream_reader_open(paths, n_paths, NULL, &err);
+	const struct bio_value *bmeta, *rec;
+	if (!r || bio_stream_read_header(r, "batches", &bmeta, &err))
+		bio_tool_die_err(&t, &err);
+	const char *src = bio_stream_reader_source(r);
+	const struct bio_value *lab = bio_value_get(bmeta, "labels");
+	if (bio_value_type(lab) != BIO_V_ARRAY)
+		bio_tool_die(&t, "%s: header: no label names", src);
+	size_t n_labels = bio_value_len(lab);
+	if (n_labels < 2)
+		bio_tool_die(&t, "%s: the training set has %zu class%s; at least 2 are needed", src,
+			     n_labels, n_labels == 1 ? "" : "es");
+	if (n_labels > 1000000)
+		bio_tool_die(&t, "%s: %zu classes exceed the limit of 1000000", src, n_labels);
+	char **labels = calloc(n_labels, sizeof *labels);
+	if (!labels)
+		bio_tool_die(&t, "out of memory");
+	for (size_t i = 0; i < n_labels; i++)
+		if (!(labels[i] = bio_value_strdup(bio_value_at(lab, i))))
+			bio_tool_die(&t, "%s: header: label %zu is not a string", src, i);
+	const struct bio_value *mods = bio_value_get(bmeta, "modalities");
+	for (int b = 0; b < spec.n_mod; b++)
+		if (!has_modality(mods, spec.modalities[b]))
+			bio_tool_die(&t, "%s: the batches carry no modality '%s' (model.modalities)",
+				     src, spec.modalities[b]);
+	int64_t batch_size = meta_int_or(bmeta, "batch_size", 0);
+	if (batch_size < 1 || batch_size > 65536)
+		bio_tool_die(&t, "%s: header: batch_size %" PRId64 " outside 1..65536", src,
+			     batch_size);
+	tr.epochs_total = meta_int_or(bmeta, "epochs", 0);
+	int64_t start_epoch = meta_int_or(bmeta, "start_epoch", 0);
+	spec.n_classes = (int)n_labels;
+
+	/* model, optimizer, scheduler: fresh or from the checkpoint */
+	if (bio_optim_from_config(&tr.o, cfg, &err) ||
+	    bio_sched_from_config(&tr.s, cfg, tr.epochs_total, &err))
+		bio_tool_die_err(&t, &err);
+	if (resume) {
+		struct bio_optim ck_o = tr.o;
+		struct bio_sched ck_s = tr.s;
+		if (bio_checkpoint_load(&tr.m, &ck_o, &ck_s, &tr.meta, resume, (int)batch_size, &err))
+			bio_tool_die_err(&t, &err);
+		if (!bio_model_spec_equal(&tr.m->spec, &spec))
+			bio_tool_die(&t, "%s: the checkpoint's model differs from the configured one "
+				     "(model.* keys or the number of classes)", resume);
+		if (tr.meta.n_labels != n_labels)
+			bio_tool_die(&t, "%s: label names differ from the batches'", resume);
+		for (size_t i = 0; i < n_labels; i++)
+			if (strcmp(tr.meta.labels[i], labels[i]) != 0)
+				bio_tool_die(&t, "%s: label names differ from the batches' (label %zu: "
+					     "'%s' vs '%s')", resume, i, tr.meta.labels[i], labels[i]);
+		if (tr.meta.seed != (uint64_t)seed)
+			bio_tool_die(&t, "%s: the checkpoint was trained with experiment.seed %" PRIu64
+				     ", the config says %" PRId64, resume, tr.meta.seed, seed);
+		tr.o.m = ck_o.m;
+		tr.o.v = ck_o.v;
+		tr.o.n = ck_o.n;
+		tr.o.step = ck_o.step;
+		tr.o.lr = ck_o.lr;
+		tr.s.lr = ck_s.lr;
+		tr.s.epoch = ck_s.epoch;
+		tr.s.best = ck_s.best;
+		tr.s.num_bad = ck_s.num_bad;
+		tr.s.t_max = ck_s.t_max;
+		for (size_t i = 0; i < tr.meta.n_labels; i++)
+			free(tr.meta.labels[i]);
+		free(tr.meta.labels);
+	} else {
+		if (!(tr.m = bio_model_new(&spec, (int)batch_size, &err)))
+			bio_tool_die_err(&t, &err);
+		struct bio_rng init;
+		bio_rng_seed1(&init, (uint64_t)seed, KEY_INIT);
+		bio_model_init_params(tr.m, &init);
+		bio_optim_bind(&tr.o, tr.m);
+		tr.meta.epoch = 0;
+		tr.meta.best_epoch = -1;
+		tr.meta.best_metric = 0.0;
+		tr.meta.seed = (uint64_t)seed;
+		memcpy(tr.meta.rng, init.s, sizeof init.s);
+	}
+	free(tr.meta.config_yaml);
+	tr.meta.config_yaml = NULL;
+	{
+		char *buf = NULL;
+		size_t len = 0;
+		FILE *mf = open_memstream(&buf, &len);
+		if (!mf || bio_config_dump(cfg, mf, &err) || fclose(mf) != 0)
+			bio_tool_die(&t, "cannot dump the configuration");
+		tr.meta.config_yaml = buf;
+	}
+	tr.meta.labels = labels;
+	tr.meta.n_labels = n_labels;
+	tr.meta.half = half;
+	int64_t expect_epoch = tr.meta.epoch;
+	if (!resume && start_epoch != 0)
+		bio_tool_die(&t, "%s: the batches start at epoch %" PRId64 "; a fresh run starts at 0 "
+			     "(use --resume CHECKPOINT to continue a run)", src, start_epoch);
+	if (tr.epochs_total > 0 && expect_epoch >= tr.epochs_total)
+		bio_tool_die(&t, "%s: the checkpoint has completed %" PRId64 " epochs; the batches "
+			     "stop at epoch %" PRId64 ": nothing to train", resume ? resume : src,
+			     expect_epoch, tr.epochs_total);
+
+	if (val_path)
+		load_val(&tr, val_path, labels, n_labels);
+	if (mkdir_p(tr.dir) != 0)
+		bio_tool_die(&t, "%s: %s", tr.dir, strerror(errno));
+	tr.last_path = path_join(tr.dir, "last.ckpt");
+	tr.best_path = path_join(tr.dir, "best.ckpt");
+	const size_t side2 = (size_t)spec.input_size * spec.input_size;
+	for (int b = 0; b < spec.n_mod; b++)
+		tr.in[b] = malloc((size_t)batch_size * side2 * sizeof(float));
+	tr.labels = malloc((size_t)batch_size * sizeof(int64_t));
+	tr.seen_label = calloc(n_labels, 1);
+	if (!tr.last_path || !tr.best_path || !tr.labels || !tr.seen_label)
+		bio_tool_die(&t, "out of memory");
+	for (int b = 0; b < spec.n_mod; b++)
+		if (!tr.in[b])
+			bio_tool_die(&t, "out of memory");
+	tr.m->timing = tr.layer_times;
+
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_stop;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+
+	int rc, stopped = 0;
+	int64_t n_records = 0, bpe = meta_int_or(bmeta, "batches_per_epoch", -1);
+	double t_read = now_s(), first_step = -1.0;
+	while (!stopped && (rc = bio_stream_read_record(r, &rec, &err)) == 1) {
+		n_records++;
+		int64_t epoch, index;
+		if (bio_record_get_int(&epoch, r, rec, "epoch", &err) ||
+		    bio_record_get_int(&index, r, rec, "index", &err))
+			bio_tool_die_err(&t, &err);
+		uint64_t ri = bio_stream_reader_record_index(r);
+		if (tr.in_epoch && epoch != tr.epoch) {
+			if (end_epoch(&tr)) {
+				stopped = 1;
+				break;
+			}
+			expect_epoch = tr.epoch + 1;
+		}
+		if (!tr.in_epoch) {
+			if (epoch != expect_epoch)
+				bio_tool_die(&t, "%s: record %" PRIu64 ": batches of epoch %" PRId64
+					     " where epoch %" PRId64 " was expected (resume needs "
+					     "bio-batch --start-epoch %" PRId64 ")", src, ri, epoch,
+					     expect_epoch, expect_epoch);
+			begin_epoch(&tr, epoch);
+		}
+		if (index != tr.n_batches)
+			bio_tool_die(&t, "%s: record %" PRIu64 ": batch index %" PRId64 " where %" PRId64
+				     " was expected", src, ri, index, tr.n_batches);
+		struct bio_tensor lt;
+		if (bio_record_get_tensor(&lt, r, rec, "label", BIO_DTYPE_I64, 1, &err))
+			bio_tool_die_err(&t, &err);
+		int64_t nb = lt.shape[0];
+		if (nb < 1 || nb > batch_size)
+			bio_tool_die(&t, "%s: record %" PRIu64 ": batch of %" PRId64 " samples (batch "
+				     "size %" PRId64 ")", src, ri, nb, batch_size);
+		memcpy(tr.labels, lt.data, (size_t)nb * sizeof(int64_t));
+		for (int64_t i = 0; i < nb; i++) {
+			if (tr.labels[i] < 0 || tr.labels[i] >= (int64_t)n_labels)
+				bio_tool_die(&t, "%s: record %" PRIu64 ": label %" PRId64 " out of range",
+					     src, ri, tr.labels[i]);
+			if (!tr.seen_label[tr.labels[i]]) {
+				tr.seen_label[tr.labels[i]] = 1;
+				tr.n_seen_labels++;
+			}
+		}
+		for (int b = 0; b < spec.n_mod; b++) {
+			struct bio_tensor tv;
+			char what[256];
+			snprintf(what, sizeof what, "%s: record %" PRIu64 ": %s", src, ri,
+				 spec.modalities[b]);
+			if (bio_record_get_tensor(&tv, r, rec, spec.modalities[b], BIO_DTYPE_F32, 0,
+						  &err) ||
+			    take_input(tr.in[b], &tv, nb, spec.input_size, 1, &err, what))
+				bio_tool_die_err(&t, &err);
+		}
+		double t0 = now_s();
+		tr.t_data += t0 - t_read;
+		struct bio_rng drop;
+		bio_rng_seed3(&drop, tr.meta.seed, KEY_DROP, (uint64_t)epoch, (uint64_t)index);
+		bio_model_forward_rng(tr.m, (const float *const *)tr.in, (int)nb, 1, &drop);
+		int correct = 0;
+		double loss = bio_model_loss(tr.m, tr.labels, (int)nb, 1.0f / tr.accumulate, &correct);
+		if (!isfinite(loss))
+			bio_tool_die(&t, "%s: record %" PRIu64 ": epoch %" PRId64 " batch %" PRId64
+				     ": the loss is not finite; stopped, last good checkpoint kept",
+				     src, ri, epoch, index);
+		double t1 = now_s();
+		bio_model_backward(tr.m, (int)nb, 1);
+		tr.pending++;
+		if (tr.pending == tr.accumulate)
+			optimizer_step(&tr);
+		memcpy(tr.meta.rng, drop.s, sizeof drop.s);
+		double t2 = now_s();
+		if (first_step < 0)
+			first_step = t2 - t_launch;
+		tr.t_fwd += t1 - t0;
+		tr.t_bwd += t2 - t1;
+		tr.loss_sum += loss * nb;
+		tr.n_correct += correct;
+		tr.n_samples += nb;
+		tr.n_batches++;
+		bio_tool_progress(&t, "batches", (unsigned long long)tr.n_batches,
+				  bpe > 0 ? (unsigned long long)bpe : 0);
+		t_read = now_s();
+	}
+	if (!stopped && rc < 0)
+		bio_tool_die_err(&t, &err);
+	if (!stopped && tr.in_epoch)
+		end_epoch(&tr);
+	if (n_records == 0)
+		bio_tool_die(&t, "%s: no training batches", src);
+	bio_stream_reader_free(r);
+	if (t.verbose)
+		fprintf(stderr, "bio-train: first step done %.1f ms after start\n", first_step * 1e3);
+	if (tr.layer_times) {
+		double tot = 0.0;
+		for (int i = 0; i < BIO_MODEL_N_TIMERS; i++)
+			tot += tr.m->timers[i];
+		for (int i = 0; i < BIO_MODEL_N_TIMERS; i++)
+			fprintf(stderr, "bio-train: layer time %-22s %8.3f s %5.1f%%\n",
+				bio_model_timer_names[i], tr.m->timers[i],
+				tot > 0 ? 100.0 * tr.m->timers[i] / tot : 0.0);
+	}
+	bio_model_free(tr.m);
+	for (int b = 0; b < BIO_MODEL_MAX_MODS; b++) {
+		free(tr.in[b]);
+		free(tr.val.x[b]);
+	}
+	free(tr.val.labels);
+	free(tr.labels);
+	free(tr.seen_label);
+	free(tr.last_path);
+	free(tr.best_path);
+	bio_ckpt_meta_destroy(&tr.meta);
+	return 0;
+}
