@@ -172,8 +172,10 @@ EOF
 
 @test "bio-prep: make prep-sharded runs the shards through GNU parallel" {
 	cd "$FIX"
-	run make -s -C "$OLDPWD" BUILD="$BIO_BUILD" prep-sharded MANIFEST="$FIX/manifest.bs" \
-		OUT="$T/sh.bs" SHARDS=3 PREP_FLAGS="--root $FIX"
+	# the bio-prep under test (no rebuild); a clean make environment
+	local mk="env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s -C $OLDPWD BIO_PREP=$(command -v bio-prep)"
+	run $mk prep-sharded MANIFEST="$FIX/manifest.bs" OUT="$T/sh.bs" SHARDS=3 \
+		PREP_FLAGS="--root $FIX"
 	assert_success
 	bio-prep -o "$T/one.bs" manifest.bs
 	run "$PYTHON" - "$T/one.bs" "$T/sh.bs" <<'EOF'
@@ -188,8 +190,8 @@ EOF
 	run ls "$T"
 	refute_output --partial "shards"
 	# a failing shard fails the target and leaves no OUT
-	run make -s -C "$OLDPWD" BUILD="$BIO_BUILD" prep-sharded MANIFEST="$FIX/manifest.bs" \
-		OUT="$T/bad.bs" SHARDS=3 PREP_FLAGS="--root /nonexistent"
+	run $mk prep-sharded MANIFEST="$FIX/manifest.bs" OUT="$T/bad.bs" SHARDS=3 \
+		PREP_FLAGS="--root /nonexistent"
 	assert_failure
 	[ ! -e "$T/bad.bs" ]
 }
