@@ -95,12 +95,18 @@ static void run_parallel(void *(*fn)(void *), void *ctx, size_t ctx_bytes, int n
 
 /* ---- scores ---- */
 
+/* Dot product in double with 8 partial sums in a fixed order (vectorisable without reordering
+ * anything the compiler is not told; the same result on every run and thread count). */
 static double dot_f32(const float *a, const float *b, size_t dim)
 {
-	double s = 0.0;
-	for (size_t k = 0; k < dim; k++)
-		s += (double)a[k] * (double)b[k];
-	return s;
+	double s[8] = {0};
+	size_t k = 0;
+	for (; k + 8 <= dim; k += 8)
+		for (int j = 0; j < 8; j++)
+			s[j] += (double)a[k + (size_t)j] * (double)b[k + (size_t)j];
+	for (; k < dim; k++)
+		s[0] += (double)a[k] * (double)b[k];
+	return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
 }
 
 static double cosine_from(double dot, double n2a, double n2b)
