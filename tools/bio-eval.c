@@ -271,12 +271,12 @@ static void compute_modality(struct eval *e, struct modality *md)
 	if (!md->present) {
 		snprintf(md->verif_reason, sizeof md->verif_reason,
 			 "no embeddings in the predictions (bio-infer --embeddings)");
-		snprintf(md->cmc_reason, sizeof md->cmc_reason, "%s", md->verif_reason);
+		memcpy(md->cmc_reason, md->verif_reason, sizeof md->cmc_reason);
 		return;
 	}
 	if (e->n_labelled == 0) {
 		snprintf(md->verif_reason, sizeof md->verif_reason, "no record has a known label");
-		snprintf(md->cmc_reason, sizeof md->cmc_reason, "%s", md->verif_reason);
+		memcpy(md->cmc_reason, md->verif_reason, sizeof md->cmc_reason);
 		return;
 	}
 	int rc = bio_scores_pairs(&md->scores, md->emb, e->n_records, md->dim, e->labels,
@@ -1066,5 +1066,6 @@ int main(int argc, char **argv)
 	if (!quiet)
 		write_summary(&e, stderr);
 	free_eval(&e);
+	bio_config_free(t.cfg);
 	return BIO_EXIT_OK;
 }
