@@ -323,9 +323,11 @@ static int end_epoch(struct train *tr)
 		tr->epoch + 1, tr->epochs_total, tl, ta, vl, va, lr,
 		(double)tr->n_samples / (tr->t_fwd + tr->t_bwd + tr->t_data), elapsed, tr->t_data,
 		tr->t_fwd, tr->t_bwd, t_val, peak_rss_kib() / 1024, improved ? " *" : "");
-	save(tr, tr->last_path);
+	/* best before last: a crash between the two leaves the older last.ckpt, and resuming from
+	 * it redoes this epoch and rewrites the same best.ckpt */
 	if (improved)
 		save(tr, tr->best_path);
+	save(tr, tr->last_path);
 	tr->in_epoch = 0;
 	if (stop_signal) {
 		fprintf(stderr,

@@ -6,12 +6,15 @@
  *   optimizer parameters       1e-5      learning rates   1e-9
  * A gradient's scale is at least 1e-3 x the case's largest gradient (see compare_floor); conv
  * biases before training-mode batch norm (zero gradient in exact arithmetic) use 1 x.
- * Usage: nn_parity [-v] CASE.bs...   prints one line per case (worst error), exit 1 on failure. */
+ * Usage: nn_parity [-v] CASE.bs...   prints one line per case (worst error), exit 1 on failure.
+ *        nn_parity --logits CKPT SAMPLES OUT   eval-mode logits of a checkpoint on every record
+ *        of a samples stream, written to OUT as a stream with one record {name: "logits"}. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "bio/checkpoint.h"
 #include "bio/model.h"
 #include "bio/nn.h"
 #include "bio/optim.h"
@@ -417,9 +420,70 @@ static void run_sched(const struct table *tb, const struct bio_value *meta)
 	free(ours);
 }
 
+static int run_logits(const char *ckpt, const char *samples, const char *out)
+{
+	struct bio_error err;
+	struct bio_model *m;
+	if (bio_checkpoint_load(&m, NULL, NULL, NULL, ckpt, 16, &err)) {
+		fprintf(stderr, "nn_parity: %s\n", err.msg);
+		return 1;
+	}
+	const char *paths[1] = {samples};
+	struct bio_stream_reader *r = bio_stream_reader_open(paths, 1, NULL, &err);
+	const struct bio_value *meta, *rec;
+	if (!r || bio_stream_read_header(r, "samples", &meta, &err)) {
+		fprintf(stderr, "nn_parity: %s\n", err.msg);
+		return 1;
+	}
+	size_t side2 = (size_t)m->spec.input_size * m->spec.input_size, n = 0;
+	int nc = m->spec.n_classes;
+	float *logits = NULL;
+	float *in[BIO_MODEL_MAX_MODS];
+	for (int b = 0; b < m->spec.n_mod; b++)
+		in[b] = malloc(side2 * sizeof(float));
+	while (bio_stream_read_record(r, &rec, &err) == 1) {
+		for (int b = 0; b < m->spec.n_mod; b++) {
+			struct bio_tensor t;
+			if (bio_record_get_tensor(&t, r, rec, m->spec.modalities[b], BIO_DTYPE_F32, 3,
+						  &err) || bio_tensor_numel(&t) != side2) {
+				fprintf(stderr, "nn_parity: bad sample\n");
+				return 1;
+			}
+			memcpy(in[b], t.data, side2 * sizeof(float));
+		}
+		bio_model_forward(m, (const float *const *)in, 1, 0);
+		logits = realloc(logits, (n + 1) * nc * sizeof(float));
+		memcpy(logits + n * nc, m->logits, nc * sizeof(float));
+		n++;
+	}
+	FILE *f = fopen(out, "wb");
+	struct bio_stream_writer *w = bio_stream_writer_new(f, &err);
+	bio_stream_begin_header(w, "checkpoint");
+	bio_pack_map(w, 0);
+	bio_stream_begin_record(w);
+	bio_pack_map(w, 2);
+	bio_pack_kv_str(w, "name", "logits");
+	bio_pack_str(w, "tensor");
+	struct bio_tensor t;
+	int64_t shape[2] = {(int64_t)n, nc};
+	bio_tensor_view(&t, BIO_DTYPE_F32, 2, shape, logits);
+	bio_pack_tensor(w, &t);
+	int rc = bio_stream_finish(w, 0, NULL, NULL, &err);
+	bio_stream_writer_free(w);
+	fclose(f);
+	for (int b = 0; b < m->spec.n_mod; b++)
+		free(in[b]);
+	free(logits);
+	bio_stream_reader_free(r);
+	bio_model_free(m);
+	return rc ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	int any_failed = 0, i = 1;
+	if (argc == 5 && strcmp(argv[1], "--logits") == 0)
+		return run_logits(argv[2], argv[3], argv[4]);
 	if (argc > 1 && strcmp(argv[1], "-v") == 0) {
 		verbose = 1;
 		i++;

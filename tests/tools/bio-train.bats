@@ -1,0 +1,347 @@
+#!/usr/bin/env bats
+# bio-train and the nn core: PyTorch parity of every layer, the whole model (3 fusion modes,
+# train/eval), optimizers and schedulers; checkpoints loadable by PyTorch with the same logits;
+# bit-identical results for -j1/-j2, for a split run resumed from a checkpoint and for a run killed
+# with SIGKILL at a random moment and resumed; SIGTERM; early stopping; bad input (shape, NaN,
+# empty, single class, corrupt/mismatched checkpoint, wrong start epoch); --half; options.
+# Runtime: about 20-30 s on 2 cores (Python/torch start-up dominates).
+
+load '/usr/lib/bats/bats-support/load'
+load '/usr/lib/bats/bats-assert/load'
+
+setup_file() {
+	export PYTHON="${PYTHON:-/usr/bin/python3}"
+	export FX="$BATS_FILE_TMPDIR/fx"
+	mkdir -p "$FX"
+	bio-synth -o "$FX/synth" --set synth.subjects=5 --set synth.samples=4 --set synth.size=32 \
+		>/dev/null 2>&1
+	bio-scan --set scan.root="$FX/synth" >"$FX/manifest.bs" 2>/dev/null
+	bio-prep --set prep.size=16 "$FX/manifest.bs" >"$FX/samples.bs"
+	cat >"$FX/small.yaml" <<'EOF'
+model:
+  input_size: 16
+  channels: [4, 8]
+  hidden: 16
+  embedding: 8
+batch:
+  batch_size: 8
+EOF
+	export C="-c $FX/small.yaml"
+	export SS="$FX/samples.bs"
+	bio-batch $C --epochs 6 "$SS" >"$FX/b6.bs"
+	export HELPER="$BIO_BUILD/tests/helpers/nn_parity"
+}
+
+setup() {
+	cd "$BATS_TEST_DIRNAME/../.." || exit 1
+	T="$BATS_TEST_TMPDIR"
+}
+
+# ckpt_epoch FILE: the "epoch" of a checkpoint's meta
+ckpt_epoch() {
+	"$PYTHON" -c 'import sys, msgpack; u = msgpack.Unpacker(open(sys.argv[1], "rb"), raw=False)
+print(next(u)["meta"]["epoch"])' "$1"
+}
+
+@test "help, version and usage errors" {
+	run bio-train --help
+	assert_success
+	assert_output --partial "Usage: bio-train"
+	run bio-train --version
+	assert_success
+	run bio-train --no-such-option
+	assert_failure 2
+	assert_output --partial "Try 'bio-train --help'"
+}
+
+@test "PyTorch parity: layers, whole model in 3 fusion modes train/eval, optimizers, schedulers" {
+	"$PYTHON" tests/python/torch_parity.py "$T/cases"
+	run "$HELPER" "$T"/cases/*.bs
+	echo "$output"
+	assert_success
+	[ "$(grep -c '^ok ' <<<"$output")" -eq 25 ]
+	refute_output --partial FAIL
+}
+
+@test "parity check can fail: a perturbed reference is caught" {
+	"$PYTHON" tests/python/torch_parity.py "$T/cases"
+	"$PYTHON" - "$T/cases/model_concat_train.bs" <<'EOF'
+import sys, msgpack, numpy as np
+objs = list(msgpack.Unpacker(open(sys.argv[1], "rb"), raw=False))
+for o in objs:
+    if o.get("name") == "grad:iris.fc1.weight":
+        a = np.frombuffer(o["tensor"]["data"], "<f4").copy()
+        a[3] += 1e-3 * np.abs(a).max()
+        o["tensor"]["data"] = a.tobytes()
+open(sys.argv[1], "wb").write(b"".join(msgpack.packb(o) for o in objs))
+EOF
+	run "$HELPER" "$T/cases/model_concat_train.bs"
+	assert_failure
+	assert_output --partial "grad:iris.fc1.weight"
+}
+
+@test "trains: checkpoints with PyTorch state_dict names, PyTorch gets the same logits" {
+	run bio-train $C --val "$SS" -o "$T/ck" -j1 "$FX/b6.bs"
+	assert_success
+	train_out="$output"
+	[ "$(grep -c '^bio-train: epoch ' <<<"$output")" -eq 6 ]
+	assert_output --partial "val_acc"
+	[ -f "$T/ck/last.ckpt" ] && [ -f "$T/ck/best.ckpt" ]
+	[ "$(ckpt_epoch "$T/ck/last.ckpt")" -eq 6 ]
+	run "$PYTHON" tests/python/check_checkpoint.py names "$T/ck/last.ckpt"
+	assert_success
+	"$HELPER" --logits "$T/ck/last.ckpt" "$SS" "$T/logits.bs"
+	run "$PYTHON" tests/python/check_checkpoint.py logits "$T/ck/last.ckpt" "$SS" "$T/logits.bs"
+	echo "$output"
+	assert_success
+	# the training loss goes down
+	first=$(sed -n 's/.*epoch 1\/6 loss \([0-9.]*\).*/\1/p' <<<"$train_out")
+	last=$(sed -n 's/.*epoch 6\/6 loss \([0-9.]*\).*/\1/p' <<<"$train_out")
+	"$PYTHON" -c "import sys; sys.exit(0 if $last < $first else 1)"
+}
+
+@test "all fusion modes and a single modality train and load in PyTorch" {
+	for f in attention weighted; do
+		bio-train $C --set model.fusion=$f -o "$T/$f" "$FX/b6.bs" 2>/dev/null
+		"$HELPER" --logits "$T/$f/last.ckpt" "$SS" "$T/l.bs"
+		"$PYTHON" tests/python/check_checkpoint.py logits "$T/$f/last.ckpt" "$SS" "$T/l.bs"
+	done
+	bio-train $C --set 'model.modalities=[fingerprint]' -o "$T/fp" "$FX/b6.bs" 2>/dev/null
+	run "$PYTHON" tests/python/check_checkpoint.py names "$T/fp/last.ckpt"
+	assert_success
+	"$PYTHON" -c 'import sys, msgpack; u = msgpack.Unpacker(open(sys.argv[1], "rb"), raw=False)
+m = next(u)["meta"]["model"]; assert m["modalities"] == ["fingerprint"], m' "$T/fp/last.ckpt"
+}
+
+@test "same checkpoints with -j1 and -j2 (bit-identical)" {
+	bio-train $C --val "$SS" -o "$T/a" -j1 "$FX/b6.bs" 2>/dev/null
+	bio-train $C --val "$SS" -o "$T/b" -j2 "$FX/b6.bs" 2>/dev/null
+	cmp "$T/a/last.ckpt" "$T/b/last.ckpt"
+	cmp "$T/a/best.ckpt" "$T/b/best.ckpt"
+	# and a different seed gives different weights
+	bio-train $C --set experiment.seed=7 -o "$T/c" -j1 "$FX/b6.bs" 2>/dev/null
+	! cmp -s "$T/a/last.ckpt" "$T/c/last.ckpt"
+}
+
+@test "resume from an epoch checkpoint equals the uninterrupted run" {
+	cfg="$C --set training.optimizer=sgd --set training.scheduler=cosine --set training.lr=0.05"
+	bio-train $cfg --val "$SS" -o "$T/full" "$FX/b6.bs" 2>/dev/null
+	# the first 2 epochs, stopped by SIGTERM after epoch 2 is impossible to time here: instead
+	# take the run's own checkpoint at epoch 2 by running 2 epochs of the 6-epoch stream
+	bio-batch $C --epochs 6 "$SS" | "$PYTHON" -c '
+import sys, msgpack
+u = msgpack.Unpacker(sys.stdin.buffer, raw=False)
+objs = [o for o in u if "epoch" not in o or o["epoch"] < 2]
+objs[-1] = {"end": len(objs) - 2}
+sys.stdout.buffer.write(b"".join(msgpack.packb(o) for o in objs))' >"$T/first2.bs"
+	bio-train $cfg --val "$SS" -o "$T/part" "$T/first2.bs" 2>/dev/null
+	[ "$(ckpt_epoch "$T/part/last.ckpt")" -eq 2 ]
+	run bash -c "bio-batch $C --epochs 6 --start-epoch 2 '$SS' |
+		bio-train $cfg --val '$SS' -o '$T/part' -j2 --resume '$T/part/last.ckpt'"
+	assert_success
+	assert_output --partial "epoch 3/6"
+	refute_output --partial "epoch 2/6"
+	cmp "$T/full/last.ckpt" "$T/part/last.ckpt"
+	cmp "$T/full/best.ckpt" "$T/part/best.ckpt"
+}
+
+@test "killed with SIGKILL at a random moment and resumed: bit-identical to the uninterrupted run" {
+	cfg="-c $FX/small.yaml --set model.input_size=16 --set model.channels=[8,16] --set model.hidden=32"
+	bio-batch $C --epochs 30 "$SS" >"$T/b30.bs"
+	bio-train $cfg --val "$SS" -o "$T/ref" -j1 "$T/b30.bs" 2>/dev/null
+	delay=$("$PYTHON" -c 'import random; print("%.3f" % random.uniform(0.05, 0.6))')
+	echo "kill after $delay s"
+	bio-batch $C --epochs 30 "$SS" | bio-train $cfg --val "$SS" -o "$T/k" -j2 2>/dev/null &
+	pid=$!
+	sleep "$delay"
+	kill -9 "$pid" 2>/dev/null || true
+	wait "$pid" || true
+	if [ -f "$T/k/last.ckpt" ]; then
+		e=$(ckpt_epoch "$T/k/last.ckpt")
+		echo "resuming at epoch $e"
+		if [ "$e" -lt 30 ]; then
+			bio-batch $C --epochs 30 --start-epoch "$e" "$SS" |
+				bio-train $cfg --val "$SS" -o "$T/k" -j1 --resume "$T/k/last.ckpt" 2>/dev/null
+		fi
+	else
+		bio-train $cfg --val "$SS" -o "$T/k" -j1 "$T/b30.bs" 2>/dev/null
+	fi
+	cmp "$T/ref/last.ckpt" "$T/k/last.ckpt"
+	cmp "$T/ref/best.ckpt" "$T/k/best.ckpt"
+	! ls "$T"/k/*.tmp.* 2>/dev/null || true
+}
+
+@test "SIGTERM finishes the epoch, checkpoints and says how to resume" {
+	cfg="$C --set model.channels=[8,16] --set model.hidden=32"
+	bio-batch $C --epochs 200 "$SS" >"$T/b200.bs"
+	bio-train $cfg -o "$T/s" -j1 "$T/b200.bs" 2>"$T/err" &
+	pid=$!
+	sleep 0.5
+	kill -TERM "$pid"
+	wait "$pid"
+	run cat "$T/err"
+	assert_output --partial "stopped by signal"
+	assert_output --partial "--start-epoch"
+	e=$(ckpt_epoch "$T/s/last.ckpt")
+	[ "$e" -ge 1 ] && [ "$e" -lt 200 ]
+}
+
+@test "early stopping: stops after patience epochs without improvement, best marked" {
+	bio-batch $C --epochs 25 "$SS" >"$T/b25.bs"
+	run bio-train $C --set training.lr=0.03 --set training.early_stopping.patience=2 \
+		--set training.early_stopping.metric=val_loss --val "$SS" -o "$T/es" "$T/b25.bs"
+	assert_success
+	printf '%s\n' "$output" >"$T/es.out"
+	# recompute the improvements from the printed val_loss values; check the marks, the stop
+	# and the epochs of both checkpoints
+	"$PYTHON" - "$T/es" "$T/es.out" <<'EOF'
+import re, sys, msgpack
+out = open(sys.argv[2]).read()
+lines = [l for l in out.splitlines() if re.search(r" epoch [0-9]+/[0-9]+ loss", l)]
+vl = [float(re.search(r"val_loss ([0-9.]+)", l).group(1)) for l in lines]
+marks = [l.endswith("*") for l in lines]
+best, bad, stop, best_epoch = None, 0, None, None
+for e, v in enumerate(vl):
+    imp = best is None or v < best
+    assert imp == marks[e], (e, v, best)
+    if imp:
+        best, bad, best_epoch = v, 0, e
+    else:
+        bad += 1
+    if bad >= 2:
+        stop = e
+        break
+assert len(vl) == (stop + 1 if stop is not None else 25), (len(vl), stop)
+if stop is not None:
+    assert "early stopping after epoch %d" % (stop + 1) in out
+ep = lambda f: next(msgpack.Unpacker(open(f, "rb"), raw=False))["meta"]["epoch"]
+assert ep(sys.argv[1] + "/last.ckpt") == len(vl)
+assert ep(sys.argv[1] + "/best.ckpt") == best_epoch + 1
+print("stopped at", stop, "best", best_epoch)
+EOF
+}
+
+@test "--half stores f16 weights that PyTorch loads with close logits" {
+	bio-train $C --half -o "$T/h" "$FX/b6.bs" 2>/dev/null
+	"$PYTHON" -c 'import sys, msgpack; u = msgpack.Unpacker(open(sys.argv[1], "rb"), raw=False)
+h = next(u); r = next(u); assert h["meta"]["half"] and r["tensor"]["dtype"] == "f16", r' "$T/h/last.ckpt"
+	"$HELPER" --logits "$T/h/last.ckpt" "$SS" "$T/l.bs"
+	run "$PYTHON" tests/python/check_checkpoint.py logits "$T/h/last.ckpt" "$SS" "$T/l.bs"
+	assert_success
+	[ "$(stat -c %s "$T/h/last.ckpt")" -gt 0 ]
+}
+
+@test "bad input: shape mismatch, wrong modality, wrong start epoch" {
+	run bio-train $C --set model.input_size=32 -o "$T/x" "$FX/b6.bs"
+	assert_failure 1
+	assert_output --partial "shape does not match the model"
+	[ "${#lines[@]}" -eq 1 ]
+	run bio-train $C --set 'model.modalities=[iris,face]' -o "$T/x" "$FX/b6.bs"
+	assert_failure 1
+	assert_output --partial "no modality 'face'"
+	bio-batch $C --epochs 6 --start-epoch 2 "$SS" >"$T/s2.bs"
+	run bio-train $C -o "$T/x" "$T/s2.bs"
+	assert_failure 1
+	assert_output --partial "start at epoch 2"
+}
+
+@test "bad input: NaN in the data stops with one line and keeps the last good checkpoint" {
+	bio-batch $C --epochs 2 "$SS" >"$T/b2.bs"
+	bio-train $C -o "$T/n" "$T/b2.bs" 2>/dev/null
+	cp "$T/n/last.ckpt" "$T/good.ckpt"
+	bio-batch $C --epochs 4 --start-epoch 2 "$SS" | "$PYTHON" -c '
+import sys, msgpack, numpy as np
+objs = list(msgpack.Unpacker(sys.stdin.buffer, raw=False))
+t = objs[7]["iris"]
+a = np.frombuffer(t["data"], "<f4").copy(); a[5] = np.nan; t["data"] = a.tobytes()
+sys.stdout.buffer.write(b"".join(msgpack.packb(o) for o in objs))' >"$T/nan.bs"
+	run bio-train $C -o "$T/n" --resume "$T/n/last.ckpt" "$T/nan.bs"
+	assert_failure 1
+	assert_output --partial "non-finite"
+	[ "${#lines[@]}" -eq 2 ] # the line of epoch 3, then the error
+	# epoch 3 completed and was checkpointed; the NaN batch is in epoch 4: nothing after it
+	[ "$(ckpt_epoch "$T/n/last.ckpt")" -eq 3 ]
+	# a diverging run (SGD, lr 1000) reaches a non-finite loss: stop; the good checkpoint
+	# already in the directory is not touched
+	cp "$T/good.ckpt" "$T/n/last.ckpt"
+	run bio-train $C --set training.optimizer=sgd --set training.lr=1000 -o "$T/n" "$FX/b6.bs"
+	assert_failure 1
+	assert_output --partial "the loss is not finite"
+	[ "${#lines[@]}" -eq 1 ]
+	cmp "$T/good.ckpt" "$T/n/last.ckpt"
+}
+
+@test "bad input: empty and single-class training sets" {
+	"$PYTHON" - "$T" <<'EOF'
+import sys, msgpack
+d = sys.argv[1]
+meta = {"labels": ["a", "b"], "modalities": ["iris", "fingerprint"], "batch_size": 8,
+        "epochs": 1, "start_epoch": 0, "batches_per_epoch": 0, "split": "train", "seed": 1}
+open(d + "/empty.bs", "wb").write(msgpack.packb({"bio-stream": 1, "kind": "batches", "meta": meta})
+                                  + msgpack.packb({"end": 0}))
+meta = dict(meta, labels=["only"])
+open(d + "/one.bs", "wb").write(msgpack.packb({"bio-stream": 1, "kind": "batches", "meta": meta})
+                                + msgpack.packb({"end": 0}))
+EOF
+	run bio-train $C -o "$T/e" "$T/empty.bs"
+	assert_failure 1
+	assert_output --partial "no training batches"
+	run bio-train $C -o "$T/e" "$T/one.bs"
+	assert_failure 1
+	assert_output --partial "1 class"
+	[ ! -e "$T/e/last.ckpt" ]
+	# two label names, but every batch of the single-label class
+	bio-batch $C --epochs 1 "$SS" | "$PYTHON" -c '
+import sys, msgpack, numpy as np
+objs = list(msgpack.Unpacker(sys.stdin.buffer, raw=False))
+for o in objs[1:-1]:
+    a = np.zeros(len(o["ids"]), "<i8"); o["label"]["data"] = a.tobytes()
+sys.stdout.buffer.write(b"".join(msgpack.packb(o) for o in objs))' >"$T/single.bs"
+	run bio-train $C -o "$T/e" "$T/single.bs"
+	assert_failure 1
+	assert_output --partial "single class"
+	[ ! -e "$T/e/last.ckpt" ]
+}
+
+@test "bad --resume: corrupt, truncated or mismatched checkpoints fail and overwrite nothing" {
+	bio-batch $C --epochs 2 "$SS" >"$T/b2.bs"
+	bio-train $C -o "$T/r" "$T/b2.bs" 2>/dev/null
+	cp "$T/r/last.ckpt" "$T/keep.ckpt"
+	bio-batch $C --epochs 4 --start-epoch 2 "$SS" >"$T/rest.bs"
+	head -c 3000 "$T/keep.ckpt" >"$T/trunc.ckpt"
+	run bio-train $C -o "$T/r" --resume "$T/trunc.ckpt" "$T/rest.bs"
+	assert_failure 1
+	[ "${#lines[@]}" -eq 1 ]
+	printf 'garbage' >"$T/junk.ckpt"
+	run bio-train $C -o "$T/r" --resume "$T/junk.ckpt" "$T/rest.bs"
+	assert_failure 1
+	run bio-train $C --set model.hidden=32 -o "$T/r" --resume "$T/keep.ckpt" "$T/rest.bs"
+	assert_failure 1
+	assert_output --partial "differs from the configured one"
+	run bio-train $C --set training.optimizer=sgd -o "$T/r" --resume "$T/keep.ckpt" "$T/rest.bs"
+	assert_failure 1
+	assert_output --partial "optimizer"
+	run bio-train $C -o "$T/r" --resume "$T/keep.ckpt" "$FX/b6.bs"
+	assert_failure 1
+	assert_output --partial "--start-epoch 2"
+	# a weight tensor with another shape
+	"$PYTHON" - "$T/keep.ckpt" "$T/shape.ckpt" <<'EOF'
+import sys, msgpack
+objs = list(msgpack.Unpacker(open(sys.argv[1], "rb"), raw=False))
+for o in objs:
+    if o.get("name") == "iris.fc2.bias":
+        o["tensor"]["shape"] = [4, 2]
+open(sys.argv[2], "wb").write(b"".join(msgpack.packb(o) for o in objs))
+EOF
+	run bio-train $C -o "$T/r" --resume "$T/shape.ckpt" "$T/rest.bs"
+	assert_failure 1
+	assert_output --partial "wrong shape"
+	cmp "$T/keep.ckpt" "$T/r/last.ckpt"
+	! ls "$T"/r/*.tmp.* 2>/dev/null
+}
+
+@test "unwritable checkpoint directory is one error line" {
+	run bio-train $C -o /proc/nonexistent/x "$FX/b6.bs"
+	assert_failure 1
+	[ "${#lines[@]}" -eq 1 ]
+}
