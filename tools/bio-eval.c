@@ -817,15 +817,15 @@ static void plot_training(struct eval *e, const char *plots, const char *run_dir
 	struct bio_plot_panel panels[3];
 	size_t np = 0;
 	if (nl)
-		panels[np++] = (struct bio_plot_panel){.title = "Loss", .xlabel = "Epoch",
+		panels[np++] = (struct bio_plot_panel){.title = "Loss", .xlabel = "Step",
 						       .ylabel = "Loss", .series = loss,
-						       .n_series = nl};
+						       .n_series = nl, .key_pos = "top right"};
 	if (na)
-		panels[np++] = (struct bio_plot_panel){.title = "Accuracy", .xlabel = "Epoch",
+		panels[np++] = (struct bio_plot_panel){.title = "Accuracy", .xlabel = "Step",
 						       .ylabel = "Rate", .series = acc,
 						       .n_series = na};
 	if (no)
-		panels[np++] = (struct bio_plot_panel){.title = "Other", .xlabel = "Epoch",
+		panels[np++] = (struct bio_plot_panel){.title = "Other", .xlabel = "Step",
 						       .series = other, .n_series = no};
 	if (np == 0)
 		bio_tool_warn(e->t, "%s: no metrics to plot", run_dir);
@@ -864,7 +864,9 @@ static void write_summary(struct eval *e, FILE *f)
 	cell(f, 0, 0, 1);
 	cell(f, 0, 0, 1);
 	cell(f, e->has_closed, e->has_closed ? (double)e->conf.n_correct / e->conf.n_total : 0, 1);
-	fprintf(f, "\n%-16s", "top-k");
+	char topk_row[32];
+	snprintf(topk_row, sizeof topk_row, "top-%lld", (long long)e->topk);
+	fprintf(f, "\n%-16s", topk_row);
 	cell(f, 0, 0, 1);
 	cell(f, 0, 0, 1);
 	size_t k = (size_t)e->topk < e->topk_seen ? (size_t)e->topk : e->topk_seen;
