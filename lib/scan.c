@@ -830,7 +830,8 @@ static int walk_dir(struct bio_scan *s, size_t mi, size_t len, size_t base_len, 
 	d = NULL;
 	for (size_t i = 0; i < n; i++)
 		ents[i].name = chars + (uintptr_t)ents[i].name;
-	qsort(ents, n, sizeof *ents, cmp_name_ent);
+	if (n > 1)
+		qsort(ents, n, sizeof *ents, cmp_name_ent);
 	for (size_t i = 0; i < n; i++) {
 		s->buf[len] = '/';
 		if ((rc = path_set(s, len + 1, ents[i].name, err)))
@@ -1168,7 +1169,8 @@ int bio_scan_build(struct bio_scan *s, struct bio_error *err)
 	s->built = 1;
 	for (size_t mi = 0; mi < s->n_mod; mi++) {
 		struct scan_modality *m = &s->mod[mi];
-		qsort(m->files, m->n_files, sizeof *m->files, cmp_file);
+		if (m->n_files > 1)
+			qsort(m->files, m->n_files, sizeof *m->files, cmp_file);
 		size_t kept = 0;
 		for (size_t i = 1; i < m->n_files; i++) {
 			if (strcmp(m->files[i].ident, m->files[kept].ident) == 0 &&

@@ -182,6 +182,8 @@ int main(int argc, char **argv)
 		bio_tool_die_err(&t, &err);
 	bio_stream_writer_free(w);
 	bio_scan_free(s);
+	bio_config_free(t.cfg);
+	t.cfg = NULL;
 	bio_tool_output_commit(&t);
 	return BIO_EXIT_OK;
 }

@@ -487,6 +487,25 @@ TEST(walk)
 	CHECK_STR(p, q);
 	bio_scan_free(s);
 
+	/* empty folders: nothing found, nothing paired, no error */
+	snprintf(p, sizeof p, "%s/empty", root);
+	CHECK_EQ(mkdir(p, 0755), 0);
+	snprintf(q, sizeof q, "%s/empty/iris", root);
+	CHECK_EQ(mkdir(q, 0755), 0);
+	snprintf(q, sizeof q, "%s/empty/fingerprint", root);
+	CHECK_EQ(mkdir(q, 0755), 0);
+	s = new_scan(0, BIO_SCAN_STRATIFIED, 0.2, 0.0, 1);
+	a = iris_spec(p);
+	b = fp_spec(p);
+	CHECK_EQ(bio_scan_add_modality(s, &a, NULL, &err), 0);
+	CHECK_EQ(bio_scan_add_modality(s, &b, NULL, &err), 0);
+	CHECK_EQ(bio_scan_walk(s, &err), 0);
+	CHECK_EQ(bio_scan_build(s, &err), 0);
+	CHECK_EQ(bio_scan_n_files(s), 0);
+	CHECK_EQ(bio_scan_n_records(s), 0);
+	CHECK_EQ(bio_scan_n_labels(s), 0);
+	bio_scan_free(s);
+
 	/* missing folder: "<path>: No such file or directory" */
 	s = new_scan(0, BIO_SCAN_STRATIFIED, 0.0, 0.0, 1);
 	snprintf(p, sizeof p, "%s/nothere", root);
