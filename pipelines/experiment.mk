@@ -1,0 +1,141 @@
+# Experiment pipelines (included by the top Makefile): the DAG
+#
+#   [bio-synth] -> bio-scan -> bio-prep -> bio-batch | bio-train -> bio-infer -> bio-eval
+#
+# as make targets. Every stage writes into a folder of $(WORK) named by a digest of the parts of
+# the effective configuration that affect it, chained with its upstream stage's digest
+# (pipelines/digest.sh), so changing one key re-runs only the stages it affects, and a second
+# `make` with nothing changed does nothing. Every program writes its output atomically (temp file +
+# rename) and recipes run under `bash -o pipefail`, so a failing stage fails the pipeline and
+# leaves no half-made target. The run folder $(WORK)/<name>-<digest of the whole config> links to
+# every stage's output and holds the report.
+#
+#   make experiment CONFIG=configs/experiments/x.yaml [ENV=prod] [SET='training.lr=0.01 ...']
+#   make demo                    synthetic data, all stages, a report with plots
+#   make fvc2002-db1 fvc2002-db2 the real FVC2002 fingerprints (../shared/data/real), paired
+#                                chimerically with synthetic irises
+#   make compare CONFIG=...      the three fusion modes and each single modality, one table
+#
+# Programs come from $(BUILD)/bin (built first); tracking goes to $(MLRUNS).
+
+WORK ?= runs
+MLRUNS ?= mlruns
+CONFIG ?=
+ENV ?=
+SET ?=
+EXP_BIN = $(BUILD)/bin
+EXP_ARGS = $(foreach c,$(CONFIG),-c $(c)) $(if $(ENV),--env $(ENV)) $(foreach s,$(SET),--set $(s))
+EXP_NAME = $(or $(NAME),$(basename $(notdir $(or $(lastword $(CONFIG)),default))))
+
+.PHONY: experiment experiment-run demo fvc2002-db1 fvc2002-db2 compare
+
+experiment: deps all
+	@$(MAKE) --no-print-directory EXP_STAGE=1 experiment-run
+
+demo: deps all
+	@$(MAKE) --no-print-directory EXP_STAGE=1 CONFIG=configs/experiments/demo.yaml experiment-run
+
+fvc2002-db1 fvc2002-db2: deps all
+	@$(MAKE) --no-print-directory EXP_STAGE=1 NAME=$@ \
+	  CONFIG="configs/datasets/$(subst -,_,$@)_chimeric.yaml configs/experiments/fvc2002.yaml" \
+	  experiment-run
+
+# The fusion comparison: one experiment per fusion mode and per single modality, then a table of
+# the fused (or single-branch) figures of each report.
+COMPARE_RUNS = concat attention weighted iris fingerprint
+compare: deps all
+	@set -e; for r in $(COMPARE_RUNS); do \
+	  case $$r in iris|fingerprint) s="model.modalities=[$$r]";; *) s="model.fusion=$$r";; esac; \
+	  $(MAKE) --no-print-directory EXP_STAGE=1 NAME=$(EXP_NAME)-$$r SET="$(SET) $$s" \
+	    experiment-run >&2; done
+	@printf '%-12s %9s %9s %9s %9s %9s\n' run accuracy EER FNMR@1% rank-1 rank-5
+	@for r in $(COMPARE_RUNS); do \
+	  f=$$(ls -t $(WORK)/$(EXP_NAME)-$$r-*/report.yaml | head -1); \
+	  sec=fused; \
+	  awk -v r=$$r -v sec=$$sec -f pipelines/report_row.awk "$$f"; done
+
+ifdef EXP_STAGE
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+.DELETE_ON_ERROR:
+
+EXP_CFG_CMD = $(EXP_BIN)/bio-scan $(EXP_ARGS) --print-config
+EXP_CHECK := $(shell $(EXP_CFG_CMD) >/dev/null && echo ok)
+ifneq ($(EXP_CHECK),ok)
+$(error the experiment configuration is invalid (see the message above))
+endif
+digest = $(shell $(EXP_CFG_CMD) | sh pipelines/digest.sh $(1) $(2))
+EXP_DATA := $(shell $(EXP_CFG_CMD) | awk '/^experiment:/{e=1;next} /^[^ ]/{e=0} e && $$1=="data:"{print $$2}')
+D_SYNTH := $(call digest,synth,experiment.seed experiment.data synth)
+D_SCAN := $(call digest,$(D_SYNTH),scan)
+D_PREP := $(call digest,$(D_SCAN),prep stream)
+D_TRAIN := $(call digest,$(D_PREP),experiment.seed batch model training)
+D_INFER := $(call digest,$(D_TRAIN),infer)
+D_EVAL := $(call digest,$(D_INFER),eval)
+D_ALL := $(call digest,all,experiment synth scan prep stream batch model training infer eval)
+
+DATA_DIR = $(WORK)/data-$(D_SYNTH)
+MANIFEST = $(WORK)/scan-$(D_SCAN)/manifest.bs
+SAMPLES = $(WORK)/prep-$(D_PREP)/samples.bs
+MODEL_DIR = $(WORK)/train-$(D_TRAIN)
+MODEL = $(MODEL_DIR)/best.ckpt
+PREDICTIONS = $(WORK)/infer-$(D_INFER)/predictions.bs
+REPORT_DIR = $(WORK)/eval-$(D_EVAL)
+REPORT = $(REPORT_DIR)/report.yaml
+RUN_DIR = $(WORK)/$(EXP_NAME)-$(D_ALL)
+
+# Synthetic data: only for experiment.data = synth (real sets scan scan.root as configured).
+ifeq ($(EXP_DATA),synth)
+SCAN_ROOT = $(DATA_DIR)
+SCAN_DEP = $(DATA_DIR)/.done
+else
+SCAN_ROOT =
+SCAN_DEP =
+endif
+
+experiment-run: $(RUN_DIR)/report.yaml
+
+$(DATA_DIR)/.done: $(EXP_BIN)/bio-synth
+	rm -rf $(DATA_DIR).tmp
+	$(EXP_BIN)/bio-synth $(EXP_ARGS) -o $(DATA_DIR).tmp
+	rm -rf $(DATA_DIR) && mv $(DATA_DIR).tmp $(DATA_DIR) && touch $@
+
+$(MANIFEST): $(SCAN_DEP) $(EXP_BIN)/bio-scan
+	@mkdir -p $(@D)
+	$(EXP_BIN)/bio-scan $(EXP_ARGS) -o $@ $(SCAN_ROOT)
+
+$(SAMPLES): $(MANIFEST) $(EXP_BIN)/bio-prep
+	@mkdir -p $(@D)
+	$(EXP_BIN)/bio-prep $(EXP_ARGS) -o $@ $<
+
+# Training reads its batches through a pipe: no batch file on disk. The stamp appears last.
+$(MODEL_DIR)/.done: $(SAMPLES) $(EXP_BIN)/bio-batch $(EXP_BIN)/bio-train
+	rm -rf $(MODEL_DIR).tmp && mkdir -p $(MODEL_DIR).tmp
+	$(EXP_BIN)/bio-batch $(EXP_ARGS) $< | \
+	  $(EXP_BIN)/bio-train $(EXP_ARGS) --set tracking.uri=$(MLRUNS) \
+	    --set experiment.name=$(EXP_NAME) --val $< -o $(MODEL_DIR).tmp
+	rm -rf $(MODEL_DIR) && mv $(MODEL_DIR).tmp $(MODEL_DIR) && touch $@
+
+$(PREDICTIONS): $(MODEL_DIR)/.done $(EXP_BIN)/bio-infer
+	@mkdir -p $(@D)
+	$(EXP_BIN)/bio-infer $(EXP_ARGS) --set infer.split=val --embeddings -m $(MODEL) -o $@ $(SAMPLES)
+
+$(REPORT): $(PREDICTIONS) $(EXP_BIN)/bio-eval
+	rm -rf $(REPORT_DIR).tmp && mkdir -p $(REPORT_DIR).tmp
+	$(EXP_BIN)/bio-eval $(EXP_ARGS) --curves $(REPORT_DIR).tmp/curves \
+	  --plots $(REPORT_DIR).tmp/plots $(if $(wildcard $(MODEL_DIR)/tracking_run),--run-dir $$(cat $(MODEL_DIR)/tracking_run)) \
+	  -o $(REPORT_DIR).tmp/report.yaml $<
+	rm -rf $(REPORT_DIR) && mv $(REPORT_DIR).tmp $(REPORT_DIR)
+
+$(RUN_DIR)/report.yaml: $(REPORT)
+	@mkdir -p $(RUN_DIR)
+	$(EXP_BIN)/bio-scan $(EXP_ARGS) --print-config > $(RUN_DIR)/config.yaml
+	ln -sfn ../$(notdir $(MANIFEST:/manifest.bs=))/manifest.bs $(RUN_DIR)/manifest.bs
+	ln -sfn ../$(notdir $(SAMPLES:/samples.bs=))/samples.bs $(RUN_DIR)/samples.bs
+	ln -sfn ../$(notdir $(MODEL_DIR)) $(RUN_DIR)/model
+	ln -sfn ../$(notdir $(PREDICTIONS:/predictions.bs=))/predictions.bs $(RUN_DIR)/predictions.bs
+	ln -sfn ../$(notdir $(REPORT_DIR))/plots $(RUN_DIR)/plots
+	ln -sfn ../$(notdir $(REPORT_DIR))/curves $(RUN_DIR)/curves
+	cp $(REPORT) $(RUN_DIR)/report.yaml.tmp && mv $(RUN_DIR)/report.yaml.tmp $@
+	@echo "run: $(RUN_DIR) (report.yaml, plots/, curves/)"
+endif
