@@ -253,6 +253,9 @@ int bio_image_decode_bmp(struct bio_image *img, const uint8_t *buf, size_t len, 
 		if (data_offset == 14 + bi.header_bytes)
 			data_offset += 4 * bi.n_colors;
 	}
+	int rc = bio_image_check_dims(bi.width, bi.height, lim, name, "BMP", err);
+	if (rc < 0)
+		return rc;
 	if (data_offset == 0)
 		data_offset = (uint32_t)(pal_start + (bi.bits <= 8 ? bi.pal_entry_bytes * bi.n_colors : 0));
 	if (data_offset >= len)
@@ -260,16 +263,21 @@ int bio_image_decode_bmp(struct bio_image *img, const uint8_t *buf, size_t len, 
 				     "%s: BMP pixel data offset %u is past the end of the file (%zu bytes)",
 				     name, data_offset, len);
 
-	int rc = bio_image_alloc_checked(img, bi.width, bi.height, lim, name, "BMP", err);
-	if (rc < 0)
-		return rc;
 	const uint8_t *data = buf + data_offset;
 	size_t avail = len - data_offset;
 	uint64_t w = bi.width, hgt = bi.height;
+	int rle = bi.compression == BMP_RLE8 || bi.compression == BMP_RLE4;
+	uint64_t stride = rle ? w : ((w * bi.bits + 31) >> 5) * 4;
+	if (!rle && avail / stride < hgt) /* w, hgt are within the limits: stride * hgt fits */
+		return bio_error_set(err, BIO_ETRUNC,
+				     "%s: truncated BMP pixel array (got %zu of %llu bytes)", name,
+				     avail, (unsigned long long)(stride * hgt));
+	rc = bio_image_alloc_checked(img, w, hgt, lim, name, "BMP", err);
+	if (rc < 0)
+		return rc;
 	uint8_t *idx = NULL;
-	const uint8_t *rows;
-	uint64_t stride;
-	if (bi.compression == BMP_RLE8 || bi.compression == BMP_RLE4) {
+	const uint8_t *rows = data;
+	if (rle) {
 		idx = calloc((size_t)(w * hgt), 1);
 		if (!idx) {
 			rc = bio_error_set(err, BIO_ENOMEM, "%s: out of memory", name);
@@ -280,18 +288,6 @@ int bio_image_decode_bmp(struct bio_image *img, const uint8_t *buf, size_t len, 
 			goto out;
 		}
 		rows = idx;
-		stride = w;
-	} else {
-		stride = ((w * bi.bits + 31) >> 5) * 4;
-		/* w * hgt bytes were just allocated, so this cannot overflow */
-		uint64_t need = stride * hgt;
-		if (avail < need) {
-			rc = bio_error_set(err, BIO_ETRUNC,
-					   "%s: truncated BMP pixel array (got %zu of %llu bytes)",
-					   name, avail, (unsigned long long)need);
-			goto out;
-		}
-		rows = data;
 	}
 
 	for (uint64_t y = 0; y < hgt; y++) {

@@ -195,6 +195,15 @@ int bio_image_decode_png(struct bio_image *img, const uint8_t *buf, size_t len, 
 		png_destroy_read_struct(c.png ? &c.png : NULL, NULL, NULL);
 		return bio_error_set(err, BIO_ENOMEM, "%s: out of memory", name);
 	}
+	/* IHDR is the first chunk: check its dimensions before libpng allocates anything */
+	if (len >= 24 && memcmp(buf + 12, "IHDR", 4) == 0) {
+		uint32_t w = png_get_uint_32(buf + 16), h = png_get_uint_32(buf + 20);
+		int rc0 = bio_image_check_dims(w, h, lim, name, "PNG", err);
+		if (rc0 < 0) {
+			png_destroy_read_struct(&c.png, &c.info, NULL);
+			return rc0;
+		}
+	}
 	int rc = png_decode_inner(&c);
 	if (rc < 0 && c.rc == 0) {
 		if (strstr(c.msg, "truncated") || strstr(c.msg, "Not enough image data") ||
@@ -266,9 +275,8 @@ int bio_image_save_png(const char *path, const uint8_t *pixels, uint32_t width, 
 	c.channels = channels;
 	c.f = fdopen(fd, "wb");
 	if (!c.f) {
-		rc = bio_error_set(err, BIO_EIO, "%s: %s", tmp, strerror(errno));
-		close(fd);
-		unlink(tmp);
+		rc = bio_error_set(err, BIO_EIO, "%s: %s", path, strerror(errno));
+		bio_image_tmp_abort(NULL, fd, tmp);
 		return rc;
 	}
 	png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &c, png_werror_cb,
@@ -276,15 +284,13 @@ int bio_image_save_png(const char *path, const uint8_t *pixels, uint32_t width, 
 	png_infop info = png ? png_create_info_struct(png) : NULL;
 	if (!png || !info) {
 		png_destroy_write_struct(png ? &png : NULL, NULL);
-		fclose(c.f);
-		unlink(tmp);
+		bio_image_tmp_abort(c.f, -1, tmp);
 		return bio_error_set(err, BIO_ENOMEM, "%s: out of memory", path);
 	}
 	rc = png_write_inner(&c, png, info);
 	png_destroy_write_struct(&png, &info);
 	if (rc < 0) {
-		fclose(c.f);
-		unlink(tmp);
+		bio_image_tmp_abort(c.f, -1, tmp);
 		return bio_error_set(err, BIO_EIO, "%s: PNG write failed: %s", path, c.msg);
 	}
 	return bio_image_tmp_commit(c.f, tmp, path, err);

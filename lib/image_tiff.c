@@ -22,7 +22,9 @@
 struct tiff_mem {
 	const uint8_t *buf;
 	toff_t len, pos;
-	char msg[256]; /* first error message */
+	const char *name;
+	char msg[256]; /* first error message, without libtiff's "<name>: " prefix */
+	char io_msg[256]; /* first warning about data past the end of the file */
 };
 
 static tmsize_t tiff_read(thandle_t h, void *out, tmsize_t n)
@@ -69,6 +71,8 @@ static toff_t tiff_size(thandle_t h)
 	return ((struct tiff_mem *)h)->len;
 }
 
+/* The buffer is "mapped": libtiff reads strips in place (its unmapped path in 4.5.0 also
+ * rejects valid uncompressed tiles). */
 static int tiff_map(thandle_t h, void **base, toff_t *size)
 {
 	struct tiff_mem *m = h;
@@ -90,18 +94,26 @@ static int tiff_error_cb(TIFF *tif, void *user, const char *module, const char *
 	struct tiff_mem *m = user;
 	(void)tif;
 	(void)module;
-	if (!m->msg[0])
+	if (!m->msg[0]) {
 		vsnprintf(m->msg, sizeof m->msg, fmt, ap);
+		size_t n = strlen(m->name);
+		if (strncmp(m->msg, m->name, n) == 0 && m->msg[n] == ':' && m->msg[n + 1] == ' ')
+			memmove(m->msg, m->msg + n + 2, strlen(m->msg + n + 2) + 1);
+	}
 	return 1; /* handled: the process-wide handler is not called */
 }
 
+/* libtiff only warns when a tag's data lies past the end of the file ("IO error during reading
+ * of ...; tag ignored") and goes on without the tag: for us that file is truncated. */
 static int tiff_warning_cb(TIFF *tif, void *user, const char *module, const char *fmt, va_list ap)
 {
+	struct tiff_mem *m = user;
+	char msg[256];
 	(void)tif;
-	(void)user;
 	(void)module;
-	(void)fmt;
-	(void)ap;
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	if (!m->io_msg[0] && strstr(msg, "IO error"))
+		snprintf(m->io_msg, sizeof m->io_msg, "%s", msg);
 	return 1;
 }
 #endif
@@ -154,7 +166,10 @@ static int tiff_read_rows(struct bio_image *img, TIFF *tif, const struct tiff_fm
 	int rc = 0;
 	for (uint32_t y = 0; y < f->h; y++) {
 		if (TIFFReadScanline(tif, row, y, 0) < 0) {
-			rc = bio_error_set(err, BIO_EFORMAT, "%s: bad TIFF data at row %u: %s", name, y,
+			int trunc = strstr(m->msg, "Read error") != NULL;
+			rc = bio_error_set(err, trunc ? BIO_ETRUNC : BIO_EFORMAT,
+					   "%s: %s TIFF data at row %u: %s", name,
+					   trunc ? "truncated" : "bad", y,
 					   m->msg[0] ? m->msg : "read failed");
 			break;
 		}
@@ -225,6 +240,7 @@ int bio_image_decode_tiff(struct bio_image *img, const uint8_t *buf, size_t len,
 	memset(&m, 0, sizeof m);
 	m.buf = buf;
 	m.len = len;
+	m.name = name;
 	pthread_once(&tiff_once, tiff_silence);
 	TIFF *tif;
 #ifdef BIO_TIFF_OPEN_OPTIONS
@@ -248,6 +264,10 @@ int bio_image_decode_tiff(struct bio_image *img, const uint8_t *buf, size_t len,
 	struct tiff_fmt f;
 	memset(&f, 0, sizeof f);
 	int rc = 0;
+	if (m.io_msg[0]) {
+		rc = bio_error_set(err, BIO_ETRUNC, "%s: truncated TIFF: %s", name, m.io_msg);
+		goto out;
+	}
 	if (!TIFFGetField(tif, TIFFTAG_IMAGEWIDTH, &f.w) ||
 	    !TIFFGetField(tif, TIFFTAG_IMAGELENGTH, &f.h)) {
 		rc = bio_error_set(err, BIO_EFORMAT, "%s: TIFF without image dimensions", name);
@@ -266,12 +286,36 @@ int bio_image_decode_tiff(struct bio_image *img, const uint8_t *buf, size_t len,
 				   name, f.sample_format);
 		goto out;
 	}
+	if (f.bps != 1 && f.bps != 2 && f.bps != 4 && f.bps != 8 && f.bps != 16) {
+		rc = bio_error_set(err, BIO_EUNSUPPORTED, "%s: unsupported TIFF bit depth %u", name,
+				   f.bps);
+		goto out;
+	}
+	rc = bio_image_check_dims(f.w, f.h, lim, name, "TIFF", err);
+	if (rc < 0)
+		goto out;
+	/* every strip or tile must lie inside the file */
+	uint32_t n_striles = TIFFIsTiled(tif) ? TIFFNumberOfTiles(tif) : TIFFNumberOfStrips(tif);
+	for (uint32_t i = 0; i < n_striles; i++) {
+		int e1 = 0, e2 = 0;
+		uint64_t off = TIFFGetStrileOffsetWithErr(tif, i, &e1);
+		uint64_t n = TIFFGetStrileByteCountWithErr(tif, i, &e2);
+		if (e1 || e2 || off > len || n > len - off) {
+			rc = bio_error_set(err, BIO_ETRUNC,
+					   "%s: truncated TIFF: %s %u (%llu bytes at offset %llu) ends past the end of the file (%zu bytes)",
+					   name, TIFFIsTiled(tif) ? "tile" : "strip", i,
+					   (unsigned long long)n, (unsigned long long)off, len);
+			goto out;
+		}
+	}
 	rc = bio_image_alloc_checked(img, f.w, f.h, lim, name, "TIFF", err);
 	if (rc < 0)
 		goto out;
 	rc = tiff_read_rows(img, tif, &f, &m, name, err);
 	if (rc == 1)
 		rc = tiff_read_rgba(img, tif, &f, &m, name, err);
+	if (rc == 0 && m.io_msg[0])
+		rc = bio_error_set(err, BIO_ETRUNC, "%s: truncated TIFF: %s", name, m.io_msg);
 out:
 	TIFFClose(tif);
 	if (rc < 0)

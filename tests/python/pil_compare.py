@@ -7,6 +7,7 @@ preprocessing must match), through the imgdump test helper.
   pil_compare.py resize  IMGDUMP WORKDIR   BILINEAR and BOX on many sizes, up and down
   pil_compare.py writers IMGDUMP WORKDIR   libbio's PNG/BMP writers read back by PIL
   pil_compare.py real    IMGDUMP DIR...    every image under DIR: decode and 64x64 resizes
+  pil_compare.py bad     OUTDIR            (re)writes the bad-input corpus (tests/bad/image)
 
 Each prints one summary line per check and exits 1 when anything differs from PIL beyond the
 tolerance (0 everywhere: decoding is bit-exact, and floor(resized + 0.5) must equal PIL's
@@ -541,7 +542,167 @@ def cmd_real(imgdump, dirs):
     print_resize(stats, f"real, {len(files[::8])} files -> 64x64 x 2 filters")
 
 
+# ---------------------------------------------------------------- bad-input corpus
+
+def png_bytes(w, h, bit_depth=8, color_type=0, rows=None, extra=b"", ihdr=None):
+    ch = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}[color_type]
+    if rows is None:
+        rows = b"".join(b"\0" + bytes((w * ch * bit_depth + 7) // 8) for _ in range(h))
+    data = b"\x89PNG\r\n\x1a\n"
+    data += png_chunk(b"IHDR", ihdr or struct.pack(">IIBBBBB", w, h, bit_depth, color_type, 0,
+                                                   0, 0))
+    data += extra
+    data += png_chunk(b"IDAT", zlib.compress(rows))
+    return data + png_chunk(b"IEND", b"")
+
+
+def flip_byte(data, pos):
+    b = bytearray(data)
+    b[pos] ^= 0x55
+    return bytes(b)
+
+
+def cmd_bad(out):
+    """Corrupt inputs, each of which must give one error line and exit 1."""
+    os.makedirs(out, exist_ok=True)
+    rng = np.random.default_rng(11)
+    files = {}
+    gray = [(i, i, i) for i in range(256)]
+    rows8 = [bytes(rng.integers(0, 256, 320, dtype=np.uint8)) for _ in range(240)]
+    ok_bmp = bmp_file(320, 240, 8, rows8, palette=gray)
+    files["bmp_truncated_pixels.bmp"] = ok_bmp[:14 + 40 + 1024 + 1024]
+    files["bmp_truncated_header.bmp"] = ok_bmp[:30]
+    files["bmp_truncated_palette.bmp"] = ok_bmp[:14 + 40 + 300]
+    small = [bytes([1, 2, 3, 200, 4, 5, 6, 7])] * 4
+    files["bmp_bad_palette_index.bmp"] = bmp_file(8, 4, 8, small, palette=gray[:16],
+                                                  n_colors=16)
+    files["bmp_bad_palette_index_4bit.bmp"] = bmp_file(
+        8, 4, 4, [pack_bits([0, 1, 9, 1, 0, 1, 0, 1], 4)] * 4, palette=gray[:2], n_colors=2)
+    files["bmp_zero_width.bmp"] = bmp_file(0, 4, 24, [b""] * 4)
+    files["bmp_zero_height.bmp"] = bmp_file(4, 0, 24, [])
+    files["bmp_huge_dims.bmp"] = bmp_file(100000, 100000, 24, [], raw_pixels=b"\0" * 64)
+    files["bmp_huge_dims_32bit.bmp"] = bmp_file(0x7FFFFFFF, 0x7FFFFFFF, 32, [],
+                                                raw_pixels=b"\0" * 64)
+    b = bytearray(bmp_file(4, 4, 24, [bytes(12)] * 4))
+    b[18:22] = struct.pack("<i", -4)
+    files["bmp_negative_width.bmp"] = bytes(b)
+    b = bytearray(ok_bmp[:2000])
+    b[14:18] = struct.pack("<I", 99)
+    files["bmp_bad_header_size.bmp"] = bytes(b)
+    files["bmp_bad_bit_depth.bmp"] = bmp_file(4, 4, 3, [bytes(2)] * 4)
+    files["bmp_jpeg_compression.bmp"] = bmp_file(4, 4, 24, [bytes(12)] * 4, compression=4)
+    b = bytearray(bmp_file(4, 4, 24, [bytes(12)] * 4))
+    b[10:14] = struct.pack("<I", 100000)
+    files["bmp_offset_past_end.bmp"] = bytes(b)
+    files["bmp_palette_too_big.bmp"] = bmp_file(4, 4, 8, [bytes(4)] * 4, palette=gray,
+                                                n_colors=1000)
+    files["bmp_bad_bitfield_masks.bmp"] = bmp_file(4, 4, 32, [bytes(16)] * 4, compression=3,
+                                                   masks=(0xF0F000, 0xFF00, 0xFF))
+    b = bytearray(bmp_file(4, 4, 24, [bytes(12)] * 4))
+    b[26:28] = struct.pack("<H", 0)
+    files["bmp_zero_planes.bmp"] = bytes(b)
+    rle = bmp_file(16, 16, 8, None, palette=gray, compression=1,
+                   raw_pixels=bytes([16, 7, 0, 0, 16, 9]))
+    files["bmp_rle8_truncated.bmp"] = rle
+    files["bmp_rle8_bad_index.bmp"] = bmp_file(4, 2, 8, None, palette=gray[:4], n_colors=4,
+                                               compression=1,
+                                               raw_pixels=bytes([4, 1, 0, 0, 4, 77, 0, 1]))
+
+    ok_png = png_bytes(64, 64, rows=b"".join(b"\0" + bytes(range(64)) for _ in range(64)))
+    idat = ok_png.index(b"IDAT")
+    files["png_truncated_idat.png"] = ok_png[:idat + 20]
+    files["png_truncated_header.png"] = ok_png[:20]
+    files["png_signature_only.png"] = ok_png[:8]
+    files["png_bad_crc_ihdr.png"] = flip_byte(ok_png, 8 + 8 + 13)
+    files["png_bad_crc_idat.png"] = flip_byte(ok_png, ok_png.index(b"IEND") - 8)
+    bad_text = png_chunk(b"tEXt", b"Comment\0hello")
+    bad_text = bad_text[:-1] + bytes([bad_text[-1] ^ 1])
+    files["png_bad_crc_ancillary.png"] = png_bytes(4, 4, extra=bad_text)
+    files["png_zero_width.png"] = png_bytes(1, 1, ihdr=struct.pack(">IIBBBBB", 0, 4, 8, 0, 0,
+                                                                   0, 0))
+    files["png_huge_dims.png"] = png_bytes(1, 1, ihdr=struct.pack(">IIBBBBB", 100000, 100000,
+                                                                  8, 0, 0, 0, 0))
+    pal = png_chunk(b"PLTE", bytes(12))
+    files["png_bad_palette_index.png"] = png_bytes(
+        4, 2, color_type=3, extra=pal, rows=b"\0" + bytes([0, 1, 10, 2]) + b"\0" + bytes(4))
+    files["png_palette_without_plte.png"] = png_bytes(4, 2, color_type=3)
+    data = ok_png[:idat - 4]
+    data += png_chunk(b"IDAT", b"\x78\x9c" + bytes(rng.integers(0, 256, 60, dtype=np.uint8)))
+    files["png_bad_zlib.png"] = data + png_chunk(b"IEND", b"")
+    files["png_missing_iend.png"] = ok_png[:-12]
+    files["png_bad_bit_depth.png"] = png_bytes(1, 1, ihdr=struct.pack(">IIBBBBB", 4, 4, 3, 0,
+                                                                      0, 0, 0))
+    z = zlib.compress(b"".join(b"\0" + bytes(64) for _ in range(64)))
+    zb = bytearray(z)
+    zb[-1] ^= 0xFF  # Adler-32
+    files["png_bad_adler32.png"] = (ok_png[:idat - 4] + png_chunk(b"IDAT", bytes(zb)) +
+                                    png_chunk(b"IEND", b""))
+
+    tif_path = os.path.join(out, "tmp_ok.tif")
+    write_tiff(tif_path, "<", rng.integers(0, 256, (50, 60), dtype=np.uint8), 8, 1)
+    with open(tif_path, "rb") as f:
+        ok_tif = f.read()
+    os.unlink(tif_path)
+
+    def tif_patch(data, tag, value):
+        b = bytearray(data)
+        ifd = struct.unpack("<I", b[4:8])[0]
+        n = struct.unpack("<H", b[ifd:ifd + 2])[0]
+        for i in range(n):
+            o = ifd + 2 + 12 * i
+            if struct.unpack("<H", b[o:o + 2])[0] == tag:
+                t = struct.unpack("<H", b[o + 2:o + 4])[0]
+                b[o + 8:o + 12] = struct.pack("<I", value) if t == 4 else struct.pack(
+                    "<HH", value, 0)
+        return bytes(b)
+
+    # PIL writes the IFD before the pixel data: cutting the file cuts the strip
+    Image.fromarray(rng.integers(0, 256, (50, 60), dtype=np.uint8)).save(tif_path)
+    with open(tif_path, "rb") as f:
+        pil_tif = f.read()
+    os.unlink(tif_path)
+    files["tif_truncated_strip.tif"] = pil_tif[:len(pil_tif) - 1000]
+    files["tif_truncated_header.tif"] = ok_tif[:6]
+    files["tif_huge_dims.tif"] = tif_patch(tif_patch(ok_tif, 256, 100000), 257, 100000)
+    files["tif_zero_width.tif"] = tif_patch(ok_tif, 256, 0)
+    b = bytearray(ok_tif)
+    b[4:8] = struct.pack("<I", 10 ** 7)
+    files["tif_bad_ifd_offset.tif"] = bytes(b)
+    files["tif_bad_strip_offset.tif"] = tif_patch(ok_tif, 273, 10 ** 7)
+    files["tif_bad_bits.tif"] = tif_patch(ok_tif, 258, 13)
+
+    jp = os.path.join(out, "tmp_ok.jpg")
+    Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(jp, quality=90)
+    with open(jp, "rb") as f:
+        ok_jpg = f.read()
+    os.unlink(jp)
+    files["jpg_truncated.jpg"] = ok_jpg[:len(ok_jpg) // 2]
+    files["jpg_header_only.jpg"] = ok_jpg[:100]
+    sof = ok_jpg.index(b"\xff\xc0")
+    b = bytearray(ok_jpg)
+    b[sof + 5:sof + 9] = struct.pack(">HH", 65500, 65500)
+    files["jpg_huge_dims.jpg"] = bytes(b)
+    b[sof + 5:sof + 9] = struct.pack(">HH", 0, 64)
+    files["jpg_zero_height.jpg"] = bytes(b)
+    files["jpg_garbage_after_soi.jpg"] = b"\xff\xd8\xff" + bytes(
+        rng.integers(0, 256, 200, dtype=np.uint8))
+    b = bytearray(ok_jpg)
+    b[sof + 9] = 7  # component count
+    files["jpg_bad_components.jpg"] = bytes(b)
+
+    files["garbage.bin"] = bytes(rng.integers(0, 256, 300, dtype=np.uint8))
+    files["empty.bmp"] = b""
+    files["text.png"] = b"this is not an image\n"
+    for name, data in files.items():
+        with open(os.path.join(out, name), "wb") as f:
+            f.write(data)
+    print(f"bad: wrote {len(files)} files to {out}")
+
+
 def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "bad":
+        cmd_bad(sys.argv[2])
+        return 0
     if len(sys.argv) < 4 or sys.argv[1] not in ("decode", "resize", "writers", "real"):
         print(__doc__, file=sys.stderr)
         return 2
