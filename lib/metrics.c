@@ -379,6 +379,20 @@ static inline double key_f64(uint64_t k)
 #define RADIX_SIZE (1u << RADIX_BITS)
 #define RADIX_PASSES 6
 
+/* The keys live in the scores' own storage (bit patterns copied with memcpy), so the sort needs
+ * one extra array of n, not two. */
+static inline uint64_t load_u64(const double *p)
+{
+	uint64_t u;
+	memcpy(&u, p, sizeof u);
+	return u;
+}
+
+static inline void store_u64(double *p, uint64_t u)
+{
+	memcpy(p, &u, sizeof u);
+}
+
 int bio_sort_scores(double *x, size_t n, struct bio_error *err)
 {
 	for (size_t i = 0; i < n; i++)
@@ -386,17 +400,17 @@ int bio_sort_scores(double *x, size_t n, struct bio_error *err)
 			return bio_error_set(err, BIO_ENAN, "score %zu is NaN", i);
 	if (n < 2)
 		return 0;
-	uint64_t *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
+	double *b = malloc(n * sizeof *b);
 	size_t(*hist)[RADIX_SIZE] = calloc(RADIX_PASSES, sizeof *hist);
-	if (!a || !b || !hist) {
-		free(a);
+	if (!b || !hist) {
 		free(b);
 		free(hist);
 		return bio_error_set(err, BIO_ENOMEM, "sorting %zu scores: out of memory", n);
 	}
+	double *a = x;
 	for (size_t i = 0; i < n; i++) {
 		uint64_t k = f64_key(x[i]);
-		a[i] = k;
+		store_u64(&x[i], k);
 		for (int p = 0; p < RADIX_PASSES; p++)
 			hist[p][(k >> (p * RADIX_BITS)) & (RADIX_SIZE - 1)]++;
 	}
@@ -416,17 +430,17 @@ int bio_sort_scores(double *x, size_t n, struct bio_error *err)
 		}
 		int shift = p * RADIX_BITS;
 		for (size_t i = 0; i < n; i++) {
-			uint64_t k = a[i];
-			b[h[(k >> shift) & (RADIX_SIZE - 1)]++] = k;
+			uint64_t k = load_u64(&a[i]);
+			store_u64(&b[h[(k >> shift) & (RADIX_SIZE - 1)]++], k);
 		}
-		uint64_t *t = a;
+		double *t = a;
 		a = b;
 		b = t;
 	}
+	/* a holds the sorted keys (x itself or the extra array) */
 	for (size_t i = 0; i < n; i++)
-		x[i] = key_f64(a[i]);
-	free(a);
-	free(b);
+		x[i] = key_f64(load_u64(&a[i]));
+	free(a == x ? b : a);
 	free(hist);
 	return 0;
 }
