@@ -531,6 +531,114 @@ TEST(walk)
 	CHECK_EQ(system(cmd), 0);
 }
 
+
+static const char BASE_YAML[] =
+	"scan:\n"
+	"  root: data/synth\n"
+	"  modalities: [iris, fingerprint]\n"
+	"  iris:\n"
+	"    root: \"\"\n"
+	"    dir: iris\n"
+	"    pattern: '^([0-9]+)_([LR])_([0-9]+)\\.bmp$'\n"
+	"    fields: [subject, side, sample]\n"
+	"    identity: []\n"
+	"    pair_by: []\n"
+	"  fingerprint:\n"
+	"    root: \"\"\n"
+	"    dir: fingerprint\n"
+	"    pattern: '^([0-9]+)_([LR])_([a-z]+)_([0-9]+)\\.BMP$'\n"
+	"    fields: [subject, side, finger, sample]\n"
+	"    identity: []\n"
+	"    pair_by: []\n"
+	"  identity: [subject, side]\n"
+	"  pair_by: [sample]\n"
+	"  chimeric: false\n"
+	"  split:\n"
+	"    mode: stratified\n"
+	"    val: 0.2\n"
+	"    test: 0.0\n"
+	"    seed: 7\n";
+
+static struct bio_config *config_with(const char *overlay)
+{
+	struct bio_error err = {0};
+	struct bio_config *c = bio_config_new();
+	CHECK_EQ(bio_config_load_base(c, "base.yaml", BASE_YAML, sizeof BASE_YAML - 1, &err), 0);
+	if (overlay) {
+		int rc = bio_config_load_overlay(c, "over.yaml", overlay, strlen(overlay), &err);
+		if (rc)
+			fprintf(stderr, "overlay: %s\n", err.msg);
+		CHECK_EQ(rc, 0);
+	}
+	return c;
+}
+
+TEST(from_config)
+{
+	struct bio_error err = {0};
+	struct bio_scan *s = NULL;
+
+	/* defaults; ROOT overrides scan.root */
+	struct bio_config *c = config_with(NULL);
+	CHECK_EQ(bio_scan_from_config(&s, c, "elsewhere/", &err), 0);
+	CHECK_EQ(bio_scan_n_modalities(s), 2);
+	CHECK_STR(bio_scan_modality_base(s, 0), "elsewhere/iris");
+	CHECK_STR(bio_scan_modality_base(s, 1), "elsewhere/fingerprint");
+	add(s, 0, "001_L_01.bmp", 1);
+	add(s, 1, "001_L_thumb_01.BMP", 1);
+	CHECK_EQ(bio_scan_build(s, &err), 0);
+	CHECK_EQ(bio_scan_n_records(s), 1);
+	bio_scan_free(s);
+	bio_config_free(c);
+
+	/* a chimeric overlay: own fingerprint root, fields, identity and key */
+	c = config_with("scan:\n"
+			"  chimeric: true\n"
+			"  split: {mode: disjoint, val: 0.5}\n"
+			"  fingerprint:\n"
+			"    root: fvc\n"
+			"    dir: \"\"\n"
+			"    pattern: '^([0-9]+)_([0-9]+)\\.tif$'\n"
+			"    fields: [finger, impression]\n"
+			"    identity: [finger]\n"
+			"    pair_by: [impression]\n");
+	CHECK_EQ(bio_scan_from_config(&s, c, NULL, &err), 0);
+	CHECK_STR(bio_scan_modality_base(s, 0), "data/synth/iris");
+	CHECK_STR(bio_scan_modality_base(s, 1), "fvc");
+	add(s, 0, "001_L_01.bmp", 1);
+	add(s, 0, "001_R_01.bmp", 1);
+	add(s, 1, "101_1.tif", 1);
+	add(s, 1, "102_1.tif", 1);
+	add(s, 1, "001_L_thumb_01.BMP", 0);
+	CHECK_EQ(bio_scan_build(s, &err), 0);
+	CHECK_EQ(bio_scan_n_labels(s), 2);
+	CHECK_STR(bio_scan_label_name(s, 1), "001_R+102");
+	CHECK_EQ(bio_scan_split_count(s, BIO_SCAN_TRAIN), 1);
+	CHECK_EQ(bio_scan_split_count(s, BIO_SCAN_VAL), 1);
+	bio_scan_free(s);
+	bio_config_free(c);
+
+	/* errors name the key and where it was set */
+	c = config_with("scan:\n  iris:\n    pattern: '^(['\n");
+	CHECK(bio_scan_from_config(&s, c, NULL, &err) < 0);
+	CHECK(s == NULL);
+	CHECK(strstr(err.msg, "over.yaml:3: scan.iris.pattern: invalid regular expression") ==
+	      err.msg);
+	bio_config_free(c);
+	c = config_with("scan:\n  fingerprint:\n    identity: [eye]\n");
+	CHECK(bio_scan_from_config(&s, c, NULL, &err) < 0);
+	CHECK(strstr(err.msg, "over.yaml:3: scan.fingerprint.identity: field 'eye'") == err.msg);
+	bio_config_free(c);
+	c = config_with("scan:\n  split:\n    val: 0.6\n    test: 0.5\n");
+	CHECK(bio_scan_from_config(&s, c, NULL, &err) < 0);
+	CHECK(strstr(err.msg, "scan.split.test: val 0.6 + test 0.5 exceeds 1") != NULL);
+	bio_config_free(c);
+	c = config_with("scan:\n  modalities: [fingerprint]\n  chimeric: true\n");
+	CHECK(bio_scan_from_config(&s, c, NULL, &err) < 0);
+	CHECK(strstr(err.msg, "over.yaml:3: scan.chimeric: ") == err.msg);
+	bio_config_free(c);
+}
+
 int main(void)
 {
 	RUN(natural_order);
@@ -542,5 +650,6 @@ int main(void)
 	RUN(disjoint_split);
 	RUN(chimeric);
 	RUN(walk);
+	RUN(from_config);
 	return test_summary();
 }
