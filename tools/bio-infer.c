@@ -1,0 +1,591 @@
+/* bio-infer: applies a trained checkpoint to a samples stream and writes a predictions stream
+ * (or CSV): per sample its id, true label, predicted identity with its name, the top-k classes
+ * with softmax scores, and on request the embedding of each modality branch and the fused one.
+ * The model comes from a checkpoint file or from the tracking store's model registry
+ * (models:/NAME/VERSION, models:/NAME/latest). Samples go through the network in batches in eval
+ * mode; every sample's result is the same whatever the batch size and thread count. */
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bio/checkpoint.h"
+#include "bio/model.h"
+#include "bio/nn.h"
+#include "bio/stream.h"
+#include "bio/track.h"
+#include "tool.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: bio-infer -m MODEL [OPTIONS] [SAMPLES...]\n"
+		"Predict identities for a samples stream (standard input when no file or '-' is\n"
+		"given) with a trained checkpoint, and write a predictions stream.\n"
+		"\n"
+		"  -m, --model MODEL      checkpoint file, or models:/NAME/VERSION or models:/NAME/latest\n"
+		"                         from the tracking store (tracking.uri)\n"
+		"  -s, --split NAME       only samples of this split (default infer.split: all)\n"
+		"  -b, --batch-size N     samples per forward pass (default infer.batch_size)\n"
+		"  -k, --topk K           classes kept per sample (default infer.topk)\n"
+		"  -e, --embeddings       also write emb_<modality> and emb_fused per sample\n"
+		"      --csv              write CSV instead of a bio-stream\n"
+		"      --shard I/N        only samples whose record index modulo N is I\n" BIO_TOOL_COMMON_HELP
+		"\n"
+		"Config keys: infer.batch_size, infer.topk, infer.embeddings, infer.split, tracking.uri.\n"
+		"See bio-infer(1).\n");
+}
+
+/* Everything the batch loop needs. */
+struct infer {
+	struct bio_tool *t;
+	struct bio_model *model;       /* worker 0's model; spec and fusion for all */
+	struct bio_model **models;     /* one per worker thread, each batch size 1 */
+	int n_workers;
+	int n_classes, fused_dim, emb_dim, topk, embeddings, csv;
+	char **labels;
+	size_t n_labels;
+	int batch_size;
+	size_t pixels;
+	float *inputs[BIO_MODEL_MAX_MODS];  /* [batch][1][S][S] per model modality */
+	int64_t *true_labels;               /* [batch] */
+	char **ids;                          /* [batch] */
+	int n_pending;
+	struct bio_stream_writer *w;
+	FILE *out;
+	float *logits;                       /* results [batch][n_classes] */
+	float *emb[BIO_MODEL_MAX_MODS];      /* results [batch][embedding] per modality */
+	float *fused;                        /* results [batch][fused_dim] */
+	int *order;                          /* top-k scratch [n_classes] */
+	double *probs;                       /* softmax scratch [n_classes] */
+};
+
+/* Softmax in double of one row of logits into probs. */
+static void softmax_row(double *probs, const float *logits, int n)
+{
+	double mx = logits[0], sum = 0;
+	for (int c = 1; c < n; c++)
+		if (logits[c] > mx)
+			mx = logits[c];
+	for (int c = 0; c < n; c++) {
+		probs[c] = exp((double)logits[c] - mx);
+		sum += probs[c];
+	}
+	for (int c = 0; c < n; c++)
+		probs[c] /= sum;
+}
+
+/* Indices of the k largest probs into order[0..k), ties by the lower index (stable). */
+static void top_k(int *order, const double *probs, int n, int k)
+{
+	for (int i = 0; i < k; i++) {
+		int best = -1;
+		for (int c = 0; c < n; c++) {
+			int taken = 0;
+			for (int j = 0; j < i; j++)
+				taken |= order[j] == c;
+			if (!taken && (best < 0 || probs[c] > probs[best]))
+				best = c;
+		}
+		order[i] = best;
+	}
+}
+
+static void csv_field(FILE *f, const char *s)
+{
+	if (!strpbrk(s, ",\"\n\r")) {
+		fputs(s, f);
+		return;
+	}
+	fputc('"', f);
+	for (; *s; s++) {
+		if (*s == '"')
+			fputc('"', f);
+		fputc(*s, f);
+	}
+	fputc('"', f);
+}
+
+static void csv_vector(FILE *f, const float *v, int n)
+{
+	fputc(',', f);
+	for (int i = 0; i < n; i++)
+		fprintf(f, "%s%.9g", i ? ";" : "", (double)v[i]);
+}
+
+static void pack_vector(struct bio_stream_writer *w, const char *key, const float *v, int n)
+{
+	struct bio_tensor t;
+	int64_t shape[1] = {n};
+	bio_tensor_view(&t, BIO_DTYPE_F32, 1, shape, (void *)v);
+	bio_pack_str(w, key);
+	bio_pack_tensor(w, &t);
+}
+
+/* Worker w's share of the pending batch: samples w, w + n_workers, ... one at a time. Every
+ * sample goes through the network alone (GEMM shapes never depend on the batch size), so its
+ * result is bit-identical whatever the batch size, the thread count and its batch neighbours. */
+struct worker {
+	struct infer *in;
+	int index, n;
+};
+
+static void *worker_run(void *arg)
+{
+	struct worker *wk = arg;
+	struct infer *in = wk->in;
+	struct bio_model *m = in->models[wk->index];
+	int n_mod = m->spec.n_mod;
+	for (int i = wk->index; i < wk->n; i += in->n_workers) {
+		const float *inputs[BIO_MODEL_MAX_MODS];
+		for (int b = 0; b < n_mod; b++)
+			inputs[b] = in->inputs[b] + (size_t)i * in->pixels;
+		bio_model_forward(m, inputs, 1, 0);
+		memcpy(in->logits + (size_t)i * in->n_classes, m->logits,
+		       (size_t)in->n_classes * sizeof(float));
+		for (int b = 0; b < n_mod; b++)
+			memcpy(in->emb[b] + (size_t)i * in->emb_dim, bio_model_embedding(m, b),
+			       (size_t)in->emb_dim * sizeof(float));
+		memcpy(in->fused + (size_t)i * in->fused_dim, m->fused,
+		       (size_t)in->fused_dim * sizeof(float));
+	}
+	return NULL;
+}
+
+/* Runs the n pending samples through the workers (the calling thread is worker 0). */
+static void run_workers(struct infer *in, int n)
+{
+	struct worker wk[64];
+	pthread_t tid[64];
+	int n_started = 0;
+	for (int w = 0; w < in->n_workers; w++)
+		wk[w] = (struct worker){.in = in, .index = w, .n = n};
+	for (int w = 1; w < in->n_workers && w < n; w++) {
+		if (pthread_create(&tid[w], NULL, worker_run, &wk[w]) != 0)
+			bio_tool_die(in->t, "cannot start a thread");
+		n_started = w;
+	}
+	worker_run(&wk[0]);
+	for (int w = 1; w <= n_started; w++)
+		pthread_join(tid[w], NULL);
+}
+
+/* Runs the pending batch through the model and writes one prediction per sample. */
+static void flush_batch(struct infer *in)
+{
+	int n = in->n_pending;
+	if (n == 0)
+		return;
+	struct bio_model *m = in->model;
+	run_workers(in, n);
+	int n_mod = m->spec.n_mod;
+	int64_t top_idx[64];
+	float top_score[64];
+	for (int i = 0; i < n; i++) {
+		const float *logits = in->logits + (size_t)i * in->n_classes;
+		softmax_row(in->probs, logits, in->n_classes);
+		top_k(in->order, in->probs, in->n_classes, in->topk);
+		for (int j = 0; j < in->topk; j++) {
+			top_idx[j] = in->order[j];
+			top_score[j] = (float)in->probs[in->order[j]];
+		}
+		int pred = in->order[0];
+		int64_t label = in->true_labels[i];
+		if (in->csv) {
+			FILE *f = in->out;
+			csv_field(f, in->ids[i]);
+			fprintf(f, ",%lld,", (long long)label);
+			if (label >= 0)
+				csv_field(f, in->labels[label]);
+			fprintf(f, ",%d,", pred);
+			csv_field(f, in->labels[pred]);
+			fprintf(f, ",%.9g,", (double)top_score[0]);
+			for (int j = 0; j < in->topk; j++)
+				fprintf(f, "%s%lld", j ? ";" : "", (long long)top_idx[j]);
+			fputc(',', f);
+			for (int j = 0; j < in->topk; j++)
+				fprintf(f, "%s%.9g", j ? ";" : "", (double)top_score[j]);
+			if (in->embeddings) {
+				for (int b = 0; b < n_mod; b++)
+					csv_vector(f, in->emb[b] + (size_t)i * in->emb_dim,
+						   in->emb_dim);
+				csv_vector(f, in->fused + (size_t)i * in->fused_dim, in->fused_dim);
+			}
+			fputc('\n', f);
+		} else {
+			struct bio_stream_writer *w = in->w;
+			bio_stream_begin_record(w);
+			bio_pack_map(w, 7 + (in->embeddings ? (size_t)n_mod + 1 : 0));
+			bio_pack_kv_str(w, "id", in->ids[i]);
+			bio_pack_kv_int(w, "label", label);
+			bio_pack_kv_int(w, "pred", pred);
+			bio_pack_kv_str(w, "pred_name", in->labels[pred]);
+			bio_pack_kv_double(w, "score", (double)top_score[0]);
+			struct bio_tensor t;
+			int64_t shape[1] = {in->topk};
+			bio_tensor_view(&t, BIO_DTYPE_I64, 1, shape, top_idx);
+			bio_pack_str(w, "topk");
+			bio_pack_tensor(w, &t);
+			pack_vector(w, "topk_scores", top_score, in->topk);
+			if (in->embeddings) {
+				char key[64];
+				for (int b = 0; b < n_mod; b++) {
+					snprintf(key, sizeof key, "emb_%s", m->spec.modalities[b]);
+					pack_vector(w, key, in->emb[b] + (size_t)i * in->emb_dim,
+						    in->emb_dim);
+				}
+				pack_vector(w, "emb_fused", in->fused + (size_t)i * in->fused_dim,
+					    in->fused_dim);
+			}
+		}
+		free(in->ids[i]);
+		in->ids[i] = NULL;
+	}
+	in->n_pending = 0;
+}
+
+static void parse_shard(struct bio_tool *t, const char *arg, long long *shard_i,
+			long long *shard_n)
+{
+	char *end;
+	long long i = strtoll(arg, &end, 10);
+	if (end == arg || *end != '/')
+		bio_tool_usage_error(t, "--shard: expected I/N, got '%s'", arg);
+	const char *p = end + 1;
+	long long n = strtoll(p, &end, 10);
+	if (end == p || *end || n < 1 || n > 1000000 || i < 0 || i >= n)
+		bio_tool_usage_error(t, "--shard: expected I/N with 0 <= I < N <= 1000000, got '%s'",
+				     arg);
+	*shard_i = i;
+	*shard_n = n;
+}
+
+/* Checks the samples header against the model: modalities, input shape and label names. */
+static void check_samples_meta(struct infer *in, struct bio_stream_reader *r,
+			       const struct bio_value *meta, const char *model_name)
+{
+	struct bio_tool *t = in->t;
+	const struct bio_model_spec *spec = &in->model->spec;
+	const char *src = bio_stream_reader_source(r);
+	const struct bio_value *mods = bio_value_get(meta, "modalities");
+	for (int b = 0; b < spec->n_mod; b++) {
+		int found = 0;
+		for (size_t i = 0; i < bio_value_len(mods); i++)
+			found |= bio_value_str_eq(bio_value_at(mods, i), spec->modalities[b]);
+		if (!found)
+			bio_tool_die(t, "%s: samples lack modality '%s' that the model %s needs", src,
+				     spec->modalities[b], model_name);
+	}
+	const struct bio_value *shape = bio_value_get(meta, "shape");
+	int64_t h = 0, w = 0;
+	if (bio_value_len(shape) != 3 || bio_value_int(bio_value_at(shape, 1), &h) < 0 ||
+	    bio_value_int(bio_value_at(shape, 2), &w) < 0)
+		bio_tool_die(t, "%s: header meta 'shape': expected [1, H, W]", src);
+	if (h != spec->input_size || w != spec->input_size)
+		bio_tool_die(t, "%s: samples are %lldx%lld but the model %s takes %dx%d inputs", src,
+			     (long long)w, (long long)h, model_name, spec->input_size,
+			     spec->input_size);
+	const struct bio_value *labels = bio_value_get(meta, "labels");
+	if (!labels)
+		return; /* unlabelled samples: nothing to compare */
+	size_t n = bio_value_len(labels);
+	if (bio_value_type(labels) != BIO_V_ARRAY || n != in->n_labels)
+		bio_tool_die(t, "%s: the samples have %zu label names, the model %s %zu: not the "
+			     "same label set", src, n, model_name, in->n_labels);
+	for (size_t i = 0; i < n; i++)
+		if (!bio_value_str_eq(bio_value_at(labels, i), in->labels[i]))
+			bio_tool_die(t, "%s: label %zu is '%s' in the model %s but differs in the "
+				     "samples: not the same label set", src, i, in->labels[i],
+				     model_name);
+}
+
+int main(int argc, char **argv)
+{
+	enum { OPT_CSV = 0x2000, OPT_SHARD };
+	static const struct option long_opts[] = {
+		BIO_TOOL_LONG_OPTS,
+		{"model", required_argument, 0, 'm'},
+		{"split", required_argument, 0, 's'},
+		{"batch-size", required_argument, 0, 'b'},
+		{"topk", required_argument, 0, 'k'},
+		{"embeddings", no_argument, 0, 'e'},
+		{"csv", no_argument, 0, OPT_CSV},
+		{"shard", required_argument, 0, OPT_SHARD},
+		{0, 0, 0, 0},
+	};
+	struct bio_tool t;
+	struct bio_error err = {0};
+	const char *model_arg = NULL, *split = NULL;
+	long long batch_size = -1, topk = -1, shard_i = 0, shard_n = 1;
+	int embeddings = -1, csv = 0, opt;
+
+	bio_tool_init(&t, "bio-infer", argc, argv);
+	while ((opt = getopt_long(argc, argv, BIO_TOOL_SHORT_OPTS "m:s:b:k:e", long_opts, NULL)) !=
+	       -1) {
+		if (bio_tool_common_opt(&t, opt, optarg))
+			continue;
+		switch (opt) {
+		case 'h':
+			usage(stdout);
+			return BIO_EXIT_OK;
+		case 'm':
+			model_arg = optarg;
+			break;
+		case 's':
+			split = optarg;
+			break;
+		case 'b':
+			batch_size = bio_tool_parse_count(&t, "--batch-size", optarg, 1, 4096);
+			break;
+		case 'k':
+			topk = bio_tool_parse_count(&t, "--topk", optarg, 1, 64);
+			break;
+		case 'e':
+			embeddings = 1;
+			break;
+		case OPT_CSV:
+			csv = 1;
+			break;
+		case OPT_SHARD:
+			parse_shard(&t, optarg, &shard_i, &shard_n);
+			break;
+		default:
+			bio_tool_usage_error(&t, NULL);
+		}
+	}
+	bio_tool_load_config(&t);
+	if (!model_arg)
+		bio_tool_usage_error(&t, "no model given (-m CHECKPOINT or -m models:/NAME/VERSION)");
+	int64_t v;
+	int b;
+	if (batch_size < 0) {
+		if (bio_config_get_int_range(t.cfg, "infer.batch_size", 64, 1, 4096, &v, &err) < 0)
+			bio_tool_die_err(&t, &err);
+		batch_size = v;
+	}
+	if (topk < 0) {
+		if (bio_config_get_int_range(t.cfg, "infer.topk", 5, 1, 64, &v, &err) < 0)
+			bio_tool_die_err(&t, &err);
+		topk = v;
+	}
+	if (embeddings < 0) {
+		if (bio_config_get_bool(t.cfg, "infer.embeddings", 0, &b, &err) < 0)
+			bio_tool_die_err(&t, &err);
+		embeddings = b;
+	}
+
+	if (!split) {
+		if (bio_config_get_str(t.cfg, "infer.split", "", &split, &err) < 0)
+			bio_tool_die_err(&t, &err);
+		if (!split[0])
+			split = NULL;
+	}
+
+	/* The model: a file, or a registered version in the tracking store. */
+	char *model_path = NULL;
+	if (strncmp(model_arg, "models:/", 8) == 0) {
+		const char *uri;
+		if (bio_config_get_str(t.cfg, "tracking.uri", "mlruns", &uri, &err) < 0 ||
+		    bio_track_resolve_model(&model_path, uri, model_arg, &err) < 0)
+			bio_tool_die_err(&t, &err);
+	} else {
+		model_path = strdup(model_arg);
+		if (!model_path)
+			bio_tool_die(&t, "out of memory");
+	}
+	/* Threads work on different samples, each with its own copy of the model; OpenBLAS runs
+	 * single-threaded inside them so the thread budget is not exceeded. */
+	bio_nn_set_threads(1);
+	struct infer in = {.t = &t, .topk = (int)topk, .embeddings = embeddings, .csv = csv,
+			   .batch_size = (int)batch_size};
+	in.n_workers = t.n_threads < 64 ? t.n_threads : 64;
+	if (in.n_workers > in.batch_size)
+		in.n_workers = in.batch_size;
+	in.models = calloc((size_t)in.n_workers, sizeof(*in.models));
+	if (!in.models)
+		bio_tool_die(&t, "out of memory");
+	struct bio_ckpt_meta meta;
+	memset(&meta, 0, sizeof meta);
+	if (bio_checkpoint_load(&in.models[0], NULL, NULL, &meta, model_path, 1, &err) < 0)
+		bio_tool_die_err(&t, &err);
+	for (int w = 1; w < in.n_workers; w++)
+		if (bio_checkpoint_load(&in.models[w], NULL, NULL, NULL, model_path, 1, &err) < 0)
+			bio_tool_die_err(&t, &err);
+	in.model = in.models[0];
+	const struct bio_model_spec *spec = &in.model->spec;
+	in.labels = meta.labels;
+	in.n_labels = meta.n_labels;
+	in.n_classes = spec->n_classes;
+	if (in.n_labels != (size_t)in.n_classes)
+		bio_tool_die(&t, "%s: %zu label names for %d classes", model_path, in.n_labels,
+			     in.n_classes);
+	if (in.topk > in.n_classes)
+		in.topk = in.n_classes;
+	in.fused_dim = bio_fusion_out_dim(&in.model->fusion);
+	in.emb_dim = spec->embedding;
+
+	/* Inputs. */
+	const char *stdin_path[] = {"-"};
+	const char *const *paths = (const char *const *)(argv + optind);
+	size_t n_paths = (size_t)(argc - optind);
+	if (n_paths == 0) {
+		paths = stdin_path;
+		n_paths = 1;
+	}
+	struct bio_stream_limits lim;
+	bio_stream_limits_default(&lim);
+	struct bio_stream_reader *r = bio_stream_reader_open(paths, n_paths, &lim, &err);
+	if (!r)
+		bio_tool_die_err(&t, &err);
+	const struct bio_value *smeta;
+	if (bio_stream_read_header(r, "samples", &smeta, &err) < 0)
+		bio_tool_die_err(&t, &err);
+	check_samples_meta(&in, r, smeta, model_path);
+	in.pixels = (size_t)spec->input_size * (size_t)spec->input_size;
+	for (int m = 0; m < spec->n_mod; m++) {
+		in.inputs[m] = calloc((size_t)in.batch_size * in.pixels, sizeof(float));
+		if (!in.inputs[m])
+			bio_tool_die(&t, "out of memory");
+	}
+	in.true_labels = calloc((size_t)in.batch_size, sizeof(int64_t));
+	in.ids = calloc((size_t)in.batch_size, sizeof(char *));
+	in.order = calloc((size_t)in.n_classes, sizeof(int));
+	in.probs = calloc((size_t)in.n_classes, sizeof(double));
+	in.logits = calloc((size_t)in.batch_size * (size_t)in.n_classes, sizeof(float));
+	in.fused = calloc((size_t)in.batch_size * (size_t)in.fused_dim, sizeof(float));
+	for (int m = 0; m < spec->n_mod; m++)
+		if (!(in.emb[m] = calloc((size_t)in.batch_size * (size_t)in.emb_dim, sizeof(float))))
+			bio_tool_die(&t, "out of memory");
+	if (!in.true_labels || !in.ids || !in.order || !in.probs || !in.logits || !in.fused)
+		bio_tool_die(&t, "out of memory");
+
+	/* Output header. */
+	in.out = bio_tool_output_open(&t);
+	if (csv) {
+		fputs("id,label,label_name,pred,pred_name,score,topk,topk_scores", in.out);
+		if (embeddings) {
+			for (int m = 0; m < spec->n_mod; m++)
+				fprintf(in.out, ",emb_%s", spec->modalities[m]);
+			fputs(",emb_fused", in.out);
+		}
+		fputc('\n', in.out);
+	} else {
+		in.w = bio_stream_writer_new(in.out, &err);
+		if (!in.w)
+			bio_tool_die_err(&t, &err);
+		struct bio_stream_writer *w = in.w;
+		bio_stream_begin_header(w, "predictions");
+		bio_pack_map(w, 11);
+		bio_pack_kv_str(w, "program", "bio-infer");
+		bio_pack_kv_str(w, "version", BIO_VERSION);
+		bio_pack_kv_str(w, "model", model_arg);
+		bio_pack_str(w, "labels");
+		bio_pack_array(w, in.n_labels);
+		for (size_t i = 0; i < in.n_labels; i++)
+			bio_pack_str(w, in.labels[i]);
+		bio_pack_str(w, "modalities");
+		bio_pack_array(w, (size_t)spec->n_mod);
+		for (int m = 0; m < spec->n_mod; m++)
+			bio_pack_str(w, spec->modalities[m]);
+		bio_pack_kv_str(w, "fusion", bio_fusion_name(spec->fusion));
+		bio_pack_kv_int(w, "topk", in.topk);
+		bio_pack_str(w, "embeddings");
+		bio_pack_bool(w, embeddings);
+		bio_pack_kv_int(w, "embedding_dim", in.emb_dim);
+		bio_pack_kv_int(w, "fused_dim", in.fused_dim);
+		bio_pack_kv_int(w, "epoch", meta.epoch);
+	}
+
+	/* Batches of samples through the model. */
+	uint64_t n_seen = 0, n_written = 0;
+	for (;;) {
+		const struct bio_value *rec;
+		int rc = bio_stream_read_record(r, &rec, &err);
+		if (rc < 0)
+			bio_tool_die_err(&t, &err);
+		if (rc == 0)
+			break;
+		if ((long long)(n_seen++ % (uint64_t)shard_n) != shard_i)
+			continue;
+		if (split) {
+			const char *s;
+			size_t len;
+			if (bio_record_get_str(&s, &len, r, rec, "split", &err) < 0)
+				bio_tool_die_err(&t, &err);
+			if (len != strlen(split) || memcmp(s, split, len) != 0)
+				continue;
+		}
+		const char *id;
+		size_t id_len;
+		int64_t label = -1;
+		if (bio_record_get_str(&id, &id_len, r, rec, "id", &err) < 0)
+			bio_tool_die_err(&t, &err);
+		if (bio_value_get(rec, "label") &&
+		    bio_record_get_int(&label, r, rec, "label", &err) < 0)
+			bio_tool_die_err(&t, &err);
+		if (label < -1 || label >= in.n_classes)
+			bio_tool_die(&t, "%s: record %llu: label %lld outside the model's %d classes",
+				     bio_stream_reader_source(r),
+				     (unsigned long long)bio_stream_reader_record_index(r),
+				     (long long)label, in.n_classes);
+		int slot = in.n_pending;
+		for (int m = 0; m < spec->n_mod; m++) {
+			struct bio_tensor tv;
+			if (bio_record_get_tensor(&tv, r, rec, spec->modalities[m], BIO_DTYPE_F32, 3,
+						  &err) < 0)
+				bio_tool_die_err(&t, &err);
+			if (tv.shape[0] != 1 || tv.shape[1] != spec->input_size ||
+			    tv.shape[2] != spec->input_size)
+				bio_tool_die(&t, "%s: record %llu: '%s' is not [1,%d,%d]",
+					     bio_stream_reader_source(r),
+					     (unsigned long long)bio_stream_reader_record_index(r),
+					     spec->modalities[m], spec->input_size,
+					     spec->input_size);
+			const float *px = tv.data;
+			for (size_t p = 0; p < in.pixels; p++)
+				if (!isfinite(px[p]))
+					bio_tool_die(&t, "%s: record %llu: '%s' holds a non-finite value",
+						     bio_stream_reader_source(r),
+						     (unsigned long long)bio_stream_reader_record_index(r),
+						     spec->modalities[m]);
+			memcpy(in.inputs[m] + (size_t)slot * in.pixels, tv.data, tv.data_bytes);
+		}
+		in.ids[slot] = strndup(id, id_len);
+		if (!in.ids[slot])
+			bio_tool_die(&t, "out of memory");
+		in.true_labels[slot] = label;
+		in.n_pending++;
+		n_written++;
+		if (in.n_pending == in.batch_size)
+			flush_batch(&in);
+		bio_tool_progress(&t, "samples", n_written, 0);
+	}
+	flush_batch(&in);
+	bio_tool_progress_end(&t);
+	if (!csv && bio_stream_finish(in.w, 0, NULL, NULL, &err) < 0) {
+		if (err.code == BIO_EPIPE)
+			exit(BIO_EXIT_OK);
+		bio_tool_die_err(&t, &err);
+	}
+	bio_tool_output_commit(&t);
+	if (t.verbose)
+		fprintf(stderr, "bio-infer: %llu predictions\n", (unsigned long long)n_written);
+	bio_stream_writer_free(in.w);
+	bio_stream_reader_free(r);
+	for (int m = 0; m < spec->n_mod; m++) {
+		free(in.inputs[m]);
+		free(in.emb[m]);
+	}
+	free(in.logits);
+	free(in.fused);
+	free(in.true_labels);
+	free(in.ids);
+	free(in.order);
+	free(in.probs);
+	for (int w = 0; w < in.n_workers; w++)
+		bio_model_free(in.models[w]);
+	free(in.models);
+	bio_ckpt_meta_destroy(&meta);
+	free(model_path);
+	return BIO_EXIT_OK;
+}
