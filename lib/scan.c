@@ -760,7 +760,8 @@ int bio_scan_add_path(struct bio_scan *s, size_t mi, const char *rel, struct bio
 /* ---- walking ---- */
 
 struct name_ent {
-	const char *name;
+	size_t off;       /* of the name in the folder's name buffer, which may move while growing */
+	const char *name; /* set once all names are read */
 	unsigned char type;
 };
 
@@ -815,8 +816,7 @@ static int walk_dir(struct bio_scan *s, size_t mi, size_t len, size_t base_len, 
 			goto out;
 		}
 		memcpy(chars + n_chars, nm, l + 1);
-		/* store the offset for now; chars may move while growing */
-		ents[n].name = (const char *)(uintptr_t)n_chars;
+		ents[n].off = n_chars;
 		ents[n].type = e->d_type;
 		n_chars += l + 1;
 		n++;
@@ -829,7 +829,7 @@ static int walk_dir(struct bio_scan *s, size_t mi, size_t len, size_t base_len, 
 	closedir(d);
 	d = NULL;
 	for (size_t i = 0; i < n; i++)
-		ents[i].name = chars + (uintptr_t)ents[i].name;
+		ents[i].name = chars + ents[i].off;
 	if (n > 1)
 		qsort(ents, n, sizeof *ents, cmp_name_ent);
 	for (size_t i = 0; i < n; i++) {
