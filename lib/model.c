@@ -237,10 +237,10 @@ static void make_layout(struct layout *lo, const struct bio_model_spec *spec)
 		int cin = 1;
 		for (int i = 0; i < spec->n_blocks; i++) {
 			int c = spec->channels[i];
-			snprintf(pre, sizeof pre, "%.31s.conv%d.", spec->modalities[m], i + 1);
+			snprintf(pre, sizeof pre, "%.31s.conv%d.", spec->modalities[m], (i + 1) & 15);
 			add_tensor(lo, pre, "weight", BIO_ROLE_PARAM, 4, c, cin, k, k);
 			add_tensor(lo, pre, "bias", BIO_ROLE_PARAM, 1, c, 0, 0, 0);
-			snprintf(pre, sizeof pre, "%.31s.bn%d.", spec->modalities[m], i + 1);
+			snprintf(pre, sizeof pre, "%.31s.bn%d.", spec->modalities[m], (i + 1) & 15);
 			add_tensor(lo, pre, "weight", BIO_ROLE_PARAM, 1, c, 0, 0, 0);
 			add_tensor(lo, pre, "bias", BIO_ROLE_PARAM, 1, c, 0, 0, 0);
 			add_tensor(lo, pre, "running_mean", BIO_ROLE_BUFFER, 1, c, 0, 0, 0);
@@ -287,7 +287,7 @@ static float *param(struct bio_model *m, const char *mod, const char *layer, int
 		    const char *field, int grad)
 {
 	char name[BIO_MODEL_NAME_MAX];
-	snprintf(name, sizeof name, "%.31s.%.4s%d.%.12s", mod, layer, i, field);
+	snprintf(name, sizeof name, "%.31s.%.4s%d.%.12s", mod, layer, i & 15, field);
 	const struct bio_model_tensor *t = bio_model_find(m, name);
 	BIO_ASSERT(t);
 	return grad ? t->grad : t->data;
@@ -394,7 +394,7 @@ struct bio_model *bio_model_new(const struct bio_model_spec *spec, int max_batch
 			bn->running_mean = param(m, mod, "bn", i + 1, "running_mean", 0);
 			bn->running_var = param(m, mod, "bn", i + 1, "running_var", 0);
 			char name[BIO_MODEL_NAME_MAX];
-			snprintf(name, sizeof name, "%.31s.bn%d.num_batches_tracked", mod, i + 1);
+			snprintf(name, sizeof name, "%.31s.bn%d.num_batches_tracked", mod, (i + 1) & 15);
 			bn->num_batches_tracked = bio_model_find(m, name)->count;
 			bn->mean = stats;
 			bn->invstd = stats + c;

@@ -691,5 +691,6 @@ int main(int argc, char **argv)
 	free(tr.last_path);
 	free(tr.best_path);
 	bio_ckpt_meta_destroy(&tr.meta);
+	bio_config_free(t.cfg);
 	return 0;
 }
