@@ -418,12 +418,12 @@ static int add_modality_impl(struct bio_scan *s, const struct bio_scan_modality_
 	}
 	rc = resolve_fields(m, sp->identity, sp->n_identity, &m->ident_groups, &m->ident_names,
 			    err);
-	m->n_ident = sp->n_identity;
+	m->n_ident = m->ident_names ? sp->n_identity : 0;
 	if (rc)
 		goto out;
 	*part = BIO_SCAN_PART_PAIR_BY;
 	rc = resolve_fields(m, sp->pair_by, sp->n_pair_by, &m->pair_groups, &m->pair_names, err);
-	m->n_pair = sp->n_pair_by;
+	m->n_pair = m->pair_names ? sp->n_pair_by : 0;
 	if (rc)
 		goto out;
 	*part = BIO_SCAN_PART_NONE;
