@@ -613,10 +613,10 @@ int bio_synth_print_new(struct bio_synth_print **out, const struct bio_synth_par
 		break;
 	}
 	double pert[9];
-	pert[0] = bio_rng_range(&r, 0, 0.15);
+	pert[0] = bio_rng_range(&r, 0, 0.3);
 	pert[1] = bio_rng_range(&r, 2, 8);
 	pert[2] = bio_rng_range(&r, 0, 2 * PI);
-	pert[3] = bio_rng_range(&r, 0, 0.15);
+	pert[3] = bio_rng_range(&r, 0, 0.3);
 	pert[4] = bio_rng_range(&r, 2, 8);
 	pert[5] = bio_rng_range(&r, 0, 2 * PI);
 	pert[6] = bio_rng_range(&r, 0.2, 0.35);   /* arch width */
