@@ -1,0 +1,445 @@
+/* Unit tests of the MLflow file-store writer: the directory tree, experiment and run meta.yaml
+ * contents, params/metrics/tags file formats, key sanitising, artifacts, run end and reopen,
+ * the model registry, and YAML quoting checked against PyYAML (tests/python/check_mlruns.py
+ * --exact re-dumps every meta.yaml with PyYAML and compares bytes). */
+#include "bio/track.h"
+
+#include <dirent.h>
+#include <math.h>
+#include <regex.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "test.h"
+
+static char *slurp(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Contents of the file named by the printf-style path (NULL when missing). */
+static char *slurp(const char *fmt, ...)
+{
+	char path[4096];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(path, sizeof path, fmt, ap);
+	va_end(ap);
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	char *buf = calloc(1, 1 << 20);
+	size_t n = fread(buf, 1, (1 << 20) - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	return buf;
+}
+
+static int matches(const char *text, const char *pattern)
+{
+	regex_t re;
+	BIO_ASSERT(regcomp(&re, pattern, REG_EXTENDED | REG_NOSUB) == 0);
+	int m = text && regexec(&re, text, 0, NULL, 0) == 0;
+	regfree(&re);
+	if (!m)
+		fprintf(stderr, "no match for /%s/ in:\n%s\n", pattern, text ? text : "(null)");
+	return m;
+}
+
+static char tmpdir[64];
+
+static void rm_rf(const char *path)
+{
+	char cmd[512];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
+	BIO_ASSERT(system(cmd) == 0);
+}
+
+/* Runs check_mlruns.py on root with extra arguments; returns its exit status (-1: no python).
+ * Its messages are shown unless the arguments end with a '!' (a check expected to fail). */
+static int check_mlruns(const char *root, const char *args)
+{
+	size_t alen = strlen(args);
+	int expect_fail = alen && args[alen - 1] == '!';
+	if (access("/usr/bin/python3", X_OK) != 0 || access("tests/python/check_mlruns.py", R_OK) != 0)
+		return -1;
+	char cmd[1024];
+	snprintf(cmd, sizeof cmd, "/usr/bin/python3 tests/python/check_mlruns.py --quiet %.*s '%s'%s",
+		 (int)(alen - (size_t)expect_fail), args, root, expect_fail ? " 2>/dev/null" : "");
+	int st = system(cmd);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 99;
+}
+
+TEST(sanitize_key)
+{
+	const char *cases[][2] = {
+		{"training.lr", "training.lr"},   {"a(b)=c,d@e", "a_b__c_d_e"},
+		{"train/loss", "train/loss"},     {"/x//y/", "x/y"},
+		{"../etc/passwd", "_/etc/passwd"}, {"a/./b", "a/_/b"},
+		{"", "_"},                         {"x y-z_1", "x y-z_1"},
+		{"caf\xc3\xa9", "caf__"},          {"a:b", "a_b"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char out[BIO_TRACK_MAX_KEY + 1];
+		CHECK_EQ(bio_track_sanitize_key(out, sizeof out, cases[i][0]), 0);
+		CHECK_STR(out, cases[i][1]);
+	}
+	char longkey[400], out[BIO_TRACK_MAX_KEY + 1];
+	memset(longkey, 'k', sizeof longkey - 1);
+	longkey[sizeof longkey - 1] = '\0';
+	CHECK_EQ(bio_track_sanitize_key(out, sizeof out, longkey), 0);
+	CHECK_EQ(strlen(out), BIO_TRACK_MAX_KEY);
+}
+
+TEST(run_tree_and_files)
+{
+	char root[128];
+	snprintf(root, sizeof root, "%s/mlruns", tmpdir);
+	struct bio_error err = {0};
+	struct bio_track_run *r = bio_track_run_start(root, "bio exp", "first", &err);
+	CHECK(r != NULL);
+	if (!r) {
+		fprintf(stderr, "%s\n", err.msg);
+		return;
+	}
+	struct stat st;
+	CHECK(stat(root, &st) == 0 && S_ISDIR(st.st_mode));
+	char *p = slurp("%s/.trash", root);
+	CHECK(stat(root, &st) == 0);
+	free(p);
+	/* experiment 0 */
+	char *m0 = slurp("%s/0/meta.yaml", root);
+	CHECK(matches(m0, "^artifact_location: file:///[^\n]*/mlruns/0\n"
+			  "creation_time: 1[0-9]{12}\n"
+			  "experiment_id: '0'\n"
+			  "last_update_time: 1[0-9]{12}\n"
+			  "lifecycle_stage: active\n"
+			  "name: Default\n$"));
+	free(m0);
+	/* the named experiment: dir = id */
+	const char *eid = bio_track_run_experiment_id(r);
+	CHECK(matches(eid, "^[1-9][0-9]{17,18}$"));
+	char *me = slurp("%s/%s/meta.yaml", root, eid);
+	CHECK(matches(me, "experiment_id: '[0-9]+'\n"));
+	CHECK(matches(me, "\nname: bio exp\n$"));
+	free(me);
+	/* the run */
+	const char *rid = bio_track_run_id(r);
+	CHECK(matches(rid, "^[0-9a-f]{12}4[0-9a-f]{3}[89ab][0-9a-f]{15}$"));
+	char *mr = slurp("%s/%s/%s/meta.yaml", root, eid, rid);
+	CHECK(matches(mr, "^artifact_uri: file:///[^\n]*/mlruns/[0-9]+/[0-9a-f]{32}/artifacts\n"
+			  "deleted_time: null\n"
+			  "end_time: null\n"
+			  "entry_point_name: ''\n"
+			  "experiment_id: '[0-9]+'\n"
+			  "lifecycle_stage: active\n"
+			  "run_id: [0-9a-f']{32,34}\n"
+			  "run_name: first\n"
+			  "run_uuid: [0-9a-f']{32,34}\n"
+			  "source_name: ''\n"
+			  "source_type: 4\n"
+			  "source_version: ''\n"
+			  "start_time: 1[0-9]{12}\n"
+			  "status: 1\n"
+			  "tags: \\[\\]\n"
+			  "user_id: [^\n]+\n$"));
+	free(mr);
+	char *t = slurp("%s/tags/mlflow.runName", bio_track_run_dir(r));
+	CHECK_STR(t, "first");
+	free(t);
+	t = slurp("%s/tags/mlflow.source.type", bio_track_run_dir(r));
+	CHECK_STR(t, "LOCAL");
+	free(t);
+
+	/* params: raw value, immutable, limits, sanitised keys with subdirectories */
+	CHECK_EQ(bio_track_log_param(r, "training.lr", "0.001", &err), 0);
+	CHECK_EQ(bio_track_log_param(r, "training.lr", "0.001", &err), 0);
+	CHECK_EQ(bio_track_log_param(r, "training.lr", "0.01", &err), BIO_EINVAL);
+	CHECK(strstr(err.msg, "already logged with value '0.001'") != NULL);
+	CHECK_EQ(bio_track_log_param(r, "model/fusion(kind)", "concat", &err), 0);
+	char big[BIO_TRACK_MAX_PARAM_VALUE + 2];
+	memset(big, 'v', sizeof big - 1);
+	big[sizeof big - 1] = '\0';
+	CHECK_EQ(bio_track_log_param(r, "big", big, &err), BIO_ELIMIT);
+	big[BIO_TRACK_MAX_PARAM_VALUE] = '\0';
+	CHECK_EQ(bio_track_log_param(r, "big", big, &err), 0);
+	p = slurp("%s/params/training.lr", bio_track_run_dir(r));
+	CHECK_STR(p, "0.001");
+	free(p);
+	p = slurp("%s/params/model/fusion_kind_", bio_track_run_dir(r));
+	CHECK_STR(p, "concat");
+	free(p);
+	CHECK_EQ(bio_track_log_param(r, "empty", "", &err), 0);
+	p = slurp("%s/params/empty", bio_track_run_dir(r));
+	CHECK_STR(p, "");
+	free(p);
+
+	/* metrics: "<ts> <value> <step>\n", values as Python's repr */
+	struct {
+		double v;
+		const char *s;
+	} vals[] = {
+		{0.5, "0.5"},
+		{1.0, "1.0"},
+		{0.1, "0.1"},
+		{1.0 / 3, "0.3333333333333333"},
+		{1e-05, "1e-05"},
+		{0.0001, "0.0001"},
+		{1e16, "1e+16"},
+		{1e15, "1000000000000000.0"},
+		{123.456, "123.456"},
+		{-0.0, "-0.0"},
+		{12345678901234567890.0, "1.2345678901234567e+19"},
+		{2.5e-300, "2.5e-300"},
+		{NAN, "nan"},
+		{INFINITY, "inf"},
+		{-INFINITY, "-inf"},
+		{75.25, "75.25"},
+	};
+	char expect[4096] = "";
+	for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
+		CHECK_EQ(bio_track_log_metric(r, "train/loss", vals[i].v, (int64_t)i,
+					      1700000000000 + (int64_t)i, &err), 0);
+		char line[128];
+		snprintf(line, sizeof line, "%lld %s %zu\n", 1700000000000LL + (long long)i, vals[i].s, i);
+		strcat(expect, line);
+	}
+	char *mf = slurp("%s/metrics/train/loss", bio_track_run_dir(r));
+	CHECK_STR(mf, expect);
+	free(mf);
+	CHECK_EQ(bio_track_log_metric(r, "lr", 0.001, 3, 0, &err), 0);
+	mf = slurp("%s/metrics/lr", bio_track_run_dir(r));
+	CHECK(matches(mf, "^1[0-9]{12} 0\\.001 3\n$"));
+	free(mf);
+	CHECK_EQ(bio_track_log_metric(r, "lr", 0.001, 3, -5, &err), BIO_EINVAL);
+
+	/* tags: overwrite; mlflow.runName renames the run */
+	CHECK_EQ(bio_track_set_tag(r, "mlflow.source.git.commit", "abc123", &err), 0);
+	CHECK_EQ(bio_track_set_tag(r, "note", "line1\nline2", &err), 0);
+	CHECK_EQ(bio_track_set_tag(r, "mlflow.runName", "renamed", &err), 0);
+	mr = slurp("%s/meta.yaml", bio_track_run_dir(r));
+	CHECK(matches(mr, "\nrun_name: renamed\n"));
+	free(mr);
+	t = slurp("%s/tags/note", bio_track_run_dir(r));
+	CHECK_STR(t, "line1\nline2");
+	free(t);
+
+	/* artifacts */
+	char src[160];
+	snprintf(src, sizeof src, "%s/best.bin", tmpdir);
+	FILE *f = fopen(src, "wb");
+	for (int i = 0; i < 100000; i++)
+		fputc(i * 7, f);
+	fclose(f);
+	CHECK_EQ(bio_track_log_artifact(r, src, "checkpoints", &err), 0);
+	CHECK_EQ(bio_track_log_artifact(r, src, NULL, &err), 0);
+	CHECK_EQ(bio_track_log_artifact(r, src, "../escape", &err), BIO_EINVAL);
+	CHECK_EQ(bio_track_log_artifact(r, src, "/abs", &err), BIO_EINVAL);
+	CHECK_EQ(bio_track_log_artifact(r, "/nonexistent/file", NULL, &err), BIO_ENOTFOUND);
+	char cmp[512];
+	snprintf(cmp, sizeof cmp, "cmp -s '%s' '%s/checkpoints/best.bin' && cmp -s '%s' '%s/best.bin'",
+		 src, bio_track_run_artifact_dir(r), src, bio_track_run_artifact_dir(r));
+	CHECK_EQ(system(cmp), 0);
+
+	/* end */
+	CHECK_EQ(bio_track_run_end(r, 7, &err), BIO_EINVAL);
+	CHECK_EQ(bio_track_run_end(r, BIO_TRACK_FINISHED, &err), 0);
+	mr = slurp("%s/meta.yaml", bio_track_run_dir(r));
+	CHECK(matches(mr, "\nend_time: 1[0-9]{12}\n"));
+	CHECK(matches(mr, "\nstatus: 3\n"));
+	CHECK(strstr(mr, "deleted_time") == NULL); /* as MLflow's _overwrite_run_info */
+	free(mr);
+	CHECK_EQ(check_mlruns(root, "--exact --runs 1 --status FINISHED --experiment 'bio exp'") > 0,
+		 0);
+
+	/* a second run of the same experiment; then the default experiment */
+	char *rid1 = strdup(rid), *eid1 = strdup(eid);
+	bio_track_run_free(r);
+	r = bio_track_run_start(root, "bio exp", NULL, &err);
+	CHECK_STR(bio_track_run_experiment_id(r), eid1);
+	char want_name[16];
+	snprintf(want_name, sizeof want_name, "run-%.8s", bio_track_run_id(r));
+	t = slurp("%s/tags/mlflow.runName", bio_track_run_dir(r));
+	CHECK_STR(t, want_name);
+	free(t);
+	bio_track_run_end(r, BIO_TRACK_KILLED, &err);
+	bio_track_run_free(r);
+	r = bio_track_run_start(root, NULL, "in default", &err);
+	CHECK_STR(bio_track_run_experiment_id(r), "0");
+	bio_track_run_free(r); /* left RUNNING */
+
+	/* reopen the first run (resume): RUNNING again, more points, then FAILED */
+	r = bio_track_run_open(root, rid1, &err);
+	CHECK(r != NULL);
+	if (r) {
+		mr = slurp("%s/meta.yaml", bio_track_run_dir(r));
+		CHECK(matches(mr, "\nend_time: null\n"));
+		CHECK(matches(mr, "\nstatus: 1\n"));
+		CHECK(matches(mr, "\nrun_name: renamed\n"));
+		free(mr);
+		CHECK_EQ(bio_track_log_metric(r, "train/loss", 0.25, 16, 0, &err), 0);
+		CHECK_EQ(bio_track_run_end(r, BIO_TRACK_FAILED, &err), 0);
+		bio_track_run_free(r);
+	}
+	CHECK(bio_track_run_open(root, "0123456789abcdef0123456789abcdef", &err) == NULL);
+	CHECK_EQ(err.code, BIO_ENOTFOUND);
+	CHECK(bio_track_run_open(root, "../x", &err) == NULL);
+	CHECK_EQ(check_mlruns(root, "--exact --runs 3") > 0, 0);
+
+	/* the validator can fail: a malformed metric line and a wrong status */
+	char path[512];
+	snprintf(path, sizeof path, "%s/%s/%s/metrics/bad", root, eid1, rid1);
+	f = fopen(path, "w");
+	fputs("0.5 1700000000000 1\n", f); /* value first: the wrong order */
+	fclose(f);
+	CHECK_EQ(check_mlruns(root, "!") == 0, 0);
+	remove(path);
+	CHECK_EQ(check_mlruns(root, "--status FINISHED !") == 0, 0);
+	free(rid1);
+	free(eid1);
+}
+
+TEST(yaml_quoting_matches_pyyaml)
+{
+	char root[128];
+	snprintf(root, sizeof root, "%s/quoting", tmpdir);
+	const char *names[] = {
+		"123",   "yes",      "No",        "null",     "~",         "a: b",     "#hash",
+		"x #y",  "it's",     "tab\there", "two\nlines", " lead",   "trail ",   "1.5",
+		"1e3",   "0x1F",     "2024-01-01", "-dash",   "- item",    "[list]",   "{map}",
+		"a,b",   "@at",      "%pct",      "`tick",    "*star",     "!bang",    "|pipe",
+		">gt",   "\"dq\"",   "1_000",     ".inf",     "3:25:45",   "caf\xc3\xa9", "=",
+		"<<",    "on",       "0o17",      "07",       "+1",        "-.5",      "plain name",
+		"ends:", "?q",       "? q",       "a:b",      "x\\y",       "a\n",     "\na",
+		"a\n\nb", "a \nb",    "a\n b",     "bell\a",   "q\"x",     "e\x1bx",  "it's\nx",
+	};
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+		struct bio_error err = {0};
+		struct bio_track_run *r = bio_track_run_start(root, names[i], names[i], &err);
+		CHECK(r != NULL);
+		if (!r) {
+			fprintf(stderr, "%s: %s\n", names[i], err.msg);
+			continue;
+		}
+		CHECK_EQ(bio_track_run_end(r, BIO_TRACK_FINISHED, &err), 0);
+		bio_track_run_free(r);
+		/* found again by name (read back with libyaml) */
+		r = bio_track_run_start(root, names[i], "again", &err);
+		CHECK(r != NULL);
+		bio_track_run_free(r);
+	}
+	int rc = check_mlruns(root, "--exact");
+	if (rc < 0)
+		fprintf(stderr, "note: /usr/bin/python3 missing, PyYAML comparison skipped\n");
+	CHECK(rc <= 0);
+	/* an experiment name in the trash is refused */
+	char trash_cmd[512];
+	snprintf(trash_cmd, sizeof trash_cmd, "cd '%s' && for d in */; do "
+		 "grep -qx 'name: plain name' \"$d/meta.yaml\" 2>/dev/null && "
+		 "sed -i 's/lifecycle_stage: active/lifecycle_stage: deleted/' \"$d/meta.yaml\" && "
+		 "mv \"$d\" .trash/; done; true", root);
+	CHECK_EQ(system(trash_cmd), 0);
+	struct bio_error err = {0};
+	CHECK(bio_track_run_start(root, "plain name", NULL, &err) == NULL);
+	CHECK(strstr(err.msg, "deleted state") != NULL);
+}
+
+TEST(model_registry)
+{
+	char root[128];
+	snprintf(root, sizeof root, "%s/reg", tmpdir);
+	struct bio_error err = {0};
+	struct bio_track_run *r = bio_track_run_start(root, "train", "r", &err);
+	BIO_ASSERT(r);
+	char src[160];
+	snprintf(src, sizeof src, "%s/best.bin", tmpdir);
+	FILE *f = fopen(src, "wb");
+	fputs("checkpoint", f);
+	fclose(f);
+	CHECK_EQ(bio_track_log_artifact(r, src, "checkpoints", &err), 0);
+	char source[256];
+	snprintf(source, sizeof source, "runs:/%s/checkpoints/best.bin", bio_track_run_id(r));
+	int64_t v = 0;
+	CHECK_EQ(bio_track_register_model(&v, root, "biometric", source, bio_track_run_id(r), &err),
+		 0);
+	CHECK_EQ(v, 1);
+	char *m = slurp("%s/models/biometric/meta.yaml", root);
+	CHECK(matches(m, "^aliases: \\[\\]\n"
+			 "creation_timestamp: 1[0-9]{12}\n"
+			 "description: null\n"
+			 "last_updated_timestamp: 1[0-9]{12}\n"
+			 "name: biometric\n$"));
+	free(m);
+	m = slurp("%s/models/biometric/version-1/meta.yaml", root);
+	CHECK(matches(m, "^aliases: \\[\\]\n"
+			 "creation_timestamp: 1[0-9]{12}\n"
+			 "current_stage: None\n"
+			 "description: null\n"
+			 "last_updated_timestamp: 1[0-9]{12}\n"
+			 "name: biometric\n"
+			 "run_id: [0-9a-f']+\n"
+			 "run_link: null\n"
+			 "source: runs:/[0-9a-f]{32}/checkpoints/best.bin\n"
+			 "status: READY\n"
+			 "status_message: null\n"
+			 "storage_location: runs:/[0-9a-f]{32}/checkpoints/best.bin\n"
+			 "user_id: null\n"
+			 "version: 1\n$"));
+	free(m);
+	char file_src[256];
+	snprintf(file_src, sizeof file_src, "file://%s", src);
+	CHECK_EQ(bio_track_register_model(&v, root, "biometric", file_src, NULL, &err), 0);
+	CHECK_EQ(v, 2);
+	CHECK_EQ(bio_track_register_model(&v, root, "bad/name", file_src, NULL, &err), BIO_EINVAL);
+	CHECK_EQ(bio_track_register_model(&v, root, "bad%name", file_src, NULL, &err), BIO_EINVAL);
+
+	char *path = NULL, want[512];
+	snprintf(want, sizeof want, "%s/checkpoints/best.bin", bio_track_run_artifact_dir(r));
+	CHECK_EQ(bio_track_resolve_model(&path, root, "models:/biometric/1", &err), 0);
+	CHECK_STR(path, want);
+	free(path);
+	CHECK_EQ(bio_track_resolve_model(&path, root, "models:/biometric/latest", &err), 0);
+	CHECK_STR(path, src);
+	free(path);
+	CHECK_EQ(bio_track_resolve_model(&path, root, source, &err), 0);
+	CHECK_STR(path, want);
+	free(path);
+	CHECK_EQ(bio_track_resolve_model(&path, root, "models:/biometric/3", &err), BIO_ENOTFOUND);
+	CHECK_EQ(bio_track_resolve_model(&path, root, "models:/nomodel/latest", &err), BIO_ENOTFOUND);
+	CHECK_EQ(bio_track_resolve_model(&path, root, "models:/biometric/x", &err), BIO_EINVAL);
+	CHECK_EQ(bio_track_resolve_model(&path, root, "s3://bucket/x", &err), BIO_EUNSUPPORTED);
+	CHECK_EQ(bio_track_resolve_model(&path, root, "/plain/path.bin", &err), 0);
+	CHECK_STR(path, "/plain/path.bin");
+	free(path);
+	/* a deleted latest version is passed over */
+	char sed[512];
+	snprintf(sed, sizeof sed, "sed -i 's/current_stage: None/current_stage: Deleted_Internal/' "
+		 "'%s/models/biometric/version-2/meta.yaml'", root);
+	CHECK_EQ(system(sed), 0);
+	CHECK_EQ(bio_track_resolve_model(&path, root, "models:/biometric/latest", &err), 0);
+	CHECK_STR(path, want);
+	free(path);
+	CHECK_EQ(bio_track_resolve_model(&path, root, "models:/biometric/2", &err), BIO_ENOTFOUND);
+	bio_track_run_end(r, BIO_TRACK_FINISHED, &err);
+	bio_track_run_free(r);
+	CHECK_EQ(check_mlruns(root, "--exact") > 0, 0);
+}
+
+int main(void)
+{
+	snprintf(tmpdir, sizeof tmpdir, "/tmp/test_track.XXXXXX");
+	BIO_ASSERT(mkdtemp(tmpdir));
+	RUN(sanitize_key);
+	RUN(run_tree_and_files);
+	RUN(yaml_quoting_matches_pyyaml);
+	RUN(model_registry);
+	int rc = test_summary();
+	if (rc == 0)
+		rm_rf(tmpdir);
+	else
+		fprintf(stderr, "store kept in %s\n", tmpdir);
+	return rc;
+}
