@@ -5,6 +5,7 @@
  * (bio-batch --start-epoch E). One line per epoch on stderr. SIGINT/SIGTERM finish the current
  * epoch, checkpoint and exit. */
 #include <errno.h>
+#include <stdarg.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
@@ -24,6 +25,7 @@
 #include "bio/optim.h"
 #include "bio/rng.h"
 #include "bio/stream.h"
+#include "bio/track.h"
 #include "tool.h"
 
 #define KEY_INIT 0x696e6974u /* "init": RNG stream of the initial weights */
@@ -51,6 +53,8 @@ static void usage(FILE *f)
 		"  -o, --output DIR       checkpoint directory (default training.checkpoint_dir);\n"
 		"                         writes DIR/last.ckpt and DIR/best.ckpt\n"
 		"      --layer-times      print a per-layer time breakdown at the end\n"
+		"      --register NAME    add the best checkpoint as a version of registered model\n"
+		"                         NAME in the tracking store\n"
 		BIO_TOOL_COMMON_HELP
 		"\nConfig keys: model.* (architecture), training.* (optimizer, lr, scheduler,\n"
 		"early_stopping, accumulate, clip_grad_norm, checkpoint_dir, half), experiment.seed.\n"
@@ -62,6 +66,8 @@ struct val_set {
 	int n_mod;
 	float *x[BIO_MODEL_MAX_MODS]; /* [n][S*S] per model modality */
 	int64_t *labels;
+	struct bio_track_run *run; /* NULL when tracking is off */
+	const char *track_uri;
 };
 
 struct train {
@@ -90,6 +96,8 @@ struct train {
 	int64_t n_seen_labels;
 	float *in[BIO_MODEL_MAX_MODS];
 	int64_t *labels;
+	struct bio_track_run *run; /* NULL when tracking is off */
+	const char *track_uri;
 };
 
 static double now_s(void)
@@ -97,6 +105,20 @@ static double now_s(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Like bio_tool_die, but first marks the tracking run FAILED. */
+static _Noreturn void __attribute__((format(printf, 2, 3))) train_die(struct train *tr,
+								   const char *fmt, ...)
+{
+	char msg[2048];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (tr->run)
+		bio_track_run_end(tr->run, BIO_TRACK_FAILED, NULL);
+	bio_tool_die(tr->t, "%s", msg);
 }
 
 static char *path_join(const char *dir, const char *name)
@@ -254,6 +276,167 @@ static void validate(struct train *tr, double *loss, double *acc)
 	*acc = (double)correct / (double)tr->val.n;
 }
 
+/* ---- tracking ---- */
+
+struct param_ctx {
+	struct train *tr;
+	int warned;
+};
+
+static int log_param_leaf(void *ud, const char *path, const char *value)
+{
+	struct param_ctx *pc = ud;
+	struct bio_error err;
+	if (bio_track_log_param(pc->tr->run, path, value, &err) && !pc->warned) {
+		/* a resumed run whose config changed keeps its first params */
+		bio_tool_warn(pc->tr->t, "tracking: %s", err.msg);
+		pc->warned = 1;
+	}
+	return 0;
+}
+
+static void track_metric(struct train *tr, const char *key, double value)
+{
+	struct bio_error err;
+	if (tr->run && bio_track_log_metric(tr->run, key, value, tr->epoch, 0, &err))
+		train_die(tr, "tracking: %s", err.msg);
+}
+
+/* Reads the first line of path into buf; 0 or -1. */
+static int read_line(char *buf, size_t cap, const char *path)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	int ok = fgets(buf, (int)cap, f) != NULL;
+	fclose(f);
+	if (!ok)
+		return -1;
+	buf[strcspn(buf, "\r\n")] = 0;
+	return buf[0] ? 0 : -1;
+}
+
+/* Writes text to path through a temp file and rename. */
+static int write_small_file(const char *path, const char *text)
+{
+	size_t n = strlen(path) + 16;
+	char *tmp = malloc(n);
+	if (!tmp)
+		return -1;
+	snprintf(tmp, n, "%s.tmp", path);
+	FILE *f = fopen(tmp, "w");
+	int rc = -1;
+	if (f) {
+		int ok = fputs(text, f) >= 0;
+		ok = fclose(f) == 0 && ok;
+		rc = ok && rename(tmp, path) == 0 ? 0 : -1;
+	}
+	if (rc)
+		unlink(tmp);
+	free(tmp);
+	return rc;
+}
+
+/* Starts (or, on --resume, reopens) the tracking run: params = the flattened effective config,
+ * tags, and the config as an artifact. The run id is kept in <checkpoint dir>/run_id. */
+static void track_start(struct train *tr, const char *resume, int n_threads)
+{
+	const struct bio_config *cfg = tr->t->cfg;
+	struct bio_error err;
+	int enabled;
+	const char *exp, *name;
+	if (bio_config_get_bool(cfg, "tracking.enabled", 1, &enabled, &err) ||
+	    bio_config_get_str(cfg, "tracking.uri", "mlruns", &tr->track_uri, &err) ||
+	    bio_config_get_str(cfg, "tracking.experiment", "default", &exp, &err) ||
+	    bio_config_get_str(cfg, "tracking.run_name", "", &name, &err))
+		bio_tool_die_err(tr->t, &err);
+	if (!enabled)
+		return;
+	char id[128], *id_path = path_join(tr->dir, "run_id");
+	if (!id_path)
+		bio_tool_die(tr->t, "out of memory");
+	if (resume) {
+		char *rdir = strdup(resume), *slash = rdir ? strrchr(rdir, '/') : NULL;
+		char *rid_path = NULL;
+		if (rdir) {
+			if (slash)
+				*slash = 0;
+			rid_path = path_join(slash ? rdir : ".", "run_id");
+		}
+		if (rid_path && read_line(id, sizeof id, rid_path) == 0) {
+			tr->run = bio_track_run_open(tr->track_uri, id, &err);
+			if (!tr->run)
+				bio_tool_warn(tr->t, "tracking: cannot reopen run %s (%s); starting a "
+					      "new run", id, err.msg);
+		}
+		free(rid_path);
+		free(rdir);
+	}
+	if (!tr->run) {
+		tr->run = bio_track_run_start(tr->track_uri, exp, *name ? name : NULL, &err);
+		if (!tr->run)
+			bio_tool_die_err(tr->t, &err);
+	}
+	snprintf(id, sizeof id, "%s\n", bio_track_run_id(tr->run));
+	if (write_small_file(id_path, id))
+		train_die(tr, "%s: %s", id_path, strerror(errno));
+	free(id_path);
+	struct param_ctx pc = {tr, 0};
+	bio_config_foreach_leaf(cfg, log_param_leaf, &pc);
+	char buf[64];
+	snprintf(buf, sizeof buf, "%d", tr->m->spec.n_classes);
+	log_param_leaf(&pc, "model.n_classes", buf);
+	snprintf(buf, sizeof buf, "%zu", tr->m->n_params);
+	log_param_leaf(&pc, "model.n_params", buf);
+	if (bio_track_set_tag(tr->run, "mlflow.source.name", "bio-train", &err) ||
+	    bio_track_set_tag(tr->run, "bio.version", BIO_VERSION, &err))
+		train_die(tr, "tracking: %s", err.msg);
+	snprintf(buf, sizeof buf, "%d", n_threads);
+	bio_track_set_tag(tr->run, "bio.threads", buf, NULL);
+	if (resume)
+		bio_track_set_tag(tr->run, "bio.resumed_from", resume, NULL);
+	/* the git commit of the working directory, when there is one */
+	FILE *g = popen("git rev-parse HEAD 2>/dev/null", "r");
+	if (g) {
+		char commit[64];
+		if (fgets(commit, sizeof commit, g)) {
+			commit[strcspn(commit, "\r\n")] = 0;
+			if (strlen(commit) == 40)
+				bio_track_set_tag(tr->run, "mlflow.source.git.commit", commit, NULL);
+		}
+		pclose(g);
+	}
+	char *cpath = path_join(tr->dir, "config.yaml");
+	if (!cpath || write_small_file(cpath, tr->meta.config_yaml) ||
+	    bio_track_log_artifact(tr->run, cpath, NULL, &err))
+		train_die(tr, "tracking: %s", cpath ? err.msg : "out of memory");
+	free(cpath);
+}
+
+static void track_end(struct train *tr, const char *register_name)
+{
+	struct bio_error err;
+	if (!tr->run)
+		return;
+	if (bio_track_log_artifact(tr->run, tr->best_path, "checkpoints", &err) ||
+	    bio_track_log_artifact(tr->run, tr->last_path, "checkpoints", &err))
+		train_die(tr, "tracking: %s", err.msg);
+	if (register_name) {
+		char src[256];
+		int64_t version;
+		snprintf(src, sizeof src, "runs:/%s/checkpoints/best.ckpt", bio_track_run_id(tr->run));
+		if (bio_track_register_model(&version, tr->track_uri, register_name, src,
+					     bio_track_run_id(tr->run), &err))
+			train_die(tr, "tracking: %s", err.msg);
+		fprintf(stderr, "bio-train: registered model %s version %" PRId64 "\n", register_name,
+			version);
+	}
+	if (bio_track_run_end(tr->run, stop_signal ? BIO_TRACK_KILLED : BIO_TRACK_FINISHED, &err))
+		train_die(tr, "tracking: %s", err.msg);
+	bio_track_run_free(tr->run);
+	tr->run = NULL;
+}
+
 static void optimizer_step(struct train *tr)
 {
 	struct bio_model *m = tr->m;
@@ -276,7 +459,7 @@ static void save(struct train *tr, const char *path)
 {
 	struct bio_error err;
 	if (bio_checkpoint_save(path, tr->m, &tr->o, &tr->s, &tr->meta, &err))
-		bio_tool_die_err(tr->t, &err);
+		train_die(tr, "%s", err.msg);
 }
 
 /* Ends the epoch in progress: pending optimizer step, validation, scheduler, early stopping,
@@ -286,7 +469,7 @@ static int end_epoch(struct train *tr)
 	if (tr->pending)
 		optimizer_step(tr);
 	if (tr->n_seen_labels < 2)
-		bio_tool_die(tr->t, "epoch %" PRId64 ": the training set holds a single class; "
+		train_die(tr, "epoch %" PRId64 ": the training set holds a single class; "
 			     "nothing to learn", tr->epoch);
 	double tl = tr->loss_sum / (double)tr->n_samples;
 	double ta = (double)tr->n_correct / (double)tr->n_samples;
@@ -294,7 +477,7 @@ static int end_epoch(struct train *tr)
 	if (tr->have_val) {
 		validate(tr, &vl, &va);
 		if (!isfinite(vl))
-			bio_tool_die(tr->t, "epoch %" PRId64 ": validation loss is not finite; last "
+			train_die(tr, "epoch %" PRId64 ": validation loss is not finite; last "
 				     "good checkpoint kept", tr->epoch);
 	}
 	t_val = now_s() - t_val;
@@ -323,6 +506,20 @@ static int end_epoch(struct train *tr)
 		tr->epoch + 1, tr->epochs_total, tl, ta, vl, va, lr,
 		(double)tr->n_samples / (tr->t_fwd + tr->t_bwd + tr->t_data), elapsed, tr->t_data,
 		tr->t_fwd, tr->t_bwd, t_val, peak_rss_kib() / 1024, improved ? " *" : "");
+	track_metric(tr, "train_loss", tl);
+	track_metric(tr, "train_accuracy", ta);
+	if (tr->have_val) {
+		track_metric(tr, "val_loss", vl);
+		track_metric(tr, "val_accuracy", va);
+	}
+	track_metric(tr, "lr", lr);
+	track_metric(tr, "data_load_time", tr->t_data);
+	track_metric(tr, "forward_time", tr->t_fwd);
+	track_metric(tr, "backward_time", tr->t_bwd);
+	track_metric(tr, "val_time", t_val);
+	track_metric(tr, "epoch_time", elapsed);
+	track_metric(tr, "samples_per_s", (double)tr->n_samples / (tr->t_fwd + tr->t_bwd + tr->t_data));
+	track_metric(tr, "peak_rss", (double)peak_rss_kib() * 1024.0);
 	/* best before last: a crash between the two leaves the older last.ckpt, and resuming from
 	 * it redoes this epoch and rewrites the same best.ckpt */
 	if (improved)
@@ -366,19 +563,20 @@ static int64_t meta_int_or(const struct bio_value *meta, const char *key, int64_
 
 int main(int argc, char **argv)
 {
-	enum { OPT_VAL = 0x2000, OPT_RESUME, OPT_HALF, OPT_LAYER_TIMES };
+	enum { OPT_VAL = 0x2000, OPT_RESUME, OPT_HALF, OPT_LAYER_TIMES, OPT_REGISTER };
 	static const struct option long_opts[] = {
 		BIO_TOOL_LONG_OPTS,
 		{"val", required_argument, 0, OPT_VAL},
 		{"resume", required_argument, 0, OPT_RESUME},
 		{"half", no_argument, 0, OPT_HALF},
 		{"layer-times", no_argument, 0, OPT_LAYER_TIMES},
+		{"register", required_argument, 0, OPT_REGISTER},
 		{0, 0, 0, 0},
 	};
 	struct bio_tool t;
 	struct train tr;
 	memset(&tr, 0, sizeof tr);
-	const char *val_path = NULL, *resume = NULL;
+	const char *val_path = NULL, *resume = NULL, *register_name = NULL;
 	int half = -1, opt;
 	double t_launch = now_s();
 	bio_tool_init(&t, "bio-train", argc, argv);
@@ -401,6 +599,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_LAYER_TIMES:
 			tr.layer_times = 1;
+			break;
+		case OPT_REGISTER:
+			register_name = optarg;
 			break;
 		default:
 			bio_tool_usage_error(&t, NULL);
@@ -568,6 +769,9 @@ int main(int argc, char **argv)
 		if (!tr.in[b])
 			bio_tool_die(&t, "out of memory");
 	tr.m->timing = tr.layer_times;
+	track_start(&tr, resume, t.n_threads);
+	if (register_name && !tr.run)
+		bio_tool_die(&t, "--register needs tracking (tracking.enabled: true)");
 
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
@@ -585,7 +789,7 @@ int main(int argc, char **argv)
 		int64_t epoch, index;
 		if (bio_record_get_int(&epoch, r, rec, "epoch", &err) ||
 		    bio_record_get_int(&index, r, rec, "index", &err))
-			bio_tool_die_err(&t, &err);
+			train_die(&tr, "%s", err.msg);
 		uint64_t ri = bio_stream_reader_record_index(r);
 		if (tr.in_epoch && epoch != tr.epoch) {
 			if (end_epoch(&tr)) {
@@ -596,26 +800,26 @@ int main(int argc, char **argv)
 		}
 		if (!tr.in_epoch) {
 			if (epoch != expect_epoch)
-				bio_tool_die(&t, "%s: record %" PRIu64 ": batches of epoch %" PRId64
+				train_die(&tr, "%s: record %" PRIu64 ": batches of epoch %" PRId64
 					     " where epoch %" PRId64 " was expected (resume needs "
 					     "bio-batch --start-epoch %" PRId64 ")", src, ri, epoch,
 					     expect_epoch, expect_epoch);
 			begin_epoch(&tr, epoch);
 		}
 		if (index != tr.n_batches)
-			bio_tool_die(&t, "%s: record %" PRIu64 ": batch index %" PRId64 " where %" PRId64
+			train_die(&tr, "%s: record %" PRIu64 ": batch index %" PRId64 " where %" PRId64
 				     " was expected", src, ri, index, tr.n_batches);
 		struct bio_tensor lt;
 		if (bio_record_get_tensor(&lt, r, rec, "label", BIO_DTYPE_I64, 1, &err))
-			bio_tool_die_err(&t, &err);
+			train_die(&tr, "%s", err.msg);
 		int64_t nb = lt.shape[0];
 		if (nb < 1 || nb > batch_size)
-			bio_tool_die(&t, "%s: record %" PRIu64 ": batch of %" PRId64 " samples (batch "
+			train_die(&tr, "%s: record %" PRIu64 ": batch of %" PRId64 " samples (batch "
 				     "size %" PRId64 ")", src, ri, nb, batch_size);
 		memcpy(tr.labels, lt.data, (size_t)nb * sizeof(int64_t));
 		for (int64_t i = 0; i < nb; i++) {
 			if (tr.labels[i] < 0 || tr.labels[i] >= (int64_t)n_labels)
-				bio_tool_die(&t, "%s: record %" PRIu64 ": label %" PRId64 " out of range",
+				train_die(&tr, "%s: record %" PRIu64 ": label %" PRId64 " out of range",
 					     src, ri, tr.labels[i]);
 			if (!tr.seen_label[tr.labels[i]]) {
 				tr.seen_label[tr.labels[i]] = 1;
@@ -630,7 +834,7 @@ int main(int argc, char **argv)
 			if (bio_record_get_tensor(&tv, r, rec, spec.modalities[b], BIO_DTYPE_F32, 0,
 						  &err) ||
 			    take_input(tr.in[b], &tv, nb, spec.input_size, 1, &err, what))
-				bio_tool_die_err(&t, &err);
+				train_die(&tr, "%s", err.msg);
 		}
 		double t0 = now_s();
 		tr.t_data += t0 - t_read;
@@ -640,7 +844,7 @@ int main(int argc, char **argv)
 		int correct = 0;
 		double loss = bio_model_loss(tr.m, tr.labels, (int)nb, 1.0f / tr.accumulate, &correct);
 		if (!isfinite(loss))
-			bio_tool_die(&t, "%s: record %" PRIu64 ": epoch %" PRId64 " batch %" PRId64
+			train_die(&tr, "%s: record %" PRIu64 ": epoch %" PRId64 " batch %" PRId64
 				     ": the loss is not finite; stopped, last good checkpoint kept",
 				     src, ri, epoch, index);
 		double t1 = now_s();
@@ -663,12 +867,13 @@ int main(int argc, char **argv)
 		t_read = now_s();
 	}
 	if (!stopped && rc < 0)
-		bio_tool_die_err(&t, &err);
+		train_die(&tr, "%s", err.msg);
 	if (!stopped && tr.in_epoch)
 		end_epoch(&tr);
 	if (n_records == 0)
-		bio_tool_die(&t, "%s: no training batches", src);
+		train_die(&tr, "%s: no training batches", src);
 	bio_stream_reader_free(r);
+	track_end(&tr, register_name);
 	if (t.verbose)
 		fprintf(stderr, "bio-train: first step done %.1f ms after start\n", first_step * 1e3);
 	if (tr.layer_times) {

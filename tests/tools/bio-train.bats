@@ -25,6 +25,8 @@ model:
   embedding: 8
 batch:
   batch_size: 8
+tracking:
+  enabled: false
 EOF
 	export C="-c $FX/small.yaml"
 	export SS="$FX/samples.bs"
@@ -344,4 +346,43 @@ EOF
 	run bio-train $C -o /proc/nonexistent/x "$FX/b6.bs"
 	assert_failure 1
 	[ "${#lines[@]}" -eq 1 ]
+}
+
+@test "tracking: MLflow run with params, per-epoch metrics, artifacts; resume continues it; --register" {
+	tr="--set tracking.enabled=true --set tracking.uri=$T/mlruns --set tracking.experiment=nn"
+	bio-batch $C --epochs 4 "$SS" >"$T/b4.bs"
+	"$PYTHON" -c '
+import sys, msgpack
+objs = [o for o in msgpack.Unpacker(open(sys.argv[1], "rb"), raw=False)
+        if "epoch" not in o or o["epoch"] < 2]
+objs[-1] = {"end": len(objs) - 2}
+open(sys.argv[2], "wb").write(b"".join(msgpack.packb(o) for o in objs))' "$T/b4.bs" "$T/first2.bs"
+	bio-train $C $tr --val "$SS" -o "$T/ck" "$T/first2.bs" 2>/dev/null
+	run bash -c "bio-batch $C --epochs 4 --start-epoch 2 '$SS' |
+		bio-train $C $tr --val '$SS' -o '$T/ck' --resume '$T/ck/last.ckpt' --register irisnet"
+	assert_success
+	assert_output --partial "registered model irisnet version 1"
+	"$PYTHON" - "$T/mlruns" "$(cat "$T/ck/run_id")" <<'EOF'
+import os, sys
+root, rid = sys.argv[1], sys.argv[2]
+exps = [d for d in os.listdir(root) if d not in (".trash", "models", "0")]
+assert len(exps) == 1, exps
+run = os.path.join(root, exps[0], rid)
+meta = dict(l.split(": ", 1) for l in open(os.path.join(run, "meta.yaml")).read().splitlines()
+            if ": " in l)
+assert meta["status"] == "3", meta
+assert open(os.path.join(run, "params", "model.fusion")).read() == "concat"
+assert open(os.path.join(run, "params", "training.optimizer")).read() == "adam"
+for k in ("train_loss", "val_loss", "val_accuracy", "lr", "data_load_time", "forward_time",
+          "backward_time", "samples_per_s", "peak_rss"):
+    lines = open(os.path.join(run, "metrics", k)).read().splitlines()
+    assert [int(l.split()[2]) for l in lines] == [0, 1, 2, 3], (k, lines)
+    float(lines[0].split()[1])
+for a in ("config.yaml", "checkpoints/best.ckpt", "checkpoints/last.ckpt"):
+    assert os.path.getsize(os.path.join(run, "artifacts", a)) > 0, a
+assert open(os.path.join(run, "tags", "mlflow.source.name")).read() == "bio-train"
+vdir = os.path.join(root, "models", "irisnet", "version-1")
+assert rid in open(os.path.join(vdir, "meta.yaml")).read()
+print("ok")
+EOF
 }
