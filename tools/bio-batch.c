@@ -13,13 +13,19 @@
 
 #define BATCH_MAX_MODALITIES 8
 
-/* One selected sample: where it lies in a file, or (read from a pipe) its contents. */
+/* One selected sample (16 bytes): where it lies in a file, or, when it came from a pipe
+ * (part == ENTRY_BUFFERED), the index of its copy in the buffered samples. */
 struct entry {
 	uint64_t offset;
 	uint32_t part;
-	int64_t label;  /* buffered entries */
-	char *id;       /* buffered entries: NUL-terminated copy, else NULL */
-	float *data;    /* buffered entries: n_mod * pixels floats, else NULL */
+};
+#define ENTRY_BUFFERED UINT32_MAX
+
+/* A sample read from a pipe, kept in memory. */
+struct buffered {
+	int64_t label;
+	char *id;    /* NUL-terminated copy */
+	float *data; /* n_mod * pixels floats */
 };
 
 struct batcher {
@@ -226,7 +232,8 @@ int main(int argc, char **argv)
 
 	/* Pass 1: index the selected records (offsets in files; copies from pipes). */
 	struct entry *entries = NULL;
-	size_t n_entries = 0, cap = 0;
+	struct buffered *bufs = NULL;
+	size_t n_entries = 0, cap = 0, n_bufs = 0, bufs_cap = 0;
 	uint64_t buffered_bytes = 0;
 	size_t sample_bytes = (size_t)b.n_mod * b.pixels * sizeof(float);
 	struct bio_tensor views[BATCH_MAX_MODALITIES];
@@ -262,7 +269,7 @@ int main(int argc, char **argv)
 		memset(e, 0, sizeof(*e));
 		size_t part;
 		rc = bio_stream_reader_tell(b.r, &part, &e->offset);
-		if (rc == 0) {
+		if (rc == 0 && part < ENTRY_BUFFERED) {
 			e->part = (uint32_t)part;
 			continue;
 		}
@@ -271,7 +278,7 @@ int main(int argc, char **argv)
 				     bio_stream_reader_source(b.r),
 				     (unsigned long long)bio_stream_reader_record_index(b.r));
 		/* A pipe: keep the sample itself, within the configured budget. */
-		buffered_bytes += sample_bytes + id_len + 1 + sizeof(*e);
+		buffered_bytes += sample_bytes + id_len + 1 + sizeof(*e) + sizeof(*bufs);
 		if (buffered_bytes > (uint64_t)max_buffer)
 			bio_tool_die(&t,
 				     "%s: record %llu: the selected samples exceed "
@@ -280,15 +287,25 @@ int main(int argc, char **argv)
 				     bio_stream_reader_source(b.r),
 				     (unsigned long long)bio_stream_reader_record_index(b.r),
 				     (long long)max_buffer);
-		e->label = label;
-		e->id = malloc(id_len + 1);
-		e->data = malloc(sample_bytes);
-		if (!e->id || !e->data)
-			bio_tool_die(&t, "out of memory buffering %zu samples", n_entries);
-		memcpy(e->id, id, id_len);
-		e->id[id_len] = '\0';
+		if (n_bufs == bufs_cap) {
+			bufs_cap = bufs_cap ? bufs_cap * 2 : 1024;
+			struct buffered *p = realloc(bufs, bufs_cap * sizeof(*bufs));
+			if (!p)
+				bio_tool_die(&t, "out of memory buffering %zu samples", n_bufs);
+			bufs = p;
+		}
+		struct buffered *bf = &bufs[n_bufs];
+		e->part = ENTRY_BUFFERED;
+		e->offset = n_bufs++;
+		bf->label = label;
+		bf->id = malloc(id_len + 1);
+		bf->data = malloc(sample_bytes);
+		if (!bf->id || !bf->data)
+			bio_tool_die(&t, "out of memory buffering %zu samples", n_bufs);
+		memcpy(bf->id, id, id_len);
+		bf->id[id_len] = '\0';
 		for (int m = 0; m < b.n_mod; m++)
-			memcpy(e->data + (size_t)m * b.pixels, views[m].data, views[m].data_bytes);
+			memcpy(bf->data + (size_t)m * b.pixels, views[m].data, views[m].data_bytes);
 	}
 	if (n_entries == 0)
 		bio_tool_warn(&t, "no samples of split '%s' in the input", split);
@@ -359,14 +376,17 @@ int main(int argc, char **argv)
 			size_t n = n_entries - first < bs ? n_entries - first : bs;
 			ids_used = 0;
 			for (size_t k = 0; k < n; k++) {
-				struct entry *e = &entries[perm[first + k]];
-				const char *id = e->id;
-				size_t id_len = id ? strlen(id) : 0;
-				if (e->data) {
-					labels[k] = e->label;
+				const struct entry *e = &entries[perm[first + k]];
+				const char *id;
+				size_t id_len;
+				if (e->part == ENTRY_BUFFERED) {
+					const struct buffered *bf = &bufs[e->offset];
+					id = bf->id;
+					id_len = strlen(id);
+					labels[k] = bf->label;
 					for (int m = 0; m < b.n_mod; m++)
 						memcpy(data + ((size_t)m * bs + k) * b.pixels,
-						       e->data + (size_t)m * b.pixels,
+						       bf->data + (size_t)m * b.pixels,
 						       b.pixels * sizeof(float));
 				} else {
 					const struct bio_value *rec;
@@ -423,10 +443,11 @@ int main(int argc, char **argv)
 	bio_stream_writer_free(w);
 	bio_tool_output_commit(&t);
 
-	for (size_t i = 0; i < n_entries; i++) {
-		free(entries[i].id);
-		free(entries[i].data);
+	for (size_t i = 0; i < n_bufs; i++) {
+		free(bufs[i].id);
+		free(bufs[i].data);
 	}
+	free(bufs);
 	free(entries);
 	free(perm);
 	free(labels);

@@ -173,7 +173,7 @@ EOF
 @test "bio-prep: make prep-sharded runs the shards through GNU parallel" {
 	cd "$FIX"
 	# the bio-prep under test (no rebuild); a clean make environment
-	local mk="env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s -C $OLDPWD BIO_PREP=$(command -v bio-prep)"
+	local mk="env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s -C $OLDPWD BUILD=$BIO_BUILD BIO_PREP=$(command -v bio-prep)"
 	run $mk prep-sharded MANIFEST="$FIX/manifest.bs" OUT="$T/sh.bs" SHARDS=3 \
 		PREP_FLAGS="--root $FIX"
 	assert_success
