@@ -442,6 +442,12 @@ int main(int argc, char **argv)
 		bio_tool_die_err(&t, &err); /* BIO_EPIPE (reader went away): exits 0 quietly */
 	bio_stream_writer_free(w);
 	bio_tool_output_commit(&t);
+	if (t.verbose)
+		fprintf(stderr,
+			"bio-batch: %zu samples of split '%s' (%zu held in memory from a pipe), "
+			"%llu batches per epoch, epochs %lld to %lld\n",
+			n_entries, split, n_bufs, (unsigned long long)per_epoch, start_epoch,
+			epochs - 1);
 
 	for (size_t i = 0; i < n_bufs; i++) {
 		free(bufs[i].id);

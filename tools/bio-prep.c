@@ -420,6 +420,9 @@ int main(int argc, char **argv)
 		bio_tool_die_err(&t, &err); /* BIO_EPIPE (reader went away): exits 0 quietly */
 	bio_stream_writer_free(w);
 	bio_tool_output_commit(&t);
+	if (t.verbose)
+		fprintf(stderr, "bio-prep: %lld samples written, %lld failed, %d thread%s\n", n_done,
+			n_failed, n_threads, n_threads == 1 ? "" : "s");
 
 	for (size_t i = 0; i < window; i++) {
 		free(jobs[i].out);
