@@ -137,10 +137,14 @@ setup() {
 	assert_failure 2
 }
 
-@test "man page renders cleanly and its Python example runs" {
+@test "man page renders without warnings" {
+	command -v groff >/dev/null || skip "groff is not installed"
 	run bash -c "LC_ALL=C.UTF-8 groff -t -man -Tutf8 -ww -z man/man5/bio-stream.5 2>&1"
 	assert_success
 	assert_output ""
+}
+
+@test "the Python example of the man page runs" {
 	$W "$T/samples.bin" --records 3 --size 4,4
 	# the example between the example-begin/end comments, with roff escapes undone
 	sed -n '/^\.\\" example-begin/,/^\.\\" example-end/p' man/man5/bio-stream.5 |
