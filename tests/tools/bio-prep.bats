@@ -279,3 +279,14 @@ EOF
 	run stream_summary small.bs
 	assert_output "samples 36 0"
 }
+
+@test "bio-prep: the real FVC2002 DB1_B and DB2_B TIFFs prepare exactly as PIL does" {
+	[ -d ../shared/data/real/fvc2002_db1_b ] || skip "no ../shared/data/real"
+	for db in db1 db2; do
+		bio-scan -c configs/datasets/fvc2002_$db.yaml -o "$T/$db.bs" 2>/dev/null
+		bio-prep -c configs/datasets/fvc2002_$db.yaml -j2 -o "$T/${db}s.bs" "$T/$db.bs"
+		run "$PYTHON" tests/python/prep_reference.py "$T/$db.bs" "$T/${db}s.bs" --min-exact 0.999
+		assert_success
+		assert_output --partial "ok: 80 samples"
+	done
+}
