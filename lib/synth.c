@@ -134,24 +134,36 @@ static void blur(float *img, float *tmp, int w, int h, double sigma)
 		sum += k[i + rad] = (float)exp(-(double)i * i / (2 * sigma * sigma));
 	for (int i = 0; i <= 2 * rad; i++)
 		k[i] = (float)(k[i] / sum);
-	for (int y = 0; y < h; y++)
+	for (int y = 0; y < h; y++) {
+		const float *row = img + (size_t)y * w;
+		float *o = tmp + (size_t)y * w;
 		for (int x = 0; x < w; x++) {
 			float acc = 0;
-			for (int i = -rad; i <= rad; i++) {
-				int xx = x + i < 0 ? 0 : x + i >= w ? w - 1 : x + i;
-				acc += k[i + rad] * img[y * w + xx];
+			if (x >= rad && x + rad < w) {
+				for (int i = -rad; i <= rad; i++)
+					acc += k[i + rad] * row[x + i];
+			} else {
+				for (int i = -rad; i <= rad; i++) {
+					int xx = x + i < 0 ? 0 : x + i >= w ? w - 1 : x + i;
+					acc += k[i + rad] * row[xx];
+				}
 			}
-			tmp[y * w + x] = acc;
+			o[x] = acc;
 		}
-	for (int y = 0; y < h; y++)
-		for (int x = 0; x < w; x++) {
-			float acc = 0;
-			for (int i = -rad; i <= rad; i++) {
-				int yy = y + i < 0 ? 0 : y + i >= h ? h - 1 : y + i;
-				acc += k[i + rad] * tmp[yy * w + x];
-			}
-			img[y * w + x] = acc;
+	}
+	/* Vertical pass row by row (the inner loop runs along contiguous rows). */
+	for (int y = 0; y < h; y++) {
+		float *o = img + (size_t)y * w;
+		for (int x = 0; x < w; x++)
+			o[x] = 0;
+		for (int i = -rad; i <= rad; i++) {
+			int yy = y + i < 0 ? 0 : y + i >= h ? h - 1 : y + i;
+			const float *src = tmp + (size_t)yy * w;
+			float kv = k[i + rad];
+			for (int x = 0; x < w; x++)
+				o[x] += kv * src[x];
 		}
+	}
 }
 
 /* Approximately normal deviate for sensor noise: the sum of four 16-bit uniforms (one draw),
