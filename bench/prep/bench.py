@@ -35,15 +35,22 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 PY = "/usr/bin/python3"
 
 
-def run_child(cmd, env=None, stdout=subprocess.DEVNULL):
+CPU = {}  # command name -> list of CPU seconds (user + sys, the program and its children)
+
+
+def run_child(cmd, env=None, stdout=subprocess.DEVNULL, tag=None):
     """Runs cmd (stdout: a file object, DEVNULL, or None to capture it); returns (wall seconds,
-    stdout text)."""
+    stdout text). With tag, the run's CPU time is recorded under CPU[tag]."""
     t0 = time.perf_counter()
-    p = subprocess.run(cmd, env=env, stdout=subprocess.PIPE if stdout is None else stdout)
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE if stdout is None else stdout)
+    out = p.stdout.read().decode() if stdout is None else ""
+    _, status, ru = os.wait4(p.pid, 0)
     dt = time.perf_counter() - t0
-    if p.returncode != 0:
-        sys.exit("bench: %s failed with %d" % (" ".join(cmd), p.returncode))
-    return dt, p.stdout.decode() if stdout is None else ""
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit("bench: %s failed with %d" % (" ".join(cmd), os.waitstatus_to_exitcode(status)))
+    if tag:
+        CPU.setdefault(tag, []).append(ru.ru_utime + ru.ru_stime)
+    return dt, out
 
 
 def peak_rss(cmd, out_path):
@@ -166,7 +173,8 @@ def main():
             ts = []
             for _ in range(a.repeat):
                 _, out = run_child([PY, os.path.join(HERE, "reference.py"), man, ref_out,
-                                    "--workers", str(workers)], env=env_ref, stdout=None)
+                                    "--workers", str(workers)], env=env_ref, stdout=None,
+                                   tag="ref%d" % workers)
                 ts.append(float(out.split()[1]))
             return statistics.median(ts)
 
@@ -175,14 +183,15 @@ def main():
             ts = []
             for _ in range(a.repeat):
                 with open(prep_out, "wb") as out:
-                    dt, _ = run_child([prep, "-j%d" % j, manifest], stdout=out)
+                    dt, _ = run_child([prep, "-j%d" % j, manifest], stdout=out, tag="prep%d" % j)
                 ts.append(dt)
             return statistics.median(ts)
 
         def decode_time():
             ts = []
             for _ in range(a.repeat):
-                _, out = run_child([decode, os.path.join(work, "list.txt")], stdout=None)
+                _, out = run_child([decode, os.path.join(work, "list.txt")], stdout=None,
+                                   tag="decode")
                 ts.append(float(out.split()[1]))
             return statistics.median(ts)
 
@@ -214,12 +223,14 @@ def main():
                 rss[(name, j)] = peak_rss([prep, "-j%d" % j, m], prep_out)
 
         rate = lambda t: n_img / t
-        rows = [("reference seq (PIL+numpy)", t_ref1), ("reference 2 processes", t_ref2),
-                ("decode floor (libbio read+decode)", t_dec), ("bio-prep -j1", t_p1),
-                ("bio-prep -j2", t_p2)]
-        print("%-36s %10s %12s" % ("", "seconds", "images/s"))
-        for name, t in rows:
-            print("%-36s %10.4f %12.0f" % (name, t, rate(t)))
+        rows = [("reference seq (PIL+numpy)", t_ref1, "ref1"),
+                ("reference 2 processes", t_ref2, "ref2"),
+                ("decode floor (libbio read+decode)", t_dec, "decode"),
+                ("bio-prep -j1", t_p1, "prep1"), ("bio-prep -j2", t_p2, "prep2")]
+        cpu = {k: statistics.median(v) / n_img * 1e6 for k, v in CPU.items()}
+        print("%-36s %10s %12s %14s" % ("", "seconds", "images/s", "CPU us/image"))
+        for name, t, tag in rows:
+            print("%-36s %10.4f %12.0f %14.1f" % (name, t, rate(t), cpu[tag]))
         r1 = t_ref1 / t_p1
         r2 = t_p1 / t_p2
         print("bio-prep -j1 / reference seq:   %6.1fx  (target >= 10x, aim 20x): %s"
@@ -227,6 +238,11 @@ def main():
         print("bio-prep -j2 / bio-prep -j1:    %6.2fx  (target >= 1.8x): %s"
               % (r2, "ok" if r2 >= 1.8 else "MISSED"))
         print("bio-prep -j2 / reference 2 proc: %6.1fx" % (t_ref2 / t_p2))
+        print("CPU time per image, reference seq / bio-prep -j1: %.1fx (the reference's counts "
+              "its interpreter start-up; less sensitive than wall time to a busy machine)"
+              % (cpu["ref1"] / cpu["prep1"]))
+        print("load average at the end: %.2f %.2f %.2f (timings need an idle machine)"
+              % os.getloadavg())
         print("bio-prep -j1 / decode floor:    %6.2f  (time ratio; 1.0 = only read+decode)"
               % (t_p1 / t_dec))
         print("bio-prep vs reference values: max difference %.3f gray levels" % max_lv)
