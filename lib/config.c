@@ -107,6 +107,15 @@ static size_t node_count(const struct node *n)
 	return c;
 }
 
+/* Bytes of text below n (keys of its entries and scalar values). */
+static size_t node_bytes(const struct node *n)
+{
+	size_t b = n->value ? strlen(n->value) : 0;
+	for (size_t i = 0; i < n->n_kids; i++)
+		b += node_bytes(n->kids[i]) + (n->kids[i]->key ? strlen(n->kids[i]->key) : 0);
+	return b;
+}
+
 /* Deep copy of n (key included); NULL when out of memory. */
 static struct node *node_copy(const struct node *n)
 {
@@ -247,6 +256,7 @@ struct parse {
 	yaml_parser_t yp;
 	const char *name; /* file name for messages */
 	size_t n_nodes;   /* nodes made so far, aliases expanded */
+	size_t n_bytes;   /* bytes of keys and scalar values so far, aliases expanded */
 	struct anchor *anchors;
 	size_t n_anchors, cap_anchors;
 	struct bio_error *err;
@@ -286,14 +296,22 @@ static int ps_syntax_error(struct parse *ps, const char *text, size_t len)
 			     line, problem);
 }
 
-static int ps_count(struct parse *ps, size_t n, const yaml_mark_t *m)
+/* Counts n more nodes holding n_bytes more bytes of text; fails past the limits, which an alias
+ * bomb (many nodes, or many copies of one long string) reaches quickly. */
+static int ps_count(struct parse *ps, size_t n, size_t n_bytes, const yaml_mark_t *m)
 {
 	ps->n_nodes += n;
+	ps->n_bytes += n_bytes;
 	if (ps->n_nodes > BIO_CONFIG_MAX_NODES)
 		return bio_error_set(ps->err, BIO_ELIMIT,
 				     "%s:%zu: more than %d nodes (aliases expanded); "
 				     "refusing a possible alias bomb",
 				     ps->name, m->line + 1, BIO_CONFIG_MAX_NODES);
+	if (ps->n_bytes > BIO_CONFIG_MAX_BYTES)
+		return bio_error_set(ps->err, BIO_ELIMIT,
+				     "%s:%zu: more than %u bytes of text (aliases expanded); "
+				     "refusing a possible alias bomb",
+				     ps->name, m->line + 1, BIO_CONFIG_MAX_BYTES);
 	return 0;
 }
 
@@ -393,7 +411,7 @@ static int ps_node(struct parse *ps, yaml_event_t *ev, size_t depth, const char 
 					   where, name);
 			goto out;
 		}
-		if ((rc = ps_count(ps, node_count(a), &mark)) != 0)
+		if ((rc = ps_count(ps, node_count(a), node_bytes(a), &mark)) != 0)
 			goto out;
 		if (depth + node_height(a) > BIO_CONFIG_MAX_DEPTH) {
 			rc = bio_error_set(ps->err, BIO_ELIMIT, "%s: nesting deeper than %d levels",
@@ -422,7 +440,7 @@ static int ps_node(struct parse *ps, yaml_event_t *ev, size_t depth, const char 
 					   where, (const char *)ev->data.scalar.tag);
 			goto out;
 		}
-		if ((rc = ps_count(ps, 1, &mark)) != 0)
+		if ((rc = ps_count(ps, 1, ev->data.scalar.length, &mark)) != 0)
 			goto out;
 		if (strlen((const char *)ev->data.scalar.value) != ev->data.scalar.length) {
 			rc = bio_error_set(ps->err, BIO_EFORMAT, "%s: NUL character in a value", where);
@@ -455,7 +473,7 @@ static int ps_node(struct parse *ps, yaml_event_t *ev, size_t depth, const char 
 					   where, BIO_CONFIG_MAX_DEPTH);
 			goto out;
 		}
-		if ((rc = ps_count(ps, 1, &mark)) != 0)
+		if ((rc = ps_count(ps, 1, 0, &mark)) != 0)
 			goto out;
 		if (!(n = node_new(kind, where))) {
 			rc = bio_error_set(ps->err, BIO_ENOMEM, "%s: out of memory", where);
@@ -502,6 +520,7 @@ static int ps_node(struct parse *ps, yaml_event_t *ev, size_t depth, const char 
 							   kw, sb_str(&ps->path));
 					break;
 				}
+				ps->n_bytes += ev->data.scalar.length;
 				if (!(key = strdup(k))) {
 					rc = bio_error_set(ps->err, BIO_ENOMEM, "%s: out of memory", kw);
 					break;
@@ -1525,7 +1544,8 @@ static void canon(struct sbuf *b, const struct node *n)
 		b->oom = 1;
 		return;
 	}
-	memcpy(sorted, n->kids, n->n_kids * sizeof *sorted);
+	if (n->n_kids)
+		memcpy(sorted, n->kids, n->n_kids * sizeof *sorted);
 	qsort(sorted, n->n_kids, sizeof *sorted, cmp_key);
 	sb_addc(b, '{');
 	for (size_t i = 0; i < n->n_kids; i++) {

@@ -1,0 +1,354 @@
+#!/usr/bin/env bats
+# The options every program shares (tools/tool.c) and the layered configuration (bio-config(5)),
+# driven through every bio-* program built from tools/, bio-scan for runs that write output, and
+# tests/helpers/tool_demo (tool.c with a tiny built-in config; copies stdin to its output) for
+# atomic output, signals, a full disk and a reader that goes away.
+
+bats_require_minimum_version 1.5.0
+
+setup() {
+	load '/usr/lib/bats/bats-support/load'
+	load '/usr/lib/bats/bats-assert/load'
+	ROOT="$(cd "$BATS_TEST_DIRNAME/../.." && pwd)"
+	: "${BIO_BUILD:=$ROOT/build}"
+	: "${PYTHON:=/usr/bin/python3}"
+	DEMO="$BIO_BUILD/tests/helpers/tool_demo"
+	TOOLS=()
+	for src in "$ROOT"/tools/bio-*.c; do
+		[ -e "$src" ] || continue
+		name="$(basename "$src" .c)"
+		[ -x "$BIO_BUILD/bin/$name" ] && TOOLS+=("$BIO_BUILD/bin/$name")
+	done
+	[ "${#TOOLS[@]}" -gt 0 ] || fail "no bio-* programs built in $BIO_BUILD/bin"
+	T="$BATS_TEST_TMPDIR"
+	unset BIO_ENV
+}
+
+# Expected effective config: base.yaml merged with configs/env/$1.yaml (PyYAML), then the dump
+# of program $2 parsed the same way; prints nothing and exits 0 when they are equal.
+compare_config() {
+	"$PYTHON" - "$ROOT/configs/base.yaml" "$ROOT/configs/env/$1.yaml" "$2" <<'EOF'
+import sys, yaml
+def merge(a, b):
+    for k, v in b.items():
+        if isinstance(v, dict) and isinstance(a.get(k), dict):
+            merge(a[k], v)
+        else:
+            a[k] = v
+    return a
+base = yaml.safe_load(open(sys.argv[1]))
+env = yaml.safe_load(open(sys.argv[2])) or {}
+got = yaml.safe_load(open(sys.argv[3]))
+want = merge(base, env)
+if got != want:
+    for k in sorted(set(got) | set(want)):
+        if got.get(k) != want.get(k):
+            print("section %s: got %r, want %r" % (k, got.get(k), want.get(k)))
+    sys.exit(1)
+EOF
+}
+
+scan_tree() {
+	mkdir -p "$T/d/iris" "$T/d/fingerprint"
+	for s in 001 002 003; do
+		for k in 01 02 03; do
+			: >"$T/d/iris/${s}_L_$k.bmp"
+			: >"$T/d/fingerprint/${s}_L_thumb_$k.bmp"
+		done
+	done
+}
+
+@test "every program prints its effective config: base.yaml with the dev overlay" {
+	for t in "${TOOLS[@]}"; do
+		run --separate-stderr "$t" --print-config
+		assert_success
+		[ -z "$stderr" ] || fail "$t: stderr: $stderr"
+		printf '%s\n' "$output" >"$T/dump.yaml"
+		run compare_config dev "$T/dump.yaml"
+		assert_success
+	done
+}
+
+@test "--print-config output loads back as a -c file and prints the same" {
+	for t in "${TOOLS[@]}"; do
+		"$t" --set experiment.name='a: b # c' --set experiment.seed=7 --print-config >"$T/a.yaml"
+		"$t" -c "$T/a.yaml" --print-config >"$T/b.yaml"
+		cmp "$T/a.yaml" "$T/b.yaml"
+		grep -qx '  name: "a: b # c"' "$T/a.yaml"
+	done
+}
+
+@test "BIO_ENV and --env choose the environment overlay; --env wins" {
+	t="${TOOLS[0]}"
+	for env in dev staging prod; do
+		BIO_ENV=$env "$t" --print-config >"$T/$env.yaml"
+		run compare_config "$env" "$T/$env.yaml"
+		assert_success
+		"$t" --env "$env" --print-config | cmp - "$T/$env.yaml"
+	done
+	! cmp -s "$T/dev.yaml" "$T/prod.yaml"
+	BIO_ENV=prod "$t" --env dev --print-config | cmp - "$T/dev.yaml"
+	BIO_ENV= "$t" --print-config | cmp - "$T/dev.yaml"
+}
+
+@test "an unknown environment is an error naming the available ones" {
+	for t in "${TOOLS[@]}"; do
+		n="$(basename "$t")"
+		run --separate-stderr "$t" --env nosuch --print-config
+		assert_failure 1
+		assert_equal "$stderr" "$n: --env: unknown environment 'nosuch' (available: dev, prod, staging)"
+		assert_equal "$output" ""
+	done
+	BIO_ENV=../base run --separate-stderr "${TOOLS[0]}" --print-config
+	assert_failure 1
+	assert_equal "$stderr" "$(basename "${TOOLS[0]}"): BIO_ENV: unknown environment '../base' (available: dev, prod, staging)"
+}
+
+@test "--set with an unknown key: one error line with a suggestion, exit 1, no output" {
+	for t in "${TOOLS[@]}"; do
+		n="$(basename "$t")"
+		run --separate-stderr "$t" --set training.lrr=0.1 --print-config
+		assert_failure 1
+		assert_equal "$stderr" "$n: --set: training.lrr: unknown key (did you mean 'training.lr'?)"
+		assert_equal "$output" ""
+	done
+	run --separate-stderr "${TOOLS[0]}" --set nosuch.key=1 --print-config
+	assert_failure 1
+	assert_equal "$stderr" "$(basename "${TOOLS[0]}"): --set: nosuch: unknown key"
+}
+
+@test "--set values: scalars, flow sequences, quoting; type changes refused" {
+	t="${TOOLS[0]}"
+	run --separate-stderr "$t" --set model.channels='[8, 16]' --set training.lr=1e-4 \
+		--set tracking.run_name="'x y'" --set training.nesterov=yes --print-config
+	assert_success
+	assert_line '  channels: [8, 16]'
+	assert_line '  lr: 1e-4'
+	assert_line '  run_name: "x y"'
+	assert_line '  nesterov: yes'
+	run --separate-stderr "$t" --set model.channels=8 --print-config
+	assert_failure 1
+	[[ "$stderr" == *": --set: model.channels: expected a sequence (as in configs/base.yaml:"*"), got a scalar" ]]
+	run --separate-stderr "$t" --set model.channels='[8, 16' --print-config
+	assert_failure 1
+	[[ "$stderr" == *": --set: model.channels: YAML syntax error: "* ]]
+	run --separate-stderr "$t" --set training.lr --print-config
+	assert_failure 2
+	assert_equal "${stderr##*$'\n'}" "Try '$(basename "$t") --help'."
+}
+
+@test "layers apply in order: base, env, -c files in order, then --set" {
+	t="${TOOLS[0]}"
+	printf 'experiment:\n  seed: 1\n  name: one\n' >"$T/1.yaml"
+	printf 'experiment:\n  seed: 2\n' >"$T/2.yaml"
+	run "$t" --set experiment.seed=3 -c "$T/1.yaml" -c "$T/2.yaml" --print-config
+	assert_success
+	assert_line '  seed: 3'
+	assert_line '  name: one'
+	run "$t" -c "$T/2.yaml" -c "$T/1.yaml" --print-config
+	assert_line '  seed: 1'
+	run "$t" -c "$T/1.yaml" -c "$T/2.yaml" --print-config
+	assert_line '  seed: 2'
+}
+
+@test "config file errors name the file and line" {
+	t="${TOOLS[0]}"
+	n="$(basename "$t")"
+	printf 'experiment:\n  seed: 1\ntraining:\n  lrr: 0.5\n' >"$T/typo.yaml"
+	run --separate-stderr "$t" -c "$T/typo.yaml" --print-config
+	assert_failure 1
+	assert_equal "$stderr" "$n: $T/typo.yaml:4: training.lrr: unknown key (did you mean 'training.lr'?)"
+	printf 'training:\n  lr: 0.1\n  lr: 0.2\n' >"$T/dup.yaml"
+	run --separate-stderr "$t" -c "$T/dup.yaml" --print-config
+	assert_failure 1
+	assert_equal "$stderr" "$n: $T/dup.yaml:3: training.lr: duplicate key (first at $T/dup.yaml:2)"
+	run --separate-stderr "$t" -c "$T/missing.yaml" --print-config
+	assert_failure 1
+	assert_equal "$stderr" "$n: $T/missing.yaml: No such file or directory"
+	head -c $((4 * 1024 * 1024 + 1)) /dev/zero | tr '\0' '#' >"$T/huge.yaml"
+	run --separate-stderr "$t" -c "$T/huge.yaml" --print-config
+	assert_failure 1
+	assert_equal "$stderr" "$n: $T/huge.yaml: larger than 4194304 bytes"
+}
+
+@test "a value of the wrong type names file:line, key and value (bio-scan)" {
+	[ -x "$BIO_BUILD/bin/bio-scan" ] || skip "bio-scan not built"
+	scan_tree
+	printf 'scan:\n  split:\n    val: fast\n' >"$T/v.yaml"
+	run --separate-stderr "$BIO_BUILD/bin/bio-scan" -c "$T/v.yaml" "$T/d"
+	assert_failure 1
+	assert_equal "$stderr" "bio-scan: $T/v.yaml:3: scan.split.val: expected a number, got 'fast'"
+	assert_equal "$output" ""
+}
+
+@test "every bad config in tests/bad/config: one error line naming the file, exit 1" {
+	t="${TOOLS[0]}"
+	n="$(basename "$t")"
+	count=0
+	for f in "$ROOT"/tests/bad/config/*; do
+		case "$(basename "$f")" in
+		empty*) continue ;; # an empty overlay is valid: see the next test
+		esac
+		run --separate-stderr "$t" -c "$f" --print-config
+		[ "$status" -eq 1 ] || fail "$f: exit $status, stderr: $stderr"
+		assert_equal "$output" ""
+		[ "$(printf '%s\n' "$stderr" | wc -l)" -eq 1 ] || fail "$f: not one line: $stderr"
+		[[ "$stderr" == "$n: $f"* ]] || fail "$f: message does not name the file: $stderr"
+		count=$((count + 1))
+	done
+	[ "$count" -ge 10 ]
+}
+
+@test "an empty config file or document changes nothing" {
+	t="${TOOLS[0]}"
+	"$t" --print-config >"$T/want.yaml"
+	for f in "$ROOT"/tests/bad/config/empty*; do
+		"$t" -c "$f" --print-config | cmp - "$T/want.yaml"
+	done
+}
+
+@test "usage errors: unknown option or bad -j, exit 2 with a Try line" {
+	for t in "${TOOLS[@]}"; do
+		n="$(basename "$t")"
+		run --separate-stderr "$t" --no-such-option
+		assert_failure 2
+		assert_equal "$stderr" "$n: unrecognized option '--no-such-option'
+Try '$n --help'."
+		assert_equal "$output" ""
+		run --separate-stderr "$t" -j 0 --print-config
+		assert_failure 2
+		assert_equal "$stderr" "$n: --jobs: invalid value '0' (expected an integer from 1 to 4096)
+Try '$n --help'."
+		run --separate-stderr "$t" -j 2x --print-config
+		assert_failure 2
+	done
+}
+
+@test "--version and --help go to stdout, exit 0" {
+	for t in "${TOOLS[@]}"; do
+		n="$(basename "$t")"
+		run --separate-stderr "$t" --version
+		assert_success
+		assert_output "$n (biopipe) 0.1.0"
+		run --separate-stderr "$t" --help
+		assert_success
+		assert_output --partial "--print-config"
+		[ -z "$stderr" ]
+	done
+}
+
+@test "a full disk on stdout is an error, exit 1" {
+	for t in "${TOOLS[@]}"; do
+		n="$(basename "$t")"
+		run --separate-stderr "$t" --print-config
+		assert_success
+		run --separate-stderr sh -c '"$1" --print-config >/dev/full' sh "$t"
+		assert_failure 1
+		assert_equal "$stderr" "$n: <stdout>: write error: No space left on device"
+		run --separate-stderr sh -c '"$1" --version >/dev/full' sh "$t"
+		assert_failure 1
+	done
+	run --separate-stderr sh -c 'echo hello | "$1" >/dev/full' sh "$DEMO"
+	assert_failure 1
+	assert_equal "$stderr" "tool-demo: <stdout>: write error: No space left on device"
+}
+
+@test "-o into a missing directory: exit 1 naming the path (bio-scan, tool-demo)" {
+	run --separate-stderr "$DEMO" -o "$T/nonexistent/dir/x" </dev/null
+	assert_failure 1
+	assert_equal "$stderr" "tool-demo: $T/nonexistent/dir/x: cannot create: No such file or directory"
+	[ -x "$BIO_BUILD/bin/bio-scan" ] || skip "bio-scan not built"
+	scan_tree
+	run --separate-stderr "$BIO_BUILD/bin/bio-scan" -o "$T/nonexistent/dir/x" "$T/d"
+	assert_failure 1
+	assert_equal "$stderr" "bio-scan: $T/nonexistent/dir/x: cannot create: No such file or directory"
+}
+
+@test "-o FILE: same bytes as stdout, mode from the umask, no temp files left" {
+	seq 1 100000 >"$T/in"
+	"$DEMO" <"$T/in" >"$T/stdout"
+	(umask 027 && "$DEMO" -o "$T/out" <"$T/in")
+	cmp "$T/stdout" "$T/in"
+	cmp "$T/out" "$T/in"
+	[ "$(stat -c %a "$T/out")" = 640 ]
+	(umask 022 && "$DEMO" -o "$T/out2" <"$T/in")
+	[ "$(stat -c %a "$T/out2")" = 644 ]
+	"$DEMO" -o - <"$T/in" | cmp - "$T/in"
+	[ -z "$(find "$T" -name '.*.tmp.*')" ]
+	# relative path: temp file in the current directory
+	(cd "$T" && "$DEMO" -o rel <"$T/in")
+	cmp "$T/rel" "$T/in"
+	[ -z "$(find "$T" -name '.*.tmp.*')" ]
+}
+
+@test "a failed run leaves no partial file and keeps the old one" {
+	seq 1 100000 >"$T/in"
+	echo good >"$T/out"
+	run --separate-stderr "$DEMO" --fail-after 50000 -o "$T/out" <"$T/in"
+	assert_failure 1
+	assert_equal "$stderr" "tool-demo: <stdin>: failing after 50000 bytes as asked"
+	assert_equal "$(cat "$T/out")" good
+	run --separate-stderr "$DEMO" --fail-after 50000 -o "$T/new" <"$T/in"
+	assert_failure 1
+	[ ! -e "$T/new" ]
+	# a config error comes before the output is opened
+	run --separate-stderr "$DEMO" --set demo.count=500 -o "$T/out" <"$T/in"
+	assert_failure 1
+	assert_equal "$stderr" "tool-demo: --set: demo.count: 500 is out of range [0, 100]"
+	assert_equal "$(cat "$T/out")" good
+	[ -z "$(find "$T" -name '.*.tmp.*')" ]
+}
+
+@test "SIGTERM and SIGINT remove the temp output" {
+	for sig in TERM INT; do
+		mkfifo "$T/fifo-$sig"
+		# A non-interactive shell starts background jobs with SIGINT ignored (and the
+		# program keeps an ignored signal ignored, as nohup expects): restore the default.
+		env --default-signal=INT,TERM "$DEMO" -o "$T/out-$sig" <"$T/fifo-$sig" 3>&- &
+		pid=$!
+		exec 5>"$T/fifo-$sig" # unblocks the open; the program then waits for input
+		echo partial >&5
+		for _ in $(seq 50); do
+			[ -n "$(find "$T" -name ".out-$sig.tmp.*")" ] && break
+			sleep 0.1
+		done
+		[ -n "$(find "$T" -name ".out-$sig.tmp.*")" ] || fail "no temp file appeared"
+		kill -s "$sig" "$pid"
+		for _ in $(seq 50); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		if kill -0 "$pid" 2>/dev/null; then
+			kill -9 "$pid"
+			fail "still running 5 s after SIG$sig"
+		fi
+		status=0
+		wait "$pid" || status=$?
+		exec 5>&-
+		[ "$status" -gt 128 ] || fail "exit status $status after SIG$sig"
+		[ -z "$(find "$T" -name ".out-$sig.tmp.*")" ] || fail "temp file left after SIG$sig"
+		[ ! -e "$T/out-$sig" ]
+	done
+}
+
+@test "a reader that goes away ends the program quietly, exit 0" {
+	# (yes and the first head may die of SIGPIPE themselves once the program is gone)
+	run --separate-stderr bash -c 'yes | head -c 20000000 | "$1" | head -c 1 >/dev/null; echo "${PIPESTATUS[2]} ${PIPESTATUS[3]}"' sh "$DEMO"
+	assert_output "0 0"
+	assert_equal "$stderr" ""
+}
+
+@test "the environment and -j reach the program; no progress bar when stderr is not a terminal" {
+	run --separate-stderr "$DEMO" --show -j 3 </dev/null
+	assert_success
+	assert_output "hello 4 3"
+	assert_equal "$stderr" ""
+	run --separate-stderr env BIO_ENV=prod "$DEMO" --show -j 1 </dev/null
+	assert_output "hi 3 1"
+	run --separate-stderr "$DEMO" --show </dev/null
+	cpus="$("$PYTHON" -c 'import os; print(len(os.sched_getaffinity(0)))')"
+	assert_output "hello 4 $cpus"
+	run --separate-stderr "$DEMO" --env staging --print-config
+	assert_failure 1
+	assert_equal "$stderr" "tool-demo: --env: unknown environment 'staging' (available: dev, prod)"
+}
