@@ -8,16 +8,20 @@
  * biases before training-mode batch norm (zero gradient in exact arithmetic) use 1 x.
  * Usage: nn_parity [-v] CASE.bs...   prints one line per case (worst error), exit 1 on failure.
  *        nn_parity --logits CKPT SAMPLES OUT   eval-mode logits of a checkpoint on every record
- *        of a samples stream, written to OUT as a stream with one record {name: "logits"}. */
+ *        of a samples stream, written to OUT as a stream with one record {name: "logits"}.
+ *        nn_parity --bench-infer CKPT BATCH N THREADS   eval-mode samples/s of N batches (bench)
+ *        nn_parity --sgemm-peak THREADS                  OpenBLAS sgemm GFLOP/s (bench) */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "bio/checkpoint.h"
 #include "bio/model.h"
 #include "bio/nn.h"
 #include "bio/optim.h"
+#include "bio/rng.h"
 #include "bio/stream.h"
 
 #define TOL_FWD 1e-5
@@ -479,11 +483,78 @@ static int run_logits(const char *ckpt, const char *samples, const char *out)
 	return rc ? 1 : 0;
 }
 
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int bench_infer(const char *ckpt, int batch, int n, int threads)
+{
+	struct bio_error err;
+	struct bio_model *m;
+	bio_nn_set_threads(threads);
+	if (bio_checkpoint_load(&m, NULL, NULL, NULL, ckpt, batch, &err)) {
+		fprintf(stderr, "nn_parity: %s\n", err.msg);
+		return 1;
+	}
+	size_t side2 = (size_t)m->spec.input_size * m->spec.input_size;
+	float *in[BIO_MODEL_MAX_MODS];
+	struct bio_rng r;
+	bio_rng_seed(&r, 3);
+	for (int b = 0; b < m->spec.n_mod; b++) {
+		in[b] = malloc(batch * side2 * sizeof(float));
+		for (size_t i = 0; i < batch * side2; i++)
+			in[b][i] = (float)bio_rng_range(&r, -1, 1);
+	}
+	bio_model_forward(m, (const float *const *)in, batch, 0); /* warm-up */
+	double t0 = now_s();
+	for (int i = 0; i < n; i++)
+		bio_model_forward(m, (const float *const *)in, batch, 0);
+	double dt = now_s() - t0;
+	printf("%.1f\n", (double)batch * n / dt);
+	for (int b = 0; b < m->spec.n_mod; b++)
+		free(in[b]);
+	bio_model_free(m);
+	return 0;
+}
+
+static int sgemm_peak(int threads)
+{
+	const int n = 1536;
+	float *a = malloc((size_t)n * n * sizeof(float)), *b = malloc((size_t)n * n * sizeof(float));
+	float *c = malloc((size_t)n * n * sizeof(float));
+	for (size_t i = 0; i < (size_t)n * n; i++) {
+		a[i] = (float)(i % 7) * 0.1f;
+		b[i] = (float)(i % 5) * 0.1f;
+	}
+	bio_nn_set_threads(threads);
+	bio_nn_sgemm(0, 0, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+	double best = 0.0;
+	for (int rep = 0; rep < 5; rep++) {
+		double t0 = now_s();
+		bio_nn_sgemm(0, 0, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+		double g = 2.0 * n * n * (double)n / (now_s() - t0) / 1e9;
+		if (g > best)
+			best = g;
+	}
+	printf("%.1f\n", best);
+	free(a);
+	free(b);
+	free(c);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	int any_failed = 0, i = 1;
 	if (argc == 5 && strcmp(argv[1], "--logits") == 0)
 		return run_logits(argv[2], argv[3], argv[4]);
+	if (argc == 6 && strcmp(argv[1], "--bench-infer") == 0)
+		return bench_infer(argv[2], atoi(argv[3]), atoi(argv[4]), atoi(argv[5]));
+	if (argc == 3 && strcmp(argv[1], "--sgemm-peak") == 0)
+		return sgemm_peak(atoi(argv[2]));
 	if (argc > 1 && strcmp(argv[1], "-v") == 0) {
 		verbose = 1;
 		i++;
