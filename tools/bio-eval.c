@@ -16,6 +16,7 @@
 #include "bio/metrics.h"
 #include "bio/plot.h"
 #include "bio/stream.h"
+#include "bio/track.h"
 #include "tool.h"
 
 #define N_MOD 3
@@ -83,6 +84,10 @@ static void usage(FILE *f)
 		"      --plots DIR        write det.png, roc.png, cmc.png, hist_<modality>.png (gnuplot)\n"
 		"      --run-dir DIR      a tracking run (mlruns/<exp>/<run>): plot its metrics as\n"
 		"                         DIR/../training_curves.png in --plots DIR\n"
+		"      --track-run RUN    log the figures (metrics eval_*) and the report, curves and\n"
+		"                         plots (artifacts eval/) to a tracking run: its directory,\n"
+		"                         or its id in the store at tracking.uri; with --plots, its\n"
+		"                         training curves are drawn too\n"
 		"      --protocol P       verification pairs: all or fvc (default eval.protocol)\n"
 		"      --gallery N        samples per identity enrolled for identification\n"
 		"  -q, --quiet            no summary table\n"
@@ -763,12 +768,17 @@ static int read_metric_file(struct eval *e, struct metric_series *s, const char 
 	return 0;
 }
 
-static void plot_training(struct eval *e, const char *plots, const char *run_dir)
+static void plot_training(struct eval *e, const char *plots, const char *run_dir, int required)
 {
 	size_t len = strlen(run_dir) + 16;
 	char *mdir = xrealloc(e, NULL, len, 1);
 	snprintf(mdir, len, "%s/metrics", run_dir);
 	DIR *d = opendir(mdir);
+	if (!d && !required) {
+		bio_tool_warn(e->t, "%s: no metrics: no training curves", run_dir);
+		free(mdir);
+		return;
+	}
 	if (!d)
 		bio_tool_die(e->t, "%s: %s (--run-dir must be a tracking run directory)", mdir,
 			     strerror(errno));
@@ -776,8 +786,8 @@ static void plot_training(struct eval *e, const char *plots, const char *run_dir
 	size_t n = 0;
 	struct dirent *de;
 	while ((de = readdir(d)) && n < 64) {
-		if (de->d_name[0] == '.')
-			continue;
+		if (de->d_name[0] == '.' || strncmp(de->d_name, "eval_", 5) == 0)
+			continue; /* our own figures, logged at step 0 */
 		size_t pl = strlen(mdir) + strlen(de->d_name) + 2;
 		char *p = xrealloc(e, NULL, pl, 1);
 		snprintf(p, pl, "%s/%s", mdir, de->d_name);
@@ -837,6 +847,176 @@ static void plot_training(struct eval *e, const char *plots, const char *run_dir
 		free(ser[i].x);
 		free(ser[i].y);
 	}
+}
+
+/* ---- tracking store ---- */
+
+/* A --track-run argument resolved: the store root, the run id, the run directory. */
+struct track_target {
+	char *root, *run_id, *run_dir;
+};
+
+/* Resolves RUN: a run directory (<store>/<experiment>/<run_id>, with meta.yaml) or a run id looked
+ * up in the store at uri (tracking.uri). Dies when not found. */
+static void track_resolve(struct eval *e, struct track_target *tt, const char *run,
+			  const char *uri)
+{
+	struct stat sb;
+	memset(tt, 0, sizeof *tt);
+	if (stat(run, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+		char *abs = realpath(run, NULL);
+		if (!abs)
+			bio_tool_die(e->t, "%s: %s", run, strerror(errno));
+		char *slash = strrchr(abs, '/');
+		if (!slash || slash == abs)
+			bio_tool_die(e->t, "%s: not a run directory of a tracking store", run);
+		tt->run_dir = abs;
+		tt->run_id = strdup(slash + 1);
+		char *up = strndup(abs, (size_t)(slash - abs));
+		char *s2 = up ? strrchr(up, '/') : NULL;
+		if (!tt->run_id || !up || !s2)
+			bio_tool_die(e->t, "%s: not a run directory of a tracking store", run);
+		*s2 = '\0';
+		tt->root = up;
+	} else {
+		const char *root = strncmp(uri, "file://", 7) == 0 ? uri + 7 : uri;
+		tt->root = strdup(root);
+		tt->run_id = strdup(run);
+		if (!tt->root || !tt->run_id)
+			bio_tool_die(e->t, "out of memory");
+		DIR *d = opendir(tt->root);
+		if (!d)
+			bio_tool_die(e->t, "--track-run %s: %s: %s (tracking.uri)", run, tt->root,
+				     strerror(errno));
+		struct dirent *de;
+		while (!tt->run_dir && (de = readdir(d))) {
+			if (de->d_name[0] == '.' || strcmp(de->d_name, "models") == 0 ||
+			    strchr(run, '/'))
+				continue;
+			size_t n = strlen(tt->root) + strlen(de->d_name) + strlen(run) + 16;
+			char *meta = xrealloc(e, NULL, n, 1);
+			snprintf(meta, n, "%s/%s/%s/meta.yaml", tt->root, de->d_name, run);
+			if (access(meta, F_OK) == 0) {
+				meta[strlen(meta) - strlen("/meta.yaml")] = '\0';
+				tt->run_dir = meta;
+			} else {
+				free(meta);
+			}
+		}
+		closedir(d);
+		if (!tt->run_dir)
+			bio_tool_die(e->t, "--track-run %s: no such run in %s", run, tt->root);
+	}
+	size_t n = strlen(tt->run_dir) + 16;
+	char *meta = xrealloc(e, NULL, n, 1);
+	snprintf(meta, n, "%s/meta.yaml", tt->run_dir);
+	if (access(meta, R_OK) != 0)
+		bio_tool_die(e->t, "%s: %s (not a tracking run)", meta, strerror(errno));
+	free(meta);
+}
+
+/* The status the run's meta.yaml holds now (RUNNING when unreadable). */
+static int track_status(const struct track_target *tt)
+{
+	size_t n = strlen(tt->run_dir) + 16;
+	char *meta = malloc(n);
+	int status = BIO_TRACK_RUNNING;
+	if (!meta)
+		return status;
+	snprintf(meta, n, "%s/meta.yaml", tt->run_dir);
+	FILE *f = fopen(meta, "r");
+	char line[256];
+	while (f && fgets(line, sizeof line, f)) {
+		int v;
+		if (sscanf(line, "status: %d", &v) == 1)
+			status = v;
+	}
+	if (f)
+		fclose(f);
+	free(meta);
+	return status;
+}
+
+static void track_metric(struct eval *e, struct bio_track_run *run, const char *mod,
+			 const char *name, int ok, double v)
+{
+	struct bio_error err = {0};
+	if (!ok)
+		return;
+	char key[128];
+	if (mod)
+		snprintf(key, sizeof key, "eval_%s_%s", mod, name);
+	else
+		snprintf(key, sizeof key, "eval_%s", name);
+	if (bio_track_log_metric(run, key, v, 0, 0, &err) < 0)
+		bio_tool_die_err(e->t, &err);
+}
+
+/* Logs every regular file of dir (not hidden) as an artifact under subdir. */
+static void track_dir(struct eval *e, struct bio_track_run *run, const char *dir,
+		      const char *subdir)
+{
+	struct bio_error err = {0};
+	DIR *d = opendir(dir);
+	if (!d)
+		bio_tool_die(e->t, "%s: %s", dir, strerror(errno));
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		size_t n = strlen(dir) + strlen(de->d_name) + 2;
+		char *p = xrealloc(e, NULL, n, 1);
+		snprintf(p, n, "%s/%s", dir, de->d_name);
+		struct stat sb;
+		if (stat(p, &sb) == 0 && S_ISREG(sb.st_mode) &&
+		    bio_track_log_artifact(run, p, subdir, &err) < 0)
+			bio_tool_die_err(e->t, &err);
+		free(p);
+	}
+	closedir(d);
+}
+
+/* Logs the figures as metrics (step 0) and the report, curves and plots as artifacts under
+ * eval/ of the run; the run keeps the status it had. */
+static void track_log(struct eval *e, const struct track_target *tt, const char *report_path,
+		      const char *curves, const char *plots)
+{
+	struct bio_error err = {0};
+	int status = track_status(tt);
+	struct bio_track_run *run = bio_track_run_open(tt->root, tt->run_id, &err);
+	if (!run)
+		bio_tool_die_err(e->t, &err);
+	if (e->has_closed) {
+		size_t k = (size_t)e->topk < e->topk_seen ? (size_t)e->topk : e->topk_seen;
+		char name[32];
+		snprintf(name, sizeof name, "top%lld", (long long)e->topk);
+		track_metric(e, run, NULL, "accuracy", 1,
+			     (double)e->conf.n_correct / (double)e->conf.n_total);
+		track_metric(e, run, NULL, name, k == (size_t)e->topk,
+			     (double)e->conf.n_topk / (double)e->conf.n_total);
+	}
+	for (int m = 0; m < N_MOD; m++) {
+		const struct modality *md = &e->mod[m];
+		const struct bio_verif *v = &md->v;
+		int ok = md->has_verif;
+		track_metric(e, run, mod_names[m], "eer", ok, v->eer);
+		track_metric(e, run, mod_names[m], "fnmr_at_fmr_1pct", ok, v->fnmr_at_fmr[0]);
+		track_metric(e, run, mod_names[m], "fnmr_at_fmr_0_1pct", ok, v->fnmr_at_fmr[1]);
+		track_metric(e, run, mod_names[m], "fnmr_at_fmr_0", ok, v->fnmr_at_fmr[2]);
+		track_metric(e, run, mod_names[m], "zero_fnmr", ok, v->zero_fnmr);
+		track_metric(e, run, mod_names[m], "auc", ok, v->auc);
+		track_metric(e, run, mod_names[m], "rank1", md->has_cmc, bio_cmc_rank(&md->cmc, 1));
+		track_metric(e, run, mod_names[m], "rank5", md->has_cmc, bio_cmc_rank(&md->cmc, 5));
+	}
+	if (bio_track_log_artifact(run, report_path, "eval", &err) < 0)
+		bio_tool_die_err(e->t, &err);
+	if (curves)
+		track_dir(e, run, curves, "eval/curves");
+	if (plots)
+		track_dir(e, run, plots, "eval/plots");
+	if (status >= BIO_TRACK_FINISHED && bio_track_run_end(run, status, &err) < 0)
+		bio_tool_die_err(e->t, &err);
+	bio_track_run_free(run);
 }
 
 /* ---- summary ---- */
@@ -939,7 +1119,15 @@ static void free_eval(struct eval *e)
 
 int main(int argc, char **argv)
 {
-	enum { OPT_CURVES = 0x2000, OPT_PLOTS, OPT_RUN_DIR, OPT_PROTOCOL, OPT_GALLERY, OPT_SCORES };
+	enum {
+		OPT_CURVES = 0x2000,
+		OPT_PLOTS,
+		OPT_RUN_DIR,
+		OPT_PROTOCOL,
+		OPT_GALLERY,
+		OPT_SCORES,
+		OPT_TRACK,
+	};
 	static const struct option long_opts[] = {
 		BIO_TOOL_LONG_OPTS,
 		{"curves", required_argument, 0, OPT_CURVES},
@@ -948,12 +1136,13 @@ int main(int argc, char **argv)
 		{"protocol", required_argument, 0, OPT_PROTOCOL},
 		{"gallery", required_argument, 0, OPT_GALLERY},
 		{"scores", no_argument, 0, OPT_SCORES},
+		{"track-run", required_argument, 0, OPT_TRACK},
 		{"quiet", no_argument, 0, 'q'},
 		{0, 0, 0, 0},
 	};
 	struct bio_tool t;
 	struct bio_error err = {0};
-	const char *curves = NULL, *plots = NULL, *run_dir = NULL, *protocol = NULL;
+	const char *curves = NULL, *plots = NULL, *run_dir = NULL, *protocol = NULL, *track = NULL;
 	long long gallery = -1;
 	int quiet = 0, with_scores = 0, opt;
 
@@ -982,6 +1171,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_SCORES:
 			with_scores = 1;
+			break;
+		case OPT_TRACK:
+			track = optarg;
 			break;
 		case 'q':
 			quiet = 1;
@@ -1024,6 +1216,15 @@ int main(int argc, char **argv)
 		bio_tool_die_err(&t, &err);
 	}
 	e.protocol = strcmp(proto_cfg, "fvc") == 0 ? BIO_PAIRS_FVC : BIO_PAIRS_ALL;
+	struct track_target tt = {0};
+	if (track) {
+		const char *uri;
+		if (bio_config_get_str(t.cfg, "tracking.uri", "mlruns", &uri, &err) < 0)
+			bio_tool_die_err(&t, &err);
+		track_resolve(&e, &tt, track, uri);
+		if (!run_dir)
+			run_dir = tt.run_dir; /* training curves of the same run */
+	}
 	e.protocol_name = e.protocol == BIO_PAIRS_FVC ? "fvc" : "all";
 
 	/* Read everything first: bad input fails before any output exists. */
@@ -1061,10 +1262,38 @@ int main(int argc, char **argv)
 	if (plots) {
 		write_plots(&e, plots);
 		if (run_dir)
-			plot_training(&e, plots, run_dir);
+			plot_training(&e, plots, run_dir, run_dir != tt.run_dir);
 	}
 	write_report(&e, out);
 	bio_tool_output_commit(&t);
+	if (track) {
+		/* the report as an artifact: the -o file, or a copy when it went to stdout */
+		char tmpdir[] = "/tmp/bio-eval-XXXXXX", *copy = NULL;
+		const char *report_path = t.output;
+		if (!report_path) {
+			if (!mkdtemp(tmpdir))
+				bio_tool_die(&t, "temp directory: %s", strerror(errno));
+			size_t n = strlen(tmpdir) + 16;
+			copy = xrealloc(&e, NULL, n, 1);
+			snprintf(copy, n, "%s/report.yaml", tmpdir);
+			FILE *f = fopen(copy, "w");
+			if (!f)
+				bio_tool_die(&t, "%s: %s", copy, strerror(errno));
+			write_report(&e, f);
+			if (fclose(f) != 0)
+				bio_tool_die(&t, "%s: write error", copy);
+			report_path = copy;
+		}
+		track_log(&e, &tt, report_path, curves, plots);
+		if (copy) {
+			unlink(copy);
+			rmdir(tmpdir);
+			free(copy);
+		}
+		free(tt.root);
+		free(tt.run_id);
+		free(tt.run_dir);
+	}
 	if (!quiet)
 		write_summary(&e, stderr);
 	free_eval(&e);

@@ -217,3 +217,38 @@ print('ok')"
 	assert_success
 	[ -s curves/scores_iris.csv ]
 }
+
+@test "--track-run logs metrics and artifacts to the run and keeps its status" {
+	"$PYTHON" "$GEN" -o "$T/p.bs" --ids 10 --samples 4
+	id=0123456789abcdef0123456789abcdef
+	run_dir=$("$PYTHON" tests/python/make_run.py "$T/mlruns" $id 3)
+	run bio-eval -q "$T/p.bs" -o "$T/r.yaml" --plots "$T/pl" --track-run "$run_dir"
+	assert_success
+	# metric files: "<timestamp_ms> <value> <step>", the value of the report
+	run "$PYTHON" -c "
+import yaml
+r = yaml.safe_load(open('$T/r.yaml'))
+for m in ('iris', 'fingerprint', 'fused'):
+    ts, v, step = open('$run_dir/metrics/eval_%s_eer' % m).read().split()
+    assert int(ts) > 0 and step == '0', (ts, step)
+    assert abs(float(v) - r[m]['verification']['eer']) < 1e-9, (m, v)
+ts, v, step = open('$run_dir/metrics/eval_accuracy').read().split()
+assert abs(float(v) - r['fused']['accuracy']) < 1e-9
+print('ok')"
+	assert_success
+	[ -s "$run_dir/artifacts/eval/r.yaml" ]
+	[ -s "$run_dir/artifacts/eval/plots/det.png" ]
+	# the run's own training metrics were drawn
+	[ -s "$T/pl/training_curves.png" ]
+	grep -q '^status: 3$' "$run_dir/meta.yaml"
+	# by id, in the store named by tracking.uri; the report goes to stdout
+	run bio-eval -q "$T/p.bs" --set tracking.uri="$T/mlruns" --track-run $id
+	assert_success
+	[ -s "$run_dir/artifacts/eval/report.yaml" ]
+	[ "$(wc -l < "$run_dir/metrics/eval_fused_eer")" -eq 2 ]
+	# an unknown run fails before any output
+	run bio-eval -q "$T/p.bs" -o "$T/x.yaml" --set tracking.uri="$T/mlruns" --track-run abc
+	assert_failure 1
+	assert_output --partial "no such run"
+	[ ! -e "$T/x.yaml" ]
+}
