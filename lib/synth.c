@@ -827,7 +827,7 @@ int bio_synth_print_render(uint8_t *out, const struct bio_synth_print *m, uint32
 			double val = m->bg + 8 * vnoise_at(&shade, (x + 0.5) / S, (y + 0.5) / S);
 			if (mask > 0) {
 				double rs = print_tmpl_at(m, u, v);
-				double ink = smoothstep(-0.7, 0.7, rs + thick);
+				double ink = smoothstep(-0.3, 0.3, rs + thick);
 				double dn = vnoise_at(&dryness, u + 0.5, v + 0.5);
 				ink *= 1 - smoothstep(1 - dry, 1.3 - dry, 0.5 + 0.5 * dn + 0.3 * dry);
 				/* Pressure fades toward the contact edge. */
@@ -837,7 +837,7 @@ int bio_synth_print_render(uint8_t *out, const struct bio_synth_print *m, uint32
 			img[y * s + x] = (float)val;
 		}
 	}
-	blur(img, tmp, s, s, bio_rng_range(&r, 0.3, 0.9) * S / 128);
+	blur(img, tmp, s, s, bio_rng_range(&r, 0.3, 0.8) * S / 128);
 	double contrast = bio_rng_range(&r, 0.85, 1.15), bright = bio_rng_range(&r, -12, 12);
 	double noise_sd = m->p.noise * 255 * bio_rng_range(&r, 0.7, 1.3);
 	finish(out, img, (size_t)s * s, contrast, bright, noise_sd, &r);

@@ -134,7 +134,7 @@ print(len(objs) - 2, objs[-1]["end"], len({o["label"] for o in objs[1:-1]}))' "$
 @test "bio-synth: golden checksum of a tiny set, the same for -j1, -j2 and -j3" {
 	# Recorded from this implementation (glibc libm on x86-64); a change here means the images
 	# changed: update it only on purpose, and say so in the commit.
-	golden=82db4db1385bc77fda7df0c37ab20248af65a33c9fb3d506c8bd483d01f263e8
+	golden=32b7cd76c77ad0b6d39e7e5b08db21ca6df558b324a482b13df8caa8cce9f6e3
 	for j in 1 2 3; do
 		run bio-synth -n 2 -s 2 --size 32 --seed 42 -j $j -o "$T/g$j"
 		assert_success
@@ -238,7 +238,7 @@ EOF
 @test "bio-synth: raw-pixel 1-NN is far from perfect but far above chance" {
 	# 12 subjects -> 24 identities per modality, 6 samples: chance is 5/143 = 3.5%.
 	bio-synth -n 12 -s 6 --size 64 -o "$T/k"
-	run "$PYTHON" tests/python/synth_difficulty.py "$T/k" --min 0.08 --max 0.95
+	run "$PYTHON" tests/python/synth_difficulty.py "$T/k" --min 0.15 --max 0.9
 	echo "$output"
 	assert_success
 	assert_line --regexp '^iris 0\.[0-9]+ \(144 images, 24 identities\)$'
