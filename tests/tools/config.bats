@@ -352,3 +352,69 @@ Try '$n --help'."
 	assert_failure 1
 	assert_equal "$stderr" "tool-demo: --env: unknown environment 'staging' (available: dev, prod)"
 }
+
+# Keys written in man/man5/bio-config.5, roff markup removed (.B/.BR/.BI... joined as printed).
+man_keys() {
+	"$PYTHON" - "$ROOT/man/man5/bio-config.5" "$ROOT/configs/base.yaml" <<'EOF2'
+import re, shlex, sys, yaml
+text = []
+for line in open(sys.argv[1]):
+    line = line.rstrip("\n").replace("\\-", "-").replace("\\e", "\\")
+    line = re.sub(r"\\f[BIRP]", "", line)
+    m = re.match(r"\.(B|I|BR|RB|BI|IB|IR|RI)\s+(.*)", line)
+    if m:
+        try:
+            args = shlex.split(m.group(2))
+        except ValueError:
+            args = m.group(2).split()
+        line = (" " if m.group(1) in ("B", "I") else "").join(args)
+    text.append(line)
+text = "\n".join(text)
+base = yaml.safe_load(open(sys.argv[2]))
+mods = set(base.get("scan", {}).get("modalities", []))
+def leaves(node, path):
+    if isinstance(node, dict) and node:
+        for k, v in node.items():
+            yield from leaves(v, path + [str(k)])
+    else:
+        yield path
+missing = []
+for p in leaves(base, []):
+    if len(p) > 2 and p[0] == "scan" and p[1] in mods:
+        p = ["scan", "modality"] + p[2:]
+    key = ".".join(p)
+    if not re.search(r"(?<![\w.])" + re.escape(key) + r"(?![\w])", text):
+        missing.append(key)
+print("\n".join(sorted(set(missing))))
+EOF2
+}
+
+@test "bio-config(5) documents every key of configs/base.yaml" {
+	run man_keys
+	assert_success
+	[ -z "$output" ] || fail "keys missing from man/man5/bio-config.5: $output"
+}
+
+@test "bio-config(5) EXAMPLES run as written (with bio-scan)" {
+	[ -x "$BIO_BUILD/bin/bio-scan" ] || skip "bio-scan not built"
+	PATH="$BIO_BUILD/bin:$PATH"
+	cd "$T"
+	BIO_ENV=prod bio-scan --print-config >prod.yaml
+	run diff <(bio-scan --print-config) <(bio-scan --env prod --print-config)
+	assert_failure 1
+	assert_line --partial '> '
+	printf 'training:\n  lr: 0.01\n  scheduler: cosine\n' >fast.yaml
+	run bio-scan -c fast.yaml --set model.channels='[16, 32]' --print-config
+	assert_success
+	assert_line '  lr: 0.01'
+	assert_line '  scheduler: cosine'
+	assert_line '  channels: [16, 32]'
+	run --separate-stderr bio-scan --set training.lrr=0.01 --print-config
+	assert_failure 1
+	assert_equal "$stderr" "bio-scan: --set: training.lrr: unknown key (did you mean 'training.lr'?)"
+	bio-scan --env prod -c fast.yaml --print-config >run.yaml
+	bio-scan -c run.yaml --print-config | cmp - run.yaml
+	# the pattern example of SYNTAX: taken literally
+	run bio-scan --set 'scan.iris.pattern=^(a|b): #x$' --print-config
+	assert_line '    pattern: "^(a|b): #x$"'
+}
