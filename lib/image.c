@@ -100,63 +100,63 @@ int bio_image_decode(struct bio_image *img, const void *buf, size_t len, const c
 			     "%s: unknown image format (not BMP, PNG, TIFF or JPEG)", name);
 }
 
-/* Reads all of fd (at most max_bytes) into a new buffer *out of *out_len bytes. */
-static int read_all(uint8_t **out, size_t *out_len, int fd, const char *path, size_t max_bytes,
-		    struct bio_error *err)
+/* Reads all of fd (at most max_bytes) into *buf (capacity *cap, grown as needed and kept);
+ * *len gets the size. */
+static int read_all(uint8_t **buf, size_t *cap, size_t *len, int fd, const char *path,
+		    size_t max_bytes, struct bio_error *err)
 {
 	struct stat st;
-	size_t cap = 1 << 16, len = 0;
+	size_t want = 1 << 16, n_read = 0;
 	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
 		if ((uint64_t)st.st_size > max_bytes)
 			return bio_error_set(err, BIO_ELIMIT,
 					     "%s: file of %llu bytes exceeds the limit of %zu bytes",
 					     path, (unsigned long long)st.st_size, max_bytes);
-		cap = (size_t)st.st_size + 1;
+		want = (size_t)st.st_size + 1; /* +1: see the end of the file in one read */
 	}
-	uint8_t *buf = malloc(cap);
-	if (!buf)
-		return bio_error_set(err, BIO_ENOMEM, "%s: out of memory", path);
 	for (;;) {
-		if (len == cap) {
-			if (cap > max_bytes) {
-				free(buf);
+		if (n_read == *cap || want > *cap) {
+			if (n_read == *cap && *cap > max_bytes)
 				return bio_error_set(err, BIO_ELIMIT,
 						     "%s: file exceeds the limit of %zu bytes", path,
 						     max_bytes);
-			}
-			size_t ncap = cap * 2 > max_bytes + 1 ? max_bytes + 1 : cap * 2;
-			uint8_t *nb = realloc(buf, ncap);
-			if (!nb) {
-				free(buf);
+			size_t ncap = want > *cap ? want : *cap * 2;
+			if (ncap > max_bytes + 1)
+				ncap = max_bytes + 1;
+			uint8_t *nb = realloc(*buf, ncap);
+			if (!nb)
 				return bio_error_set(err, BIO_ENOMEM, "%s: out of memory", path);
-			}
-			buf = nb;
-			cap = ncap;
+			*buf = nb;
+			*cap = ncap;
 		}
-		ssize_t n = read(fd, buf + len, cap - len);
+		ssize_t n = read(fd, *buf + n_read, *cap - n_read);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			int e = errno;
-			free(buf);
-			return bio_error_set(err, BIO_EIO, "%s: %s", path, strerror(e));
+			return bio_error_set(err, BIO_EIO, "%s: %s", path, strerror(errno));
 		}
 		if (n == 0)
 			break;
-		len += (size_t)n;
+		n_read += (size_t)n;
 	}
-	if (len > max_bytes) {
-		free(buf);
+	if (n_read > max_bytes)
 		return bio_error_set(err, BIO_ELIMIT, "%s: file exceeds the limit of %zu bytes", path,
 				     max_bytes);
-	}
-	*out = buf;
-	*out_len = len;
+	*len = n_read;
 	return 0;
 }
 
-int bio_image_load(struct bio_image *img, const char *path, const struct bio_image_limits *lim,
-		   struct bio_error *err)
+void bio_image_reader_destroy(struct bio_image_reader *r)
+{
+	if (!r)
+		return;
+	free(r->buf);
+	r->buf = NULL;
+	r->cap = 0;
+}
+
+int bio_image_reader_load(struct bio_image *img, struct bio_image_reader *r, const char *path,
+			  const struct bio_image_limits *lim, struct bio_error *err)
 {
 	struct bio_image_limits dflt;
 	memset(img, 0, sizeof *img);
@@ -168,14 +168,20 @@ int bio_image_load(struct bio_image *img, const char *path, const struct bio_ima
 	if (fd < 0)
 		return bio_error_set(err, errno == ENOENT ? BIO_ENOTFOUND : BIO_EIO, "%s: %s", path,
 				     strerror(errno));
-	uint8_t *buf = NULL;
 	size_t len = 0;
-	int rc = read_all(&buf, &len, fd, path, lim->max_file_bytes, err);
+	int rc = read_all(&r->buf, &r->cap, &len, fd, path, lim->max_file_bytes, err);
 	close(fd);
 	if (rc < 0)
 		return rc;
-	rc = bio_image_decode(img, buf, len, path, lim, err);
-	free(buf);
+	return bio_image_decode(img, r->buf, len, path, lim, err);
+}
+
+int bio_image_load(struct bio_image *img, const char *path, const struct bio_image_limits *lim,
+		   struct bio_error *err)
+{
+	struct bio_image_reader r = {0};
+	int rc = bio_image_reader_load(img, &r, path, lim, err);
+	bio_image_reader_destroy(&r);
 	return rc;
 }
 

@@ -290,6 +290,10 @@ int bio_image_decode_bmp(struct bio_image *img, const uint8_t *buf, size_t len, 
 		rows = idx;
 	}
 
+	/* a full gray ramp (PIL's and our writer's 8-bit gray BMPs): rows copy straight through */
+	int identity = bi.n_colors == 256;
+	for (unsigned i = 0; identity && i < 256; i++)
+		identity = bi.gray_lut[i] == i;
 	for (uint64_t y = 0; y < hgt; y++) {
 		const uint8_t *src = rows + y * stride;
 		uint64_t oy = bi.top_down ? y : hgt - 1 - y; /* RLE is always bottom-up */
@@ -297,13 +301,21 @@ int bio_image_decode_bmp(struct bio_image *img, const uint8_t *buf, size_t len, 
 		unsigned bad = 0;
 		uint64_t bad_x = 0;
 		if (idx || bi.bits == 8) {
-			for (uint64_t x = 0; x < w; x++) {
-				unsigned v = src[x];
-				if (v >= bi.n_colors && !bad) {
-					bad = v + 1;
-					bad_x = x;
+			if (identity)
+				memcpy(dst, src, (size_t)w);
+			else
+				for (uint64_t x = 0; x < w; x++)
+					dst[x] = bi.gray_lut[src[x]];
+			if (bi.n_colors < 256) {
+				unsigned mx = 0;
+				for (uint64_t x = 0; x < w; x++)
+					mx = src[x] > mx ? src[x] : mx;
+				for (uint64_t x = 0; mx >= bi.n_colors && !bad; x++) {
+					if (src[x] >= bi.n_colors) {
+						bad = src[x] + 1u;
+						bad_x = x;
+					}
 				}
-				dst[x] = bi.gray_lut[v];
 			}
 		} else if (bi.bits == 4) {
 			for (uint64_t x = 0; x < w; x++) {

@@ -175,8 +175,11 @@ static int tiff_read_rows(struct bio_image *img, TIFF *tif, const struct tiff_fm
 		}
 		uint8_t *dst = img->pixels + (size_t)y * f->w;
 		if (gray && f->bps == 8) {
-			for (uint32_t x = 0; x < f->w; x++)
-				dst[x] = row[(size_t)x * f->spp];
+			if (f->spp == 1)
+				memcpy(dst, row, f->w);
+			else
+				for (uint32_t x = 0; x < f->w; x++)
+					dst[x] = row[(size_t)x * f->spp];
 			if (f->photometric == PHOTOMETRIC_MINISWHITE)
 				for (uint32_t x = 0; x < f->w; x++)
 					dst[x] = (uint8_t)(255 - dst[x]);

@@ -33,6 +33,18 @@ void bio_image_limits_default(struct bio_image_limits *lim);
  * Messages name the path: "x.bmp: truncated BMP pixel array (got 1024 of 76800 bytes)". */
 int bio_image_load(struct bio_image *img, const char *path, const struct bio_image_limits *lim,
 		   struct bio_error *err);
+/* A read buffer reused across loads: loading many files through one reader saves an allocation
+ * and its page faults per file (about 0.1 ms per 150 KB file). Zero-initialise it
+ * (struct bio_image_reader r = {0}); one per thread; free with bio_image_reader_destroy. */
+struct bio_image_reader {
+	uint8_t *buf;
+	size_t cap;
+};
+/* As bio_image_load, reading through r (borrowed; its buffer grows as needed and is kept). */
+int bio_image_reader_load(struct bio_image *img, struct bio_image_reader *r, const char *path,
+			  const struct bio_image_limits *lim, struct bio_error *err);
+void bio_image_reader_destroy(struct bio_image_reader *r);
+
 /* Decodes len bytes of buf (borrowed); name is used in messages. */
 int bio_image_decode(struct bio_image *img, const void *buf, size_t len, const char *name,
 		     const struct bio_image_limits *lim, struct bio_error *err);

@@ -104,6 +104,50 @@ TEST(round_trip)
 	CHECK_EQ(count_tmp_files(), 0);
 }
 
+TEST(reader_reuse)
+{
+	/* one reader through files of growing and shrinking sizes gives what bio_image_load gives */
+	static const uint32_t sizes[][2] = {{5, 5}, {300, 200}, {3, 1}, {64, 70}};
+	struct bio_image_reader r = {0};
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = 0; i < 4; i++) {
+			char path[512];
+			uint32_t w = sizes[i][0], h = sizes[i][1];
+			uint8_t *px = malloc((size_t)w * h);
+			fill_pattern(px, (size_t)w * h, (unsigned)(i + 7));
+			path_in_tmp(path, sizeof path, i % 2 ? "rd.png" : "rd.bmp");
+			CHECK_EQ((i % 2 ? bio_image_save_png : bio_image_save_bmp)(path, px, w, h, 1,
+										    NULL), 0);
+			struct bio_image a, b;
+			struct bio_error err = {0};
+			CHECK_EQ(bio_image_reader_load(&a, &r, path, NULL, &err), 0);
+			CHECK_EQ(bio_image_load(&b, path, NULL, &err), 0);
+			CHECK(a.width == w && b.width == w && a.height == h && b.height == h &&
+			      memcmp(a.pixels, px, (size_t)w * h) == 0 &&
+			      memcmp(b.pixels, px, (size_t)w * h) == 0);
+			bio_image_destroy(&a);
+			bio_image_destroy(&b);
+			free(px);
+		}
+	CHECK(r.cap >= 300 * 200);
+	/* a FIFO (no size known in advance) reads through the same buffer */
+	char fifo[512], src[512];
+	path_in_tmp(fifo, sizeof fifo, "fifo.bmp");
+	path_in_tmp(src, sizeof src, "rd.bmp");
+	if (mkfifo(fifo, 0600) == 0) {
+		char cmd[1200];
+		snprintf(cmd, sizeof cmd, "cat '%s' > '%s' &", src, fifo);
+		CHECK_EQ(system(cmd), 0);
+		struct bio_image a;
+		struct bio_error err = {0};
+		CHECK_EQ(bio_image_reader_load(&a, &r, fifo, NULL, &err), 0);
+		CHECK_EQ(a.width, 3); /* rd.bmp was last written at 3x1 */
+		bio_image_destroy(&a);
+	}
+	bio_image_reader_destroy(&r);
+	bio_image_reader_destroy(&r);
+}
+
 TEST(writer_errors)
 {
 	uint8_t px[12] = {0};
@@ -457,6 +501,7 @@ int main(void)
 		return 1;
 	}
 	RUN(round_trip);
+	RUN(reader_reuse);
 	RUN(writer_errors);
 	RUN(limits);
 	RUN(truncation);
