@@ -811,37 +811,38 @@ static void plot_training(struct eval *e, const char *plots, const char *run_dir
 			ser[j] = ser[j - 1];
 			ser[j - 1] = t;
 		}
-	struct bio_plot_series loss[64], acc[64], other[64];
-	size_t nl = 0, na = 0, no = 0;
+	/* panels: losses, rates (accuracy, ...), throughput, learning rate */
+	static const char *const titles[4] = {"Loss", "Accuracy", "Throughput", "Learning rate"};
+	static const char *const ylabels[4] = {"Loss", "Rate", "Samples/s", "lr"};
+	struct bio_plot_series group[4][64];
+	size_t n_in[4] = {0};
 	for (size_t i = 0; i < n; i++) {
-		struct bio_plot_series s = {ser[i].name, ser[i].x, ser[i].y, ser[i].n,
-					    BIO_STYLE_LINESPOINTS};
-		if (strstr(ser[i].name, "loss"))
-			loss[nl++] = s;
-		else if (strstr(ser[i].name, "acc") || strstr(ser[i].name, "rank") ||
-			 strstr(ser[i].name, "eer"))
-			acc[na++] = s;
-		else if (strstr(ser[i].name, "lr") || strstr(ser[i].name, "samples_per_s"))
-			other[no++] = s;
+		const char *k = ser[i].name;
+		int g = strstr(k, "loss")                                      ? 0
+			: strstr(k, "acc") || strstr(k, "rank") || strstr(k, "eer") ? 1
+			: strstr(k, "samples_per_s")                            ? 2
+			: strcmp(k, "lr") == 0 || strstr(k, "learning_rate")    ? 3
+										: -1;
+		if (g >= 0)
+			group[g][n_in[g]++] = (struct bio_plot_series){ser[i].name, ser[i].x, ser[i].y,
+								       ser[i].n, BIO_STYLE_LINESPOINTS};
 	}
-	struct bio_plot_panel panels[3];
+	struct bio_plot_panel panels[4];
 	size_t np = 0;
-	if (nl)
-		panels[np++] = (struct bio_plot_panel){.title = "Loss", .xlabel = "Step",
-						       .ylabel = "Loss", .series = loss,
-						       .n_series = nl, .key_pos = "top right"};
-	if (na)
-		panels[np++] = (struct bio_plot_panel){.title = "Accuracy", .xlabel = "Step",
-						       .ylabel = "Rate", .series = acc,
-						       .n_series = na};
-	if (no)
-		panels[np++] = (struct bio_plot_panel){.title = "Other", .xlabel = "Step",
-						       .series = other, .n_series = no};
+	for (int g = 0; g < 4; g++)
+		if (n_in[g])
+			panels[np++] = (struct bio_plot_panel){
+				.title = titles[g], .xlabel = "Epoch (step)", .ylabel = ylabels[g],
+				.series = group[g], .n_series = n_in[g],
+				.key_pos = g == 1 ? "bottom right" : "top right"};
+	size_t cols = np == 4 ? 2 : np;
+	size_t rows = np == 4 ? 2 : 1;
 	if (np == 0)
 		bio_tool_warn(e->t, "%s: no metrics to plot", run_dir);
 	else
-		plot_or_die(e, plots, "training_curves.png", panels, np, np,
-			    (int)(e->width * (int64_t)np * 3 / 4 + 100), (int)e->height);
+		plot_or_die(e, plots, "training_curves.png", panels, np, cols,
+			    (int)(e->width * (int64_t)cols * 3 / 4 + 100),
+			    (int)(e->height * (int64_t)rows * 3 / 4 + (rows == 1 ? e->height / 4 : 0)));
 	for (size_t i = 0; i < n; i++) {
 		free(ser[i].name);
 		free(ser[i].x);
