@@ -31,8 +31,9 @@ BIO_PREP ?= $(BUILD)/bin/bio-prep
 
 .PHONY: prep-sharded bench-prep
 
-# Builds bio-prep first unless BIO_PREP names another one (e.g. an installed bio-prep).
-prep-sharded: $(if $(filter $(BUILD)/bin/bio-prep,$(BIO_PREP)),$(BUILD)/bin/bio-prep)
+# Builds bio-prep first unless BIO_PREP is given (command line or environment: an installed
+# bio-prep, or the one under test).
+prep-sharded: $(if $(filter file default,$(origin BIO_PREP)),$(BUILD)/bin/bio-prep)
 	@if [ -z "$(MANIFEST)" ] || [ -z "$(OUT)" ]; then \
 	  echo "usage: make prep-sharded MANIFEST=manifest.bs OUT=samples.bs [SHARDS=4]" >&2; exit 2; fi
 	@set -e; d=$$(mktemp -d "$(OUT).shards.XXXXXX"); trap 'rm -rf "$$d"' EXIT; \
