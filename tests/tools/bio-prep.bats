@@ -114,6 +114,12 @@ EOF
 	# from standard input too
 	bio-prep -j3 < manifest.bs > "$T/stdin.bs"
 	cmp "$T/j1.bs" "$T/stdin.bs"
+	# several manifests are read as one stream, as their concatenation is
+	bio-prep -j2 manifest.bs manifest.bs > "$T/two.bs"
+	cat manifest.bs manifest.bs | bio-prep -j1 > "$T/cat.bs"
+	cmp "$T/two.bs" "$T/cat.bs"
+	run stream_summary "$T/two.bs"
+	assert_output "samples 72 0"
 }
 
 @test "bio-prep: values match PIL + numpy (bilinear, area, unquantised)" {
