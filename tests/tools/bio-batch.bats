@@ -7,6 +7,7 @@ load '/usr/lib/bats/bats-support/load'
 load '/usr/lib/bats/bats-assert/load'
 
 setup_file() {
+	cd "$BATS_TEST_DIRNAME/../.." || return 1
 	export PYTHON="${PYTHON:-/usr/bin/python3}"
 	export FIX="$BATS_FILE_TMPDIR/fx"
 	# 38 records: splits cycle train, train, val, test -> 20 train, 9 val, 9 test

@@ -6,6 +6,7 @@ load '/usr/lib/bats/bats-support/load'
 load '/usr/lib/bats/bats-assert/load'
 
 setup_file() {
+	cd "$BATS_TEST_DIRNAME/../.." || return 1
 	export PYTHON="${PYTHON:-/usr/bin/python3}"
 	export FIX="$BATS_FILE_TMPDIR/fx"
 	# lossless formats of several kinds and sizes (down- and upscaling), 36 records
