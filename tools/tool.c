@@ -23,12 +23,12 @@ static char *volatile tool_signal_tmp;
 
 static void tool_on_signal(int sig)
 {
-	/* Async-signal-safe only: unlink the partial output, then die of the same signal (so the
-	 * parent sees "killed by SIGINT"); _exit covers the case where the signal is blocked. */
+	/* Async-signal-safe calls only: unlink the partial output, then die of the same signal so
+	 * the parent sees "killed by SIGTERM" (the handler runs with SA_RESETHAND | SA_NODEFER: the
+	 * default action is back and the signal not blocked); _exit if it somehow returns. */
 	char *tmp = tool_signal_tmp;
 	if (tmp)
 		unlink(tmp);
-	signal(sig, SIG_DFL);
 	raise(sig);
 	_exit(128 + sig);
 }
@@ -42,6 +42,7 @@ static void tool_catch_signals(void)
 			continue; /* keep nohup's and the shell's "ignore" */
 		memset(&sa, 0, sizeof sa);
 		sa.sa_handler = tool_on_signal;
+		sa.sa_flags = SA_RESETHAND | SA_NODEFER;
 		sigemptyset(&sa.sa_mask);
 		sigaction(sigs[i], &sa, NULL);
 	}
@@ -271,6 +272,17 @@ FILE *bio_tool_output_open(struct bio_tool *t)
 		t->out = stdout;
 		return t->out;
 	}
+	struct stat st;
+	if (stat(t->output, &st) == 0 && S_ISDIR(st.st_mode))
+		bio_tool_die(t, "%s: %s", t->output, strerror(EISDIR));
+	if (stat(t->output, &st) == 0 && !S_ISREG(st.st_mode)) {
+		/* A device or FIFO (-o /dev/null): written in place; a temp file beside it and a
+		 * rename would replace the device node itself. */
+		t->out = fopen(t->output, "w");
+		if (!t->out)
+			bio_tool_die(t, "%s: %s", t->output, strerror(errno));
+		return t->out;
+	}
 	const char *slash = strrchr(t->output, '/');
 	size_t dir_len = slash ? (size_t)(slash - t->output) + 1 : 0;
 	const char *base = slash ? slash + 1 : t->output;
@@ -347,9 +359,25 @@ static void tool_close_stdout(struct bio_tool *t)
 
 void bio_tool_output_commit(struct bio_tool *t)
 {
+	if (t && t->out && t->out != stdout && !t->out_tmp) {
+		/* -o naming a device or FIFO: no rename, but a checked close. */
+		FILE *f = t->out;
+		t->out = NULL;
+		int e = 0;
+		errno = 0;
+		if (fflush(f) != 0 || ferror(f))
+			e = errno ? errno : EIO;
+		if (fclose(f) != 0 && !e)
+			e = errno;
+		if (e == EPIPE)
+			exit(BIO_EXIT_OK);
+		if (e)
+			bio_tool_die(t, "%s: write error: %s", t->output, strerror(e));
+	}
 	if (t && t->out_tmp) {
 		FILE *f = t->out;
 		int e = 0;
+		errno = 0;
 		if (fflush(f) != 0 || ferror(f))
 			e = errno ? errno : EIO;
 		if (!e && fsync(fileno(f)) != 0 && errno != EINVAL && errno != EROFS)

@@ -275,6 +275,15 @@ Try '$n --help'."
 	[ "$(stat -c %a "$T/out2")" = 644 ]
 	"$DEMO" -o - <"$T/in" | cmp - "$T/in"
 	[ -z "$(find "$T" -name '.*.tmp.*')" ]
+	# a device is written in place, never replaced by a rename
+	"$DEMO" -o /dev/null <"$T/in"
+	[ -c /dev/null ]
+	run --separate-stderr "$DEMO" -o /dev/full <"$T/in"
+	assert_failure 1
+	assert_equal "$stderr" "tool-demo: /dev/full: write error: No space left on device"
+	run --separate-stderr "$DEMO" -o "$T" <"$T/in"
+	assert_failure 1
+	assert_equal "$stderr" "tool-demo: $T: Is a directory"
 	# relative path: temp file in the current directory
 	(cd "$T" && "$DEMO" -o rel <"$T/in")
 	cmp "$T/rel" "$T/in"
