@@ -3,8 +3,8 @@
  * libpng, libtiff and libjpeg. Decoded formats: PNG at every bit depth and color type, with tRNS
  * and Adam7; BMP with OS/2 core, INFO, V4 and V5 headers, 1/4/8-bit palettes, 16/24/32-bit
  * (bit fields too), bottom-up or top-down, RLE8/RLE4; TIFF through libtiff (8/16-bit gray,
- * palette, RGB(A), and whatever libtiff's RGBA reader handles); JPEG gray and YCbCr (not
- * CMYK/YCCK). Tested bit-exact against PIL 9.4 by tests/python/pil_compare.py. */
+ * palette, RGB(A), and whatever libtiff's RGBA reader handles); JPEG gray, YCbCr, CMYK/YCCK.
+ * Tested bit-exact against PIL 9.4 by tests/python/pil_compare.py. */
 #ifndef BIO_IMAGE_H
 #define BIO_IMAGE_H
 

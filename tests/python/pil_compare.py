@@ -415,6 +415,9 @@ def jpeg_fixtures(d, rng):
         p = f"{d}/jpg_{nm}_optimize.jpg"
         Image.fromarray(a).save(p, quality=80, optimize=True)
         out.append(p)
+        p = f"{d}/jpg_{nm}_cmyk.jpg"
+        Image.fromarray(a).convert("CMYK").save(p, quality=90)
+        out.append(p)
     return out
 
 
