@@ -257,10 +257,12 @@ int bio_image_decode_bmp(struct bio_image *img, const uint8_t *buf, size_t len, 
 	if (rc < 0)
 		return rc;
 	if (data_offset == 0)
-		data_offset = (uint32_t)(pal_start + (bi.bits <= 8 ? bi.pal_entry_bytes * bi.n_colors : 0));
+		data_offset = (uint32_t)(pal_start +
+					 (bi.bits <= 8 ? bi.pal_entry_bytes * bi.n_colors : 0));
 	if (data_offset >= len)
 		return bio_error_set(err, BIO_ETRUNC,
-				     "%s: BMP pixel data offset %u is past the end of the file (%zu bytes)",
+				     "%s: BMP pixel data offset %u is past the end of the file "
+				     "(%zu bytes)",
 				     name, data_offset, len);
 
 	const uint8_t *data = buf + data_offset;
@@ -355,7 +357,8 @@ int bio_image_decode_bmp(struct bio_image *img, const uint8_t *buf, size_t len, 
 		}
 		if (bad) {
 			rc = bio_error_set(err, BIO_EFORMAT,
-					   "%s: BMP palette index %u out of range (%u colors) at pixel (%llu, %llu)",
+					   "%s: BMP palette index %u out of range (%u colors) "
+					   "at pixel (%llu, %llu)",
 					   name, bad - 1, bi.n_colors, (unsigned long long)bad_x,
 					   (unsigned long long)oy);
 			goto out;

@@ -3,10 +3,10 @@
  * IDCT, fancy upsampling), as PIL does, and then go through PIL's L formula, so the result is
  * PIL's byte for byte when both use the same libjpeg. (Asking libjpeg for JCS_GRAYSCALE would
  * take the Y channel instead: on our fixtures 2.3% of pixels differ from PIL, by up to 14.)
- * CMYK/YCCK JPEGs go through PIL's inverted-CMYK -> RGB -> L. Errors longjmp out of libjpeg into the inner
- * function, whose resources live in the caller's context; libjpeg never prints. A file that
- * ends early is an error (PIL: "image file is truncated"); a progressive file with absurdly many
- * scans is refused. */
+ * CMYK/YCCK JPEGs go through PIL's inverted-CMYK -> RGB -> L. Errors longjmp out of libjpeg
+ * into the inner function, whose resources live in the caller's context; libjpeg never prints.
+ * A file that ends early is an error (PIL: "image file is truncated"); a progressive file with
+ * absurdly many scans is refused. */
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>

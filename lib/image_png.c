@@ -71,7 +71,8 @@ static int png_row_to_gray(struct png_ctx *c, uint8_t *dst, const uint8_t *src, 
 		for (uint32_t x = 0; x < w; x++) {
 			if (src[x] >= n_palette) {
 				c->rc = bio_error_set(c->err, BIO_EFORMAT,
-						      "%s: PNG palette index %u out of range (%d colors) at pixel (%u, %u)",
+						      "%s: PNG palette index %u out of range "
+						      "(%d colors) at pixel (%u, %u)",
 						      c->name, src[x], n_palette, x, y);
 				return c->rc;
 			}

@@ -422,15 +422,16 @@ static void pass_v(float *out_f, uint8_t *out_u8, int32_t *acc, const struct bio
 						_mm_loadl_epi64((const __m128i *)(rb + xx)));
 					__m128i lo = _mm_unpacklo_epi8(ab, zero);
 					__m128i hi = _mm_unpackhi_epi8(ab, zero);
-					__m128i *ph = (__m128i *)(acc_h + xx), *pl = (__m128i *)(acc_l + xx);
-					_mm_storeu_si128(ph, _mm_add_epi32(_mm_loadu_si128(ph),
-									   _mm_madd_epi16(lo, vh)));
-					_mm_storeu_si128(ph + 1, _mm_add_epi32(_mm_loadu_si128(ph + 1),
-									       _mm_madd_epi16(hi, vh)));
-					_mm_storeu_si128(pl, _mm_add_epi32(_mm_loadu_si128(pl),
-									   _mm_madd_epi16(lo, vl)));
-					_mm_storeu_si128(pl + 1, _mm_add_epi32(_mm_loadu_si128(pl + 1),
-									       _mm_madd_epi16(hi, vl)));
+					__m128i *ph = (__m128i *)(acc_h + xx);
+					__m128i *pl = (__m128i *)(acc_l + xx);
+					__m128i mlh = _mm_madd_epi16(lo, vh), mhh = _mm_madd_epi16(hi, vh);
+					__m128i mll = _mm_madd_epi16(lo, vl), mhl = _mm_madd_epi16(hi, vl);
+					_mm_storeu_si128(ph, _mm_add_epi32(_mm_loadu_si128(ph), mlh));
+					_mm_storeu_si128(ph + 1,
+							 _mm_add_epi32(_mm_loadu_si128(ph + 1), mhh));
+					_mm_storeu_si128(pl, _mm_add_epi32(_mm_loadu_si128(pl), mll));
+					_mm_storeu_si128(pl + 1,
+							 _mm_add_epi32(_mm_loadu_si128(pl + 1), mhl));
 				}
 			}
 			for (xx = 0; xx < w / 8 * 8; xx++) {

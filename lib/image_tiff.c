@@ -305,7 +305,8 @@ int bio_image_decode_tiff(struct bio_image *img, const uint8_t *buf, size_t len,
 		uint64_t n = TIFFGetStrileByteCountWithErr(tif, i, &e2);
 		if (e1 || e2 || off > len || n > len - off) {
 			rc = bio_error_set(err, BIO_ETRUNC,
-					   "%s: truncated TIFF: %s %u (%llu bytes at offset %llu) ends past the end of the file (%zu bytes)",
+					   "%s: truncated TIFF: %s %u (%llu bytes at offset %llu) "
+					   "ends past the end of the file (%zu bytes)",
 					   name, TIFFIsTiled(tif) ? "tile" : "strip", i,
 					   (unsigned long long)n, (unsigned long long)off, len);
 			goto out;
