@@ -227,22 +227,23 @@ static size_t *map_index(const struct node *map)
 	return idx;
 }
 
-/* Finds key in map through idx (from map_index, covering the first n_idx entries). */
-static struct node *map_index_find(const struct node *map, const size_t *idx, size_t n_idx,
-				   const char *key)
+/* Position in map->kids of key, found through idx (from map_index, covering the first n_idx
+ * entries); SIZE_MAX when absent. */
+static size_t map_index_find(const struct node *map, const size_t *idx, size_t n_idx,
+			     const char *key)
 {
 	size_t lo = 0, hi = n_idx;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 		int c = strcmp(map->kids[idx[mid]]->key, key);
 		if (c == 0)
-			return map->kids[idx[mid]];
+			return idx[mid];
 		if (c < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	return NULL;
+	return SIZE_MAX;
 }
 
 /* ---- parsing one layer ---- */
@@ -811,7 +812,8 @@ static int merge_map(const struct node *root, struct node *dst, struct node *ov,
 			rc = bio_error_set(err, BIO_ENOMEM, "out of memory");
 			break;
 		}
-		struct node *d = map_index_find(dst, idx, n_idx, o->key);
+		size_t pos = map_index_find(dst, idx, n_idx, o->key);
+		struct node *d = pos == SIZE_MAX ? NULL : dst->kids[pos];
 		if (!d) {
 			if (!dst->open) {
 				rc = unknown_key(root, dst, parent_path, o, sb_str(path), err);
@@ -837,9 +839,7 @@ static int merge_map(const struct node *root, struct node *dst, struct node *ov,
 						continue;
 					}
 					node_set_open(copy);
-					for (size_t j = 0; j < dst->n_kids; j++)
-						if (dst->kids[j] == d)
-							dst->kids[j] = copy;
+					dst->kids[pos] = copy;
 					node_free(d);
 				}
 				continue;
@@ -862,11 +862,9 @@ static int merge_map(const struct node *root, struct node *dst, struct node *ov,
 			rc = bio_error_set(err, BIO_ENOMEM, "out of memory");
 			continue;
 		}
-		if (d->open || dst->open)
+		if (dst->open)
 			node_set_open(copy);
-		for (size_t j = 0; j < dst->n_kids; j++)
-			if (dst->kids[j] == d)
-				dst->kids[j] = copy;
+		dst->kids[pos] = copy;
 		node_free(d);
 	}
 	path->len = keep;

@@ -653,6 +653,36 @@ TEST(dump_round_trip)
 	bio_config_free(c2);
 }
 
+/* Large maps load and merge in O(n log n): a quadratic duplicate check or merge would take
+ * minutes here (and the test suite's time limit catches that). */
+TEST(large_maps)
+{
+	enum { N = 40000 };
+	struct bio_error err = {0};
+	char *text = malloc((size_t)N * 24 + 16);
+	BIO_ASSERT(text);
+	struct bio_config *c = bio_config_new();
+	CHECK_EQ(bio_config_load_base(c, "b", "tags: {}\n", 9, &err), 0);
+	for (int pass = 0; pass < 2; pass++) {
+		size_t len = (size_t)sprintf(text, "tags:\n");
+		for (int i = 0; i < N; i++)
+			len += (size_t)sprintf(text + len, "  k%d: %d\n", (i * 7919) % N, pass);
+		CHECK_EQ(bio_config_load_overlay(c, "big", text, len, &err), 0);
+	}
+	CHECK_EQ(bio_config_count(c, "tags"), N);
+	int64_t v;
+	CHECK_EQ(bio_config_get_int(c, "tags.k123", -1, &v, &err), 0);
+	CHECK_EQ(v, 1);
+	/* a duplicate among many keys is still found */
+	size_t len = (size_t)sprintf(text, "tags:\n");
+	for (int i = 0; i < N; i++)
+		len += (size_t)sprintf(text + len, "  k%d: 1\n", i == N - 1 ? 17 : i);
+	CHECK_EQ(bio_config_load_overlay(c, "dup", text, len, &err), BIO_EFORMAT);
+	CHECK(strstr(err.msg, "tags.k17: duplicate key (first at dup:19)"));
+	bio_config_free(c);
+	free(text);
+}
+
 struct leaves {
 	char buf[4096];
 	size_t len;
@@ -850,6 +880,7 @@ int main(void)
 	RUN(alias_bomb);
 	RUN(depth_and_size);
 	RUN(load_file);
+	RUN(large_maps);
 	RUN(dump_round_trip);
 	RUN(foreach_leaf);
 	RUN(digest);
