@@ -427,3 +427,13 @@ EOF2
 	run bio-scan --set 'scan.iris.pattern=^(a|b): #x$' --print-config
 	assert_line '    pattern: "^(a|b): #x$"'
 }
+
+@test "a progress line appears when standard error is a terminal" {
+	command -v script >/dev/null || skip "script(1) not installed"
+	seq 1 100000 >"$T/in"
+	run script -qec "'$DEMO' <'$T/in' >/dev/null" /dev/null
+	assert_success
+	[[ "$output" == $'\r'"tool-demo: copying 4096"* ]] || fail "no progress line: $output"
+	run --separate-stderr "$DEMO" <"$T/in"
+	assert_equal "$stderr" ""
+}
