@@ -325,6 +325,7 @@ struct bio_model *bio_model_new(const struct bio_model_spec *spec, int max_batch
 		goto nomem;
 	m->spec = *spec;
 	m->max_batch = max_batch;
+	m->n_threads = 1;
 	struct layout lo = {0};
 	make_layout(&lo, spec);
 	m->tensors = calloc(lo.n_tensors, sizeof *m->tensors);
@@ -420,12 +421,12 @@ struct bio_model *bio_model_new(const struct bio_model_spec *spec, int max_batch
 		br->fc1 = (struct bio_linear){flat, spec->hidden, param(m, mod, "fc", 1, "weight", 0),
 					      param(m, mod, "fc", 1, "bias", 0),
 					      param(m, mod, "fc", 1, "weight", 1),
-					      param(m, mod, "fc", 1, "bias", 1)};
+					      param(m, mod, "fc", 1, "bias", 1), NULL};
 		br->fc2 = (struct bio_linear){spec->hidden, spec->embedding,
 					      param(m, mod, "fc", 2, "weight", 0),
 					      param(m, mod, "fc", 2, "bias", 0),
 					      param(m, mod, "fc", 2, "weight", 1),
-					      param(m, mod, "fc", 2, "bias", 1)};
+					      param(m, mod, "fc", 2, "bias", 1), NULL};
 		br->flat = falloc((size_t)n * flat, ab);
 		br->h1 = falloc((size_t)n * spec->hidden, ab);
 		br->mask = falloc((size_t)n * spec->hidden, ab);
@@ -436,22 +437,30 @@ struct bio_model *bio_model_new(const struct bio_model_spec *spec, int max_batch
 			goto nomem;
 		m->emb[b] = br->emb;
 	}
-	/* im2col scratch: whole batch of the largest layer when small, else chunks of ~4M floats */
-	size_t col_floats = max_col * n;
-	if (col_floats > ((size_t)4 << 20))
-		col_floats = max_col > ((size_t)4 << 20) ? max_col : ((size_t)4 << 20);
-	m->col = falloc(col_floats, ab);
+	/* im2col scratch, one buffer per thread: chunks of BIO_MODEL_CONV_CHUNK samples (fixed, so
+	 * that results do not depend on the thread count); per-chunk weight-gradient partials */
+	const int chunk = n < BIO_MODEL_CONV_CHUNK ? n : BIO_MODEL_CONV_CHUNK;
+	const size_t n_chunks = (size_t)((n + chunk - 1) / chunk);
+	size_t max_dw = 0;
+	for (int i = 0, cin = 1; i < spec->n_blocks; cin = spec->channels[i], i++)
+		if ((size_t)spec->channels[i] * cin * k * k > max_dw)
+			max_dw = (size_t)spec->channels[i] * cin * k * k;
+	m->col_floats = max_col * chunk;
+	m->col = falloc(m->col_floats, ab);
+	m->dw_part = falloc(max_dw * n_chunks, ab);
 	/* scratch: gradient of one conv output; d_scratch: gradients of pool outputs / dense */
 	size_t dense = (size_t)n * (flat > spec->hidden ? flat : spec->hidden);
 	m->scratch = falloc(max_conv, ab);
 	m->d_half = max_pool > dense ? max_pool : dense;
 	m->d_scratch = falloc(m->d_half * 2, ab);
-	if (!m->col || !m->scratch || !m->d_scratch)
+	if (!m->col || !m->dw_part || !m->scratch || !m->d_scratch)
 		goto nomem;
 	for (int b = 0; b < nm; b++)
 		for (int i = 0; i < spec->n_blocks; i++) {
 			m->branches[b].conv[i].col = m->col;
-			m->branches[b].conv[i].col_floats = col_floats;
+			m->branches[b].conv[i].col_floats = m->col_floats;
+			m->branches[b].conv[i].chunk = chunk;
+			m->branches[b].conv[i].dw_part = m->dw_part;
 		}
 
 	m->fusion.kind = spec->fusion;
@@ -474,7 +483,7 @@ struct bio_model *bio_model_new(const struct bio_model_spec *spec, int max_batch
 	const struct bio_model_tensor *cw = bio_model_find(m, "classifier.weight");
 	const struct bio_model_tensor *cb = bio_model_find(m, "classifier.bias");
 	m->classifier = (struct bio_linear){fused, spec->n_classes, cw->data, cb->data, cw->grad,
-					    cb->grad};
+					    cb->grad, NULL};
 	m->fused = falloc((size_t)n * fused, ab);
 	m->d_fused = falloc((size_t)n * fused, ab);
 	m->logits = falloc((size_t)n * spec->n_classes, ab);
@@ -518,6 +527,8 @@ void bio_model_free(struct bio_model *m)
 	free(m->emb);
 	free(m->d_emb);
 	free(m->col);
+	free(m->dw_part);
+	bio_nn_pool_free(m->pool);
 	free(m->scratch);
 	free(m->d_scratch);
 	free(m->fusion.alpha);
@@ -593,12 +604,75 @@ const float *bio_model_embedding(const struct bio_model *m, int branch)
 	return m->branches[branch].emb;
 }
 
+int bio_model_set_threads(struct bio_model *m, int n_threads, struct bio_error *err)
+{
+	if (n_threads < 1)
+		n_threads = 1;
+	float *col = realloc(m->col, m->col_floats * (size_t)n_threads * sizeof(float));
+	if (!col)
+		return bio_error_set(err, BIO_ENOMEM, "out of memory for %d threads", n_threads);
+	m->activation_bytes += m->col_floats * (size_t)(n_threads - m->n_threads) * sizeof(float);
+	m->col = col;
+	struct bio_nn_pool *pool = bio_nn_pool_new(n_threads);
+	if (!pool)
+		return bio_error_set(err, BIO_ENOMEM, "cannot start %d threads", n_threads);
+	bio_nn_pool_free(m->pool);
+	m->pool = pool;
+	m->n_threads = n_threads;
+	bio_nn_set_threads(1); /* the pool splits the GEMMs; OpenBLAS stays single-threaded */
+	for (int b = 0; b < m->spec.n_mod; b++) {
+		struct bio_model_branch *br = &m->branches[b];
+		for (int i = 0; i < m->spec.n_blocks; i++) {
+			br->conv[i].col = m->col;
+			br->conv[i].pool = pool;
+			br->bn[i].pool = pool;
+		}
+		br->fc1.pool = pool;
+		br->fc2.pool = pool;
+	}
+	m->classifier.pool = pool;
+	return 0;
+}
+
 /* ---- forward / backward ---- */
 
-#define TIMED(m, idx, stmt)                                                             \
+struct pool_job {
+	struct bio_model *m;
+	struct bio_model_branch *br;
+	int block, n;
+	const float *d_pool;
+	float *dy;
+};
+
+static void pool_forward_channels(void *ctx, size_t c0, size_t c1, int t)
+{
+	const struct pool_job *j = ctx;
+	const int side = j->m->spec.input_size >> j->block;
+	const size_t conv_c = (size_t)j->n * side * side, pool_c = (size_t)j->n * (side / 2) * (side / 2);
+	const struct bio_batchnorm *bn = &j->br->bn[j->block];
+	(void)t;
+	bio_affine_relu_maxpool2_forward(j->br->pool[j->block] + c0 * pool_c,
+					 j->br->argmax[j->block] + c0 * pool_c,
+					 j->br->xhat[j->block] + c0 * conv_c, bn->gamma + c0,
+					 bn->beta + c0, (int)(c1 - c0), j->n, side, side);
+}
+
+static void pool_backward_channels(void *ctx, size_t c0, size_t c1, int t)
+{
+	const struct pool_job *j = ctx;
+	const int side = j->m->spec.input_size >> j->block;
+	const size_t conv_c = (size_t)j->n * side * side, pool_c = (size_t)j->n * (side / 2) * (side / 2);
+	(void)t;
+	bio_maxpool2_relu_backward(j->dy + c0 * conv_c, j->d_pool + c0 * pool_c,
+				   j->br->pool[j->block] + c0 * pool_c,
+				   j->br->argmax[j->block] + c0 * pool_c, (c1 - c0) * (size_t)j->n,
+				   side, side);
+}
+
+#define TIMED(m, idx, ...)                                                              \
 	do {                                                                            \
 		double t0_ = (m)->timing ? now_s() : 0.0;                               \
-		stmt;                                                                   \
+		__VA_ARGS__;                                                            \
 		if ((m)->timing)                                                        \
 			(m)->timers[idx] += now_s() - t0_;                              \
 	} while (0)
@@ -616,9 +690,8 @@ static void branch_forward(struct bio_model *m, struct bio_model_branch *br, con
 		TIMED(m, 0, bio_conv2d_forward(&br->conv[i], br->xhat[i], x, n));
 		TIMED(m, 1, {
 			bio_batchnorm_forward(&br->bn[i], NULL, br->xhat[i], br->xhat[i], n, training);
-			bio_affine_relu_maxpool2_forward(br->pool[i], br->argmax[i], br->xhat[i],
-							 br->bn[i].gamma, br->bn[i].beta, c, n,
-							 side, side);
+			struct pool_job pj = {m, br, i, n, NULL, NULL};
+			bio_nn_parallel_for(m->pool, (size_t)c, pool_forward_channels, &pj);
 		});
 		x = br->pool[i];
 		side /= 2;
@@ -688,11 +761,11 @@ static void branch_backward(struct bio_model *m, struct bio_model_branch *br, co
 		bio_flatten_backward(dp, d_flat, sp->channels[nb - 1], n, fs * fs);
 	});
 	for (int i = nb - 1; i >= 0; i--) {
-		const int c = sp->channels[i], cs = sp->input_size >> i; /* conv output side */
+		const int c = sp->channels[i];
 		float *dy = m->scratch;
 		TIMED(m, 5, {
-			bio_maxpool2_relu_backward(dy, dp, br->pool[i], br->argmax[i], (size_t)c * n,
-						   cs, cs);
+			struct pool_job pj = {m, br, i, n, dp, dy};
+			bio_nn_parallel_for(m->pool, (size_t)c, pool_backward_channels, &pj);
 			bio_batchnorm_backward(&br->bn[i], dy, dy, br->xhat[i], n, training);
 		});
 		const float *in = i > 0 ? br->pool[i - 1] : br->input;

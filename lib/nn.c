@@ -5,6 +5,8 @@
 #include "bio/nn.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cblas.h>
@@ -29,6 +31,141 @@ void bio_nn_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, co
 	}
 	cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
 		    trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+/* ---- thread pool ---- */
+
+struct bio_nn_pool {
+	int n_threads;
+	pthread_t *threads;
+	struct pool_worker *workers;
+	pthread_mutex_t mu;
+	pthread_cond_t cv_work, cv_done;
+	void (*fn)(void *, size_t, size_t, int);
+	void *ctx;
+	size_t n_items;
+	unsigned long gen;
+	int pending;
+	int quit;
+};
+
+struct pool_worker {
+	struct bio_nn_pool *p;
+	int index;
+};
+
+static void pool_range(const struct bio_nn_pool *p, int t, size_t *b, size_t *e)
+{
+	*b = p->n_items * (size_t)t / (size_t)p->n_threads;
+	*e = p->n_items * (size_t)(t + 1) / (size_t)p->n_threads;
+}
+
+static void *pool_main(void *arg)
+{
+	struct pool_worker *w = arg;
+	struct bio_nn_pool *p = w->p;
+	unsigned long seen = 0;
+	for (;;) {
+		pthread_mutex_lock(&p->mu);
+		while (p->gen == seen && !p->quit)
+			pthread_cond_wait(&p->cv_work, &p->mu);
+		if (p->quit) {
+			pthread_mutex_unlock(&p->mu);
+			return NULL;
+		}
+		seen = p->gen;
+		pthread_mutex_unlock(&p->mu);
+		size_t b, e;
+		pool_range(p, w->index, &b, &e);
+		if (b < e)
+			p->fn(p->ctx, b, e, w->index);
+		pthread_mutex_lock(&p->mu);
+		if (--p->pending == 0)
+			pthread_cond_signal(&p->cv_done);
+		pthread_mutex_unlock(&p->mu);
+	}
+}
+
+struct bio_nn_pool *bio_nn_pool_new(int n_threads)
+{
+	if (n_threads < 1)
+		n_threads = 1;
+	struct bio_nn_pool *p = calloc(1, sizeof *p);
+	if (!p)
+		return NULL;
+	p->n_threads = n_threads;
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->cv_work, NULL);
+	pthread_cond_init(&p->cv_done, NULL);
+	if (n_threads == 1)
+		return p;
+	p->threads = calloc((size_t)n_threads, sizeof *p->threads);
+	p->workers = calloc((size_t)n_threads, sizeof *p->workers);
+	if (!p->threads || !p->workers) {
+		bio_nn_pool_free(p);
+		return NULL;
+	}
+	for (int i = 1; i < n_threads; i++) {
+		p->workers[i] = (struct pool_worker){p, i};
+		if (pthread_create(&p->threads[i], NULL, pool_main, &p->workers[i]) != 0) {
+			p->n_threads = i; /* the ones started */
+			bio_nn_pool_free(p);
+			return NULL;
+		}
+	}
+	return p;
+}
+
+void bio_nn_pool_free(struct bio_nn_pool *p)
+{
+	if (!p)
+		return;
+	if (p->threads) {
+		pthread_mutex_lock(&p->mu);
+		p->quit = 1;
+		pthread_cond_broadcast(&p->cv_work);
+		pthread_mutex_unlock(&p->mu);
+		for (int i = 1; i < p->n_threads; i++)
+			pthread_join(p->threads[i], NULL);
+	}
+	pthread_mutex_destroy(&p->mu);
+	pthread_cond_destroy(&p->cv_work);
+	pthread_cond_destroy(&p->cv_done);
+	free(p->threads);
+	free(p->workers);
+	free(p);
+}
+
+int bio_nn_pool_threads(const struct bio_nn_pool *p)
+{
+	return p ? p->n_threads : 1;
+}
+
+void bio_nn_parallel_for(struct bio_nn_pool *p, size_t n_items,
+			 void (*fn)(void *ctx, size_t begin, size_t end, int thread), void *ctx)
+{
+	if (n_items == 0)
+		return;
+	if (!p || p->n_threads == 1 || n_items == 1) {
+		fn(ctx, 0, n_items, 0);
+		return;
+	}
+	pthread_mutex_lock(&p->mu);
+	p->fn = fn;
+	p->ctx = ctx;
+	p->n_items = n_items;
+	p->pending = p->n_threads - 1;
+	p->gen++;
+	pthread_cond_broadcast(&p->cv_work);
+	pthread_mutex_unlock(&p->mu);
+	size_t b, e;
+	pool_range(p, 0, &b, &e);
+	if (b < e)
+		fn(ctx, b, e, 0);
+	pthread_mutex_lock(&p->mu);
+	while (p->pending > 0)
+		pthread_cond_wait(&p->cv_done, &p->mu);
+	pthread_mutex_unlock(&p->mu);
 }
 
 /* ---- fixed-order sums: 8 float lanes per block of 1024, blocks added in double ---- */
@@ -262,85 +399,162 @@ static int conv_chunk(const struct bio_conv2d *l, int n_batch)
 	size_t per = bio_conv2d_col_floats(l);
 	BIO_ASSERT(l->col && l->col_floats >= per);
 	size_t nc = l->col_floats / per;
+	if (l->chunk > 0 && (size_t)l->chunk < nc)
+		nc = (size_t)l->chunk;
 	return nc >= (size_t)n_batch ? n_batch : (int)nc;
+}
+
+struct conv_job {
+	const struct bio_conv2d *l;
+	float *out, *d_in;
+	const float *in, *d_out;
+	int n_batch, chunk;
+};
+
+static void conv_forward_chunks(void *ctx, size_t c0, size_t c1, int t)
+{
+	const struct conv_job *j = ctx;
+	const struct bio_conv2d *l = j->l;
+	const int kk = l->c_in * l->k * l->k, n_batch = j->n_batch;
+	const size_t hw = (size_t)l->h_out * l->w_out, ld = hw * n_batch;
+	const int direct = l->k == 1 && l->stride == 1 && l->pad == 0;
+	float *colbuf = l->col + (size_t)t * l->col_floats;
+	for (size_t c = c0; c < c1; c++) {
+		int n0 = (int)c * j->chunk;
+		int nc = n_batch - n0 < j->chunk ? n_batch - n0 : j->chunk;
+		const float *col = colbuf;
+		int ldb = (int)(nc * hw);
+		if (direct) {
+			col = j->in + n0 * hw; /* in [c_in][n][hw] is already the column matrix */
+			ldb = (int)ld;
+		} else {
+			im2col(l, colbuf, j->in, n_batch, n0, nc);
+		}
+		bio_nn_sgemm(0, 0, l->c_out, (int)(nc * hw), kk, 1.0f, l->w, kk, col, ldb, 0.0f,
+			     j->out + n0 * hw, (int)ld);
+	}
+}
+
+static void conv_bias_channels(void *ctx, size_t c0, size_t c1, int t)
+{
+	const struct conv_job *j = ctx;
+	const size_t ld = (size_t)j->l->h_out * j->l->w_out * j->n_batch;
+	(void)t;
+	for (size_t co = c0; co < c1; co++)
+		add_scalar(j->out + co * ld, ld, j->l->b[co]);
 }
 
 void bio_conv2d_forward(const struct bio_conv2d *l, float *out, const float *in, int n_batch)
 {
-	const int kk = l->c_in * l->k * l->k;
+	struct conv_job j = {l, out, NULL, in, NULL, n_batch, conv_chunk(l, n_batch)};
+	size_t n_chunks = (size_t)((n_batch + j.chunk - 1) / j.chunk);
+	bio_nn_parallel_for(l->pool, n_chunks, conv_forward_chunks, &j);
+	if (l->b)
+		bio_nn_parallel_for(l->pool, (size_t)l->c_out, conv_bias_channels, &j);
+}
+
+static void conv_db_channels(void *ctx, size_t c0, size_t c1, int t)
+{
+	const struct conv_job *j = ctx;
+	const size_t ld = (size_t)j->l->h_out * j->l->w_out * j->n_batch;
+	(void)t;
+	for (size_t co = c0; co < c1; co++)
+		j->l->db[co] += (float)sum_f(j->d_out + co * ld, ld);
+}
+
+static void conv_backward_chunks(void *ctx, size_t c0, size_t c1, int t)
+{
+	const struct conv_job *j = ctx;
+	const struct bio_conv2d *l = j->l;
+	const int kk = l->c_in * l->k * l->k, n_batch = j->n_batch;
 	const size_t hw = (size_t)l->h_out * l->w_out, ld = hw * n_batch;
-	const int chunk = conv_chunk(l, n_batch);
 	const int direct = l->k == 1 && l->stride == 1 && l->pad == 0;
-	for (int n0 = 0; n0 < n_batch; n0 += chunk) {
-		int nc = n_batch - n0 < chunk ? n_batch - n0 : chunk;
-		const float *col = l->col;
-		int ldb = (int)(nc * hw);
+	float *colbuf = l->col + (size_t)t * l->col_floats;
+	for (size_t c = c0; c < c1; c++) {
+		int n0 = (int)c * j->chunk;
+		int nc = n_batch - n0 < j->chunk ? n_batch - n0 : j->chunk;
+		int cols = (int)(nc * hw);
+		const float *col = colbuf;
+		int ldc = cols;
 		if (direct) {
-			col = in + n0 * hw; /* in [c_in][n][hw] is already the column matrix */
-			ldb = (int)ld;
+			col = j->in + n0 * hw;
+			ldc = (int)ld;
 		} else {
-			im2col(l, l->col, in, n_batch, n0, nc);
+			im2col(l, colbuf, j->in, n_batch, n0, nc);
 		}
-		bio_nn_sgemm(0, 0, l->c_out, (int)(nc * hw), kk, 1.0f, l->w, kk, col, ldb, 0.0f,
-			     out + n0 * hw, (int)ld);
+		/* dw [c_out][kk] (+)= d_out_chunk [c_out][cols] col^T: into this chunk's partial
+		 * when there is one, so that the sum over chunks runs in a fixed order */
+		float *dst = l->dw_part ? l->dw_part + c * (size_t)l->c_out * kk : l->dw;
+		bio_nn_sgemm(0, 1, l->c_out, kk, cols, 1.0f, j->d_out + n0 * hw, (int)ld, col, ldc,
+			     l->dw_part ? 0.0f : 1.0f, dst, kk);
+		if (!j->d_in)
+			continue;
+		if (direct) {
+			bio_nn_sgemm(1, 0, kk, cols, l->c_out, 1.0f, l->w, kk, j->d_out + n0 * hw,
+				     (int)ld, 0.0f, j->d_in + n0 * hw, (int)ld);
+		} else {
+			/* dcol [kk][cols] = W^T d_out_chunk, then scattered back */
+			bio_nn_sgemm(1, 0, kk, cols, l->c_out, 1.0f, l->w, kk, j->d_out + n0 * hw,
+				     (int)ld, 0.0f, colbuf, cols);
+			col2im(l, j->d_in, colbuf, n_batch, n0, nc);
+		}
 	}
-	if (l->b) {
-		for (int co = 0; co < l->c_out; co++) {
-			add_scalar(out + co * ld, ld, l->b[co]);
-		}
+}
+
+struct dw_sum_job {
+	float *dw;
+	const float *part;
+	size_t n, n_parts;
+};
+
+static void dw_sum_range(void *ctx, size_t b, size_t e, int t)
+{
+	const struct dw_sum_job *j = ctx;
+	(void)t;
+	for (size_t p = 0; p < j->n_parts; p++) {
+		const float *src = j->part + p * j->n;
+		for (size_t i = b; i < e; i++)
+			j->dw[i] += src[i];
 	}
 }
 
 void bio_conv2d_backward(const struct bio_conv2d *l, float *d_in, const float *d_out,
 			 const float *in, int n_batch)
 {
-	const int kk = l->c_in * l->k * l->k;
-	const size_t hw = (size_t)l->h_out * l->w_out, ld = hw * n_batch;
-	const int chunk = conv_chunk(l, n_batch);
-	const int direct = l->k == 1 && l->stride == 1 && l->pad == 0;
-	if (l->db) {
-		for (int co = 0; co < l->c_out; co++)
-			l->db[co] += (float)sum_f(d_out + co * ld, ld);
-	}
-	for (int n0 = 0; n0 < n_batch; n0 += chunk) {
-		int nc = n_batch - n0 < chunk ? n_batch - n0 : chunk;
-		int cols = (int)(nc * hw);
-		const float *col = l->col;
-		int ldc = cols;
-		if (direct) {
-			col = in + n0 * hw;
-			ldc = (int)ld;
-		} else {
-			im2col(l, l->col, in, n_batch, n0, nc);
-		}
-		/* dw [c_out][kk] += d_out_chunk [c_out][cols] col^T */
-		bio_nn_sgemm(0, 1, l->c_out, kk, cols, 1.0f, d_out + n0 * hw, (int)ld, col, ldc, 1.0f,
-			     l->dw, kk);
-		if (!d_in)
-			continue;
-		if (direct) {
-			bio_nn_sgemm(1, 0, kk, cols, l->c_out, 1.0f, l->w, kk, d_out + n0 * hw, (int)ld,
-				     0.0f, d_in + n0 * hw, (int)ld);
-		} else {
-			/* dcol [kk][cols] = W^T d_out_chunk, then scattered back */
-			bio_nn_sgemm(1, 0, kk, cols, l->c_out, 1.0f, l->w, kk, d_out + n0 * hw, (int)ld,
-				     0.0f, l->col, cols);
-			col2im(l, d_in, l->col, n_batch, n0, nc);
-		}
+	struct conv_job j = {l, NULL, d_in, in, d_out, n_batch, conv_chunk(l, n_batch)};
+	size_t n_chunks = (size_t)((n_batch + j.chunk - 1) / j.chunk);
+	if (l->db)
+		bio_nn_parallel_for(l->pool, (size_t)l->c_out, conv_db_channels, &j);
+	/* without per-chunk partials the chunks accumulate into dw one after the other */
+	bio_nn_parallel_for(l->dw_part ? l->pool : NULL, n_chunks, conv_backward_chunks, &j);
+	if (l->dw_part) {
+		struct dw_sum_job sj = {l->dw, l->dw_part,
+					(size_t)l->c_out * l->c_in * l->k * l->k, n_chunks};
+		bio_nn_parallel_for(l->pool, sj.n, dw_sum_range, &sj);
 	}
 }
 
 /* ---- batch norm ---- */
 
-void bio_batchnorm_forward(const struct bio_batchnorm *l, float *out, float *xhat, const float *in,
-			   int n_batch, int training)
+struct bn_job {
+	const struct bio_batchnorm *l;
+	float *out, *xhat, *d_in;
+	const float *in, *d_out;
+	const float *xhat_c;
+	int n_batch, training;
+};
+
+static void bn_forward_channels(void *ctx, size_t c0, size_t c1, int t)
 {
-	const size_t m = (size_t)n_batch * l->spatial;
-	for (int c = 0; c < l->c; c++) {
-		const float *x = in + c * m;
-		float *xh = xhat + c * m, *o = out ? out + c * m : NULL;
+	const struct bn_job *j = ctx;
+	const struct bio_batchnorm *l = j->l;
+	const size_t m = (size_t)j->n_batch * l->spatial;
+	(void)t;
+	for (size_t c = c0; c < c1; c++) {
+		const float *x = j->in + c * m;
+		float *xh = j->xhat + c * m, *o = j->out ? j->out + c * m : NULL;
 		float mean, invstd;
-		if (training) {
+		if (j->training) {
 			double mu = sum_f(x, m) / (double)m;
 			double v = sum_sqdev_f(x, m, (float)mu);
 			double var = v / (double)m;
@@ -363,23 +577,32 @@ void bio_batchnorm_forward(const struct bio_batchnorm *l, float *out, float *xha
 			for (size_t i = 0; i < m; i++)
 				o[i] = g * xh[i] + b;
 	}
+}
+
+void bio_batchnorm_forward(const struct bio_batchnorm *l, float *out, float *xhat, const float *in,
+			   int n_batch, int training)
+{
+	struct bn_job j = {l, out, xhat, NULL, in, NULL, NULL, n_batch, training};
+	bio_nn_parallel_for(l->pool, (size_t)l->c, bn_forward_channels, &j);
 	if (training && l->num_batches_tracked)
 		(*l->num_batches_tracked)++;
 }
 
-void bio_batchnorm_backward(const struct bio_batchnorm *l, float *d_in, const float *d_out,
-			    const float *xhat, int n_batch, int training)
+static void bn_backward_channels(void *ctx, size_t c0, size_t c1, int t)
 {
-	const size_t m = (size_t)n_batch * l->spatial;
-	for (int c = 0; c < l->c; c++) {
-		const float *dy = d_out + c * m, *xh = xhat + c * m;
-		float *dx = d_in + c * m;
+	const struct bn_job *j = ctx;
+	const struct bio_batchnorm *l = j->l;
+	const size_t m = (size_t)j->n_batch * l->spatial;
+	(void)t;
+	for (size_t c = c0; c < c1; c++) {
+		const float *dy = j->d_out + c * m, *xh = j->xhat_c + c * m;
+		float *dx = j->d_in + c * m;
 		double sdy, sdyx;
 		sum2_f(&sdy, &sdyx, dy, xh, m);
 		l->dgamma[c] += (float)sdyx;
 		l->dbeta[c] += (float)sdy;
 		const float g = l->gamma[c], is = l->invstd[c];
-		if (training) {
+		if (j->training) {
 			/* dx = g*is/m * (m*dy - sum(dy) - xhat*sum(dy*xhat)) */
 			const float a = g * is, mdy = (float)(sdy / (double)m),
 				    mdyx = (float)(sdyx / (double)m);
@@ -390,6 +613,13 @@ void bio_batchnorm_backward(const struct bio_batchnorm *l, float *d_in, const fl
 				dx[i] = a * dy[i];
 		}
 	}
+}
+
+void bio_batchnorm_backward(const struct bio_batchnorm *l, float *d_in, const float *d_out,
+			    const float *xhat, int n_batch, int training)
+{
+	struct bn_job j = {l, NULL, NULL, d_in, NULL, d_out, xhat, n_batch, training};
+	bio_nn_parallel_for(l->pool, (size_t)l->c, bn_backward_channels, &j);
 }
 
 /* ---- elementwise ---- */
@@ -551,32 +781,84 @@ void bio_flatten_backward(float *d_in, const float *d_out, int c, int n_batch, i
 
 /* ---- linear ---- */
 
+/* Linear layers are split into fixed blocks of output rows (forward, weight gradient) and of input
+ * columns (input gradient), the same for every thread count, spread over the pool. */
+#define LIN_OUT_BLOCK 64
+#define LIN_IN_BLOCK 1024
+
+struct lin_job {
+	const struct bio_linear *l;
+	float *out, *d_in;
+	const float *in, *d_out;
+	int n_batch;
+};
+
+static void lin_forward_blocks(void *ctx, size_t b0, size_t b1, int t)
+{
+	const struct lin_job *j = ctx;
+	const struct bio_linear *l = j->l;
+	(void)t;
+	for (size_t b = b0; b < b1; b++) {
+		int o0 = (int)b * LIN_OUT_BLOCK;
+		int no = l->n_out - o0 < LIN_OUT_BLOCK ? l->n_out - o0 : LIN_OUT_BLOCK;
+		bio_nn_sgemm(0, 1, j->n_batch, no, l->n_in, 1.0f, j->in, l->n_in,
+			     l->w + (size_t)o0 * l->n_in, l->n_in, 0.0f, j->out + o0, l->n_out);
+		if (l->b)
+			for (int n = 0; n < j->n_batch; n++)
+				for (int o = o0; o < o0 + no; o++)
+					j->out[(size_t)n * l->n_out + o] += l->b[o];
+	}
+}
+
 void bio_linear_forward(const struct bio_linear *l, float *out, const float *in, int n_batch)
 {
-	bio_nn_sgemm(0, 1, n_batch, l->n_out, l->n_in, 1.0f, in, l->n_in, l->w, l->n_in, 0.0f, out,
-		     l->n_out);
-	if (l->b)
-		for (int n = 0; n < n_batch; n++)
-			for (int o = 0; o < l->n_out; o++)
-				out[(size_t)n * l->n_out + o] += l->b[o];
+	struct lin_job j = {l, out, NULL, in, NULL, n_batch};
+	bio_nn_parallel_for(l->pool, (size_t)(l->n_out + LIN_OUT_BLOCK - 1) / LIN_OUT_BLOCK,
+			    lin_forward_blocks, &j);
+}
+
+static void lin_dw_blocks(void *ctx, size_t b0, size_t b1, int t)
+{
+	const struct lin_job *j = ctx;
+	const struct bio_linear *l = j->l;
+	(void)t;
+	for (size_t b = b0; b < b1; b++) {
+		int o0 = (int)b * LIN_OUT_BLOCK;
+		int no = l->n_out - o0 < LIN_OUT_BLOCK ? l->n_out - o0 : LIN_OUT_BLOCK;
+		bio_nn_sgemm(1, 0, no, l->n_in, j->n_batch, 1.0f, j->d_out + o0, l->n_out, j->in,
+			     l->n_in, 1.0f, l->dw + (size_t)o0 * l->n_in, l->n_in);
+		if (l->db)
+			for (int o = o0; o < o0 + no; o++) {
+				double s = 0.0;
+				for (int n = 0; n < j->n_batch; n++)
+					s += j->d_out[(size_t)n * l->n_out + o];
+				l->db[o] += (float)s;
+			}
+	}
+}
+
+static void lin_dx_blocks(void *ctx, size_t b0, size_t b1, int t)
+{
+	const struct lin_job *j = ctx;
+	const struct bio_linear *l = j->l;
+	(void)t;
+	for (size_t b = b0; b < b1; b++) {
+		int i0 = (int)b * LIN_IN_BLOCK;
+		int ni = l->n_in - i0 < LIN_IN_BLOCK ? l->n_in - i0 : LIN_IN_BLOCK;
+		bio_nn_sgemm(0, 0, j->n_batch, ni, l->n_out, 1.0f, j->d_out, l->n_out, l->w + i0,
+			     l->n_in, 0.0f, j->d_in + i0, l->n_in);
+	}
 }
 
 void bio_linear_backward(const struct bio_linear *l, float *d_in, const float *d_out,
 			 const float *in, int n_batch)
 {
-	bio_nn_sgemm(1, 0, l->n_out, l->n_in, n_batch, 1.0f, d_out, l->n_out, in, l->n_in, 1.0f,
-		     l->dw, l->n_in);
-	if (l->db) {
-		for (int o = 0; o < l->n_out; o++) {
-			double s = 0.0;
-			for (int n = 0; n < n_batch; n++)
-				s += d_out[(size_t)n * l->n_out + o];
-			l->db[o] += (float)s;
-		}
-	}
+	struct lin_job j = {l, NULL, d_in, in, d_out, n_batch};
+	bio_nn_parallel_for(l->pool, (size_t)(l->n_out + LIN_OUT_BLOCK - 1) / LIN_OUT_BLOCK,
+			    lin_dw_blocks, &j);
 	if (d_in)
-		bio_nn_sgemm(0, 0, n_batch, l->n_in, l->n_out, 1.0f, d_out, l->n_out, l->w, l->n_in,
-			     0.0f, d_in, l->n_in);
+		bio_nn_parallel_for(l->pool, (size_t)(l->n_in + LIN_IN_BLOCK - 1) / LIN_IN_BLOCK,
+				    lin_dx_blocks, &j);
 }
 
 /* ---- softmax cross-entropy ---- */

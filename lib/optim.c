@@ -53,15 +53,25 @@ int bio_optim_from_config(struct bio_optim *o, const struct bio_config *cfg, str
 	return 0;
 }
 
-void bio_optim_step(struct bio_optim *o, float *params, const float *grads, size_t n)
+struct step_job {
+	const struct bio_optim *o;
+	float *params;
+	const float *grads;
+};
+
+/* Updates elements [b, e) for step o->step (already advanced). */
+static void step_range(void *ctx, size_t b, size_t e, int t)
 {
-	BIO_ASSERT(n == o->n && o->m && (o->kind == BIO_OPTIM_SGD || o->v));
+	const struct step_job *j = ctx;
+	const struct bio_optim *o = j->o;
+	float *params = j->params;
+	const float *grads = j->grads;
 	const float wd = (float)o->weight_decay, neg_lr = (float)-o->lr;
-	o->step++;
+	(void)t;
 	if (o->kind == BIO_OPTIM_SGD) {
 		const float mom = (float)o->momentum;
 		const int first = o->step == 1;
-		for (size_t i = 0; i < n; i++) {
+		for (size_t i = b; i < e; i++) {
 			float d = grads[i];
 			if (wd != 0.0f)
 				d = d + wd * params[i];
@@ -81,7 +91,7 @@ void bio_optim_step(struct bio_optim *o, float *params, const float *grads, size
 	const float neg_step = (float)(-(o->lr / bc1)), bc2s = (float)sqrt(bc2);
 	const float eps = (float)o->eps;
 	const float decay = (float)(1.0 - o->lr * o->weight_decay);
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = b; i < e; i++) {
 		float g = grads[i];
 		if (o->kind == BIO_OPTIM_ADAMW)
 			params[i] = params[i] * decay;
@@ -94,6 +104,20 @@ void bio_optim_step(struct bio_optim *o, float *params, const float *grads, size
 		float denom = sqrtf(v) / bc2s + eps;
 		params[i] = params[i] + neg_step * (m / denom);
 	}
+}
+
+void bio_optim_step_pool(struct bio_optim *o, float *params, const float *grads, size_t n,
+			 struct bio_nn_pool *pool)
+{
+	BIO_ASSERT(n == o->n && o->m && (o->kind == BIO_OPTIM_SGD || o->v));
+	o->step++;
+	struct step_job j = {o, params, grads};
+	bio_nn_parallel_for(pool, n, step_range, &j);
+}
+
+void bio_optim_step(struct bio_optim *o, float *params, const float *grads, size_t n)
+{
+	bio_optim_step_pool(o, params, grads, n, NULL);
 }
 
 double bio_clip_grad_norm(float *grads, size_t n, double max_norm)

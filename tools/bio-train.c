@@ -442,7 +442,7 @@ static void optimizer_step(struct train *tr)
 	struct bio_model *m = tr->m;
 	if (tr->clip > 0.0)
 		bio_clip_grad_norm(m->grads, m->n_params, tr->clip);
-	bio_optim_step(&tr->o, m->params, m->grads, m->n_params);
+	bio_optim_step_pool(&tr->o, m->params, m->grads, m->n_params, m->pool);
 	bio_model_zero_grad(m);
 	tr->pending = 0;
 	tr->meta.step++;
@@ -640,7 +640,6 @@ int main(int argc, char **argv)
 	struct bio_model_spec spec;
 	if (bio_model_spec_from_config(&spec, cfg, &err))
 		bio_tool_die_err(&t, &err);
-	bio_nn_set_threads(t.n_threads);
 
 	/* the batches stream */
 	const char *const *paths = (const char *const *)argv + optind;
@@ -769,6 +768,8 @@ int main(int argc, char **argv)
 		if (!tr.in[b])
 			bio_tool_die(&t, "out of memory");
 	tr.m->timing = tr.layer_times;
+	if (bio_model_set_threads(tr.m, t.n_threads, &err))
+		bio_tool_die_err(&t, &err);
 	track_start(&tr, resume, t.n_threads);
 	if (register_name && !tr.run)
 		bio_tool_die(&t, "--register needs tracking (tracking.enabled: true)");

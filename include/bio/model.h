@@ -19,6 +19,7 @@
 #define BIO_MODEL_MAX_BLOCKS 6
 #define BIO_MODEL_MAX_MODS 4
 #define BIO_MODEL_NAME_MAX 64
+#define BIO_MODEL_CONV_CHUNK 8 /* samples per convolution GEMM */
 
 struct bio_model_spec {
 	int input_size;                        /* square input side */
@@ -78,7 +79,11 @@ struct bio_model {
 	float **emb, **d_emb;        /* per modality [max_batch][embedding] */
 	float *scratch, *d_scratch;  /* shared scratch: conv-output gradient; 2 halves of d_half */
 	size_t d_half;
-	float *col;                  /* shared im2col scratch */
+	float *col;                  /* im2col scratch: col_floats per thread */
+	size_t col_floats;
+	float *dw_part;              /* per-chunk conv weight-gradient partials */
+	struct bio_nn_pool *pool;    /* NULL until bio_model_set_threads */
+	int n_threads;
 	size_t activation_bytes;     /* bytes of the activation/scratch blocks */
 	int timing;                  /* 1: accumulate per-layer seconds into timers */
 	double timers[8];            /* see bio_model_timer_names */
@@ -89,6 +94,10 @@ struct bio_model {
 struct bio_model *bio_model_new(const struct bio_model_spec *spec, int max_batch,
 				struct bio_error *err);
 void bio_model_free(struct bio_model *m);
+
+/* Runs the model's layers on n_threads threads (a pool owned by the model; OpenBLAS is set to
+ * one thread). Results are bit-identical for every n_threads. */
+int bio_model_set_threads(struct bio_model *m, int n_threads, struct bio_error *err);
 
 /* PyTorch's default initialisation: conv/linear weights kaiming_uniform(a=sqrt(5)) and biases
  * U(-1/sqrt(fan_in), 1/sqrt(fan_in)), batch norm weight 1 bias 0, running mean 0 var 1, weighted

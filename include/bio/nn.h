@@ -18,8 +18,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Sets OpenBLAS's thread count (call once, before training, within the process's -j budget). */
+/* Sets OpenBLAS's own thread count. With a bio_nn_pool, keep it at 1: the pool runs the
+ * threads, and splits work (GEMMs included) into pieces fixed independently of the thread count,
+ * so results are bit-identical for every thread count. */
 void bio_nn_set_threads(int n_threads);
+
+/* A fixed set of worker threads; the caller's thread is worker 0. */
+struct bio_nn_pool;
+/* New pool of n_threads (>= 1; 1 = no extra threads); NULL on failure. */
+struct bio_nn_pool *bio_nn_pool_new(int n_threads);
+void bio_nn_pool_free(struct bio_nn_pool *p);
+int bio_nn_pool_threads(const struct bio_nn_pool *p);
+/* Calls fn(ctx, begin, end, thread) on contiguous ranges of [0, n_items), one per thread, and
+ * waits for all; runs fn(ctx, 0, n_items, 0) directly when p is NULL. */
+void bio_nn_parallel_for(struct bio_nn_pool *p, size_t n_items,
+			 void (*fn)(void *ctx, size_t begin, size_t end, int thread), void *ctx);
 /* C = alpha * op(A) op(B) + beta * C, row-major, the library's single sgemm entry point. */
 void bio_nn_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
 		  int lda, const float *b, int ldb, float beta, float *c, int ldc);
@@ -31,8 +44,12 @@ struct bio_conv2d {
 	int h_in, w_in, h_out, w_out; /* h_out = (h_in + 2 pad - k) / stride + 1 (set by _setup) */
 	float *w, *b;                 /* [c_out][c_in][k][k], [c_out] (b may be NULL: no bias) */
 	float *dw, *db;               /* gradients, same shapes */
-	float *col;                   /* scratch of col_floats floats (im2col of a chunk) */
-	size_t col_floats;            /* >= c_in*k*k*h_out*w_out (one sample) */
+	float *col;                   /* scratch: one buffer of col_floats floats per pool thread */
+	size_t col_floats;            /* >= c_in*k*k*h_out*w_out * chunk */
+	int chunk;                    /* samples per GEMM chunk; 0: as many as col_floats holds */
+	float *dw_part;               /* backward scratch: c_out*c_in*k*k floats per chunk; NULL:
+				       * accumulate straight into dw (single-threaded only) */
+	struct bio_nn_pool *pool;     /* may be NULL */
 };
 
 /* Fills the output size from the input size and geometry; returns 0 or -1 when it is empty. */
@@ -57,6 +74,7 @@ struct bio_batchnorm {
 	float *running_mean, *running_var;      /* [c] */
 	int64_t *num_batches_tracked;
 	float *mean, *invstd; /* [c] scratch: statistics used by the last forward */
+	struct bio_nn_pool *pool; /* may be NULL */
 };
 
 /* Training: normalises with the batch statistics (biased variance), updates the running
@@ -112,6 +130,7 @@ struct bio_linear {
 	int n_in, n_out;
 	float *w, *b;   /* [n_out][n_in], [n_out] */
 	float *dw, *db;
+	struct bio_nn_pool *pool; /* may be NULL */
 };
 
 /* out [n][n_out] = in [n][n_in] W^T + b. */

@@ -11,6 +11,7 @@
 
 #include "bio/config.h"
 #include "bio/error.h"
+#include "bio/nn.h"
 
 enum bio_optim_kind { BIO_OPTIM_SGD, BIO_OPTIM_ADAM, BIO_OPTIM_ADAMW };
 
@@ -33,6 +34,9 @@ const char *bio_optim_name(enum bio_optim_kind kind);
 int bio_optim_parse(enum bio_optim_kind *out, const char *name);
 /* One update of params[0..n) from grads (borrowed); uses and advances o->m, o->v, o->step. */
 void bio_optim_step(struct bio_optim *o, float *params, const float *grads, size_t n);
+/* Same, with the elementwise update spread over pool's threads (may be NULL). */
+void bio_optim_step_pool(struct bio_optim *o, float *params, const float *grads, size_t n,
+			 struct bio_nn_pool *pool);
 
 /* Scales grads so their global 2-norm is at most max_norm (torch.nn.utils.clip_grad_norm_:
  * coefficient max_norm / (norm + 1e-6) when below 1). Returns the norm before clipping. */

@@ -193,7 +193,7 @@ static void bn_case(int training)
 	int64_t nbt = 0;
 	c.l = (struct bio_batchnorm){ch, sp, 1e-5f, 0.1f, rnd(ch, 0.5f, 1.5f), rnd(ch, -1, 1),
 				     zeros(ch), zeros(ch), rnd(ch, -0.2f, 0.2f), rnd(ch, 0.5f, 2),
-				     &nbt, zeros(ch), zeros(ch)};
+				     &nbt, zeros(ch), zeros(ch), NULL};
 	c.in = rnd(tot, -2, 2);
 	c.out = zeros(tot);
 	c.xhat = zeros(tot);
@@ -365,7 +365,7 @@ TEST(linear_gradients)
 	struct lin_ctx c = {.n = 4};
 	int ni = 7, no = 5;
 	c.l = (struct bio_linear){ni, no, rnd((size_t)ni * no, -1, 1), rnd(no, -1, 1),
-				  zeros((size_t)ni * no), zeros(no)};
+				  zeros((size_t)ni * no), zeros(no), NULL};
 	c.in = rnd((size_t)c.n * ni, -1, 1);
 	c.out = zeros((size_t)c.n * no);
 	c.r = rnd((size_t)c.n * no, -1, 1);
@@ -609,10 +609,14 @@ TEST(thread_count_independent)
 	int64_t y[16];
 	for (int i = 0; i < n; i++)
 		y[i] = i % 10;
-	float *g[2];
-	for (int t = 0; t < 2; t++) {
-		bio_nn_set_threads(t + 1);
+	float *g[3];
+	for (int t = 0; t < 3; t++) {
+		/* 1 and 2 pool threads, and no pool with OpenBLAS on 2 threads */
 		struct bio_model *m = bio_model_new(&s, n, &err);
+		if (t < 2)
+			CHECK(bio_model_set_threads(m, t + 1, &err) == 0);
+		else
+			bio_nn_set_threads(2);
 		struct bio_rng r;
 		bio_rng_seed(&r, 11);
 		bio_model_init_params(m, &r);
@@ -625,10 +629,13 @@ TEST(thread_count_independent)
 		bio_model_free(m);
 		if (t == 1)
 			CHECK(memcmp(g[0], g[1], np * sizeof(float)) == 0);
+		if (t == 2)
+			CHECK(memcmp(g[0], g[2], np * sizeof(float)) == 0);
 	}
 	bio_nn_set_threads(1);
 	free(g[0]);
 	free(g[1]);
+	free(g[2]);
 	free(in[0]);
 	free(in[1]);
 }
