@@ -258,6 +258,7 @@ struct parse {
 	const char *name; /* file name for messages */
 	size_t n_nodes;   /* nodes made so far, aliases expanded */
 	size_t n_bytes;   /* bytes of keys and scalar values so far, aliases expanded */
+	size_t n_aliases; /* aliases expanded so far */
 	struct anchor *anchors;
 	size_t n_anchors, cap_anchors;
 	struct bio_error *err;
@@ -290,6 +291,10 @@ static int ps_syntax_error(struct parse *ps, const char *text, size_t len)
 				     "%s:%zu: tab character where YAML allows only spaces "
 				     "(indent with spaces)",
 				     ps->name, line);
+	if (yp->context && yp->context_mark.line + 1 != line)
+		return bio_error_set(ps->err, BIO_EFORMAT,
+				     "%s:%zu: YAML syntax error: %s %s (started at line %zu)", ps->name,
+				     line, problem, yp->context, yp->context_mark.line + 1);
 	if (yp->context)
 		return bio_error_set(ps->err, BIO_EFORMAT, "%s:%zu: YAML syntax error: %s %s",
 				     ps->name, line, problem, yp->context);
@@ -303,16 +308,13 @@ static int ps_count(struct parse *ps, size_t n, size_t n_bytes, const yaml_mark_
 {
 	ps->n_nodes += n;
 	ps->n_bytes += n_bytes;
+	const char *bomb = ps->n_aliases ? " (aliases expanded); refusing a possible alias bomb" : "";
 	if (ps->n_nodes > BIO_CONFIG_MAX_NODES)
-		return bio_error_set(ps->err, BIO_ELIMIT,
-				     "%s:%zu: more than %d nodes (aliases expanded); "
-				     "refusing a possible alias bomb",
-				     ps->name, m->line + 1, BIO_CONFIG_MAX_NODES);
+		return bio_error_set(ps->err, BIO_ELIMIT, "%s:%zu: more than %d nodes%s", ps->name,
+				     m->line + 1, BIO_CONFIG_MAX_NODES, bomb);
 	if (ps->n_bytes > BIO_CONFIG_MAX_BYTES)
-		return bio_error_set(ps->err, BIO_ELIMIT,
-				     "%s:%zu: more than %u bytes of text (aliases expanded); "
-				     "refusing a possible alias bomb",
-				     ps->name, m->line + 1, BIO_CONFIG_MAX_BYTES);
+		return bio_error_set(ps->err, BIO_ELIMIT, "%s:%zu: more than %u bytes of text%s",
+				     ps->name, m->line + 1, BIO_CONFIG_MAX_BYTES, bomb);
 	return 0;
 }
 
@@ -412,6 +414,7 @@ static int ps_node(struct parse *ps, yaml_event_t *ev, size_t depth, const char 
 					   where, name);
 			goto out;
 		}
+		ps->n_aliases++;
 		if ((rc = ps_count(ps, node_count(a), node_bytes(a), &mark)) != 0)
 			goto out;
 		if (depth + node_height(a) > BIO_CONFIG_MAX_DEPTH) {

@@ -181,6 +181,43 @@ scan_tree() {
 	assert_equal "$output" ""
 }
 
+@test "the bad configs give the error each one is there for" {
+	t="${TOOLS[0]}"
+	n="$(basename "$t")"
+	b="$ROOT/tests/bad/config"
+	while IFS='|' read -r file want; do
+		run --separate-stderr "$t" -c "$b/$file" --print-config
+		assert_failure 1
+		assert_equal "$stderr" "$n: $b/$file:$want"
+	done <<'EOF2'
+alias_bomb.yaml|6: more than 100000 nodes (aliases expanded); refusing a possible alias bomb
+alias_bomb_strings.yaml|2: more than 4194304 bytes of text (aliases expanded); refusing a possible alias bomb
+bad_tag.yaml|1: unsupported YAML tag 'tag:yaml.org,2002:python/object/apply:os.system'
+complex_key.yaml|1: keys must be plain strings
+deep_flow.yaml|1: nesting deeper than 32 levels
+deep_nesting.yaml|33: nesting deeper than 32 levels
+merge_key.yaml|3: training.<<: YAML merge keys are not supported
+multi_document.yaml|2: more than one YAML document (only one is allowed)
+recursive_alias.yaml|1: alias '*x' to an unknown anchor
+syntax_error.yaml|3: YAML syntax error: did not find expected ',' or ']' while parsing a flow sequence (started at line 2)
+tab_indent.yaml|2: tab character where YAML allows only spaces (indent with spaces)
+top_level_list.yaml|1: the top level must be a map, not a sequence
+undefined_alias.yaml|1: alias '*undefined' to an unknown anchor
+unknown_key.yaml|2: training.lrr: unknown key (did you mean 'training.lr'?)
+wide_huge.yaml|1: more than 100000 nodes
+EOF2
+	run --separate-stderr "$t" -c "$b/duplicate_key.yaml" --print-config
+	assert_equal "$stderr" "$n: $b/duplicate_key.yaml:3: training.lr: duplicate key (first at $b/duplicate_key.yaml:2)"
+	run --separate-stderr "$t" -c "$b/type_confusion.yaml" --print-config
+	[[ "$stderr" == "$n: $b/type_confusion.yaml:1: training: expected a map (as in configs/base.yaml:"*"), got a scalar" ]]
+	run --separate-stderr "$t" -c "$b/binary_garbage.yaml" --print-config
+	[[ "$stderr" == "$n: $b/binary_garbage.yaml:1: invalid "*"UTF-8"* ]]
+	run --separate-stderr "$t" -c "$b/nul_bytes.yaml" --print-config
+	[[ "$stderr" == "$n: $b/nul_bytes.yaml:2: control characters are not allowed"* ]]
+	run --separate-stderr "$t" -c "$b/bad_escape.yaml" --print-config
+	[[ "$stderr" == "$n: $b/bad_escape.yaml:2: YAML syntax error: "*"escape"* ]]
+}
+
 @test "every bad config in tests/bad/config: one error line naming the file, exit 1" {
 	t="${TOOLS[0]}"
 	n="$(basename "$t")"
