@@ -639,7 +639,7 @@ static void write_plots(struct eval *e, const char *dir)
 	double *buf[N_MOD][4] = {{0}};
 	char titles[N_MOD][96];
 	size_t n_det = 0, n_cmc = 0;
-	double lo = 1e-2;
+	double lo_x = 1e-2, lo_y = 1e-2; /* one decade below the finest FMR / FNMR step */
 	for (int m = 0; m < N_MOD; m++) {
 		struct modality *md = &e->mod[m];
 		if (md->has_verif) {
@@ -658,8 +658,8 @@ static void write_plots(struct eval *e, const char *dir)
 							      BIO_STYLE_LINES};
 			roc[n_det++] = (struct bio_plot_series){titles[m], fmr, tmr, n,
 								BIO_STYLE_LINES};
-			lo = fmin(lo, decade_floor(1.0 / (double)md->v.n_impostor));
-			lo = fmin(lo, decade_floor(1.0 / (double)md->v.n_genuine));
+			lo_x = fmin(lo_x, decade_floor(0.5 / (double)md->v.n_impostor));
+			lo_y = fmin(lo_y, decade_floor(0.5 / (double)md->v.n_genuine));
 		}
 		if (md->has_cmc) {
 			size_t n = md->cmc.n_ranks < 50 ? md->cmc.n_ranks : 50;
@@ -674,14 +674,14 @@ static void write_plots(struct eval *e, const char *dir)
 		struct bio_plot_panel p = {
 			.title = "DET", .xlabel = "False match rate (FMR)",
 			.ylabel = "False non-match rate (FNMR)", .xscale = BIO_SCALE_PROBIT,
-			.yscale = BIO_SCALE_PROBIT, .has_xrange = 1, .has_yrange = 1, .xmin = lo,
-			.xmax = 0.5, .ymin = lo, .ymax = 0.5, .series = det, .n_series = n_det,
-			.diagonal = 1};
+			.yscale = BIO_SCALE_PROBIT, .has_xrange = 1, .has_yrange = 1, .xmin = lo_x,
+			.xmax = 0.5, .ymin = lo_y, .ymax = 0.5, .series = det, .n_series = n_det,
+			.diagonal = 1, .key_pos = "bottom left"};
 		plot_or_die(e, dir, "det.png", &p, 1, 1, w, h);
 		struct bio_plot_panel q = {
 			.title = "ROC", .xlabel = "False match rate (FMR, log scale)",
 			.ylabel = "True match rate (1 - FNMR)", .xscale = BIO_SCALE_LOG,
-			.yscale = BIO_SCALE_LINEAR, .has_xrange = 1, .has_yrange = 1, .xmin = lo,
+			.yscale = BIO_SCALE_LINEAR, .has_xrange = 1, .has_yrange = 1, .xmin = lo_x,
 			.xmax = 1.0, .ymin = 0.0, .ymax = 1.0, .series = roc, .n_series = n_det};
 		plot_or_die(e, dir, "roc.png", &q, 1, 1, w, h);
 	}
