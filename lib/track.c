@@ -330,79 +330,247 @@ static int resolves_to_non_str(const char *s)
 	return 0;
 }
 
-/* Whether PyYAML's emitter would write s as a plain scalar in block context. */
-static int plain_ok(const char *s)
+/* PyYAML's emitter for one string value of a top-level block mapping key (safe_dump with
+ * allow_unicode=True, width 80, indent 2): the style chosen by analyze_scalar/choose_scalar_style
+ * and the writers write_plain, write_single_quoted and write_double_quoted, folding included.
+ * Works on code points; the input is valid UTF-8 (checked by the callers). */
+
+static size_t utf8_decode(const unsigned char *s, uint32_t *cp)
 {
-	size_t n = strlen(s);
-	if (n == 0 || s[0] == ' ' || s[n - 1] == ' ')
-		return 0;
-	if (strchr("#,[]{}&*!|>'\"%@`", s[0]))
-		return 0;
-	if (strchr("-?:", s[0]) && (s[1] == ' ' || s[1] == '\0'))
-		return 0;
-	if (n >= 3 && (strncmp(s, "---", 3) == 0 || strncmp(s, "...", 3) == 0))
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c < 0x20 || c == 0x7f)
-			return 0;
-		if (c == ':' && (s[i + 1] == ' ' || s[i + 1] == '\0'))
-			return 0;
-		if (c == '#' && i > 0 && s[i - 1] == ' ')
-			return 0;
+	if (s[0] < 0x80) {
+		*cp = s[0];
+		return 1;
 	}
-	return !resolves_to_non_str(s);
+	int n = (s[0] >> 5) == 6 ? 1 : (s[0] >> 4) == 14 ? 2 : 3;
+	uint32_t c = s[0] & (n == 1 ? 0x1f : n == 2 ? 0x0f : 0x07);
+	for (int k = 1; k <= n; k++)
+		c = (c << 6) | (s[k] & 0x3f);
+	*cp = c;
+	return (size_t)n + 1;
 }
 
-/* Writes s as PyYAML's emitter would at the top level of a block mapping: plain when possible,
- * else single-quoted (a line break as an empty line plus indentation), else double-quoted with
- * PyYAML's escapes (control characters, or spaces next to line breaks). No folding at width 80. */
-static void yaml_put_str(FILE *f, const char *s)
+static void put_cp(FILE *f, uint32_t c)
 {
-	if (plain_ok(s)) {
-		fputs(s, f);
-		return;
+	if (c < 0x80) {
+		fputc((int)c, f);
+	} else if (c < 0x800) {
+		fputc((int)(0xc0 | (c >> 6)), f);
+		fputc((int)(0x80 | (c & 0x3f)), f);
+	} else if (c < 0x10000) {
+		fputc((int)(0xe0 | (c >> 12)), f);
+		fputc((int)(0x80 | ((c >> 6) & 0x3f)), f);
+		fputc((int)(0x80 | (c & 0x3f)), f);
+	} else {
+		fputc((int)(0xf0 | (c >> 18)), f);
+		fputc((int)(0x80 | ((c >> 12) & 0x3f)), f);
+		fputc((int)(0x80 | ((c >> 6) & 0x3f)), f);
+		fputc((int)(0x80 | (c & 0x3f)), f);
 	}
-	int special = 0;
-	for (const char *p = s; *p; p++) {
-		unsigned char c = (unsigned char)*p;
-		if ((c < 0x20 && c != '\n') || c == 0x7f)
-			special = 1;
-		if (c == '\n' && ((p > s && p[-1] == ' ') || p[1] == ' '))
-			special = 1; /* space_break or break_space */
-	}
-	if (!special) {
-		fputc('\'', f);
-		for (const char *p = s; *p;) {
-			if (*p == '\n') {
-				fputc('\n', f); /* the break run starts with an extra line break */
-				while (*p == '\n') {
-					fputc('\n', f);
-					p++;
-				}
-				fputs("  ", f);
-				continue;
-			}
-			if (*p == '\'')
-				fputc('\'', f);
-			fputc(*p++, f);
+}
+
+static int y_is_break(uint32_t c)
+{
+	return c == '\n' || c == 0x85 || c == 0x2028 || c == 0x2029;
+}
+
+static int y_is_ws(uint32_t c)
+{
+	return c == 0 || c == ' ' || c == '\t' || c == '\r' || y_is_break(c);
+}
+
+enum { Y_PLAIN, Y_SINGLE, Y_DOUBLE };
+
+/* analyze_scalar + choose_scalar_style for a block mapping value. */
+static int yaml_style(const char *s, const uint32_t *t, size_t n)
+{
+	if (n == 0)
+		return Y_SINGLE;
+	int block_ind = 0, line_breaks = 0, special = 0;
+	int lead_sp = 0, lead_br = 0, trail_sp = 0, trail_br = 0, break_space = 0, space_break = 0;
+	if (n >= 3 && ((t[0] == '-' && t[1] == '-' && t[2] == '-') ||
+		       (t[0] == '.' && t[1] == '.' && t[2] == '.')))
+		block_ind = 1;
+	int preceded_ws = 1, followed_ws = n == 1 || y_is_ws(t[1]);
+	int prev_sp = 0, prev_br = 0;
+	for (size_t i = 0; i < n; i++) {
+		uint32_t ch = t[i];
+		if (i == 0) {
+			if (ch < 0x80 && strchr("#,[]{}&*!|>'\"%@`", (int)ch) && ch)
+				block_ind = 1;
+			if ((ch == '?' || ch == ':') && followed_ws)
+				block_ind = 1;
+			if (ch == '-' && followed_ws)
+				block_ind = 1;
+		} else {
+			if (ch == ':' && followed_ws)
+				block_ind = 1;
+			if (ch == '#' && preceded_ws)
+				block_ind = 1;
 		}
-		fputc('\'', f);
+		if (y_is_break(ch))
+			line_breaks = 1;
+		if (!(ch == '\n' || (ch >= 0x20 && ch <= 0x7e))) {
+			int unicode_ok = (ch == 0x85 || (ch >= 0xa0 && ch <= 0xd7ff) ||
+					  (ch >= 0xe000 && ch <= 0xfffd) ||
+					  (ch >= 0x10000 && ch < 0x10ffff)) && ch != 0xfeff;
+			if (!unicode_ok)
+				special = 1;
+		}
+		if (ch == ' ') {
+			if (i == 0)
+				lead_sp = 1;
+			if (i == n - 1)
+				trail_sp = 1;
+			if (prev_br)
+				break_space = 1;
+			prev_sp = 1;
+			prev_br = 0;
+		} else if (y_is_break(ch)) {
+			if (i == 0)
+				lead_br = 1;
+			if (i == n - 1)
+				trail_br = 1;
+			if (prev_sp)
+				space_break = 1;
+			prev_sp = 0;
+			prev_br = 1;
+		} else {
+			prev_sp = prev_br = 0;
+		}
+		preceded_ws = y_is_ws(ch);
+		followed_ws = i + 2 >= n || y_is_ws(t[i + 2]);
+	}
+	int block_plain = 1, single = 1;
+	if (lead_sp || lead_br || trail_sp || trail_br)
+		block_plain = 0;
+	if (break_space)
+		block_plain = single = 0;
+	if (space_break || special)
+		block_plain = single = 0;
+	if (line_breaks || block_ind)
+		block_plain = 0;
+	if (block_plain && !resolves_to_non_str(s))
+		return Y_PLAIN;
+	return single ? Y_SINGLE : Y_DOUBLE;
+}
+
+/* write_plain / write_single_quoted from column col (after the opening quote for single). */
+static void yaml_write_folded(FILE *f, const uint32_t *t, size_t n, size_t col, int single)
+{
+	for (size_t i = 0; i < n;) {
+		if (t[i] == ' ') {
+			size_t j = i;
+			while (j < n && t[j] == ' ')
+				j++;
+			if (j - i == 1 && col > 80 && (!single || (i != 0 && j != n))) {
+				fputs("\n  ", f);
+				col = 2;
+			} else {
+				for (size_t k = i; k < j; k++)
+					fputc(' ', f);
+				col += j - i;
+			}
+			i = j;
+		} else if (single && y_is_break(t[i])) {
+			if (t[i] == '\n')
+				fputc('\n', f); /* a break run led by '\n' gets an extra line break */
+			for (; i < n && y_is_break(t[i]); i++)
+				put_cp(f, t[i]);
+			fputs("  ", f);
+			col = 2;
+		} else {
+			if (single && t[i] == '\'') {
+				fputc('\'', f);
+				col++;
+			}
+			put_cp(f, t[i]);
+			col++;
+			i++;
+		}
+	}
+}
+
+/* write_double_quoted from column col (after the opening quote). */
+static void yaml_write_double(FILE *f, const uint32_t *t, size_t n, size_t col)
+{
+	static const uint32_t from[] = {0, 7, 8, 9, 10, 11, 12, 13, 27, '"', '\\', 0x85, 0xa0,
+					0x2028, 0x2029};
+	static const char to[] = "0abtnvfre\"\\N_LP";
+	size_t start = 0;
+	for (size_t end = 0; end <= n; end++) {
+		int have = end < n;
+		uint32_t ch = have ? t[end] : 0;
+		int esc = !have || ch == '"' || ch == '\\' || ch == 0x85 || ch == 0x2028 ||
+			  ch == 0x2029 || ch == 0xfeff ||
+			  !((ch >= 0x20 && ch <= 0x7e) || (ch >= 0xa0 && ch <= 0xd7ff) ||
+			    (ch >= 0xe000 && ch <= 0xfffd));
+		if (esc) {
+			for (size_t k = start; k < end; k++)
+				put_cp(f, t[k]);
+			col += end - start;
+			start = end;
+			if (have) {
+				char data[16];
+				size_t e = 0;
+				while (e < sizeof from / sizeof from[0] && from[e] != ch)
+					e++;
+				if (e < sizeof from / sizeof from[0])
+					snprintf(data, sizeof data, "\\%c", to[e]);
+				else if (ch <= 0xff)
+					snprintf(data, sizeof data, "\\x%02X", (unsigned)ch);
+				else if (ch <= 0xffff)
+					snprintf(data, sizeof data, "\\u%04X", (unsigned)ch);
+				else
+					snprintf(data, sizeof data, "\\U%08X", (unsigned)ch);
+				fputs(data, f);
+				col += strlen(data);
+				start = end + 1;
+			}
+		}
+		if (end > 0 && end + 1 < n && (ch == ' ' || start >= end) && col + (end - start) > 80) {
+			for (size_t k = start; k < end; k++)
+				put_cp(f, t[k]);
+			fputc('\\', f);
+			if (start < end)
+				start = end;
+			fputs("\n  ", f);
+			col = 2;
+			if (t[start] == ' ') {
+				fputc('\\', f);
+				col++;
+			}
+		}
+	}
+}
+
+/* Writes s as PyYAML would as the value of a top-level key of key_len bytes (ASCII keys). */
+static void yaml_put_str(FILE *f, const char *s, size_t key_len)
+{
+	size_t len = strlen(s), n = 0;
+	uint32_t *t = malloc((len + 1) * sizeof *t);
+	if (!t) { /* cannot analyse: double quotes are always valid (no folding) */
+		fputs("\"", f);
+		for (const char *p = s; *p; p++)
+			fprintf(f, (*p == '"' || *p == '\\') ? "\\%c" : "%c", *p);
+		fputs("\"", f);
 		return;
 	}
-	static const char esc_from[] = "\0\a\b\t\n\v\f\r\x1b\"\\";
-	static const char esc_to[] = "0abtnvfre\"\\";
-	fputc('"', f);
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		const char *e = *p ? memchr(esc_from + 1, *p, sizeof esc_from - 2) : NULL;
-		if (e)
-			fprintf(f, "\\%c", esc_to[e - esc_from]);
-		else if (*p < 0x20 || *p == 0x7f)
-			fprintf(f, "\\x%02X", *p);
-		else
-			fputc(*p, f);
+	for (const unsigned char *p = (const unsigned char *)s; *p; n++)
+		p += utf8_decode(p, &t[n]);
+	switch (yaml_style(s, t, n)) {
+	case Y_PLAIN: yaml_write_folded(f, t, n, key_len + 2, 0); break;
+	case Y_SINGLE:
+		fputc('\'', f);
+		yaml_write_folded(f, t, n, key_len + 3, 1);
+		fputc('\'', f);
+		break;
+	default:
+		fputc('"', f);
+		yaml_write_double(f, t, n, key_len + 3);
+		fputc('"', f);
+		break;
 	}
-	fputc('"', f);
+	free(t);
 }
 
 enum yv_type { YV_STR, YV_INT, YV_NULL, YV_EMPTY_LIST };
@@ -432,7 +600,7 @@ static char *yaml_render(struct yv *kv, size_t n, size_t *len)
 		switch (kv[i].type) {
 		case YV_STR:
 			if (kv[i].s)
-				yaml_put_str(f, kv[i].s);
+				yaml_put_str(f, kv[i].s, strlen(kv[i].key));
 			else
 				fputs("null", f);
 			break;
@@ -590,6 +758,33 @@ static int ymeta_read(struct ymeta *m, const char *path, struct bio_error *err)
 	if (rc)
 		ymeta_free(m);
 	return rc;
+}
+
+/* True when s is valid UTF-8 (MLflow reads every file as UTF-8). */
+static int utf8_ok(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	while (*p) {
+		unsigned c = *p++;
+		int n = c < 0x80 ? 0 : (c >> 5) == 6 ? 1 : (c >> 4) == 14 ? 2 : (c >> 3) == 30 ? 3 : -1;
+		if (n < 0 || (n == 1 && c < 0xc2))
+			return 0;
+		unsigned cp = n == 0 ? c : n == 1 ? (c & 0x1f) : n == 2 ? (c & 0x0f) : (c & 0x07);
+		for (int k = 0; k < n; k++, p++) {
+			if ((*p & 0xc0) != 0x80)
+				return 0;
+			cp = (cp << 6) | (*p & 0x3f);
+		}
+		if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+		    (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+			return 0;
+	}
+	return 1;
+}
+
+static int not_utf8(struct bio_error *err, const char *what)
+{
+	return bio_error_set(err, BIO_EINVAL, "%s is not valid UTF-8", what);
 }
 
 /* ---- keys ---- */
@@ -876,6 +1071,8 @@ static int tag_write(struct bio_track_run *r, const char *key, const char *value
 {
 	char k[BIO_TRACK_MAX_KEY + 1];
 	bio_track_sanitize_key(k, sizeof k, key);
+	if (!utf8_ok(value))
+		return not_utf8(err, "tag value");
 	if (strlen(value) > BIO_TRACK_MAX_TAG_VALUE)
 		return bio_error_set(err, BIO_ELIMIT, "%s: tag '%s': value of %zu bytes exceeds %d",
 				     r->run_dir, k, strlen(value), BIO_TRACK_MAX_TAG_VALUE);
@@ -890,6 +1087,10 @@ static int tag_write(struct bio_track_run *r, const char *key, const char *value
 struct bio_track_run *bio_track_run_start(const char *root_uri, const char *experiment_name,
 					  const char *run_name, struct bio_error *err)
 {
+	if ((experiment_name && !utf8_ok(experiment_name)) || (run_name && !utf8_ok(run_name))) {
+		not_utf8(err, "experiment or run name");
+		return NULL;
+	}
 	struct bio_track_run *r = calloc(1, sizeof *r);
 	if (!r) {
 		nomem(err);
@@ -1102,6 +1303,8 @@ int bio_track_log_param(struct bio_track_run *r, const char *key, const char *va
 	char k[BIO_TRACK_MAX_KEY + 1];
 	bio_track_sanitize_key(k, sizeof k, key);
 	size_t len = strlen(value);
+	if (!utf8_ok(value))
+		return not_utf8(err, "param value");
 	if (len > BIO_TRACK_MAX_PARAM_VALUE)
 		return bio_error_set(err, BIO_ELIMIT, "%s: param '%s': value of %zu bytes exceeds %d",
 				     r->run_dir, k, len, BIO_TRACK_MAX_PARAM_VALUE);
@@ -1412,6 +1615,8 @@ int bio_track_register_model(int64_t *version, const char *root_uri, const char 
 				     name ? name : "");
 	if (!source_uri || !*source_uri)
 		return bio_error_set(err, BIO_EINVAL, "model '%s': empty source URI", name);
+	if (!utf8_ok(name) || !utf8_ok(source_uri) || (run_id && !utf8_ok(run_id)))
+		return not_utf8(err, "model name or source");
 	char *root = store_open(root_uri, 1, err);
 	if (!root)
 		return err ? err->code : BIO_EIO;

@@ -315,6 +315,10 @@ TEST(yaml_quoting_matches_pyyaml)
 		"<<",    "on",       "0o17",      "07",       "+1",        "-.5",      "plain name",
 		"ends:", "?q",       "? q",       "a:b",      "x\\y",       "a\n",     "\na",
 		"a\n\nb", "a \nb",    "a\n b",     "bell\a",   "q\"x",     "e\x1bx",  "it's\nx",
+		"---x",  "...", "emoji \xf0\x9f\x98\x80", "nbsp\xc2\xa0x", "bom\xef\xbb\xbf", "c1\xc2\x80",
+		"a long run name with many words that goes well past the eighty column limit of PyYAML",
+		"'a long single-quoted name with words that goes well past the eighty column limit'",
+		"a long\tdouble-quoted name with words that goes well past the eighty column limit of it",
 	};
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
 		struct bio_error err = {0};
@@ -335,6 +339,9 @@ TEST(yaml_quoting_matches_pyyaml)
 	if (rc < 0)
 		fprintf(stderr, "note: /usr/bin/python3 missing, PyYAML comparison skipped\n");
 	CHECK(rc <= 0);
+	struct bio_error e2 = {0};
+	CHECK(bio_track_run_start(root, "bad \xc3(", NULL, &e2) == NULL);
+	CHECK_EQ(e2.code, BIO_EINVAL);
 	/* an experiment name in the trash is refused */
 	char trash_cmd[512];
 	snprintf(trash_cmd, sizeof trash_cmd, "cd '%s' && for d in */; do "
