@@ -780,12 +780,14 @@ static void *cmc_worker(void *arg)
 	return NULL;
 }
 
-int bio_cmc_compute(struct bio_cmc *cmc, const float *emb, size_t n, size_t dim,
-		    const int64_t *labels, size_t gallery_per_id, int n_threads,
-		    struct bio_error *err)
+/* Gallery by roles (is_gallery) or, when it is NULL, the first gallery_per_id samples of each
+ * identity. */
+static int cmc_core(struct bio_cmc *cmc, const float *emb, size_t n, size_t dim,
+		    const int64_t *labels, const unsigned char *is_gallery, size_t gallery_per_id,
+		    int n_threads, struct bio_error *err)
 {
 	memset(cmc, 0, sizeof *cmc);
-	if (gallery_per_id == 0)
+	if (!is_gallery && gallery_per_id == 0)
 		return bio_error_set(err, BIO_EINVAL, "identification: gallery size per identity is 0");
 	size_t *idx = NULL, *id = NULL, *cnt = NULL, *gal_idx = NULL, *gal_id = NULL;
 	size_t *probe_idx = NULL, *probe_id = NULL, *rank = NULL, *gal_per = NULL;
@@ -809,23 +811,50 @@ int bio_cmc_compute(struct bio_cmc *cmc, const float *emb, size_t n, size_t dim,
 	}
 	size_t n_gal = 0, n_probe = 0;
 	for (size_t a = 0; a < m; a++) {
-		if (cnt[id[a]]++ < gallery_per_id) {
+		int gal = is_gallery ? is_gallery[idx[a]] != 0 : cnt[id[a]] < gallery_per_id;
+		if (gal) {
+			cnt[id[a]]++;
 			gal_idx[n_gal] = idx[a];
 			gal_id[n_gal] = id[a];
 			gal_n2[n_gal] = dot_f32(emb + idx[a] * dim, emb + idx[a] * dim, dim);
 			n_gal++;
 		} else {
+			if (!is_gallery)
+				cnt[id[a]]++;
 			probe_idx[n_probe] = idx[a];
 			probe_id[n_probe++] = id[a];
 		}
 	}
+	if (is_gallery) {
+		/* leave out probes whose identity has no gallery sample */
+		size_t kept = 0;
+		for (size_t p = 0; p < n_probe; p++) {
+			if (cnt[probe_id[p]] == 0) {
+				cmc->n_unmated++;
+				continue;
+			}
+			probe_idx[kept] = probe_idx[p];
+			probe_id[kept++] = probe_id[p];
+		}
+		n_probe = kept;
+	}
 	cmc->n_gallery = n_gal;
 	cmc->n_ids = n_ids;
 	cmc->n_probes = n_probe;
+	if (is_gallery && n_gal == 0) {
+		rc = bio_error_set(err, BIO_EINVAL, "no gallery samples");
+		goto out;
+	}
 	if (n_probe == 0) {
-		rc = bio_error_set(err, BIO_EINVAL,
-				   "no probes: no identity has more than %zu sample%s (eval.gallery)",
-				   gallery_per_id, gallery_per_id == 1 ? "" : "s");
+		if (is_gallery)
+			rc = bio_error_set(err, BIO_EINVAL,
+					   "no probes with an enrolled identity (%zu unmated)",
+					   cmc->n_unmated);
+		else
+			rc = bio_error_set(err, BIO_EINVAL,
+					   "no probes: no identity has more than %zu sample%s "
+					   "(eval.gallery)",
+					   gallery_per_id, gallery_per_id == 1 ? "" : "s");
 		goto out;
 	}
 	n_threads = clamp_threads(n_threads, n_probe);
@@ -878,12 +907,28 @@ out:
 	free(jobs);
 	if (rc) {
 		size_t keep_p = cmc->n_probes, keep_g = cmc->n_gallery, keep_i = cmc->n_ids;
+		size_t keep_u = cmc->n_unmated;
 		bio_cmc_destroy(cmc);
 		cmc->n_probes = keep_p;
 		cmc->n_gallery = keep_g;
 		cmc->n_ids = keep_i;
+		cmc->n_unmated = keep_u;
 	}
 	return rc;
+}
+
+int bio_cmc_compute(struct bio_cmc *cmc, const float *emb, size_t n, size_t dim,
+		    const int64_t *labels, size_t gallery_per_id, int n_threads,
+		    struct bio_error *err)
+{
+	return cmc_core(cmc, emb, n, dim, labels, NULL, gallery_per_id, n_threads, err);
+}
+
+int bio_cmc_compute_roles(struct bio_cmc *cmc, const float *emb, size_t n, size_t dim,
+			  const int64_t *labels, const unsigned char *is_gallery, int n_threads,
+			  struct bio_error *err)
+{
+	return cmc_core(cmc, emb, n, dim, labels, is_gallery, 0, n_threads, err);
 }
 
 double bio_cmc_rank(const struct bio_cmc *cmc, size_t k)

@@ -67,6 +67,8 @@ struct eval {
 	int has_closed;
 	char closed_reason[256];
 	struct bio_confusion conf;
+	struct eval *enrol;     /* --enrol: the gallery's predictions, or NULL */
+	const char *enrol_path;
 };
 
 static void usage(FILE *f)
@@ -90,6 +92,8 @@ static void usage(FILE *f)
 		"                         training curves are drawn too\n"
 		"      --protocol P       verification pairs: all or fvc (default eval.protocol)\n"
 		"      --gallery N        samples per identity enrolled for identification\n"
+		"      --enrol FILE       take the gallery from the predictions in FILE (e.g. of the\n"
+		"                         training split); every input record is then a probe\n"
 		"  -q, --quiet            no summary table\n"
 		BIO_TOOL_COMMON_HELP
 		"\n"
@@ -270,6 +274,50 @@ static void compute_closed(struct eval *e)
 	e->has_closed = 1;
 }
 
+/* Identification with the gallery from the enrolment stream (its first eval.gallery samples per
+ * identity) and every labelled input record as a probe. */
+static int cmc_enrolled(struct eval *e, struct modality *md, struct bio_error *err)
+{
+	const struct eval *en = e->enrol;
+	const struct modality *em = &en->mod[md - e->mod];
+	const char *name = mod_names[md - e->mod];
+	if (!em->present)
+		return bio_error_set(err, BIO_EINVAL, "%s: no emb_%s to enrol", e->enrol_path, name);
+	if (em->dim != md->dim)
+		return bio_error_set(err, BIO_EINVAL, "%s: emb_%s has %zu values, the input %zu",
+				     e->enrol_path, name, em->dim, md->dim);
+	size_t n = en->n_records + e->n_records;
+	float *emb = xrealloc(e, NULL, n * md->dim, sizeof(float));
+	int64_t *labels = xrealloc(e, NULL, n, sizeof(int64_t));
+	unsigned char *gal = xrealloc(e, NULL, n, 1);
+	memcpy(emb, em->emb, en->n_records * md->dim * sizeof(float));
+	memcpy(emb + en->n_records * md->dim, md->emb, e->n_records * md->dim * sizeof(float));
+	/* count enrolled samples per label; labels are < n_classes (checked on input) */
+	size_t n_lab = e->n_classes > en->n_classes ? e->n_classes : en->n_classes;
+	size_t *cnt = calloc(n_lab ? n_lab : 1, sizeof *cnt);
+	if (!cnt)
+		bio_tool_die(e->t, "out of memory");
+	for (size_t i = 0; i < en->n_records; i++) {
+		int64_t l = en->labels[i];
+		int use = l >= 0 && (size_t)l < n_lab && cnt[l] < (size_t)e->gallery;
+		if (use)
+			cnt[l]++;
+		labels[i] = use ? l : -1;
+		gal[i] = 1;
+	}
+	for (size_t i = 0; i < e->n_records; i++) {
+		labels[en->n_records + i] = e->labels[i];
+		gal[en->n_records + i] = 0;
+	}
+	int rc = bio_cmc_compute_roles(&md->cmc, emb, n, md->dim, labels, gal, e->t->n_threads,
+				       err);
+	free(cnt);
+	free(emb);
+	free(labels);
+	free(gal);
+	return rc;
+}
+
 static void compute_modality(struct eval *e, struct modality *md)
 {
 	struct bio_error err = {0};
@@ -328,8 +376,11 @@ static void compute_modality(struct eval *e, struct modality *md)
 			}
 		}
 	}
-	rc = bio_cmc_compute(&md->cmc, md->emb, e->n_records, md->dim, e->labels,
-			     (size_t)e->gallery, e->t->n_threads, &err);
+	if (e->enrol)
+		rc = cmc_enrolled(e, md, &err);
+	else
+		rc = bio_cmc_compute(&md->cmc, md->emb, e->n_records, md->dim, e->labels,
+				     (size_t)e->gallery, e->t->n_threads, &err);
 	if (rc == BIO_ENOMEM)
 		bio_tool_die(e->t, "%s", err.msg);
 	if (rc < 0)
@@ -378,6 +429,9 @@ static void write_report(struct eval *e, FILE *f)
 		e->n_labelled, e->n_unknown, e->n_classes);
 	fprintf(f, "protocol: %s\ngallery_per_identity: %lld\n", e->protocol_name,
 		(long long)e->gallery);
+	fputs("gallery_from: ", f);
+	put_qstr(f, e->enrol ? e->enrol_path : "input");
+	fputc('\n', f);
 	for (int m = 0; m < N_MOD; m++) {
 		struct modality *md = &e->mod[m];
 		fprintf(f, "%s:\n", mod_names[m]);
@@ -437,6 +491,8 @@ static void write_report(struct eval *e, FILE *f)
 		put_rate(f, "    ", "rank5", ok, bio_cmc_rank(&md->cmc, 5));
 		fprintf(f, "    n_gallery: %zu\n    n_probes: %zu\n", md->cmc.n_gallery,
 			md->cmc.n_probes);
+		if (e->enrol)
+			fprintf(f, "    n_unmated_probes: %zu\n", md->cmc.n_unmated);
 		if (!ok) {
 			fputs("    reason: ", f);
 			put_qstr(f, md->cmc_reason);
@@ -1128,6 +1184,7 @@ int main(int argc, char **argv)
 		OPT_GALLERY,
 		OPT_SCORES,
 		OPT_TRACK,
+		OPT_ENROL,
 	};
 	static const struct option long_opts[] = {
 		BIO_TOOL_LONG_OPTS,
@@ -1138,12 +1195,15 @@ int main(int argc, char **argv)
 		{"gallery", required_argument, 0, OPT_GALLERY},
 		{"scores", no_argument, 0, OPT_SCORES},
 		{"track-run", required_argument, 0, OPT_TRACK},
+		{"enrol", required_argument, 0, OPT_ENROL},
+		{"enroll", required_argument, 0, OPT_ENROL},
 		{"quiet", no_argument, 0, 'q'},
 		{0, 0, 0, 0},
 	};
 	struct bio_tool t;
 	struct bio_error err = {0};
 	const char *curves = NULL, *plots = NULL, *run_dir = NULL, *protocol = NULL, *track = NULL;
+	const char *enrol = NULL;
 	long long gallery = -1;
 	int quiet = 0, with_scores = 0, opt;
 
@@ -1175,6 +1235,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_TRACK:
 			track = optarg;
+			break;
+		case OPT_ENROL:
+			enrol = optarg;
 			break;
 		case 'q':
 			quiet = 1;
@@ -1250,6 +1313,27 @@ int main(int argc, char **argv)
 	if (e.n_records == 0)
 		bio_tool_die(&t, "%s: no records to evaluate", paths[0]);
 
+	struct eval en = {.t = &t, .topk = e.topk};
+	if (enrol) {
+		r = bio_stream_reader_open(&enrol, 1, &lim, &err);
+		if (!r)
+			bio_tool_die_err(&t, &err);
+		if (bio_stream_read_header(r, "predictions", &meta, &err) < 0)
+			bio_tool_die_err(&t, &err);
+		read_meta(&en, r, meta);
+		read_records(&en, r);
+		bio_stream_reader_free(r);
+		int same = en.n_label_names == e.n_label_names;
+		for (size_t i = 0; same && i < e.n_label_names; i++)
+			same = strcmp(en.label_names[i], e.label_names[i]) == 0;
+		if (!same)
+			bio_tool_die(&t, "%s: its label names differ from the input's: not the same "
+					 "identities",
+				     enrol);
+		en.n_classes = en.n_label_names ? en.n_label_names : (size_t)(en.max_label + 1);
+		e.enrol = &en;
+		e.enrol_path = enrol;
+	}
 	compute_closed(&e);
 	for (int m = 0; m < N_MOD; m++)
 		compute_modality(&e, &e.mod[m]);
@@ -1298,6 +1382,8 @@ int main(int argc, char **argv)
 	if (!quiet)
 		write_summary(&e, stderr);
 	free_eval(&e);
+	if (enrol)
+		free_eval(&en);
 	bio_config_free(t.cfg);
 	return BIO_EXIT_OK;
 }

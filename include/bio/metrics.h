@@ -131,6 +131,7 @@ struct bio_cmc {
 	size_t n_probes;
 	size_t n_gallery;   /* gallery samples */
 	size_t n_ids;       /* identities in the gallery */
+	size_t n_unmated;   /* probes left out: no gallery sample of their identity */
 	size_t n_ranks;     /* entries of rate[] (largest number of negatives + 1) */
 	double *rate;       /* rate[r] = fraction of probes with rank index <= r */
 };
@@ -142,6 +143,12 @@ struct bio_cmc {
 int bio_cmc_compute(struct bio_cmc *cmc, const float *emb, size_t n, size_t dim,
 		    const int64_t *labels, size_t gallery_per_id, int n_threads,
 		    struct bio_error *err);
+/* The same with the roles given: is_gallery[i] 1 = gallery, 0 = probe (labels < 0 skipped).
+ * Probes of an identity without gallery samples are left out and counted in n_unmated. Fails
+ * with BIO_EINVAL when no probe or no gallery sample remains. */
+int bio_cmc_compute_roles(struct bio_cmc *cmc, const float *emb, size_t n, size_t dim,
+			  const int64_t *labels, const unsigned char *is_gallery, int n_threads,
+			  struct bio_error *err);
 /* Rank-k identification rate (k >= 1); rate of the last rank when k > n_ranks. */
 double bio_cmc_rank(const struct bio_cmc *cmc, size_t k);
 void bio_cmc_destroy(struct bio_cmc *cmc);

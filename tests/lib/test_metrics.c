@@ -230,6 +230,28 @@ TEST(cmc_ranks_and_ties)
 	bio_cmc_destroy(&c);
 }
 
+TEST(cmc_roles)
+{
+	/* gallery: id 0 (1,0), id 1 (0,1) from an enrolment set; probes: id 0 rank 0, id 1 rank 1
+	 * ((1,0) beats its mate), id 2 has no gallery sample: left out */
+	const float emb[] = {1, 0, 0, 1, 1, 0.1f, 1, 0.2f, 0, -1};
+	const int64_t lab[] = {0, 1, 0, 1, 2};
+	const unsigned char gal[] = {1, 1, 0, 0, 0};
+	struct bio_cmc c;
+	CHECK_EQ(bio_cmc_compute_roles(&c, emb, 5, 2, lab, gal, 2, NULL), 0);
+	CHECK_EQ(c.n_probes, 2);
+	CHECK_EQ(c.n_unmated, 1);
+	CHECK_EQ(c.n_gallery, 2);
+	CHECK_NEAR(bio_cmc_rank(&c, 1), 0.5, 0);
+	CHECK_NEAR(bio_cmc_rank(&c, 2), 1.0, 0);
+	bio_cmc_destroy(&c);
+	const unsigned char none[] = {0, 0, 0, 0, 0};
+	struct bio_error err = {0};
+	CHECK_EQ(bio_cmc_compute_roles(&c, emb, 5, 2, lab, none, 1, &err), BIO_EINVAL);
+	CHECK(strstr(err.msg, "no gallery") != NULL);
+	bio_cmc_destroy(&c);
+}
+
 TEST(confusion)
 {
 	struct bio_confusion c;
@@ -307,6 +329,7 @@ int main(void)
 	RUN(histogram);
 	RUN(pairs_protocols);
 	RUN(cmc_ranks_and_ties);
+	RUN(cmc_roles);
 	RUN(confusion);
 	RUN(sort);
 	return test_summary();

@@ -24,10 +24,14 @@ def main():
     ap.add_argument("--samples", type=int, default=4, help="samples per identity")
     ap.add_argument("--dim", type=int, default=16)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--sample-seed", type=int,
+                    help="seed of the per-sample noise only: same identities, other samples")
     ap.add_argument("--noise-iris", type=float, default=0.9)
     ap.add_argument("--noise-fingerprint", type=float, default=1.1)
     ap.add_argument("--topk", type=int, default=5)
     ap.add_argument("--unknown", type=int, default=0, help="extra records with label -1")
+    ap.add_argument("--drop-ids", type=int, default=0,
+                    help="no records for the last K identities (still in the label list)")
     ap.add_argument("--no-emb", action="store_true", help="no embeddings at all")
     ap.add_argument("--only", choices=["iris", "fingerprint", "fused"], help="one embedding only")
     ap.add_argument("--quantize", action="store_true",
@@ -42,8 +46,10 @@ def main():
     names = ["id%03d" % i for i in range(a.ids)]
     base = {m: rng.standard_normal((a.ids, a.dim)) for m in ("iris", "fingerprint")}
     noise = {"iris": a.noise_iris, "fingerprint": a.noise_fingerprint}
+    if a.sample_seed is not None:
+        rng = np.random.default_rng(a.sample_seed)
     recs = []
-    for i in range(a.ids):
+    for i in range(a.ids - a.drop_ids):
         for s in range(a.samples):
             recs.append((i, "%s_%02d" % (names[i], s)))
     for u in range(a.unknown):

@@ -4,7 +4,7 @@
 numpy (cosine scores, histogram) and numpy reimplementations of bob.measure (eer_threshold and
 farfrr; cmc / recognition_rate with the rank = number of negatives >= best positive).
 
-Usage: sklearn_compare.py PREDICTIONS REPORT.yaml CURVES_DIR
+Usage: sklearn_compare.py PREDICTIONS REPORT.yaml CURVES_DIR [ENROLMENT_PREDICTIONS]
 CURVES_DIR must come from `bio-eval --curves DIR --scores --set eval.curve_resolution=0`.
 Prints the largest deviation of each figure and exits 1 when one exceeds its tolerance."""
 import csv
@@ -166,8 +166,37 @@ def bob_cmc(emb, labels, gallery):
     return np.cumsum(hist) / len(ranks)
 
 
+def bob_cmc_enrol(gemb, glab, gallery, pemb, plab):
+    """CMC with the gallery from another set (its first `gallery` samples per identity); probes
+    of identities without a gallery sample are left out."""
+    count, keep = {}, []
+    for l in glab:
+        count[l] = count.get(l, 0) + 1
+        keep.append(l >= 0 and count[l] <= gallery)
+    keep = np.array(keep, bool)
+    g, gl = gemb[keep].astype(np.float64), glab[keep]
+    ng = np.einsum("ij,ij->i", g, g)
+    ranks, max_neg, unmated = [], 0, 0
+    for x, l in zip(pemb.astype(np.float64), plab):
+        if l < 0:
+            continue
+        if not (gl == l).any():
+            unmated += 1
+            continue
+        den = ng * (x @ x)
+        s = np.where(den > 0, (g @ x) / np.sqrt(np.where(den > 0, den, 1)), 0.0)
+        pos, neg = s[gl == l], s[gl != l]
+        ranks.append(int(np.sum(neg >= pos.max())))
+        max_neg = max(max_neg, len(neg))
+    if not ranks:
+        return None, unmated
+    hist = np.bincount(ranks, minlength=max_neg + 1)
+    return np.cumsum(hist) / len(ranks), unmated
+
+
 def main():
     pred_path, report_path, curves = sys.argv[1:4]
+    enrol = read_stream(sys.argv[4])[1] if len(sys.argv) > 4 else None
     meta, recs = read_stream(pred_path)
     rep = yaml.safe_load(open(report_path))
     labels = np.array([r["label"] for r in recs], dtype=np.int64)
@@ -245,8 +274,14 @@ def main():
               np.histogram(cg, bins=bins, range=(lo, hi))[0], 0)
         check(m + " impostor histogram (numpy)", [int(r[3]) for r in rows],
               np.histogram(ci, bins=bins, range=(lo, hi))[0], 0)
-        cmc = bob_cmc(emb, labels, gallery)
         idf = sec["identification"]
+        if enrol is not None:
+            gemb = np.stack([tensor(r[key]) for r in enrol])
+            glab = np.array([r["label"] for r in enrol], dtype=np.int64)
+            cmc, unmated = bob_cmc_enrol(gemb, glab, gallery, emb, labels)
+            check(m + " unmated probes", idf["n_unmated_probes"], unmated, 0)
+        else:
+            cmc = bob_cmc(emb, labels, gallery)
         if cmc is None:
             if idf["rank1"] is not None:
                 failures.append(m + ": no probes but rank1 is not null")

@@ -68,6 +68,25 @@ sys.exit(0 if len(set(s)) < len(s) / 2 else 1)"
 	assert_output 3
 }
 
+@test "--enrol: gallery from another predictions stream, unmated probes left out" {
+	"$PYTHON" "$GEN" -o "$T/in.bs" --ids 12 --samples 3 --seed 5 --sample-seed 77 --unknown 2
+	"$PYTHON" "$GEN" -o "$T/enr.bs" --ids 12 --drop-ids 2 --samples 4 --seed 5
+	run bio-eval -q "$T/in.bs" --enrol "$T/enr.bs" --gallery 3 -o "$T/r.yaml" --curves "$T/c" \
+		--scores --set eval.curve_resolution=0
+	assert_success
+	run "$PYTHON" tests/python/sklearn_compare.py "$T/in.bs" "$T/r.yaml" "$T/c" "$T/enr.bs"
+	assert_success
+	assert_output --partial " 0 mismatches"
+	run grep -c "n_unmated_probes: 6$" "$T/r.yaml"
+	assert_output 3
+	# another label set is refused before any output
+	"$PYTHON" "$GEN" -o "$T/other.bs" --ids 7
+	run bio-eval -q "$T/in.bs" --enrol "$T/other.bs" -o "$T/x.yaml"
+	assert_failure 1
+	assert_output --partial "label names differ"
+	[ ! -e "$T/x.yaml" ]
+}
+
 @test "the summary shows the modalities side by side and fusion wins" {
 	"$PYTHON" "$GEN" -o "$T/p.bs" --ids 30 --samples 5 --dim 24 --seed 11
 	run bio-eval "$T/p.bs" -o "$T/r.yaml"
@@ -213,6 +232,11 @@ print('ok')"
 	run sh -c "cat preds.bs | bio-eval --protocol fvc --gallery 2 -q > report.yaml"
 	assert_success
 	grep -q '^protocol: fvc' report.yaml
+	# the enrolment example (train.bs made here instead of by bio-infer)
+	"$PYTHON" "$OLDPWD/$GEN" -o train.bs --ids 10 --samples 4 --sample-seed 9
+	run sh -c "bio-eval --enrol train.bs --gallery 100 -q preds.bs > report.yaml"
+	assert_success
+	grep -q 'n_gallery: 40' report.yaml
 	run sh -c "bio-eval --curves curves --scores --set eval.curve_resolution=0 -q preds.bs > report.yaml"
 	assert_success
 	[ -s curves/scores_iris.csv ]
