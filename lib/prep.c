@@ -188,6 +188,7 @@ struct prep_plan {
 };
 
 struct bio_prep_scratch {
+	struct bio_image_reader reader; /* file buffer reused across loads */
 	struct prep_plan plans[PREP_N_PLANS];
 	uint64_t clock;
 	uint8_t *u8;     /* resized 8-bit image */
@@ -207,6 +208,7 @@ void bio_prep_scratch_free(struct bio_prep_scratch *s)
 		return;
 	for (int i = 0; i < PREP_N_PLANS; i++)
 		bio_image_resize_plan_free(s->plans[i].plan);
+	bio_image_reader_destroy(&s->reader);
 	free(s->u8);
 	free(s);
 }
@@ -366,7 +368,8 @@ int bio_prep_file(float *out, const char *path, const struct bio_prep_params *p,
 		  struct bio_prep_scratch *s, struct bio_error *err)
 {
 	struct bio_image img = {0};
-	int rc = bio_image_load(&img, path, &p->limits, err);
+	int rc = s ? bio_image_reader_load(&img, &s->reader, path, &p->limits, err)
+		   : bio_image_load(&img, path, &p->limits, err);
 	if (rc == 0) {
 		rc = bio_prep_image(out, &img, p, s, err);
 		if (rc < 0)

@@ -49,8 +49,9 @@ struct bio_prep_params {
 	struct bio_image_limits limits;
 };
 
-/* Per-thread scratch of the preprocessing: cached resize plans (one per input size met
- * recently) and buffers, so a stream of same-sized images builds no tables and allocates little. */
+/* Per-thread scratch of the preprocessing: a reused file buffer, cached resize plans (one per
+ * input size met recently) and buffers, so a stream of same-sized images builds no tables and
+ * allocates little. */
 struct bio_prep_scratch;
 
 /* New empty scratch, or NULL when out of memory. */
