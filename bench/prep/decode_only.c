@@ -27,6 +27,7 @@ int main(int argc, char **argv)
 	char *line = NULL;
 	size_t cap = 0;
 	long n = 0;
+	struct bio_image_reader reader = {0};
 	unsigned long sum = 0;
 	ssize_t len;
 	while ((len = getline(&line, &cap, f)) > 0) {
@@ -36,7 +37,7 @@ int main(int argc, char **argv)
 			continue;
 		struct bio_image img = {0};
 		struct bio_error err = {0};
-		if (bio_image_load(&img, line, &lim, &err) < 0) {
+		if (bio_image_reader_load(&img, &reader, line, &lim, &err) < 0) {
 			fprintf(stderr, "prep_decode: %s\n", err.msg);
 			return 1;
 		}
@@ -46,6 +47,7 @@ int main(int argc, char **argv)
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	free(line);
+	bio_image_reader_destroy(&reader);
 	fclose(f);
 	double s = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
 	printf("%ld %.6f %lu\n", n, s, sum);
