@@ -1,6 +1,7 @@
 /* The decode-only floor of bench/prep: reads and decodes every image named in a list file (one
- * path per line) with libbio (bio_image_reader_load), and nothing else (no resize, no output), so the
- * bench can show how close bio-prep gets to the cost of just reading and decoding the files.
+ * path per line) with libbio (bio_image_reader_load, a reused buffer, as bio-prep's threads do)
+ * and nothing else (no resize, no output), so the bench can show how close bio-prep gets to the
+ * cost of just reading and decoding the files.
  * Usage: prep_decode LIST; prints "<images> <seconds>" on stdout. */
 #include <stdio.h>
 #include <stdlib.h>
