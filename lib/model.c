@@ -2,7 +2,8 @@
  * state_dict table (PyTorch names and layouts), PyTorch-default initialisation, forward, loss and
  * backward over preallocated blocks. Activation memory: per conv block only the normalised conv
  * output (for batch-norm backward), the pooled output and a byte of arg-max per pooled element are
- * kept; batch-norm output and ReLU are fused into the pool; scratch is shared by the branches. */
+ * kept; batch-norm output and ReLU are fused into the pool, and in backward the block's xhat is
+ * overwritten by its gradient; scratch is shared by the branches. */
 #include "bio/model.h"
 
 #include <math.h>
@@ -357,7 +358,7 @@ struct bio_model *bio_model_new(const struct bio_model_spec *spec, int max_batch
 
 	const int n = max_batch, nm = spec->n_mod, k = spec->kernel;
 	size_t *ab = &m->activation_bytes;
-	size_t max_conv = 0, max_col = 0, max_pool = 0;
+	size_t max_col = 0, max_pool = 0;
 	m->branches = calloc(nm, sizeof *m->branches);
 	m->emb = calloc(nm, sizeof *m->emb);
 	m->d_emb = calloc(nm, sizeof *m->d_emb);
@@ -408,8 +409,6 @@ struct bio_model *bio_model_new(const struct bio_model_spec *spec, int max_batch
 			*ab += pool_n;
 			if (!br->xhat[i] || !br->pool[i] || !br->argmax[i])
 				goto nomem;
-			if (conv_n > max_conv)
-				max_conv = conv_n;
 			if (pool_n > max_pool)
 				max_pool = pool_n;
 			size_t col = bio_conv2d_col_floats(cv);
@@ -448,12 +447,12 @@ struct bio_model *bio_model_new(const struct bio_model_spec *spec, int max_batch
 	m->col_floats = max_col * chunk;
 	m->col = falloc(m->col_floats, ab);
 	m->dw_part = falloc(max_dw * n_chunks, ab);
-	/* scratch: gradient of one conv output; d_scratch: gradients of pool outputs / dense */
+	/* d_scratch: gradients of pool outputs and dense layers (the gradient of a conv output
+	 * reuses that block's xhat) */
 	size_t dense = (size_t)n * (flat > spec->hidden ? flat : spec->hidden);
-	m->scratch = falloc(max_conv, ab);
 	m->d_half = max_pool > dense ? max_pool : dense;
 	m->d_scratch = falloc(m->d_half * 2, ab);
-	if (!m->col || !m->dw_part || !m->scratch || !m->d_scratch)
+	if (!m->col || !m->dw_part || !m->d_scratch)
 		goto nomem;
 	for (int b = 0; b < nm; b++)
 		for (int i = 0; i < spec->n_blocks; i++) {
@@ -529,7 +528,6 @@ void bio_model_free(struct bio_model *m)
 	free(m->col);
 	free(m->dw_part);
 	bio_nn_pool_free(m->pool);
-	free(m->scratch);
 	free(m->d_scratch);
 	free(m->fusion.alpha);
 	free(m->fused);
@@ -657,17 +655,6 @@ static void pool_forward_channels(void *ctx, size_t c0, size_t c1, int t)
 					 bn->beta + c0, (int)(c1 - c0), j->n, side, side);
 }
 
-static void pool_backward_channels(void *ctx, size_t c0, size_t c1, int t)
-{
-	const struct pool_job *j = ctx;
-	const int side = j->m->spec.input_size >> j->block;
-	const size_t conv_c = (size_t)j->n * side * side, pool_c = (size_t)j->n * (side / 2) * (side / 2);
-	(void)t;
-	bio_maxpool2_relu_backward(j->dy + c0 * conv_c, j->d_pool + c0 * pool_c,
-				   j->br->pool[j->block] + c0 * pool_c,
-				   j->br->argmax[j->block] + c0 * pool_c, (c1 - c0) * (size_t)j->n,
-				   side, side);
-}
 
 #define TIMED(m, idx, ...)                                                              \
 	do {                                                                            \
@@ -761,13 +748,11 @@ static void branch_backward(struct bio_model *m, struct bio_model_branch *br, co
 		bio_flatten_backward(dp, d_flat, sp->channels[nb - 1], n, fs * fs);
 	});
 	for (int i = nb - 1; i >= 0; i--) {
-		const int c = sp->channels[i];
-		float *dy = m->scratch;
-		TIMED(m, 5, {
-			struct pool_job pj = {m, br, i, n, dp, dy};
-			bio_nn_parallel_for(m->pool, (size_t)c, pool_backward_channels, &pj);
-			bio_batchnorm_backward(&br->bn[i], dy, dy, br->xhat[i], n, training);
-		});
+		/* xhat[i] becomes the gradient of the conv output */
+		TIMED(m, 5, bio_bn_relu_pool_backward(&br->bn[i], br->xhat[i], dp, br->pool[i],
+						       br->argmax[i], n, sp->input_size >> i,
+						       sp->input_size >> i, training));
+		float *dy = br->xhat[i];
 		const float *in = i > 0 ? br->pool[i - 1] : br->input;
 		float *dx = i > 0 ? (dp == half_a ? half_b : half_a) : NULL;
 		TIMED(m, 4, bio_conv2d_backward(&br->conv[i], dx, dy, in, n));

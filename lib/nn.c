@@ -288,6 +288,21 @@ static void bn_dx(float *dx, const float *dy, const float *xh, size_t n, float a
 		dx[i] = a * (dy[i] - mdy - xh[i] * mdyx);
 }
 
+/* x = a * (-mdy - x * mdyx), the dense part of batch-norm backward */
+static void bn_dx_dense(float *x, size_t n, float a, float mdy, float mdyx)
+{
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8) {
+		float t[8];
+		for (int k = 0; k < 8; k++)
+			t[k] = a * (-mdy - x[i + k] * mdyx);
+		for (int k = 0; k < 8; k++)
+			x[i + k] = t[k];
+	}
+	for (; i < n; i++)
+		x[i] = a * (-mdy - x[i] * mdyx);
+}
+
 /* ---- conv2d ---- */
 
 int bio_conv2d_setup(struct bio_conv2d *l, int c_in, int c_out, int k, int stride, int pad,
@@ -620,6 +635,74 @@ void bio_batchnorm_backward(const struct bio_batchnorm *l, float *d_in, const fl
 {
 	struct bn_job j = {l, NULL, NULL, d_in, NULL, d_out, xhat, n_batch, training};
 	bio_nn_parallel_for(l->pool, (size_t)l->c, bn_backward_channels, &j);
+}
+
+struct bnrp_job {
+	const struct bio_batchnorm *l;
+	float *x;
+	const float *d_pool, *pool_out;
+	const uint8_t *argmax;
+	int n_batch, h, w, training;
+};
+
+static void bnrp_channels(void *ctx, size_t c0, size_t c1, int t)
+{
+	const struct bnrp_job *j = ctx;
+	const struct bio_batchnorm *l = j->l;
+	const int h = j->h, w = j->w, ho = h / 2, wo = w / 2, nb = j->n_batch;
+	const size_t plane = (size_t)h * w, pplane = (size_t)ho * wo, m = plane * nb;
+	(void)t;
+	for (size_t c = c0; c < c1; c++) {
+		float *x = j->x + c * m;
+		const float *dp = j->d_pool + c * pplane * nb, *po = j->pool_out + c * pplane * nb;
+		const uint8_t *am = j->argmax + c * pplane * nb;
+		/* the gradient of the batch-norm output is dp at each window's arg-max where the
+		 * pooled value is positive, zero elsewhere: its sums need only those positions */
+		double sdy = 0.0, sdyx = 0.0;
+		for (int n = 0; n < nb; n++) {
+			const float *xp = x + (size_t)n * plane;
+			for (int oh = 0; oh < ho; oh++) {
+				float r1 = 0.0f, r2 = 0.0f;
+				for (int ow = 0; ow < wo; ow++) {
+					size_t q = (size_t)n * pplane + (size_t)oh * wo + ow;
+					float g = po[q] > 0.0f ? dp[q] : 0.0f;
+					int k = am[q];
+					r1 += g;
+					r2 += g * xp[(size_t)(2 * oh + (k >> 1)) * w + 2 * ow + (k & 1)];
+				}
+				sdy += r1;
+				sdyx += r2;
+			}
+		}
+		l->dgamma[c] += (float)sdyx;
+		l->dbeta[c] += (float)sdy;
+		const float a = l->gamma[c] * l->invstd[c];
+		if (j->training) {
+			const float mdy = (float)(sdy / (double)m), mdyx = (float)(sdyx / (double)m);
+			bn_dx_dense(x, m, a, mdy, mdyx);
+		} else {
+			memset(x, 0, m * sizeof(float));
+		}
+		for (int n = 0; n < nb; n++) {
+			float *xp = x + (size_t)n * plane;
+			for (int oh = 0; oh < ho; oh++)
+				for (int ow = 0; ow < wo; ow++) {
+					size_t q = (size_t)n * pplane + (size_t)oh * wo + ow;
+					if (!(po[q] > 0.0f))
+						continue;
+					int k = am[q];
+					xp[(size_t)(2 * oh + (k >> 1)) * w + 2 * ow + (k & 1)] += a * dp[q];
+				}
+		}
+	}
+}
+
+void bio_bn_relu_pool_backward(const struct bio_batchnorm *l, float *xhat_dx,
+			       const float *d_pool, const float *pool_out, const uint8_t *argmax,
+			       int n_batch, int h, int w, int training)
+{
+	struct bnrp_job j = {l, xhat_dx, d_pool, pool_out, argmax, n_batch, h, w, training};
+	bio_nn_parallel_for(l->pool, (size_t)l->c, bnrp_channels, &j);
 }
 
 /* ---- elementwise ---- */

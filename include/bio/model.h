@@ -77,7 +77,7 @@ struct bio_model {
 	float *fused, *d_fused;      /* [max_batch][fused_dim] */
 	float *logits, *d_logits;    /* [max_batch][n_classes] */
 	float **emb, **d_emb;        /* per modality [max_batch][embedding] */
-	float *scratch, *d_scratch;  /* shared scratch: conv-output gradient; 2 halves of d_half */
+	float *d_scratch;            /* shared scratch: 2 halves of d_half floats */
 	size_t d_half;
 	float *col;                  /* im2col scratch: col_floats per thread */
 	size_t col_floats;

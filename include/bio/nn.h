@@ -119,6 +119,15 @@ void bio_affine_relu_maxpool2_forward(float *out, uint8_t *argmax, const float *
 				      const float *gamma, const float *beta, int c, int n_batch,
 				      int h, int w);
 
+/* Backward of bio_affine_relu_maxpool2_forward through batch norm in one pass per channel:
+ * xhat_dx [c][n][h][w] holds the normalised input (as left by bio_batchnorm_forward) and is
+ * overwritten with the gradient w.r.t. the batch-norm input; dgamma, dbeta += ... Equal (up to
+ * rounding) to bio_maxpool2_relu_backward then bio_batchnorm_backward, without the dense
+ * intermediate gradient. l's mean/invstd are those of the forward pass. */
+void bio_bn_relu_pool_backward(const struct bio_batchnorm *l, float *xhat_dx,
+			       const float *d_pool, const float *pool_out, const uint8_t *argmax,
+			       int n_batch, int h, int w, int training);
+
 /* ---- flatten: CNHW [c][n][s] <-> row-major [n][c*s] (PyTorch's NCHW flatten order) ---- */
 
 void bio_flatten_forward(float *out, const float *in, int c, int n_batch, int spatial);

@@ -332,6 +332,42 @@ TEST(fused_pool_matches_composition)
 	bio_relu_backward(d1, d1, bn, tot);
 	bio_maxpool2_relu_backward(d2, dout, p2, a2, (size_t)c * n, h, w);
 	CHECK(memcmp(d1, d2, tot * sizeof(float)) == 0);
+	/* the one-pass pool + ReLU + batch-norm backward equals the composition (to rounding) */
+	for (int training = 0; training < 2; training++) {
+		int64_t nbt = 0;
+		struct bio_batchnorm l = {c, h * w, 1e-5f, 0.1f, g, b, zeros(c), zeros(c), zeros(c),
+					  zeros(c), &nbt, zeros(c), zeros(c), NULL};
+		float *l2g = zeros(c), *l2b = zeros(c);
+		for (int ci = 0; ci < c; ci++)
+			l.invstd[ci] = 0.5f + 0.25f * ci;
+		float *ref = zeros(tot), *x = zeros(tot);
+		bio_batchnorm_backward(&l, ref, d2, xhat, n, training);
+		float *dg = l.dgamma, *db = l.dbeta;
+		l.dgamma = l2g;
+		l.dbeta = l2b;
+		memcpy(x, xhat, tot * sizeof(float));
+		bio_bn_relu_pool_backward(&l, x, dout, p2, a2, n, h, w, training);
+		double maxd = 0, maxr = 0;
+		for (size_t i = 0; i < tot; i++) {
+			maxd = fmax(maxd, fabs((double)x[i] - ref[i]));
+			maxr = fmax(maxr, fabs((double)ref[i]));
+		}
+		CHECK(maxd <= 1e-6 * maxr);
+		for (int ci = 0; ci < c; ci++) {
+			CHECK_NEAR(l2g[ci], dg[ci], 1e-5 * (1 + fabs(dg[ci])));
+			CHECK_NEAR(l2b[ci], db[ci], 1e-5 * (1 + fabs(db[ci])));
+		}
+		free(dg);
+		free(db);
+		free(l2g);
+		free(l2b);
+		free(l.running_mean);
+		free(l.running_var);
+		free(l.mean);
+		free(l.invstd);
+		free(ref);
+		free(x);
+	}
 	free(xhat);
 	free(g);
 	free(b);
