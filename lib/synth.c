@@ -273,7 +273,7 @@ int bio_synth_iris_new(struct bio_synth_iris **out, const struct bio_synth_param
 		for (int a = 0; a < IRIS_NA; a++)
 			f[a] = 0;
 		for (int k = 1; k <= IRIS_NM; k++) {
-			double sd = 1.0 / (1.0 + k / 10.0) / (1.0 + n / 2.0);
+			double sd = 1.0 / (1.0 + k / 5.0) / (1.0 + n / 2.0);
 			float ca = (float)(sd * bio_rng_normal(&r)), sa = (float)(sd * bio_rng_normal(&r));
 			/* cos(k a 2pi/NA) and sin = cos(. - pi/2) from the table, index k*a mod NA. */
 			for (int a = 0; a < IRIS_NA; a++) {
@@ -288,6 +288,13 @@ int bio_synth_iris_new(struct bio_synth_iris **out, const struct bio_synth_param
 			for (int a = 0; a < IRIS_NA; a++)
 				m->tex[i * IRIS_NA + a] += 0.35f * rn[i] * f[a];
 	}
+	/* Fixed texture contrast: scale the series to an RMS of 1.1. */
+	double ss = 0;
+	for (int i = 0; i < IRIS_NR * IRIS_NA; i++)
+		ss += (double)m->tex[i] * m->tex[i];
+	float norm = (float)(1.1 / sqrt(ss / (IRIS_NR * IRIS_NA) + 1e-12));
+	for (int i = 0; i < IRIS_NR * IRIS_NA; i++)
+		m->tex[i] *= norm;
 	/* Collarette: a wavy ring separating a brighter pupillary zone from the ciliary zone. */
 	double col_r = bio_rng_range(&r, 0.25, 0.42), col_w[4], col_p[4];
 	double inner = bio_rng_range(&r, -0.6, 0.9);
@@ -375,12 +382,12 @@ int bio_synth_iris_render(uint8_t *out, const struct bio_synth_iris *m, uint32_t
 	bio_rng_seed_keys(&r, m->p.seed, keys, 4);
 
 	/* Capture conditions. */
-	double scale = bio_rng_range(&r, 0.93, 1.07);
+	double scale = bio_rng_range(&r, 0.95, 1.05);
 	double R = m->radius * S * scale;
-	double cx = S / 2 + bio_rng_range(&r, -0.07, 0.07) * S;
-	double cy = S / 2 + bio_rng_range(&r, -0.06, 0.06) * S;
-	double rot = bio_rng_range(&r, -12, 12) * PI / 180;
-	double pupil = clampd(m->pupil + bio_rng_range(&r, -0.09, 0.09), 0.2, 0.65);
+	double cx = S / 2 + bio_rng_range(&r, -0.05, 0.05) * S;
+	double cy = S / 2 + bio_rng_range(&r, -0.04, 0.04) * S;
+	double rot = bio_rng_range(&r, -7, 7) * PI / 180;
+	double pupil = clampd(m->pupil + bio_rng_range(&r, -0.07, 0.07), 0.2, 0.65);
 	double P = pupil * R;
 	double cr = cos(rot), sr = sin(rot);
 	double pcx = cx + (m->pupil_dx * cr - m->pupil_dy * sr) * R;
@@ -762,8 +769,8 @@ int bio_synth_print_render(uint8_t *out, const struct bio_synth_print *m, uint32
 			  (const uint64_t[5]){KEY_PRINT_SAMPLE, m->subject, (uint64_t)m->side,
 					      (uint64_t)m->finger, sample},
 			  5);
-	double tu = bio_rng_range(&r, -0.06, 0.06), tv = bio_rng_range(&r, -0.06, 0.06);
-	double rot = bio_rng_range(&r, -10, 10) * PI / 180, cr = cos(rot), sr = sin(rot);
+	double tu = bio_rng_range(&r, -0.05, 0.05), tv = bio_rng_range(&r, -0.05, 0.05);
+	double rot = bio_rng_range(&r, -7, 7) * PI / 180, cr = cos(rot), sr = sin(rot);
 	double pressure = bio_rng_uniform(&r);
 	double contact = 0.86 + 0.2 * pressure;
 	double thick = (pressure - 0.5) * 0.7 + bio_rng_range(&r, -0.1, 0.1);
@@ -782,7 +789,7 @@ int bio_synth_print_render(uint8_t *out, const struct bio_synth_print *m, uint32
 		dd[i][1] = sin(dir);
 	}
 	/* Partial contact: a soft cut by a half plane. */
-	int cut = bio_rng_bernoulli(&r, 0.25);
+	int cut = bio_rng_bernoulli(&r, 0.2);
 	double cut_a = bio_rng_range(&r, 0, 2 * PI), cut_d = bio_rng_range(&r, 0.06, 0.2);
 	struct vnoise dryness, shade;
 	vnoise_init(&dryness, &r, 24, 24);
