@@ -106,24 +106,34 @@ def main():
     c_runs = []
     for _ in range(a.repeat):
         t0 = time.perf_counter()
+        c0 = os.times()
         out = subprocess.run([exe, gp, ip], check=True, capture_output=True, text=True).stdout
         wall = time.perf_counter() - t0
+        c1 = os.times()
         res = json.loads(out)
         res["wall_s"] = wall
+        res["cpu_s"] = (c1.children_user - c0.children_user) + \
+            (c1.children_system - c0.children_system)
         c_runs.append(res)
     c = c_runs[len(c_runs) // 2]
     c_time = statistics.median(r["total_s"] for r in c_runs)
     c_wall = statistics.median(r["wall_s"] for r in c_runs)
-    r_times, ref = [], None
+    r_times, r_cpu, ref = [], [], None
     for _ in range(a.repeat):
+        c0 = time.process_time()
         dt, ref = reference(gp, ip)
+        r_cpu.append(time.process_time() - c0)
         r_times.append(dt)
     r_time = statistics.median(r_times)
 
     print("%-34s %10s %10s" % ("", "libbio", "reference"))
     print("%-34s %9.3fs %9.3fs" % ("sort + EER + FNMR@FMR + AUC + DET", c_time, r_time))
     print("%-34s %9.3fs %10s" % ("  of which sort", statistics.median(r["sort_s"] for r in c_runs), ""))
+    print("%-34s %9.3fs %9.3fs" % ("CPU time (libbio: whole process)",
+                                    statistics.median(r["cpu_s"] for r in c_runs),
+                                    statistics.median(r_cpu)))
     print("%-34s %9.3fs %10s" % ("libbio with file load (process)", c_wall, ""))
+    print("%-34s %10s" % ("load average (1 min)", "%.1f" % os.getloadavg()[0]))
     for k in ("eer", "eer_threshold", "fnmr_at_fmr_1pct", "fnmr_at_fmr_0_1pct", "fnmr_at_fmr_0",
               "auc"):
         print("%-34s %10.6g %10.6g" % (k, c[k], ref[k]))
