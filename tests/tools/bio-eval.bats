@@ -276,3 +276,38 @@ print('ok')"
 	assert_output --partial "no such run"
 	[ ! -e "$T/x.yaml" ]
 }
+
+@test "type-confused and inconsistent records: one line naming the record and key, exit 1" {
+	"$PYTHON" - "$T" <<'PY'
+import sys
+import msgpack
+import numpy as np
+
+def t(a, dt="f32"):
+    a = np.asarray(a, dtype={"f32": "<f4", "i64": "<i8", "u8": "u1"}[dt])
+    return {"dtype": dt, "shape": list(a.shape), "data": a.tobytes()}
+
+good = {"id": "a", "label": 0, "pred": 0, "pred_name": "x", "topk": t([0, 1], "i64"),
+        "topk_scores": t([1, 0]), "emb_iris": t([1, 2, 3])}
+bad = {"label_str": dict(good, label="zero"), "label_big": dict(good, label=2 ** 40),
+       "pred_neg": dict(good, pred=-3), "topk_f32": dict(good, topk=t([0, 1])),
+       "emb_2d": dict(good, emb_iris=t([[1, 2, 3]])), "emb_u8": dict(good, emb_iris=t([1, 2, 3], "u8")),
+       "emb_nan": dict(good, emb_iris=t([1, float("nan"), 3])),
+       "emb_dim": dict(good, emb_iris=t([1, 2])),
+       "emb_missing": {k: v for k, v in good.items() if k != "emb_iris"}, "not_map": 5}
+for name, rec in bad.items():
+    with open("%s/v_%s.bs" % (sys.argv[1], name), "wb") as f:
+        f.write(msgpack.packb({"bio-stream": 1, "kind": "predictions",
+                               "meta": {"labels": ["a", "b"], "modalities": ["iris"]}}))
+        for r in (good, rec):
+            f.write(msgpack.packb(r, use_bin_type=True))
+        f.write(msgpack.packb({"end": 2}))
+PY
+	for f in "$T"/v_*.bs; do
+		run bio-eval -q "$f" -o "$T/r.yaml"
+		assert_failure 1
+		[ "${#lines[@]}" -eq 1 ]
+		assert_output --regexp "^bio-eval: .*v_.*\.bs: record 1"
+		[ ! -e "$T/r.yaml" ]
+	done
+}
