@@ -349,6 +349,7 @@ struct bio_stream_reader {
 	/* read_record_at */
 	uint8_t *ra_buf;
 	size_t ra_cap;
+	size_t ra_hint;          /* bytes to read first: the last record's size (records are alike) */
 	msgpack_zone *ra_zone;
 	msgpack_object ra_obj;
 	msgpack_object cur_obj;  /* the last sequential record (its parts live in the zone) */
@@ -1251,7 +1252,7 @@ int bio_stream_read_record_at(struct bio_stream_reader *r, size_t part, uint64_t
 	r->last_offset = offset;
 	char what[64];
 	snprintf(what, sizeof what, "record at byte %" PRIu64, offset);
-	size_t have = 0, want = 4096;
+	size_t have = 0, want = r->ra_hint > 4096 ? r->ra_hint : 4096;
 	for (;;) {
 		if (want > r->ra_cap) {
 			size_t cap = r->ra_cap ? r->ra_cap : 4096;
@@ -1287,6 +1288,7 @@ int bio_stream_read_record_at(struct bio_stream_reader *r, size_t part, uint64_t
 			int rc = align_record(r, &r->ra_obj, sc.len, r->ra_zone, err);
 			if (rc)
 				return rc;
+			r->ra_hint = sc.len < ((size_t)16 << 20) ? sc.len + 64 : 0;
 			*rec = bv(&r->ra_obj);
 			return 1;
 		}
