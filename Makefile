@@ -117,7 +117,7 @@ fuzz-regress: $(FUZZ_REGRESS)
 	  echo "== $$f $$dirs"; $$f $$dirs; done
 
 bats: $(TOOLS) $(HELPERS)
-	PATH="$(CURDIR)/$(BUILD)/bin:$$PATH" BIO_BUILD="$(CURDIR)/$(BUILD)" PYTHON=$(PYTHON) \
+	PATH="$(abspath $(BUILD))/bin:$$PATH" BIO_BUILD="$(abspath $(BUILD))" PYTHON=$(PYTHON) \
 	  bats --print-output-on-failure $(BATS)
 
 # ASan/UBSan: a separate build tree, every test rerun under the sanitizers.
