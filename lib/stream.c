@@ -96,10 +96,13 @@ size_t bio_value_len(const struct bio_value *v)
 	}
 }
 
+/* msgpack-c leaves the pointer of an empty str or bin NULL: callers get "" instead. */
+static const char empty_bytes[8] __attribute__((aligned(8)));
+
 static int key_eq(const msgpack_object *k, const char *key, size_t klen)
 {
 	return k->type == MSGPACK_OBJECT_STR && k->via.str.size == klen &&
-	       memcmp(k->via.str.ptr, key, klen) == 0;
+	       (klen == 0 || memcmp(k->via.str.ptr, key, klen) == 0);
 }
 
 const struct bio_value *bio_value_get(const struct bio_value *map, const char *key)
@@ -130,7 +133,7 @@ const struct bio_value *bio_value_map_at(const struct bio_value *map, size_t i, 
 		return NULL;
 	const msgpack_object_kv *kv = &mo(map)->via.map.ptr[i];
 	if (kv->key.type == MSGPACK_OBJECT_STR) {
-		*key = kv->key.via.str.ptr;
+		*key = kv->key.via.str.size ? kv->key.via.str.ptr : empty_bytes;
 		*key_len = kv->key.via.str.size;
 	}
 	return bv(&kv->val);
@@ -178,8 +181,8 @@ int bio_value_str(const struct bio_value *v, const char **s, size_t *len)
 {
 	if (!v || mo(v)->type != MSGPACK_OBJECT_STR)
 		return BIO_EFORMAT;
-	*s = mo(v)->via.str.ptr;
 	*len = mo(v)->via.str.size;
+	*s = *len ? mo(v)->via.str.ptr : empty_bytes;
 	return 0;
 }
 
@@ -187,8 +190,8 @@ int bio_value_bin(const struct bio_value *v, const void **data, size_t *len)
 {
 	if (!v || mo(v)->type != MSGPACK_OBJECT_BIN)
 		return BIO_EFORMAT;
-	*data = mo(v)->via.bin.ptr;
 	*len = mo(v)->via.bin.size;
+	*data = *len ? (const void *)mo(v)->via.bin.ptr : (const void *)empty_bytes;
 	return 0;
 }
 
@@ -201,7 +204,8 @@ char *bio_value_strdup(const struct bio_value *v)
 	char *c = malloc(len + 1);
 	if (!c)
 		return NULL;
-	memcpy(c, s, len);
+	if (len)
+		memcpy(c, s, len);
 	c[len] = '\0';
 	return c;
 }
@@ -212,7 +216,7 @@ int bio_value_str_eq(const struct bio_value *v, const char *s)
 	size_t len;
 	if (bio_value_str(v, &p, &len))
 		return 0;
-	return strlen(s) == len && memcmp(p, s, len) == 0;
+	return strlen(s) == len && (len == 0 || memcmp(p, s, len) == 0);
 }
 
 /* Writes a printable, truncated copy of a str value for messages. */
@@ -969,14 +973,16 @@ static int add_trailer_sums(struct bio_stream_reader *r, const msgpack_object *o
 		size_t j;
 		for (j = 0; j < r->n_sums; j++)
 			if (strlen(r->sums[j].key) == kv->key.via.str.size &&
-			    memcmp(r->sums[j].key, kv->key.via.str.ptr, kv->key.via.str.size) == 0)
+			    (kv->key.via.str.size == 0 ||
+			     memcmp(r->sums[j].key, kv->key.via.str.ptr, kv->key.via.str.size) == 0))
 				break;
 		if (j == r->n_sums) {
 			struct trailer_sum *ns = realloc(r->sums, (r->n_sums + 1) * sizeof *ns);
 			if (!ns)
 				return BIO_ENOMEM;
 			r->sums = ns;
-			ns[j].key = strndup(kv->key.via.str.ptr, kv->key.via.str.size);
+			ns[j].key = kv->key.via.str.size ? strndup(kv->key.via.str.ptr, kv->key.via.str.size)
+							 : strdup("");
 			if (!ns[j].key)
 				return BIO_ENOMEM;
 			ns[j].sum = 0;

@@ -248,6 +248,59 @@ TEST(tensor_every_dtype)
 	free(m.data);
 }
 
+/* Empty strings, bins and tensors: msgpack-c leaves their pointers NULL; the accessors must
+ * still hand out usable (non-NULL) pointers. */
+TEST(empty_values)
+{
+	struct membuf m;
+	mb_open(&m);
+	bio_stream_begin_header(m.w, "samples");
+	bio_pack_map(m.w, 0);
+	bio_stream_begin_record(m.w);
+	bio_pack_map(m.w, 4);
+	bio_pack_kv_str(m.w, "", "");
+	bio_pack_str(m.w, "b");
+	bio_pack_bin(m.w, NULL, 0);
+	bio_pack_str(m.w, "t");
+	int64_t shape[2] = {0, 3};
+	struct bio_tensor t;
+	bio_tensor_view(&t, BIO_DTYPE_F64, 2, shape, NULL);
+	bio_pack_tensor(m.w, &t);
+	bio_pack_kv_str(m.w, "s", "");
+	const char *keys[1] = {""};
+	int64_t vals[1] = {4};
+	CHECK_EQ(bio_stream_finish(m.w, 1, keys, vals, NULL), 0);
+	mb_close(&m);
+	struct bio_error err = {0};
+	struct bio_stream_reader *r = bio_stream_reader_open_mem(m.data, m.len, "e", NULL, &err);
+	const struct bio_value *rec;
+	CHECK_EQ(bio_stream_read_record(r, &rec, &err), 1);
+	const char *s = NULL, *key = NULL;
+	size_t len = 9, klen = 9;
+	CHECK_EQ(bio_value_str(bio_value_get(rec, ""), &s, &len), 0);
+	CHECK(s != NULL && len == 0);
+	CHECK(bio_value_str_eq(bio_value_get(rec, "s"), ""));
+	char *d = bio_value_strdup(bio_value_get(rec, "s"));
+	CHECK_STR(d, "");
+	free(d);
+	bio_value_map_at(rec, 0, &key, &klen);
+	CHECK(key != NULL && klen == 0);
+	const void *bin = NULL;
+	CHECK_EQ(bio_value_bin(bio_value_get(rec, "b"), &bin, &len), 0);
+	CHECK(bin != NULL && len == 0);
+	CHECK_EQ(bio_record_get_tensor(&t, r, rec, "t", BIO_DTYPE_F64, 2, &err), 0);
+	CHECK(t.data != NULL && t.data_bytes == 0 && t.shape[1] == 3);
+	struct membuf c;
+	mb_open(&c);
+	CHECK_EQ(bio_pack_value(c.w, rec), 0);
+	mb_close(&c);
+	free(c.data);
+	CHECK_EQ(bio_stream_read_record(r, &rec, &err), 0);
+	CHECK_EQ(bio_stream_reader_trailer_sum(r, ""), 4);
+	bio_stream_reader_free(r);
+	free(m.data);
+}
+
 TEST(f16_values)
 {
 	float vals[] = {0.0f, 1.0f, -2.5f, 65504.0f, 6.103515625e-05f, 5.9604645e-08f};
@@ -799,6 +852,7 @@ int main(void)
 {
 	RUN(value_round_trip);
 	RUN(tensor_every_dtype);
+	RUN(empty_values);
 	RUN(f16_values);
 	RUN(record_getters);
 	RUN(multi_part_and_concatenated);
