@@ -116,14 +116,18 @@ $(MODEL_DIR)/.done: $(SAMPLES) $(EXP_BIN)/bio-batch $(EXP_BIN)/bio-train
 	    --set experiment.name=$(EXP_NAME) --val $< -o $(MODEL_DIR).tmp
 	rm -rf $(MODEL_DIR) && mv $(MODEL_DIR).tmp $(MODEL_DIR) && touch $@
 
+# Predictions for the held-out validation samples (the probes) and for the training samples (the
+# identification gallery: eval.gallery of them per identity are enrolled).
 $(PREDICTIONS): $(MODEL_DIR)/.done $(EXP_BIN)/bio-infer
 	@mkdir -p $(@D)
-	$(EXP_BIN)/bio-infer $(EXP_ARGS) --set infer.split=val --embeddings -m $(MODEL) -o $@ $(SAMPLES)
+	$(EXP_BIN)/bio-infer $(EXP_ARGS) --split train --embeddings -m $(MODEL) -o $(@D)/enrol.bs $(SAMPLES)
+	$(EXP_BIN)/bio-infer $(EXP_ARGS) --split val --embeddings -m $(MODEL) -o $@ $(SAMPLES)
 
 $(REPORT): $(PREDICTIONS) $(EXP_BIN)/bio-eval
 	rm -rf $(REPORT_DIR).tmp && mkdir -p $(REPORT_DIR).tmp
 	$(EXP_BIN)/bio-eval $(EXP_ARGS) --curves $(REPORT_DIR).tmp/curves \
-	  --plots $(REPORT_DIR).tmp/plots $(if $(wildcard $(MODEL_DIR)/tracking_run),--run-dir $$(cat $(MODEL_DIR)/tracking_run)) \
+	  --plots $(REPORT_DIR).tmp/plots --enrol $(<D)/enrol.bs \
+	  $$(test -s $(MODEL_DIR)/run_id && echo --set tracking.uri=$(MLRUNS) --track-run $$(cat $(MODEL_DIR)/run_id)) \
 	  -o $(REPORT_DIR).tmp/report.yaml $<
 	rm -rf $(REPORT_DIR) && mv $(REPORT_DIR).tmp $(REPORT_DIR)
 
