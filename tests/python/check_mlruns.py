@@ -32,6 +32,7 @@ import yaml
 EXPERIMENT_ID_RE = re.compile(r"^[a-zA-Z0-9][\w\-]{0,63}$")
 RUN_ID_RE = re.compile(r"^[a-zA-Z0-9][\w\-]{0,255}$")
 KEY_RE = re.compile(r"^[/\w.\- ]*$")
+ALIAS_RE = re.compile(r"^[\w\-]*$")
 STATUS = {"RUNNING": 1, "SCHEDULED": 2, "FINISHED": 3, "FAILED": 4, "KILLED": 5}
 RESERVED_EXPERIMENT_FOLDERS = {"tags", "datasets", "traces"}
 EXPERIMENT_KEYS = {"artifact_location", "creation_time", "experiment_id", "last_update_time",
@@ -370,9 +371,13 @@ class Checker:
         ad = os.path.join(d, "aliases")
         if os.path.isdir(ad):
             for a in os.listdir(ad):
-                with open(os.path.join(ad, a)) as f:
+                ap_ = os.path.join(ad, a)
+                if not ALIAS_RE.match(a) or len(a) > 255 or a.lower() == "latest" or \
+                        re.match(r"^[vV]\d+$", a):
+                    self.bad(ap_, "alias name %r is not allowed by MLflow" % a)
+                with open(ap_) as f:
                     if f.read() not in versions:
-                        self.bad(os.path.join(ad, a), "alias points to no version")
+                        self.bad(ap_, "alias points to no version")
 
 
 def main():
