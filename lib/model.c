@@ -577,12 +577,13 @@ void bio_model_init_params(struct bio_model *m, struct bio_rng *rng)
 		} else {
 			fan_in = (double)t->numel / (double)t->shape[0];
 		}
-		double bound = 1.0 / sqrt(fan_in);
-		for (size_t j = 0; j < t->numel; j++)
-			t->data[j] = (float)bio_rng_range(rng, -bound, bound);
+		/* U(-bound, bound) from 24 random bits per value: bound * (2k + 1 - 2^24) / 2^24 */
+		const float bound = (float)(1.0 / sqrt(fan_in)), scale = bound / 16777216.0f;
+		for (size_t j = 0; j < t->numel; j++) {
+			int32_t k = (int32_t)(bio_rng_next(rng) >> 40);
+			t->data[j] = scale * (float)(2 * k + 1 - 16777216);
+		}
 	}
-	memset(m->moments, 0, 2 * m->n_params * sizeof(float));
-	memset(m->grads, 0, m->n_params * sizeof(float));
 }
 
 void bio_model_zero_grad(struct bio_model *m)

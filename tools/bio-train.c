@@ -337,6 +337,61 @@ static int write_small_file(const char *path, const char *text)
 	return rc;
 }
 
+static int is_sha1(const char *s)
+{
+	return strlen(s) == 40 && strspn(s, "0123456789abcdef") == 40;
+}
+
+/* The commit checked out in the git work tree holding the current directory (read from
+ * .git/HEAD, the ref file or packed-refs; no git process). 0, or -1 when there is none. */
+static int git_head(char out[41])
+{
+	char dir[4096], line[512];
+	if (!getcwd(dir, sizeof dir - 64))
+		return -1;
+	for (;;) {
+		size_t len = strlen(dir);
+		snprintf(dir + len, sizeof dir - len, "/.git/HEAD");
+		if (read_line(line, sizeof line, dir) == 0) {
+			dir[len + 5] = 0; /* ".../.git" */
+			if (is_sha1(line)) {
+				memcpy(out, line, 41);
+				return 0;
+			}
+			if (strncmp(line, "ref: ", 5) != 0 || strstr(line, ".."))
+				return -1;
+			char path[4096 + 512], ref[512];
+			snprintf(ref, sizeof ref, "%s", line + 5);
+			snprintf(path, sizeof path, "%s/%s", dir, ref);
+			if (read_line(line, sizeof line, path) == 0 && is_sha1(line)) {
+				memcpy(out, line, 41);
+				return 0;
+			}
+			snprintf(path, sizeof path, "%s/packed-refs", dir);
+			FILE *f = fopen(path, "r");
+			int rc = -1;
+			while (f && rc && fgets(line, sizeof line, f)) {
+				line[strcspn(line, "\r\n")] = 0;
+				if (strlen(line) > 41 && line[40] == ' ' && strcmp(line + 41, ref) == 0) {
+					line[40] = 0;
+					if (is_sha1(line)) {
+						memcpy(out, line, 41);
+						rc = 0;
+					}
+				}
+			}
+			if (f)
+				fclose(f);
+			return rc;
+		}
+		dir[len] = 0;
+		char *slash = strrchr(dir, '/');
+		if (!slash || slash == dir)
+			return -1;
+		*slash = 0;
+	}
+}
+
 /* Starts (or, on --resume, reopens) the tracking run: params = the flattened effective config,
  * tags, and the config as an artifact. The run id is kept in <checkpoint dir>/run_id. */
 static void track_start(struct train *tr, const char *resume, int n_threads)
@@ -396,16 +451,9 @@ static void track_start(struct train *tr, const char *resume, int n_threads)
 	if (resume)
 		bio_track_set_tag(tr->run, "bio.resumed_from", resume, NULL);
 	/* the git commit of the working directory, when there is one */
-	FILE *g = popen("git rev-parse HEAD 2>/dev/null", "r");
-	if (g) {
-		char commit[64];
-		if (fgets(commit, sizeof commit, g)) {
-			commit[strcspn(commit, "\r\n")] = 0;
-			if (strlen(commit) == 40)
-				bio_track_set_tag(tr->run, "mlflow.source.git.commit", commit, NULL);
-		}
-		pclose(g);
-	}
+	char commit[41];
+	if (git_head(commit) == 0)
+		bio_track_set_tag(tr->run, "mlflow.source.git.commit", commit, NULL);
 	char *cpath = path_join(tr->dir, "config.yaml");
 	if (!cpath || write_small_file(cpath, tr->meta.config_yaml) ||
 	    bio_track_log_artifact(tr->run, cpath, NULL, &err))
@@ -784,7 +832,7 @@ int main(int argc, char **argv)
 
 	int rc, stopped = 0;
 	int64_t n_records = 0, bpe = meta_int_or(bmeta, "batches_per_epoch", -1);
-	double t_read = now_s(), first_step = -1.0;
+	double t_read = now_s(), first_step = -1.0, first_begin = -1.0;
 	while (!stopped && (rc = bio_stream_read_record(r, &rec, &err)) == 1) {
 		n_records++;
 		int64_t epoch, index;
@@ -839,6 +887,8 @@ int main(int argc, char **argv)
 		}
 		double t0 = now_s();
 		tr.t_data += t0 - t_read;
+		if (first_begin < 0)
+			first_begin = t0 - t_launch;
 		struct bio_rng drop;
 		bio_rng_seed3(&drop, tr.meta.seed, KEY_DROP, (uint64_t)epoch, (uint64_t)index);
 		bio_model_forward_rng(tr.m, (const float *const *)tr.in, (int)nb, 1, &drop);
@@ -876,7 +926,8 @@ int main(int argc, char **argv)
 	bio_stream_reader_free(r);
 	track_end(&tr, register_name);
 	if (t.verbose)
-		fprintf(stderr, "bio-train: first step done %.1f ms after start\n", first_step * 1e3);
+		fprintf(stderr, "bio-train: first step began %.1f ms and ended %.1f ms after start\n",
+			first_begin * 1e3, first_step * 1e3);
 	if (tr.layer_times) {
 		double tot = 0.0;
 		for (int i = 0; i < BIO_MODEL_N_TIMERS; i++)

@@ -101,7 +101,8 @@ int bio_model_set_threads(struct bio_model *m, int n_threads, struct bio_error *
 
 /* PyTorch's default initialisation: conv/linear weights kaiming_uniform(a=sqrt(5)) and biases
  * U(-1/sqrt(fan_in), 1/sqrt(fan_in)), batch norm weight 1 bias 0, running mean 0 var 1, weighted
- * fusion logits 0. Deterministic from rng (borrowed, advanced). Also zeroes optimizer moments. */
+ * fusion logits 0. Deterministic from rng (borrowed, advanced). Gradients and optimizer moments
+ * are left as they are (zero after bio_model_new). */
 void bio_model_init_params(struct bio_model *m, struct bio_rng *rng);
 
 /* Forward pass of n_batch (<= max_batch) samples: inputs[m] (borrowed, [n][1][S][S] floats for
