@@ -624,7 +624,7 @@ static int yaml_write(const char *tmp_dir, const char *path, struct yv *kv, size
 	char *y = yaml_render(kv, n, &len);
 	if (!y)
 		return nomem(err);
-	int rc = write_atomic(tmp_dir, path, y, len, 1, err);
+	int rc = write_atomic(tmp_dir, path, y, len, 0, err); /* like MLflow: no fsync */
 	free(y);
 	return rc;
 }
