@@ -403,7 +403,12 @@ struct bio_model *bio_model_new(const struct bio_model_spec *spec, int max_batch
 			stats += 2 * c;
 			size_t conv_n = (size_t)c * n * side * side;
 			size_t pool_n = (size_t)c * n * (side / 2) * (side / 2);
-			br->xhat[i] = falloc(conv_n, ab);
+			/* block 1's normalised output (the largest) is not kept: one buffer serves
+			 * every branch, and backward recomputes it from the input */
+			if (i > 0 || b == 0)
+				br->xhat[i] = falloc(conv_n, ab);
+			else
+				br->xhat[i] = m->branches[0].xhat[0];
 			br->pool[i] = falloc(pool_n, ab);
 			br->argmax[i] = calloc(pool_n, 1);
 			*ab += pool_n;
@@ -509,7 +514,8 @@ void bio_model_free(struct bio_model *m)
 			struct bio_model_branch *br = &m->branches[b];
 			free(br->bn_stats);
 			for (int i = 0; i < BIO_MODEL_MAX_BLOCKS; i++) {
-				free(br->xhat[i]);
+				if (i > 0 || b == 0)
+					free(br->xhat[i]);
 				free(br->pool[i]);
 				free(br->argmax[i]);
 			}
@@ -749,6 +755,11 @@ static void branch_backward(struct bio_model *m, struct bio_model_branch *br, co
 		bio_flatten_backward(dp, d_flat, sp->channels[nb - 1], n, fs * fs);
 	});
 	for (int i = nb - 1; i >= 0; i--) {
+		if (i == 0) /* recompute block 1's normalised conv output (bit-identical) */
+			TIMED(m, 4, {
+				bio_conv2d_forward(&br->conv[0], br->xhat[0], br->input, n);
+				bio_batchnorm_renormalize(&br->bn[0], br->xhat[0], br->xhat[0], n);
+			});
 		/* xhat[i] becomes the gradient of the conv output */
 		TIMED(m, 5, bio_bn_relu_pool_backward(&br->bn[i], br->xhat[i], dp, br->pool[i],
 						       br->argmax[i], n, sp->input_size >> i,

@@ -603,6 +603,22 @@ void bio_batchnorm_forward(const struct bio_batchnorm *l, float *out, float *xha
 		(*l->num_batches_tracked)++;
 }
 
+static void bn_renormalize_channels(void *ctx, size_t c0, size_t c1, int t)
+{
+	const struct bn_job *j = ctx;
+	const size_t m = (size_t)j->n_batch * j->l->spatial;
+	(void)t;
+	for (size_t c = c0; c < c1; c++)
+		normalize(j->xhat + c * m, j->in + c * m, m, j->l->mean[c], j->l->invstd[c]);
+}
+
+void bio_batchnorm_renormalize(const struct bio_batchnorm *l, float *xhat, const float *in,
+			       int n_batch)
+{
+	struct bn_job j = {l, NULL, xhat, NULL, in, NULL, NULL, n_batch, 0};
+	bio_nn_parallel_for(l->pool, (size_t)l->c, bn_renormalize_channels, &j);
+}
+
 static void bn_backward_channels(void *ctx, size_t c0, size_t c1, int t)
 {
 	const struct bn_job *j = ctx;

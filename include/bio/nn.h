@@ -83,6 +83,10 @@ struct bio_batchnorm {
  * (out may be NULL: see bio_affine_relu_maxpool2_forward). */
 void bio_batchnorm_forward(const struct bio_batchnorm *l, float *out, float *xhat, const float *in,
 			   int n_batch, int training);
+/* xhat = normalised in with the statistics of the last forward (l->mean, l->invstd), bit for
+ * bit what that forward wrote: to recompute activations instead of keeping them. */
+void bio_batchnorm_renormalize(const struct bio_batchnorm *l, float *xhat, const float *in,
+			       int n_batch);
 /* dgamma, dbeta += ...; d_in (may alias d_out) = gradient w.r.t. the input. */
 void bio_batchnorm_backward(const struct bio_batchnorm *l, float *d_in, const float *d_out,
 			    const float *xhat, int n_batch, int training);
