@@ -34,7 +34,8 @@ peak=$("$HELPER" --sgemm-peak "$J")
 /usr/bin/time -f "%M" -o "$W/rss" "$B/bio-train" -v -j "$J" --set tracking.enabled=false \
 	--layer-times -o "$W/ck" "$W/b.bs" 2>"$W/train.err"
 c_train=$(sed -n 's/.*epoch 2\/2 .* samples\/s \([0-9.]*\).*/\1/p' "$W/train.err")
-c_first=$(sed -n 's/.*first step done \([0-9.]*\) ms.*/\1/p' "$W/train.err")
+c_first=$(sed -n 's/.*first step began \([0-9.]*\) ms and ended \([0-9.]*\) ms.*/\2/p' "$W/train.err")
+c_begin=$(sed -n 's/.*first step began \([0-9.]*\) ms.*/\1/p' "$W/train.err")
 c_rss=$(cat "$W/rss")
 c_infer=$("$HELPER" --bench-infer "$W/ck/last.ckpt" 32 20 "$J")
 flops=$("$PY" -c '
@@ -48,9 +49,18 @@ f += 3 * 2 * (cin * s * s * 256 + 256 * 128)
 print(f * 2 / 1e9)')
 
 launch=$(date +%s.%N)
-read -r p_train p_infer p_first p_rss <<<"$("$PY" bench/train/torch_train.py "$W/b1.bs" "$J" "$launch")"
+read -r p_train p_infer p_first p_rss _ <<<"$("$PY" bench/train/torch_train.py "$W/b1.bs" "$J" "$launch")"
 
-n=$(grep -c . <<<"$(sed -n 's/.*epoch 1\/2.*/x/p' "$W/train.err")")
+# CPU time per training sample on one thread (robust to other load on the machine): bio-train's
+# whole run (start-up and validation-free epochs included) against PyTorch's steady-state loop
+/usr/bin/time -f "%U %S" -o "$W/cpu" "$B/bio-train" -j 1 --set tracking.enabled=false \
+	-o "$W/ck1" "$W/b.bs" 2>/dev/null
+n_samples=$("$PY" -c 'import sys, msgpack
+print(sum(len(o["ids"]) for o in msgpack.Unpacker(open(sys.argv[1], "rb"), raw=False,
+          max_buffer_size=1 << 30) if "ids" in o))' "$W/b.bs")
+c_cpu=$(awk -v n="$n_samples" '{ printf "%.5f", ($1 + $2) / n }' "$W/cpu")
+read -r _ _ _ _ p_cpu <<<"$("$PY" bench/train/torch_train.py "$W/b1.bs" 1 "$(date +%s.%N)")"
+
 echo "bench/train: canonical model, batch 32, 64x64, Adam, $J threads, $(nproc) cores," \
 	"$((SUBJ * 20)) samples"
 printf "%-28s %12s %12s %8s\n" "" "bio-train" "PyTorch" "ratio"
@@ -58,10 +68,12 @@ printf "%-28s %12s %12s %8s\n" "training samples/s" "$c_train" "$p_train" "$(cal
 printf "%-28s %12s %12s %8s\n" "inference samples/s" "$c_infer" "$p_infer" "$(calc "$c_infer / $p_infer")x"
 printf "%-28s %12s %12s %8s\n" "peak RSS MiB" "$(calc "$c_rss / 1024" 1)" "$(calc "$p_rss / 1024" 1)" \
 	"$(calc "$p_rss / $c_rss" 1)x less"
-printf "%-28s %12s %12s %8s\n" "start to first step ms" "$c_first" "$(calc "$p_first * 1000" 1)" \
+printf "%-28s %12s %12s %8s\n" "start to end of 1st step ms" "$c_first" "$(calc "$p_first * 1000" 1)" \
 	"$(calc "$p_first * 1000 / $c_first" 0)x"
+printf "%-28s %12s %12s %8s\n" "CPU ms/sample, 1 thread" "$(calc "$c_cpu * 1000" 2)" \
+	"$(calc "$p_cpu * 1000" 2)" "$(calc "$p_cpu / $c_cpu" 2)x"
+echo "bio-train start to the beginning of its first step: $c_begin ms"
 echo "training: $(calc "$flops" 3) GFLOP/sample -> bio-train $(calc "$flops * $c_train" 1) GFLOP/s" \
 	"= $(calc "100 * $flops * $c_train / $peak" 0)% of sgemm peak $peak GFLOP/s ($J threads)"
 echo "bio-train per-layer time (both epochs):"
 sed -n 's/^bio-train: layer time /  /p' "$W/train.err"
-[ "$n" -ge 0 ]

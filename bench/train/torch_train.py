@@ -5,8 +5,9 @@ torch.set_num_threads(THREADS). The stream is decoded into memory before the clo
 
 Usage: torch_train.py BATCHES THREADS LAUNCH_TIME
 Prints one line: train_samples_per_s infer_samples_per_s first_step_s peak_rss_kib
-(first_step_s: from LAUNCH_TIME, the shell's clock before it started python, to the end of
-the first optimizer step)."""
+train_cpu_s_per_sample (first_step_s: from LAUNCH_TIME, the shell's clock before it started
+python, to the end of the first optimizer step; CPU time: user + system of the process over the
+steady-state training loop)."""
 import os
 import resource
 import sys
@@ -48,9 +49,12 @@ def main():
         if first is None:
             first = time.time() - launch
             t0 = time.perf_counter()  # steady state: from the end of the first step
+            ru0 = resource.getrusage(resource.RUSAGE_SELF)
         else:
             n += len(y)
     train_sps = n / (time.perf_counter() - t0)
+    ru1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (ru1.ru_utime - ru0.ru_utime + ru1.ru_stime - ru0.ru_stime) / n
     model.eval()
     with torch.no_grad():
         model(batches[0][0])
@@ -61,7 +65,7 @@ def main():
             m += len(y)
         infer_sps = m / (time.perf_counter() - t1)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print("%.2f %.2f %.3f %d" % (train_sps, infer_sps, first, rss))
+    print("%.2f %.2f %.3f %d %.5f" % (train_sps, infer_sps, first, rss, cpu))
 
 
 if __name__ == "__main__":
