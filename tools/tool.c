@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdio_ext.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -336,14 +337,17 @@ void bio_tool_output_abort(struct bio_tool *t)
 /* Flushes and closes stdout; dies on a write error, exits 0 when the reader went away. */
 static void tool_close_stdout(struct bio_tool *t)
 {
+	/* As gnulib's close_stream: a closed stdout (>&-) that was never written to is fine. */
+	int pending = __fpending(stdout) != 0;
+	int bad = ferror(stdout) != 0;
+	int e = 0;
 	errno = 0;
-	int bad = ferror(stdout);
-	int e = bad ? errno : 0;
 	if (fflush(stdout) != 0) {
 		bad = 1;
 		e = errno;
 	}
-	if (fclose(stdout) != 0) {
+	errno = 0;
+	if (fclose(stdout) != 0 && (pending || errno != EBADF)) {
 		bad = 1;
 		if (!e)
 			e = errno;

@@ -312,6 +312,12 @@ Try '$n --help'."
 	[ "$(stat -c %a "$T/out2")" = 644 ]
 	"$DEMO" -o - <"$T/in" | cmp - "$T/in"
 	[ -z "$(find "$T" -name '.*.tmp.*')" ]
+	# a closed stdout matters only when something was written to it
+	"$DEMO" -o "$T/out3" <"$T/in" >&-
+	cmp "$T/out3" "$T/in"
+	run --separate-stderr sh -c '"$1" <"$2" >&-' sh "$DEMO" "$T/in"
+	assert_failure 1
+	assert_equal "$stderr" "tool-demo: <stdout>: write error: Bad file descriptor"
 	# a device is written in place, never replaced by a rename
 	"$DEMO" -o /dev/null <"$T/in"
 	[ -c /dev/null ]
