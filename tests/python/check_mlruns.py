@@ -17,7 +17,8 @@ Usage:
 
 Exit 0 and a summary line when the store is valid; exit 1 and one line per problem
 ("check_mlruns.py: PATH: problem") otherwise; exit 2 on usage errors. Uses Debian's python3-yaml
-(PyYAML safe loader, as MLflow does).
+(PyYAML safe loader, as MLflow does) when installed; without it, a small reader of the flat
+meta.yaml subset the file store uses, and --exact is skipped with a note.
 """
 import argparse
 import math
@@ -27,7 +28,124 @@ import re
 import sys
 import urllib.parse
 
-import yaml
+try:
+    import yaml  # Debian python3-yaml: PyYAML's safe loader, as MLflow reads
+except ImportError:  # pragma: no cover - exercised where python3-yaml is missing
+    yaml = None
+
+
+class FlatYamlError(ValueError):
+    pass
+
+
+_INT_RE = re.compile(r"^[-+]?(0|[1-9][0-9_]*)$")
+_FLOAT_RE = re.compile(r"^[-+]?([0-9][0-9_]*)?\.[0-9_]*([eE][-+][0-9]+)?$")
+
+
+def _plain_value(text):
+    if text in ("", "~", "null", "Null", "NULL"):
+        return None
+    if text in ("true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON"):
+        return True
+    if text in ("false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF"):
+        return False
+    if _INT_RE.match(text):
+        return int(text.replace("_", ""))
+    if _FLOAT_RE.match(text) and text not in (".", "+.", "-."):
+        return float(text.replace("_", ""))
+    if text == "[]":
+        return []
+    if text == "{}":
+        return {}
+    return text
+
+
+def _fold(lines):
+    """YAML flow folding of a multi-line scalar: spaces and tabs around a line break go, a single
+    line break becomes a space, each further empty line a newline. (NEL, LS and PS, which YAML
+    1.1 also counts as line breaks, are not handled: the file store never needs them.)"""
+    out, pending = "", 0
+    last = len(lines) - 1
+    for i, line in enumerate(lines):
+        if i:
+            line = line.lstrip(" \t")
+        if i < last:
+            line = line.rstrip(" \t")
+        if 0 < i < last and line == "":
+            pending += 1
+            continue
+        if i:
+            out += "\n" * pending if pending else " "
+            pending = 0
+        out += line
+    return out
+
+
+def flat_yaml_load(text):
+    """A tiny reader for the flat meta.yaml files of the file store (used only where PyYAML is
+    missing): top-level "key: value" lines with plain, single- or double-quoted scalars (folded
+    over indented lines), null, ints, floats, booleans, [] and {}."""
+    data, key, buf = {}, None, []
+
+    def finish():
+        if key is None:
+            return
+        raw = "\n".join(buf)
+        v = raw.strip(" ")
+        if v.startswith("'"):
+            if not v.endswith("'") or len(v) < 2:
+                raise FlatYamlError("unterminated single-quoted value of %r" % key)
+            data[key] = _fold(v[1:-1].split("\n")).replace("''", "'")
+        elif v.startswith('"'):
+            if not v.endswith('"') or len(v) < 2:
+                raise FlatYamlError("unterminated double-quoted value of %r" % key)
+            body = re.sub(r"\\\n *", "", v[1:-1])  # escaped line breaks
+            body = _fold(body.split("\n"))
+            esc = {"0": "\0", "a": "\a", "b": "\b", "t": "\t", "n": "\n", "v": "\v", "f": "\f",
+                   "r": "\r", "e": "\x1b", '"': '"', "\\": "\\", "N": "\x85", "_": "\xa0",
+                   "L": "\u2028", "P": "\u2029", " ": " ", "/": "/"}
+            out, i = "", 0
+            while i < len(body):
+                c = body[i]
+                if c != "\\":
+                    out += c
+                    i += 1
+                    continue
+                n = body[i + 1] if i + 1 < len(body) else ""
+                if n in esc:
+                    out += esc[n]
+                    i += 2
+                elif n in "xuU":
+                    w = {"x": 2, "u": 4, "U": 8}[n]
+                    out += chr(int(body[i + 2:i + 2 + w], 16))
+                    i += 2 + w
+                else:
+                    raise FlatYamlError("bad escape in %r" % key)
+            data[key] = out
+        else:
+            data[key] = _plain_value(_fold(raw.split("\n")).strip(" "))
+
+    for line in text.split("\n"):
+        if not line.strip() or line.lstrip().startswith("#") and not buf:
+            if key is not None and line == "":
+                buf.append("")
+            continue
+        if line[0] != " ":
+            finish()
+            if ":" not in line:
+                raise FlatYamlError("line %r is not 'key: value'" % line)
+            key, _, rest = line.partition(":")
+            if key in data:
+                raise FlatYamlError("duplicate key %r" % key)
+            buf = [rest[1:] if rest.startswith(" ") else rest]
+        else:
+            if key is None:
+                raise FlatYamlError("indented line before any key")
+            buf.append(line)
+    while buf and buf[-1] == "":
+        buf.pop()
+    finish()
+    return data
 
 EXPERIMENT_ID_RE = re.compile(r"^[a-zA-Z0-9][\w\-]{0,63}$")
 RUN_ID_RE = re.compile(r"^[a-zA-Z0-9][\w\-]{0,255}$")
@@ -73,14 +191,15 @@ class Checker:
             self.bad(path, "cannot read: %s" % e.strerror)
             return None
         try:
-            data = yaml.safe_load(raw.decode("utf-8"))
-        except (yaml.YAMLError, UnicodeDecodeError) as e:
+            text = raw.decode("utf-8")
+            data = yaml.safe_load(text) if yaml else flat_yaml_load(text)
+        except (yaml.YAMLError if yaml else FlatYamlError, UnicodeDecodeError) as e:
             self.bad(path, "not valid YAML: %s" % str(e).replace("\n", " "))
             return None
         if not isinstance(data, dict):
             self.bad(path, "not a YAML mapping")
             return None
-        if self.exact:
+        if self.exact and yaml:
             want = yaml.safe_dump(data, default_flow_style=False, allow_unicode=True)
             if raw.decode("utf-8") != want:
                 self.bad(path, "differs from PyYAML's safe_dump of the same data:\n--- file\n%s"
@@ -392,6 +511,9 @@ def main():
     root = a.root
     if root.startswith("file:"):
         root = urllib.parse.unquote(urllib.parse.urlparse(root).path)
+    if a.exact and yaml is None:
+        print("check_mlruns.py: note: python3-yaml is missing: --exact comparison skipped",
+              file=sys.stderr)
     c = Checker(a.exact)
     c.check_store(root)
     if a.experiment is not None and a.experiment not in c.exp_names:
