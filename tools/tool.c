@@ -18,9 +18,52 @@
 #include <time.h>
 #include <unistd.h>
 
-/* The one piece of global state: the temp output path, for the signal handler, which can reach
- * nothing else. Set after the temp file exists, cleared before the path is freed. */
+/* Process-wide state, for the signal and exit handlers, which can reach nothing else: the temp
+ * output path (set after the temp file exists, cleared before the path is freed), the program
+ * name, and whether standard output has been closed and checked already. */
 static char *volatile tool_signal_tmp;
+static const char *tool_exit_name = "bio";
+static int tool_stdout_done;
+
+/* Flushes and closes stdout as gnulib's close_stream does (a closed stdout that was never
+ * written to is fine); returns 1 on failure with *e the errno (0 when unknown). */
+static int tool_stdout_close(int *e)
+{
+	int pending = __fpending(stdout) != 0;
+	int bad = ferror(stdout) != 0;
+	*e = 0;
+	tool_stdout_done = 1;
+	errno = 0;
+	if (fflush(stdout) != 0) {
+		bad = 1;
+		*e = errno;
+	}
+	errno = 0;
+	if (fclose(stdout) != 0 && (pending || errno != EBADF)) {
+		bad = 1;
+		if (!*e)
+			*e = errno;
+	}
+	return bad;
+}
+
+/* At exit: a temp output that was never committed is removed, and a program that exits without
+ * bio_tool_output_commit (after --help, say) still gets its stdout checked: a write error turns
+ * exit status 0 into 1 with the usual message. */
+static void tool_at_exit(void)
+{
+	char *tmp = tool_signal_tmp;
+	if (tmp) {
+		tool_signal_tmp = NULL;
+		unlink(tmp);
+	}
+	int e;
+	if (!tool_stdout_done && tool_stdout_close(&e) && e != EPIPE) {
+		fprintf(stderr, "%s: <stdout>: write error%s%s\n", tool_exit_name, e ? ": " : "",
+			e ? strerror(e) : "");
+		_exit(BIO_EXIT_RUNTIME);
+	}
+}
 
 static void tool_on_signal(int sig)
 {
@@ -71,6 +114,10 @@ void bio_tool_init(struct bio_tool *t, const char *name, int argc, char **argv)
 	t->n_threads = tool_cpus();
 	t->progress = isatty(STDERR_FILENO);
 	signal(SIGPIPE, SIG_IGN);
+	static int registered;
+	tool_exit_name = name ? name : "bio";
+	if (!registered && atexit(tool_at_exit) == 0)
+		registered = 1;
 }
 
 static const char *tool_name(const struct bio_tool *t)
@@ -100,6 +147,7 @@ void bio_tool_die(struct bio_tool *t, const char *fmt, ...)
 	fprintf(stderr, "%s: %s\n", tool_name(t), msg);
 	if (t)
 		bio_tool_output_abort(t);
+	tool_stdout_done = 1; /* failing already: one message is enough */
 	exit(BIO_EXIT_RUNTIME);
 }
 
@@ -108,6 +156,7 @@ void bio_tool_die_err(struct bio_tool *t, const struct bio_error *err)
 	/* Our reader went away (downstream stopped early): not an error of ours. */
 	if (err && err->code == BIO_EPIPE && t && !t->out_tmp) {
 		bio_tool_output_abort(t);
+		tool_stdout_done = 1;
 		exit(BIO_EXIT_OK);
 	}
 	bio_tool_die(t, "%s", err && err->msg[0] ? err->msg : "unknown error");
@@ -126,6 +175,7 @@ void bio_tool_usage_error(struct bio_tool *t, const char *fmt, ...)
 	fprintf(stderr, "Try '%s --help'.\n", tool_name(t));
 	if (t)
 		bio_tool_output_abort(t);
+	tool_stdout_done = 1;
 	exit(BIO_EXIT_USAGE);
 }
 
@@ -337,22 +387,8 @@ void bio_tool_output_abort(struct bio_tool *t)
 /* Flushes and closes stdout; dies on a write error, exits 0 when the reader went away. */
 static void tool_close_stdout(struct bio_tool *t)
 {
-	/* As gnulib's close_stream: a closed stdout (>&-) that was never written to is fine. */
-	int pending = __fpending(stdout) != 0;
-	int bad = ferror(stdout) != 0;
-	int e = 0;
-	errno = 0;
-	if (fflush(stdout) != 0) {
-		bad = 1;
-		e = errno;
-	}
-	errno = 0;
-	if (fclose(stdout) != 0 && (pending || errno != EBADF)) {
-		bad = 1;
-		if (!e)
-			e = errno;
-	}
-	if (!bad)
+	int e;
+	if (!tool_stdout_close(&e))
 		return;
 	if (e == EPIPE) {
 		bio_tool_output_abort(t);
@@ -373,8 +409,10 @@ void bio_tool_output_commit(struct bio_tool *t)
 			e = errno ? errno : EIO;
 		if (fclose(f) != 0 && !e)
 			e = errno;
-		if (e == EPIPE)
+		if (e == EPIPE) {
+			tool_stdout_done = 1;
 			exit(BIO_EXIT_OK);
+		}
 		if (e)
 			bio_tool_die(t, "%s: write error: %s", t->output, strerror(e));
 	}

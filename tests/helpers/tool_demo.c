@@ -2,7 +2,7 @@
  * built-in configs, it copies standard input to its output (-o FILE or stdout) so the tests can
  * drive what every program shares: option handling, --env, atomic output, SIGTERM cleanup, a
  * full disk, a reader that goes away. --fail-after N dies after N bytes, to show that a failed
- * run leaves no partial file and keeps the old one. */
+ * run leaves no partial file and keeps the old one; --no-commit forgets to commit. */
 #include "../../tools/tool.c"
 
 static const char demo_base[] = "demo:\n  greeting: hello\n  count: 3\n";
@@ -18,16 +18,17 @@ const size_t bio_n_builtin_configs = 3;
 
 int main(int argc, char **argv)
 {
-	enum { OPT_FAIL_AFTER = 0x2000, OPT_SHOW = 0x2001 };
+	enum { OPT_FAIL_AFTER = 0x2000, OPT_SHOW, OPT_NO_COMMIT };
 	static const struct option long_opts[] = {
 		BIO_TOOL_LONG_OPTS,
 		{"fail-after", required_argument, 0, OPT_FAIL_AFTER},
 		{"show", no_argument, 0, OPT_SHOW},
+		{"no-commit", no_argument, 0, OPT_NO_COMMIT},
 		{0, 0, 0, 0},
 	};
 	struct bio_tool t;
 	long long fail_after = -1;
-	int show = 0, opt;
+	int show = 0, no_commit = 0, opt;
 	bio_tool_init(&t, "tool-demo", argc, argv);
 	while ((opt = getopt_long(argc, argv, BIO_TOOL_SHORT_OPTS, long_opts, NULL)) != -1) {
 		if (bio_tool_common_opt(&t, opt, optarg))
@@ -37,14 +38,17 @@ int main(int argc, char **argv)
 			printf("Usage: tool-demo [OPTIONS] < IN\nCopy standard input to the output.\n\n"
 			       BIO_TOOL_COMMON_HELP
 			       "      --fail-after N   die after copying N bytes\n"
-			       "      --show           print demo.greeting, demo.count and -j first\n");
-			bio_tool_output_commit(&t);
-			return 0;
+			       "      --show           print demo.greeting, demo.count and -j first\n"
+			       "      --no-commit      return without committing the output (a bug)\n");
+			exit(0); /* as the programs do: stdout is still checked at exit */
 		case OPT_FAIL_AFTER:
 			fail_after = bio_tool_parse_count(&t, "--fail-after", optarg, 0, 1LL << 40);
 			break;
 		case OPT_SHOW:
 			show = 1;
+			break;
+		case OPT_NO_COMMIT:
+			no_commit = 1;
 			break;
 		default:
 			bio_tool_usage_error(&t, NULL);
@@ -82,6 +86,10 @@ int main(int argc, char **argv)
 	if (ferror(stdin))
 		bio_tool_die(&t, "<stdin>: %s", strerror(errno));
 	bio_tool_progress_end(&t);
+	if (no_commit) { /* a program bug: the exit handler must still remove the temp file */
+		bio_config_free(t.cfg);
+		return 0;
+	}
 	bio_tool_output_commit(&t);
 	bio_config_free(t.cfg);
 	return 0;

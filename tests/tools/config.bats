@@ -284,6 +284,10 @@ Try '$n --help'."
 		assert_equal "$stderr" "$n: <stdout>: write error: No space left on device"
 		run --separate-stderr sh -c '"$1" --version >/dev/full' sh "$t"
 		assert_failure 1
+		# --help exits without a commit: stdout is checked at exit all the same
+		run --separate-stderr sh -c '"$1" --help >/dev/full' sh "$t"
+		assert_failure 1
+		assert_equal "$stderr" "$n: <stdout>: write error: No space left on device"
 	done
 	run --separate-stderr sh -c 'echo hello | "$1" >/dev/full' sh "$DEMO"
 	assert_failure 1
@@ -343,6 +347,9 @@ Try '$n --help'."
 	run --separate-stderr "$DEMO" --fail-after 50000 -o "$T/new" <"$T/in"
 	assert_failure 1
 	[ ! -e "$T/new" ]
+	# a program that forgets to commit leaves no temp file behind (and no output)
+	"$DEMO" --no-commit -o "$T/forgot" <"$T/in"
+	[ ! -e "$T/forgot" ]
 	# a config error comes before the output is opened
 	run --separate-stderr "$DEMO" --set demo.count=500 -o "$T/out" <"$T/in"
 	assert_failure 1
