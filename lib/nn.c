@@ -257,6 +257,21 @@ static void add_scalar(float *x, size_t n, float v)
 		x[i] += v;
 }
 
+/* d += src */
+static void add_into(float *d, const float *src, size_t n)
+{
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8) {
+		float t[8];
+		for (int k = 0; k < 8; k++)
+			t[k] = d[i + k] + src[i + k];
+		for (int k = 0; k < 8; k++)
+			d[i + k] = t[k];
+	}
+	for (; i < n; i++)
+		d[i] += src[i];
+}
+
 /* xh = (x - mean) * invstd */
 static void normalize(float *xh, const float *x, size_t n, float mean, float invstd)
 {
@@ -400,8 +415,12 @@ static void col2im(const struct bio_conv2d *l, float *d_in, const float *col, in
 							continue;
 						const float *sr = row + ((size_t)j * ho + oh) * wo;
 						float *dr = dst + (size_t)ih * wi;
-						for (int ow = ow_lo; ow < ow_hi; ow++)
-							dr[ow * s - p + kw] += sr[ow];
+						if (s == 1 && ow_hi > ow_lo)
+							add_into(dr + ow_lo - p + kw, sr + ow_lo,
+								 (size_t)(ow_hi - ow_lo));
+						else
+							for (int ow = ow_lo; ow < ow_hi; ow++)
+								dr[ow * s - p + kw] += sr[ow];
 					}
 				}
 			}
