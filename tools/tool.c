@@ -53,9 +53,10 @@ static int tool_stdout_close(int *e)
 static void tool_at_exit(void)
 {
 	char *tmp = tool_signal_tmp;
-	if (tmp) {
+	if (tmp) { /* still owned by the struct bio_tool, which nobody uses after exit */
 		tool_signal_tmp = NULL;
 		unlink(tmp);
+		free(tmp);
 	}
 	int e;
 	if (!tool_stdout_done && tool_stdout_close(&e) && e != EPIPE) {
