@@ -386,3 +386,17 @@ assert rid in open(os.path.join(vdir, "meta.yaml")).read()
 print("ok")
 EOF
 }
+
+@test "gradient accumulation: one optimizer step per N batches, and one at each epoch's end" {
+	bio-train $C --set training.accumulate=3 --set training.clip_grad_norm=1.0 -o "$T/acc" \
+		"$FX/b6.bs" 2>/dev/null
+	"$PYTHON" - "$FX/b6.bs" "$T/acc/last.ckpt" <<'EOF'
+import sys, msgpack, collections
+per_epoch = collections.Counter(o["epoch"] for o in msgpack.Unpacker(open(sys.argv[1], "rb"),
+                                raw=False) if "epoch" in o)
+want = sum((n + 2) // 3 for n in per_epoch.values())
+meta = next(msgpack.Unpacker(open(sys.argv[2], "rb"), raw=False))["meta"]
+assert meta["step"] == want and meta["optimizer"]["step"] == want, (meta["step"], want)
+print("steps", want)
+EOF
+}
