@@ -308,8 +308,8 @@ enum src_kind { SRC_FD, SRC_FILE, SRC_MEM };
 struct stream_part {
 	enum src_kind kind;
 	char *name;        /* for messages */
-	int fd;            /* SRC_FD: owned unless it is stdin */
-	int own_fd;
+	int fd;            /* SRC_FD: -1 while closed; opened when first read */
+	int own_fd;        /* SRC_FD from a path (name): opened lazily, closed once read through */
 	FILE *f;           /* SRC_FILE: borrowed */
 	const uint8_t *mem; /* SRC_MEM: borrowed */
 	size_t mem_len;
@@ -460,21 +460,22 @@ struct bio_stream_reader *bio_stream_reader_open(const char *const *paths, size_
 		}
 		if (is_stdin) {
 			p->fd = STDIN_FILENO;
-		} else {
-			p->fd = open(paths[i], O_RDONLY | O_CLOEXEC);
-			if (p->fd < 0) {
-				bio_error_set(err, errno == ENOENT ? BIO_ENOTFOUND : BIO_EIO,
-					      "%s: %s", paths[i], strerror(errno));
-				goto fail;
-			}
-			p->own_fd = 1;
-			struct stat st;
-			if (fstat(p->fd, &st) == 0 && S_ISDIR(st.st_mode)) {
-				bio_error_set(err, BIO_EIO, "%s: %s", paths[i], strerror(EISDIR));
-				goto fail;
-			}
+			part_seek_info(p, p->fd);
+			continue;
 		}
-		part_seek_info(p, p->fd);
+		/* checked now, opened when reached: any number of shards can be joined */
+		struct stat st;
+		if (stat(paths[i], &st) != 0 || access(paths[i], R_OK) != 0) {
+			bio_error_set(err, errno == ENOENT ? BIO_ENOTFOUND : BIO_EIO, "%s: %s",
+				      paths[i], strerror(errno));
+			goto fail;
+		}
+		if (S_ISDIR(st.st_mode)) {
+			bio_error_set(err, BIO_EIO, "%s: %s", paths[i], strerror(EISDIR));
+			goto fail;
+		}
+		p->own_fd = 1;
+		p->seekable = S_ISREG(st.st_mode);
 	}
 	return r;
 fail:
@@ -726,6 +727,28 @@ static enum scan_result scan_object(struct bio_stream_reader *r, const uint8_t *
 
 /* ---- reading objects ---- */
 
+/* Opens a path part that is closed (not yet reached, or read through already). */
+static int part_open(struct stream_part *p, struct bio_error *err)
+{
+	if (p->kind != SRC_FD || p->fd >= 0 || !p->own_fd)
+		return 0;
+	p->fd = open(p->name, O_RDONLY | O_CLOEXEC);
+	if (p->fd < 0)
+		return bio_error_set(err, errno == ENOENT ? BIO_ENOTFOUND : BIO_EIO, "%s: %s",
+				     p->name, strerror(errno));
+	p->seekable = 0;
+	part_seek_info(p, p->fd);
+	return 0;
+}
+
+static void part_close(struct stream_part *p)
+{
+	if (p->kind == SRC_FD && p->own_fd && p->fd >= 0) {
+		close(p->fd);
+		p->fd = -1;
+	}
+}
+
 /* Reads more bytes of the current part into the unpacker; want = free space wanted.
  * Returns bytes read (0 at EOF) or < 0 with err set. */
 static int64_t part_fill(struct bio_stream_reader *r, size_t want, struct bio_error *err)
@@ -733,6 +756,9 @@ static int64_t part_fill(struct bio_stream_reader *r, size_t want, struct bio_er
 	struct stream_part *p = &r->parts[r->cur];
 	if (p->eof)
 		return 0;
+	int rc = part_open(p, err);
+	if (rc)
+		return rc;
 	if (want < STREAM_READ_CHUNK)
 		want = STREAM_READ_CHUNK;
 	if (!msgpack_unpacker_reserve_buffer(&r->unp, want))
@@ -1131,6 +1157,7 @@ int bio_stream_read_record(struct bio_stream_reader *r, const struct bio_value *
 					return 0;
 				}
 				/* next file: a fresh stream begins with its header */
+				part_close(&r->parts[r->cur]);
 				r->cur++;
 				r->state = ST_START;
 				continue;
@@ -1247,6 +1274,9 @@ int bio_stream_read_record_at(struct bio_stream_reader *r, size_t part, uint64_t
 	if (!p->seekable)
 		return bio_error_set(err, BIO_EUNSUPPORTED,
 				     "%s: random access needs a regular file, not a pipe", p->name);
+	int orc = part_open(p, err);
+	if (orc)
+		return orc;
 	if (!r->ra_zone) {
 		r->ra_zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
 		if (!r->ra_zone)

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -434,6 +435,65 @@ TEST(multi_part_and_concatenated)
 	free(c.data);
 }
 
+/* More parts than the process may hold file descriptors (the limit is lowered to 128 here):
+ * parts are opened when reached and closed once read through. */
+TEST(many_parts)
+{
+	struct rlimit old_lim, low;
+	BIO_ASSERT(getrlimit(RLIMIT_NOFILE, &old_lim) == 0);
+	low = old_lim;
+	low.rlim_cur = 128;
+	char dir[] = "/tmp/test_stream_many.XXXXXX";
+	BIO_ASSERT(mkdtemp(dir));
+	struct membuf m;
+	mb_open(&m);
+	write_simple(&m, "samples", 1, 1);
+	mb_close(&m);
+	enum { N = 400 };
+	char **paths = calloc(N, sizeof *paths);
+	for (int i = 0; i < N; i++) {
+		char name[32];
+		snprintf(name, sizeof name, "p%04d", i);
+		paths[i] = write_tmp(dir, name, m.data, m.len);
+	}
+	struct bio_error err = {0};
+	CHECK(setrlimit(RLIMIT_NOFILE, &low) == 0);
+	struct bio_stream_reader *r =
+		bio_stream_reader_open((const char *const *)paths, N, NULL, &err);
+	CHECK(r != NULL);
+	if (!r) {
+		fprintf(stderr, "%s\n", err.msg);
+		setrlimit(RLIMIT_NOFILE, &old_lim);
+		return;
+	}
+	int64_t n = 0;
+	const struct bio_value *rec;
+	size_t part = 0;
+	uint64_t off = 0;
+	int rc;
+	while ((rc = bio_stream_read_record(r, &rec, &err)) == 1) {
+		n++;
+		if (n == 7)
+			bio_stream_reader_tell(r, &part, &off);
+	}
+	CHECK_EQ(rc, 0);
+	CHECK_EQ(n, N);
+	CHECK_EQ(bio_stream_reader_trailer_sum(r, "failed"), N);
+	CHECK_EQ(part, 6);
+	CHECK_EQ(bio_stream_read_record_at(r, part, off, &rec, &err), 1); /* reopened */
+	CHECK(bio_value_str_eq(bio_value_get(rec, "id"), "r0"));
+	CHECK_STR(bio_stream_reader_source(r), paths[6]);
+	bio_stream_reader_free(r);
+	CHECK(setrlimit(RLIMIT_NOFILE, &old_lim) == 0);
+	for (int i = 0; i < N; i++) {
+		remove(paths[i]);
+		free(paths[i]);
+	}
+	free(paths);
+	remove(dir);
+	free(m.data);
+}
+
 TEST(kind_mismatch)
 {
 	struct membuf a, b;
@@ -856,6 +916,7 @@ int main(void)
 	RUN(f16_values);
 	RUN(record_getters);
 	RUN(multi_part_and_concatenated);
+	RUN(many_parts);
 	RUN(kind_mismatch);
 	RUN(truncation_every_byte);
 	RUN(count_mismatch);
