@@ -27,6 +27,7 @@
 #define STREAM_MSGPACK_MAX_DEPTH 32
 #define STREAM_READ_CHUNK (64 * 1024)
 #define STREAM_MAX_LIMIT_DEPTH 4096
+#define STREAM_MAX_OPEN_PARTS 64
 
 void bio_stream_limits_default(struct bio_stream_limits *lim)
 {
@@ -1274,6 +1275,16 @@ int bio_stream_read_record_at(struct bio_stream_reader *r, size_t part, uint64_t
 	if (!p->seekable)
 		return bio_error_set(err, BIO_EUNSUPPORTED,
 				     "%s: random access needs a regular file, not a pipe", p->name);
+	if (p->kind == SRC_FD && p->own_fd && p->fd < 0) {
+		/* random access over many parts: hold at most STREAM_MAX_OPEN_PARTS open */
+		size_t n_open = 0;
+		for (size_t i = 0; i < r->n_parts; i++)
+			n_open += r->parts[i].own_fd && r->parts[i].fd >= 0;
+		if (n_open >= STREAM_MAX_OPEN_PARTS)
+			for (size_t i = 0; i < r->n_parts; i++)
+				if (i != r->cur)
+					part_close(&r->parts[i]);
+	}
 	int orc = part_open(p, err);
 	if (orc)
 		return orc;

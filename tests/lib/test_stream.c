@@ -483,6 +483,15 @@ TEST(many_parts)
 	CHECK_EQ(bio_stream_read_record_at(r, part, off, &rec, &err), 1); /* reopened */
 	CHECK(bio_value_str_eq(bio_value_get(rec, "id"), "r0"));
 	CHECK_STR(bio_stream_reader_source(r), paths[6]);
+	/* random access over every part stays within the descriptor limit */
+	for (int k = 0; k < N; k++) {
+		int i = (k * 37) % N;
+		if (bio_stream_read_record_at(r, (size_t)i, off, &rec, &err) != 1) {
+			fprintf(stderr, "part %d: %s\n", i, err.msg);
+			CHECK(0);
+			break;
+		}
+	}
 	bio_stream_reader_free(r);
 	CHECK(setrlimit(RLIMIT_NOFILE, &old_lim) == 0);
 	for (int i = 0; i < N; i++) {
