@@ -474,6 +474,8 @@ void bio_tool_progress(struct bio_tool *t, const char *what, unsigned long long 
 {
 	if (!t || !t->progress)
 		return;
+	if (!what)
+		what = "";
 	double now = tool_now();
 	if (now - tool_progress_last < 0.1 && !(total && done == total))
 		return;
