@@ -5,6 +5,7 @@
  * Linked into every tool, never into libbio, so it may print and exit. */
 #include "tool.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -186,7 +187,7 @@ long long bio_tool_parse_count(struct bio_tool *t, const char *opt, const char *
 	char *end;
 	errno = 0;
 	long long v = arg ? strtoll(arg, &end, 10) : 0;
-	if (!arg || !*arg || *end || errno || arg[0] == ' ' || v < min || v > max)
+	if (!arg || !*arg || *end || errno || isspace((unsigned char)arg[0]) || v < min || v > max)
 		bio_tool_usage_error(t, "%s: invalid value '%s' (expected an integer from %lld to %lld)",
 				     opt, arg ? arg : "", min, max);
 	return v;
