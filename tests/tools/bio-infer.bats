@@ -22,6 +22,15 @@ setup_file() {
 			-o "$FIX/ck" 2>/dev/null
 }
 
+# Fails unless two predictions streams hold the same records (headers may name other models).
+same_records() {
+	"$PYTHON" - "$1" "$2" <<'PY'
+import sys, msgpack
+a, b = ([o for o in msgpack.Unpacker(open(p, "rb"), raw=False)][1:] for p in sys.argv[1:3])
+assert len(a) > 1 and a == b, "records differ"
+PY
+}
+
 setup() {
 	cd "$BATS_TEST_DIRNAME/../.." || exit 1
 	T="$BATS_TEST_TMPDIR"
@@ -202,13 +211,13 @@ PY
 	bio-infer --set tracking.uri="$T/mlruns" -m models:/idmodel/latest -o "$T/a.bs" "$S"
 	bio-infer --set tracking.uri="$T/mlruns" -m models:/idmodel/1 -o "$T/b.bs" "$S"
 	bio-infer -m "$T/ck/best.ckpt" -o "$T/c.bs" "$S"
-	cmp "$T/a.bs" "$T/b.bs"
+	same_records "$T/a.bs" "$T/b.bs"
 	run bio-infer --set tracking.uri="$T/mlruns" -m models:/nosuch/latest "$S"
 	assert_failure 1
 	assert_output --partial "nosuch"
 	run bio-infer --set tracking.uri="$T/mlruns" -m models:/idmodel/7 "$S"
 	assert_failure 1
-	cmp "$T/a.bs" "$T/c.bs" || cmp <(bio-infer -m "$T/ck/last.ckpt" "$S") "$T/a.bs"
+	same_records "$T/a.bs" "$T/c.bs"
 }
 
 @test "bad samples input and a full disk exit 1" {
