@@ -24,7 +24,7 @@ VERSION = 0.1.0
 # Debian packages: to build and run, and (additionally) to test.
 DEB_BUILD = gcc make pkg-config libpng-dev libmsgpack-dev libopenblas-dev libyaml-dev \
             libtiff-dev libjpeg-dev parallel
-DEB_TEST = bats bats-assert bats-support python3 python3-numpy python3-pil python3-msgpack \
+DEB_TEST = bats bats-assert bats-support python3 python3-numpy python3-pil python3-msgpack python3-yaml groff \
            python3-torch python3-sklearn gnuplot-nox
 DEB_FUZZ = clang
 
