@@ -77,14 +77,14 @@ $(BUILD)/tests/%: tests/lib/%.c tests/lib/test.h $(LIBBIO)
 
 $(BUILD)/tests/helpers/%: tests/helpers/%.c $(LIBBIO)
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(WARN) $(CFLAGS) -o $@ $< $(LIBBIO) $(LDFLAGS) $(LDLIBS)
+	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(WARN) $(CFLAGS) -MMD -MP -o $@ $< $(LIBBIO) $(LDFLAGS) $(LDLIBS)
 
 # Fuzz harnesses built with a plain main() that replays files: corpora run as regression tests.
 $(BUILD)/fuzz-regress/%: tests/fuzz/%.c tests/fuzz/replay.c $(LIBBIO)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(WARN) $(CFLAGS) -o $@ $< tests/fuzz/replay.c $(LIBBIO) $(LDFLAGS) $(LDLIBS)
 
--include $(LIB_OBJ:.o=.d) $(BUILD)/tools/*.d
+-include $(LIB_OBJ:.o=.d) $(wildcard $(BUILD)/tools/*.d $(BUILD)/tests/helpers/*.d)
 
 # ---- set-up: install what is missing (as root), else say what to install ----
 define install_missing

@@ -113,7 +113,7 @@ $(MODEL_DIR)/.done: $(SAMPLES) $(EXP_BIN)/bio-batch $(EXP_BIN)/bio-train
 	rm -rf $(MODEL_DIR).tmp && mkdir -p $(MODEL_DIR).tmp
 	$(EXP_BIN)/bio-batch $(EXP_ARGS) $< | \
 	  $(EXP_BIN)/bio-train $(EXP_ARGS) --set tracking.uri=$(MLRUNS) \
-	    --set experiment.name=$(EXP_NAME) --val $< -o $(MODEL_DIR).tmp
+	    --set tracking.experiment=$(EXP_NAME) --val $< -o $(MODEL_DIR).tmp
 	rm -rf $(MODEL_DIR) && mv $(MODEL_DIR).tmp $(MODEL_DIR) && touch $@
 
 # Predictions for the held-out validation samples (the probes) and for the training samples (the

@@ -433,7 +433,7 @@ int main(int argc, char **argv)
 		n_paths = 1;
 	}
 	struct bio_stream_limits lim;
-	bio_stream_limits_default(&lim);
+	bio_tool_stream_limits(&t, &lim);
 	struct bio_stream_reader *r = bio_stream_reader_open(paths, n_paths, &lim, &err);
 	if (!r)
 		bio_tool_die_err(&t, &err);

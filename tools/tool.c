@@ -3,6 +3,7 @@
  * code table, atomic -o output (temp file beside the target, fsync, rename; removed on failure or
  * on SIGINT/SIGTERM/SIGHUP), checked close of stdout, thread budget and a terminal progress bar.
  * Linked into every tool, never into libbio, so it may print and exit. */
+#include "bio/stream.h"
 #include "tool.h"
 
 #include <ctype.h>
@@ -503,4 +504,21 @@ void bio_tool_progress_end(struct bio_tool *t)
 		return;
 	fputs("\n", stderr);
 	t->progress = 1;
+}
+
+void bio_tool_stream_limits(struct bio_tool *t, struct bio_stream_limits *lim)
+{
+	struct bio_error err = {0};
+	int64_t tensor_bytes, str_bytes;
+	bio_stream_limits_default(lim);
+	if (bio_config_get_int_range(t->cfg, "stream.max_tensor_bytes", (int64_t)lim->max_tensor_bytes,
+				     1, (int64_t)1 << 40, &tensor_bytes, &err) < 0 ||
+	    bio_config_get_int_range(t->cfg, "stream.max_str_bytes", (int64_t)lim->max_str_bytes, 1,
+				     (int64_t)1 << 32, &str_bytes, &err) < 0)
+		bio_tool_die_err(t, &err);
+	lim->max_tensor_bytes = (size_t)tensor_bytes;
+	lim->max_str_bytes = (size_t)str_bytes;
+	/* one encoded object must be able to hold the largest tensor */
+	if (lim->max_object_bytes < lim->max_tensor_bytes + 65536)
+		lim->max_object_bytes = lim->max_tensor_bytes + 65536;
 }

@@ -117,6 +117,11 @@ void bio_tool_progress(struct bio_tool *t, const char *what, unsigned long long 
 /* Ends the progress line. */
 void bio_tool_progress_end(struct bio_tool *t);
 
+/* Fills lim with the stream reader bounds: the defaults, with stream.max_tensor_bytes and
+ * stream.max_str_bytes from the effective config. Exits 1 on a bad value. */
+struct bio_stream_limits;
+void bio_tool_stream_limits(struct bio_tool *t, struct bio_stream_limits *lim);
+
 /* Parses a non-negative integer option value ("--epochs 20"); usage error naming opt if bad. */
 long long bio_tool_parse_count(struct bio_tool *t, const char *opt, const char *arg,
 			       long long min, long long max);

@@ -11,8 +11,6 @@ setup_file() {
 	export W="$BATS_FILE_TMPDIR/runs"
 	export CFG="$BATS_FILE_TMPDIR/tiny.yaml"
 	cat > "$CFG" <<'YAML'
-experiment:
-  name: tiny
 synth:
   subjects: 3
   samples: 6
