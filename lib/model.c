@@ -585,8 +585,12 @@ void bio_model_init_params(struct bio_model *m, struct bio_rng *rng)
 		}
 		/* U(-bound, bound) from 24 random bits per value: bound * (2k + 1 - 2^24) / 2^24 */
 		const float bound = (float)(1.0 / sqrt(fan_in)), scale = bound / 16777216.0f;
+		uint64_t r = 0;
 		for (size_t j = 0; j < t->numel; j++) {
-			int32_t k = (int32_t)(bio_rng_next(rng) >> 40);
+			/* two 24-bit draws per 64-bit number */
+			if (j % 2 == 0)
+				r = bio_rng_next(rng);
+			int32_t k = (int32_t)((j % 2 == 0 ? r >> 40 : r >> 16) & 0xffffff);
 			t->data[j] = scale * (float)(2 * k + 1 - 16777216);
 		}
 	}

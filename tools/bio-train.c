@@ -600,7 +600,8 @@ static void begin_epoch(struct train *tr, int64_t epoch)
 	tr->t_start = now_s();
 	memset(tr->seen_label, 0, (size_t)tr->m->spec.n_classes);
 	tr->n_seen_labels = 0;
-	bio_model_zero_grad(tr->m);
+	/* the gradients are zero here: after bio_model_new, and after every optimizer step (an
+	 * epoch ends with one when batches are pending) */
 }
 
 static int64_t meta_int_or(const struct bio_value *meta, const char *key, int64_t def)

@@ -53,6 +53,18 @@ static int fd_check(const char *what, float *x, const float *g, size_t n, double
 		double a = g[i];
 		double m = fabs(a) > fabs(num) ? fabs(a) : fabs(num);
 		if (!(fabs(a - num) <= atol + rtol * m)) {
+			/* a ReLU or max-pool switch inside [x-eps, x+eps] spoils the difference:
+			 * retry once with a 4x smaller step, which a real error survives */
+			float e2 = eps / 4;
+			x[i] = save + e2;
+			lp = loss(ctx);
+			x[i] = save - e2;
+			lm = loss(ctx);
+			x[i] = save;
+			num = (lp - lm) / (2.0 * (double)e2);
+			m = fabs(a) > fabs(num) ? fabs(a) : fabs(num);
+		}
+		if (!(fabs(a - num) <= atol + rtol * m)) {
 			if (bad < 3)
 				fprintf(stderr, "  %s[%zu]: analytic %.6g numeric %.6g\n", what, i, a, num);
 			bad++;
@@ -594,7 +606,7 @@ TEST(model_gradients)
 					bio_fusion_name((enum bio_fusion_kind)kind), t->name);
 			bad += b;
 		}
-		CHECK(bad <= 1); /* a max-pool switch under a perturbation can flip one check */
+		CHECK_EQ(bad, 0);
 		for (int m = 0; m < 2; m++)
 			free(c.in[m]);
 		bio_model_free(c.m);
