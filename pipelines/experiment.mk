@@ -143,3 +143,21 @@ $(RUN_DIR)/report.yaml: $(REPORT)
 	cp $(REPORT) $(RUN_DIR)/report.yaml.tmp && mv $(RUN_DIR)/report.yaml.tmp $@
 	@echo "run: $(RUN_DIR) (report.yaml, plots/, curves/)"
 endif
+
+# Inference in shards through GNU parallel, joined with cat (bio-streams concatenate):
+#   make infer-sharded MODEL=ck/best.ckpt SAMPLES=samples.bs OUT=predictions.bs [SHARDS=4]
+# Each job runs `bio-infer -j1 --shard i/SHARDS`; add `-S host1,host2 --basefile MODEL` through
+# INFER_PARALLEL_FLAGS for more machines (same paths there). OUT appears only when every shard
+# succeeded.
+INFER_FLAGS ?=
+INFER_PARALLEL_FLAGS ?=
+.PHONY: infer-sharded
+infer-sharded: $(BUILD)/bin/bio-infer
+	@if [ -z "$(MODEL)" ] || [ -z "$(SAMPLES)" ] || [ -z "$(OUT)" ]; then \
+	  echo "usage: make infer-sharded MODEL=ck.ckpt SAMPLES=samples.bs OUT=predictions.bs [SHARDS=4]" >&2; exit 2; fi
+	@set -e; d=$$(mktemp -d "$(OUT).shards.XXXXXX"); trap 'rm -rf "$$d"' EXIT; \
+	seq 0 $$(($(SHARDS) - 1)) | parallel --halt now,fail=1 -j $(PREP_JOBS) $(INFER_PARALLEL_FLAGS) \
+	  "$(BUILD)/bin/bio-infer" -j1 $(INFER_FLAGS) -m "$(MODEL)" --shard {}/$(SHARDS) -o "$$d/shard-{}.bs" "$(SAMPLES)"; \
+	parts=; i=0; while [ $$i -lt $(SHARDS) ]; do parts="$$parts $$d/shard-$$i.bs"; i=$$((i + 1)); done; \
+	cat $$parts > "$$d/joined.bs"; mv "$$d/joined.bs" "$(OUT)"; \
+	echo "infer-sharded: $(SHARDS) shards of $(SAMPLES) joined into $(OUT)"

@@ -44,7 +44,7 @@ run_make() {
 @test "the DAG runs from raw images to a report, then make does nothing" {
 	run run_make
 	assert_success
-	run_dir=$(ls -d "$W"/tiny-*)
+	run_dir=$(ls -d "$W"/tiny-* | grep -E '/tiny-[0-9a-f]{16}$')
 	[ -s "$run_dir/report.yaml" ]
 	[ -s "$run_dir/manifest.bs" ] && [ -s "$run_dir/samples.bs" ] && [ -s "$run_dir/predictions.bs" ]
 	[ -s "$run_dir/model/best.ckpt" ] && [ -s "$run_dir/plots/det.png" ]
@@ -100,4 +100,40 @@ run_make() {
 	assert_failure
 	assert_output --partial "training.lrr"
 	assert_output --partial "unknown key"
+}
+
+@test "make compare: the fusion modes and single modalities in one table" {
+	run make --no-print-directory BUILD="$BIO_BUILD" WORK="$W" MLRUNS="$BATS_FILE_TMPDIR/mlruns" \
+		CONFIG="$CFG" compare
+	assert_success
+	assert_output --regexp "run +accuracy +EER"
+	for r in concat attention weighted iris fingerprint; do
+		assert_output --regexp "$r +[0-9.]+% +[0-9.]+%"
+	done
+	ls -d "$W"/tiny-attention-* "$W"/tiny-iris-*
+	grep -q "fusion: attention" "$W"/tiny-attention-*/config.yaml
+	grep -q "modalities: \[iris\]" "$W"/tiny-iris-*/config.yaml
+}
+
+@test "make infer-sharded joins shards into the same predictions as one run" {
+	run_make >/dev/null
+	run_dir=$(ls -d "$W"/tiny-* | grep -E '/tiny-[0-9a-f]{16}$' | head -1)
+	out="$BATS_TEST_TMPDIR/p.bs"
+	run make --no-print-directory BUILD="$BIO_BUILD" MODEL="$run_dir/model/best.ckpt" \
+		SAMPLES="$run_dir/samples.bs" OUT="$out" SHARDS=3 infer-sharded
+	assert_success
+	"$BIO_BUILD/bin/bio-infer" -m "$run_dir/model/best.ckpt" -o "$BATS_TEST_TMPDIR/one.bs" \
+		"$run_dir/samples.bs"
+	"$PYTHON" - "$out" "$BATS_TEST_TMPDIR/one.bs" <<'PY'
+import sys, msgpack
+def recs(p):
+    return sorted((o for o in msgpack.Unpacker(open(p, "rb"), raw=False) if "id" in o),
+                  key=lambda o: o["id"])
+a, b = recs(sys.argv[1]), recs(sys.argv[2])
+assert len(a) == len(b) > 0 and a == b
+PY
+	run make --no-print-directory BUILD="$BIO_BUILD" MODEL=/nonexistent SAMPLES="$run_dir/samples.bs" \
+		OUT="$BATS_TEST_TMPDIR/bad.bs" SHARDS=2 infer-sharded
+	assert_failure
+	[ ! -e "$BATS_TEST_TMPDIR/bad.bs" ]
 }
