@@ -445,7 +445,7 @@ int main(int argc, char **argv)
 		bio_tool_die_err(&t, &j.fail);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	if (t.verbose)
-		fprintf(stderr, "bio-synth: %s: %zu images (%u subjects x %zu identities x %u samples) in %.2f s, %d threads\n",
+		fprintf(stderr, "bio-synth: %s: %zu images (%u subjects x %zu series (side x modality or finger) x %u samples) in %.2f s, %d threads\n",
 			j.root, j.n_done, j.n_subjects, j.per_subject, j.n_samples,
 			(double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9,
 			n_threads);
