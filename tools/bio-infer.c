@@ -587,5 +587,6 @@ int main(int argc, char **argv)
 	free(in.models);
 	bio_ckpt_meta_destroy(&meta);
 	free(model_path);
+	bio_config_free(t.cfg);
 	return BIO_EXIT_OK;
 }

@@ -71,10 +71,10 @@ scan_tree() {
 
 @test "--print-config output loads back as a -c file and prints the same" {
 	for t in "${TOOLS[@]}"; do
-		"$t" --set experiment.name='a: b # c' --set experiment.seed=7 --print-config >"$T/a.yaml"
+		"$t" --set tracking.run_name='a: b # c' --set experiment.seed=7 --print-config >"$T/a.yaml"
 		"$t" -c "$T/a.yaml" --print-config >"$T/b.yaml"
 		cmp "$T/a.yaml" "$T/b.yaml"
-		grep -qx '  name: "a: b # c"' "$T/a.yaml"
+		grep -qx '  run_name: "a: b # c"' "$T/a.yaml"
 	done
 }
 
@@ -139,12 +139,12 @@ scan_tree() {
 
 @test "layers apply in order: base, env, -c files in order, then --set" {
 	t="${TOOLS[0]}"
-	printf 'experiment:\n  seed: 1\n  name: one\n' >"$T/1.yaml"
+	printf 'experiment:\n  seed: 1\ntracking:\n  run_name: one\n' >"$T/1.yaml"
 	printf 'experiment:\n  seed: 2\n' >"$T/2.yaml"
 	run "$t" --set experiment.seed=3 -c "$T/1.yaml" -c "$T/2.yaml" --print-config
 	assert_success
 	assert_line '  seed: 3'
-	assert_line '  name: one'
+	assert_line '  run_name: one'
 	run "$t" -c "$T/2.yaml" -c "$T/1.yaml" --print-config
 	assert_line '  seed: 1'
 	run "$t" -c "$T/1.yaml" -c "$T/2.yaml" --print-config
