@@ -408,9 +408,15 @@ int main(int argc, char **argv)
 	memset(&meta, 0, sizeof meta);
 	if (bio_checkpoint_load(&in.models[0], NULL, NULL, &meta, model_path, 1, &err) < 0)
 		bio_tool_die_err(&t, &err);
-	for (int w = 1; w < in.n_workers; w++)
-		if (bio_checkpoint_load(&in.models[w], NULL, NULL, NULL, model_path, 1, &err) < 0)
+	for (int w = 1; w < in.n_workers; w++) {
+		/* the other workers' copies: the same spec, parameters and running statistics */
+		struct bio_model *src = in.models[0];
+		in.models[w] = bio_model_new(&src->spec, 1, &err);
+		if (!in.models[w])
 			bio_tool_die_err(&t, &err);
+		memcpy(in.models[w]->params, src->params, src->n_params * sizeof(float));
+		memcpy(in.models[w]->buffers, src->buffers, src->n_buffers * sizeof(float));
+	}
 	in.model = in.models[0];
 	const struct bio_model_spec *spec = &in.model->spec;
 	in.labels = meta.labels;
