@@ -9,9 +9,13 @@
  * Weights use PyTorch's layouts: conv [out][in][kh][kw], linear [out][in].
  *
  * Backward functions ADD into parameter gradients (the caller zeroes them) and WRITE the input
- * gradient d_in (overwrite), which may be NULL where noted. All reductions run in a fixed order on
- * one thread; only sgemm is threaded, and it splits output blocks, not sums, so results do not
- * depend on the thread count. */
+ * gradient d_in (overwrite), which may be NULL where noted.
+ *
+ * Threads: a layer whose `pool` is set spreads its work over the pool's threads in pieces fixed
+ * independently of the thread count (conv: chunks of samples, with per-chunk weight-gradient
+ * partials summed in chunk order; batch norm: channels; linear: blocks of outputs or inputs), each
+ * piece computed by one single-threaded sgemm or loop in a fixed order, so results are
+ * bit-identical for every thread count. */
 #ifndef BIO_NN_H
 #define BIO_NN_H
 
