@@ -196,7 +196,9 @@ static void load_val(struct train *tr, const char *path, char *const *labels, si
 	struct bio_error err;
 	const char *paths[1] = {path};
 	const struct bio_model_spec *sp = &tr->m->spec;
-	struct bio_stream_reader *r = bio_stream_reader_open(paths, 1, NULL, &err);
+	struct bio_stream_limits lim;
+	bio_tool_stream_limits(tr->t, &lim);
+	struct bio_stream_reader *r = bio_stream_reader_open(paths, 1, &lim, &err);
 	const struct bio_value *meta, *rec;
 	if (!r || bio_stream_read_header(r, "samples", &meta, &err))
 		bio_tool_die_err(tr->t, &err);
@@ -698,7 +700,9 @@ int main(int argc, char **argv)
 		paths = stdin_path;
 		n_paths = 1;
 	}
-	struct bio_stream_reader *r = bio_stream_reader_open(paths, n_paths, NULL, &err);
+	struct bio_stream_limits lim;
+	bio_tool_stream_limits(&t, &lim);
+	struct bio_stream_reader *r = bio_stream_reader_open(paths, n_paths, &lim, &err);
 	const struct bio_value *bmeta, *rec;
 	if (!r || bio_stream_read_header(r, "batches", &bmeta, &err))
 		bio_tool_die_err(&t, &err);
