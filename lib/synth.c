@@ -386,14 +386,14 @@ int bio_synth_iris_render(uint8_t *out, const struct bio_synth_iris *m, uint32_t
 	double R = m->radius * S * scale;
 	double cx = S / 2 + bio_rng_range(&r, -0.05, 0.05) * S;
 	double cy = S / 2 + bio_rng_range(&r, -0.04, 0.04) * S;
-	double rot = bio_rng_range(&r, -7, 7) * PI / 180;
-	double pupil = clampd(m->pupil + bio_rng_range(&r, -0.07, 0.07), 0.2, 0.65);
+	double rot = bio_rng_range(&r, -5, 5) * PI / 180;
+	double pupil = clampd(m->pupil + bio_rng_range(&r, -0.05, 0.05), 0.2, 0.65);
 	double P = pupil * R;
 	double cr = cos(rot), sr = sin(rot);
 	double pcx = cx + (m->pupil_dx * cr - m->pupil_dy * sr) * R;
 	double pcy = cy + (m->pupil_dx * sr + m->pupil_dy * cr) * R;
-	double up = clampd(m->lid_upper + bio_rng_range(&r, -0.3, 0.25), 0.35, 1.3) * R;
-	double lo = clampd(m->lid_lower + bio_rng_range(&r, -0.25, 0.2), 0.55, 1.4) * R;
+	double up = clampd(m->lid_upper + bio_rng_range(&r, -0.2, 0.2), 0.35, 1.3) * R;
+	double lo = clampd(m->lid_lower + bio_rng_range(&r, -0.2, 0.2), 0.55, 1.4) * R;
 	double lid_span = bio_rng_range(&r, 2.2, 2.8) * R; /* half width of the eye opening */
 	double lid_tilt = bio_rng_range(&r, -0.08, 0.08);
 	double light = bio_rng_range(&r, -0.15, 0.15); /* left-right illumination gradient */
@@ -770,16 +770,16 @@ int bio_synth_print_render(uint8_t *out, const struct bio_synth_print *m, uint32
 					      (uint64_t)m->finger, sample},
 			  5);
 	double tu = bio_rng_range(&r, -0.05, 0.05), tv = bio_rng_range(&r, -0.05, 0.05);
-	double rot = bio_rng_range(&r, -7, 7) * PI / 180, cr = cos(rot), sr = sin(rot);
+	double rot = bio_rng_range(&r, -5, 5) * PI / 180, cr = cos(rot), sr = sin(rot);
 	double pressure = bio_rng_uniform(&r);
 	double contact = 0.86 + 0.2 * pressure;
 	double thick = (pressure - 0.5) * 0.7 + bio_rng_range(&r, -0.1, 0.1);
 	double dry = bio_rng_uniform(&r);
-	dry = 0.35 * dry * dry;
+	dry = 0.25 * dry * dry;
 	/* Elastic distortion: two smooth waves of displacement (image sides). */
 	double da[2], dk[2][2], dp[2], dd[2][2];
 	for (int i = 0; i < 2; i++) {
-		da[i] = bio_rng_range(&r, 0, 0.018);
+		da[i] = bio_rng_range(&r, 0, 0.012);
 		double ang = bio_rng_range(&r, 0, 2 * PI), fr = bio_rng_range(&r, 2, 6);
 		dk[i][0] = fr * cos(ang);
 		dk[i][1] = fr * sin(ang);
@@ -789,7 +789,7 @@ int bio_synth_print_render(uint8_t *out, const struct bio_synth_print *m, uint32
 		dd[i][1] = sin(dir);
 	}
 	/* Partial contact: a soft cut by a half plane. */
-	int cut = bio_rng_bernoulli(&r, 0.2);
+	int cut = bio_rng_bernoulli(&r, 0.15);
 	double cut_a = bio_rng_range(&r, 0, 2 * PI), cut_d = bio_rng_range(&r, 0.06, 0.2);
 	struct vnoise dryness, shade;
 	vnoise_init(&dryness, &r, 24, 24);
