@@ -212,19 +212,8 @@ int main(int argc, char **argv)
 	uint64_t seed = (uint64_t)seed_opt;
 
 	/* Inputs: files, or standard input. */
-	const char *stdin_path[] = {"-"};
-	const char *const *paths = (const char *const *)(argv + optind);
-	size_t n_paths = (size_t)(argc - optind);
-	if (n_paths == 0) {
-		paths = stdin_path;
-		n_paths = 1;
-	}
-	struct bio_stream_limits lim;
-	bio_stream_limits_default(&lim);
 	struct batcher b = {.t = &t};
-	b.r = bio_stream_reader_open(paths, n_paths, &lim, &err);
-	if (!b.r)
-		bio_tool_die_err(&t, &err);
+	b.r = bio_tool_open_inputs(&t, argc, argv, optind);
 	const struct bio_value *meta;
 	if (bio_stream_read_header(b.r, "samples", &meta, &err) < 0)
 		bio_tool_die_err(&t, &err);

@@ -1292,26 +1292,17 @@ int main(int argc, char **argv)
 	e.protocol_name = e.protocol == BIO_PAIRS_FVC ? "fvc" : "all";
 
 	/* Read everything first: bad input fails before any output exists. */
-	const char *stdin_path[] = {"-"};
-	const char *const *paths = (const char *const *)(argv + optind);
-	size_t n_paths = (size_t)(argc - optind);
-	if (n_paths == 0) {
-		paths = stdin_path;
-		n_paths = 1;
-	}
 	struct bio_stream_limits lim;
 	bio_tool_stream_limits(&t, &lim);
-	struct bio_stream_reader *r = bio_stream_reader_open(paths, n_paths, &lim, &err);
-	if (!r)
-		bio_tool_die_err(&t, &err);
+	struct bio_stream_reader *r = bio_tool_open_inputs(&t, argc, argv, optind);
 	const struct bio_value *meta;
 	if (bio_stream_read_header(r, "predictions", &meta, &err) < 0)
 		bio_tool_die_err(&t, &err);
 	read_meta(&e, r, meta);
 	read_records(&e, r);
-	bio_stream_reader_free(r);
 	if (e.n_records == 0)
-		bio_tool_die(&t, "%s: no records to evaluate", paths[0]);
+		bio_tool_die(&t, "%s: no records to evaluate", bio_stream_reader_source(r));
+	bio_stream_reader_free(r);
 
 	struct eval en = {.t = &t, .topk = e.topk};
 	if (enrol) {

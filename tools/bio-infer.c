@@ -244,22 +244,6 @@ static void flush_batch(struct infer *in)
 	in->n_pending = 0;
 }
 
-static void parse_shard(struct bio_tool *t, const char *arg, long long *shard_i,
-			long long *shard_n)
-{
-	char *end;
-	long long i = strtoll(arg, &end, 10);
-	if (end == arg || *end != '/')
-		bio_tool_usage_error(t, "--shard: expected I/N, got '%s'", arg);
-	const char *p = end + 1;
-	long long n = strtoll(p, &end, 10);
-	if (end == p || *end || n < 1 || n > 1000000 || i < 0 || i >= n)
-		bio_tool_usage_error(t, "--shard: expected I/N with 0 <= I < N <= 1000000, got '%s'",
-				     arg);
-	*shard_i = i;
-	*shard_n = n;
-}
-
 /* Checks the samples header against the model: modalities, input shape and label names. */
 static void check_samples_meta(struct infer *in, struct bio_stream_reader *r,
 			       const struct bio_value *meta, const char *model_name)
@@ -347,7 +331,7 @@ int main(int argc, char **argv)
 			csv = 1;
 			break;
 		case OPT_SHARD:
-			parse_shard(&t, optarg, &shard_i, &shard_n);
+			bio_tool_parse_shard(&t, optarg, &shard_i, &shard_n);
 			break;
 		default:
 			bio_tool_usage_error(&t, NULL);
@@ -431,18 +415,7 @@ int main(int argc, char **argv)
 	in.emb_dim = spec->embedding;
 
 	/* Inputs. */
-	const char *stdin_path[] = {"-"};
-	const char *const *paths = (const char *const *)(argv + optind);
-	size_t n_paths = (size_t)(argc - optind);
-	if (n_paths == 0) {
-		paths = stdin_path;
-		n_paths = 1;
-	}
-	struct bio_stream_limits lim;
-	bio_tool_stream_limits(&t, &lim);
-	struct bio_stream_reader *r = bio_stream_reader_open(paths, n_paths, &lim, &err);
-	if (!r)
-		bio_tool_die_err(&t, &err);
+	struct bio_stream_reader *r = bio_tool_open_inputs(&t, argc, argv, optind);
 	const struct bio_value *smeta;
 	if (bio_stream_read_header(r, "samples", &smeta, &err) < 0)
 		bio_tool_die_err(&t, &err);

@@ -105,22 +105,6 @@ static void prep_work(void *ud, int worker, void *slot)
 					ctx->scratch[worker], &job->err);
 }
 
-static void parse_shard(struct bio_tool *t, const char *arg, long long *shard_i, long long *shard_n)
-{
-	char *end;
-	errno = 0;
-	long long i = strtoll(arg, &end, 10);
-	if (errno || end == arg || *end != '/' || i < 0)
-		bio_tool_usage_error(t, "--shard: expected I/N, got '%s'", arg);
-	const char *ns = end + 1;
-	long long n = strtoll(ns, &end, 10);
-	if (errno || end == ns || *end || n < 1 || n > 1000000 || i >= n)
-		bio_tool_usage_error(t, "--shard: expected I/N with 0 <= I < N <= 1000000, got '%s'",
-				     arg);
-	*shard_i = i;
-	*shard_n = n;
-}
-
 /* Writes the samples header: the input meta's keys carried forward, ours replaced. */
 static int write_header(struct bio_stream_writer *w, const struct bio_value *meta,
 			const struct bio_prep_params *p, const char *digest)
@@ -261,7 +245,7 @@ int main(int argc, char **argv)
 							    INT64_MAX);
 			break;
 		case 'S':
-			parse_shard(&t, optarg, &shard_i, &shard_n);
+			bio_tool_parse_shard(&t, optarg, &shard_i, &shard_n);
 			break;
 		case 'R':
 			root_opt = optarg;
@@ -288,18 +272,7 @@ int main(int argc, char **argv)
 		bio_tool_die_err(&t, &err);
 
 	/* Inputs: files, or standard input. */
-	const char *stdin_path[] = {"-"};
-	const char *const *paths = (const char *const *)(argv + optind);
-	size_t n_paths = (size_t)(argc - optind);
-	if (n_paths == 0) {
-		paths = stdin_path;
-		n_paths = 1;
-	}
-	struct bio_stream_limits lim;
-	bio_stream_limits_default(&lim);
-	struct bio_stream_reader *r = bio_stream_reader_open(paths, n_paths, &lim, &err);
-	if (!r)
-		bio_tool_die_err(&t, &err);
+	struct bio_stream_reader *r = bio_tool_open_inputs(&t, argc, argv, optind);
 	const struct bio_value *meta;
 	if (bio_stream_read_header(r, "manifest", &meta, &err) < 0)
 		bio_tool_die_err(&t, &err);

@@ -693,18 +693,9 @@ int main(int argc, char **argv)
 		bio_tool_die_err(&t, &err);
 
 	/* the batches stream */
-	const char *const *paths = (const char *const *)argv + optind;
-	size_t n_paths = (size_t)(argc - optind);
-	static const char *const stdin_path[1] = {"-"};
-	if (n_paths == 0) {
-		paths = stdin_path;
-		n_paths = 1;
-	}
-	struct bio_stream_limits lim;
-	bio_tool_stream_limits(&t, &lim);
-	struct bio_stream_reader *r = bio_stream_reader_open(paths, n_paths, &lim, &err);
+	struct bio_stream_reader *r = bio_tool_open_inputs(&t, argc, argv, optind);
 	const struct bio_value *bmeta, *rec;
-	if (!r || bio_stream_read_header(r, "batches", &bmeta, &err))
+	if (bio_stream_read_header(r, "batches", &bmeta, &err))
 		bio_tool_die_err(&t, &err);
 	const char *src = bio_stream_reader_source(r);
 	const struct bio_value *lab = bio_value_get(bmeta, "labels");

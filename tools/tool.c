@@ -522,3 +522,40 @@ void bio_tool_stream_limits(struct bio_tool *t, struct bio_stream_limits *lim)
 	if (lim->max_object_bytes < lim->max_tensor_bytes + 65536)
 		lim->max_object_bytes = lim->max_tensor_bytes + 65536;
 }
+
+struct bio_stream_reader *bio_tool_open_inputs(struct bio_tool *t, int argc, char **argv,
+					       int first)
+{
+	static const char *const stdin_path[] = {"-"};
+	const char *const *paths = (const char *const *)(argv + first);
+	size_t n_paths = first < argc ? (size_t)(argc - first) : 0;
+	if (n_paths == 0) {
+		paths = stdin_path;
+		n_paths = 1;
+	}
+	struct bio_stream_limits lim;
+	struct bio_error err = {0};
+	bio_tool_stream_limits(t, &lim);
+	struct bio_stream_reader *r = bio_stream_reader_open(paths, n_paths, &lim, &err);
+	if (!r)
+		bio_tool_die_err(t, &err);
+	return r;
+}
+
+void bio_tool_parse_shard(struct bio_tool *t, const char *arg, long long *shard_i,
+			  long long *shard_n)
+{
+	char *end;
+	errno = 0;
+	long long i = strtoll(arg, &end, 10);
+	if (errno || end == arg || *end != '/' || i < 0)
+		bio_tool_usage_error(t, "--shard: expected I/N, got '%s'", arg);
+	const char *ns = end + 1;
+	long long n = strtoll(ns, &end, 10);
+	if (errno || end == ns || *end || n < 1 || n > 1000000 || i >= n)
+		bio_tool_usage_error(t, "--shard: expected I/N with 0 <= I < N <= 1000000, got '%s'",
+				     arg);
+	*shard_i = i;
+	*shard_n = n;
+}
+

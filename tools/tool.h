@@ -122,6 +122,14 @@ void bio_tool_progress_end(struct bio_tool *t);
 struct bio_stream_limits;
 void bio_tool_stream_limits(struct bio_tool *t, struct bio_stream_limits *lim);
 
+/* Opens the files argv[first..argc) (standard input when there are none; "-" is standard
+ * input) as one bio-stream with the bounds of bio_tool_stream_limits. Exits 1 on failure. */
+struct bio_stream_reader *bio_tool_open_inputs(struct bio_tool *t, int argc, char **argv,
+					       int first);
+/* Parses a --shard value "I/N" (0 <= I < N <= 1000000); a bad value is a usage error. */
+void bio_tool_parse_shard(struct bio_tool *t, const char *arg, long long *shard_i,
+			  long long *shard_n);
+
 /* Parses a non-negative integer option value ("--epochs 20"); usage error naming opt if bad. */
 long long bio_tool_parse_count(struct bio_tool *t, const char *opt, const char *arg,
 			       long long min, long long max);
