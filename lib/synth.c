@@ -45,6 +45,7 @@ void bio_synth_params_default(struct bio_synth_params *p)
 	p->seed = 42;
 	p->noise = 0.04;
 	p->eyelashes = 1;
+	p->variation = 1;
 }
 
 int bio_synth_params_check(const struct bio_synth_params *p, struct bio_error *err)
@@ -54,6 +55,9 @@ int bio_synth_params_check(const struct bio_synth_params *p, struct bio_error *e
 				     BIO_SYNTH_MIN_SIZE, BIO_SYNTH_MAX_SIZE);
 	if (!(p->noise >= 0 && p->noise <= 1))
 		return bio_error_set(err, BIO_EINVAL, "synth noise %g: must be 0..1", p->noise);
+	if (!(p->variation >= 0 && p->variation <= 2))
+		return bio_error_set(err, BIO_EINVAL, "synth variation %g: must be 0..2",
+				     p->variation);
 	return 0;
 }
 
@@ -380,23 +384,24 @@ int bio_synth_iris_render(uint8_t *out, const struct bio_synth_iris *m, uint32_t
 	struct bio_rng r;
 	uint64_t keys[4] = {KEY_IRIS_SAMPLE, m->subject, (uint64_t)m->side, sample};
 	bio_rng_seed_keys(&r, m->p.seed, keys, 4);
+	const double var = m->p.variation; /* scales every capture change below */
 
 	/* Capture conditions. */
-	double scale = bio_rng_range(&r, 0.95, 1.05);
+	double scale = 1 + var * bio_rng_range(&r, -0.05, 0.05);
 	double R = m->radius * S * scale;
-	double cx = S / 2 + bio_rng_range(&r, -0.05, 0.05) * S;
-	double cy = S / 2 + bio_rng_range(&r, -0.04, 0.04) * S;
-	double rot = bio_rng_range(&r, -5, 5) * PI / 180;
-	double pupil = clampd(m->pupil + bio_rng_range(&r, -0.05, 0.05), 0.2, 0.65);
+	double cx = S / 2 + var * bio_rng_range(&r, -0.05, 0.05) * S;
+	double cy = S / 2 + var * bio_rng_range(&r, -0.04, 0.04) * S;
+	double rot = var * bio_rng_range(&r, -5, 5) * PI / 180;
+	double pupil = clampd(m->pupil + var * bio_rng_range(&r, -0.05, 0.05), 0.2, 0.65);
 	double P = pupil * R;
 	double cr = cos(rot), sr = sin(rot);
 	double pcx = cx + (m->pupil_dx * cr - m->pupil_dy * sr) * R;
 	double pcy = cy + (m->pupil_dx * sr + m->pupil_dy * cr) * R;
-	double up = clampd(m->lid_upper + bio_rng_range(&r, -0.2, 0.2), 0.35, 1.3) * R;
-	double lo = clampd(m->lid_lower + bio_rng_range(&r, -0.2, 0.2), 0.55, 1.4) * R;
+	double up = clampd(m->lid_upper + var * bio_rng_range(&r, -0.2, 0.2), 0.35, 1.3) * R;
+	double lo = clampd(m->lid_lower + var * bio_rng_range(&r, -0.2, 0.2), 0.55, 1.4) * R;
 	double lid_span = bio_rng_range(&r, 2.2, 2.8) * R; /* half width of the eye opening */
-	double lid_tilt = bio_rng_range(&r, -0.08, 0.08);
-	double light = bio_rng_range(&r, -0.15, 0.15); /* left-right illumination gradient */
+	double lid_tilt = var * bio_rng_range(&r, -0.08, 0.08);
+	double light = var * bio_rng_range(&r, -0.15, 0.15); /* left-right illumination gradient */
 	struct vnoise skin;
 	vnoise_init(&skin, &r, 6, 6);
 
@@ -499,7 +504,8 @@ int bio_synth_iris_render(uint8_t *out, const struct bio_synth_iris *m, uint32_t
 			}
 	}
 	blur(img, tmp, s, s, bio_rng_range(&r, 0.3, 1.1) * S / 128);
-	double contrast = bio_rng_range(&r, 0.8, 1.2), bright = bio_rng_range(&r, -18, 18);
+	double contrast = 1 + var * bio_rng_range(&r, -0.2, 0.2);
+	double bright = var * bio_rng_range(&r, -18, 18);
 	double noise_sd = m->p.noise * 255 * bio_rng_range(&r, 0.7, 1.3);
 	finish(out, img, (size_t)s * s, contrast, bright, noise_sd, &r);
 out:
@@ -769,17 +775,18 @@ int bio_synth_print_render(uint8_t *out, const struct bio_synth_print *m, uint32
 			  (const uint64_t[5]){KEY_PRINT_SAMPLE, m->subject, (uint64_t)m->side,
 					      (uint64_t)m->finger, sample},
 			  5);
-	double tu = bio_rng_range(&r, -0.05, 0.05), tv = bio_rng_range(&r, -0.05, 0.05);
-	double rot = bio_rng_range(&r, -5, 5) * PI / 180, cr = cos(rot), sr = sin(rot);
+	const double var = m->p.variation; /* scales every capture change below */
+	double tu = var * bio_rng_range(&r, -0.05, 0.05), tv = var * bio_rng_range(&r, -0.05, 0.05);
+	double rot = var * bio_rng_range(&r, -5, 5) * PI / 180, cr = cos(rot), sr = sin(rot);
 	double pressure = bio_rng_uniform(&r);
-	double contact = 0.86 + 0.2 * pressure;
-	double thick = (pressure - 0.5) * 0.7 + bio_rng_range(&r, -0.1, 0.1);
+	double contact = 0.96 + var * 0.2 * (pressure - 0.5);
+	double thick = var * ((pressure - 0.5) * 0.7 + bio_rng_range(&r, -0.1, 0.1));
 	double dry = bio_rng_uniform(&r);
-	dry = 0.25 * dry * dry;
+	dry = var * 0.25 * dry * dry;
 	/* Elastic distortion: two smooth waves of displacement (image sides). */
 	double da[2], dk[2][2], dp[2], dd[2][2];
 	for (int i = 0; i < 2; i++) {
-		da[i] = bio_rng_range(&r, 0, 0.012);
+		da[i] = var * bio_rng_range(&r, 0, 0.012);
 		double ang = bio_rng_range(&r, 0, 2 * PI), fr = bio_rng_range(&r, 2, 6);
 		dk[i][0] = fr * cos(ang);
 		dk[i][1] = fr * sin(ang);
@@ -789,7 +796,7 @@ int bio_synth_print_render(uint8_t *out, const struct bio_synth_print *m, uint32
 		dd[i][1] = sin(dir);
 	}
 	/* Partial contact: a soft cut by a half plane. */
-	int cut = bio_rng_bernoulli(&r, 0.15);
+	int cut = bio_rng_bernoulli(&r, 0.15 * var);
 	double cut_a = bio_rng_range(&r, 0, 2 * PI), cut_d = bio_rng_range(&r, 0.06, 0.2);
 	struct vnoise dryness, shade;
 	vnoise_init(&dryness, &r, 24, 24);
@@ -845,7 +852,8 @@ int bio_synth_print_render(uint8_t *out, const struct bio_synth_print *m, uint32
 		}
 	}
 	blur(img, tmp, s, s, bio_rng_range(&r, 0.3, 0.8) * S / 128);
-	double contrast = bio_rng_range(&r, 0.85, 1.15), bright = bio_rng_range(&r, -12, 12);
+	double contrast = 1 + var * bio_rng_range(&r, -0.15, 0.15);
+	double bright = var * bio_rng_range(&r, -12, 12);
 	double noise_sd = m->p.noise * 255 * bio_rng_range(&r, 0.7, 1.3);
 	finish(out, img, (size_t)s * s, contrast, bright, noise_sd, &r);
 out:

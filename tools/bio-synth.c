@@ -61,6 +61,8 @@ static void usage(FILE *f)
 		"                         ring, little (synth.fingers; default thumb)\n"
 		"      --modalities LIST  iris, fingerprint or both (default iris,fingerprint)\n"
 		"      --no-eyelashes     leave eyelashes out of iris images (synth.eyelashes)\n"
+		"      --variation X      scale of the per-sample capture changes, 0..2: 0 same pose\n"
+		"                         and conditions for every sample, 1 default (synth.variation)\n"
 		"  -c, --config FILE    merge a YAML config file (repeatable; later files override)\n"
 		"      --set KEY=VALUE  override one config key (repeatable), e.g. --set synth.size=64\n"
 		"      --env NAME       environment overlay configs/env/NAME.yaml (default $BIO_ENV or dev)\n"
@@ -235,7 +237,7 @@ static double parse_double(struct bio_tool *t, const char *opt, const char *arg,
 
 int main(int argc, char **argv)
 {
-	enum { OPT_SIZE = 0x2000, OPT_SEED, OPT_NOISE, OPT_FINGERS, OPT_MODS, OPT_NOLASH };
+	enum { OPT_SIZE = 0x2000, OPT_SEED, OPT_NOISE, OPT_FINGERS, OPT_MODS, OPT_NOLASH, OPT_VAR };
 	static const struct option long_opts[] = {
 		BIO_TOOL_LONG_OPTS,
 		{"out", required_argument, 0, 'o'},
@@ -248,6 +250,7 @@ int main(int argc, char **argv)
 		{"fingers", required_argument, 0, OPT_FINGERS},
 		{"modalities", required_argument, 0, OPT_MODS},
 		{"no-eyelashes", no_argument, 0, OPT_NOLASH},
+		{"variation", required_argument, 0, OPT_VAR},
 		{0, 0, 0, 0},
 	};
 	struct bio_tool t;
@@ -256,7 +259,7 @@ int main(int argc, char **argv)
 	memset(&j, 0, sizeof j);
 	const char *out_opt = NULL, *format_opt = NULL, *fingers_opt = NULL, *mods_opt = NULL;
 	long long subjects = -1, samples = -1, size = -1, seed = -1;
-	double noise = -1;
+	double noise = -1, variation = -1;
 	int no_lashes = 0, opt;
 	char bad[64];
 
@@ -322,6 +325,9 @@ int main(int argc, char **argv)
 		case OPT_NOLASH:
 			no_lashes = 1;
 			break;
+		case OPT_VAR:
+			variation = parse_double(&t, "--variation", optarg, 0, 2);
+			break;
 		default:
 			bio_tool_usage_error(&t, NULL);
 		}
@@ -357,6 +363,9 @@ int main(int argc, char **argv)
 	if (bio_config_get_double_range(t.cfg, "synth.noise", 0.04, 0, 1, &d, &err))
 		bio_tool_die_err(&t, &err);
 	j.params.noise = noise >= 0 ? noise : d;
+	if (bio_config_get_double_range(t.cfg, "synth.variation", 1.0, 0, 2, &d, &err))
+		bio_tool_die_err(&t, &err);
+	j.params.variation = variation >= 0 ? variation : d;
 	if (bio_config_get_int_range(t.cfg, "experiment.seed", 42, 0, INT64_MAX, &v, &err))
 		bio_tool_die_err(&t, &err);
 	j.params.seed = (uint64_t)(seed >= 0 ? seed : v);

@@ -33,9 +33,13 @@ struct bio_synth_params {
 	uint64_t seed;    /* master seed */
 	double noise;     /* sensor noise standard deviation, fraction of full scale (0..1) */
 	int eyelashes;    /* 1: draw eyelashes on iris images */
+	double variation; /* scale of the per-sample capture changes (pose, pupil, eyelids,
+			   * pressure, contact, distortion, dryness, contrast), 0..2: 0 gives
+			   * every sample of an identity the same pose and conditions, 1 the
+			   * default ranges; noise, blur, lashes and highlight are not scaled */
 };
 
-/* Defaults: size 128, seed 42, noise 0.04, eyelashes on. */
+/* Defaults: size 128, seed 42, noise 0.04, eyelashes on, variation 1. */
 void bio_synth_params_default(struct bio_synth_params *p);
 /* Checks p's ranges; the message names the field ("synth size 8: must be 16..4096"). */
 int bio_synth_params_check(const struct bio_synth_params *p, struct bio_error *err);

@@ -61,6 +61,10 @@ TEST(params_and_names)
 	p.size = BIO_SYNTH_MAX_SIZE + 1;
 	CHECK_EQ(bio_synth_params_check(&p, &err), BIO_EINVAL);
 	p = params(64);
+	p.variation = 2.5;
+	CHECK_EQ(bio_synth_params_check(&p, &err), BIO_EINVAL);
+	CHECK(strstr(err.msg, "variation") != NULL);
+	p = params(64);
 	p.noise = -0.1;
 	CHECK_EQ(bio_synth_params_check(&p, &err), BIO_EINVAL);
 	CHECK(strstr(err.msg, "noise") != NULL);
@@ -236,6 +240,25 @@ TEST(switches)
 		free(without);
 	}
 	CHECK(changed > 0);
+	/* Variation 0: samples of one identity differ much less (no pose, pupil, eyelid or
+	 * pressure changes; only noise, blur, lashes and the highlight). */
+	p.noise = 0;
+	p.eyelashes = 0;
+	for (int finger = -1; finger <= 0; finger++) {
+		double diff[2];
+		for (int k = 0; k < 2; k++) {
+			p.variation = k ? 1.0 : 0.0;
+			double sum = 0;
+			for (uint32_t s = 2; s <= 4; s++) {
+				uint8_t *a = render(&p, 2, 1, finger, 1), *b = render(&p, 2, 1, finger, s);
+				sum += mean_abs_diff(a, b, n);
+				free(a);
+				free(b);
+			}
+			diff[k] = sum / 3;
+		}
+		CHECK(diff[0] < 0.6 * diff[1]);
+	}
 }
 
 TEST(sizes)

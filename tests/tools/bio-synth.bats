@@ -41,7 +41,7 @@ setup() {
 @test "bio-synth: bad option values are usage errors (exit 2, one line and a hint)" {
 	for args in "-n 0" "-n abc" "-s 0" "--size 8" "--size 5000" "--format jpg" \
 		"--fingers toe" "--fingers thumb,thumb" "--fingers thumb," "--modalities face" \
-		"--noise 2" "--noise x" "--seed -1" "-j 0" "--bogus" "extra-arg" "-o -"; do
+		"--noise 2" "--noise x" "--variation 2.5" "--variation -1" "--seed -1" "-j 0" "--bogus" "extra-arg" "-o -"; do
 		run --separate-stderr bio-synth -o "$T/out" $args
 		assert_failure 2
 		[ -z "$output" ]
@@ -215,6 +215,13 @@ EOF
 	bio-synth -n 2 -s 3 --size 32 --modalities iris -o "$T/l1"
 	bio-synth -n 2 -s 3 --size 32 --modalities iris --no-eyelashes -o "$T/l2"
 	[ "$(tree_sum "$T/l1")" != "$(tree_sum "$T/l2")" ]
+	# --variation overrides synth.variation; variation 1 is the default.
+	bio-synth -n 2 -s 3 --size 32 --modalities iris --set synth.variation=0.3 -o "$T/v1"
+	bio-synth -n 2 -s 3 --size 32 --modalities iris --variation 0.3 -o "$T/v2"
+	bio-synth -n 2 -s 3 --size 32 --modalities iris --variation 1 -o "$T/v3"
+	[ "$(tree_sum "$T/v1")" = "$(tree_sum "$T/v2")" ]
+	[ "$(tree_sum "$T/v1")" != "$(tree_sum "$T/v3")" ]
+	[ "$(tree_sum "$T/l1")" = "$(tree_sum "$T/v3")" ]
 }
 
 @test "bio-synth: an existing output directory is written into, same names replaced" {
@@ -243,6 +250,11 @@ EOF
 	assert_success
 	assert_line --regexp '^iris 0\.[0-9]+ \(144 images, 24 identities\)$'
 	assert_line --regexp '^fingerprint 0\.[0-9]+ \(144 images, 24 identities\)$'
+	# Without capture variation recognition on raw pixels becomes easy.
+	bio-synth -n 12 -s 6 --size 64 --variation 0 -o "$T/k0"
+	run "$PYTHON" tests/python/synth_difficulty.py "$T/k0" --min 0.9
+	echo "$output"
+	assert_success
 }
 
 @test "bio-synth: the man page's EXAMPLES run" {
