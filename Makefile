@@ -23,9 +23,9 @@ VERSION = 0.1.0
 
 # Debian packages: to build and run, and (additionally) to test.
 DEB_BUILD = gcc make pkg-config libpng-dev libmsgpack-dev libopenblas-dev libyaml-dev \
-            libtiff-dev libjpeg-dev parallel
+            libtiff-dev libjpeg-dev parallel gnuplot-nox
 DEB_TEST = bats bats-assert bats-support python3 python3-numpy python3-pil python3-msgpack python3-yaml groff \
-           python3-torch python3-sklearn gnuplot-nox
+           python3-torch python3-sklearn
 DEB_FUZZ = clang
 
 LIB_SRC = $(sort $(wildcard lib/*.c))
