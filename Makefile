@@ -26,7 +26,7 @@ DEB_BUILD = gcc make pkg-config libpng-dev libmsgpack-dev libopenblas-dev libyam
             libtiff-dev libjpeg-dev parallel gnuplot-nox
 DEB_TEST = bats bats-assert bats-support python3 python3-numpy python3-pil python3-msgpack python3-yaml groff \
            python3-torch python3-sklearn
-DEB_FUZZ = clang
+DEB_FUZZ = clang libclang-rt-14-dev
 
 LIB_SRC = $(sort $(wildcard lib/*.c))
 LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o)
