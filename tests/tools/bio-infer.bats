@@ -202,9 +202,6 @@ PY
 	run bio-infer --set tracking.uri="$T/none" -m models:/nosuch/latest "$S"
 	assert_failure 1
 	assert_output --partial "no tracking store"
-	if ! bio-train --help | grep -q -- --register; then
-		skip "bio-train has no --register"
-	fi
 	bio-batch --batch-size 6 --epochs 1 "$S" |
 		bio-train $(cat "$FIX/sets") --set tracking.uri="$T/mlruns" --register idmodel \
 			-o "$T/ck" 2>/dev/null
