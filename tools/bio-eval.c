@@ -1292,8 +1292,6 @@ int main(int argc, char **argv)
 	e.protocol_name = e.protocol == BIO_PAIRS_FVC ? "fvc" : "all";
 
 	/* Read everything first: bad input fails before any output exists. */
-	struct bio_stream_limits lim;
-	bio_tool_stream_limits(&t, &lim);
 	struct bio_stream_reader *r = bio_tool_open_inputs(&t, argc, argv, optind);
 	const struct bio_value *meta;
 	if (bio_stream_read_header(r, "predictions", &meta, &err) < 0)
@@ -1306,9 +1304,8 @@ int main(int argc, char **argv)
 
 	struct eval en = {.t = &t, .topk = e.topk};
 	if (enrol) {
-		r = bio_stream_reader_open(&enrol, 1, &lim, &err);
-		if (!r)
-			bio_tool_die_err(&t, &err);
+		char *enrol_arg[] = {(char *)enrol};
+		r = bio_tool_open_inputs(&t, 1, enrol_arg, 0);
 		if (bio_stream_read_header(r, "predictions", &meta, &err) < 0)
 			bio_tool_die_err(&t, &err);
 		read_meta(&en, r, meta);
