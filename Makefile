@@ -180,3 +180,9 @@ clean:
 	rm -rf build build-asan
 
 -include $(sort $(wildcard pipelines/*.mk))
+
+# The README's two commands on a pristine Debian 12 root (mmdebstrap + chroot, as root): see
+# tests/fresh/run.sh. FRESH_FLAGS=--demo-only skips the fresh `make test`.
+fresh-check:
+	$(call install_missing,mmdebstrap git)
+	bash tests/fresh/run.sh $(FRESH_FLAGS)
