@@ -301,7 +301,7 @@ int main(int argc, char **argv)
 	uint64_t per_epoch = bio_batch_count(n_entries, (uint64_t)batch_size, drop_last);
 
 	/* Header: the input meta carried forward, ours replaced. */
-	FILE *out = bio_tool_output_open(&t);
+	FILE *out = bio_tool_output_open_stream(&t);
 	struct bio_stream_writer *w = bio_stream_writer_new(out, &err);
 	if (!w)
 		bio_tool_die_err(&t, &err);

@@ -439,7 +439,7 @@ int main(int argc, char **argv)
 		bio_tool_die(&t, "out of memory");
 
 	/* Output header. */
-	in.out = bio_tool_output_open(&t);
+	in.out = csv ? bio_tool_output_open(&t) : bio_tool_output_open_stream(&t);
 	if (csv) {
 		fputs("id,label,label_name,pred,pred_name,score,topk,topk_scores", in.out);
 		if (embeddings) {

@@ -302,7 +302,7 @@ int main(int argc, char **argv)
 	/* Manifest paths are used as written (bio-scan writes them with its root in front). */
 	char *root = root_opt && root_opt[0] ? strdup(root_opt) : NULL;
 
-	FILE *out = bio_tool_output_open(&t);
+	FILE *out = bio_tool_output_open_stream(&t);
 	struct bio_stream_writer *w = bio_stream_writer_new(out, &err);
 	if (!w)
 		bio_tool_die_err(&t, &err);

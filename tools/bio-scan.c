@@ -165,7 +165,7 @@ int main(int argc, char **argv)
 	if (bio_config_digest(t.cfg, digest_keys, 1, digest, &err) != 0)
 		bio_tool_die_err(&t, &err);
 
-	FILE *out = bio_tool_output_open(&t);
+	FILE *out = bio_tool_output_open_stream(&t);
 	struct bio_stream_writer *w = bio_stream_writer_new(out, &err);
 	if (!w)
 		bio_tool_die_err(&t, &err);

@@ -221,6 +221,7 @@ int bio_tool_common_opt(struct bio_tool *t, int opt, const char *arg)
 		if (!*arg)
 			bio_tool_usage_error(t, "--output: empty file name");
 		t->output = strcmp(arg, "-") ? arg : NULL;
+		t->output_forced = !t->output;
 		return 1;
 	case 'j':
 		t->n_threads = (int)bio_tool_parse_count(t, "--jobs", arg, 1, 4096);
@@ -371,6 +372,14 @@ FILE *bio_tool_output_open(struct bio_tool *t)
 		bio_tool_die(t, "%s: %s", t->output, strerror(e));
 	}
 	return t->out;
+}
+
+FILE *bio_tool_output_open_stream(struct bio_tool *t)
+{
+	if (!t->output && !t->output_forced && isatty(STDOUT_FILENO))
+		bio_tool_usage_error(t, "refusing to write a binary bio-stream to a terminal (use -o "
+					"FILE, a pipe such as '| bio-dump', or -o - to force it)");
+	return bio_tool_output_open(t);
 }
 
 void bio_tool_output_abort(struct bio_tool *t)

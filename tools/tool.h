@@ -76,6 +76,7 @@ struct bio_tool {
 	int n_sets;
 	int print_config;
 	const char *output;        /* -o path or NULL for stdout */
+	int output_forced;         /* -o - given: standard output even when it is a terminal */
 	int n_threads;             /* -j, default: cores available (sched_getaffinity) */
 	int verbose;
 	FILE *out;                 /* open output, after bio_tool_output_open */
@@ -94,6 +95,9 @@ void bio_tool_load_config(struct bio_tool *t);
 
 /* Opens the output: stdout, or a temp file beside -o FILE. Exits 1 on failure. */
 FILE *bio_tool_output_open(struct bio_tool *t);
+/* Same for a binary bio-stream: refuses (usage error, exit 2) to write it to standard output
+ * when that is a terminal, as gzip does, unless -o - asked for it. */
+FILE *bio_tool_output_open_stream(struct bio_tool *t);
 /* Flushes, fsyncs and renames the temp file into place (or closes stdout, checked). Exits 1 on a
  * write error (disk full); exits 0 quietly when stdout's reader went away (EPIPE). */
 void bio_tool_output_commit(struct bio_tool *t);
