@@ -154,21 +154,26 @@ int main(int argc, char **argv)
 			return BIO_EXIT_OK;
 		case 's':
 			split_opt = optarg;
+			bio_tool_option_key(&t, "--split", "batch.split", optarg);
 			break;
 		case 'b':
 			batch_size = bio_tool_parse_count(&t, "--batch-size", optarg, 1, 1 << 24);
+			bio_tool_option_key(&t, "--batch-size", "batch.batch_size", optarg);
 			break;
 		case 'E':
 			epochs = bio_tool_parse_count(&t, "--epochs", optarg, 0, 1000000000);
+			bio_tool_option_key(&t, "--epochs", "batch.epochs", optarg);
 			break;
 		case OPT_START:
 			start_epoch = bio_tool_parse_count(&t, "--start-epoch", optarg, 0, 1000000000);
 			break;
 		case OPT_SEED:
 			seed_opt = bio_tool_parse_count(&t, "--seed", optarg, 0, INT64_MAX);
+			bio_tool_option_key(&t, "--seed", "batch.seed", optarg);
 			break;
 		case OPT_DROP:
 			drop_opt = 1;
+			bio_tool_option_key(&t, "--drop-last", "batch.drop_last", "true");
 			break;
 		case OPT_NOSHUF:
 			shuffle = 0;

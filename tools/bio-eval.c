@@ -1226,9 +1226,11 @@ int main(int argc, char **argv)
 			break;
 		case OPT_PROTOCOL:
 			protocol = optarg;
+			bio_tool_option_key(&t, "--protocol", "eval.protocol", optarg);
 			break;
 		case OPT_GALLERY:
 			gallery = bio_tool_parse_count(&t, "--gallery", optarg, 1, 1000000);
+			bio_tool_option_key(&t, "--gallery", "eval.gallery", optarg);
 			break;
 		case OPT_SCORES:
 			with_scores = 1;

@@ -317,15 +317,19 @@ int main(int argc, char **argv)
 			break;
 		case 's':
 			split = optarg;
+			bio_tool_option_key(&t, "--split", "infer.split", optarg);
 			break;
 		case 'b':
 			batch_size = bio_tool_parse_count(&t, "--batch-size", optarg, 1, 4096);
+			bio_tool_option_key(&t, "--batch-size", "infer.batch_size", optarg);
 			break;
 		case 'k':
 			topk = bio_tool_parse_count(&t, "--topk", optarg, 1, 64);
+			bio_tool_option_key(&t, "--topk", "infer.topk", optarg);
 			break;
 		case 'e':
 			embeddings = 1;
+			bio_tool_option_key(&t, "--embeddings", "infer.embeddings", "true");
 			break;
 		case OPT_CSV:
 			csv = 1;

@@ -243,6 +243,7 @@ int main(int argc, char **argv)
 		case 'F':
 			max_failures = bio_tool_parse_count(&t, "--max-failures", optarg, 0,
 							    INT64_MAX);
+			bio_tool_option_key(&t, "--max-failures", "prep.max_failures", optarg);
 			break;
 		case 'S':
 			bio_tool_parse_shard(&t, optarg, &shard_i, &shard_n);

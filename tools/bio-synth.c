@@ -283,31 +283,42 @@ int main(int argc, char **argv)
 		case 'n':
 			subjects = bio_tool_parse_count(&t, "--subjects", optarg, 1,
 							SYNTH_MAX_SUBJECTS);
+			bio_tool_option_key(&t, "--subjects", "synth.subjects", optarg);
 			break;
 		case 's':
 			samples = bio_tool_parse_count(&t, "--samples", optarg, 1, SYNTH_MAX_SAMPLES);
+			bio_tool_option_key(&t, "--samples", "synth.samples", optarg);
 			break;
 		case OPT_SIZE:
 			size = bio_tool_parse_count(&t, "--size", optarg, BIO_SYNTH_MIN_SIZE,
 						    BIO_SYNTH_MAX_SIZE);
+			bio_tool_option_key(&t, "--size", "synth.size", optarg);
 			break;
 		case 'f':
 			if (strcmp(optarg, "bmp") && strcmp(optarg, "png"))
 				bio_tool_usage_error(&t, "--format: invalid value '%s' (expected bmp or png)",
 						     optarg);
 			format_opt = optarg;
+			bio_tool_option_key(&t, "--format", "synth.format", optarg);
 			break;
 		case OPT_SEED:
 			seed = bio_tool_parse_count(&t, "--seed", optarg, 0, INT64_MAX);
+			bio_tool_option_key(&t, "--seed", "experiment.seed", optarg);
 			break;
 		case OPT_NOISE:
 			noise = parse_double(&t, "--noise", optarg, 0, 1);
+			bio_tool_option_key(&t, "--noise", "synth.noise", optarg);
 			break;
 		case OPT_FINGERS:
 			if (parse_fingers(&j, optarg, bad, sizeof bad) < 0)
 				bio_tool_usage_error(&t, "--fingers: invalid finger '%s' (expected thumb, index, middle, ring or little)",
 						     bad);
 			fingers_opt = optarg;
+			{
+				char list[BIO_TOOL_OPTION_SET_BYTES];
+				snprintf(list, sizeof list, "[%s]", optarg);
+				bio_tool_option_key(&t, "--fingers", "synth.fingers", list);
+			}
 			break;
 		case OPT_MODS:
 			if (!strcmp(optarg, "iris"))
@@ -324,9 +335,11 @@ int main(int argc, char **argv)
 			break;
 		case OPT_NOLASH:
 			no_lashes = 1;
+			bio_tool_option_key(&t, "--no-eyelashes", "synth.eyelashes", "false");
 			break;
 		case OPT_VAR:
 			variation = parse_double(&t, "--variation", optarg, 0, 2);
+			bio_tool_option_key(&t, "--variation", "synth.variation", optarg);
 			break;
 		default:
 			bio_tool_usage_error(&t, NULL);

@@ -612,6 +612,66 @@ static int64_t meta_int_or(const struct bio_value *meta, const char *key, int64_
 	return bio_value_int(bio_value_get(meta, key), &v) ? def : v;
 }
 
+/* What ran upstream is what is recorded: the batch.* values bio-batch used (its options or its
+ * config, carried in the batches header) replace this program's own, so the checkpoint's config,
+ * config.yaml and the tracked params say what the training saw. The sample size the header
+ * carries must be the model's input size; if not, one line naming both keys. */
+static void record_upstream(struct bio_tool *t, const struct bio_value *bmeta, const char *src,
+			    const struct bio_model_spec *spec)
+{
+	struct bio_error err = {0};
+	char set[512];
+	static const char *const ints[][2] = {{"epochs", "batch.epochs"},
+					      {"batch_size", "batch.batch_size"},
+					      {"seed", "batch.seed"}};
+	for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+		int64_t v;
+		if (bio_value_int(bio_value_get(bmeta, ints[i][0]), &v) == 0) {
+			snprintf(set, sizeof set, "%s=%" PRId64, ints[i][1], v);
+			if (bio_config_set(t->cfg, set, &err))
+				bio_tool_die(t, "%s: header '%s': %s", src, ints[i][0], err.msg);
+		}
+	}
+	const char *split;
+	size_t split_len;
+	if (bio_value_str(bio_value_get(bmeta, "split"), &split, &split_len) == 0 &&
+	    split_len < 256 && !memchr(split, 0, split_len)) {
+		/* quoted: a split name is a string whatever it looks like */
+		int ok = 1;
+		for (size_t i = 0; i < split_len; i++)
+			ok &= split[i] != '"' && split[i] != '\\';
+		if (ok) {
+			snprintf(set, sizeof set, "batch.split=\"%.*s\"", (int)split_len, split);
+			if (bio_config_set(t->cfg, set, &err))
+				bio_tool_die(t, "%s: header 'split': %s", src, err.msg);
+		}
+	}
+	int drop;
+	if (bio_value_bool(bio_value_get(bmeta, "drop_last"), &drop) == 0 &&
+	    bio_config_set(t->cfg, drop ? "batch.drop_last=true" : "batch.drop_last=false", &err))
+		bio_tool_die(t, "%s: header 'drop_last': %s", src, err.msg);
+	const struct bio_value *shape = bio_value_get(bmeta, "shape");
+	int64_t c, h, w;
+	if (bio_value_len(shape) == 3 && bio_value_int(bio_value_at(shape, 0), &c) == 0 &&
+	    bio_value_int(bio_value_at(shape, 1), &h) == 0 &&
+	    bio_value_int(bio_value_at(shape, 2), &w) == 0) {
+		if (c != 1 || h != spec->input_size || w != spec->input_size)
+			bio_tool_die(t, "%s: the batches hold %" PRId64 "x%" PRId64 "x%" PRId64
+				     " samples (prep.size %" PRId64 " upstream) but the model takes "
+				     "1x%dx%d (model.input_size %d, %s): set model.input_size=%" PRId64
+				     " here or prep.size=%d upstream",
+				     src, c, h, w, h, spec->input_size, spec->input_size,
+				     spec->input_size,
+				     bio_config_origin(t->cfg, "model.input_size")[0]
+					     ? bio_config_origin(t->cfg, "model.input_size")
+					     : "default",
+				     h, spec->input_size);
+		snprintf(set, sizeof set, "prep.size=%" PRId64, h);
+		if (bio_config_set(t->cfg, set, &err))
+			bio_tool_die(t, "%s: header 'shape': %s", src, err.msg);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	enum { OPT_VAL = 0x2000, OPT_RESUME, OPT_HALF, OPT_LAYER_TIMES, OPT_REGISTER };
@@ -725,6 +785,7 @@ int main(int argc, char **argv)
 	tr.epochs_total = meta_int_or(bmeta, "epochs", 0);
 	int64_t start_epoch = meta_int_or(bmeta, "start_epoch", 0);
 	spec.n_classes = (int)n_labels;
+	record_upstream(&t, bmeta, src, &spec);
 
 	/* model, optimizer, scheduler: fresh or from the checkpoint */
 	if (bio_optim_from_config(&tr.o, cfg, &err) ||

@@ -238,6 +238,18 @@ int bio_tool_common_opt(struct bio_tool *t, int opt, const char *arg)
 	}
 }
 
+void bio_tool_option_key(struct bio_tool *t, const char *opt, const char *key, const char *value)
+{
+	if (t->n_option_sets >= BIO_TOOL_MAX_OPTION_SETS || t->n_sets >= BIO_TOOL_MAX_SETS)
+		bio_tool_usage_error(t, "%s: too many options", opt);
+	char *slot = t->option_sets[t->n_option_sets];
+	int n = snprintf(slot, BIO_TOOL_OPTION_SET_BYTES, "%s=%s", key, value);
+	if (n < 0 || n >= BIO_TOOL_OPTION_SET_BYTES)
+		bio_tool_usage_error(t, "%s: value too long", opt);
+	t->n_option_sets++;
+	t->sets[t->n_sets++] = slot;
+}
+
 static const struct bio_builtin_file *builtin_find(const char *name)
 {
 	for (size_t i = 0; i < bio_n_builtin_configs; i++)

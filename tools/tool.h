@@ -65,6 +65,8 @@ enum {
 
 #define BIO_TOOL_MAX_CONFIGS 64
 #define BIO_TOOL_MAX_SETS 256
+#define BIO_TOOL_MAX_OPTION_SETS 32
+#define BIO_TOOL_OPTION_SET_BYTES 1024
 
 struct bio_tool {
 	const char *name;          /* "bio-prep" */
@@ -74,6 +76,9 @@ struct bio_tool {
 	int n_config_files;
 	const char *sets[BIO_TOOL_MAX_SETS];
 	int n_sets;
+	char option_sets[BIO_TOOL_MAX_OPTION_SETS][BIO_TOOL_OPTION_SET_BYTES]; /* storage of the
+				    * "key=value" of options that stand for a config key */
+	int n_option_sets;
 	int print_config;
 	const char *output;        /* -o path or NULL for stdout */
 	int output_forced;         /* -o - given: standard output even when it is a terminal */
@@ -89,6 +94,10 @@ void bio_tool_init(struct bio_tool *t, const char *name, int argc, char **argv);
 /* Handles a common option; returns 1 when handled, 0 when the tool must handle opt.
  * --version prints and exits 0; a bad -j value is a usage error. */
 int bio_tool_common_opt(struct bio_tool *t, int opt, const char *arg);
+/* An option that stands for a config key (bio-batch --epochs N is batch.epochs=N): queued as a
+ * --set in command-line order, so --print-config, the checkpoint's config and the tracked params
+ * show what ran. opt names the option in messages. */
+void bio_tool_option_key(struct bio_tool *t, const char *opt, const char *key, const char *value);
 /* Builds t->cfg: built-in base.yaml, env overlay (configs/env/<env>.yaml, built in), -c files,
  * --set values. Exits 1 with the config error; exits 0 after printing for --print-config. */
 void bio_tool_load_config(struct bio_tool *t);
