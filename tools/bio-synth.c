@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "bio/image.h"
 #include "bio/synth.h"
@@ -233,6 +234,66 @@ static double parse_double(struct bio_tool *t, const char *opt, const char *arg,
 		bio_tool_usage_error(t, "%s: invalid value '%s' (expected a number from %g to %g)",
 				     opt, arg, lo, hi);
 	return v;
+}
+
+struct prov {
+	FILE *f;
+	int n;
+};
+
+/* One synth.* leaf as a line of the overlay: numbers and words plain, other scalars
+ * double-quoted, sequences in the flow form they come in. */
+static int prov_leaf(void *ud, const char *path, const char *value)
+{
+	struct prov *p = ud;
+	if (strncmp(path, "synth.", 6) != 0 || strchr(path + 6, '.'))
+		return 0;
+	fprintf(p->f, "  %s: ", path + 6);
+	int plain = value[0] != 0;
+	for (const char *c = value; *c; c++)
+		plain &= (*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'z') ||
+			 (*c >= 'A' && *c <= 'Z') || strchr("._+-", *c) != NULL;
+	if (value[0] == '[' || plain) {
+		fputs(value, p->f);
+	} else {
+		fputc('"', p->f);
+		for (const char *c = value; *c; c++) {
+			if (*c == '"' || *c == '\\')
+				fputc('\\', p->f);
+			fputc(*c, p->f);
+		}
+		fputc('"', p->f);
+	}
+	fputc('\n', p->f);
+	p->n++;
+	return 0;
+}
+
+/* ROOT/synth.yaml: the synth.* configuration the images were made with (options included), an
+ * overlay bio-scan carries forward in the manifest header so that what trains on these images
+ * records how they were made. Written atomically; a failure is an error. */
+static void write_provenance(struct bio_tool *t, const char *root)
+{
+	size_t n = strlen(root) + 32;
+	char *path = malloc(n), *tmp = malloc(n);
+	if (!path || !tmp)
+		bio_tool_die(t, "out of memory");
+	snprintf(path, n, "%s/synth.yaml", root);
+	snprintf(tmp, n, "%s/.synth.yaml.tmp", root);
+	struct prov p = {fopen(tmp, "w"), 0};
+	if (!p.f)
+		bio_tool_die(t, "%s: %s", tmp, strerror(errno));
+	fputs("# bio-synth: the configuration these images were made with (read by bio-scan)\n"
+	      "synth:\n", p.f);
+	bio_config_foreach_leaf(t->cfg, prov_leaf, &p);
+	int bad = ferror(p.f);
+	if (fclose(p.f) != 0 || bad || rename(tmp, path) != 0) {
+		int e = errno;
+		unlink(tmp);
+		bio_tool_die(t, "%s: write error: %s", path, strerror(e ? e : EIO));
+	}
+	free(path);
+	free(tmp);
 }
 
 int main(int argc, char **argv)
@@ -465,6 +526,7 @@ int main(int argc, char **argv)
 	bio_tool_progress_end(&t);
 	if (j.fail_item < j.n_items)
 		bio_tool_die_err(&t, &j.fail);
+	write_provenance(&t, j.root);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	if (t.verbose)
 		fprintf(stderr, "bio-synth: %s: %zu images (%u subjects x %zu series (side x modality or finger) x %u samples) in %.2f s, %d threads\n",

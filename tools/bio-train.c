@@ -612,6 +612,51 @@ static int64_t meta_int_or(const struct bio_value *meta, const char *key, int64_
 	return bio_value_int(bio_value_get(meta, key), &v) ? def : v;
 }
 
+struct synth_rec {
+	struct bio_tool *t;
+	const char *src;
+	const struct bio_config *from; /* the base with the header's overlay */
+	const char *name;              /* that overlay's name, as origins start */
+};
+
+static int synth_leaf(void *ud, const char *path, const char *value)
+{
+	struct synth_rec *r = ud;
+	struct bio_error err = {0};
+	char set[1024];
+	if (strncmp(path, "synth.", 6) != 0) {
+		if (!strncmp(bio_config_origin(r->from, path), r->name, strlen(r->name)))
+			bio_tool_die(r->t, "%s: header 'synth_yaml': %s: only synth.* keys belong "
+				     "there", r->src, path);
+		return 0;
+	}
+	if (snprintf(set, sizeof set, "%s=%s", path, value) >= (int)sizeof set ||
+	    bio_config_set(r->t->cfg, set, &err))
+		bio_tool_die(r->t, "%s: header 'synth_yaml': %s: %s", r->src, path,
+			     err.msg[0] ? err.msg : "value too long");
+	return 0;
+}
+
+/* The synth.* configuration the images were made with (bio-synth's synth.yaml, carried by
+ * bio-scan's header as "synth_yaml") replaces this program's own synth.* in what it records. The
+ * text is checked as a config overlay on the built-in base; keys outside synth.* are refused. */
+static void record_synth(struct bio_tool *t, const struct bio_value *bmeta, const char *src)
+{
+	const char *text;
+	size_t len;
+	if (bio_value_str(bio_value_get(bmeta, "synth_yaml"), &text, &len) != 0)
+		return;
+	struct bio_error err = {0};
+	struct bio_config *c = bio_tool_base_config(t);
+	char name[512];
+	snprintf(name, sizeof name, "%s: header 'synth_yaml'", src);
+	if (bio_config_load_overlay(c, name, text, len, &err))
+		bio_tool_die_err(t, &err);
+	struct synth_rec r = {t, src, c, name};
+	bio_config_foreach_leaf(c, synth_leaf, &r);
+	bio_config_free(c);
+}
+
 /* What ran upstream is what is recorded: the batch.* values bio-batch used (its options or its
  * config, carried in the batches header) replace this program's own, so the checkpoint's config,
  * config.yaml and the tracked params say what the training saw. The sample size the header
@@ -650,6 +695,7 @@ static void record_upstream(struct bio_tool *t, const struct bio_value *bmeta, c
 	if (bio_value_bool(bio_value_get(bmeta, "drop_last"), &drop) == 0 &&
 	    bio_config_set(t->cfg, drop ? "batch.drop_last=true" : "batch.drop_last=false", &err))
 		bio_tool_die(t, "%s: header 'drop_last': %s", src, err.msg);
+	record_synth(t, bmeta, src);
 	const struct bio_value *shape = bio_value_get(bmeta, "shape");
 	int64_t c, h, w;
 	if (bio_value_len(shape) == 3 && bio_value_int(bio_value_at(shape, 0), &c) == 0 &&

@@ -280,17 +280,24 @@ static _Noreturn void die_unknown_env(struct bio_tool *t, const char *env, const
 		     len ? list : "none");
 }
 
-void bio_tool_load_config(struct bio_tool *t)
+struct bio_config *bio_tool_base_config(struct bio_tool *t)
 {
 	struct bio_error err = {0};
-	t->cfg = bio_config_new();
-	if (!t->cfg)
+	struct bio_config *c = bio_config_new();
+	if (!c)
 		bio_tool_die(t, "configuration: out of memory");
 	const struct bio_builtin_file *base = builtin_find("configs/base.yaml");
 	if (!base)
 		bio_tool_die(t, "configs/base.yaml: not built into this program");
-	if (bio_config_load_base(t->cfg, base->name, (const char *)base->data, base->len, &err) != 0)
+	if (bio_config_load_base(c, base->name, (const char *)base->data, base->len, &err) != 0)
 		bio_tool_die_err(t, &err);
+	return c;
+}
+
+void bio_tool_load_config(struct bio_tool *t)
+{
+	struct bio_error err = {0};
+	t->cfg = bio_tool_base_config(t);
 
 	const char *from = "--env";
 	const char *env = t->env;

@@ -98,6 +98,9 @@ int bio_tool_common_opt(struct bio_tool *t, int opt, const char *arg);
  * --set in command-line order, so --print-config, the checkpoint's config and the tracked params
  * show what ran. opt names the option in messages. */
 void bio_tool_option_key(struct bio_tool *t, const char *opt, const char *key, const char *value);
+/* A new configuration holding only the built-in base (for checking an overlay that came from
+ * elsewhere, e.g. a stream header). Exits 1 on failure. */
+struct bio_config *bio_tool_base_config(struct bio_tool *t);
 /* Builds t->cfg: built-in base.yaml, env overlay (configs/env/<env>.yaml, built in), -c files,
  * --set values. Exits 1 with the config error; exits 0 after printing for --print-config. */
 void bio_tool_load_config(struct bio_tool *t);

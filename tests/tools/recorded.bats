@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
 # What ran is what is recorded: options stand for config keys (--print-config shows them), and
-# bio-train records the batch.* values bio-batch used, so the checkpoint's config, config.yaml
+# bio-train records the batch.* values bio-batch used and the synth.* values bio-synth used, so the checkpoint's config, config.yaml
 # and the MLflow params agree with the command lines, the env overlay and --set; a sample size
 # that does not fit the model is refused at the header, naming both keys.
 
@@ -87,8 +87,11 @@ def get(d, path):
     for k in path: d = d[k]
     return d
 for path, v in leaves(env):
-    if path[:2] != ("training", "lr"):
+    if path[:2] != ("training", "lr") and path[0] != "synth":
         assert get(cfg, path) == v, (path, get(cfg, path), v)
+# synth.*: how the images were made (bio-synth's synth.yaml through the headers), not the
+# staging overlay's synth.subjects 50
+assert cfg["synth"]["subjects"] == 3 and cfg["synth"]["samples"] == 4 and cfg["synth"]["size"] == 32, cfg["synth"]
 # the checkpoint's own copy of the config is the same text
 meta = next(msgpack.Unpacker(open(sys.argv[2], "rb"), raw=False))["meta"]
 ck = [v for k, v in meta.items() if isinstance(v, str) and "batch:" in v]
