@@ -86,6 +86,7 @@ struct train {
 	int64_t es_patience;
 	int es_max; /* early-stopping metric maximised */
 	int layer_times;
+	int legend_done; /* the epoch lines' legend was printed */
 	/* the epoch in progress */
 	int64_t epoch;
 	int in_epoch;
@@ -549,13 +550,29 @@ static int end_epoch(struct train *tr)
 	tr->meta.val_loss = vl;
 	tr->meta.val_accuracy = va;
 	bio_tool_progress_end(tr->t);
+	if (!tr->legend_done) {
+		/* once per process: what the fields of the epoch lines are */
+		tr->legend_done = 1;
+		fprintf(stderr,
+			"bio-train: each epoch: loss, acc on the training batches%s; lr; samples/s "
+			"trained; time in all (data, forward, backward%s); rss = peak memory; "
+			"* = best so far by %s (best.ckpt)\n",
+			tr->have_val ? "; val_loss, val_acc on --val" : " (no --val)",
+			tr->have_val ? ", val" : "",
+			tr->have_val ? (tr->es_max ? "val_acc" : "val_loss")
+				     : (tr->es_max ? "training acc" : "training loss"));
+	}
+	char val_part[64] = "", val_time[32] = "";
+	if (tr->have_val) {
+		snprintf(val_part, sizeof val_part, " val_loss %.4f val_acc %.4f", vl, va);
+		snprintf(val_time, sizeof val_time, " val %.2fs", t_val);
+	}
 	fprintf(stderr,
-		"bio-train: epoch %" PRId64 "/%" PRId64 " loss %.4f acc %.4f val_loss %.4f val_acc "
-		"%.4f lr %.3g samples/s %.1f time %.2fs (data %.2fs forward %.2fs backward %.2fs "
-		"val %.2fs) rss %ld MiB%s\n",
-		tr->epoch + 1, tr->epochs_total, tl, ta, vl, va, lr,
+		"bio-train: epoch %" PRId64 "/%" PRId64 " loss %.4f acc %.4f%s lr %.3g samples/s "
+		"%.1f time %.2fs (data %.2fs forward %.2fs backward %.2fs%s) rss %ld MiB%s\n",
+		tr->epoch + 1, tr->epochs_total, tl, ta, val_part, lr,
 		(double)tr->n_samples / (tr->t_fwd + tr->t_bwd + tr->t_data), elapsed, tr->t_data,
-		tr->t_fwd, tr->t_bwd, t_val, peak_rss_kib() / 1024, improved ? " *" : "");
+		tr->t_fwd, tr->t_bwd, val_time, peak_rss_kib() / 1024, improved ? " *" : "");
 	track_metric(tr, "train_loss", tl);
 	track_metric(tr, "train_accuracy", ta);
 	if (tr->have_val) {

@@ -497,7 +497,19 @@ static double tool_now(void)
 
 /* Time of the last redraw: progress bars are drawn at most 10 times a second. The bar is
  * display-only state, so it lives here rather than in struct bio_tool (whose layout is fixed). */
-static double tool_progress_last;
+static double tool_progress_last, tool_progress_start;
+
+/* "m:ss" or "h:mm:ss" of a duration in seconds. */
+static void tool_clock(char *buf, size_t cap, double sec)
+{
+	if (!(sec >= 0) || sec > 359999)
+		sec = 0;
+	unsigned s = (unsigned)(sec + 0.5); /* < 100 hours */
+	if (s >= 3600)
+		snprintf(buf, cap, "%u:%02u:%02u", s / 3600 % 100, s / 60 % 60, s % 60);
+	else
+		snprintf(buf, cap, "%u:%02u", s / 60 % 60, s % 60);
+}
 
 void bio_tool_progress(struct bio_tool *t, const char *what, unsigned long long done,
 		       unsigned long long total)
@@ -507,9 +519,15 @@ void bio_tool_progress(struct bio_tool *t, const char *what, unsigned long long 
 	if (!what)
 		what = "";
 	double now = tool_now();
+	if (tool_progress_start == 0)
+		tool_progress_start = now;
 	if (now - tool_progress_last < 0.1 && !(total && done == total))
 		return;
 	tool_progress_last = now;
+	double elapsed = now - tool_progress_start;
+	double rate = elapsed > 0 ? (double)done / elapsed : 0;
+	char el[32], eta[32];
+	tool_clock(el, sizeof el, elapsed);
 	if (total) {
 		enum { WIDTH = 30 };
 		unsigned long long d = done > total ? total : done;
@@ -518,16 +536,22 @@ void bio_tool_progress(struct bio_tool *t, const char *what, unsigned long long 
 		memset(bar, '#', (size_t)fill);
 		memset(bar + fill, ' ', (size_t)(WIDTH - fill));
 		bar[WIDTH] = '\0';
-		fprintf(stderr, "\r%s: %s [%s] %llu/%llu %3d%%", tool_name(t), what, bar, done, total,
-			(int)(d * 100 / total));
+		if (rate > 0)
+			tool_clock(eta, sizeof eta, (double)(total - d) / rate);
+		else
+			snprintf(eta, sizeof eta, "?");
+		fprintf(stderr, "\r%s: %s [%s] %llu/%llu %3d%% %.1f/s %s elapsed, ETA %s\033[K",
+			tool_name(t), what, bar, done, total, (int)(d * 100 / total), rate, el, eta);
 	} else {
-		fprintf(stderr, "\r%s: %s %llu", tool_name(t), what, done);
+		fprintf(stderr, "\r%s: %s %llu (%.1f/s, %s elapsed)\033[K", tool_name(t), what, done,
+			rate, el);
 	}
 	t->progress = 2; /* a line is on the screen */
 }
 
 void bio_tool_progress_end(struct bio_tool *t)
 {
+	tool_progress_start = 0;
 	if (!t || t->progress != 2)
 		return;
 	fputs("\n", stderr);
