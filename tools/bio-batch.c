@@ -179,7 +179,7 @@ int main(int argc, char **argv)
 			shuffle = 0;
 			break;
 		default:
-			bio_tool_usage_error(&t, NULL);
+			bio_tool_bad_option(&t, argv, BIO_TOOL_SHORT_OPTS "s:b:E:", long_opts);
 		}
 	}
 	bio_tool_load_config(&t);

@@ -259,7 +259,7 @@ int main(int argc, char **argv)
 		case OPT_COUNT: count_only = 1; break;
 		case OPT_RECORD: only = bio_tool_parse_count(&t, "--record", optarg, 0, INT64_MAX); break;
 		case OPT_FULL: d.full = 1; break;
-		default: bio_tool_usage_error(&t, NULL);
+		default: bio_tool_bad_option(&t, argv, BIO_TOOL_SHORT_OPTS, long_opts);
 		}
 	}
 	if (header_only + count_only + (only >= 0) > 1)

@@ -1245,7 +1245,7 @@ int main(int argc, char **argv)
 			quiet = 1;
 			break;
 		default:
-			bio_tool_usage_error(&t, NULL);
+			bio_tool_bad_option(&t, argv, BIO_TOOL_SHORT_OPTS "q", long_opts);
 		}
 	}
 	if (with_scores && !curves)

@@ -338,7 +338,7 @@ int main(int argc, char **argv)
 			bio_tool_parse_shard(&t, optarg, &shard_i, &shard_n);
 			break;
 		default:
-			bio_tool_usage_error(&t, NULL);
+			bio_tool_bad_option(&t, argv, BIO_TOOL_SHORT_OPTS "m:s:b:k:e", long_opts);
 		}
 	}
 	bio_tool_load_config(&t);

@@ -252,7 +252,7 @@ int main(int argc, char **argv)
 			root_opt = optarg;
 			break;
 		default:
-			bio_tool_usage_error(&t, NULL);
+			bio_tool_bad_option(&t, argv, BIO_TOOL_SHORT_OPTS "k", long_opts);
 		}
 	}
 	bio_tool_load_config(&t);

@@ -171,7 +171,7 @@ int main(int argc, char **argv)
 			usage(stdout);
 			return BIO_EXIT_OK;
 		default:
-			bio_tool_usage_error(&t, NULL);
+			bio_tool_bad_option(&t, argv, BIO_TOOL_SHORT_OPTS, long_opts);
 		}
 	}
 	if (argc - optind > 1)

@@ -403,7 +403,7 @@ int main(int argc, char **argv)
 			bio_tool_option_key(&t, "--variation", "synth.variation", optarg);
 			break;
 		default:
-			bio_tool_usage_error(&t, NULL);
+			bio_tool_bad_option(&t, argv, BIO_TOOL_SHORT_OPTS "n:s:f:", long_opts);
 		}
 	}
 	if (optind < argc)

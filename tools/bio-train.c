@@ -778,7 +778,7 @@ int main(int argc, char **argv)
 			register_name = optarg;
 			break;
 		default:
-			bio_tool_usage_error(&t, NULL);
+			bio_tool_bad_option(&t, argv, BIO_TOOL_SHORT_OPTS, long_opts);
 		}
 	}
 	bio_tool_load_config(&t);

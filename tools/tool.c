@@ -117,6 +117,7 @@ void bio_tool_init(struct bio_tool *t, const char *name, int argc, char **argv)
 	t->n_threads = tool_cpus();
 	t->progress = isatty(STDERR_FILENO);
 	signal(SIGPIPE, SIG_IGN);
+	opterr = 0; /* bio_tool_bad_option says what was wrong, with a suggestion */
 	static int registered;
 	tool_exit_name = name ? name : "bio";
 	if (!registered && atexit(tool_at_exit) == 0)
@@ -180,6 +181,82 @@ void bio_tool_usage_error(struct bio_tool *t, const char *fmt, ...)
 		bio_tool_output_abort(t);
 	tool_stdout_done = 1;
 	exit(BIO_EXIT_USAGE);
+}
+
+/* Levenshtein distance of a and b (lengths < 64), capped at 64. */
+static int edit_distance(const char *a, size_t na, const char *b, size_t nb)
+{
+	int row[65];
+	if (na > 63 || nb > 63)
+		return 64;
+	for (size_t j = 0; j <= nb; j++)
+		row[j] = (int)j;
+	for (size_t i = 1; i <= na; i++) {
+		int diag = row[0];
+		row[0] = (int)i;
+		for (size_t j = 1; j <= nb; j++) {
+			int up = row[j];
+			int best = diag + (a[i - 1] != b[j - 1]);
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			if (up + 1 < best)
+				best = up + 1;
+			row[j] = best;
+			diag = up;
+		}
+	}
+	return row[nb];
+}
+
+_Noreturn void bio_tool_bad_option(struct bio_tool *t, char **argv, const char *shortopts,
+				   const struct option *longopts)
+{
+	const char *arg = optind > 0 ? argv[optind - 1] : "";
+	const char *n = tool_name(t);
+	if (!arg)
+		arg = "";
+	if (!strncmp(arg, "--", 2)) {
+		const char *name = arg + 2;
+		size_t len = strcspn(name, "=");
+		const struct option *hit = NULL;
+		for (const struct option *o = longopts; o && o->name; o++)
+			if (strlen(o->name) == len && !strncmp(o->name, name, len))
+				hit = o;
+		if (hit) /* a known long option: its argument is missing or not allowed */
+			fprintf(stderr, hit->has_arg == no_argument
+						? "%s: option '--%s' doesn't allow an argument\n"
+						: "%s: option '--%s' requires an argument\n",
+				n, hit->name);
+		else {
+			const char *best = NULL;
+			int best_d = 3;
+			for (const struct option *o = longopts; o && o->name; o++) {
+				int d = edit_distance(name, len, o->name, strlen(o->name));
+				/* a prefix of several options is ambiguous: suggest the first */
+				if (len >= 2 && !strncmp(o->name, name, len))
+					d = 1;
+				if (d < best_d && (size_t)d * 3 <= len + 1) {
+					best = o->name;
+					best_d = d;
+				}
+			}
+			if (best)
+				fprintf(stderr, "%s: unrecognized option '%.*s' (did you mean '--%s'?)\n",
+					n, (int)(len + 2), arg, best);
+			else
+				fprintf(stderr, "%s: unrecognized option '%.*s'\n", n, (int)(len + 2),
+					arg);
+		}
+	} else {
+		const char *p = optopt ? strchr(shortopts, optopt) : NULL;
+		if (p && p[1] == ':')
+			fprintf(stderr, "%s: option requires an argument -- '%c'\n", n, optopt);
+		else if (optopt && optopt < 0x100)
+			fprintf(stderr, "%s: invalid option -- '%c'\n", n, optopt);
+		else
+			fprintf(stderr, "%s: invalid option '%s'\n", n, arg);
+	}
+	bio_tool_usage_error(t, NULL);
 }
 
 long long bio_tool_parse_count(struct bio_tool *t, const char *opt, const char *arg,

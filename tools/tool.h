@@ -124,6 +124,11 @@ _Noreturn void bio_tool_die_err(struct bio_tool *t, const struct bio_error *err)
 /* Prints "name: message" (if fmt) and "Try 'name --help'." on stderr, exits 2. */
 _Noreturn void bio_tool_usage_error(struct bio_tool *t, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* getopt_long returned '?' (bio_tool_init turns getopt's own messages off): the one line glibc
+ * would print (unrecognized option, invalid option, missing argument), with "did you mean
+ * '--x'?" when a long option of longopts is close to a misspelled one, then the Try line; exit 2. */
+_Noreturn void bio_tool_bad_option(struct bio_tool *t, char **argv, const char *shortopts,
+				   const struct option *longopts);
 /* Prints "name: message" on stderr (a warning; does not exit). */
 void bio_tool_warn(struct bio_tool *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
