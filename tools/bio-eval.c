@@ -578,8 +578,23 @@ static void put_class_name(struct eval *e, FILE *f, size_t k)
 	}
 }
 
+/* The shortest decimal form of v that reads back as the same double (%.17g gives
+ * 0.10000000000000001 for 0.1): exact and short. */
+static const char *num_short(char buf[32], double v)
+{
+	for (int prec = 6; prec < 17; prec++) {
+		snprintf(buf, 32, "%.*g", prec, v);
+		if (strtod(buf, NULL) == v)
+			return buf;
+	}
+	snprintf(buf, 32, "%.17g", v);
+	return buf;
+}
+
 static void write_curves(struct eval *e, const char *dir, int with_scores)
 {
+	char nbuf[5][32];
+#define NUM(i, v) num_short(nbuf[i], (v))
 	make_dir(e, dir);
 	struct afile a;
 	char name[64];
@@ -590,16 +605,18 @@ static void write_curves(struct eval *e, const char *dir, int with_scores)
 			FILE *f = afile_open(e, &a, dir, name);
 			fputs("threshold,fmr,fnmr,tmr\n", f);
 			for (size_t i = 0; i < md->n_roc; i++)
-				fprintf(f, "%.17g,%.17g,%.17g,%.17g\n", md->roc[i].threshold,
-					md->roc[i].fmr, md->roc[i].fnmr, 1.0 - md->roc[i].fnmr);
+				fprintf(f, "%s,%s,%s,%s\n", NUM(0, md->roc[i].threshold),
+					NUM(1, md->roc[i].fmr), NUM(2, md->roc[i].fnmr),
+					NUM(3, 1.0 - md->roc[i].fnmr));
 			afile_commit(e, &a);
 			snprintf(name, sizeof name, "det_%s.csv", mod_names[m]);
 			f = afile_open(e, &a, dir, name);
 			fputs("threshold,fmr,fnmr,probit_fmr,probit_fnmr\n", f);
 			for (size_t i = 0; i < md->n_roc; i++)
-				fprintf(f, "%.17g,%.17g,%.17g,%.10g,%.10g\n", md->roc[i].threshold,
-					md->roc[i].fmr, md->roc[i].fnmr, bio_ppndf(md->roc[i].fmr),
-					bio_ppndf(md->roc[i].fnmr));
+				fprintf(f, "%s,%s,%s,%s,%s\n", NUM(0, md->roc[i].threshold),
+					NUM(1, md->roc[i].fmr), NUM(2, md->roc[i].fnmr),
+					NUM(3, bio_ppndf(md->roc[i].fmr)),
+					NUM(4, bio_ppndf(md->roc[i].fnmr)));
 			afile_commit(e, &a);
 		}
 		if (md->hist_gen) {
@@ -608,9 +625,9 @@ static void write_curves(struct eval *e, const char *dir, int with_scores)
 			fputs("bin_lo,bin_hi,genuine,impostor\n", f);
 			double step = (md->hist_hi - md->hist_lo) / (double)e->bins;
 			for (int64_t b = 0; b < e->bins; b++)
-				fprintf(f, "%.17g,%.17g,%llu,%llu\n", md->hist_lo + (double)b * step,
-					b + 1 == e->bins ? md->hist_hi
-							 : md->hist_lo + (double)(b + 1) * step,
+				fprintf(f, "%s,%s,%llu,%llu\n", NUM(0, md->hist_lo + (double)b * step),
+					NUM(1, b + 1 == e->bins ? md->hist_hi
+								: md->hist_lo + (double)(b + 1) * step),
 					(unsigned long long)md->hist_gen[b],
 					(unsigned long long)md->hist_imp[b]);
 			afile_commit(e, &a);
@@ -620,7 +637,7 @@ static void write_curves(struct eval *e, const char *dir, int with_scores)
 			FILE *f = afile_open(e, &a, dir, name);
 			fputs("rank,rate\n", f);
 			for (size_t r = 0; r < md->cmc.n_ranks; r++)
-				fprintf(f, "%zu,%.17g\n", r + 1, md->cmc.rate[r]);
+				fprintf(f, "%zu,%s\n", r + 1, NUM(0, md->cmc.rate[r]));
 			afile_commit(e, &a);
 		}
 		if (with_scores && md->present &&
@@ -629,9 +646,9 @@ static void write_curves(struct eval *e, const char *dir, int with_scores)
 			FILE *f = afile_open(e, &a, dir, name);
 			fputs("genuine,score\n", f);
 			for (size_t i = 0; i < md->scores.n_genuine; i++)
-				fprintf(f, "1,%.17g\n", md->scores.genuine[i]);
+				fprintf(f, "1,%s\n", NUM(0, md->scores.genuine[i]));
 			for (size_t i = 0; i < md->scores.n_impostor; i++)
-				fprintf(f, "0,%.17g\n", md->scores.impostor[i]);
+				fprintf(f, "0,%s\n", NUM(0, md->scores.impostor[i]));
 			afile_commit(e, &a);
 		}
 	}
@@ -659,11 +676,12 @@ static void write_curves(struct eval *e, const char *dir, int with_scores)
 			bio_confusion_class(&e->conf, k, &p, &r, &sup, &pr);
 			fprintf(f, "%zu,", k);
 			put_class_name(e, f, k);
-			fprintf(f, ",%llu,%llu,%.17g,%.17g\n", (unsigned long long)sup,
-				(unsigned long long)pr, p, r);
+			fprintf(f, ",%llu,%llu,%s,%s\n", (unsigned long long)sup,
+				(unsigned long long)pr, NUM(0, p), NUM(1, r));
 		}
 		afile_commit(e, &a);
 	}
+#undef NUM
 }
 
 /* ---- plots ---- */
