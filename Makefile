@@ -29,6 +29,9 @@ DEB_BUILD = gcc make pkg-config libpng-dev libmsgpack-dev libopenblas-dev libyam
 DEB_TEST = bats bats-assert bats-support python3 python3-numpy python3-pil python3-msgpack python3-yaml groff \
            python3-torch python3-sklearn
 DEB_FUZZ = clang libclang-rt-14-dev
+# The multi-host test (tests/tools/ssh.bats) runs two real sshd on 127.0.0.1; not part of
+# deps-test because installing openssh-server on a real machine also starts a system sshd.
+DEB_SSH = openssh-server rsync
 
 LIB_SRC = $(sort $(wildcard lib/*.c))
 LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -46,7 +49,7 @@ FUZZ_SRC = $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_REGRESS = $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz-regress/%)
 BATS = $(sort $(wildcard tests/tools/*.bats))
 
-.PHONY: all deps deps-test test unit bats fuzz-regress asan fuzz demo install clean bench fresh-check
+.PHONY: all deps deps-test deps-ssh test unit bats fuzz-regress asan fuzz demo install clean bench fresh-check
 
 all: $(TOOLS) $(TOOLS:$(BUILD)/bin/%=$(BUILD)/stamp/%)
 
@@ -128,6 +131,9 @@ endif
 
 deps-test: deps
 	$(call install_missing,$(DEB_TEST))
+
+deps-ssh:
+	$(call install_missing,$(DEB_SSH))
 
 # ---- tests ----
 test: deps-test

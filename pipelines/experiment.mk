@@ -153,18 +153,30 @@ endif
 
 # Inference in shards through GNU parallel, joined with cat (bio-streams concatenate):
 #   make infer-sharded MODEL=ck/best.ckpt SAMPLES=samples.bs OUT=predictions.bs [SHARDS=4]
-# Each job runs `bio-infer -j1 --shard i/SHARDS`; add `-S host1,host2 --basefile MODEL` through
-# INFER_PARALLEL_FLAGS for more machines (same paths there). OUT appears only when every shard
-# succeeded.
+# Each job runs `bio-infer -j1 --shard i/SHARDS`; SSHLOGIN=2/host1,2/host2 runs them on other
+# machines over ssh (pipelines/prep.mk says how). OUT appears only when every shard succeeded.
 INFER_FLAGS ?=
 INFER_PARALLEL_FLAGS ?=
+# The checkpoint by its absolute path (the predictions' header names it): the same on every host
+# with SSHLOGIN, where the checkpoint and the samples are read at their absolute paths (shared, as
+# the programs are); models:/ and runs:/ URIs as given.
+INFER_MODEL = $(if $(findstring :/,$(MODEL)),$(MODEL),$(abspath $(MODEL)))
 .PHONY: infer-sharded
 infer-sharded: $(BUILD)/bin/bio-infer
 	@if [ -z "$(MODEL)" ] || [ -z "$(SAMPLES)" ] || [ -z "$(OUT)" ]; then \
 	  echo "usage: make infer-sharded MODEL=ck.ckpt SAMPLES=samples.bs OUT=predictions.bs [SHARDS=4]" >&2; exit 2; fi
 	@set -e; d=$$(mktemp -d "$(OUT).shards.XXXXXX"); trap 'rm -rf "$$d"' EXIT; \
-	seq 0 $$(($(SHARDS) - 1)) | parallel --halt now,fail=1 -j $(PREP_JOBS) $(INFER_PARALLEL_FLAGS) \
-	  "$(BUILD)/bin/bio-infer" -j1 $(INFER_FLAGS) -m "$(MODEL)" --shard {}/$(SHARDS) -o "$$d/shard-{}.bs" "$(SAMPLES)"; \
+	if [ -n "$(SSHLOGIN)" ]; then \
+	  wd=.biopipe-shards/$$(basename "$$d"); trap '$(SHARD_REMOTE_CLEAN); rm -rf "$$d"' EXIT; \
+	  (cd "$$d" && seq 0 $$(($(SHARDS) - 1)) | parallel --halt now,fail=1 $(SHARD_REMOTE) \
+	    $(INFER_PARALLEL_FLAGS) \
+	    "$(abspath $(BUILD))/bin/bio-infer" -j1 $(INFER_FLAGS) -m "$(INFER_MODEL)" \
+	    --shard {}/$(SHARDS) -o shard-{}.bs "$(abspath $(SAMPLES))"); \
+	else \
+	  seq 0 $$(($(SHARDS) - 1)) | parallel --halt now,fail=1 -j $(PREP_JOBS) $(INFER_PARALLEL_FLAGS) \
+	    "$(BUILD)/bin/bio-infer" -j1 $(INFER_FLAGS) -m "$(INFER_MODEL)" --shard {}/$(SHARDS) \
+	    -o "$$d/shard-{}.bs" "$(SAMPLES)"; \
+	fi; \
 	parts=; i=0; while [ $$i -lt $(SHARDS) ]; do parts="$$parts $$d/shard-$$i.bs"; i=$$((i + 1)); done; \
 	cat $$parts > "$$d/joined.bs"; mv "$$d/joined.bs" "$(OUT)"; \
 	echo "infer-sharded: $(SHARDS) shards of $(SAMPLES) joined into $(OUT)"
