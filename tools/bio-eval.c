@@ -763,7 +763,7 @@ static void write_plots(struct eval *e, const char *dir)
 		struct bio_plot_panel p = {
 			.title = "CMC (closed-set identification)", .xlabel = "Rank",
 			.ylabel = "Identification rate", .has_yrange = 1, .ymin = 0.0,
-			.ymax = 1.02, .series = cmc, .n_series = n_cmc};
+			.ymax = 1.02, .series = cmc, .n_series = n_cmc, .integer_x = 1};
 		plot_or_die(e, dir, "cmc.png", &p, 1, 1, w, h);
 	}
 	for (int m = 0; m < N_MOD; m++) {
@@ -815,6 +815,25 @@ struct metric_series {
 	size_t n;
 };
 
+/* The legend entry of a tracked metric: its words, not its key ("val_accuracy" is "validation
+ * accuracy"); unknown keys as they are. */
+static const char *metric_label(const char *key)
+{
+	static const char *const names[][2] = {
+		{"train_loss", "training loss"},
+		{"train_accuracy", "training accuracy"},
+		{"val_loss", "validation loss"},
+		{"val_accuracy", "validation accuracy"},
+		{"samples_per_s", "samples per second"},
+		{"lr", "learning rate"},
+		{"learning_rate", "learning rate"},
+	};
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+		if (strcmp(key, names[i][0]) == 0)
+			return names[i][1];
+	return key;
+}
+
 static int read_metric_file(struct eval *e, struct metric_series *s, const char *path)
 {
 	FILE *f = fopen(path, "r");
@@ -835,7 +854,7 @@ static int read_metric_file(struct eval *e, struct metric_series *s, const char 
 			s->x = xrealloc(e, s->x, cap, sizeof(double));
 			s->y = xrealloc(e, s->y, cap, sizeof(double));
 		}
-		s->x[s->n] = (double)step;
+		s->x[s->n] = (double)step + 1; /* epochs count from 1, as bio-train prints them */
 		s->y[s->n++] = v;
 	}
 	fclose(f);
@@ -898,17 +917,18 @@ static void plot_training(struct eval *e, const char *plots, const char *run_dir
 			: strcmp(k, "lr") == 0 || strstr(k, "learning_rate")    ? 3
 										: -1;
 		if (g >= 0)
-			group[g][n_in[g]++] = (struct bio_plot_series){ser[i].name, ser[i].x, ser[i].y,
-								       ser[i].n, BIO_STYLE_LINESPOINTS};
+			group[g][n_in[g]++] = (struct bio_plot_series){metric_label(ser[i].name),
+								       ser[i].x, ser[i].y, ser[i].n,
+								       BIO_STYLE_LINESPOINTS};
 	}
 	struct bio_plot_panel panels[4];
 	size_t np = 0;
 	for (int g = 0; g < 4; g++)
 		if (n_in[g])
 			panels[np++] = (struct bio_plot_panel){
-				.title = titles[g], .xlabel = "Epoch (step)", .ylabel = ylabels[g],
+				.title = titles[g], .xlabel = "Epoch", .ylabel = ylabels[g],
 				.series = group[g], .n_series = n_in[g],
-				.key_pos = g == 1 ? "bottom right" : "top right"};
+				.key_pos = g == 1 ? "bottom right" : "top right", .integer_x = 1};
 	size_t cols = np == 4 ? 2 : np;
 	size_t rows = np == 4 ? 2 : 1;
 	if (np == 0)

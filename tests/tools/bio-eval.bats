@@ -213,6 +213,20 @@ assert t.size[0] > t.size[1]
 print('ok')"
 	assert_success
 	assert_output --partial ok
+	# the training curves: epochs from 1 with whole-number ticks, legends in words (a gnuplot
+	# wrapper keeps every script and data file it was given)
+	printf '#!/bin/sh\ncat "$(dirname "$1")"/* >>"%s/gp.all"\nexec gnuplot "$@"\n' "$T" >"$T/gp"
+	chmod +x "$T/gp"
+	BIO_GNUPLOT="$T/gp" bio-eval -q "$T/p.bs" -o "$T/r2.yaml" --plots "$T/pl2" --run-dir "$T/run"
+	[ -s "$T/pl2/training_curves.png" ]
+	grep -q "set xtics 1" "$T/gp.all"
+	grep -q "set format x '%.0f'" "$T/gp.all"
+	grep -q 'title "training loss"' "$T/gp.all"
+	grep -q 'title "validation accuracy"' "$T/gp.all"
+	grep -q 'set xlabel "Epoch"' "$T/gp.all"
+	# steps 0..2 are epochs 1..3
+	grep -qE '^3 0\.8(0000000000000004)?$' "$T/gp.all"
+	! grep -qE '^0 2\.5' "$T/gp.all"
 }
 
 @test "plots without gnuplot: a clear error, exit 1" {
