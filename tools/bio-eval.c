@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bio/metrics.h"
@@ -69,6 +70,11 @@ struct eval {
 	struct bio_confusion conf;
 	struct eval *enrol;     /* --enrol: the gallery's predictions, or NULL */
 	const char *enrol_path;
+	/* provenance: what the input's header says made it (NULL when it does not say) */
+	char *src_program, *src_version, *src_model, *src_digest;
+	char **inputs;          /* the input files as given ("-": standard input) */
+	int n_inputs;
+	char config_digest[65]; /* of this run's eval.* configuration */
 };
 
 static void usage(FILE *f)
@@ -116,6 +122,10 @@ static void *xrealloc(struct eval *e, void *p, size_t n, size_t size)
 
 static void read_meta(struct eval *e, struct bio_stream_reader *r, const struct bio_value *meta)
 {
+	e->src_program = bio_value_strdup(bio_value_get(meta, "program"));
+	e->src_version = bio_value_strdup(bio_value_get(meta, "version"));
+	e->src_model = bio_value_strdup(bio_value_get(meta, "model"));
+	e->src_digest = bio_value_strdup(bio_value_get(meta, "config_digest"));
 	const struct bio_value *labels = bio_value_get(meta, "labels");
 	if (!labels)
 		return;
@@ -422,6 +432,20 @@ static void put_threshold(FILE *f, const char *indent, const char *key, int ok, 
 		fprintf(f, "%s%s: null\n", indent, key);
 }
 
+/* UTC time as ISO 8601 ("2026-12-02T14:20:00Z"), from SOURCE_DATE_EPOCH when set (reproducible
+ * reports, as reproducible builds do), else now. */
+static const char *iso_time(char *buf, size_t cap)
+{
+	const char *sde = getenv("SOURCE_DATE_EPOCH");
+	char *end;
+	long long v = sde && *sde ? strtoll(sde, &end, 10) : -1;
+	time_t now = sde && *sde && !*end && v >= 0 ? (time_t)v : time(NULL);
+	struct tm tm;
+	if (!gmtime_r(&now, &tm) || !strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm))
+		snprintf(buf, cap, "unknown");
+	return buf;
+}
+
 static void write_report(struct eval *e, FILE *f)
 {
 	fprintf(f, "# bio-eval %s report\n", BIO_VERSION);
@@ -496,6 +520,40 @@ static void write_report(struct eval *e, FILE *f)
 		if (!ok) {
 			fputs("    reason: ", f);
 			put_qstr(f, md->cmc_reason);
+			fputc('\n', f);
+		}
+	}
+	/* provenance: this program, when, on what configuration, from which inputs and model */
+	fputs("provenance:\n  program: bio-eval\n  version: ", f);
+	put_qstr(f, BIO_VERSION);
+	char when[32];
+	fprintf(f, "\n  time: %s\n  config_digest: %s\n  inputs: [", iso_time(when, sizeof when),
+		e->config_digest);
+	for (int i = 0; i < e->n_inputs; i++) {
+		fputs(i ? ", " : "", f);
+		put_qstr(f, e->inputs[i]);
+	}
+	fputs("]\n", f);
+	const struct eval *src[2] = {e, e->enrol};
+	static const char *const what[2] = {"predictions", "enrol"};
+	for (int k = 0; k < 2; k++) {
+		if (!src[k])
+			continue;
+		fprintf(f, "  %s:\n", what[k]);
+		if (k == 1) {
+			fputs("    path: ", f);
+			put_qstr(f, e->enrol_path);
+			fputc('\n', f);
+		}
+		const char *const vals[4] = {src[k]->src_program, src[k]->src_version,
+					      src[k]->src_model, src[k]->src_digest};
+		static const char *const keys[4] = {"program", "version", "model", "config_digest"};
+		for (int v = 0; v < 4; v++) {
+			fprintf(f, "    %s: ", keys[v]);
+			if (vals[v])
+				put_qstr(f, vals[v]);
+			else
+				fputs("~", f);
 			fputc('\n', f);
 		}
 	}
@@ -1193,6 +1251,10 @@ static void write_summary(struct eval *e, FILE *f)
 
 static void free_eval(struct eval *e)
 {
+	free(e->src_program);
+	free(e->src_version);
+	free(e->src_model);
+	free(e->src_digest);
 	for (size_t i = 0; i < e->n_label_names; i++)
 		free(e->label_names[i]);
 	free(e->label_names);
@@ -1330,6 +1392,12 @@ int main(int argc, char **argv)
 			run_dir = tt.run_dir; /* training curves of the same run */
 	}
 	e.protocol_name = e.protocol == BIO_PAIRS_FVC ? "fvc" : "all";
+	static const char *const eval_keys[] = {"eval"};
+	if (bio_config_digest(t.cfg, eval_keys, 1, e.config_digest, &err) < 0)
+		bio_tool_die_err(&t, &err);
+	static char *stdin_name[] = {"-"};
+	e.inputs = optind < argc ? argv + optind : stdin_name;
+	e.n_inputs = optind < argc ? argc - optind : 1;
 
 	/* Read everything first: bad input fails before any output exists. */
 	struct bio_stream_reader *r = bio_tool_open_inputs(&t, argc, argv, optind);
