@@ -1028,8 +1028,8 @@ static int remote_flush(void *ud, struct bio_track_run *run, int now, struct bio
 	}
 	bio_error_prefix(&e, "tracking server");
 	size_t n = strlen(e.msg);
-	snprintf(e.msg + n, sizeof e.msg - n, " (the run is kept in %s; bio-train --sync-tracking "
-		 "sends it)", rm->spool_root);
+	snprintf(e.msg + n, sizeof e.msg - n, " (kept in %s: bio-train --sync-tracking %s sends it)",
+		 rm->spool_root, rm->spool_root);
 	rm->wait_ms = rm->wait_ms ? rm->wait_ms * 2 : 2000;
 	if (rm->wait_ms > FLUSH_WAIT_MAX_MS)
 		rm->wait_ms = FLUSH_WAIT_MAX_MS;

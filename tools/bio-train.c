@@ -522,10 +522,9 @@ static void track_end(struct train *tr, const char *register_name, const char *a
 	}
 	if (bio_track_run_end(tr->run, stop_signal ? BIO_TRACK_KILLED : BIO_TRACK_FINISHED, &err))
 		train_die(tr, "tracking: %s", err.msg);
-	tr->track_warned = 0;
-	if (bio_track_uri_is_server(tr->track_uri) && track_flush(tr, 1))
-		fprintf(stderr, "bio-train: tracking: the run is not complete on %s; "
-			"bio-train --sync-tracking %s sends the rest\n", tr->track_uri, tr->dir);
+	if (bio_track_flush_now(tr->run, &err))
+		fprintf(stderr, "bio-train: the run is not complete on %s: %s\n", tr->track_uri,
+			err.msg);
 	bio_track_run_free(tr->run);
 	tr->run = NULL;
 }
