@@ -20,6 +20,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <float.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
@@ -593,10 +594,16 @@ static int read_points(struct point **out, size_t *n_out, const char *path, stru
 	return 0;
 }
 
+/* MLflow's SQL store keeps +-inf as +-DBL_MAX. */
+static double stored_value(double v)
+{
+	return isinf(v) ? (v < 0 ? -DBL_MAX : DBL_MAX) : v;
+}
+
 static int same_point(const struct point *a, const struct point *b)
 {
-	return a->ts == b->ts && a->step == b->step &&
-	       (a->value == b->value || (isnan(a->value) && isnan(b->value)));
+	double x = stored_value(a->value), y = stored_value(b->value);
+	return a->ts == b->ts && a->step == b->step && (x == y || (isnan(x) && isnan(y)));
 }
 
 /* The server's history of metric key (every page). */

@@ -80,7 +80,7 @@ mlpython() {
 
 @test "bio-train logs to the server what it logs to a file store; MLflow's client reads it back" {
 	bio-train $C --set tracking.uri="$T/mlruns" --set tracking.experiment=srv --val "$S" \
-		-o "$T/fck" "$FIX/b3.bs" 2>/dev/null
+		-o "$T/fck" --register fsmodel --alias champion "$FIX/b3.bs" 2>/dev/null
 	run bio-train $C --set tracking.uri="$URI" --set tracking.experiment=srv --val "$S" \
 		-o "$T/ck" --register srvmodel --alias champion "$FIX/b3.bs"
 	assert_success
@@ -128,6 +128,13 @@ mlflow.set_registry_uri(uri)
 d = mlflow.artifacts.download_artifacts("models:/srvmodel@champion", dst_path=dl)
 assert sorted(os.listdir(d)) == ["best.ckpt", "last.ckpt"], os.listdir(d)
 assert filecmp.cmp(os.path.join(d, "best.ckpt"), best, shallow=False)
+# the file store's registry: the alias and a directory source MLflow downloads
+mlflow.set_tracking_uri(fs_root)
+mlflow.set_registry_uri(fs_root)
+fc = MlflowClient(fs_root)
+assert str(fc.get_model_version_by_alias("fsmodel", "champion").version) == "1"
+d = mlflow.artifacts.download_artifacts("models:/fsmodel@champion", dst_path=dl + "-fs")
+assert sorted(os.listdir(d)) == ["best.ckpt", "last.ckpt"], os.listdir(d)
 print(r.info.run_id)
 EOF
 }
