@@ -20,6 +20,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <float.h>
 #include <inttypes.h>
 #include <math.h>
@@ -27,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -999,8 +1001,28 @@ static int send_status(struct remote *rm, const struct bio_track_run *run, struc
 
 /* ---- flush ---- */
 
+/* One process at a time sends a journal (bio-train and a --sync-tracking of the same directory
+ * could otherwise both send a point): an flock on <state>.lock, and the state re-read under it. */
 static int flush_all(struct remote *rm, struct bio_track_run *run, struct bio_error *err)
 {
+	char *lock = xfmt("%s.lock", rm->state_path);
+	int fd = lock ? open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0666) : -1;
+	free(lock);
+	if (fd < 0)
+		return bio_error_set(err, BIO_EIO, "%s.lock: %s", rm->state_path, strerror(errno));
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		close(fd);
+		return bio_error_set(err, BIO_EIO, "%s: another process is sending this run",
+				     rm->state_path);
+	}
+	json_error_t je;
+	json_t *st = json_load_file(rm->state_path, 0, &je);
+	if (json_is_object(st)) {
+		json_decref(rm->st);
+		rm->st = st;
+	} else {
+		json_decref(st);
+	}
 	int rc = ensure_run(rm, run, err);
 	if (!rc)
 		rc = send_kv(rm, run, "params", err);
@@ -1008,12 +1030,17 @@ static int flush_all(struct remote *rm, struct bio_track_run *run, struct bio_er
 		rc = send_kv(rm, run, "tags", err);
 	if (!rc)
 		rc = send_metrics(rm, run, err);
-	if (!rc)
+	if (!rc) {
+		/* a server that cannot take artifacts still gets the run's status */
 		rc = send_artifacts(rm, run, err);
-	if (!rc)
-		rc = send_registrations(rm, err);
-	if (!rc)
-		rc = send_status(rm, run, err);
+		if (!rc)
+			rc = send_registrations(rm, err);
+		struct bio_error e2;
+		int rc2 = send_status(rm, run, rc ? &e2 : err);
+		if (!rc)
+			rc = rc2;
+	}
+	close(fd);
 	return rc;
 }
 
