@@ -1349,6 +1349,23 @@ void bio_track_run_info(const struct bio_track_run *r, struct bio_track_run_info
 	info->status = r->status;
 }
 
+int bio_track_meta_get(char **value, const char *meta_path, const char *key,
+		       struct bio_error *err)
+{
+	*value = NULL;
+	struct ymeta m;
+	int rc = ymeta_read(&m, meta_path, err);
+	if (rc)
+		return rc;
+	const char *v = ymeta_get(&m, key);
+	if (!v)
+		rc = bio_error_set(err, BIO_ENOTFOUND, "%s: no %s", meta_path, key);
+	else if (!(*value = strdup(v)))
+		rc = nomem(err);
+	ymeta_free(&m);
+	return rc;
+}
+
 int bio_track_flush(struct bio_track_run *r, struct bio_error *err)
 {
 	return r->hooks && r->hooks->flush ? r->hooks->flush(r->hook_ud, r, 0, err) : 0;

@@ -946,6 +946,23 @@ static int send_registration(struct remote *rm, json_t *reg, struct bio_error *e
 		if ((rc = state_save(rm, err)) != 0)
 			return rc;
 	}
+	json_t *more = json_object_get(reg, "aliases");
+	for (size_t i = 0; i < json_array_size(more) && !json_is_true(json_object_get(reg, "aliases_set"));
+	     i++) {
+		char num[32];
+		snprintf(num, sizeof num, "%" PRId64, version);
+		rc = api(NULL, NULL, rm->http, "POST", "registered-models/alias",
+			 json_pack("{s:s,s:s,s:s}", "name", name, "alias",
+				   json_string_value(json_array_get(more, i)), "version", num),
+			 1, err);
+		if (rc)
+			return rc;
+		if (i + 1 == json_array_size(more)) {
+			json_object_set_new(reg, "aliases_set", json_true());
+			if ((rc = state_save(rm, err)) != 0)
+				return rc;
+		}
+	}
 	if (alias && *alias && !json_is_true(json_object_get(reg, "alias_set"))) {
 		char num[32];
 		snprintf(num, sizeof num, "%" PRId64, version);
@@ -1327,6 +1344,272 @@ int bio_track_sync(size_t *n_runs, size_t *n_pending, const char *spool_dir,
 		free(exp);
 	}
 	closedir(d);
+	return rc;
+}
+
+/* ---- pushing a file store ---- */
+
+static int name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The names in dir (not hidden), sorted; *n_out of them, a new array of new strings. */
+static int list_dir(char ***out, size_t *n_out, const char *dir, struct bio_error *err)
+{
+	*out = NULL;
+	*n_out = 0;
+	DIR *d = opendir(dir);
+	if (!d)
+		return errno == ENOENT ? 0 : bio_error_set(err, BIO_EIO, "%s: %s", dir, strerror(errno));
+	char **v = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *e;
+	int rc = 0;
+	while (!rc && (e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		if (n == cap) {
+			cap = cap ? 2 * cap : 16;
+			char **nv = realloc(v, cap * sizeof *v);
+			if (!nv) {
+				rc = nomem(err);
+				break;
+			}
+			v = nv;
+		}
+		if (!(v[n] = strdup(e->d_name)))
+			rc = nomem(err);
+		else
+			n++;
+	}
+	closedir(d);
+	if (!rc && n)
+		qsort(v, n, sizeof *v, name_cmp);
+	*out = v;
+	*n_out = n;
+	return rc;
+}
+
+static int int64_cmp(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return (x > y) - (x < y);
+}
+
+static void free_list(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* Journal state for a run of a pushed store: a new one naming the experiment, or the one there. */
+static int push_state(json_t **st, const char *run_dir, const char *exp_dir, const char *uri,
+		      struct bio_error *err)
+{
+	*st = NULL;
+	char *sp = xfmt("%s/%s", run_dir, STATE_FILE);
+	if (!sp)
+		return nomem(err);
+	if (access(sp, F_OK) == 0) {
+		json_error_t je;
+		*st = json_load_file(sp, 0, &je);
+		free(sp);
+		if (!json_is_object(*st))
+			return bio_error_set(err, BIO_EFORMAT, "%s/%s: %s", run_dir, STATE_FILE, je.text);
+		const char *was = jstr(*st, "uri");
+		if (!was || strcmp(was, uri) != 0) {
+			json_decref(*st);
+			*st = NULL;
+			return bio_error_set(err, BIO_EINVAL, "%s: already sent to %s, not %s", run_dir,
+					     was ? was : "?", uri);
+		}
+		return 0;
+	}
+	free(sp);
+	char *meta = xfmt("%s/meta.yaml", exp_dir), *name = NULL;
+	int rc = meta ? bio_track_meta_get(&name, meta, "name", err) : nomem(err);
+	free(meta);
+	if (rc)
+		return rc;
+	*st = json_pack("{s:s,s:s}", "uri", uri, "experiment", name);
+	free(name);
+	return *st ? 0 : nomem(err);
+}
+
+/* Adds to the state of every pushed run the registered versions of the store whose source is
+ * runs:/<that run>/PATH, with their aliases (each once: keyed by the store's name and version). */
+static int push_registry(json_t *states, const char *root, struct bio_error *err)
+{
+	char *models = xfmt("%s/models", root);
+	char **names = NULL;
+	size_t n_names = 0;
+	int rc = models ? list_dir(&names, &n_names, models, err) : nomem(err);
+	for (size_t i = 0; !rc && i < n_names; i++) {
+		char *mdir = xfmt("%s/%s", models, names[i]);
+		char **vs = NULL, **as = NULL;
+		size_t n_vs = 0, n_as = 0;
+		char *adir = mdir ? xfmt("%s/aliases", mdir) : NULL;
+		rc = adir ? list_dir(&vs, &n_vs, mdir, err) : nomem(err);
+		if (!rc)
+			rc = list_dir(&as, &n_as, adir, err);
+		/* versions in number order */
+		int64_t *nums = calloc(n_vs + 1, sizeof *nums);
+		size_t n_nums = 0;
+		if (!nums && !rc)
+			rc = nomem(err);
+		for (size_t k = 0; !rc && k < n_vs; k++) {
+			char *end;
+			long long v = strncmp(vs[k], "version-", 8) == 0 ? strtoll(vs[k] + 8, &end, 10) : 0;
+			if (v > 0 && !*end)
+				nums[n_nums++] = v;
+		}
+		if (n_nums)
+			qsort(nums, n_nums, sizeof *nums, int64_cmp);
+		for (size_t k = 0; !rc && k < n_nums; k++) {
+			int64_t want = nums[k];
+			char vname[32];
+			snprintf(vname, sizeof vname, "version-%" PRId64, want);
+			char *meta = xfmt("%s/%s/meta.yaml", mdir, vname);
+			char *src = NULL, *stage = NULL;
+			struct bio_error e2;
+			if (!meta || bio_track_meta_get(&src, meta, "source", &e2) != 0 ||
+			    strncmp(src, "runs:/", 6) != 0) {
+				free(meta);
+				free(src);
+				continue;
+			}
+			if (bio_track_meta_get(&stage, meta, "current_stage", &e2) == 0 &&
+			    strcmp(stage, "Deleted_Internal") == 0) {
+				free(stage);
+				free(meta);
+				free(src);
+				continue;
+			}
+			free(stage);
+			free(meta);
+			const char *spec = src + 6;
+			size_t idlen = strcspn(spec, "/");
+			char *id = strndup(spec, idlen);
+			json_t *st = id ? json_object_get(states, id) : NULL;
+			free(id);
+			const char *path = spec + idlen;
+			while (*path == '/')
+				path++;
+			if (st) {
+				json_t *regs = json_object_get(st, "register");
+				if (!json_is_array(regs)) {
+					regs = json_array();
+					json_object_set_new(st, "register", regs);
+				}
+				int have = 0;
+				for (size_t r = 0; r < json_array_size(regs); r++) {
+					json_t *g = json_array_get(regs, r);
+					const char *gn = jstr(g, "name");
+					have |= gn && strcmp(gn, names[i]) == 0 &&
+						jint(g, "store_version") == want;
+				}
+				if (!have) {
+					json_t *g = json_pack("{s:s,s:s,s:I}", "name", names[i], "path",
+							      path, "store_version", (json_int_t)want);
+					json_t *al = json_array();
+					for (size_t a = 0; a < n_as; a++) {
+						char *ap = xfmt("%s/%s", adir, as[a]);
+						char *txt = ap ? slurp(ap, 64, NULL) : NULL;
+						if (txt && strtoll(txt, NULL, 10) == want)
+							json_array_append_new(al, json_string(as[a]));
+						free(txt);
+						free(ap);
+					}
+					json_object_set_new(g, "aliases", al);
+					json_array_append_new(regs, g);
+				}
+			}
+			free(src);
+		}
+		free(nums);
+		free_list(vs, n_vs);
+		free_list(as, n_as);
+		free(adir);
+		free(mdir);
+	}
+	free_list(names, n_names);
+	free(models);
+	return rc;
+}
+
+int bio_track_push(size_t *n_runs, size_t *n_pending, const char *store, const char *uri,
+		   const struct bio_track_opts *o, struct bio_error *err)
+{
+	*n_runs = *n_pending = 0;
+	if (!bio_track_uri_is_server(uri))
+		return bio_error_set(err, BIO_EINVAL, "%s: not a tracking server URI (http:// or "
+				     "https://)", uri);
+	const char *root = strncmp(store, "file://", 7) == 0 ? store + 7 : store;
+	char **exps = NULL;
+	size_t n_exps = 0;
+	json_t *states = json_object(); /* run id -> state */
+	json_t *dirs = json_object();   /* run id -> run dir */
+	int rc = states && dirs ? list_dir(&exps, &n_exps, root, err) : nomem(err);
+	for (size_t i = 0; !rc && i < n_exps; i++) {
+		if (strcmp(exps[i], "models") == 0)
+			continue;
+		char *edir = xfmt("%s/%s", root, exps[i]);
+		char **runs = NULL;
+		size_t n_r = 0;
+		rc = edir ? list_dir(&runs, &n_r, edir, err) : nomem(err);
+		for (size_t j = 0; !rc && j < n_r; j++) {
+			char *rdir = xfmt("%s/%s", edir, runs[j]);
+			char *meta = rdir ? xfmt("%s/meta.yaml", rdir) : NULL;
+			char *life = NULL;
+			struct bio_error e2;
+			if (!meta || access(meta, F_OK) != 0 ||
+			    (bio_track_meta_get(&life, meta, "lifecycle_stage", &e2) == 0 &&
+			     strcmp(life, "active") != 0)) {
+				free(life);
+				free(meta);
+				free(rdir);
+				continue;
+			}
+			free(life);
+			free(meta);
+			json_t *st = NULL;
+			rc = push_state(&st, rdir, edir, uri, err);
+			if (!rc) {
+				json_object_set_new(states, runs[j], st);
+				json_object_set_new(dirs, runs[j], json_string(rdir));
+			}
+			free(rdir);
+		}
+		free_list(runs, n_r);
+		free(edir);
+	}
+	free_list(exps, n_exps);
+	if (!rc)
+		rc = push_registry(states, root, err);
+	const char *id;
+	json_t *st;
+	json_object_foreach(states, id, st) {
+		if (rc)
+			break;
+		(*n_runs)++;
+		struct bio_error e2 = {0};
+		struct bio_track_run *run = bio_track_run_load(root, id, &e2);
+		int r2 = run ? attach(run, jstr(st, "uri"), json_incref(st), o, &e2) : e2.code;
+		if (!r2)
+			r2 = bio_track_flush_now(run, &e2);
+		if (r2) {
+			(*n_pending)++;
+			if (err && *n_pending == 1)
+				*err = e2;
+		}
+		bio_track_run_free(run);
+	}
+	json_decref(states);
+	json_decref(dirs);
+	if (!rc && *n_pending)
+		rc = err ? err->code : BIO_EIO;
 	return rc;
 }
 

@@ -28,4 +28,9 @@ void bio_track_run_info(const struct bio_track_run *run, struct bio_track_run_in
 struct bio_track_run *bio_track_run_load(const char *root_uri, const char *run_id,
 					 struct bio_error *err);
 
+/* The string value of top-level key of the YAML file meta_path (new); BIO_ENOTFOUND when absent
+ * or null. */
+int bio_track_meta_get(char **value, const char *meta_path, const char *key,
+		       struct bio_error *err);
+
 #endif

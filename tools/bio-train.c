@@ -58,6 +58,8 @@ static void usage(FILE *f)
 		"      --alias ALIAS      with --register: point ALIAS (models:/NAME@ALIAS) at it\n"
 		"      --sync-tracking DIR  send what runs of checkpoint directory DIR could not send\n"
 		"                         to their tracking server (DIR/tracking), then exit\n"
+		"      --push-tracking MLRUNS  send every run (and registered version) of file store\n"
+		"                         MLRUNS to the tracking server at tracking.uri, then exit\n"
 		BIO_TOOL_COMMON_HELP
 		"\nConfig keys: model.* (architecture), training.* (optimizer, lr, scheduler,\n"
 		"early_stopping, accumulate, clip_grad_norm, checkpoint_dir, half), experiment.seed.\n"
@@ -553,6 +555,30 @@ static int sync_tracking(struct bio_tool *t, const char *dir)
 	return 0;
 }
 
+/* --push-tracking STORE: sends a file store's runs and registry to the server at tracking.uri. */
+static int push_tracking(struct bio_tool *t, const char *store)
+{
+	struct bio_error err;
+	struct bio_track_opts o;
+	const char *uri;
+	if (bio_config_get_str(t->cfg, "tracking.uri", "mlruns", &uri, &err) ||
+	    bio_track_opts_from_config(&o, t->cfg, &err))
+		bio_tool_die_err(t, &err);
+	if (!bio_track_uri_is_server(uri))
+		bio_tool_usage_error(t, "--push-tracking needs tracking.uri of a tracking server "
+				     "(http:// or https://), not '%s'", uri);
+	size_t n_runs, n_pending;
+	int rc = bio_track_push(&n_runs, &n_pending, store, uri, &o, &err);
+	if (rc && n_runs == 0)
+		bio_tool_die_err(t, &err);
+	fprintf(stderr, "bio-train: tracking: %zu of %zu run%s of %s complete on %s\n",
+		n_runs - n_pending, n_runs, n_runs == 1 ? "" : "s", store, uri);
+	if (rc)
+		bio_tool_die(t, "%zu run%s not complete: %s", n_pending, n_pending == 1 ? "" : "s",
+			     err.msg);
+	return 0;
+}
+
 static void optimizer_step(struct train *tr)
 {
 	struct bio_model *m = tr->m;
@@ -682,7 +708,7 @@ static int64_t meta_int_or(const struct bio_value *meta, const char *key, int64_
 int main(int argc, char **argv)
 {
 	enum { OPT_VAL = 0x2000, OPT_RESUME, OPT_HALF, OPT_LAYER_TIMES, OPT_REGISTER, OPT_ALIAS,
-	       OPT_SYNC };
+	       OPT_SYNC, OPT_PUSH };
 	static const struct option long_opts[] = {
 		BIO_TOOL_LONG_OPTS,
 		{"val", required_argument, 0, OPT_VAL},
@@ -692,13 +718,14 @@ int main(int argc, char **argv)
 		{"register", required_argument, 0, OPT_REGISTER},
 		{"alias", required_argument, 0, OPT_ALIAS},
 		{"sync-tracking", required_argument, 0, OPT_SYNC},
+		{"push-tracking", required_argument, 0, OPT_PUSH},
 		{0, 0, 0, 0},
 	};
 	struct bio_tool t;
 	struct train tr;
 	memset(&tr, 0, sizeof tr);
 	const char *val_path = NULL, *resume = NULL, *register_name = NULL, *alias = NULL;
-	const char *sync_dir = NULL;
+	const char *sync_dir = NULL, *push_store = NULL;
 	int half = -1, opt;
 	double t_launch = now_s();
 	bio_tool_init(&t, "bio-train", argc, argv);
@@ -731,6 +758,9 @@ int main(int argc, char **argv)
 		case OPT_SYNC:
 			sync_dir = optarg;
 			break;
+		case OPT_PUSH:
+			push_store = optarg;
+			break;
 		default:
 			bio_tool_usage_error(&t, NULL);
 		}
@@ -741,10 +771,14 @@ int main(int argc, char **argv)
 		bio_tool_usage_error(&t, "--alias needs --register");
 	if (alias && bio_track_check_alias(alias, &err))
 		bio_tool_usage_error(&t, "%s", err.msg);
-	if (sync_dir) {
-		if (optind < argc)
-			bio_tool_usage_error(&t, "--sync-tracking takes no batches");
-		sync_tracking(&t, sync_dir);
+	if (sync_dir || push_store) {
+		if (optind < argc || (sync_dir && push_store))
+			bio_tool_usage_error(&t, "--sync-tracking and --push-tracking take no batches "
+					     "and go alone");
+		if (sync_dir)
+			sync_tracking(&t, sync_dir);
+		else
+			push_tracking(&t, push_store);
 		bio_config_free(t.cfg);
 		return 0;
 	}

@@ -157,6 +157,13 @@ int bio_track_run_register(int64_t *version, struct bio_track_run *run, const ch
  * fully acknowledged. *n_runs: runs seen, *n_pending: runs still not complete. */
 int bio_track_sync(size_t *n_runs, size_t *n_pending, const char *spool_dir,
 		   const struct bio_track_opts *opts, struct bio_error *err);
+/* Sends every active run of the file store at store (a path or file:// URI) to the server at
+ * uri, and then the store's registered versions whose source is one of those runs (runs:/ID/
+ * PATH) with their aliases: each run becomes a journal (<run dir>/bio-remote.json is added) and
+ * is sent as by bio_track_sync, so pushing again sends only what is new. *n_runs: runs seen,
+ * *n_pending: runs not complete on the server. */
+int bio_track_push(size_t *n_runs, size_t *n_pending, const char *store, const char *uri,
+		   const struct bio_track_opts *opts, struct bio_error *err);
 /* bio_track_resolve_model for any URI: from a server, the model file is downloaded into
  * <cache_dir>/artifacts/<run id>/<path> (reused when already there with the same size). */
 int bio_track_resolve_model_opts(char **path, const char *uri, const struct bio_track_opts *opts,

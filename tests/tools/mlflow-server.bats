@@ -3,7 +3,7 @@
 # artifact proxy) on 127.0.0.1: bio-train logs the same params, metrics, tags and artifacts as to
 # the file store and registers a version with an alias; MLflow's own client reads everything back
 # (download_artifacts("models:/NAME@ALIAS") included); bio-infer loads models:/NAME@ALIAS and
-# runs:/ID/PATH; bio-eval --track-run adds to the server run. A server killed in the middle of a
+# runs:/ID/PATH; bio-eval --track-run adds to the server run; --push-tracking sends a file store. A server killed in the middle of a
 # training loses no metric point and duplicates none after its restart and --sync-tracking, and a
 # flush whose answer was lost is checked against the server's history. Skipped (one line) when
 # ../shared/vendor is absent.
@@ -176,6 +176,39 @@ r = c.get_run(sys.argv[2])
 assert r.info.status == "FINISHED", r.info.status
 assert "eval_accuracy" in r.data.metrics and "eval_fused_eer" in r.data.metrics, r.data.metrics
 assert "eval/report.yaml" in [a.path for a in c.list_artifacts(r.info.run_id, "eval")]
+EOF
+}
+
+@test "bio-train --push-tracking sends a file store's runs, registered versions and aliases, once" {
+	bio-train $C --set tracking.uri="$T/mlruns" --set tracking.experiment=pushed --val "$S" \
+		-o "$T/ck" --register pushmodel --alias best "$FIX/b3.bs" 2>/dev/null
+	run bio-train $C --set tracking.uri="$URI" --push-tracking "$T/mlruns"
+	assert_success
+	assert_output --partial "1 of 1 run of $T/mlruns complete on $URI"
+	run bio-train $C --set tracking.uri="$URI" --push-tracking "$T/mlruns"
+	assert_success
+	run bio-train $C --push-tracking "$T/mlruns"
+	assert_failure 2
+	mlpython - "$URI" "$T/mlruns" "$(cat "$T/ck/run_id")" <<'EOF'
+import sys
+from mlflow import MlflowClient
+uri, root, fid = sys.argv[1:]
+c, fc = MlflowClient(uri), MlflowClient(root)
+runs = c.search_runs([c.get_experiment_by_name("pushed").experiment_id])
+assert len(runs) == 1, runs
+r, f = runs[0], fc.get_run(fid)
+assert r.data.tags["bio.spool_run_id"] == fid
+assert (r.info.status, r.info.start_time, r.info.end_time) == (f.info.status, f.info.start_time, f.info.end_time)
+assert r.data.params == f.data.params and set(r.data.metrics) == set(f.data.metrics)
+for k in f.data.metrics:
+    a = [(m.step, m.timestamp, m.value) for m in c.get_metric_history(r.info.run_id, k)]
+    b = [(m.step, m.timestamp, m.value) for m in fc.get_metric_history(fid, k)]
+    assert a == b, (k, a, b)
+assert sorted(x.path for x in c.list_artifacts(r.info.run_id, "checkpoints")) == \
+    sorted(x.path for x in fc.list_artifacts(fid, "checkpoints"))
+mv = c.get_model_version_by_alias("pushmodel", "best")
+assert mv.run_id == r.info.run_id and mv.source == f"runs:/{r.info.run_id}/checkpoints", mv
+assert len(c.search_model_versions("name='pushmodel'")) == 1
 EOF
 }
 
