@@ -1289,11 +1289,13 @@ int bio_track_run_register(int64_t *version, struct bio_track_run *run, const ch
 		return nomem(err);
 	if (alias)
 		json_object_set_new(reg, "alias", json_string(alias));
+	size_t idx = json_array_size(regs);
 	json_array_append_new(regs, reg);
 	if ((rc = state_save(rm, err)) != 0)
 		return rc;
+	/* a flush re-reads the state: look the entry up again */
 	if (bio_track_flush_now(run, err) == 0)
-		*version = jint(reg, "version");
+		*version = jint(json_array_get(json_object_get(rm->st, "register"), idx), "version");
 	return 0;
 }
 

@@ -512,6 +512,7 @@ static void track_end(struct train *tr, const char *register_name, const char *a
 	if (register_name) {
 		/* the directory, so that MLflow's download_artifacts("models:/NAME/V") works */
 		int64_t version;
+		err.msg[0] = '\0';
 		if (bio_track_run_register(&version, tr->run, register_name, "checkpoints", alias,
 					   &err))
 			train_die(tr, "tracking: %s", err.msg);
@@ -520,7 +521,7 @@ static void track_end(struct train *tr, const char *register_name, const char *a
 				register_name, version, alias ? " alias " : "", alias ? alias : "");
 		else
 			fprintf(stderr, "bio-train: model %s: registration waits for the tracking "
-				"server (kept in %s)\n", register_name, tr->spool);
+				"server: %s\n", register_name, err.msg);
 	}
 	if (bio_track_run_end(tr->run, stop_signal ? BIO_TRACK_KILLED : BIO_TRACK_FINISHED, &err))
 		train_die(tr, "tracking: %s", err.msg);

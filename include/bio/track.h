@@ -146,11 +146,13 @@ struct bio_track_run *bio_track_run_open_opts(const char *uri, const struct bio_
 int bio_track_flush(struct bio_track_run *run, struct bio_error *err);
 /* Like bio_track_flush, but tries now, whatever the wait. */
 int bio_track_flush_now(struct bio_track_run *run, struct bio_error *err);
-/* The server's run id once created (else NULL; always NULL for a file store). Borrowed. */
+/* The server's run id once created (else NULL; always NULL for a file store). Borrowed, valid
+ * until the next flush. */
 const char *bio_track_run_server_id(const struct bio_track_run *run);
 /* Registers artifact directory artifact_path of run (e.g. "checkpoints") as a new version of
  * model name, source runs:/<id>/<artifact_path>, and points alias (NULL: none) at it. For a
- * server run it is sent by the next flush; *version is the new version, or 0 while pending. */
+ * server run it is sent at once when the server answers, else by a later flush: *version is the
+ * new version, or 0 while pending (err then says why; the return is still 0). */
 int bio_track_run_register(int64_t *version, struct bio_track_run *run, const char *name,
 			   const char *artifact_path, const char *alias, struct bio_error *err);
 /* Sends every run of the spool (a file store written by server runs) that its server has not
