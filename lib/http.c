@@ -118,6 +118,13 @@ struct bio_http *bio_http_new(const char *base_url, const struct bio_http_opts *
 	return h;
 }
 
+int bio_http_set_retries(struct bio_http *h, int retries)
+{
+	int old = h->o.retries;
+	h->o.retries = retries < 0 ? 0 : retries;
+	return old;
+}
+
 const char *bio_http_base(const struct bio_http *h)
 {
 	return h->base;

@@ -50,6 +50,7 @@ struct remote {
 	json_t *st;            /* the acknowledged state, as in STATE_FILE */
 	int64_t next_try_ms;   /* after a failure, no try before this */
 	int64_t wait_ms;
+	int retries;           /* of a request, when not failing */
 	struct bio_error last; /* the failure that set next_try_ms */
 };
 
@@ -1070,8 +1071,14 @@ static int remote_flush(void *ud, struct bio_track_run *run, int now, struct bio
 			*err = rm->last;
 		return rm->last.code ? rm->last.code : BIO_EIO;
 	}
+	/* while the server fails, a flush in passing tries each request once: the wait between
+	 * flushes is the retry schedule, and it grows with what a failed try cost (a server that
+	 * stalls until the timeout costs a training at most a fifth of its time) */
+	bio_http_set_retries(rm->http, rm->wait_ms && !now ? 0 : rm->retries);
 	struct bio_error e = {0};
 	int rc = flush_all(rm, run, &e);
+	bio_http_set_retries(rm->http, rm->retries);
+	int64_t cost = now_ms() - t;
 	if (rc == 0) {
 		rm->next_try_ms = 0;
 		rm->wait_ms = 0;
@@ -1084,7 +1091,7 @@ static int remote_flush(void *ud, struct bio_track_run *run, int now, struct bio
 	rm->wait_ms = rm->wait_ms ? rm->wait_ms * 2 : 2000;
 	if (rm->wait_ms > FLUSH_WAIT_MAX_MS)
 		rm->wait_ms = FLUSH_WAIT_MAX_MS;
-	rm->next_try_ms = now_ms() + rm->wait_ms;
+	rm->next_try_ms = now_ms() + (rm->wait_ms > 4 * cost ? rm->wait_ms : 4 * cost);
 	rm->last = e;
 	if (err)
 		*err = e;
@@ -1134,6 +1141,7 @@ static int attach(struct bio_track_run *run, const char *uri, json_t *state,
 		remote_free(rm);
 		return bio_error_set(err, BIO_EFORMAT, "%s: no server uri", rm->state_path);
 	}
+	rm->retries = o ? (o->retries > 0 ? o->retries : 0) : 3;
 	rm->http = http_for(u, o, err);
 	if (!rm->http) {
 		remote_free(rm);

@@ -498,7 +498,7 @@ static void track_start(struct train *tr, const char *resume, int n_threads)
 	    bio_track_log_artifact(tr->run, cpath, NULL, &err))
 		train_die(tr, "tracking: %s", cpath ? err.msg : "out of memory");
 	free(cpath);
-	track_flush(tr, 1);
+	track_flush(tr, 0);
 }
 
 static void track_end(struct train *tr, const char *register_name, const char *alias)

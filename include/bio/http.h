@@ -35,6 +35,8 @@ struct bio_http;
 struct bio_http *bio_http_new(const char *base_url, const struct bio_http_opts *opts,
 			      struct bio_error *err);
 void bio_http_free(struct bio_http *h);
+/* Sets the retries of later requests (>= 0); returns the previous value. */
+int bio_http_set_retries(struct bio_http *h, int retries);
 /* The base URL without a trailing '/' (borrowed). */
 const char *bio_http_base(const struct bio_http *h);
 
