@@ -62,7 +62,8 @@ static void usage(FILE *f)
 		"                         MLRUNS to the tracking server at tracking.uri, then exit\n"
 		BIO_TOOL_COMMON_HELP
 		"\nConfig keys: model.* (architecture), training.* (optimizer, lr, scheduler,\n"
-		"early_stopping, accumulate, clip_grad_norm, checkpoint_dir, half), experiment.seed.\n"
+		"early_stopping, accumulate, clip_grad_norm, checkpoint_dir, half), experiment.seed,\n"
+		"tracking.* (uri: a file store or http(s)://HOST:PORT of an MLflow server).\n"
 		"See bio-train(1).\n");
 }
 
