@@ -195,13 +195,21 @@ static size_t mem_read(char *ptr, size_t size, size_t nmemb, void *ud)
 	return n;
 }
 
-static void setup(struct bio_http *h, const char *url, struct curl_slist *hdrs)
+/* A file transfer (stream) may take long: its timeout bounds a stall (under 1 byte/s), not the
+ * whole transfer. */
+static void setup(struct bio_http *h, const char *url, struct curl_slist *hdrs, int stream)
 {
 	CURL *c = h->curl;
 	curl_easy_reset(c);
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)(h->o.timeout_s * 1000));
+	if (stream) {
+		long s = (long)(h->o.timeout_s + 0.999);
+		curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+		curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, s > 0 ? s : 1L);
+	} else {
+		curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)(h->o.timeout_s * 1000));
+	}
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)(h->o.connect_timeout_s * 1000));
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
 	curl_easy_setopt(c, CURLOPT_USERAGENT, "biopipe/" BIO_VERSION);
@@ -319,7 +327,7 @@ static int transfer(long *status_out, enum bio_http_fate *fate_out, struct bio_h
 	long status = 0;
 	double wait = h->o.backoff_s;
 	for (int attempt = 0;; attempt++) {
-		setup(h, url, hdrs);
+		setup(h, url, hdrs, upload || download);
 		CURL *c = h->curl;
 		struct body_src src = {data, len, 0};
 		if (mem) {

@@ -11,7 +11,7 @@
 #include "bio/error.h"
 
 struct bio_http_opts {
-	double timeout_s;         /* whole request, > 0 */
+	double timeout_s;         /* a JSON request; for a file transfer, a stall (< 1 byte/s) */
 	double connect_timeout_s; /* connection set-up, > 0 */
 	int retries;              /* further tries after a transient failure, >= 0 */
 	double backoff_s;         /* wait before the first retry; doubles each time (at most 30 s) */
