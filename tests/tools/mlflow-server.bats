@@ -182,6 +182,18 @@ EOF
 @test "bio-train --push-tracking sends a file store's runs, registered versions and aliases, once" {
 	bio-train $C --set tracking.uri="$T/mlruns" --set tracking.experiment=pushed --val "$S" \
 		-o "$T/ck" --register pushmodel --alias best "$FIX/b3.bs" 2>/dev/null
+	# more than one runs/log-batch holds (1000 metrics, 100 params, 100 tags a call)
+	d=$(dirname "$(ls -d "$T/mlruns"/*/"$(cat "$T/ck/run_id")"/meta.yaml)")
+	"$PYTHON" - "$d" <<'EOF'
+import os, sys
+d = sys.argv[1]
+with open(os.path.join(d, "metrics", "many"), "w") as f:
+    f.writelines("%d %r %d\n" % (1700000000000 + i, i * 0.5, i) for i in range(2500))
+for i in range(150):
+    open(os.path.join(d, "params", "extra.p%03d" % i), "w").write(str(i))
+for i in range(120):
+    open(os.path.join(d, "tags", "extra.t%03d" % i), "w").write(str(i))
+EOF
 	run bio-train $C --set tracking.uri="$URI" --push-tracking "$T/mlruns"
 	assert_success
 	assert_output --partial "1 of 1 run of $T/mlruns complete on $URI"
@@ -199,7 +211,10 @@ assert len(runs) == 1, runs
 r, f = runs[0], fc.get_run(fid)
 assert r.data.tags["bio.spool_run_id"] == fid
 assert (r.info.status, r.info.start_time, r.info.end_time) == (f.info.status, f.info.start_time, f.info.end_time)
-assert r.data.params == f.data.params and set(r.data.metrics) == set(f.data.metrics)
+assert r.data.params == f.data.params, set(r.data.params.items()) ^ set(f.data.params.items())
+assert set(r.data.metrics) == set(f.data.metrics), set(r.data.metrics) ^ set(f.data.metrics)
+assert "extra.p149" in r.data.params and "extra.t119" in r.data.tags
+assert len(c.get_metric_history(r.info.run_id, "many")) == 2500
 for k in f.data.metrics:
     a = [(m.step, m.timestamp, m.value) for m in c.get_metric_history(r.info.run_id, k)]
     b = [(m.step, m.timestamp, m.value) for m in fc.get_metric_history(fid, k)]
