@@ -14,7 +14,7 @@ WARN += -Werror
 endif
 # Debian 12's msgpack-c 4 is `msgpack`; newer releases call it `msgpack-c`.
 MSGPACK_PC ?= $(shell pkg-config --exists msgpack-c 2>/dev/null && echo msgpack-c || echo msgpack)
-PKGS = libpng yaml-0.1 openblas $(MSGPACK_PC) libtiff-4 libjpeg jansson
+PKGS = libpng yaml-0.1 openblas $(MSGPACK_PC) libtiff-4 libjpeg libcurl jansson
 # Evaluated once, when a recipe first needs them (not when the Makefile is read): on a new machine
 # the packages that provide the .pc files are installed by `deps`, after parsing.
 PKG_CFLAGS = $(eval PKG_CFLAGS := $$(shell pkg-config --cflags $$(PKGS) 2>/dev/null))$(PKG_CFLAGS)
@@ -25,7 +25,7 @@ VERSION = 0.1.0
 
 # Debian packages: to build and run, and (additionally) to test.
 DEB_BUILD = gcc make pkg-config libpng-dev libmsgpack-dev libopenblas-dev libyaml-dev \
-            libtiff-dev libjpeg-dev libjansson-dev parallel gnuplot-nox
+            libtiff-dev libjpeg-dev libcurl4-openssl-dev libjansson-dev parallel gnuplot-nox
 DEB_TEST = bats bats-assert bats-support python3 python3-numpy python3-pil python3-msgpack python3-yaml groff \
            python3-torch python3-sklearn
 DEB_FUZZ = clang libclang-rt-14-dev

@@ -5,6 +5,7 @@
  * artifacts copied under the run, and registered model versions under models/. meta.yaml files
  * are read back with libyaml. No fixed-size path buffers: every path is built with asprintf. */
 #include "bio/track.h"
+#include "track_priv.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -36,6 +38,8 @@ struct bio_track_run {
 	int64_t start_time;
 	int64_t end_time;    /* -1: null */
 	int status;
+	const struct bio_track_hooks *hooks; /* a run journaled for a server (track_http.c) */
+	void *hook_ud;
 };
 
 /* ---- small helpers ---- */
@@ -1048,6 +1052,8 @@ void bio_track_run_free(struct bio_track_run *r)
 {
 	if (!r)
 		return;
+	if (r->hooks && r->hooks->free)
+		r->hooks->free(r->hook_ud);
 	free(r->root);
 	free(r->exp_id);
 	free(r->run_id);
@@ -1224,8 +1230,9 @@ static int run_id_ok(const char *id)
 	return 1;
 }
 
-struct bio_track_run *bio_track_run_open(const char *root_uri, const char *run_id,
-					 struct bio_error *err)
+/* Opens run run_id of the store; reopen: make it RUNNING again (else leave meta.yaml as it is). */
+static struct bio_track_run *run_load(const char *root_uri, const char *run_id, int reopen,
+				      struct bio_error *err)
 {
 	if (!run_id_ok(run_id)) {
 		bio_error_set(err, BIO_EINVAL, "'%s' is not a run id", run_id);
@@ -1283,6 +1290,17 @@ struct bio_track_run *bio_track_run_open(const char *root_uri, const char *run_i
 		bio_error_set(err, BIO_EINVAL, "%s: the run is deleted", r->run_dir);
 		goto fail;
 	}
+	if (!reopen) {
+		int64_t st = BIO_TRACK_RUNNING, et = -1;
+		ymeta_int(&m, "status", &st);
+		if (ymeta_int(&m, "end_time", &et) != 0)
+			et = -1;
+		r->status = (int)st;
+		r->end_time = et;
+		ymeta_free(&m);
+		free(meta);
+		return r;
+	}
 	r->status = BIO_TRACK_RUNNING;
 	r->end_time = -1;
 	if (run_write_meta(r, ymeta_has(&m, "deleted_time"), err) != 0)
@@ -1295,6 +1313,67 @@ fail:
 	free(meta);
 	bio_track_run_free(r);
 	return NULL;
+}
+
+struct bio_track_run *bio_track_run_open(const char *root_uri, const char *run_id,
+					 struct bio_error *err)
+{
+	return run_load(root_uri, run_id, 1, err);
+}
+
+struct bio_track_run *bio_track_run_load(const char *root_uri, const char *run_id,
+					 struct bio_error *err)
+{
+	return run_load(root_uri, run_id, 0, err);
+}
+
+void bio_track_run_set_hooks(struct bio_track_run *r, const struct bio_track_hooks *hooks,
+			     void *ud)
+{
+	r->hooks = hooks;
+	r->hook_ud = ud;
+}
+
+void *bio_track_run_hook_data(const struct bio_track_run *r)
+{
+	return r->hook_ud;
+}
+
+void bio_track_run_info(const struct bio_track_run *r, struct bio_track_run_info *info)
+{
+	info->root = r->root;
+	info->run_name = r->run_name;
+	info->user_id = r->user_id;
+	info->start_time = r->start_time;
+	info->end_time = r->end_time;
+	info->status = r->status;
+}
+
+int bio_track_meta_get(char **value, const char *meta_path, const char *key,
+		       struct bio_error *err)
+{
+	*value = NULL;
+	struct ymeta m;
+	int rc = ymeta_read(&m, meta_path, err);
+	if (rc)
+		return rc;
+	const char *v = ymeta_get(&m, key);
+	if (!v)
+		rc = bio_error_set(err, BIO_ENOTFOUND, "%s: no %s", meta_path, key);
+	else if (!(*value = strdup(v)))
+		rc = nomem(err);
+	ymeta_free(&m);
+	return rc;
+}
+
+int bio_track_flush(struct bio_track_run *r, struct bio_error *err)
+{
+	return r->hooks && r->hooks->flush ? r->hooks->flush(r->hook_ud, r, 0, err) : 0;
+}
+
+int bio_track_flush_now(struct bio_track_run *r, struct bio_error *err)
+{
+	return r->hooks && r->hooks->flush ? r->hooks->flush(r->hook_ud, r, 1, err) : 0;
 }
 
 int bio_track_log_param(struct bio_track_run *r, const char *key, const char *value,
@@ -1701,6 +1780,116 @@ out:
 	return rc;
 }
 
+/* MLflow's alias rule (validation.py): [\w-]+, at most 255, not "latest", not v<digits>. */
+static int alias_ok(const char *a)
+{
+	size_t n = strlen(a);
+	if (n == 0 || n > 255 || strcasecmp(a, "latest") == 0)
+		return 0;
+	int vdigits = (a[0] == 'v' || a[0] == 'V') && n > 1;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)a[i];
+		if (!(c >= 0x80 || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '_' || c == '-'))
+			return 0;
+		if (i > 0 && !(c >= '0' && c <= '9'))
+			vdigits = 0;
+	}
+	return !vdigits;
+}
+
+int bio_track_check_alias(const char *alias, struct bio_error *err)
+{
+	if (!alias || !alias_ok(alias))
+		return bio_error_set(err, BIO_EINVAL, "'%s' is not a valid model alias (letters, "
+				     "digits, '_' and '-'; not 'latest' or v<number>)",
+				     alias ? alias : "");
+	return 0;
+}
+
+int bio_track_set_alias(const char *root_uri, const char *name, const char *alias,
+			int64_t version, struct bio_error *err)
+{
+	if (!model_name_ok(name))
+		return bio_error_set(err, BIO_EINVAL, "'%s' is not a valid registered model name",
+				     name ? name : "");
+	int rc = bio_track_check_alias(alias, err);
+	if (rc)
+		return rc;
+	char *root = store_open(root_uri, 0, err);
+	if (!root)
+		return err ? err->code : BIO_ENOTFOUND;
+	char *model_dir = xfmt("%s/models/%s", root, name);
+	char *vmeta = model_dir ? xfmt("%s/version-%" PRId64 "/meta.yaml", model_dir, version) : NULL;
+	char *apath = model_dir ? xfmt("%s/aliases/%s", model_dir, alias) : NULL;
+	char *mmeta = model_dir ? xfmt("%s/meta.yaml", model_dir) : NULL;
+	char num[32];
+	struct ymeta m = {0};
+	if (!model_dir || !vmeta || !apath || !mmeta) {
+		rc = nomem(err);
+		goto out;
+	}
+	if (access(vmeta, F_OK) != 0) {
+		rc = bio_error_set(err, BIO_ENOTFOUND, "model '%s' has no version %" PRId64 " in %s",
+				   name, version, root);
+		goto out;
+	}
+	snprintf(num, sizeof num, "%" PRId64, version);
+	if ((rc = write_atomic(model_dir, apath, num, strlen(num), 0, err)) != 0)
+		goto out;
+	if ((rc = ymeta_read(&m, mmeta, err)) != 0)
+		goto out;
+	int64_t created = now_ms();
+	ymeta_int(&m, "creation_timestamp", &created);
+	rc = model_write_meta(model_dir, name, created, now_ms(), ymeta_get(&m, "description"), err);
+out:
+	ymeta_free(&m);
+	free(mmeta);
+	free(apath);
+	free(vmeta);
+	free(model_dir);
+	free(root);
+	return rc;
+}
+
+int bio_track_pick_model_file(char **path, const char *dir, struct bio_error *err)
+{
+	*path = NULL;
+	char *best = xfmt("%s/best.ckpt", dir);
+	if (!best)
+		return nomem(err);
+	if (access(best, R_OK) == 0) {
+		*path = best;
+		return 0;
+	}
+	free(best);
+	DIR *d = opendir(dir);
+	if (!d)
+		return bio_error_set(err, BIO_EIO, "%s: %s", dir, strerror(errno));
+	struct dirent *e;
+	char *only = NULL;
+	int n = 0;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		char *p = xfmt("%s/%s", dir, e->d_name);
+		struct stat st;
+		if (p && stat(p, &st) == 0 && S_ISREG(st.st_mode) && n++ == 0) {
+			only = p;
+			continue;
+		}
+		free(p);
+	}
+	closedir(d);
+	if (n == 1) {
+		*path = only;
+		return 0;
+	}
+	free(only);
+	return bio_error_set(err, BIO_ENOTFOUND, "%s: a model directory without best.ckpt%s", dir,
+			     n ? " (and more than one file)" : " (empty)");
+}
+
 static int resolve_uri(char **path, const char *root, const char *uri, int depth,
 		       struct bio_error *err);
 
@@ -1709,9 +1898,12 @@ static int resolve_models_uri(char **path, const char *root, const char *uri, in
 {
 	const char *spec = uri + strlen("models:/");
 	const char *slash = strrchr(spec, '/');
+	const char *at = strrchr(spec, '@');
+	if (at && (!slash || slash < at))
+		slash = at; /* models:/NAME@ALIAS */
 	if (!slash || slash == spec || !slash[1])
-		return bio_error_set(err, BIO_EINVAL,
-				     "%s: expected models:/NAME/VERSION or models:/NAME/latest", uri);
+		return bio_error_set(err, BIO_EINVAL, "%s: expected models:/NAME/VERSION, "
+				     "models:/NAME@ALIAS or models:/NAME/latest", uri);
 	char *name = strndup(spec, (size_t)(slash - spec));
 	if (!name)
 		return nomem(err);
@@ -1727,8 +1919,29 @@ static int resolve_models_uri(char **path, const char *root, const char *uri, in
 		rc = nomem(err);
 		goto out;
 	}
-	int64_t v;
-	if (strcmp(slash + 1, "latest") == 0) {
+	int64_t v = 0;
+	if (*slash == '@') {
+		char *apath = xfmt("%s/aliases/%s", model_dir, slash + 1), *txt = NULL;
+		if (!apath) {
+			rc = nomem(err);
+			goto out;
+		}
+		if (!alias_ok(slash + 1)) {
+			rc = bio_error_set(err, BIO_EINVAL, "%s: '%s' is not a valid alias", uri, slash + 1);
+		} else if (read_small(&txt, NULL, apath, 64, err) != 0) {
+			rc = bio_error_set(err, BIO_ENOTFOUND, "%s: model '%s' has no alias '%s' in %s",
+					   uri, name, slash + 1, root);
+		} else {
+			char *end;
+			v = strtoll(txt, &end, 10);
+			if (end == txt || v <= 0)
+				rc = bio_error_set(err, BIO_EFORMAT, "%s: not a version number", apath);
+		}
+		free(txt);
+		free(apath);
+		if (rc)
+			goto out;
+	} else if (strcmp(slash + 1, "latest") == 0) {
 		v = model_max_version(model_dir, 1);
 		if (v == 0) {
 			rc = bio_error_set(err, BIO_ENOTFOUND, "%s: no versions of model '%s' in %s",
@@ -1848,5 +2061,11 @@ int bio_track_resolve_model(char **path, const char *root_uri, const char *model
 		return err ? err->code : BIO_ENOTFOUND;
 	int rc = resolve_uri(path, root, model_uri, 0, err);
 	free(root);
+	if (rc == 0 && is_dir(*path)) { /* a directory source: its best.ckpt */
+		char *file = NULL;
+		rc = bio_track_pick_model_file(&file, *path, err);
+		free(*path);
+		*path = file;
+	}
 	return rc;
 }

@@ -1007,6 +1007,7 @@ static void plot_training(struct eval *e, const char *plots, const char *run_dir
 /* A --track-run argument resolved: the store root, the run id, the run directory. */
 struct track_target {
 	char *root, *run_id, *run_dir;
+	const char *server; /* tracking.uri of a tracking server (then only run_id is set) */
 };
 
 /* Resolves RUN: a run directory (<store>/<experiment>/<run_id>, with meta.yaml) or a run id looked
@@ -1135,8 +1136,14 @@ static void track_log(struct eval *e, const struct track_target *tt, const char 
 		      const char *curves, const char *plots)
 {
 	struct bio_error err = {0};
-	int status = track_status(tt);
-	struct bio_track_run *run = bio_track_run_open(tt->root, tt->run_id, &err);
+	int status = tt->server ? BIO_TRACK_RUNNING : track_status(tt);
+	struct bio_track_opts o;
+	if (bio_track_opts_from_config(&o, e->t->cfg, &err))
+		bio_tool_die_err(e->t, &err);
+	/* a server run: journaled in tracking.cache_dir's spool, its status left as it is */
+	struct bio_track_run *run = tt->server
+					    ? bio_track_run_open_opts(tt->server, &o, tt->run_id, &err)
+					    : bio_track_run_open(tt->root, tt->run_id, &err);
 	if (!run)
 		bio_tool_die_err(e->t, &err);
 	if (e->has_closed) {
@@ -1169,6 +1176,8 @@ static void track_log(struct eval *e, const struct track_target *tt, const char 
 		track_dir(e, run, plots, "eval/plots");
 	if (status >= BIO_TRACK_FINISHED && bio_track_run_end(run, status, &err) < 0)
 		bio_tool_die_err(e->t, &err);
+	if (tt->server && bio_track_flush_now(run, &err) < 0)
+		bio_tool_warn(e->t, "%s", err.msg);
 	bio_track_run_free(run);
 }
 
@@ -1387,9 +1396,17 @@ int main(int argc, char **argv)
 		const char *uri;
 		if (bio_config_get_str(t.cfg, "tracking.uri", "mlruns", &uri, &err) < 0)
 			bio_tool_die_err(&t, &err);
-		track_resolve(&e, &tt, track, uri);
-		if (!run_dir)
-			run_dir = tt.run_dir; /* training curves of the same run */
+		struct stat tsb;
+		if (bio_track_uri_is_server(uri) && stat(track, &tsb) != 0) {
+			tt.server = uri;
+			tt.run_id = strdup(track);
+			if (!tt.run_id)
+				bio_tool_die(&t, "out of memory");
+		} else {
+			track_resolve(&e, &tt, track, uri);
+			if (!run_dir)
+				run_dir = tt.run_dir; /* training curves of the same run */
+		}
 	}
 	e.protocol_name = e.protocol == BIO_PAIRS_FVC ? "fvc" : "all";
 	static const char *const eval_keys[] = {"eval"};

@@ -23,8 +23,9 @@ static void usage(FILE *f)
 		"Predict identities for a samples stream (standard input when no file or '-' is\n"
 		"given) with a trained checkpoint, and write a predictions stream.\n"
 		"\n"
-		"  -m, --model MODEL      checkpoint file, or models:/NAME/VERSION or models:/NAME/latest\n"
-		"                         from the tracking store (tracking.uri)\n"
+		"  -m, --model MODEL      checkpoint file, or models:/NAME/VERSION, models:/NAME@ALIAS,\n"
+		"                         models:/NAME/latest or runs:/RUN_ID/PATH from the tracking\n"
+		"                         store or server (tracking.uri)\n"
 		"  -s, --split NAME       only samples of this split (default infer.split: all)\n"
 		"  -b, --batch-size N     samples per forward pass (default infer.batch_size)\n"
 		"  -k, --topk K           classes kept per sample (default infer.topk)\n"
@@ -32,7 +33,8 @@ static void usage(FILE *f)
 		"      --csv              write CSV instead of a bio-stream\n"
 		"      --shard I/N        only samples whose record index modulo N is I\n" BIO_TOOL_COMMON_HELP
 		"\n"
-		"Config keys: infer.batch_size, infer.topk, infer.embeddings, infer.split, tracking.uri.\n"
+		"Config keys: infer.batch_size, infer.topk, infer.embeddings, infer.split, tracking.uri,\n"
+		"tracking.cache_dir, tracking.timeout.\n"
 		"See bio-infer(1).\n");
 }
 
@@ -371,10 +373,13 @@ int main(int argc, char **argv)
 
 	/* The model: a file, or a registered version in the tracking store. */
 	char *model_path = NULL;
-	if (strncmp(model_arg, "models:/", 8) == 0) {
+	if (strncmp(model_arg, "models:/", 8) == 0 || strncmp(model_arg, "runs:/", 6) == 0) {
+		/* from a tracking server, the file is downloaded into tracking.cache_dir */
 		const char *uri;
+		struct bio_track_opts topts;
 		if (bio_config_get_str(t.cfg, "tracking.uri", "mlruns", &uri, &err) < 0 ||
-		    bio_track_resolve_model(&model_path, uri, model_arg, &err) < 0)
+		    bio_track_opts_from_config(&topts, t.cfg, &err) < 0 ||
+		    bio_track_resolve_model_opts(&model_path, uri, &topts, model_arg, &err) < 0)
 			bio_tool_die_err(&t, &err);
 	} else {
 		model_path = strdup(model_arg);

@@ -53,11 +53,17 @@ static void usage(FILE *f)
 		"  -o, --output DIR       checkpoint directory (default training.checkpoint_dir);\n"
 		"                         writes DIR/last.ckpt and DIR/best.ckpt\n"
 		"      --layer-times      print a per-layer time breakdown at the end\n"
-		"      --register NAME    add the best checkpoint as a version of registered model\n"
-		"                         NAME in the tracking store\n"
+		"      --register NAME    register the run's checkpoints/ directory (best.ckpt) as a\n"
+		"                         new version of model NAME in the tracking store\n"
+		"      --alias ALIAS      with --register: point ALIAS (models:/NAME@ALIAS) at it\n"
+		"      --sync-tracking DIR  send what runs of checkpoint directory DIR could not send\n"
+		"                         to their tracking server (DIR/tracking), then exit\n"
+		"      --push-tracking MLRUNS  send every run (and registered version) of file store\n"
+		"                         MLRUNS to the tracking server at tracking.uri, then exit\n"
 		BIO_TOOL_COMMON_HELP
 		"\nConfig keys: model.* (architecture), training.* (optimizer, lr, scheduler,\n"
-		"early_stopping, accumulate, clip_grad_norm, checkpoint_dir, half), experiment.seed.\n"
+		"early_stopping, accumulate, clip_grad_norm, checkpoint_dir, half), experiment.seed,\n"
+		"tracking.* (uri: a file store or http(s)://HOST:PORT of an MLflow server).\n"
 		"See bio-train(1).\n");
 }
 
@@ -99,6 +105,9 @@ struct train {
 	int64_t *labels;
 	struct bio_track_run *run; /* NULL when tracking is off */
 	const char *track_uri;
+	struct bio_track_opts track_opts;
+	char *spool;               /* <dir>/tracking: the journal of a server run */
+	int track_warned;          /* a server failure was reported (until it answers again) */
 };
 
 static double now_s(void)
@@ -117,8 +126,8 @@ static _Noreturn void __attribute__((format(printf, 2, 3))) train_die(struct tra
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	if (tr->run)
-		bio_track_run_end(tr->run, BIO_TRACK_FAILED, NULL);
+	if (tr->run && bio_track_run_end(tr->run, BIO_TRACK_FAILED, NULL) == 0)
+		bio_track_flush_now(tr->run, NULL);
 	bio_tool_die(tr->t, "%s", msg);
 }
 
@@ -298,6 +307,24 @@ static int log_param_leaf(void *ud, const char *path, const char *value)
 	return 0;
 }
 
+/* Sends what the tracking server has not got yet; a failure is a warning (once until it answers
+ * again): the run stays in the journal and training goes on. now: try whatever the wait. */
+static int track_flush(struct train *tr, int now)
+{
+	struct bio_error err;
+	if (!tr->run)
+		return 0;
+	int rc = now ? bio_track_flush_now(tr->run, &err) : bio_track_flush(tr->run, &err);
+	if (rc && !tr->track_warned) {
+		bio_tool_warn(tr->t, "%s; training goes on", err.msg);
+		tr->track_warned = 1;
+	} else if (!rc && tr->track_warned) {
+		fprintf(stderr, "bio-train: tracking server %s answers again\n", tr->track_uri);
+		tr->track_warned = 0;
+	}
+	return rc;
+}
+
 static void track_metric(struct train *tr, const char *key, double value)
 {
 	struct bio_error err;
@@ -410,9 +437,19 @@ static void track_start(struct train *tr, const char *resume, int n_threads)
 		bio_tool_die_err(tr->t, &err);
 	if (!enabled)
 		return;
+	if (bio_track_opts_from_config(&tr->track_opts, cfg, &err))
+		bio_tool_die_err(tr->t, &err);
+	tr->spool = path_join(tr->dir, "tracking");
 	char id[128], *id_path = path_join(tr->dir, "run_id");
-	if (!id_path)
+	if (!id_path || !tr->spool)
 		bio_tool_die(tr->t, "out of memory");
+	tr->track_opts.spool_dir = tr->spool;
+	if (bio_track_uri_is_server(tr->track_uri) && access(tr->spool, F_OK) == 0) {
+		/* what earlier runs here could not send */
+		size_t n_runs, n_pending;
+		if (bio_track_sync(&n_runs, &n_pending, tr->spool, &tr->track_opts, &err))
+			bio_tool_warn(tr->t, "%s", err.msg);
+	}
 	if (resume) {
 		char *rdir = strdup(resume), *slash = rdir ? strrchr(rdir, '/') : NULL;
 		char *rid_path = NULL;
@@ -422,7 +459,7 @@ static void track_start(struct train *tr, const char *resume, int n_threads)
 			rid_path = path_join(slash ? rdir : ".", "run_id");
 		}
 		if (rid_path && read_line(id, sizeof id, rid_path) == 0) {
-			tr->run = bio_track_run_open(tr->track_uri, id, &err);
+			tr->run = bio_track_run_open_opts(tr->track_uri, &tr->track_opts, id, &err);
 			if (!tr->run)
 				bio_tool_warn(tr->t, "tracking: cannot reopen run %s (%s); starting a "
 					      "new run", id, err.msg);
@@ -431,7 +468,8 @@ static void track_start(struct train *tr, const char *resume, int n_threads)
 		free(rdir);
 	}
 	if (!tr->run) {
-		tr->run = bio_track_run_start(tr->track_uri, exp, *name ? name : NULL, &err);
+		tr->run = bio_track_run_start_opts(tr->track_uri, &tr->track_opts, exp,
+						   *name ? name : NULL, &err);
 		if (!tr->run)
 			bio_tool_die_err(tr->t, &err);
 	}
@@ -462,9 +500,10 @@ static void track_start(struct train *tr, const char *resume, int n_threads)
 	    bio_track_log_artifact(tr->run, cpath, NULL, &err))
 		train_die(tr, "tracking: %s", cpath ? err.msg : "out of memory");
 	free(cpath);
+	track_flush(tr, 0);
 }
 
-static void track_end(struct train *tr, const char *register_name)
+static void track_end(struct train *tr, const char *register_name, const char *alias)
 {
 	struct bio_error err;
 	if (!tr->run)
@@ -473,19 +512,74 @@ static void track_end(struct train *tr, const char *register_name)
 	    bio_track_log_artifact(tr->run, tr->last_path, "checkpoints", &err))
 		train_die(tr, "tracking: %s", err.msg);
 	if (register_name) {
-		char src[256];
+		/* the directory, so that MLflow's download_artifacts("models:/NAME/V") works */
 		int64_t version;
-		snprintf(src, sizeof src, "runs:/%s/checkpoints/best.ckpt", bio_track_run_id(tr->run));
-		if (bio_track_register_model(&version, tr->track_uri, register_name, src,
-					     bio_track_run_id(tr->run), &err))
+		err.msg[0] = '\0';
+		if (bio_track_run_register(&version, tr->run, register_name, "checkpoints", alias,
+					   &err))
 			train_die(tr, "tracking: %s", err.msg);
-		fprintf(stderr, "bio-train: registered model %s version %" PRId64 "\n", register_name,
-			version);
+		if (version > 0)
+			fprintf(stderr, "bio-train: registered model %s version %" PRId64 "%s%s\n",
+				register_name, version, alias ? " alias " : "", alias ? alias : "");
+		else
+			fprintf(stderr, "bio-train: model %s: registration waits for the tracking "
+				"server: %s\n", register_name, err.msg);
 	}
 	if (bio_track_run_end(tr->run, stop_signal ? BIO_TRACK_KILLED : BIO_TRACK_FINISHED, &err))
 		train_die(tr, "tracking: %s", err.msg);
+	if (bio_track_flush_now(tr->run, &err))
+		fprintf(stderr, "bio-train: the run is not complete on %s: %s\n", tr->track_uri,
+			err.msg);
 	bio_track_run_free(tr->run);
 	tr->run = NULL;
+}
+
+/* --sync-tracking DIR: sends the journals of DIR/tracking (or DIR itself); 0 when all sent. */
+static int sync_tracking(struct bio_tool *t, const char *dir)
+{
+	struct bio_error err;
+	struct bio_track_opts o;
+	if (bio_track_opts_from_config(&o, t->cfg, &err))
+		bio_tool_die_err(t, &err);
+	char *spool = path_join(dir, "tracking");
+	if (!spool)
+		bio_tool_die(t, "out of memory");
+	const char *root = access(spool, F_OK) == 0 ? spool : dir;
+	size_t n_runs, n_pending;
+	int rc = bio_track_sync(&n_runs, &n_pending, root, &o, &err);
+	if (rc == BIO_ENOTFOUND || (rc == 0 && n_runs == 0))
+		bio_tool_die(t, "%s: no tracking journal (runs for a tracking server) there", dir);
+	fprintf(stderr, "bio-train: tracking: %zu of %zu run%s of %s complete on the server\n",
+		n_runs - n_pending, n_runs, n_runs == 1 ? "" : "s", root);
+	if (rc)
+		bio_tool_die(t, "%zu run%s not complete: %s", n_pending, n_pending == 1 ? "" : "s",
+			     err.msg);
+	free(spool);
+	return 0;
+}
+
+/* --push-tracking STORE: sends a file store's runs and registry to the server at tracking.uri. */
+static int push_tracking(struct bio_tool *t, const char *store)
+{
+	struct bio_error err;
+	struct bio_track_opts o;
+	const char *uri;
+	if (bio_config_get_str(t->cfg, "tracking.uri", "mlruns", &uri, &err) ||
+	    bio_track_opts_from_config(&o, t->cfg, &err))
+		bio_tool_die_err(t, &err);
+	if (!bio_track_uri_is_server(uri))
+		bio_tool_usage_error(t, "--push-tracking needs tracking.uri of a tracking server "
+				     "(http:// or https://), not '%s'", uri);
+	size_t n_runs, n_pending;
+	int rc = bio_track_push(&n_runs, &n_pending, store, uri, &o, &err);
+	if (rc && n_runs == 0)
+		bio_tool_die_err(t, &err);
+	fprintf(stderr, "bio-train: tracking: %zu of %zu run%s of %s complete on %s\n",
+		n_runs - n_pending, n_runs, n_runs == 1 ? "" : "s", store, uri);
+	if (rc)
+		bio_tool_die(t, "%zu run%s not complete: %s", n_pending, n_pending == 1 ? "" : "s",
+			     err.msg);
+	return 0;
 }
 
 static void optimizer_step(struct train *tr)
@@ -587,6 +681,7 @@ static int end_epoch(struct train *tr)
 	track_metric(tr, "epoch_time", elapsed);
 	track_metric(tr, "samples_per_s", (double)tr->n_samples / (tr->t_fwd + tr->t_bwd + tr->t_data));
 	track_metric(tr, "peak_rss", (double)peak_rss_kib() * 1024.0);
+	track_flush(tr, 0);
 	/* best before last: a crash between the two leaves the older last.ckpt, and resuming from
 	 * it redoes this epoch and rewrites the same best.ckpt */
 	if (improved)
@@ -737,7 +832,8 @@ static void record_upstream(struct bio_tool *t, const struct bio_value *bmeta, c
 
 int main(int argc, char **argv)
 {
-	enum { OPT_VAL = 0x2000, OPT_RESUME, OPT_HALF, OPT_LAYER_TIMES, OPT_REGISTER };
+	enum { OPT_VAL = 0x2000, OPT_RESUME, OPT_HALF, OPT_LAYER_TIMES, OPT_REGISTER, OPT_ALIAS,
+	       OPT_SYNC, OPT_PUSH };
 	static const struct option long_opts[] = {
 		BIO_TOOL_LONG_OPTS,
 		{"val", required_argument, 0, OPT_VAL},
@@ -745,12 +841,16 @@ int main(int argc, char **argv)
 		{"half", no_argument, 0, OPT_HALF},
 		{"layer-times", no_argument, 0, OPT_LAYER_TIMES},
 		{"register", required_argument, 0, OPT_REGISTER},
+		{"alias", required_argument, 0, OPT_ALIAS},
+		{"sync-tracking", required_argument, 0, OPT_SYNC},
+		{"push-tracking", required_argument, 0, OPT_PUSH},
 		{0, 0, 0, 0},
 	};
 	struct bio_tool t;
 	struct train tr;
 	memset(&tr, 0, sizeof tr);
-	const char *val_path = NULL, *resume = NULL, *register_name = NULL;
+	const char *val_path = NULL, *resume = NULL, *register_name = NULL, *alias = NULL;
+	const char *sync_dir = NULL, *push_store = NULL;
 	int half = -1, opt;
 	double t_launch = now_s();
 	bio_tool_init(&t, "bio-train", argc, argv);
@@ -777,12 +877,36 @@ int main(int argc, char **argv)
 		case OPT_REGISTER:
 			register_name = optarg;
 			break;
+		case OPT_ALIAS:
+			alias = optarg;
+			break;
+		case OPT_SYNC:
+			sync_dir = optarg;
+			break;
+		case OPT_PUSH:
+			push_store = optarg;
+			break;
 		default:
 			bio_tool_bad_option(&t, argv, BIO_TOOL_SHORT_OPTS, long_opts);
 		}
 	}
 	bio_tool_load_config(&t);
 	struct bio_error err;
+	if (alias && !register_name)
+		bio_tool_usage_error(&t, "--alias needs --register");
+	if (alias && bio_track_check_alias(alias, &err))
+		bio_tool_usage_error(&t, "%s", err.msg);
+	if (sync_dir || push_store) {
+		if (optind < argc || (sync_dir && push_store))
+			bio_tool_usage_error(&t, "--sync-tracking and --push-tracking take no batches "
+					     "and go alone");
+		if (sync_dir)
+			sync_tracking(&t, sync_dir);
+		else
+			push_tracking(&t, push_store);
+		bio_config_free(t.cfg);
+		return 0;
+	}
 	const struct bio_config *cfg = t.cfg;
 	int64_t v;
 	const char *s;
@@ -1044,7 +1168,7 @@ int main(int argc, char **argv)
 	if (n_records == 0)
 		train_die(&tr, "%s: no training batches", src);
 	bio_stream_reader_free(r);
-	track_end(&tr, register_name);
+	track_end(&tr, register_name, alias);
 	if (t.verbose)
 		fprintf(stderr, "bio-train: first step began %.1f ms and ended %.1f ms after start\n",
 			first_begin * 1e3, first_step * 1e3);
@@ -1067,6 +1191,7 @@ int main(int argc, char **argv)
 	free(tr.seen_label);
 	free(tr.last_path);
 	free(tr.best_path);
+	free(tr.spool);
 	bio_ckpt_meta_destroy(&tr.meta);
 	bio_config_free(t.cfg);
 	return 0;

@@ -1,8 +1,10 @@
 /* Unit tests of the MLflow file-store writer: the directory tree, experiment and run meta.yaml
  * contents, params/metrics/tags file formats, key sanitising, artifacts, run end and reopen,
  * the model registry, and YAML quoting checked against PyYAML (tests/python/check_mlruns.py
- * --exact re-dumps every meta.yaml with PyYAML and compares bytes). */
+ * --exact re-dumps every meta.yaml with PyYAML and compares bytes); aliases and directory
+ * sources; a tracking-server run whose server does not answer (journaled, flush fails fast). */
 #include "bio/track.h"
+#include "bio/http.h"
 
 #include <dirent.h>
 #include <math.h>
@@ -435,6 +437,97 @@ TEST(model_registry)
 	CHECK_EQ(check_mlruns(root, "--exact") > 0, 0);
 }
 
+TEST(aliases_and_directory_sources)
+{
+	char root[128];
+	snprintf(root, sizeof root, "%s/alias", tmpdir);
+	struct bio_error err = {0};
+	struct bio_track_run *r = bio_track_run_start(root, "train", "r", &err);
+	BIO_ASSERT(r);
+	char src[160];
+	snprintf(src, sizeof src, "%s/best.ckpt", tmpdir);
+	FILE *f = fopen(src, "wb");
+	fputs("checkpoint", f);
+	fclose(f);
+	CHECK_EQ(bio_track_log_artifact(r, src, "checkpoints", &err), 0);
+	int64_t v = 0;
+	CHECK_EQ(bio_track_run_register(&v, r, "m", "checkpoints", "champion", &err), 0);
+	CHECK_EQ(v, 1);
+	char *a = slurp("%s/models/m/aliases/champion", root);
+	CHECK_STR(a, "1");
+	free(a);
+	char *m = slurp("%s/models/m/version-1/meta.yaml", root);
+	CHECK(matches(m, "\nsource: runs:/[0-9a-f]{32}/checkpoints\n"));
+	free(m);
+	char *path = NULL, want[512];
+	snprintf(want, sizeof want, "%s/checkpoints/best.ckpt", bio_track_run_artifact_dir(r));
+	CHECK_EQ(bio_track_resolve_model(&path, root, "models:/m@champion", &err), 0);
+	CHECK_STR(path, want);
+	free(path);
+	CHECK_EQ(bio_track_resolve_model(&path, root, "models:/m/1", &err), 0);
+	CHECK_STR(path, want);
+	free(path);
+	CHECK_EQ(bio_track_resolve_model(&path, root, "models:/m@nosuch", &err), BIO_ENOTFOUND);
+	CHECK_EQ(bio_track_resolve_model(&path, root, "models:/m@bad!", &err), BIO_EINVAL);
+	CHECK_EQ(bio_track_set_alias(root, "m", "prod", 2, &err), BIO_ENOTFOUND);
+	CHECK_EQ(bio_track_set_alias(root, "m", "latest", 1, &err), BIO_EINVAL);
+	CHECK_EQ(bio_track_set_alias(root, "m", "v3", 1, &err), BIO_EINVAL);
+	CHECK_EQ(bio_track_set_alias(root, "m", "a b", 1, &err), BIO_EINVAL);
+	CHECK_EQ(bio_track_set_alias(root, "m", "prod-2_x", 1, &err), 0);
+	CHECK_EQ(bio_track_run_register(&v, r, "m", "checkpoints", "latest", &err), BIO_EINVAL);
+	bio_track_run_end(r, BIO_TRACK_FINISHED, &err);
+	bio_track_run_free(r);
+	CHECK_EQ(check_mlruns(root, "--exact") > 0, 0);
+}
+
+TEST(server_down_journal)
+{
+	char spool[128];
+	snprintf(spool, sizeof spool, "%s/spool", tmpdir);
+	struct bio_track_opts o;
+	bio_track_opts_init(&o);
+	o.spool_dir = spool;
+	o.retries = 1;
+	o.backoff_s = 0.01;
+	o.connect_timeout_s = 2;
+	CHECK(bio_track_uri_is_server("https://x") && !bio_track_uri_is_server("mlruns"));
+	struct bio_error err = {0};
+	/* port 1 on loopback: nothing listens, the connection is refused at once */
+	struct bio_track_run *r = bio_track_run_start_opts("http://127.0.0.1:1", &o, "e", "n", &err);
+	BIO_ASSERT(r);
+	CHECK(bio_track_run_server_id(r) == NULL);
+	CHECK_EQ(bio_track_log_param(r, "a", "1", &err), 0);
+	CHECK_EQ(bio_track_log_metric(r, "loss", 0.5, 0, 0, &err), 0);
+	CHECK_EQ(bio_track_flush_now(r, &err), BIO_EIO);
+	CHECK(strstr(err.msg, "127.0.0.1:1") && strstr(err.msg, spool));
+	/* within the wait, a flush answers at once with the same error */
+	CHECK_EQ(bio_track_flush(r, &err), BIO_EIO);
+	int64_t v = 1;
+	CHECK_EQ(bio_track_run_register(&v, r, "m", "checkpoints", NULL, &err), 0);
+	CHECK_EQ(v, 0);
+	CHECK_EQ(bio_track_run_end(r, BIO_TRACK_FINISHED, &err), 0);
+	char *line = slurp("%s/metrics/loss", bio_track_run_dir(r));
+	CHECK(matches(line, "^1[0-9]{12} 0.5 0\n$"));
+	free(line);
+	char *st = slurp("%s/bio-remote.json", bio_track_run_dir(r));
+	CHECK(matches(st, "\"uri\": \"http://127.0.0.1:1\""));
+	CHECK(matches(st, "\"name\": \"m\""));
+	free(st);
+	bio_track_run_free(r);
+	size_t n_runs = 0, n_pending = 0;
+	CHECK_EQ(bio_track_sync(&n_runs, &n_pending, spool, &o, &err), BIO_EIO);
+	CHECK_EQ(n_runs, 1);
+	CHECK_EQ(n_pending, 1);
+	/* the journal is a file store MLflow reads */
+	CHECK_EQ(check_mlruns(spool, "--exact") > 0, 0);
+	char *e = bio_http_escape("a b/c%", 0);
+	CHECK_STR(e, "a%20b%2Fc%25");
+	free(e);
+	e = bio_http_escape("a b/c", 1);
+	CHECK_STR(e, "a%20b/c");
+	free(e);
+}
+
 int main(void)
 {
 	snprintf(tmpdir, sizeof tmpdir, "/tmp/test_track.XXXXXX");
@@ -443,6 +536,8 @@ int main(void)
 	RUN(run_tree_and_files);
 	RUN(yaml_quoting_matches_pyyaml);
 	RUN(model_registry);
+	RUN(aliases_and_directory_sources);
+	RUN(server_down_journal);
 	int rc = test_summary();
 	if (rc == 0)
 		rm_rf(tmpdir);

@@ -204,11 +204,19 @@ PY
 	assert_output --partial "no tracking store"
 	bio-batch --batch-size 6 --epochs 1 "$S" |
 		bio-train $(cat "$FIX/sets") --set tracking.uri="$T/mlruns" --register idmodel \
-			-o "$T/ck" 2>/dev/null
+			--alias champion -o "$T/ck" 2>/dev/null
 	bio-infer --set tracking.uri="$T/mlruns" -m models:/idmodel/latest -o "$T/a.bs" "$S"
 	bio-infer --set tracking.uri="$T/mlruns" -m models:/idmodel/1 -o "$T/b.bs" "$S"
 	bio-infer -m "$T/ck/best.ckpt" -o "$T/c.bs" "$S"
 	same_records "$T/a.bs" "$T/b.bs"
+	bio-infer --set tracking.uri="$T/mlruns" -m models:/idmodel@champion -o "$T/d.bs" "$S"
+	same_records "$T/a.bs" "$T/d.bs"
+	bio-infer --set tracking.uri="$T/mlruns" -m "runs:/$(cat "$T/ck/run_id")/checkpoints/best.ckpt" \
+		-o "$T/e.bs" "$S"
+	same_records "$T/a.bs" "$T/e.bs"
+	run bio-infer --set tracking.uri="$T/mlruns" -m models:/idmodel@nosuch "$S"
+	assert_failure 1
+	assert_output --partial "no alias 'nosuch'"
 	run bio-infer --set tracking.uri="$T/mlruns" -m models:/nosuch/latest "$S"
 	assert_failure 1
 	assert_output --partial "nosuch"

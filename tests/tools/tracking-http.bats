@@ -1,0 +1,79 @@
+#!/usr/bin/env bats
+# The tracking-server client against stand-ins that misbehave (tests/python/stub_http.py; no
+# MLflow needed): a server that accepts and never answers cannot stop or slow down a training
+# beyond its timeouts, 503s are retried with backoff, credentials are sent as MLflow clients send
+# them (MLFLOW_TRACKING_TOKEN as a bearer token, else USERNAME/PASSWORD as basic), and the
+# errors are one line naming the URL.
+
+load '/usr/lib/bats/bats-support/load'
+load '/usr/lib/bats/bats-assert/load'
+
+setup_file() {
+	export PYTHON="${PYTHON:-/usr/bin/python3}"
+	export FIX="$BATS_FILE_TMPDIR/fx"
+	mkdir -p "$FIX"
+	cd "$BATS_TEST_DIRNAME/../.." || exit 1
+	local s="--set prep.size=32 --set model.input_size=32 --set model.channels=[8,16] --set model.hidden=32 --set model.embedding=16"
+	echo "$s" > "$FIX/sets"
+	bio-synth --subjects 3 --samples 4 --size 48 -o "$FIX/data" 2>/dev/null
+	bio-scan --set scan.split.val=0.25 -o "$FIX/manifest.bs" "$FIX/data" 2>/dev/null
+	bio-prep $s -o "$FIX/samples.bs" "$FIX/manifest.bs"
+	bio-batch --batch-size 6 --epochs 4 "$FIX/samples.bs" > "$FIX/b4.bs"
+}
+
+setup() {
+	cd "$BATS_TEST_DIRNAME/../.." || exit 1
+	T="$BATS_TEST_TMPDIR"
+	C="$(cat "$FIX/sets") --set tracking.cache_dir=$T/cache"
+}
+
+teardown() {
+	[ -s "$T/stub.pid" ] && kill "$(cat "$T/stub.pid")" 2>/dev/null || true
+}
+
+# Starts the stub in mode $1; sets URL.
+stub() {
+	"$PYTHON" tests/python/stub_http.py "$1" "$T/port" "$T/requests.log" &
+	echo $! > "$T/stub.pid"
+	for _ in $(seq 100); do [ -s "$T/port" ] && break; sleep 0.05; done
+	URL="http://127.0.0.1:$(cat "$T/port")"
+}
+
+@test "a server that never answers: training finishes within its timeouts, the run is journaled" {
+	stub hang
+	start=$(date +%s)
+	run bio-train $C --set tracking.uri="$URL" --set tracking.timeout=0.5 \
+		--set tracking.retries=1 --set tracking.backoff=0.1 -o "$T/ck" "$FIX/b4.bs"
+	assert_success
+	[ $(($(date +%s) - start)) -lt 20 ]
+	assert_output --partial "epoch 4/4"
+	assert_output --partial "$URL/api/2.0/mlflow/experiments/get-by-name"
+	assert_output --partial "Timeout"
+	assert_output --partial "training goes on"
+	[ "$(wc -l < "$T/ck"/tracking/0/*/metrics/train_loss)" -eq 4 ]
+	# the wait between tries: far fewer requests than epochs x retries
+	[ "$(wc -l < "$T/requests.log")" -le 8 ]
+}
+
+@test "503 is retried with backoff, then one error line naming the URL" {
+	stub 503
+	run bio-infer $C --set tracking.uri="$URL" --set tracking.retries=2 --set tracking.backoff=0.05 \
+		-m models:/m/1 "$FIX/samples.bs"
+	assert_failure 1
+	[ "${#lines[@]}" -eq 1 ]
+	assert_output --partial "$URL/api/2.0/mlflow/model-versions/get?name=m&version=1: HTTP 503"
+	[ "$(wc -l < "$T/requests.log")" -eq 3 ]
+}
+
+@test "credentials: MLFLOW_TRACKING_TOKEN as bearer, else USERNAME/PASSWORD as basic" {
+	stub 404
+	MLFLOW_TRACKING_TOKEN=s3cret run bio-infer $C --set tracking.uri="$URL" -m models:/m@a "$FIX/samples.bs"
+	assert_failure 1
+	assert_output --partial "models:/m@a"
+	MLFLOW_TRACKING_USERNAME=ann MLFLOW_TRACKING_PASSWORD=pw run bio-infer $C \
+		--set tracking.uri="$URL" -m "runs:/abc/checkpoints" "$FIX/samples.bs"
+	assert_failure 1
+	run cat "$T/requests.log"
+	assert_line --index 0 --partial "GET /api/2.0/mlflow/registered-models/alias?name=m&alias=a Bearer s3cret"
+	assert_line --index 1 --partial "GET /api/2.0/mlflow/runs/get?run_id=abc Basic $(printf ann:pw | base64)"
+}
