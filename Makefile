@@ -33,7 +33,7 @@ DEB_FUZZ = clang libclang-rt-14-dev
 # deps-test because installing openssh-server on a real machine also starts a system sshd.
 DEB_SSH = openssh-server rsync
 
-LIB_SRC = $(sort $(wildcard lib/*.c))
+LIB_SRC = $(sort $(wildcard lib/*.c lib/kernels/*.c))
 LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o)
 LIBBIO = $(BUILD)/libbio.a
 TOOL_SRC = $(sort $(wildcard tools/bio-*.c))

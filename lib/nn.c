@@ -14,6 +14,7 @@
 #include <cblas.h>
 
 #include "bio/error.h"
+#include "bio/kernels.h"
 
 void bio_nn_set_threads(int n_threads)
 {
@@ -31,8 +32,7 @@ void bio_nn_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, co
 				c[(size_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[(size_t)i * ldc + j];
 		return;
 	}
-	cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-		    trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+	bio_sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 /* ---- thread pool ---- */

@@ -14,6 +14,7 @@
 #include "bio/nn.h"
 #include "bio/stream.h"
 #include "bio/track.h"
+#include "bio/kernels.h"
 #include "tool.h"
 
 static void usage(FILE *f)
@@ -344,6 +345,13 @@ int main(int argc, char **argv)
 		}
 	}
 	bio_tool_load_config(&t);
+	{
+		struct bio_error kerr = {0};
+		if (bio_kernels_init(&kerr) != 0)
+			bio_tool_die_err(&t, &kerr);
+		if (t.verbose)
+			bio_tool_warn(&t, "%s", bio_kernels_describe());
+	}
 	if (!model_arg)
 		bio_tool_usage_error(&t, "no model given (-m CHECKPOINT or -m models:/NAME/VERSION)");
 	int64_t v;

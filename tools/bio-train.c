@@ -26,6 +26,7 @@
 #include "bio/rng.h"
 #include "bio/stream.h"
 #include "bio/track.h"
+#include "bio/kernels.h"
 #include "tool.h"
 
 #define KEY_INIT 0x696e6974u /* "init": RNG stream of the initial weights */
@@ -891,6 +892,13 @@ int main(int argc, char **argv)
 		}
 	}
 	bio_tool_load_config(&t);
+	{
+		struct bio_error kerr = {0};
+		if (bio_kernels_init(&kerr) != 0)
+			bio_tool_die_err(&t, &kerr);
+		if (t.verbose)
+			bio_tool_warn(&t, "%s", bio_kernels_describe());
+	}
 	struct bio_error err;
 	if (alias && !register_name)
 		bio_tool_usage_error(&t, "--alias needs --register");

@@ -65,6 +65,28 @@ print(next(u)["meta"]["epoch"])' "$1"
 	refute_output --partial FAIL
 }
 
+@test "PyTorch parity, finite differences and -j determinism on every kernel path and on OpenBLAS" {
+	"$PYTHON" tests/python/torch_parity.py "$T/cases"
+	# the paths this CPU runs, as bio-train -v names them: "(cpu: avx512 avx2 generic)"
+	paths=$(bio-train -v $C -o "$T/none" </dev/null 2>&1 | sed -n 's/.*(cpu: \([a-z0-9 ]*\)).*/\1/p')
+	[ -n "$paths" ]
+	bio-batch $C --epochs 2 "$SS" >"$T/b2.bs"
+	for p in $paths openblas; do
+		if [ "$p" = openblas ]; then env="BIO_BLAS=openblas"; else env="BIO_CPU=$p"; fi
+		run env $env "$HELPER" "$T"/cases/*.bs
+		[ "$status" -eq 0 ] || { echo "$p: $output"; false; }
+		[ "$(grep -c '^ok ' <<<"$output")" -eq 25 ] || { echo "$p: $output"; false; }
+		env $env "$BIO_BUILD/tests/test_nn" >/dev/null
+		env $env bio-train $C -o "$T/$p-1" -j1 "$T/b2.bs" 2>/dev/null
+		env $env bio-train $C -o "$T/$p-2" -j2 "$T/b2.bs" 2>/dev/null
+		cmp "$T/$p-1/last.ckpt" "$T/$p-2/last.ckpt"
+	done
+	# the paths agree within rounding, not bit for bit: they differ (FMA) where the CPU has more
+	# than one path
+	n=$(wc -w <<<"$paths")
+	[ "$n" -lt 2 ] || ! cmp -s "$T/generic-1/last.ckpt" "$T/$(set -- $paths; echo "$1")-1/last.ckpt"
+}
+
 @test "parity check can fail: a perturbed reference is caught" {
 	"$PYTHON" tests/python/torch_parity.py "$T/cases"
 	"$PYTHON" - "$T/cases/model_concat_train.bs" <<'EOF'

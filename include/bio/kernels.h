@@ -1,0 +1,50 @@
+/* Compute kernels chosen once at start from the CPU's features: AVX-512, AVX2+FMA, or a portable
+ * path. Each ISA's kernels live in a file of their own (lib/kernels/gemm_avx512.c, gemm_avx2.c,
+ * gemm_generic.c) compiled for that ISA only; nothing runs an instruction the CPU lacks.
+ *
+ * The environment variable BIO_CPU=avx512|avx2|generic forces a path (a path the CPU lacks is an
+ * error at bio_kernels_init); unset or "auto" takes the best the CPU has. BIO_BLAS=own|openblas|
+ * auto chooses who computes the GEMMs (see bio_kernels_uses_openblas).
+ *
+ * SGEMM: C = alpha op(A) op(B) + beta C, row-major, single-threaded (callers split work over
+ * their own threads in pieces fixed independently of the thread count). Each element of C is a
+ * sum over k in a fixed order (blocks of BIO_SGEMM_KC in increasing k, each block summed in
+ * increasing k), whatever m, n, the position in C or the thread that computes it: results are
+ * bit-identical for any split of M or N, and differ between ISAs only by rounding (FMA). With
+ * beta == 0, C is not read (NaN in C does not propagate). */
+#ifndef BIO_KERNELS_H
+#define BIO_KERNELS_H
+
+#include "bio/error.h"
+
+enum bio_isa { BIO_ISA_GENERIC, BIO_ISA_AVX2, BIO_ISA_AVX512, BIO_ISA_COUNT };
+
+#define BIO_SGEMM_KC 256
+
+/* Chooses the path (BIO_CPU, else the best supported); idempotent. Fails (BIO_EINVAL) when
+ * BIO_CPU names an unknown path or one this CPU lacks, naming what it has. */
+int bio_kernels_init(struct bio_error *err);
+/* The path in use (bio_kernels_init first: the other calls do it with the default on first use
+ * and abort on a bad BIO_CPU). */
+enum bio_isa bio_kernels_isa(void);
+const char *bio_isa_name(enum bio_isa isa);
+/* 1 when this CPU (and OS) can run isa's kernels. */
+int bio_isa_supported(enum bio_isa isa);
+/* Switches the path (tests, benchmarks); -1 when unsupported. Not thread-safe: call between
+ * computations. */
+int bio_kernels_set_isa(enum bio_isa isa);
+
+/* 1 when the GEMMs go to OpenBLAS: BIO_BLAS=openblas, or (BIO_BLAS unset or auto, BIO_CPU
+ * unset) OpenBLAS picked a core made for this CPU (SkylakeX, Cooperlake, SapphireRapids on AVX-512;
+ * those or Haswell, Zen on AVX2). Otherwise (BIO_BLAS=own, BIO_CPU set, or OpenBLAS running a
+ * fallback core such as Prescott on a CPU it does not know) biopipe's own kernels of the chosen
+ * path. */
+int bio_kernels_uses_openblas(void);
+/* One line for -v: "kernels avx512 (cpu: avx512 avx2 generic), BLAS OpenBLAS 0.3.21 core
+ * Prescott (not used for the hot loops)". */
+const char *bio_kernels_describe(void);
+
+void bio_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+	       const float *b, int ldb, float beta, float *c, int ldc);
+
+#endif

@@ -1,0 +1,63 @@
+/* SGEMM for AVX2 + FMA: a 4 x 24 micro-tile, 12 ymm accumulators, three loads of B and four
+ * broadcasts of A per k step. Compiled for AVX2/FMA only (the target pragma below); called only
+ * when the CPU has them (kernels.c). */
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#elif defined(__GNUC__)
+#pragma GCC target("avx2,fma")
+#endif
+
+#include <immintrin.h>
+
+#define GEMM_MR 4
+#define GEMM_NR 24
+#define GEMM_NAME bio_sgemm_avx2
+
+/* As in gemm_avx512.c: each operation rounded as the scalar edge code rounds it. */
+static inline void put(float *c, __m256 s, __m256 va, __m256 vb, int first, int zero_beta)
+{
+	__m256 as = _mm256_mul_ps(va, s);
+	if (!first)
+		_mm256_storeu_ps(c, _mm256_add_ps(_mm256_loadu_ps(c), as));
+	else if (zero_beta)
+		_mm256_storeu_ps(c, as);
+	else
+		_mm256_storeu_ps(c, _mm256_add_ps(_mm256_mul_ps(vb, _mm256_loadu_ps(c)), as));
+}
+
+static inline void gemm_micro(int kc, const float *ap, const float *bp, int ldb, float *c,
+			      int ldc, float alpha, float beta, int first)
+{
+	__m256 c00 = _mm256_setzero_ps(), c01 = c00, c02 = c00, c10 = c00, c11 = c00, c12 = c00;
+	__m256 c20 = c00, c21 = c00, c22 = c00, c30 = c00, c31 = c00, c32 = c00;
+	for (int kk = 0; kk < kc; kk++) {
+		const __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8),
+			     b2 = _mm256_loadu_ps(bp + 16);
+		__m256 a;
+#define ROW(r, x0, x1, x2)                           \
+	a = _mm256_broadcast_ss(ap + r);             \
+	x0 = _mm256_fmadd_ps(a, b0, x0);             \
+	x1 = _mm256_fmadd_ps(a, b1, x1);             \
+	x2 = _mm256_fmadd_ps(a, b2, x2);
+		ROW(0, c00, c01, c02) ROW(1, c10, c11, c12)
+		ROW(2, c20, c21, c22) ROW(3, c30, c31, c32)
+#undef ROW
+		ap += 4;
+		bp += ldb;
+	}
+	const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+	const int zb = beta == 0.0f;
+#define PUT(r, x0, x1, x2)                                            \
+	put(c + (size_t)(r) * ldc, x0, va, vb, first, zb);           \
+	put(c + (size_t)(r) * ldc + 8, x1, va, vb, first, zb);       \
+	put(c + (size_t)(r) * ldc + 16, x2, va, vb, first, zb);
+	PUT(0, c00, c01, c02) PUT(1, c10, c11, c12)
+	PUT(2, c20, c21, c22) PUT(3, c30, c31, c32)
+#undef PUT
+}
+
+#include "gemm_driver.h"
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif

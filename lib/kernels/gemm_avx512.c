@@ -1,0 +1,64 @@
+/* SGEMM for AVX-512 (F): an 8 x 32 micro-tile, 16 zmm accumulators, two loads of B and eight
+ * broadcasts of A per k step (8 divides the channel counts of the model's layers, so no row
+ * is computed for nothing). Compiled for AVX-512 only (the target pragma below); called only
+ * when the CPU has it (kernels.c). */
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,fma"))), \
+			     apply_to = function)
+#elif defined(__GNUC__)
+#pragma GCC target("avx512f,avx512vl,avx512dq,avx512bw,fma")
+#endif
+
+#include <immintrin.h>
+
+#define GEMM_MR 8
+#define GEMM_NR 32
+#define GEMM_NAME bio_sgemm_avx512
+
+/* The tile's sum s into C: first ? (beta == 0 ? alpha s : beta C + alpha s) : C + alpha s, each
+ * operation rounded as the scalar edge code rounds it (no FMA here). */
+static inline void put(float *c, __m512 s, __m512 va, __m512 vb, int first, int zero_beta)
+{
+	__m512 as = _mm512_mul_ps(va, s);
+	if (!first)
+		_mm512_storeu_ps(c, _mm512_add_ps(_mm512_loadu_ps(c), as));
+	else if (zero_beta)
+		_mm512_storeu_ps(c, as);
+	else
+		_mm512_storeu_ps(c, _mm512_add_ps(_mm512_mul_ps(vb, _mm512_loadu_ps(c)), as));
+}
+
+static inline void gemm_micro(int kc, const float *ap, const float *bp, int ldb, float *c,
+			      int ldc, float alpha, float beta, int first)
+{
+	__m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+	__m512 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+	__m512 c60 = c00, c61 = c00, c70 = c00, c71 = c00;
+	for (int kk = 0; kk < kc; kk++) {
+		const __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16);
+		__m512 a;
+#define ROW(r, x0, x1)                               \
+	a = _mm512_set1_ps(ap[r]);                   \
+	x0 = _mm512_fmadd_ps(a, b0, x0);             \
+	x1 = _mm512_fmadd_ps(a, b1, x1);
+		ROW(0, c00, c01) ROW(1, c10, c11) ROW(2, c20, c21) ROW(3, c30, c31)
+		ROW(4, c40, c41) ROW(5, c50, c51) ROW(6, c60, c61) ROW(7, c70, c71)
+#undef ROW
+		ap += 8;
+		bp += ldb;
+	}
+	const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+	const int zb = beta == 0.0f;
+#define PUT(r, x0, x1)                                                \
+	put(c + (size_t)(r) * ldc, x0, va, vb, first, zb);           \
+	put(c + (size_t)(r) * ldc + 16, x1, va, vb, first, zb);
+	PUT(0, c00, c01) PUT(1, c10, c11) PUT(2, c20, c21) PUT(3, c30, c31)
+	PUT(4, c40, c41) PUT(5, c50, c51) PUT(6, c60, c61) PUT(7, c70, c71)
+#undef PUT
+}
+
+#include "gemm_driver.h"
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif

@@ -1,0 +1,35 @@
+/* SGEMM in portable C (any x86-64): a 4 x 16 micro-tile of plain multiply-adds, each rounded
+ * (baseline x86-64 has no FMA), which GCC vectorises with SSE2. */
+#include <stddef.h>
+
+#define GEMM_MR 4
+#define GEMM_NR 16
+#define GEMM_NAME bio_sgemm_generic
+
+static inline void gemm_micro(int kc, const float *ap, const float *bp, int ldb, float *c,
+			      int ldc, float alpha, float beta, int first)
+{
+	float s[4][16] = {{0}};
+	for (int kk = 0; kk < kc; kk++) {
+		for (int r = 0; r < 4; r++) {
+			const float a = ap[r];
+			for (int j = 0; j < 16; j++)
+				s[r][j] += a * bp[j];
+		}
+		ap += 4;
+		bp += ldb;
+	}
+	for (int r = 0; r < 4; r++) {
+		float *cr = c + (size_t)r * ldc;
+		for (int j = 0; j < 16; j++) {
+			if (!first)
+				cr[j] += alpha * s[r][j];
+			else if (beta == 0.0f)
+				cr[j] = alpha * s[r][j];
+			else
+				cr[j] = beta * cr[j] + alpha * s[r][j];
+		}
+	}
+}
+
+#include "gemm_driver.h"

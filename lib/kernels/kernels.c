@@ -1,0 +1,217 @@
+/* The kernel path, chosen once: BIO_CPU, else the best this CPU runs (CPUID and the OS's saved
+ * register state, as __builtin_cpu_supports reports them), and the one-line description -v
+ * prints, with the BLAS core OpenBLAS picked for itself (it may be a fallback core on CPUs it
+ * does not know; the hot loops do not use it). */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <cblas.h>
+
+#include "bio/kernels.h"
+
+void bio_sgemm_generic(int, int, int, int, int, float, const float *, int, const float *, int,
+		       float, float *, int);
+void bio_sgemm_avx2(int, int, int, int, int, float, const float *, int, const float *, int,
+		    float, float *, int);
+void bio_sgemm_avx512(int, int, int, int, int, float, const float *, int, const float *, int,
+		      float, float *, int);
+
+typedef void (*sgemm_fn)(int, int, int, int, int, float, const float *, int, const float *, int,
+			 float, float *, int);
+
+static const struct {
+	const char *name;
+	sgemm_fn sgemm;
+} isas[BIO_ISA_COUNT] = {
+	[BIO_ISA_GENERIC] = {"generic", bio_sgemm_generic},
+	[BIO_ISA_AVX2] = {"avx2", bio_sgemm_avx2},
+	[BIO_ISA_AVX512] = {"avx512", bio_sgemm_avx512},
+};
+
+static enum bio_isa current = BIO_ISA_GENERIC;
+static int chosen;
+static int use_openblas; /* the GEMMs go to OpenBLAS (its core suits this CPU, or BIO_BLAS) */
+static const char *why = "";
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static struct bio_error init_err;
+static int init_rc;
+
+const char *bio_isa_name(enum bio_isa isa)
+{
+	return isa >= 0 && isa < BIO_ISA_COUNT ? isas[isa].name : "?";
+}
+
+int bio_isa_supported(enum bio_isa isa)
+{
+	__builtin_cpu_init();
+	switch (isa) {
+	case BIO_ISA_GENERIC: return 1;
+	case BIO_ISA_AVX2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+	case BIO_ISA_AVX512: return __builtin_cpu_supports("avx512f");
+	default: return 0;
+	}
+}
+
+/* True when OpenBLAS picked a core made for this CPU's widest vectors: on CPUs it does not know
+ * it falls back to old SSE3 cores (Debian's 0.3.21 runs "Prescott" on some AVX-512 Xeons). */
+static int openblas_core_suits(void)
+{
+	const char *core = openblas_get_corename();
+	static const char *const avx512_cores[] = {"skylakex", "cooperlake", "sapphirerapids"};
+	static const char *const avx2_cores[] = {"haswell", "zen", "skylakex", "cooperlake",
+						 "sapphirerapids"};
+	if (!core)
+		return 0;
+	if (bio_isa_supported(BIO_ISA_AVX512)) {
+		for (size_t i = 0; i < sizeof avx512_cores / sizeof avx512_cores[0]; i++)
+			if (!strcasecmp(core, avx512_cores[i]))
+				return 1;
+		return 0;
+	}
+	if (bio_isa_supported(BIO_ISA_AVX2)) {
+		for (size_t i = 0; i < sizeof avx2_cores / sizeof avx2_cores[0]; i++)
+			if (!strcasecmp(core, avx2_cores[i]))
+				return 1;
+		return 0;
+	}
+	return 1; /* no AVX2: OpenBLAS's SSE kernels are what the CPU has */
+}
+
+static void choose_blas(int forced_isa)
+{
+	const char *blas = getenv("BIO_BLAS");
+	if (blas && !strcmp(blas, "openblas")) {
+		use_openblas = 1;
+		why = "BIO_BLAS=openblas";
+	} else if (blas && !strcmp(blas, "own")) {
+		why = "BIO_BLAS=own";
+	} else if (blas && *blas && strcmp(blas, "auto") != 0) {
+		init_rc = bio_error_set(&init_err, BIO_EINVAL,
+					"BIO_BLAS=%s: unknown (expected own, openblas or auto)", blas);
+	} else if (forced_isa) {
+		why = "BIO_CPU";
+	} else if (openblas_core_suits()) {
+		use_openblas = 1;
+		why = "its core suits this CPU";
+	} else {
+		why = "OpenBLAS's core does not suit this CPU";
+	}
+}
+
+static void choose_isa(void);
+
+static void choose(void)
+{
+	choose_isa();
+	if (init_rc == 0)
+		choose_blas(getenv("BIO_CPU") && *getenv("BIO_CPU") &&
+			    strcmp(getenv("BIO_CPU"), "auto") != 0);
+}
+
+static void choose_isa(void)
+{
+	const char *want = getenv("BIO_CPU");
+	if (want && *want && strcmp(want, "auto") != 0) {
+		for (int i = 0; i < BIO_ISA_COUNT; i++)
+			if (strcmp(want, isas[i].name) == 0) {
+				if (!bio_isa_supported((enum bio_isa)i)) {
+					char have[64] = "";
+					for (int j = BIO_ISA_COUNT - 1; j >= 0; j--)
+						if (bio_isa_supported((enum bio_isa)j)) {
+							strcat(have, have[0] ? " " : "");
+							strcat(have, isas[j].name);
+						}
+					init_rc = bio_error_set(&init_err, BIO_EINVAL,
+								"BIO_CPU=%s: this CPU does not "
+								"support it (it has: %s)",
+								want, have);
+					return;
+				}
+				current = (enum bio_isa)i;
+				chosen = 1;
+				return;
+			}
+		init_rc = bio_error_set(&init_err, BIO_EINVAL,
+					"BIO_CPU=%s: unknown (expected avx512, avx2, generic or "
+					"auto)",
+					want);
+		return;
+	}
+	current = bio_isa_supported(BIO_ISA_AVX512) ? BIO_ISA_AVX512
+		  : bio_isa_supported(BIO_ISA_AVX2) ? BIO_ISA_AVX2
+						    : BIO_ISA_GENERIC;
+	chosen = 1;
+}
+
+int bio_kernels_init(struct bio_error *err)
+{
+	pthread_once(&once, choose);
+	if (init_rc && err)
+		*err = init_err;
+	return init_rc;
+}
+
+enum bio_isa bio_kernels_isa(void)
+{
+	if (!chosen && bio_kernels_init(NULL) != 0) {
+		fprintf(stderr, "bio: %s\n", init_err.msg);
+		abort();
+	}
+	return current;
+}
+
+int bio_kernels_set_isa(enum bio_isa isa)
+{
+	if (isa < 0 || isa >= BIO_ISA_COUNT || !bio_isa_supported(isa))
+		return -1;
+	bio_kernels_isa(); /* the once-choice happened: it will not override this one */
+	current = isa;
+	use_openblas = 0;
+	why = "set by the program";
+	return 0;
+}
+
+int bio_kernels_uses_openblas(void)
+{
+	bio_kernels_isa();
+	return use_openblas;
+}
+
+const char *bio_kernels_describe(void)
+{
+	static char line[256];
+	char have[64] = "";
+	for (int j = BIO_ISA_COUNT - 1; j >= 0; j--)
+		if (bio_isa_supported((enum bio_isa)j)) {
+			strcat(have, have[0] ? " " : "");
+			strcat(have, isas[j].name);
+		}
+	enum bio_isa isa = bio_kernels_isa();
+	if (use_openblas)
+		snprintf(line, sizeof line,
+			 "kernels %s (cpu: %s); GEMMs by OpenBLAS, core %s (%s)", bio_isa_name(isa),
+			 have, openblas_get_corename(), why);
+	else
+		snprintf(line, sizeof line,
+			 "kernels %s (cpu: %s); GEMMs by biopipe's %s kernels (%s; OpenBLAS core "
+			 "%s)",
+			 bio_isa_name(isa), have, bio_isa_name(isa), why, openblas_get_corename());
+	return line;
+}
+
+void bio_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+	       const float *b, int ldb, float beta, float *c, int ldc)
+{
+	enum bio_isa isa = bio_kernels_isa();
+	if (use_openblas) {
+		cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+			    trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb,
+			    beta, c, ldc);
+		return;
+	}
+	isas[isa].sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c,
+				      ldc);
+}

@@ -1,0 +1,208 @@
+/* Kernel paths: every path this CPU supports against a double-precision reference GEMM (shapes
+ * with edges in every dimension, both transposes, alpha, beta), bit-identical results for any
+ * split of M or N (what the thread pool does), C not read when beta is 0, the BIO_CPU choice,
+ * and the nn layers on every path against the generic one. */
+#include <stdint.h>
+
+#include "bio/kernels.h"
+#include "bio/nn.h"
+#include "test.h"
+
+static uint64_t seed = 88172645463325252ULL;
+
+static float frand(void)
+{
+	seed ^= seed << 13;
+	seed ^= seed >> 7;
+	seed ^= seed << 17;
+	return (float)((double)(seed >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+}
+
+static float *rnd(size_t n)
+{
+	float *p = malloc(n * sizeof(float) + 1);
+	for (size_t i = 0; i < n; i++)
+		p[i] = frand();
+	return p;
+}
+
+/* C = alpha op(A) op(B) + beta C in double. */
+static void ref_gemm(int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
+		     const float *b, int ldb, float beta, double *c, const float *c0, int ldc)
+{
+	for (int i = 0; i < m; i++)
+		for (int j = 0; j < n; j++) {
+			double s = 0;
+			for (int p = 0; p < k; p++) {
+				double x = ta ? a[(size_t)p * lda + i] : a[(size_t)i * lda + p];
+				double y = tb ? b[(size_t)j * ldb + p] : b[(size_t)p * ldb + j];
+				s += x * y;
+			}
+			c[(size_t)i * ldc + j] =
+				alpha * s + (beta == 0.0f ? 0.0 : beta * (double)c0[(size_t)i * ldc + j]);
+		}
+}
+
+static const int shapes[][3] = {
+	{1, 1, 1}, {3, 5, 7}, {8, 32, 9}, {9, 33, 10}, {17, 70, 300}, {64, 96, 288},
+	{13, 1029, 31}, {130, 40, 600}, {32, 9, 700}, {257, 65, 513},
+};
+
+TEST(every_path_matches_the_reference)
+{
+	for (int isa = 0; isa < BIO_ISA_COUNT; isa++) {
+		if (!bio_isa_supported((enum bio_isa)isa))
+			continue;
+		CHECK(bio_kernels_set_isa((enum bio_isa)isa) == 0);
+		CHECK(!bio_kernels_uses_openblas());
+		for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+			for (int t = 0; t < 4; t++) {
+				int m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
+				int ta = t & 1, tb = t >> 1;
+				int lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 1, ldc = n + 2;
+				float *a = rnd((size_t)(ta ? k : m) * lda);
+				float *b = rnd((size_t)(tb ? n : k) * ldb);
+				float *c = rnd((size_t)m * ldc), *c0 = malloc((size_t)m * ldc * 4);
+				double *r = malloc((size_t)m * ldc * sizeof(double));
+				memcpy(c0, c, (size_t)m * ldc * 4);
+				float alpha = t == 3 ? -0.5f : 1.0f, beta = (s + t) % 3 ? 0.0f : 0.75f;
+				ref_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, r, c0, ldc);
+				bio_sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+				double worst = 0;
+				for (int i = 0; i < m; i++)
+					for (int j = 0; j < n; j++) {
+						double d = fabs(c[(size_t)i * ldc + j] - r[(size_t)i * ldc + j]);
+						worst = d > worst ? d : worst;
+					}
+				/* float sums of k products of values in [-1, 1] */
+				double tol = 2e-6 * k + 1e-6;
+				if (!(worst <= tol))
+					fprintf(stderr, "%s: %dx%dx%d ta %d tb %d: max error %g\n",
+						bio_isa_name((enum bio_isa)isa), m, n, k, ta, tb, worst);
+				CHECK(worst <= tol);
+				/* the padding columns of C are untouched */
+				for (int i = 0; i < m; i++)
+					CHECK(c[(size_t)i * ldc + n] == c0[(size_t)i * ldc + n]);
+				free(a);
+				free(b);
+				free(c);
+				free(c0);
+				free(r);
+			}
+	}
+}
+
+/* Splitting M or N (as the pool does) gives the same bits; so does any position in C. */
+TEST(splits_are_bit_identical)
+{
+	const int m = 72, n = 200, k = 600;
+	float *a = rnd((size_t)m * k), *b = rnd((size_t)k * n);
+	float *whole = calloc((size_t)m * n, 4), *parts = calloc((size_t)m * n, 4);
+	for (int isa = 0; isa < BIO_ISA_COUNT; isa++) {
+		if (bio_kernels_set_isa((enum bio_isa)isa) != 0)
+			continue;
+		for (int tb = 0; tb < 2; tb++) {
+			float *bb = b;
+			int ldb = tb ? k : n;
+			bio_sgemm(0, tb, m, n, k, 1.0f, a, k, bb, ldb, 0.0f, whole, n);
+			/* rows 0..29 and 30..71, then columns 0..112 and 113..199 */
+			bio_sgemm(0, tb, 30, n, k, 1.0f, a, k, bb, ldb, 0.0f, parts, n);
+			bio_sgemm(0, tb, m - 30, n, k, 1.0f, a + (size_t)30 * k, k, bb, ldb, 0.0f,
+				  parts + (size_t)30 * n, n);
+			CHECK(memcmp(whole, parts, (size_t)m * n * 4) == 0);
+			memset(parts, 0, (size_t)m * n * 4);
+			bio_sgemm(0, tb, m, 113, k, 1.0f, a, k, bb, ldb, 0.0f, parts, n);
+			bio_sgemm(0, tb, m, n - 113, k, 1.0f, a, k,
+				  tb ? bb + (size_t)113 * k : bb + 113, ldb, 0.0f, parts + 113, n);
+			CHECK(memcmp(whole, parts, (size_t)m * n * 4) == 0);
+		}
+	}
+	free(a);
+	free(b);
+	free(whole);
+	free(parts);
+}
+
+TEST(beta_zero_does_not_read_c)
+{
+	for (int isa = 0; isa < BIO_ISA_COUNT; isa++) {
+		if (bio_kernels_set_isa((enum bio_isa)isa) != 0)
+			continue;
+		float a[6] = {1, 2, 3, 4, 5, 6}, b[6] = {1, 0, 0, 1, 1, 1}, c[4];
+		for (int i = 0; i < 4; i++)
+			c[i] = NAN;
+		bio_sgemm(0, 0, 2, 2, 3, 1.0f, a, 3, b, 2, 0.0f, c, 2);
+		CHECK(c[0] == 4 && c[1] == 5 && c[2] == 10 && c[3] == 11);
+	}
+}
+
+/* The layers on each path agree with the generic path (gradients of a small model). */
+TEST(layers_agree_across_paths)
+{
+	struct bio_conv2d l = {0};
+	CHECK(bio_conv2d_setup(&l, 16, 24, 3, 1, 1, 12, 12) == 0);
+	const int n = 4;
+	size_t nw = (size_t)24 * 16 * 9, nin = (size_t)16 * n * 144, nout = (size_t)24 * n * 144;
+	float *w = rnd(nw), *in = rnd(nin), *dout = rnd(nout);
+	float *out[BIO_ISA_COUNT] = {0}, *dw[BIO_ISA_COUNT] = {0}, *din[BIO_ISA_COUNT] = {0};
+	l.w = w;
+	l.col_floats = bio_conv2d_col_floats(&l) * n;
+	l.col = malloc(l.col_floats * sizeof(float));
+	for (int isa = 0; isa < BIO_ISA_COUNT; isa++) {
+		if (bio_kernels_set_isa((enum bio_isa)isa) != 0)
+			continue;
+		out[isa] = malloc(nout * 4);
+		dw[isa] = calloc(nw, 4);
+		din[isa] = malloc(nin * 4);
+		l.dw = dw[isa];
+		bio_conv2d_forward(&l, out[isa], in, n);
+		bio_conv2d_backward(&l, din[isa], dout, in, n);
+	}
+	for (int isa = 1; isa < BIO_ISA_COUNT; isa++) {
+		if (!out[isa])
+			continue;
+		double e1 = 0, e2 = 0, e3 = 0;
+		for (size_t i = 0; i < nout; i++)
+			e1 = fmax(e1, fabs(out[isa][i] - out[0][i]));
+		for (size_t i = 0; i < nw; i++)
+			e2 = fmax(e2, fabs(dw[isa][i] - dw[0][i]) / (1 + fabs(dw[0][i])));
+		for (size_t i = 0; i < nin; i++)
+			e3 = fmax(e3, fabs(din[isa][i] - din[0][i]));
+		CHECK(e1 < 1e-4 && e2 < 1e-4 && e3 < 1e-4);
+	}
+	for (int isa = 0; isa < BIO_ISA_COUNT; isa++) {
+		free(out[isa]);
+		free(dw[isa]);
+		free(din[isa]);
+	}
+	free(l.col);
+	free(w);
+	free(in);
+	free(dout);
+}
+
+TEST(names_and_support)
+{
+	CHECK(bio_isa_supported(BIO_ISA_GENERIC));
+	CHECK_STR(bio_isa_name(BIO_ISA_AVX512), "avx512");
+	CHECK_STR(bio_isa_name(BIO_ISA_AVX2), "avx2");
+	CHECK_STR(bio_isa_name(BIO_ISA_GENERIC), "generic");
+	if (!bio_isa_supported(BIO_ISA_AVX512))
+		CHECK(bio_kernels_set_isa(BIO_ISA_AVX512) == -1);
+	CHECK(strstr(bio_kernels_describe(), "kernels ") != NULL);
+}
+
+int main(void)
+{
+	struct bio_error err;
+	if (bio_kernels_init(&err) != 0) {
+		fprintf(stderr, "%s\n", err.msg);
+		return 1;
+	}
+	RUN(every_path_matches_the_reference);
+	RUN(splits_are_bit_identical);
+	RUN(beta_zero_does_not_read_c);
+	RUN(layers_agree_across_paths);
+	RUN(names_and_support);
+	return test_summary();
+}
