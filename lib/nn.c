@@ -539,19 +539,29 @@ static void conv_backward_chunks(void *ctx, size_t c0, size_t c1, int t)
 
 struct dw_sum_job {
 	float *dw;
-	const float *part;
+	float *part; /* consumed: the tree sums in place */
 	size_t n, n_parts;
 };
 
+/* dw += the chunks' partial weight gradients, summed as a pairwise tree in a fixed order: for
+ * stride s = 1, 2, 4, ...: part[p] += part[p + s] for p = 0, 2s, 4s, ... (so four chunks give
+ * (p0 + p1) + (p2 + p3)), then dw += part[0]. Any split of the chunks into 2^r contiguous,
+ * equal groups (threads now, MPI ranks later) reduces each group with the same tree and then
+ * the groups' sums with it again: the same bits. The partials are scratch and are consumed. */
 static void dw_sum_range(void *ctx, size_t b, size_t e, int t)
 {
 	const struct dw_sum_job *j = ctx;
+	float *part = j->part;
 	(void)t;
-	for (size_t p = 0; p < j->n_parts; p++) {
-		const float *src = j->part + p * j->n;
-		for (size_t i = b; i < e; i++)
-			j->dw[i] += src[i];
-	}
+	for (size_t s = 1; s < j->n_parts; s *= 2)
+		for (size_t p = 0; p + s < j->n_parts; p += 2 * s) {
+			float *dst = part + p * j->n;
+			const float *src = part + (p + s) * j->n;
+			for (size_t i = b; i < e; i++)
+				dst[i] += src[i];
+		}
+	for (size_t i = b; i < e; i++)
+		j->dw[i] += part[i];
 }
 
 void bio_conv2d_backward(const struct bio_conv2d *l, float *d_in, const float *d_out,

@@ -15,7 +15,8 @@
  * independently of the thread count (conv: chunks of samples, with per-chunk weight-gradient
  * partials summed in chunk order; batch norm: channels; linear: blocks of outputs or inputs), each
  * piece computed by one single-threaded sgemm or loop in a fixed order, so results are
- * bit-identical for every thread count. */
+ * bit-identical for every thread count. The conv weight gradient's chunk partials are summed as
+ * a pairwise tree (see dw_sum_range in nn.c): the order data-parallel ranks reproduce. */
 #ifndef BIO_NN_H
 #define BIO_NN_H
 
