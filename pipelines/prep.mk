@@ -72,3 +72,17 @@ bench: bench-prep
 
 bench-prep: $(BUILD)/bin/bio-prep $(BUILD)/bench/prep_decode
 	$(PYTHON) bench/prep/bench.py --build "$(BUILD)"
+
+# bench/kernels: the per-layer and GEMM kernels against PyTorch and OpenBLAS (bench/kernels/run.sh)
+$(BUILD)/bench/layer_bench: bench/kernels/layer_bench.c $(LIBBIO)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(WARN) $(CFLAGS) -o $@ $< $(LIBBIO) $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/bench/gemm_bench: bench/kernels/gemm_bench.c $(LIBBIO)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(WARN) $(CFLAGS) -o $@ $< $(LIBBIO) $(LDFLAGS) $(LDLIBS)
+
+.PHONY: bench-kernels
+bench: bench-kernels
+bench-kernels: $(BUILD)/bench/layer_bench $(BUILD)/bench/gemm_bench
+	bench/kernels/run.sh $(BUILD)

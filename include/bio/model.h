@@ -19,7 +19,7 @@
 #define BIO_MODEL_MAX_BLOCKS 6
 #define BIO_MODEL_MAX_MODS 4
 #define BIO_MODEL_NAME_MAX 64
-#define BIO_MODEL_CONV_CHUNK 8 /* samples per convolution GEMM */
+#define BIO_MODEL_CONV_CHUNK 2 /* samples per convolution GEMM: its im2col block stays in L2 */
 
 struct bio_model_spec {
 	int input_size;                        /* square input side */
