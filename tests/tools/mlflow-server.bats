@@ -303,19 +303,3 @@ assert mv.run_id == r.info.run_id and mv.version == "1", mv
 assert len(c.search_model_versions("name='downmodel'")) == 1
 EOF
 }
-
-@test "server down from the start: training finishes (exit 0) and the journal holds the run" {
-	port=$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-	run bio-train $C --set tracking.uri="http://127.0.0.1:$port" --set tracking.retries=1 \
-		--set tracking.backoff=0.05 --val "$S" -o "$T/ck" --register m "$FIX/b3.bs"
-	assert_success
-	assert_output --partial "epoch 3/3"
-	assert_output --partial "kept in $T/ck/tracking"
-	[ "$(wc -l < "$T/ck"/tracking/0/*/metrics/train_loss)" -eq 3 ]
-	[ -s "$T/ck"/tracking/0/*/artifacts/checkpoints/best.ckpt ]
-	run bio-train $C --sync-tracking "$T/ck"
-	assert_failure 1
-	run bio-train $C --sync-tracking "$T/nothing"
-	assert_failure 1
-	assert_output --partial "no tracking journal"
-}

@@ -2,8 +2,9 @@
 # The tracking-server client against stand-ins that misbehave (tests/python/stub_http.py; no
 # MLflow needed): a server that accepts and never answers cannot stop or slow down a training
 # beyond its timeouts, 503s are retried with backoff, credentials are sent as MLflow clients send
-# them (MLFLOW_TRACKING_TOKEN as a bearer token, else USERNAME/PASSWORD as basic), and the
-# errors are one line naming the URL.
+# them (MLFLOW_TRACKING_TOKEN as a bearer token, else USERNAME/PASSWORD as basic), the errors
+# are one line naming the URL, and with no server at all the run is journaled and training ends
+# with exit 0.
 
 load '/usr/lib/bats/bats-support/load'
 load '/usr/lib/bats/bats-assert/load'
@@ -76,4 +77,20 @@ stub() {
 	run cat "$T/requests.log"
 	assert_line --index 0 --partial "GET /api/2.0/mlflow/registered-models/alias?name=m&alias=a Bearer s3cret"
 	assert_line --index 1 --partial "GET /api/2.0/mlflow/runs/get?run_id=abc Basic $(printf ann:pw | base64)"
+}
+
+@test "server down from the start: training finishes (exit 0) and the journal holds the run" {
+	port=$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	run bio-train $C --set tracking.uri="http://127.0.0.1:$port" --set tracking.retries=1 \
+		--set tracking.backoff=0.05 --val "$FIX/samples.bs" -o "$T/ck" --register m "$FIX/b4.bs"
+	assert_success
+	assert_output --partial "epoch 4/4"
+	assert_output --partial "kept in $T/ck/tracking"
+	[ "$(wc -l < "$T/ck"/tracking/0/*/metrics/train_loss)" -eq 4 ]
+	[ -s "$T/ck"/tracking/0/*/artifacts/checkpoints/best.ckpt ]
+	run bio-train $C --sync-tracking "$T/ck"
+	assert_failure 1
+	run bio-train $C --sync-tracking "$T/nothing"
+	assert_failure 1
+	assert_output --partial "no tracking journal"
 }
