@@ -51,6 +51,7 @@ struct remote {
 	int64_t next_try_ms;   /* after a failure, no try before this */
 	int64_t wait_ms;
 	int retries;           /* of a request, when not failing */
+	struct bio_error refusal; /* an entry the server refused, reported by the flush's end */
 	struct bio_error last; /* the failure that set next_try_ms */
 };
 
@@ -491,16 +492,51 @@ struct kv_ctx {
 	json_t *batch_vals;  /* key -> value of batch */
 };
 
+/* Sends the batch; a batch the server refuses (a 4xx: a param it will not change, a value too
+ * long for it) is sent again one entry at a time, and an entry still refused is recorded in the
+ * state ("refused") and not sent again, since it would block the rest of the run forever; the
+ * first refusal is reported once, by the end of the flush. */
 static int send_kv_batch(struct kv_ctx *c, struct bio_error *err)
 {
 	if (json_array_size(c->batch) == 0)
 		return 0;
 	json_t *body = json_pack("{s:s,s:O}", "run_id", server_id(c->rm), c->kind, c->batch);
-	int rc = api(NULL, NULL, c->rm->http, "POST", "runs/log-batch", body, 1, err);
+	enum bio_http_fate fate = BIO_HTTP_OK;
+	int rc = api(NULL, &fate, c->rm->http, "POST", "runs/log-batch", body, 1, err);
 	if (rc == 0) {
 		json_object_update(c->acked, c->batch_vals);
-		rc = state_save(c->rm, err);
+	} else if (fate == BIO_HTTP_REFUSED && rc == BIO_EINVAL) {
+		rc = 0;
+		json_t *refused = state_obj(c->rm, "refused");
+		for (size_t i = 0; !rc && i < json_array_size(c->batch); i++) {
+			json_t *one = json_array_get(c->batch, i);
+			const char *k = jstr(one, "key");
+			struct bio_error e1 = {0};
+			enum bio_http_fate f1 = BIO_HTTP_OK;
+			int r1 = api(NULL, &f1, c->rm->http, "POST", "runs/log-batch",
+				     json_pack("{s:s,s:[O]}", "run_id", server_id(c->rm), c->kind, one),
+				     1, &e1);
+			if (r1 && !(f1 == BIO_HTTP_REFUSED && r1 == BIO_EINVAL)) {
+				rc = r1;
+				if (err)
+					*err = e1;
+				break;
+			}
+			json_object_set(c->acked, k, json_object_get(one, "value"));
+			if (r1) {
+				char *rk = xfmt("%s/%s", c->kind, k);
+				if (rk)
+					json_object_set_new(refused, rk, json_string(e1.msg));
+				free(rk);
+				if (!c->rm->refusal.code)
+					bio_error_set(&c->rm->refusal, BIO_EINVAL, "the server refused %s "
+						      "'%s' (not sent again): %s", c->kind, k, e1.msg);
+			}
+		}
 	}
+	int r2 = state_save(c->rm, rc ? NULL : err);
+	if (!rc)
+		rc = r2;
 	json_array_clear(c->batch);
 	json_object_clear(c->batch_vals);
 	return rc;
@@ -1058,6 +1094,12 @@ static int flush_all(struct remote *rm, struct bio_track_run *run, struct bio_er
 		if (!rc)
 			rc = rc2;
 	}
+	if (!rc && rm->refusal.code) { /* reported once: the rest went on */
+		rc = rm->refusal.code;
+		if (err)
+			*err = rm->refusal;
+	}
+	rm->refusal.code = 0;
 	close(fd);
 	return rc;
 }

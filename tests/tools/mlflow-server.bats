@@ -201,6 +201,14 @@ EOF
 	assert_success
 	run bio-train $C --push-tracking "$T/mlruns"
 	assert_failure 2
+	# a param the server will not change is reported once and does not hold back the rest
+	printf 'changed' > "$d/params/extra.p000"
+	echo "1700000009999 1.5 2500" >> "$d/metrics/many"
+	run bio-train $C --set tracking.uri="$URI" --push-tracking "$T/mlruns"
+	assert_failure 1
+	assert_output --partial "the server refused params 'extra.p000'"
+	run bio-train $C --set tracking.uri="$URI" --push-tracking "$T/mlruns"
+	assert_success
 	mlpython - "$URI" "$T/mlruns" "$(cat "$T/ck/run_id")" <<'EOF'
 import sys
 from mlflow import MlflowClient
@@ -211,10 +219,11 @@ assert len(runs) == 1, runs
 r, f = runs[0], fc.get_run(fid)
 assert r.data.tags["bio.spool_run_id"] == fid
 assert (r.info.status, r.info.start_time, r.info.end_time) == (f.info.status, f.info.start_time, f.info.end_time)
+assert r.data.params.pop("extra.p000") == "0" and f.data.params.pop("extra.p000") == "changed"
 assert r.data.params == f.data.params, set(r.data.params.items()) ^ set(f.data.params.items())
 assert set(r.data.metrics) == set(f.data.metrics), set(r.data.metrics) ^ set(f.data.metrics)
 assert "extra.p149" in r.data.params and "extra.t119" in r.data.tags
-assert len(c.get_metric_history(r.info.run_id, "many")) == 2500
+assert len(c.get_metric_history(r.info.run_id, "many")) == 2501
 for k in f.data.metrics:
     a = [(m.step, m.timestamp, m.value) for m in c.get_metric_history(r.info.run_id, k)]
     b = [(m.step, m.timestamp, m.value) for m in fc.get_metric_history(fid, k)]
