@@ -904,7 +904,15 @@ static int send_artifacts(struct remote *rm, const struct bio_track_run *run,
 				     bio_http_base(rm->http), server_id(rm), au ? au : "",
 				     bio_track_run_artifact_dir(run));
 	struct art_ctx c = {rm, base, state_obj(rm, "artifacts")};
-	int rc = walk(bio_track_run_artifact_dir(run), "", art_file, &c, err);
+	/* a journal moved with its checkpoint directory: meta.yaml's artifact_uri names the old
+	 * place, the artifacts are under the run directory */
+	const char *adir = bio_track_run_artifact_dir(run);
+	char *here = xfmt("%s/artifacts", bio_track_run_dir(run));
+	struct stat st;
+	if (here && stat(adir, &st) != 0 && stat(here, &st) == 0)
+		adir = here;
+	int rc = here ? walk(adir, "", art_file, &c, err) : nomem(err);
+	free(here);
 	free(base);
 	return rc;
 }
@@ -1231,6 +1239,34 @@ struct bio_track_run *bio_track_run_start_opts(const char *uri, const struct bio
 	return run;
 }
 
+/* The server run whose tag bio.spool_run_id is id, in any experiment (*run new, or NULL). */
+static int find_by_spool_id(json_t **run, struct bio_http *h, const char *id,
+			    struct bio_error *err)
+{
+	*run = NULL;
+	json_t *resp = NULL;
+	int rc = api(&resp, NULL, h, "POST", "experiments/search",
+		     json_pack("{s:i}", "max_results", 1000), 1, err);
+	json_t *exps = json_object_get(resp, "experiments"), *ids = json_array();
+	for (size_t i = 0; !rc && i < json_array_size(exps); i++)
+		json_array_append_new(ids, json_string(jstr(json_array_get(exps, i), "experiment_id")));
+	json_decref(resp);
+	resp = NULL;
+	char *filter = xfmt("tags.`bio.spool_run_id` = '%s'", id);
+	if (!rc && filter && json_array_size(ids))
+		rc = api(&resp, NULL, h, "POST", "runs/search",
+			 json_pack("{s:O,s:s,s:i}", "experiment_ids", ids, "filter", filter,
+				   "max_results", 1),
+			 1, err);
+	json_t *runs = json_object_get(resp, "runs");
+	if (!rc && json_array_size(runs))
+		*run = json_incref(json_array_get(runs, 0));
+	json_decref(resp);
+	json_decref(ids);
+	free(filter);
+	return rc;
+}
+
 struct bio_track_run *bio_track_run_open_opts(const char *uri, const struct bio_track_opts *o,
 					      const char *run_id, struct bio_error *err)
 {
@@ -1253,7 +1289,8 @@ struct bio_track_run *bio_track_run_open_opts(const char *uri, const struct bio_
 		bio_track_flush_now(run, NULL);
 		return run;
 	}
-	/* a server run: check it exists, then journal what is logged to it */
+	/* a server run (or the server run of a journal elsewhere, found by its tag
+	 * bio.spool_run_id): check it exists, then journal what is logged to it */
 	struct bio_http *h = http_for(uri, o, err);
 	char *q = bio_http_escape(run_id, 0);
 	char *ep = q ? xfmt("runs/get?run_id=%s", q) : NULL;
@@ -1261,6 +1298,15 @@ struct bio_track_run *bio_track_run_open_opts(const char *uri, const struct bio_
 	int rc = !h ? (err ? err->code : BIO_EINVAL)
 	       : ep ? api(&resp, NULL, h, "GET", ep, NULL, 1, err)
 		    : nomem(err);
+	if (rc == BIO_ENOTFOUND) {
+		struct bio_error e2;
+		json_t *found = NULL;
+		if (find_by_spool_id(&found, h, run_id, &e2) == 0 && found) {
+			json_decref(resp);
+			resp = json_pack("{s:o}", "run", found);
+			rc = 0;
+		}
+	}
 	free(q);
 	free(ep);
 	bio_http_free(h);

@@ -86,6 +86,7 @@ mlpython() {
 	assert_success
 	assert_output --partial "registered model srvmodel version 1 alias champion"
 	refute_output --partial "not complete"
+	cp "$T/ck/run_id" "$FIX/srv_run_id"
 	mlpython - "$URI" "$T/mlruns" "$(cat "$T/fck/run_id")" "$T/ck/best.ckpt" "$T/dl" <<'EOF'
 import filecmp, os, sys
 import mlflow, requests
@@ -168,6 +169,10 @@ c = MlflowClient(sys.argv[1]); print(c.search_runs([c.get_experiment_by_name("sr
 	run bio-eval $C --set tracking.uri="$URI" --track-run "$id" -o "$T/report.yaml" "$T/p.bs"
 	assert_success
 	refute_output --partial "not complete"
+	# the run id bio-train wrote (its journal's, as the make pipelines pass it) finds it too
+	run bio-eval $C --set tracking.uri="$URI" --track-run "$(cat "$FIX/srv_run_id")" \
+		-o "$T/report2.yaml" "$T/p.bs"
+	assert_success
 	mlpython - "$URI" "$id" <<'EOF'
 import sys
 from mlflow import MlflowClient
@@ -175,6 +180,7 @@ c = MlflowClient(sys.argv[1])
 r = c.get_run(sys.argv[2])
 assert r.info.status == "FINISHED", r.info.status
 assert "eval_accuracy" in r.data.metrics and "eval_fused_eer" in r.data.metrics, r.data.metrics
+assert len(c.get_metric_history(r.info.run_id, "eval_accuracy")) == 2
 assert "eval/report.yaml" in [a.path for a in c.list_artifacts(r.info.run_id, "eval")]
 EOF
 }
@@ -279,11 +285,12 @@ EOF
 	assert_failure 1
 	assert_output --partial "0 of 1 run"
 	start_server
-	run bio-train $C --sync-tracking "$T/ck"
+	mv "$T/ck" "$T/moved" # as the make pipelines rename a finished model directory
+	run bio-train $C --sync-tracking "$T/moved"
 	assert_success
 	assert_output --partial "1 of 1 run"
 	# a send whose answer was lost: the journal believes nothing was acknowledged
-	f=$(ls "$T/ck"/tracking/0/*/bio-remote.json)
+	f=$(ls "$T/moved"/tracking/0/*/bio-remote.json)
 	"$PYTHON" - "$f" <<'EOF'
 import json, sys
 s = json.load(open(sys.argv[1]))
@@ -292,7 +299,7 @@ s["metrics"] = {k: 0 for k in s["metrics"]}
 json.dump(s, open(sys.argv[1], "w"))
 EOF
 	echo "$(date +%s)000 0.5 6" >> "$(dirname "$f")/metrics/lr"
-	run bio-train $C --sync-tracking "$T/ck"
+	run bio-train $C --sync-tracking "$T/moved"
 	assert_success
 	mlpython - "$URI" <<'EOF'
 import sys
