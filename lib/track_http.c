@@ -193,7 +193,7 @@ static int api(json_t **resp, enum bio_http_fate *fate, struct bio_http *h, cons
 
 static int already_exists(const struct bio_error *e)
 {
-	return e->code == BIO_EINVAL && strstr(e->msg, "RESOURCE_ALREADY_EXISTS");
+	return e && e->code == BIO_EINVAL && strstr(e->msg, "RESOURCE_ALREADY_EXISTS");
 }
 
 static const char *jstr(const json_t *o, const char *key)
@@ -333,11 +333,12 @@ static int walk(const char *dir, const char *rel, file_fn fn, void *ud, struct b
 			char *p = xfmt("%s/%s", dir, nm);
 			char *r = *rel ? xfmt("%s/%s", rel, nm) : strdup(nm);
 			struct stat st;
+			int ok = p && r && stat(p, &st) == 0;
 			if (!p || !r)
 				rc = nomem(err);
-			else if (stat(p, &st) == 0 && S_ISDIR(st.st_mode))
+			else if (ok && S_ISDIR(st.st_mode))
 				rc = walk(p, r, fn, ud, err);
-			else if (S_ISREG(st.st_mode))
+			else if (ok && S_ISREG(st.st_mode))
 				rc = fn(ud, r, p, err);
 			free(p);
 			free(r);
