@@ -32,12 +32,12 @@ teardown() {
 	[ -s "$T/stub.pid" ] && kill "$(cat "$T/stub.pid")" 2>/dev/null || true
 }
 
-# Starts the stub in mode $1; sets URL.
+# Starts the stub in mode $1 (with HTTPS when $2 and $3 name a certificate and its key); sets URL.
 stub() {
-	"$PYTHON" tests/python/stub_http.py "$1" "$T/port" "$T/requests.log" &
+	"$PYTHON" tests/python/stub_http.py "$1" "$T/port" "$T/requests.log" ${2:+"$2" "$3"} &
 	echo $! > "$T/stub.pid"
 	for _ in $(seq 100); do [ -s "$T/port" ] && break; sleep 0.05; done
-	URL="http://127.0.0.1:$(cat "$T/port")"
+	URL="http${2:+s}://127.0.0.1:$(cat "$T/port")"
 }
 
 @test "a server that never answers: training finishes within its timeouts, the run is journaled" {
@@ -49,7 +49,7 @@ stub() {
 	[ $(($(date +%s) - start)) -lt 20 ]
 	assert_output --partial "epoch 4/4"
 	assert_output --partial "$URL/api/2.0/mlflow/experiments/get-by-name"
-	assert_output --partial "Timeout"
+	assert_output --partial "timed out"
 	assert_output --partial "training goes on"
 	[ "$(wc -l < "$T/ck"/tracking/0/*/metrics/train_loss)" -eq 4 ]
 	# the wait between tries: far fewer requests than epochs x retries
@@ -77,6 +77,26 @@ stub() {
 	run cat "$T/requests.log"
 	assert_line --index 0 --partial "GET /api/2.0/mlflow/registered-models/alias?name=m&alias=a Bearer s3cret"
 	assert_line --index 1 --partial "GET /api/2.0/mlflow/runs/get?run_id=abc Basic $(printf ann:pw | base64)"
+}
+
+@test "https: the certificate is checked; MLFLOW_TRACKING_SERVER_CERT_PATH and _INSECURE_TLS as MLflow reads them" {
+	command -v openssl >/dev/null || skip "no openssl to make a test certificate"
+	openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/key.pem" -out "$T/cert.pem" -days 1 \
+		-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 2>/dev/null
+	stub 404 "$T/cert.pem" "$T/key.pem"
+	[ "${URL#https://}" != "$URL" ]
+	run bio-infer $C --set tracking.uri="$URL" --set tracking.retries=0 -m models:/m/1 "$FIX/samples.bs"
+	assert_failure 1
+	assert_output --partial "$URL/api/2.0/mlflow/model-versions/get"
+	refute_output --partial "HTTP 404"
+	assert_output --partial "certificate"
+	MLFLOW_TRACKING_SERVER_CERT_PATH="$T/cert.pem" run bio-infer $C --set tracking.uri="$URL" \
+		-m models:/m/1 "$FIX/samples.bs"
+	assert_failure 1
+	assert_output --partial "HTTP 404 RESOURCE_DOES_NOT_EXIST"
+	MLFLOW_TRACKING_INSECURE_TLS=true run bio-infer $C --set tracking.uri="$URL" \
+		-m models:/m/2 "$FIX/samples.bs"
+	assert_output --partial "HTTP 404 RESOURCE_DOES_NOT_EXIST"
 }
 
 @test "server down from the start: training finishes (exit 0) and the journal holds the run" {
