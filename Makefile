@@ -15,8 +15,10 @@ endif
 # Debian 12's msgpack-c 4 is `msgpack`; newer releases call it `msgpack-c`.
 MSGPACK_PC ?= $(shell pkg-config --exists msgpack-c 2>/dev/null && echo msgpack-c || echo msgpack)
 PKGS = libpng yaml-0.1 openblas $(MSGPACK_PC) libtiff-4 libjpeg libcurl jansson
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# Evaluated once, when a recipe first needs them (not when the Makefile is read): on a new machine
+# the packages that provide the .pc files are installed by `deps`, after parsing.
+PKG_CFLAGS = $(eval PKG_CFLAGS := $$(shell pkg-config --cflags $$(PKGS) 2>/dev/null))$(PKG_CFLAGS)
+PKG_LIBS = $(eval PKG_LIBS := $$(shell pkg-config --libs $$(PKGS) 2>/dev/null))$(PKG_LIBS)
 CPPFLAGS += -Iinclude -D_GNU_SOURCE -DBIO_VERSION='"$(VERSION)"'
 LDLIBS = $(PKG_LIBS) -lpthread -lm
 VERSION = 0.1.0
@@ -27,6 +29,9 @@ DEB_BUILD = gcc make pkg-config libpng-dev libmsgpack-dev libopenblas-dev libyam
 DEB_TEST = bats bats-assert bats-support python3 python3-numpy python3-pil python3-msgpack python3-yaml groff \
            python3-torch python3-sklearn
 DEB_FUZZ = clang libclang-rt-14-dev
+# The multi-host test (tests/tools/ssh.bats) runs two real sshd on 127.0.0.1; not part of
+# deps-test because installing openssh-server on a real machine also starts a system sshd.
+DEB_SSH = openssh-server rsync
 
 LIB_SRC = $(sort $(wildcard lib/*.c))
 LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -44,9 +49,19 @@ FUZZ_SRC = $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_REGRESS = $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz-regress/%)
 BATS = $(sort $(wildcard tests/tools/*.bats))
 
-.PHONY: all deps deps-test test unit bats fuzz-regress asan fuzz demo install clean bench
+.PHONY: all deps deps-test deps-ssh test unit bats fuzz-regress asan fuzz demo install clean bench fresh-check
 
-all: $(TOOLS)
+all: $(TOOLS) $(TOOLS:$(BUILD)/bin/%=$(BUILD)/stamp/%)
+
+# Keep every intermediate file (tool objects, generated sources): a second `make` rebuilds nothing.
+.SECONDARY:
+
+# The stages of the make DAG (pipelines/*.mk) depend on a tool's stamp, not its binary: the stamp
+# holds the binary's SHA-256 and is rewritten only when that changes, so relinking the same program
+# (a rebuild, `make test`) re-runs no stage, while a change of behaviour re-runs what it affects.
+$(BUILD)/stamp/%: $(BUILD)/bin/%
+	@mkdir -p $(@D)
+	@sha256sum < $< > $@.tmp && if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
 
 $(BUILD)/lib/%.o: lib/%.c
 	@mkdir -p $(@D)
@@ -93,15 +108,32 @@ define install_missing
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing Debian packages:" $$missing; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null || exit 1; \
-	  else echo "missing Debian packages:" $$missing "(as root: apt-get install" $$missing")" >&2; exit 1; fi; \
+	  else echo "missing Debian packages; install them with: sudo apt-get install -y" $$missing >&2; exit 2; fi; \
 	fi
 endef
 
 deps:
 	$(call install_missing,$(DEB_BUILD))
 
+# Not root: before any build output, one line with the exact install command, and make's exit 2.
+ifeq ($(MAKELEVEL),0)
+ifneq ($(shell id -u),0)
+ifneq ($(filter-out clean fresh-check,$(or $(MAKECMDGOALS),all)),)
+NEED_DEB = $(DEB_BUILD) $(if $(filter test asan deps-test unit bats fuzz-regress,$(MAKECMDGOALS)),$(DEB_TEST))
+MISSING_DEB := $(shell command -v dpkg-query >/dev/null 2>&1 && for p in $(NEED_DEB); do \
+  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done)
+ifneq ($(strip $(MISSING_DEB)),)
+$(error missing Debian packages; install them with: sudo apt-get install -y $(strip $(MISSING_DEB)))
+endif
+endif
+endif
+endif
+
 deps-test: deps
 	$(call install_missing,$(DEB_TEST))
+
+deps-ssh:
+	$(call install_missing,$(DEB_SSH))
 
 # ---- tests ----
 test: deps-test
@@ -154,3 +186,9 @@ clean:
 	rm -rf build build-asan
 
 -include $(sort $(wildcard pipelines/*.mk))
+
+# The README's two commands on a pristine Debian 12 root (mmdebstrap + chroot, as root): see
+# tests/fresh/run.sh. FRESH_FLAGS=--demo-only skips the fresh `make test`.
+fresh-check:
+	$(call install_missing,mmdebstrap git)
+	bash tests/fresh/run.sh $(FRESH_FLAGS)

@@ -159,6 +159,18 @@ static int write_script(FILE *f, const char *dir, const char *terminal, const ch
 		put_str(f, pl->ylabel ? pl->ylabel : "");
 		fputc('\n', f);
 		put_axis(f, 'x', pl->xscale, pl->has_xrange, pl->xmin, pl->xmax);
+		if (pl->integer_x && pl->xscale == BIO_SCALE_LINEAR) {
+			/* ticks at whole numbers, about 10 of them at most */
+			double hi = 1;
+			for (size_t k = 0; k < pl->n_series; k++)
+				for (size_t i = 0; i < pl->series[k].n; i++)
+					if (pl->series[k].x[i] > hi)
+						hi = pl->series[k].x[i];
+			double step = hi <= 10 ? 1 : ceil(hi / 10);
+			fprintf(f, "set xtics %.17g\nset format x '%%.0f'\n", step);
+		} else {
+			fputs("set format x \"% h\"\n", f);
+		}
 		put_axis(f, 'y', pl->yscale, pl->has_yrange, pl->ymin, pl->ymax);
 		fprintf(f, "set key %s\n",
 			pl->key_pos ? pl->key_pos

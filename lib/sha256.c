@@ -1,6 +1,6 @@
 /* SHA-256 (FIPS 180-4), written here so that libbio needs no crypto library: config digests and
  * content hashes. Incremental (init/update/final) and one-shot hex forms; see bio/config.h. */
-#include "bio/config.h"
+#include "bio/sha256.h"
 
 #include <string.h>
 

@@ -1027,6 +1027,11 @@ static int reader_fail(struct bio_stream_reader *r, int rc)
 	return rc;
 }
 
+const char *bio_stream_reader_kind(const struct bio_stream_reader *r)
+{
+	return r ? r->kind : NULL;
+}
+
 int bio_stream_read_header(struct bio_stream_reader *r, const char *want_kind,
 			   const struct bio_value **meta, struct bio_error *err)
 {

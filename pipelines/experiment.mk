@@ -16,7 +16,8 @@
 #                                chimerically with synthetic irises
 #   make compare CONFIG=...      the three fusion modes and each single modality, one table
 #
-# Programs come from $(BUILD)/bin (built first); tracking goes to $(MLRUNS).
+# Programs come from $(BUILD)/bin (built first); a stage depends on its programs' stamps
+# ($(BUILD)/stamp/bio-*, which change only when a binary's content does); tracking goes to $(MLRUNS).
 
 WORK ?= runs
 MLRUNS ?= mlruns
@@ -24,18 +25,23 @@ CONFIG ?=
 ENV ?=
 SET ?=
 EXP_BIN = $(BUILD)/bin
+EXP_STAMP = $(BUILD)/stamp
 EXP_ARGS = $(foreach c,$(CONFIG),-c $(c)) $(if $(ENV),--env $(ENV)) $(foreach s,$(SET),--set $(s))
 EXP_NAME = $(or $(NAME),$(basename $(notdir $(or $(lastword $(CONFIG)),default))))
 
 .PHONY: experiment experiment-run demo fvc2002-db1 fvc2002-db2 compare
 
-experiment: deps all
+# The programs are built by a second make, after `deps` has installed what they link with.
+experiment: deps
+	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory EXP_STAGE=1 experiment-run
 
-demo: deps all
+demo: deps
+	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory EXP_STAGE=1 CONFIG=configs/experiments/demo.yaml experiment-run
 
-fvc2002-db1 fvc2002-db2: deps all
+fvc2002-db1 fvc2002-db2: deps
+	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory EXP_STAGE=1 NAME=$@ \
 	  CONFIG="configs/datasets/$(subst -,_,$@)_chimeric.yaml configs/experiments/fvc2002.yaml" \
 	  experiment-run
@@ -43,7 +49,8 @@ fvc2002-db1 fvc2002-db2: deps all
 # The fusion comparison: one experiment per fusion mode and per single modality, then a table of
 # the fused (or single-branch) figures of each report.
 COMPARE_RUNS = concat attention weighted iris fingerprint
-compare: deps all
+compare: deps
+	@$(MAKE) --no-print-directory all
 	@set -e; for r in $(COMPARE_RUNS); do \
 	  case $$r in iris|fingerprint) s="model.modalities=[$$r]";; *) s="model.fusion=$$r";; esac; \
 	  $(MAKE) --no-print-directory EXP_STAGE=1 NAME=$(EXP_NAME)-$$r SET="$(SET) $$s" \
@@ -95,21 +102,21 @@ endif
 
 experiment-run: $(RUN_DIR)/report.yaml
 
-$(DATA_DIR)/.done: $(EXP_BIN)/bio-synth
+$(DATA_DIR)/.done: $(EXP_STAMP)/bio-synth
 	rm -rf $(DATA_DIR).tmp
 	$(EXP_BIN)/bio-synth $(EXP_ARGS) -o $(DATA_DIR).tmp
 	rm -rf $(DATA_DIR) && mv $(DATA_DIR).tmp $(DATA_DIR) && touch $@
 
-$(MANIFEST): $(SCAN_DEP) $(EXP_BIN)/bio-scan
+$(MANIFEST): $(SCAN_DEP) $(EXP_STAMP)/bio-scan
 	@mkdir -p $(@D)
 	$(EXP_BIN)/bio-scan $(EXP_ARGS) -o $@ $(SCAN_ROOT)
 
-$(SAMPLES): $(MANIFEST) $(EXP_BIN)/bio-prep
+$(SAMPLES): $(MANIFEST) $(EXP_STAMP)/bio-prep
 	@mkdir -p $(@D)
 	$(EXP_BIN)/bio-prep $(EXP_ARGS) -o $@ $<
 
 # Training reads its batches through a pipe: no batch file on disk. The stamp appears last.
-$(MODEL_DIR)/.done: $(SAMPLES) $(EXP_BIN)/bio-batch $(EXP_BIN)/bio-train
+$(MODEL_DIR)/.done: $(SAMPLES) $(EXP_STAMP)/bio-batch $(EXP_STAMP)/bio-train
 	rm -rf $(MODEL_DIR).tmp && mkdir -p $(MODEL_DIR).tmp
 	$(EXP_BIN)/bio-batch $(EXP_ARGS) $< | \
 	  $(EXP_BIN)/bio-train $(EXP_ARGS) --set tracking.uri=$(MLRUNS) \
@@ -118,12 +125,12 @@ $(MODEL_DIR)/.done: $(SAMPLES) $(EXP_BIN)/bio-batch $(EXP_BIN)/bio-train
 
 # Predictions for the held-out validation samples (the probes) and for the training samples (the
 # identification gallery: eval.gallery of them per identity are enrolled).
-$(PREDICTIONS): $(MODEL_DIR)/.done $(EXP_BIN)/bio-infer
+$(PREDICTIONS): $(MODEL_DIR)/.done $(EXP_STAMP)/bio-infer
 	@mkdir -p $(@D)
 	$(EXP_BIN)/bio-infer $(EXP_ARGS) --split train --embeddings -m $(MODEL) -o $(@D)/enrol.bs $(SAMPLES)
 	$(EXP_BIN)/bio-infer $(EXP_ARGS) --split val --embeddings -m $(MODEL) -o $@ $(SAMPLES)
 
-$(REPORT): $(PREDICTIONS) $(EXP_BIN)/bio-eval
+$(REPORT): $(PREDICTIONS) $(EXP_STAMP)/bio-eval
 	rm -rf $(REPORT_DIR).tmp && mkdir -p $(REPORT_DIR).tmp
 	$(EXP_BIN)/bio-eval $(EXP_ARGS) --curves $(REPORT_DIR).tmp/curves \
 	  --plots $(REPORT_DIR).tmp/plots --enrol $(<D)/enrol.bs \
@@ -146,18 +153,30 @@ endif
 
 # Inference in shards through GNU parallel, joined with cat (bio-streams concatenate):
 #   make infer-sharded MODEL=ck/best.ckpt SAMPLES=samples.bs OUT=predictions.bs [SHARDS=4]
-# Each job runs `bio-infer -j1 --shard i/SHARDS`; add `-S host1,host2 --basefile MODEL` through
-# INFER_PARALLEL_FLAGS for more machines (same paths there). OUT appears only when every shard
-# succeeded.
+# Each job runs `bio-infer -j1 --shard i/SHARDS`; SSHLOGIN=2/host1,2/host2 runs them on other
+# machines over ssh (pipelines/prep.mk says how). OUT appears only when every shard succeeded.
 INFER_FLAGS ?=
 INFER_PARALLEL_FLAGS ?=
+# The checkpoint by its absolute path (the predictions' header names it): the same on every host
+# with SSHLOGIN, where the checkpoint and the samples are read at their absolute paths (shared, as
+# the programs are); models:/ and runs:/ URIs as given.
+INFER_MODEL = $(if $(findstring :/,$(MODEL)),$(MODEL),$(abspath $(MODEL)))
 .PHONY: infer-sharded
 infer-sharded: $(BUILD)/bin/bio-infer
 	@if [ -z "$(MODEL)" ] || [ -z "$(SAMPLES)" ] || [ -z "$(OUT)" ]; then \
 	  echo "usage: make infer-sharded MODEL=ck.ckpt SAMPLES=samples.bs OUT=predictions.bs [SHARDS=4]" >&2; exit 2; fi
 	@set -e; d=$$(mktemp -d "$(OUT).shards.XXXXXX"); trap 'rm -rf "$$d"' EXIT; \
-	seq 0 $$(($(SHARDS) - 1)) | parallel --halt now,fail=1 -j $(PREP_JOBS) $(INFER_PARALLEL_FLAGS) \
-	  "$(BUILD)/bin/bio-infer" -j1 $(INFER_FLAGS) -m "$(MODEL)" --shard {}/$(SHARDS) -o "$$d/shard-{}.bs" "$(SAMPLES)"; \
+	if [ -n "$(SSHLOGIN)" ]; then \
+	  wd=.biopipe-shards/$$(basename "$$d"); trap '$(SHARD_REMOTE_CLEAN); rm -rf "$$d"' EXIT; \
+	  (cd "$$d" && seq 0 $$(($(SHARDS) - 1)) | parallel --halt now,fail=1 $(SHARD_REMOTE) \
+	    $(INFER_PARALLEL_FLAGS) \
+	    "$(abspath $(BUILD))/bin/bio-infer" -j1 $(INFER_FLAGS) -m "$(INFER_MODEL)" \
+	    --shard {}/$(SHARDS) -o shard-{}.bs "$(abspath $(SAMPLES))"); \
+	else \
+	  seq 0 $$(($(SHARDS) - 1)) | parallel --halt now,fail=1 -j $(PREP_JOBS) $(INFER_PARALLEL_FLAGS) \
+	    "$(BUILD)/bin/bio-infer" -j1 $(INFER_FLAGS) -m "$(INFER_MODEL)" --shard {}/$(SHARDS) \
+	    -o "$$d/shard-{}.bs" "$(SAMPLES)"; \
+	fi; \
 	parts=; i=0; while [ $$i -lt $(SHARDS) ]; do parts="$$parts $$d/shard-$$i.bs"; i=$$((i + 1)); done; \
 	cat $$parts > "$$d/joined.bs"; mv "$$d/joined.bs" "$(OUT)"; \
 	echo "infer-sharded: $(SHARDS) shards of $(SAMPLES) joined into $(OUT)"

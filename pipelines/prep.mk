@@ -25,6 +25,17 @@
 
 SHARDS ?= 4
 PREP_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+# Other machines (make prep-sharded / infer-sharded SSHLOGIN=2/host1,2/host2): GNU parallel runs
+# the shards there over ssh (its --sshlogin; PARALLEL_SSH picks the ssh command, e.g.
+# 'ssh -F my_config'), in a folder of the run's own below the remote home (--wd), the input stream
+# (and the checkpoint) sent once per host (--basefile), each shard brought back (--return) and
+# removed there (--cleanup), the folder removed at the end. The programs and the images must be at the same absolute paths on
+# every host (a shared file system or the same install); relative image paths of the manifest are
+# resolved against the folder make runs in (bio-prep --root), as a local run does.
+SSHLOGIN ?=
+SHARD_REMOTE = -S $(SSHLOGIN) --wd "$$wd" --return shard-{}.bs --cleanup
+# Removes the run's folder on every host.
+SHARD_REMOTE_CLEAN = parallel --nonall -S $(SSHLOGIN) rm -rf "$$wd" </dev/null || true
 PREP_FLAGS ?=
 PREP_PARALLEL_FLAGS ?=
 BIO_PREP ?= $(BUILD)/bin/bio-prep
@@ -37,8 +48,17 @@ prep-sharded: $(if $(filter file default,$(origin BIO_PREP)),$(BUILD)/bin/bio-pr
 	@if [ -z "$(MANIFEST)" ] || [ -z "$(OUT)" ]; then \
 	  echo "usage: make prep-sharded MANIFEST=manifest.bs OUT=samples.bs [SHARDS=4]" >&2; exit 2; fi
 	@set -e; d=$$(mktemp -d "$(OUT).shards.XXXXXX"); trap 'rm -rf "$$d"' EXIT; \
-	seq 0 $$(($(SHARDS) - 1)) | parallel --halt now,fail=1 -j $(PREP_JOBS) $(PREP_PARALLEL_FLAGS) \
-	  "$(BIO_PREP)" -j1 $(PREP_FLAGS) --shard {}/$(SHARDS) -o "$$d/shard-{}.bs" "$(MANIFEST)"; \
+	if [ -n "$(SSHLOGIN)" ]; then \
+	  cp "$(MANIFEST)" "$$d/manifest.bs"; here=$$(pwd); wd=.biopipe-shards/$$(basename "$$d"); \
+	  trap '$(SHARD_REMOTE_CLEAN); rm -rf "$$d"' EXIT; \
+	  (cd "$$d" && seq 0 $$(($(SHARDS) - 1)) | parallel --halt now,fail=1 $(SHARD_REMOTE) \
+	    --basefile manifest.bs $(PREP_PARALLEL_FLAGS) \
+	    "$(abspath $(BIO_PREP))" -j1 --root "$$here" $(PREP_FLAGS) --shard {}/$(SHARDS) \
+	    -o shard-{}.bs manifest.bs); \
+	else \
+	  seq 0 $$(($(SHARDS) - 1)) | parallel --halt now,fail=1 -j $(PREP_JOBS) $(PREP_PARALLEL_FLAGS) \
+	    "$(BIO_PREP)" -j1 $(PREP_FLAGS) --shard {}/$(SHARDS) -o "$$d/shard-{}.bs" "$(MANIFEST)"; \
+	fi; \
 	parts=; i=0; while [ $$i -lt $(SHARDS) ]; do parts="$$parts $$d/shard-$$i.bs"; i=$$((i + 1)); done; \
 	cat $$parts > "$$d/joined.bs"; mv "$$d/joined.bs" "$(OUT)"; \
 	echo "prep-sharded: $(SHARDS) shards of $(MANIFEST) joined into $(OUT)"

@@ -154,27 +154,32 @@ int main(int argc, char **argv)
 			return BIO_EXIT_OK;
 		case 's':
 			split_opt = optarg;
+			bio_tool_option_key(&t, "--split", "batch.split", optarg);
 			break;
 		case 'b':
 			batch_size = bio_tool_parse_count(&t, "--batch-size", optarg, 1, 1 << 24);
+			bio_tool_option_key(&t, "--batch-size", "batch.batch_size", optarg);
 			break;
 		case 'E':
 			epochs = bio_tool_parse_count(&t, "--epochs", optarg, 0, 1000000000);
+			bio_tool_option_key(&t, "--epochs", "batch.epochs", optarg);
 			break;
 		case OPT_START:
 			start_epoch = bio_tool_parse_count(&t, "--start-epoch", optarg, 0, 1000000000);
 			break;
 		case OPT_SEED:
 			seed_opt = bio_tool_parse_count(&t, "--seed", optarg, 0, INT64_MAX);
+			bio_tool_option_key(&t, "--seed", "batch.seed", optarg);
 			break;
 		case OPT_DROP:
 			drop_opt = 1;
+			bio_tool_option_key(&t, "--drop-last", "batch.drop_last", "true");
 			break;
 		case OPT_NOSHUF:
 			shuffle = 0;
 			break;
 		default:
-			bio_tool_usage_error(&t, NULL);
+			bio_tool_bad_option(&t, argv, BIO_TOOL_SHORT_OPTS "s:b:E:", long_opts);
 		}
 	}
 	bio_tool_load_config(&t);
@@ -301,7 +306,7 @@ int main(int argc, char **argv)
 	uint64_t per_epoch = bio_batch_count(n_entries, (uint64_t)batch_size, drop_last);
 
 	/* Header: the input meta carried forward, ours replaced. */
-	FILE *out = bio_tool_output_open(&t);
+	FILE *out = bio_tool_output_open_stream(&t);
 	struct bio_stream_writer *w = bio_stream_writer_new(out, &err);
 	if (!w)
 		bio_tool_die_err(&t, &err);

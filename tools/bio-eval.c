@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bio/metrics.h"
@@ -69,6 +70,11 @@ struct eval {
 	struct bio_confusion conf;
 	struct eval *enrol;     /* --enrol: the gallery's predictions, or NULL */
 	const char *enrol_path;
+	/* provenance: what the input's header says made it (NULL when it does not say) */
+	char *src_program, *src_version, *src_model, *src_digest;
+	char **inputs;          /* the input files as given ("-": standard input) */
+	int n_inputs;
+	char config_digest[65]; /* of this run's eval.* configuration */
 };
 
 static void usage(FILE *f)
@@ -116,6 +122,10 @@ static void *xrealloc(struct eval *e, void *p, size_t n, size_t size)
 
 static void read_meta(struct eval *e, struct bio_stream_reader *r, const struct bio_value *meta)
 {
+	e->src_program = bio_value_strdup(bio_value_get(meta, "program"));
+	e->src_version = bio_value_strdup(bio_value_get(meta, "version"));
+	e->src_model = bio_value_strdup(bio_value_get(meta, "model"));
+	e->src_digest = bio_value_strdup(bio_value_get(meta, "config_digest"));
 	const struct bio_value *labels = bio_value_get(meta, "labels");
 	if (!labels)
 		return;
@@ -422,6 +432,20 @@ static void put_threshold(FILE *f, const char *indent, const char *key, int ok, 
 		fprintf(f, "%s%s: null\n", indent, key);
 }
 
+/* UTC time as ISO 8601 ("2026-12-02T14:20:00Z"), from SOURCE_DATE_EPOCH when set (reproducible
+ * reports, as reproducible builds do), else now. */
+static const char *iso_time(char *buf, size_t cap)
+{
+	const char *sde = getenv("SOURCE_DATE_EPOCH");
+	char *end;
+	long long v = sde && *sde ? strtoll(sde, &end, 10) : -1;
+	time_t now = sde && *sde && !*end && v >= 0 ? (time_t)v : time(NULL);
+	struct tm tm;
+	if (!gmtime_r(&now, &tm) || !strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm))
+		snprintf(buf, cap, "unknown");
+	return buf;
+}
+
 static void write_report(struct eval *e, FILE *f)
 {
 	fprintf(f, "# bio-eval %s report\n", BIO_VERSION);
@@ -496,6 +520,40 @@ static void write_report(struct eval *e, FILE *f)
 		if (!ok) {
 			fputs("    reason: ", f);
 			put_qstr(f, md->cmc_reason);
+			fputc('\n', f);
+		}
+	}
+	/* provenance: this program, when, on what configuration, from which inputs and model */
+	fputs("provenance:\n  program: bio-eval\n  version: ", f);
+	put_qstr(f, BIO_VERSION);
+	char when[32];
+	fprintf(f, "\n  time: %s\n  config_digest: %s\n  inputs: [", iso_time(when, sizeof when),
+		e->config_digest);
+	for (int i = 0; i < e->n_inputs; i++) {
+		fputs(i ? ", " : "", f);
+		put_qstr(f, e->inputs[i]);
+	}
+	fputs("]\n", f);
+	const struct eval *src[2] = {e, e->enrol};
+	static const char *const what[2] = {"predictions", "enrol"};
+	for (int k = 0; k < 2; k++) {
+		if (!src[k])
+			continue;
+		fprintf(f, "  %s:\n", what[k]);
+		if (k == 1) {
+			fputs("    path: ", f);
+			put_qstr(f, e->enrol_path);
+			fputc('\n', f);
+		}
+		const char *const vals[4] = {src[k]->src_program, src[k]->src_version,
+					      src[k]->src_model, src[k]->src_digest};
+		static const char *const keys[4] = {"program", "version", "model", "config_digest"};
+		for (int v = 0; v < 4; v++) {
+			fprintf(f, "    %s: ", keys[v]);
+			if (vals[v])
+				put_qstr(f, vals[v]);
+			else
+				fputs("~", f);
 			fputc('\n', f);
 		}
 	}
@@ -578,8 +636,23 @@ static void put_class_name(struct eval *e, FILE *f, size_t k)
 	}
 }
 
+/* The shortest decimal form of v that reads back as the same double (%.17g gives
+ * 0.10000000000000001 for 0.1): exact and short. */
+static const char *num_short(char buf[32], double v)
+{
+	for (int prec = 6; prec < 17; prec++) {
+		snprintf(buf, 32, "%.*g", prec, v);
+		if (strtod(buf, NULL) == v)
+			return buf;
+	}
+	snprintf(buf, 32, "%.17g", v);
+	return buf;
+}
+
 static void write_curves(struct eval *e, const char *dir, int with_scores)
 {
+	char nbuf[5][32];
+#define NUM(i, v) num_short(nbuf[i], (v))
 	make_dir(e, dir);
 	struct afile a;
 	char name[64];
@@ -590,16 +663,18 @@ static void write_curves(struct eval *e, const char *dir, int with_scores)
 			FILE *f = afile_open(e, &a, dir, name);
 			fputs("threshold,fmr,fnmr,tmr\n", f);
 			for (size_t i = 0; i < md->n_roc; i++)
-				fprintf(f, "%.17g,%.17g,%.17g,%.17g\n", md->roc[i].threshold,
-					md->roc[i].fmr, md->roc[i].fnmr, 1.0 - md->roc[i].fnmr);
+				fprintf(f, "%s,%s,%s,%s\n", NUM(0, md->roc[i].threshold),
+					NUM(1, md->roc[i].fmr), NUM(2, md->roc[i].fnmr),
+					NUM(3, 1.0 - md->roc[i].fnmr));
 			afile_commit(e, &a);
 			snprintf(name, sizeof name, "det_%s.csv", mod_names[m]);
 			f = afile_open(e, &a, dir, name);
 			fputs("threshold,fmr,fnmr,probit_fmr,probit_fnmr\n", f);
 			for (size_t i = 0; i < md->n_roc; i++)
-				fprintf(f, "%.17g,%.17g,%.17g,%.10g,%.10g\n", md->roc[i].threshold,
-					md->roc[i].fmr, md->roc[i].fnmr, bio_ppndf(md->roc[i].fmr),
-					bio_ppndf(md->roc[i].fnmr));
+				fprintf(f, "%s,%s,%s,%s,%s\n", NUM(0, md->roc[i].threshold),
+					NUM(1, md->roc[i].fmr), NUM(2, md->roc[i].fnmr),
+					NUM(3, bio_ppndf(md->roc[i].fmr)),
+					NUM(4, bio_ppndf(md->roc[i].fnmr)));
 			afile_commit(e, &a);
 		}
 		if (md->hist_gen) {
@@ -608,9 +683,9 @@ static void write_curves(struct eval *e, const char *dir, int with_scores)
 			fputs("bin_lo,bin_hi,genuine,impostor\n", f);
 			double step = (md->hist_hi - md->hist_lo) / (double)e->bins;
 			for (int64_t b = 0; b < e->bins; b++)
-				fprintf(f, "%.17g,%.17g,%llu,%llu\n", md->hist_lo + (double)b * step,
-					b + 1 == e->bins ? md->hist_hi
-							 : md->hist_lo + (double)(b + 1) * step,
+				fprintf(f, "%s,%s,%llu,%llu\n", NUM(0, md->hist_lo + (double)b * step),
+					NUM(1, b + 1 == e->bins ? md->hist_hi
+								: md->hist_lo + (double)(b + 1) * step),
 					(unsigned long long)md->hist_gen[b],
 					(unsigned long long)md->hist_imp[b]);
 			afile_commit(e, &a);
@@ -620,7 +695,7 @@ static void write_curves(struct eval *e, const char *dir, int with_scores)
 			FILE *f = afile_open(e, &a, dir, name);
 			fputs("rank,rate\n", f);
 			for (size_t r = 0; r < md->cmc.n_ranks; r++)
-				fprintf(f, "%zu,%.17g\n", r + 1, md->cmc.rate[r]);
+				fprintf(f, "%zu,%s\n", r + 1, NUM(0, md->cmc.rate[r]));
 			afile_commit(e, &a);
 		}
 		if (with_scores && md->present &&
@@ -629,9 +704,9 @@ static void write_curves(struct eval *e, const char *dir, int with_scores)
 			FILE *f = afile_open(e, &a, dir, name);
 			fputs("genuine,score\n", f);
 			for (size_t i = 0; i < md->scores.n_genuine; i++)
-				fprintf(f, "1,%.17g\n", md->scores.genuine[i]);
+				fprintf(f, "1,%s\n", NUM(0, md->scores.genuine[i]));
 			for (size_t i = 0; i < md->scores.n_impostor; i++)
-				fprintf(f, "0,%.17g\n", md->scores.impostor[i]);
+				fprintf(f, "0,%s\n", NUM(0, md->scores.impostor[i]));
 			afile_commit(e, &a);
 		}
 	}
@@ -659,11 +734,12 @@ static void write_curves(struct eval *e, const char *dir, int with_scores)
 			bio_confusion_class(&e->conf, k, &p, &r, &sup, &pr);
 			fprintf(f, "%zu,", k);
 			put_class_name(e, f, k);
-			fprintf(f, ",%llu,%llu,%.17g,%.17g\n", (unsigned long long)sup,
-				(unsigned long long)pr, p, r);
+			fprintf(f, ",%llu,%llu,%s,%s\n", (unsigned long long)sup,
+				(unsigned long long)pr, NUM(0, p), NUM(1, r));
 		}
 		afile_commit(e, &a);
 	}
+#undef NUM
 }
 
 /* ---- plots ---- */
@@ -745,7 +821,7 @@ static void write_plots(struct eval *e, const char *dir)
 		struct bio_plot_panel p = {
 			.title = "CMC (closed-set identification)", .xlabel = "Rank",
 			.ylabel = "Identification rate", .has_yrange = 1, .ymin = 0.0,
-			.ymax = 1.02, .series = cmc, .n_series = n_cmc};
+			.ymax = 1.02, .series = cmc, .n_series = n_cmc, .integer_x = 1};
 		plot_or_die(e, dir, "cmc.png", &p, 1, 1, w, h);
 	}
 	for (int m = 0; m < N_MOD; m++) {
@@ -797,6 +873,25 @@ struct metric_series {
 	size_t n;
 };
 
+/* The legend entry of a tracked metric: its words, not its key ("val_accuracy" is "validation
+ * accuracy"); unknown keys as they are. */
+static const char *metric_label(const char *key)
+{
+	static const char *const names[][2] = {
+		{"train_loss", "training loss"},
+		{"train_accuracy", "training accuracy"},
+		{"val_loss", "validation loss"},
+		{"val_accuracy", "validation accuracy"},
+		{"samples_per_s", "samples per second"},
+		{"lr", "learning rate"},
+		{"learning_rate", "learning rate"},
+	};
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+		if (strcmp(key, names[i][0]) == 0)
+			return names[i][1];
+	return key;
+}
+
 static int read_metric_file(struct eval *e, struct metric_series *s, const char *path)
 {
 	FILE *f = fopen(path, "r");
@@ -817,7 +912,7 @@ static int read_metric_file(struct eval *e, struct metric_series *s, const char 
 			s->x = xrealloc(e, s->x, cap, sizeof(double));
 			s->y = xrealloc(e, s->y, cap, sizeof(double));
 		}
-		s->x[s->n] = (double)step;
+		s->x[s->n] = (double)step + 1; /* epochs count from 1, as bio-train prints them */
 		s->y[s->n++] = v;
 	}
 	fclose(f);
@@ -880,17 +975,18 @@ static void plot_training(struct eval *e, const char *plots, const char *run_dir
 			: strcmp(k, "lr") == 0 || strstr(k, "learning_rate")    ? 3
 										: -1;
 		if (g >= 0)
-			group[g][n_in[g]++] = (struct bio_plot_series){ser[i].name, ser[i].x, ser[i].y,
-								       ser[i].n, BIO_STYLE_LINESPOINTS};
+			group[g][n_in[g]++] = (struct bio_plot_series){metric_label(ser[i].name),
+								       ser[i].x, ser[i].y, ser[i].n,
+								       BIO_STYLE_LINESPOINTS};
 	}
 	struct bio_plot_panel panels[4];
 	size_t np = 0;
 	for (int g = 0; g < 4; g++)
 		if (n_in[g])
 			panels[np++] = (struct bio_plot_panel){
-				.title = titles[g], .xlabel = "Epoch (step)", .ylabel = ylabels[g],
+				.title = titles[g], .xlabel = "Epoch", .ylabel = ylabels[g],
 				.series = group[g], .n_series = n_in[g],
-				.key_pos = g == 1 ? "bottom right" : "top right"};
+				.key_pos = g == 1 ? "bottom right" : "top right", .integer_x = 1};
 	size_t cols = np == 4 ? 2 : np;
 	size_t rows = np == 4 ? 2 : 1;
 	if (np == 0)
@@ -1164,6 +1260,10 @@ static void write_summary(struct eval *e, FILE *f)
 
 static void free_eval(struct eval *e)
 {
+	free(e->src_program);
+	free(e->src_version);
+	free(e->src_model);
+	free(e->src_digest);
 	for (size_t i = 0; i < e->n_label_names; i++)
 		free(e->label_names[i]);
 	free(e->label_names);
@@ -1235,9 +1335,11 @@ int main(int argc, char **argv)
 			break;
 		case OPT_PROTOCOL:
 			protocol = optarg;
+			bio_tool_option_key(&t, "--protocol", "eval.protocol", optarg);
 			break;
 		case OPT_GALLERY:
 			gallery = bio_tool_parse_count(&t, "--gallery", optarg, 1, 1000000);
+			bio_tool_option_key(&t, "--gallery", "eval.gallery", optarg);
 			break;
 		case OPT_SCORES:
 			with_scores = 1;
@@ -1252,7 +1354,7 @@ int main(int argc, char **argv)
 			quiet = 1;
 			break;
 		default:
-			bio_tool_usage_error(&t, NULL);
+			bio_tool_bad_option(&t, argv, BIO_TOOL_SHORT_OPTS "q", long_opts);
 		}
 	}
 	if (with_scores && !curves)
@@ -1307,6 +1409,12 @@ int main(int argc, char **argv)
 		}
 	}
 	e.protocol_name = e.protocol == BIO_PAIRS_FVC ? "fvc" : "all";
+	static const char *const eval_keys[] = {"eval"};
+	if (bio_config_digest(t.cfg, eval_keys, 1, e.config_digest, &err) < 0)
+		bio_tool_die_err(&t, &err);
+	static char *stdin_name[] = {"-"};
+	e.inputs = optind < argc ? argv + optind : stdin_name;
+	e.n_inputs = optind < argc ? argc - optind : 1;
 
 	/* Read everything first: bad input fails before any output exists. */
 	struct bio_stream_reader *r = bio_tool_open_inputs(&t, argc, argv, optind);

@@ -319,15 +319,19 @@ int main(int argc, char **argv)
 			break;
 		case 's':
 			split = optarg;
+			bio_tool_option_key(&t, "--split", "infer.split", optarg);
 			break;
 		case 'b':
 			batch_size = bio_tool_parse_count(&t, "--batch-size", optarg, 1, 4096);
+			bio_tool_option_key(&t, "--batch-size", "infer.batch_size", optarg);
 			break;
 		case 'k':
 			topk = bio_tool_parse_count(&t, "--topk", optarg, 1, 64);
+			bio_tool_option_key(&t, "--topk", "infer.topk", optarg);
 			break;
 		case 'e':
 			embeddings = 1;
+			bio_tool_option_key(&t, "--embeddings", "infer.embeddings", "true");
 			break;
 		case OPT_CSV:
 			csv = 1;
@@ -336,7 +340,7 @@ int main(int argc, char **argv)
 			bio_tool_parse_shard(&t, optarg, &shard_i, &shard_n);
 			break;
 		default:
-			bio_tool_usage_error(&t, NULL);
+			bio_tool_bad_option(&t, argv, BIO_TOOL_SHORT_OPTS "m:s:b:k:e", long_opts);
 		}
 	}
 	bio_tool_load_config(&t);
@@ -444,7 +448,7 @@ int main(int argc, char **argv)
 		bio_tool_die(&t, "out of memory");
 
 	/* Output header. */
-	in.out = bio_tool_output_open(&t);
+	in.out = csv ? bio_tool_output_open(&t) : bio_tool_output_open_stream(&t);
 	if (csv) {
 		fputs("id,label,label_name,pred,pred_name,score,topk,topk_scores", in.out);
 		if (embeddings) {

@@ -243,6 +243,7 @@ int main(int argc, char **argv)
 		case 'F':
 			max_failures = bio_tool_parse_count(&t, "--max-failures", optarg, 0,
 							    INT64_MAX);
+			bio_tool_option_key(&t, "--max-failures", "prep.max_failures", optarg);
 			break;
 		case 'S':
 			bio_tool_parse_shard(&t, optarg, &shard_i, &shard_n);
@@ -251,7 +252,7 @@ int main(int argc, char **argv)
 			root_opt = optarg;
 			break;
 		default:
-			bio_tool_usage_error(&t, NULL);
+			bio_tool_bad_option(&t, argv, BIO_TOOL_SHORT_OPTS "k", long_opts);
 		}
 	}
 	bio_tool_load_config(&t);
@@ -302,7 +303,7 @@ int main(int argc, char **argv)
 	/* Manifest paths are used as written (bio-scan writes them with its root in front). */
 	char *root = root_opt && root_opt[0] ? strdup(root_opt) : NULL;
 
-	FILE *out = bio_tool_output_open(&t);
+	FILE *out = bio_tool_output_open_stream(&t);
 	struct bio_stream_writer *w = bio_stream_writer_new(out, &err);
 	if (!w)
 		bio_tool_die_err(&t, &err);

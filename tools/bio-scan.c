@@ -116,6 +116,44 @@ static void summary(struct bio_tool *t, const struct bio_scan *s)
 	bio_tool_warn(t, "%s%s", line, t->verbose ? "" : " (use -v to list)");
 }
 
+/* ROOT/synth.yaml, written by bio-synth beside the images it made: carried forward as the
+ * header's "synth_yaml" so that training records how its data was made. NULL when there is none
+ * (real data); larger than 64 KiB or unreadable is an error. */
+static char *read_synth_yaml(struct bio_tool *t, const char *root)
+{
+	struct bio_error err = {0};
+	if (!root && bio_config_get_str(t->cfg, "scan.root", "", &root, &err))
+		bio_tool_die_err(t, &err);
+	if (!root || !*root)
+		return NULL;
+	size_t n = strlen(root) + 16;
+	char *path = malloc(n);
+	if (!path)
+		bio_tool_die(t, "out of memory");
+	snprintf(path, n, "%s/synth.yaml", root);
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		free(path);
+		return NULL;
+	}
+	enum { MAX = 64 * 1024 };
+	char *buf = malloc(MAX + 1);
+	if (!buf)
+		bio_tool_die(t, "out of memory");
+	size_t len = fread(buf, 1, MAX + 1, f);
+	int bad = ferror(f);
+	fclose(f);
+	if (bad)
+		bio_tool_die(t, "%s: read error", path);
+	if (len > MAX)
+		bio_tool_die(t, "%s: larger than %d bytes", path, MAX);
+	if (memchr(buf, 0, len))
+		bio_tool_die(t, "%s: not a text file", path);
+	buf[len] = 0;
+	free(path);
+	return buf;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option long_opts[] = {BIO_TOOL_LONG_OPTS, {0, 0, 0, 0}};
@@ -133,7 +171,7 @@ int main(int argc, char **argv)
 			usage(stdout);
 			return BIO_EXIT_OK;
 		default:
-			bio_tool_usage_error(&t, NULL);
+			bio_tool_bad_option(&t, argv, BIO_TOOL_SHORT_OPTS, long_opts);
 		}
 	}
 	if (argc - optind > 1)
@@ -165,12 +203,17 @@ int main(int argc, char **argv)
 	if (bio_config_digest(t.cfg, digest_keys, 1, digest, &err) != 0)
 		bio_tool_die_err(&t, &err);
 
-	FILE *out = bio_tool_output_open(&t);
+	char *synth_yaml = read_synth_yaml(&t, root);
+
+	FILE *out = bio_tool_output_open_stream(&t);
 	struct bio_stream_writer *w = bio_stream_writer_new(out, &err);
 	if (!w)
 		bio_tool_die_err(&t, &err);
 	bio_stream_begin_header(w, "manifest");
-	bio_pack_map(w, 3 + bio_scan_n_meta(s));
+	bio_pack_map(w, 3 + (synth_yaml != NULL) + bio_scan_n_meta(s));
+	if (synth_yaml)
+		bio_pack_kv_str(w, "synth_yaml", synth_yaml);
+	free(synth_yaml);
 	bio_pack_kv_str(w, "program", "bio-scan");
 	bio_pack_kv_str(w, "version", BIO_VERSION);
 	bio_pack_kv_str(w, "config_digest", digest);

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "bio/image.h"
 #include "bio/synth.h"
@@ -235,6 +236,66 @@ static double parse_double(struct bio_tool *t, const char *opt, const char *arg,
 	return v;
 }
 
+struct prov {
+	FILE *f;
+	int n;
+};
+
+/* One synth.* leaf as a line of the overlay: numbers and words plain, other scalars
+ * double-quoted, sequences in the flow form they come in. */
+static int prov_leaf(void *ud, const char *path, const char *value)
+{
+	struct prov *p = ud;
+	if (strncmp(path, "synth.", 6) != 0 || strchr(path + 6, '.'))
+		return 0;
+	fprintf(p->f, "  %s: ", path + 6);
+	int plain = value[0] != 0;
+	for (const char *c = value; *c; c++)
+		plain &= (*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'z') ||
+			 (*c >= 'A' && *c <= 'Z') || strchr("._+-", *c) != NULL;
+	if (value[0] == '[' || plain) {
+		fputs(value, p->f);
+	} else {
+		fputc('"', p->f);
+		for (const char *c = value; *c; c++) {
+			if (*c == '"' || *c == '\\')
+				fputc('\\', p->f);
+			fputc(*c, p->f);
+		}
+		fputc('"', p->f);
+	}
+	fputc('\n', p->f);
+	p->n++;
+	return 0;
+}
+
+/* ROOT/synth.yaml: the synth.* configuration the images were made with (options included), an
+ * overlay bio-scan carries forward in the manifest header so that what trains on these images
+ * records how they were made. Written atomically; a failure is an error. */
+static void write_provenance(struct bio_tool *t, const char *root)
+{
+	size_t n = strlen(root) + 32;
+	char *path = malloc(n), *tmp = malloc(n);
+	if (!path || !tmp)
+		bio_tool_die(t, "out of memory");
+	snprintf(path, n, "%s/synth.yaml", root);
+	snprintf(tmp, n, "%s/.synth.yaml.tmp", root);
+	struct prov p = {fopen(tmp, "w"), 0};
+	if (!p.f)
+		bio_tool_die(t, "%s: %s", tmp, strerror(errno));
+	fputs("# bio-synth: the configuration these images were made with (read by bio-scan)\n"
+	      "synth:\n", p.f);
+	bio_config_foreach_leaf(t->cfg, prov_leaf, &p);
+	int bad = ferror(p.f);
+	if (fclose(p.f) != 0 || bad || rename(tmp, path) != 0) {
+		int e = errno;
+		unlink(tmp);
+		bio_tool_die(t, "%s: write error: %s", path, strerror(e ? e : EIO));
+	}
+	free(path);
+	free(tmp);
+}
+
 int main(int argc, char **argv)
 {
 	enum { OPT_SIZE = 0x2000, OPT_SEED, OPT_NOISE, OPT_FINGERS, OPT_MODS, OPT_NOLASH, OPT_VAR };
@@ -283,31 +344,42 @@ int main(int argc, char **argv)
 		case 'n':
 			subjects = bio_tool_parse_count(&t, "--subjects", optarg, 1,
 							SYNTH_MAX_SUBJECTS);
+			bio_tool_option_key(&t, "--subjects", "synth.subjects", optarg);
 			break;
 		case 's':
 			samples = bio_tool_parse_count(&t, "--samples", optarg, 1, SYNTH_MAX_SAMPLES);
+			bio_tool_option_key(&t, "--samples", "synth.samples", optarg);
 			break;
 		case OPT_SIZE:
 			size = bio_tool_parse_count(&t, "--size", optarg, BIO_SYNTH_MIN_SIZE,
 						    BIO_SYNTH_MAX_SIZE);
+			bio_tool_option_key(&t, "--size", "synth.size", optarg);
 			break;
 		case 'f':
 			if (strcmp(optarg, "bmp") && strcmp(optarg, "png"))
 				bio_tool_usage_error(&t, "--format: invalid value '%s' (expected bmp or png)",
 						     optarg);
 			format_opt = optarg;
+			bio_tool_option_key(&t, "--format", "synth.format", optarg);
 			break;
 		case OPT_SEED:
 			seed = bio_tool_parse_count(&t, "--seed", optarg, 0, INT64_MAX);
+			bio_tool_option_key(&t, "--seed", "experiment.seed", optarg);
 			break;
 		case OPT_NOISE:
 			noise = parse_double(&t, "--noise", optarg, 0, 1);
+			bio_tool_option_key(&t, "--noise", "synth.noise", optarg);
 			break;
 		case OPT_FINGERS:
 			if (parse_fingers(&j, optarg, bad, sizeof bad) < 0)
 				bio_tool_usage_error(&t, "--fingers: invalid finger '%s' (expected thumb, index, middle, ring or little)",
 						     bad);
 			fingers_opt = optarg;
+			{
+				char list[BIO_TOOL_OPTION_SET_BYTES];
+				snprintf(list, sizeof list, "[%s]", optarg);
+				bio_tool_option_key(&t, "--fingers", "synth.fingers", list);
+			}
 			break;
 		case OPT_MODS:
 			if (!strcmp(optarg, "iris"))
@@ -324,12 +396,14 @@ int main(int argc, char **argv)
 			break;
 		case OPT_NOLASH:
 			no_lashes = 1;
+			bio_tool_option_key(&t, "--no-eyelashes", "synth.eyelashes", "false");
 			break;
 		case OPT_VAR:
 			variation = parse_double(&t, "--variation", optarg, 0, 2);
+			bio_tool_option_key(&t, "--variation", "synth.variation", optarg);
 			break;
 		default:
-			bio_tool_usage_error(&t, NULL);
+			bio_tool_bad_option(&t, argv, BIO_TOOL_SHORT_OPTS "n:s:f:", long_opts);
 		}
 	}
 	if (optind < argc)
@@ -452,6 +526,7 @@ int main(int argc, char **argv)
 	bio_tool_progress_end(&t);
 	if (j.fail_item < j.n_items)
 		bio_tool_die_err(&t, &j.fail);
+	write_provenance(&t, j.root);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	if (t.verbose)
 		fprintf(stderr, "bio-synth: %s: %zu images (%u subjects x %zu series (side x modality or finger) x %u samples) in %.2f s, %d threads\n",

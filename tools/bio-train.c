@@ -92,6 +92,7 @@ struct train {
 	int64_t es_patience;
 	int es_max; /* early-stopping metric maximised */
 	int layer_times;
+	int legend_done; /* the epoch lines' legend was printed */
 	/* the epoch in progress */
 	int64_t epoch;
 	int in_epoch;
@@ -643,13 +644,29 @@ static int end_epoch(struct train *tr)
 	tr->meta.val_loss = vl;
 	tr->meta.val_accuracy = va;
 	bio_tool_progress_end(tr->t);
+	if (!tr->legend_done) {
+		/* once per process: what the fields of the epoch lines are */
+		tr->legend_done = 1;
+		fprintf(stderr,
+			"bio-train: each epoch: loss, acc on the training batches%s; lr; samples/s "
+			"trained; time in all (data, forward, backward%s); rss = peak memory; "
+			"* = best so far by %s (best.ckpt)\n",
+			tr->have_val ? "; val_loss, val_acc on --val" : " (no --val)",
+			tr->have_val ? ", val" : "",
+			tr->have_val ? (tr->es_max ? "val_acc" : "val_loss")
+				     : (tr->es_max ? "training acc" : "training loss"));
+	}
+	char val_part[64] = "", val_time[32] = "";
+	if (tr->have_val) {
+		snprintf(val_part, sizeof val_part, " val_loss %.4f val_acc %.4f", vl, va);
+		snprintf(val_time, sizeof val_time, " val %.2fs", t_val);
+	}
 	fprintf(stderr,
-		"bio-train: epoch %" PRId64 "/%" PRId64 " loss %.4f acc %.4f val_loss %.4f val_acc "
-		"%.4f lr %.3g samples/s %.1f time %.2fs (data %.2fs forward %.2fs backward %.2fs "
-		"val %.2fs) rss %ld MiB%s\n",
-		tr->epoch + 1, tr->epochs_total, tl, ta, vl, va, lr,
+		"bio-train: epoch %" PRId64 "/%" PRId64 " loss %.4f acc %.4f%s lr %.3g samples/s "
+		"%.1f time %.2fs (data %.2fs forward %.2fs backward %.2fs%s) rss %ld MiB%s\n",
+		tr->epoch + 1, tr->epochs_total, tl, ta, val_part, lr,
 		(double)tr->n_samples / (tr->t_fwd + tr->t_bwd + tr->t_data), elapsed, tr->t_data,
-		tr->t_fwd, tr->t_bwd, t_val, peak_rss_kib() / 1024, improved ? " *" : "");
+		tr->t_fwd, tr->t_bwd, val_time, peak_rss_kib() / 1024, improved ? " *" : "");
 	track_metric(tr, "train_loss", tl);
 	track_metric(tr, "train_accuracy", ta);
 	if (tr->have_val) {
@@ -705,6 +722,112 @@ static int64_t meta_int_or(const struct bio_value *meta, const char *key, int64_
 {
 	int64_t v;
 	return bio_value_int(bio_value_get(meta, key), &v) ? def : v;
+}
+
+struct synth_rec {
+	struct bio_tool *t;
+	const char *src;
+	const struct bio_config *from; /* the base with the header's overlay */
+	const char *name;              /* that overlay's name, as origins start */
+};
+
+static int synth_leaf(void *ud, const char *path, const char *value)
+{
+	struct synth_rec *r = ud;
+	struct bio_error err = {0};
+	char set[1024];
+	if (strncmp(path, "synth.", 6) != 0) {
+		if (!strncmp(bio_config_origin(r->from, path), r->name, strlen(r->name)))
+			bio_tool_die(r->t, "%s: header 'synth_yaml': %s: only synth.* keys belong "
+				     "there", r->src, path);
+		return 0;
+	}
+	if (snprintf(set, sizeof set, "%s=%s", path, value) >= (int)sizeof set ||
+	    bio_config_set(r->t->cfg, set, &err))
+		bio_tool_die(r->t, "%s: header 'synth_yaml': %s: %s", r->src, path,
+			     err.msg[0] ? err.msg : "value too long");
+	return 0;
+}
+
+/* The synth.* configuration the images were made with (bio-synth's synth.yaml, carried by
+ * bio-scan's header as "synth_yaml") replaces this program's own synth.* in what it records. The
+ * text is checked as a config overlay on the built-in base; keys outside synth.* are refused. */
+static void record_synth(struct bio_tool *t, const struct bio_value *bmeta, const char *src)
+{
+	const char *text;
+	size_t len;
+	if (bio_value_str(bio_value_get(bmeta, "synth_yaml"), &text, &len) != 0)
+		return;
+	struct bio_error err = {0};
+	struct bio_config *c = bio_tool_base_config(t);
+	char name[512];
+	snprintf(name, sizeof name, "%s: header 'synth_yaml'", src);
+	if (bio_config_load_overlay(c, name, text, len, &err))
+		bio_tool_die_err(t, &err);
+	struct synth_rec r = {t, src, c, name};
+	bio_config_foreach_leaf(c, synth_leaf, &r);
+	bio_config_free(c);
+}
+
+/* What ran upstream is what is recorded: the batch.* values bio-batch used (its options or its
+ * config, carried in the batches header) replace this program's own, so the checkpoint's config,
+ * config.yaml and the tracked params say what the training saw. The sample size the header
+ * carries must be the model's input size; if not, one line naming both keys. */
+static void record_upstream(struct bio_tool *t, const struct bio_value *bmeta, const char *src,
+			    const struct bio_model_spec *spec)
+{
+	struct bio_error err = {0};
+	char set[512];
+	static const char *const ints[][2] = {{"epochs", "batch.epochs"},
+					      {"batch_size", "batch.batch_size"},
+					      {"seed", "batch.seed"}};
+	for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+		int64_t v;
+		if (bio_value_int(bio_value_get(bmeta, ints[i][0]), &v) == 0) {
+			snprintf(set, sizeof set, "%s=%" PRId64, ints[i][1], v);
+			if (bio_config_set(t->cfg, set, &err))
+				bio_tool_die(t, "%s: header '%s': %s", src, ints[i][0], err.msg);
+		}
+	}
+	const char *split;
+	size_t split_len;
+	if (bio_value_str(bio_value_get(bmeta, "split"), &split, &split_len) == 0 &&
+	    split_len < 256 && !memchr(split, 0, split_len)) {
+		/* quoted: a split name is a string whatever it looks like */
+		int ok = 1;
+		for (size_t i = 0; i < split_len; i++)
+			ok &= split[i] != '"' && split[i] != '\\';
+		if (ok) {
+			snprintf(set, sizeof set, "batch.split=\"%.*s\"", (int)split_len, split);
+			if (bio_config_set(t->cfg, set, &err))
+				bio_tool_die(t, "%s: header 'split': %s", src, err.msg);
+		}
+	}
+	int drop;
+	if (bio_value_bool(bio_value_get(bmeta, "drop_last"), &drop) == 0 &&
+	    bio_config_set(t->cfg, drop ? "batch.drop_last=true" : "batch.drop_last=false", &err))
+		bio_tool_die(t, "%s: header 'drop_last': %s", src, err.msg);
+	record_synth(t, bmeta, src);
+	const struct bio_value *shape = bio_value_get(bmeta, "shape");
+	int64_t c, h, w;
+	if (bio_value_len(shape) == 3 && bio_value_int(bio_value_at(shape, 0), &c) == 0 &&
+	    bio_value_int(bio_value_at(shape, 1), &h) == 0 &&
+	    bio_value_int(bio_value_at(shape, 2), &w) == 0) {
+		if (c != 1 || h != spec->input_size || w != spec->input_size)
+			bio_tool_die(t, "%s: the batches hold %" PRId64 "x%" PRId64 "x%" PRId64
+				     " samples (prep.size %" PRId64 " upstream) but the model takes "
+				     "1x%dx%d (model.input_size %d, %s): set model.input_size=%" PRId64
+				     " here or prep.size=%d upstream",
+				     src, c, h, w, h, spec->input_size, spec->input_size,
+				     spec->input_size,
+				     bio_config_origin(t->cfg, "model.input_size")[0]
+					     ? bio_config_origin(t->cfg, "model.input_size")
+					     : "default",
+				     h, spec->input_size);
+		snprintf(set, sizeof set, "prep.size=%" PRId64, h);
+		if (bio_config_set(t->cfg, set, &err))
+			bio_tool_die(t, "%s: header 'shape': %s", src, err.msg);
+	}
 }
 
 int main(int argc, char **argv)
@@ -764,7 +887,7 @@ int main(int argc, char **argv)
 			push_store = optarg;
 			break;
 		default:
-			bio_tool_usage_error(&t, NULL);
+			bio_tool_bad_option(&t, argv, BIO_TOOL_SHORT_OPTS, long_opts);
 		}
 	}
 	bio_tool_load_config(&t);
@@ -849,6 +972,7 @@ int main(int argc, char **argv)
 	tr.epochs_total = meta_int_or(bmeta, "epochs", 0);
 	int64_t start_epoch = meta_int_or(bmeta, "start_epoch", 0);
 	spec.n_classes = (int)n_labels;
+	record_upstream(&t, bmeta, src, &spec);
 
 	/* model, optimizer, scheduler: fresh or from the checkpoint */
 	if (bio_optim_from_config(&tr.o, cfg, &err) ||

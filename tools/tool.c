@@ -117,6 +117,7 @@ void bio_tool_init(struct bio_tool *t, const char *name, int argc, char **argv)
 	t->n_threads = tool_cpus();
 	t->progress = isatty(STDERR_FILENO);
 	signal(SIGPIPE, SIG_IGN);
+	opterr = 0; /* bio_tool_bad_option says what was wrong, with a suggestion */
 	static int registered;
 	tool_exit_name = name ? name : "bio";
 	if (!registered && atexit(tool_at_exit) == 0)
@@ -182,6 +183,82 @@ void bio_tool_usage_error(struct bio_tool *t, const char *fmt, ...)
 	exit(BIO_EXIT_USAGE);
 }
 
+/* Levenshtein distance of a and b (lengths < 64), capped at 64. */
+static int edit_distance(const char *a, size_t na, const char *b, size_t nb)
+{
+	int row[65];
+	if (na > 63 || nb > 63)
+		return 64;
+	for (size_t j = 0; j <= nb; j++)
+		row[j] = (int)j;
+	for (size_t i = 1; i <= na; i++) {
+		int diag = row[0];
+		row[0] = (int)i;
+		for (size_t j = 1; j <= nb; j++) {
+			int up = row[j];
+			int best = diag + (a[i - 1] != b[j - 1]);
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			if (up + 1 < best)
+				best = up + 1;
+			row[j] = best;
+			diag = up;
+		}
+	}
+	return row[nb];
+}
+
+_Noreturn void bio_tool_bad_option(struct bio_tool *t, char **argv, const char *shortopts,
+				   const struct option *longopts)
+{
+	const char *arg = optind > 0 ? argv[optind - 1] : "";
+	const char *n = tool_name(t);
+	if (!arg)
+		arg = "";
+	if (!strncmp(arg, "--", 2)) {
+		const char *name = arg + 2;
+		size_t len = strcspn(name, "=");
+		const struct option *hit = NULL;
+		for (const struct option *o = longopts; o && o->name; o++)
+			if (strlen(o->name) == len && !strncmp(o->name, name, len))
+				hit = o;
+		if (hit) /* a known long option: its argument is missing or not allowed */
+			fprintf(stderr, hit->has_arg == no_argument
+						? "%s: option '--%s' doesn't allow an argument\n"
+						: "%s: option '--%s' requires an argument\n",
+				n, hit->name);
+		else {
+			const char *best = NULL;
+			int best_d = 3;
+			for (const struct option *o = longopts; o && o->name; o++) {
+				int d = edit_distance(name, len, o->name, strlen(o->name));
+				/* a prefix of several options is ambiguous: suggest the first */
+				if (len >= 2 && !strncmp(o->name, name, len))
+					d = 1;
+				if (d < best_d && (size_t)d * 3 <= len + 1) {
+					best = o->name;
+					best_d = d;
+				}
+			}
+			if (best)
+				fprintf(stderr, "%s: unrecognized option '%.*s' (did you mean '--%s'?)\n",
+					n, (int)(len + 2), arg, best);
+			else
+				fprintf(stderr, "%s: unrecognized option '%.*s'\n", n, (int)(len + 2),
+					arg);
+		}
+	} else {
+		const char *p = optopt ? strchr(shortopts, optopt) : NULL;
+		if (p && p[1] == ':')
+			fprintf(stderr, "%s: option requires an argument -- '%c'\n", n, optopt);
+		else if (optopt && optopt < 0x100)
+			fprintf(stderr, "%s: invalid option -- '%c'\n", n, optopt);
+		else
+			fprintf(stderr, "%s: invalid option '%s'\n", n, arg);
+	}
+	bio_tool_usage_error(t, NULL);
+}
+
 long long bio_tool_parse_count(struct bio_tool *t, const char *opt, const char *arg,
 			       long long min, long long max)
 {
@@ -221,6 +298,7 @@ int bio_tool_common_opt(struct bio_tool *t, int opt, const char *arg)
 		if (!*arg)
 			bio_tool_usage_error(t, "--output: empty file name");
 		t->output = strcmp(arg, "-") ? arg : NULL;
+		t->output_forced = !t->output;
 		return 1;
 	case 'j':
 		t->n_threads = (int)bio_tool_parse_count(t, "--jobs", arg, 1, 4096);
@@ -235,6 +313,18 @@ int bio_tool_common_opt(struct bio_tool *t, int opt, const char *arg)
 	default:
 		return 0;
 	}
+}
+
+void bio_tool_option_key(struct bio_tool *t, const char *opt, const char *key, const char *value)
+{
+	if (t->n_option_sets >= BIO_TOOL_MAX_OPTION_SETS || t->n_sets >= BIO_TOOL_MAX_SETS)
+		bio_tool_usage_error(t, "%s: too many options", opt);
+	char *slot = t->option_sets[t->n_option_sets];
+	int n = snprintf(slot, BIO_TOOL_OPTION_SET_BYTES, "%s=%s", key, value);
+	if (n < 0 || n >= BIO_TOOL_OPTION_SET_BYTES)
+		bio_tool_usage_error(t, "%s: value too long", opt);
+	t->n_option_sets++;
+	t->sets[t->n_sets++] = slot;
 }
 
 static const struct bio_builtin_file *builtin_find(const char *name)
@@ -267,17 +357,24 @@ static _Noreturn void die_unknown_env(struct bio_tool *t, const char *env, const
 		     len ? list : "none");
 }
 
-void bio_tool_load_config(struct bio_tool *t)
+struct bio_config *bio_tool_base_config(struct bio_tool *t)
 {
 	struct bio_error err = {0};
-	t->cfg = bio_config_new();
-	if (!t->cfg)
+	struct bio_config *c = bio_config_new();
+	if (!c)
 		bio_tool_die(t, "configuration: out of memory");
 	const struct bio_builtin_file *base = builtin_find("configs/base.yaml");
 	if (!base)
 		bio_tool_die(t, "configs/base.yaml: not built into this program");
-	if (bio_config_load_base(t->cfg, base->name, (const char *)base->data, base->len, &err) != 0)
+	if (bio_config_load_base(c, base->name, (const char *)base->data, base->len, &err) != 0)
 		bio_tool_die_err(t, &err);
+	return c;
+}
+
+void bio_tool_load_config(struct bio_tool *t)
+{
+	struct bio_error err = {0};
+	t->cfg = bio_tool_base_config(t);
 
 	const char *from = "--env";
 	const char *env = t->env;
@@ -371,6 +468,14 @@ FILE *bio_tool_output_open(struct bio_tool *t)
 		bio_tool_die(t, "%s: %s", t->output, strerror(e));
 	}
 	return t->out;
+}
+
+FILE *bio_tool_output_open_stream(struct bio_tool *t)
+{
+	if (!t->output && !t->output_forced && isatty(STDOUT_FILENO))
+		bio_tool_usage_error(t, "refusing to write a binary bio-stream to a terminal (use -o "
+					"FILE, a pipe such as '| bio-dump', or -o - to force it)");
+	return bio_tool_output_open(t);
 }
 
 void bio_tool_output_abort(struct bio_tool *t)
@@ -469,7 +574,19 @@ static double tool_now(void)
 
 /* Time of the last redraw: progress bars are drawn at most 10 times a second. The bar is
  * display-only state, so it lives here rather than in struct bio_tool (whose layout is fixed). */
-static double tool_progress_last;
+static double tool_progress_last, tool_progress_start;
+
+/* "m:ss" or "h:mm:ss" of a duration in seconds. */
+static void tool_clock(char *buf, size_t cap, double sec)
+{
+	if (!(sec >= 0) || sec > 359999)
+		sec = 0;
+	unsigned s = (unsigned)(sec + 0.5); /* < 100 hours */
+	if (s >= 3600)
+		snprintf(buf, cap, "%u:%02u:%02u", s / 3600 % 100, s / 60 % 60, s % 60);
+	else
+		snprintf(buf, cap, "%u:%02u", s / 60 % 60, s % 60);
+}
 
 void bio_tool_progress(struct bio_tool *t, const char *what, unsigned long long done,
 		       unsigned long long total)
@@ -479,9 +596,15 @@ void bio_tool_progress(struct bio_tool *t, const char *what, unsigned long long 
 	if (!what)
 		what = "";
 	double now = tool_now();
+	if (tool_progress_start == 0)
+		tool_progress_start = now;
 	if (now - tool_progress_last < 0.1 && !(total && done == total))
 		return;
 	tool_progress_last = now;
+	double elapsed = now - tool_progress_start;
+	double rate = elapsed > 0 ? (double)done / elapsed : 0;
+	char el[32], eta[32];
+	tool_clock(el, sizeof el, elapsed);
 	if (total) {
 		enum { WIDTH = 30 };
 		unsigned long long d = done > total ? total : done;
@@ -490,16 +613,22 @@ void bio_tool_progress(struct bio_tool *t, const char *what, unsigned long long 
 		memset(bar, '#', (size_t)fill);
 		memset(bar + fill, ' ', (size_t)(WIDTH - fill));
 		bar[WIDTH] = '\0';
-		fprintf(stderr, "\r%s: %s [%s] %llu/%llu %3d%%", tool_name(t), what, bar, done, total,
-			(int)(d * 100 / total));
+		if (rate > 0)
+			tool_clock(eta, sizeof eta, (double)(total - d) / rate);
+		else
+			snprintf(eta, sizeof eta, "?");
+		fprintf(stderr, "\r%s: %s [%s] %llu/%llu %3d%% %.1f/s %s elapsed, ETA %s\033[K",
+			tool_name(t), what, bar, done, total, (int)(d * 100 / total), rate, el, eta);
 	} else {
-		fprintf(stderr, "\r%s: %s %llu", tool_name(t), what, done);
+		fprintf(stderr, "\r%s: %s %llu (%.1f/s, %s elapsed)\033[K", tool_name(t), what, done,
+			rate, el);
 	}
 	t->progress = 2; /* a line is on the screen */
 }
 
 void bio_tool_progress_end(struct bio_tool *t)
 {
+	tool_progress_start = 0;
 	if (!t || t->progress != 2)
 		return;
 	fputs("\n", stderr);

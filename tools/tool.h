@@ -65,6 +65,8 @@ enum {
 
 #define BIO_TOOL_MAX_CONFIGS 64
 #define BIO_TOOL_MAX_SETS 256
+#define BIO_TOOL_MAX_OPTION_SETS 32
+#define BIO_TOOL_OPTION_SET_BYTES 1024
 
 struct bio_tool {
 	const char *name;          /* "bio-prep" */
@@ -74,8 +76,12 @@ struct bio_tool {
 	int n_config_files;
 	const char *sets[BIO_TOOL_MAX_SETS];
 	int n_sets;
+	char option_sets[BIO_TOOL_MAX_OPTION_SETS][BIO_TOOL_OPTION_SET_BYTES]; /* storage of the
+				    * "key=value" of options that stand for a config key */
+	int n_option_sets;
 	int print_config;
 	const char *output;        /* -o path or NULL for stdout */
+	int output_forced;         /* -o - given: standard output even when it is a terminal */
 	int n_threads;             /* -j, default: cores available (sched_getaffinity) */
 	int verbose;
 	FILE *out;                 /* open output, after bio_tool_output_open */
@@ -88,12 +94,22 @@ void bio_tool_init(struct bio_tool *t, const char *name, int argc, char **argv);
 /* Handles a common option; returns 1 when handled, 0 when the tool must handle opt.
  * --version prints and exits 0; a bad -j value is a usage error. */
 int bio_tool_common_opt(struct bio_tool *t, int opt, const char *arg);
+/* An option that stands for a config key (bio-batch --epochs N is batch.epochs=N): queued as a
+ * --set in command-line order, so --print-config, the checkpoint's config and the tracked params
+ * show what ran. opt names the option in messages. */
+void bio_tool_option_key(struct bio_tool *t, const char *opt, const char *key, const char *value);
+/* A new configuration holding only the built-in base (for checking an overlay that came from
+ * elsewhere, e.g. a stream header). Exits 1 on failure. */
+struct bio_config *bio_tool_base_config(struct bio_tool *t);
 /* Builds t->cfg: built-in base.yaml, env overlay (configs/env/<env>.yaml, built in), -c files,
  * --set values. Exits 1 with the config error; exits 0 after printing for --print-config. */
 void bio_tool_load_config(struct bio_tool *t);
 
 /* Opens the output: stdout, or a temp file beside -o FILE. Exits 1 on failure. */
 FILE *bio_tool_output_open(struct bio_tool *t);
+/* Same for a binary bio-stream: refuses (usage error, exit 2) to write it to standard output
+ * when that is a terminal, as gzip does, unless -o - asked for it. */
+FILE *bio_tool_output_open_stream(struct bio_tool *t);
 /* Flushes, fsyncs and renames the temp file into place (or closes stdout, checked). Exits 1 on a
  * write error (disk full); exits 0 quietly when stdout's reader went away (EPIPE). */
 void bio_tool_output_commit(struct bio_tool *t);
@@ -108,6 +124,11 @@ _Noreturn void bio_tool_die_err(struct bio_tool *t, const struct bio_error *err)
 /* Prints "name: message" (if fmt) and "Try 'name --help'." on stderr, exits 2. */
 _Noreturn void bio_tool_usage_error(struct bio_tool *t, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* getopt_long returned '?' (bio_tool_init turns getopt's own messages off): the one line glibc
+ * would print (unrecognized option, invalid option, missing argument), with "did you mean
+ * '--x'?" when a long option of longopts is close to a misspelled one, then the Try line; exit 2. */
+_Noreturn void bio_tool_bad_option(struct bio_tool *t, char **argv, const char *shortopts,
+				   const struct option *longopts);
 /* Prints "name: message" on stderr (a warning; does not exit). */
 void bio_tool_warn(struct bio_tool *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

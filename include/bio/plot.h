@@ -41,6 +41,7 @@ struct bio_plot_panel {
 	int has_vline;
 	const char *vline_title;
 	const char *key_pos; /* gnuplot legend position ("top left", ...); NULL: a default */
+	int integer_x;       /* x values are counts (epochs): integer ticks only */
 };
 
 /* 1 when the gnuplot program can be run. */

@@ -127,6 +127,8 @@ int bio_stream_read_header(struct bio_stream_reader *r, const char *want_kind,
  * stream, count mismatch, a following part of another kind, malformed object). */
 int bio_stream_read_record(struct bio_stream_reader *r, const struct bio_value **rec,
 			   struct bio_error *err);
+/* The kind named by the header ("samples", ...), NULL before bio_stream_read_header succeeded. */
+const char *bio_stream_reader_kind(const struct bio_stream_reader *r);
 /* Index (0-based, across all parts) of the record last returned. */
 uint64_t bio_stream_reader_record_index(const struct bio_stream_reader *r);
 /* Name for messages of where the last record came from: "path" or "<stdin>". */

@@ -643,7 +643,9 @@ TEST(model_layout_and_init)
 	CHECK(bio_model_new(&s, 2, &err) == NULL);
 }
 
-/* Same gradients with 1 and 2 OpenBLAS threads, bit for bit. */
+/* Same gradients with 1, 2 and 3 pool threads, bit for bit. OpenBLAS stays single-threaded: how
+ * it would split its own work over threads is its business (it differs between CPUs), and the
+ * programs never let it. */
 TEST(thread_count_independent)
 {
 	struct bio_error err;
@@ -659,12 +661,8 @@ TEST(thread_count_independent)
 		y[i] = i % 10;
 	float *g[3];
 	for (int t = 0; t < 3; t++) {
-		/* 1 and 2 pool threads, and no pool with OpenBLAS on 2 threads */
 		struct bio_model *m = bio_model_new(&s, n, &err);
-		if (t < 2)
-			CHECK(bio_model_set_threads(m, t + 1, &err) == 0);
-		else
-			bio_nn_set_threads(2);
+		CHECK(bio_model_set_threads(m, t + 1, &err) == 0);
 		struct bio_rng r;
 		bio_rng_seed(&r, 11);
 		bio_model_init_params(m, &r);
@@ -675,12 +673,9 @@ TEST(thread_count_independent)
 		memcpy(g[t], m->grads, m->n_params * sizeof(float));
 		size_t np = m->n_params;
 		bio_model_free(m);
-		if (t == 1)
-			CHECK(memcmp(g[0], g[1], np * sizeof(float)) == 0);
-		if (t == 2)
-			CHECK(memcmp(g[0], g[2], np * sizeof(float)) == 0);
+		if (t > 0)
+			CHECK(memcmp(g[0], g[t], np * sizeof(float)) == 0);
 	}
-	bio_nn_set_threads(1);
 	free(g[0]);
 	free(g[1]);
 	free(g[2]);

@@ -111,7 +111,7 @@ assert r['fused']['identification']['rank1'] >= r['iris']['identification']['ran
 	assert_output 3
 	run grep -c 'reason: "no impostor scores (a single identity)"' "$T/r.yaml"
 	assert_output 3
-	run grep -ci nan "$T/r.yaml"
+	run grep -ciw nan "$T/r.yaml"
 	assert_output 0
 	[ ! -e "$T/c/roc_fused.csv" ]
 }
@@ -140,7 +140,7 @@ assert r['fused']['identification']['rank1'] >= r['iris']['identification']['ran
 	assert_output --partial "closed-set: no record has a known label"
 	run grep -c 'accuracy: null' "$T/c.yaml"
 	assert_output 1
-	run grep -ci nan "$T/c.yaml"
+	run grep -ciw nan "$T/c.yaml"
 	assert_output 0
 }
 
@@ -177,7 +177,9 @@ open('$T/kind.bs', 'wb').write(msgpack.packb({'bio-stream': 1, 'kind': 'samples'
 	"$PYTHON" "$GEN" -o "$T/p.bs" --ids 15 --samples 4 --seed 2
 	bio-eval -q -j1 "$T/p.bs" -o "$T/r1.yaml"
 	bio-eval -q -j3 < "$T/p.bs" > "$T/r3.yaml"
-	cmp "$T/r1.yaml" "$T/r3.yaml"
+	# the same figures (the provenance differs: the input is named, then standard input)
+	cmp <(sed '/^provenance:/,$d' "$T/r1.yaml") <(sed '/^provenance:/,$d' "$T/r3.yaml")
+	grep -q '^  inputs: \["-"\]' "$T/r3.yaml"
 	run bio-eval -q "$T/p.bs" "$T/p.bs"
 	assert_success
 	assert_line "records: 120"
@@ -213,6 +215,20 @@ assert t.size[0] > t.size[1]
 print('ok')"
 	assert_success
 	assert_output --partial ok
+	# the training curves: epochs from 1 with whole-number ticks, legends in words (a gnuplot
+	# wrapper keeps every script and data file it was given)
+	printf '#!/bin/sh\ncat "$(dirname "$1")"/* >>"%s/gp.all"\nexec gnuplot "$@"\n' "$T" >"$T/gp"
+	chmod +x "$T/gp"
+	BIO_GNUPLOT="$T/gp" bio-eval -q "$T/p.bs" -o "$T/r2.yaml" --plots "$T/pl2" --run-dir "$T/run"
+	[ -s "$T/pl2/training_curves.png" ]
+	grep -q "set xtics 1" "$T/gp.all"
+	grep -q "set format x '%.0f'" "$T/gp.all"
+	grep -q 'title "training loss"' "$T/gp.all"
+	grep -q 'title "validation accuracy"' "$T/gp.all"
+	grep -q 'set xlabel "Epoch"' "$T/gp.all"
+	# steps 0..2 are epochs 1..3
+	grep -qE '^3 0\.8(0000000000000004)?$' "$T/gp.all"
+	! grep -qE '^0 2\.5' "$T/gp.all"
 }
 
 @test "plots without gnuplot: a clear error, exit 1" {
@@ -310,4 +326,27 @@ PY
 		assert_output --regexp "^bio-eval: .*v_.*\.bs: record 1"
 		[ ! -e "$T/r.yaml" ]
 	done
+}
+
+@test "report.yaml says what it was computed from: inputs, their programs, the model, when" {
+	"$PYTHON" "$GEN" -o "$T/p.bs" --ids 6 --samples 4
+	SOURCE_DATE_EPOCH=1764684000 bio-eval -q -o "$T/r.yaml" --enrol "$T/p.bs" "$T/p.bs"
+	"$PYTHON" - "$T/r.yaml" "$T/p.bs" <<'PY'
+import sys, yaml, msgpack, datetime
+r = yaml.safe_load(open(sys.argv[1]))["provenance"]
+meta = next(msgpack.Unpacker(open(sys.argv[2], "rb"), raw=False))["meta"]
+assert r["program"] == "bio-eval" and r["version"] == "0.1.0", r
+assert r["time"] == datetime.datetime(2025, 12, 2, 14, 0, tzinfo=datetime.timezone.utc), r["time"]
+assert r["inputs"] == [sys.argv[2]], r["inputs"]
+assert len(r["config_digest"]) == 64
+assert r["predictions"]["program"] == meta.get("program"), (r, meta.get("program"))
+assert r["predictions"]["model"] == meta.get("model"), (r, meta.get("model"))
+assert r["enrol"]["path"] == sys.argv[2]
+PY
+	# without SOURCE_DATE_EPOCH: the time of the run
+	bio-eval -q -o "$T/r2.yaml" "$T/p.bs"
+	"$PYTHON" -c 'import sys, yaml, datetime
+t = yaml.safe_load(open(sys.argv[1]))["provenance"]["time"]
+d = abs((datetime.datetime.now(datetime.timezone.utc) - t).total_seconds())
+assert d < 120, d' "$T/r2.yaml"
 }

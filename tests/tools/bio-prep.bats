@@ -246,7 +246,8 @@ EOF
 	run bio-prep -j2 --keep-going --max-failures 1 -o out2.bs manifest.bs
 	assert_success
 	assert_output --partial "$f"
-	cmp out.bs out2.bs
+	# the same records (the headers differ: prep.max_failures is part of the prep config digest)
+	diff <(bio-dump out.bs | tail -n +2) <(bio-dump out2.bs | tail -n +2)
 	run bio-prep --keep-going --set prep.max_failures=1 manifest.bs
 	assert_success
 }

@@ -10,7 +10,7 @@ bats_require_minimum_version 1.5.0
 
 # sha256 of the sorted list of "hash  ./path" lines of every file under $1: names and contents.
 tree_sum() {
-	(cd "$1" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum |
+	(cd "$1" && find . -type f ! -name synth.yaml -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum |
 		cut -d' ' -f1)
 }
 
@@ -87,7 +87,7 @@ setup() {
 @test "bio-synth: layout and names, for the default patterns of bio-scan" {
 	run bio-synth -n 2 -s 3 --size 24 -o "$T/d"
 	assert_success
-	run bash -c "cd '$T/d' && find . -type f | LC_ALL=C sort"
+	run bash -c "cd '$T/d' && find . -type f ! -name synth.yaml | LC_ALL=C sort"
 	assert_output "./fingerprint/001_L_thumb_01.BMP
 ./fingerprint/001_L_thumb_02.BMP
 ./fingerprint/001_L_thumb_03.BMP
@@ -147,7 +147,7 @@ print(len(objs) - 2, objs[-1]["end"], len({o["label"] for o in objs[1:-1]}))' "$
 	bio-synth $args -j 1 -o "$T/a"
 	bio-synth $args -j 2 -o "$T/b"
 	bio-synth $args -j 7 -o "$T/c"
-	[ "$(find "$T/a" -type f | wc -l)" -eq $((5 * 2 * 3 * 4)) ]
+	[ "$(find "$T/a" -type f -name "*.*" ! -name synth.yaml | wc -l)" -eq $((5 * 2 * 3 * 4)) ]
 	[ "$(tree_sum "$T/a")" = "$(tree_sum "$T/b")" ]
 	[ "$(tree_sum "$T/a")" = "$(tree_sum "$T/c")" ]
 	bio-synth $args -j 2 --seed 10 -o "$T/d"
@@ -199,10 +199,14 @@ synth:
 EOF
 	bio-synth -c "$T/c.yaml" -o "$T/c1"
 	[ -f "$T/c1/fingerprint/001_R_ring_02.png" ]
-	[ "$(find "$T/c1" -type f | wc -l)" -eq 8 ]
+	[ "$(find "$T/c1" -type f ! -name synth.yaml | wc -l)" -eq 8 ]
 	bio-synth -c "$T/c.yaml" -s 1 --format bmp --fingers middle -o "$T/c2"
 	[ -f "$T/c2/fingerprint/001_L_middle_01.BMP" ]
-	[ "$(find "$T/c2" -type f | wc -l)" -eq 4 ]
+	[ "$(find "$T/c2" -type f ! -name synth.yaml | wc -l)" -eq 4 ]
+	# synth.yaml beside the images: the config they were made with, options included
+	"$PYTHON" -c 'import sys, yaml; s = yaml.safe_load(open(sys.argv[1]))["synth"]
+assert s["samples"] == 1 and s["format"] == "bmp" and s["fingers"] == ["middle"], s
+assert s["size"] == 20 and s["noise"] == 0, s' "$T/c2/synth.yaml"
 	# experiment.seed is the default seed; --seed overrides it.
 	bio-synth -n 1 -s 1 --size 20 --set experiment.seed=5 -o "$T/s1"
 	bio-synth -n 1 -s 1 --size 20 --seed 5 -o "$T/s2"
@@ -263,7 +267,7 @@ EOF
 	[ "$(wc -l < examples.sh)" -ge 4 ]
 	run bash -e -o pipefail examples.sh
 	assert_success
-	[ "$(find data/synth -type f | wc -l)" -eq 80 ]
+	[ "$(find data/synth -type f ! -name synth.yaml | wc -l)" -eq 80 ]
 	[ "$(find fingers -type f -name '*_index_*.png' | wc -l)" -eq 12 ]
 	[ ! -e fingers/iris ]
 	[ -s manifest.bs ]

@@ -236,7 +236,7 @@ h = next(u); r = next(u); assert h["meta"]["half"] and r["tensor"]["dtype"] == "
 @test "bad input: shape mismatch, wrong modality, wrong start epoch" {
 	run bio-train $C --set model.input_size=32 -o "$T/x" "$FX/b6.bs"
 	assert_failure 1
-	assert_output --partial "shape does not match the model"
+	assert_output --partial "the batches hold 1x16x16 samples (prep.size 16 upstream) but the model takes 1x32x32"
 	[ "${#lines[@]}" -eq 1 ]
 	run bio-train $C --set 'model.modalities=[iris,face]' -o "$T/x" "$FX/b6.bs"
 	assert_failure 1
@@ -260,7 +260,7 @@ sys.stdout.buffer.write(b"".join(msgpack.packb(o) for o in objs))' >"$T/nan.bs"
 	run bio-train $C -o "$T/n" --resume "$T/n/last.ckpt" "$T/nan.bs"
 	assert_failure 1
 	assert_output --partial "non-finite"
-	[ "${#lines[@]}" -eq 2 ] # the line of epoch 3, then the error
+	[ "${#lines[@]}" -eq 3 ] # the legend, the line of epoch 3, then the error
 	# epoch 3 completed and was checkpointed; the NaN batch is in epoch 4: nothing after it
 	[ "$(ckpt_epoch "$T/n/last.ckpt")" -eq 3 ]
 	# a diverging run (SGD, lr 1000) reaches a non-finite loss: stop; the good checkpoint

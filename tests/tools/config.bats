@@ -487,3 +487,25 @@ EOF2
 	run --separate-stderr "$DEMO" <"$T/in"
 	assert_equal "$stderr" ""
 }
+
+@test "a misspelled option gets a suggestion; missing and extra arguments are named" {
+	run --separate-stderr "$BIO_BUILD/bin/bio-train" --vall x.bs
+	assert_failure 2
+	assert_equal "$stderr" "bio-train: unrecognized option '--vall' (did you mean '--val'?)
+Try 'bio-train --help'."
+	run --separate-stderr "$BIO_BUILD/bin/bio-batch" --epohcs 3
+	assert_failure 2
+	assert_equal "${stderr%%$'\n'*}" "bio-batch: unrecognized option '--epohcs' (did you mean '--epochs'?)"
+	run --separate-stderr "$BIO_BUILD/bin/bio-batch" --epochs
+	assert_failure 2
+	assert_equal "${stderr%%$'\n'*}" "bio-batch: option '--epochs' requires an argument"
+	run --separate-stderr "$BIO_BUILD/bin/bio-batch" --drop-last=1
+	assert_failure 2
+	assert_equal "${stderr%%$'\n'*}" "bio-batch: option '--drop-last' doesn't allow an argument"
+	run --separate-stderr "$BIO_BUILD/bin/bio-infer" -k
+	assert_failure 2
+	assert_equal "${stderr%%$'\n'*}" "bio-infer: option requires an argument -- 'k'"
+	run --separate-stderr "$BIO_BUILD/bin/bio-scan" -Z
+	assert_failure 2
+	assert_equal "${stderr%%$'\n'*}" "bio-scan: invalid option -- 'Z'"
+}

@@ -137,3 +137,47 @@ PY
 	assert_failure
 	[ ! -e "$BATS_TEST_TMPDIR/bad.bs" ]
 }
+
+@test "a fresh tree: make builds once; a second experiment runs no stage, after a rebuild or make unit too; a changed tool re-runs only its stages" {
+	[ -d .git ] || skip "not a git checkout: no way to make a fresh tree of it"
+	[ -z "${BIO_ASAN:-}" ] || skip "rebuilds a tree without sanitizers: covered by the plain test run"
+	# a user's shell: nothing inherited from the make that runs the tests
+	unset MAKEFLAGS MFLAGS MAKELEVEL
+	t="$BATS_FILE_TMPDIR/fresh"
+	mkdir -p "$t"
+	git ls-files -co --exclude-standard | while read -r f; do [ -e "$f" ] && printf '%s\n' "$f"; done |
+		tar -c -T - | tar -x -C "$t"
+	cd "$t"
+	exp() { make --no-print-directory WORK="$t/runs" MLRUNS="$t/mlruns" CONFIG="$CFG" experiment; }
+	run make -j2 all
+	assert_success
+	assert_output --partial "-o build/bin/bio-train"
+	run make all
+	assert_success
+	refute_output --regexp "(cc|ar) "
+	make -q all
+	run exp
+	assert_success
+	assert_output --partial "build/bin/bio-synth"
+	assert_output --partial "build/bin/bio-eval"
+	run exp
+	assert_success
+	refute_output --partial "build/bin/bio-"
+	# the same programs relinked from scratch: same content, same stamps, no stage re-runs
+	rm -rf build/bin build/tools build/lib build/libbio.a
+	run make -j2 all
+	assert_success
+	assert_output --partial "-o build/bin/bio-train"
+	run make -j2 unit
+	assert_success
+	run exp
+	assert_success
+	refute_output --partial "build/bin/bio-"
+	# a change of behaviour in one program re-runs its stage and what follows, nothing before
+	printf 'extern const char bio_eval_changed[];\nconst char bio_eval_changed[] = "x";\n' >> tools/bio-eval.c
+	run exp
+	assert_success
+	assert_output --partial "build/bin/bio-eval"
+	refute_output --partial "build/bin/bio-train"
+	refute_output --partial "build/bin/bio-prep"
+}
