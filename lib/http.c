@@ -17,6 +17,7 @@
 
 struct bio_http {
 	CURL *curl;
+	char errbuf[CURL_ERROR_SIZE]; /* libcurl's detail of the last failure */
 	char *base;
 	char *token, *username, *password, *ca_file;
 	struct bio_http_opts o;
@@ -203,6 +204,8 @@ static void setup(struct bio_http *h, const char *url, struct curl_slist *hdrs, 
 	curl_easy_reset(c);
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	h->errbuf[0] = '\0';
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, h->errbuf);
 	if (stream) {
 		long s = (long)(h->o.timeout_s + 0.999);
 		curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
@@ -372,7 +375,9 @@ static int transfer(long *status_out, enum bio_http_fate *fate_out, struct bio_h
 		if (cr != CURLE_OK) {
 			fate = fate_of(cr);
 			rc = bio_error_set(err, BIO_EIO, "%s %s: %s", method, url,
-					   mem && mem->over ? "answer too large" : curl_easy_strerror(cr));
+					   mem && mem->over ? "answer too large"
+					   : h->errbuf[0]   ? h->errbuf
+							    : curl_easy_strerror(cr));
 			transient = fate == BIO_HTTP_NOT_SENT || idempotent;
 			if (mem && mem->over)
 				transient = 0;

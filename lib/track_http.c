@@ -51,6 +51,7 @@ struct remote {
 	int64_t next_try_ms;   /* after a failure, no try before this */
 	int64_t wait_ms;
 	int retries;           /* of a request, when not failing */
+	struct bio_error refusal; /* an entry the server refused, reported by the flush's end */
 	struct bio_error last; /* the failure that set next_try_ms */
 };
 
@@ -192,7 +193,7 @@ static int api(json_t **resp, enum bio_http_fate *fate, struct bio_http *h, cons
 
 static int already_exists(const struct bio_error *e)
 {
-	return e->code == BIO_EINVAL && strstr(e->msg, "RESOURCE_ALREADY_EXISTS");
+	return e && e->code == BIO_EINVAL && strstr(e->msg, "RESOURCE_ALREADY_EXISTS");
 }
 
 static const char *jstr(const json_t *o, const char *key)
@@ -332,11 +333,12 @@ static int walk(const char *dir, const char *rel, file_fn fn, void *ud, struct b
 			char *p = xfmt("%s/%s", dir, nm);
 			char *r = *rel ? xfmt("%s/%s", rel, nm) : strdup(nm);
 			struct stat st;
+			int ok = p && r && stat(p, &st) == 0;
 			if (!p || !r)
 				rc = nomem(err);
-			else if (stat(p, &st) == 0 && S_ISDIR(st.st_mode))
+			else if (ok && S_ISDIR(st.st_mode))
 				rc = walk(p, r, fn, ud, err);
-			else if (S_ISREG(st.st_mode))
+			else if (ok && S_ISREG(st.st_mode))
 				rc = fn(ud, r, p, err);
 			free(p);
 			free(r);
@@ -491,16 +493,51 @@ struct kv_ctx {
 	json_t *batch_vals;  /* key -> value of batch */
 };
 
+/* Sends the batch; a batch the server refuses (a 4xx: a param it will not change, a value too
+ * long for it) is sent again one entry at a time, and an entry still refused is recorded in the
+ * state ("refused") and not sent again, since it would block the rest of the run forever; the
+ * first refusal is reported once, by the end of the flush. */
 static int send_kv_batch(struct kv_ctx *c, struct bio_error *err)
 {
 	if (json_array_size(c->batch) == 0)
 		return 0;
 	json_t *body = json_pack("{s:s,s:O}", "run_id", server_id(c->rm), c->kind, c->batch);
-	int rc = api(NULL, NULL, c->rm->http, "POST", "runs/log-batch", body, 1, err);
+	enum bio_http_fate fate = BIO_HTTP_OK;
+	int rc = api(NULL, &fate, c->rm->http, "POST", "runs/log-batch", body, 1, err);
 	if (rc == 0) {
 		json_object_update(c->acked, c->batch_vals);
-		rc = state_save(c->rm, err);
+	} else if (fate == BIO_HTTP_REFUSED && rc == BIO_EINVAL) {
+		rc = 0;
+		json_t *refused = state_obj(c->rm, "refused");
+		for (size_t i = 0; !rc && i < json_array_size(c->batch); i++) {
+			json_t *one = json_array_get(c->batch, i);
+			const char *k = jstr(one, "key");
+			struct bio_error e1 = {0};
+			enum bio_http_fate f1 = BIO_HTTP_OK;
+			int r1 = api(NULL, &f1, c->rm->http, "POST", "runs/log-batch",
+				     json_pack("{s:s,s:[O]}", "run_id", server_id(c->rm), c->kind, one),
+				     1, &e1);
+			if (r1 && !(f1 == BIO_HTTP_REFUSED && r1 == BIO_EINVAL)) {
+				rc = r1;
+				if (err)
+					*err = e1;
+				break;
+			}
+			json_object_set(c->acked, k, json_object_get(one, "value"));
+			if (r1) {
+				char *rk = xfmt("%s/%s", c->kind, k);
+				if (rk)
+					json_object_set_new(refused, rk, json_string(e1.msg));
+				free(rk);
+				if (!c->rm->refusal.code)
+					bio_error_set(&c->rm->refusal, BIO_EINVAL, "the server refused %s "
+						      "'%s' (not sent again): %s", c->kind, k, e1.msg);
+			}
+		}
 	}
+	int r2 = state_save(c->rm, rc ? NULL : err);
+	if (!rc)
+		rc = r2;
 	json_array_clear(c->batch);
 	json_object_clear(c->batch_vals);
 	return rc;
@@ -868,7 +905,15 @@ static int send_artifacts(struct remote *rm, const struct bio_track_run *run,
 				     bio_http_base(rm->http), server_id(rm), au ? au : "",
 				     bio_track_run_artifact_dir(run));
 	struct art_ctx c = {rm, base, state_obj(rm, "artifacts")};
-	int rc = walk(bio_track_run_artifact_dir(run), "", art_file, &c, err);
+	/* a journal moved with its checkpoint directory: meta.yaml's artifact_uri names the old
+	 * place, the artifacts are under the run directory */
+	const char *adir = bio_track_run_artifact_dir(run);
+	char *here = xfmt("%s/artifacts", bio_track_run_dir(run));
+	struct stat st;
+	if (here && stat(adir, &st) != 0 && stat(here, &st) == 0)
+		adir = here;
+	int rc = here ? walk(adir, "", art_file, &c, err) : nomem(err);
+	free(here);
 	free(base);
 	return rc;
 }
@@ -1058,6 +1103,12 @@ static int flush_all(struct remote *rm, struct bio_track_run *run, struct bio_er
 		if (!rc)
 			rc = rc2;
 	}
+	if (!rc && rm->refusal.code) { /* reported once: the rest went on */
+		rc = rm->refusal.code;
+		if (err)
+			*err = rm->refusal;
+	}
+	rm->refusal.code = 0;
 	close(fd);
 	return rc;
 }
@@ -1189,6 +1240,34 @@ struct bio_track_run *bio_track_run_start_opts(const char *uri, const struct bio
 	return run;
 }
 
+/* The server run whose tag bio.spool_run_id is id, in any experiment (*run new, or NULL). */
+static int find_by_spool_id(json_t **run, struct bio_http *h, const char *id,
+			    struct bio_error *err)
+{
+	*run = NULL;
+	json_t *resp = NULL;
+	int rc = api(&resp, NULL, h, "POST", "experiments/search",
+		     json_pack("{s:i}", "max_results", 1000), 1, err);
+	json_t *exps = json_object_get(resp, "experiments"), *ids = json_array();
+	for (size_t i = 0; !rc && i < json_array_size(exps); i++)
+		json_array_append_new(ids, json_string(jstr(json_array_get(exps, i), "experiment_id")));
+	json_decref(resp);
+	resp = NULL;
+	char *filter = xfmt("tags.`bio.spool_run_id` = '%s'", id);
+	if (!rc && filter && json_array_size(ids))
+		rc = api(&resp, NULL, h, "POST", "runs/search",
+			 json_pack("{s:O,s:s,s:i}", "experiment_ids", ids, "filter", filter,
+				   "max_results", 1),
+			 1, err);
+	json_t *runs = json_object_get(resp, "runs");
+	if (!rc && json_array_size(runs))
+		*run = json_incref(json_array_get(runs, 0));
+	json_decref(resp);
+	json_decref(ids);
+	free(filter);
+	return rc;
+}
+
 struct bio_track_run *bio_track_run_open_opts(const char *uri, const struct bio_track_opts *o,
 					      const char *run_id, struct bio_error *err)
 {
@@ -1211,7 +1290,8 @@ struct bio_track_run *bio_track_run_open_opts(const char *uri, const struct bio_
 		bio_track_flush_now(run, NULL);
 		return run;
 	}
-	/* a server run: check it exists, then journal what is logged to it */
+	/* a server run (or the server run of a journal elsewhere, found by its tag
+	 * bio.spool_run_id): check it exists, then journal what is logged to it */
 	struct bio_http *h = http_for(uri, o, err);
 	char *q = bio_http_escape(run_id, 0);
 	char *ep = q ? xfmt("runs/get?run_id=%s", q) : NULL;
@@ -1219,6 +1299,15 @@ struct bio_track_run *bio_track_run_open_opts(const char *uri, const struct bio_
 	int rc = !h ? (err ? err->code : BIO_EINVAL)
 	       : ep ? api(&resp, NULL, h, "GET", ep, NULL, 1, err)
 		    : nomem(err);
+	if (rc == BIO_ENOTFOUND) {
+		struct bio_error e2;
+		json_t *found = NULL;
+		if (find_by_spool_id(&found, h, run_id, &e2) == 0 && found) {
+			json_decref(resp);
+			resp = json_pack("{s:o}", "run", found);
+			rc = 0;
+		}
+	}
 	free(q);
 	free(ep);
 	bio_http_free(h);

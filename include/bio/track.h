@@ -132,8 +132,9 @@ int bio_track_uri_is_server(const char *uri);
 /* bio_track_run_start / _open for any URI (opts NULL = defaults). For a server: the run is
  * journaled in a new run of the spool, created on the server at the first successful flush
  * (this call tries once; failing, it still returns the run). _open of a server run takes the
- * journal's run id (as bio_track_run_id returns it) or a server run id (the run is then
- * attached to: logged to, its status left alone unless bio_track_run_end is called). */
+ * journal's run id (as bio_track_run_id returns it), a server run id, or the journal id of a
+ * run journaled elsewhere (found on the server by its tag bio.spool_run_id); the last two are
+ * attached to: logged to, their status left alone unless bio_track_run_end is called. */
 struct bio_track_run *bio_track_run_start_opts(const char *uri, const struct bio_track_opts *opts,
 					       const char *experiment_name, const char *run_name,
 					       struct bio_error *err);

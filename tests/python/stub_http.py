@@ -1,15 +1,17 @@
 """A stand-in for a tracking server that misbehaves, for tests of biopipe's HTTP client.
 
-    stub_http.py MODE PORTFILE LOGFILE
+    stub_http.py MODE PORTFILE LOGFILE [CERT KEY]
 
 Listens on 127.0.0.1 (a free port, written to PORTFILE) and appends one line per request to
 LOGFILE: "<method> <path> <Authorization header or ->". MODE: "hang" never answers (a server
 that accepted the connection and stalls), "503" answers every request with HTTP 503 and an MLflow
-error body, "404" with RESOURCE_DOES_NOT_EXIST. Exits after 120 s whatever happens.
+error body, "404" with RESOURCE_DOES_NOT_EXIST. With CERT and KEY (PEM files) it speaks HTTPS.
+Exits after 120 s whatever happens.
 """
 import http.server
 import json
 import os
+import ssl
 import sys
 import threading
 import time
@@ -46,6 +48,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
 srv.daemon_threads = True
+if len(sys.argv) > 5:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(sys.argv[4], sys.argv[5])
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
 with open(portfile + ".tmp", "w") as f:
     f.write(str(srv.server_address[1]))
 os.rename(portfile + ".tmp", portfile)
