@@ -447,6 +447,12 @@ struct conv_job {
 	int n_batch, chunk;
 };
 
+/* The first layer's shape (1 input channel, 3x3, stride 1, padding 1): a direct kernel. */
+static int conv_is_c1(const struct bio_conv2d *l)
+{
+	return l->c_in == 1 && l->k == 3 && l->stride == 1 && l->pad == 1;
+}
+
 static void conv_forward_chunks(void *ctx, size_t c0, size_t c1, int t)
 {
 	const struct conv_job *j = ctx;
@@ -458,6 +464,11 @@ static void conv_forward_chunks(void *ctx, size_t c0, size_t c1, int t)
 	for (size_t c = c0; c < c1; c++) {
 		int n0 = (int)c * j->chunk;
 		int nc = n_batch - n0 < j->chunk ? n_batch - n0 : j->chunk;
+		if (conv_is_c1(l)) {
+			bio_conv3x3_c1_forward(l->w, l->c_out, j->in + n0 * hw, nc, l->h_in, l->w_in,
+					       j->out + n0 * hw, ld);
+			continue;
+		}
 		const float *col = colbuf;
 		int ldb = (int)(nc * hw);
 		if (direct) {
@@ -512,17 +523,24 @@ static void conv_backward_chunks(void *ctx, size_t c0, size_t c1, int t)
 		int cols = (int)(nc * hw);
 		const float *col = colbuf;
 		int ldc = cols;
-		if (direct) {
-			col = j->in + n0 * hw;
-			ldc = (int)ld;
-		} else {
-			im2col(l, colbuf, j->in, n_batch, n0, nc);
-		}
 		/* dw [c_out][kk] (+)= d_out_chunk [c_out][cols] col^T: into this chunk's partial
 		 * when there is one, so that the sum over chunks runs in a fixed order */
 		float *dst = l->dw_part ? l->dw_part + c * (size_t)l->c_out * kk : l->dw;
-		bio_nn_sgemm(0, 1, l->c_out, kk, cols, 1.0f, j->d_out + n0 * hw, (int)ld, col, ldc,
-			     l->dw_part ? 0.0f : 1.0f, dst, kk);
+		if (conv_is_c1(l)) {
+			bio_conv3x3_c1_dweights(dst, l->c_out, j->in + n0 * hw, j->d_out + n0 * hw,
+						nc, l->h_in, l->w_in, ld, !l->dw_part);
+			if (!j->d_in)
+				continue; /* (the input gradient below needs no im2col) */
+		} else {
+			if (direct) {
+				col = j->in + n0 * hw;
+				ldc = (int)ld;
+			} else {
+				im2col(l, colbuf, j->in, n_batch, n0, nc);
+			}
+			bio_nn_sgemm(0, 1, l->c_out, kk, cols, 1.0f, j->d_out + n0 * hw, (int)ld,
+				     col, ldc, l->dw_part ? 0.0f : 1.0f, dst, kk);
+		}
 		if (!j->d_in)
 			continue;
 		if (direct) {

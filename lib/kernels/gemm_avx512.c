@@ -59,6 +59,19 @@ static inline void gemm_micro(int kc, const float *ap, const float *bp, int ldb,
 
 #include "gemm_driver.h"
 
+#include <math.h>
+
+typedef __m512 vec_t;
+#define VW 16
+#define VZERO() _mm512_setzero_ps()
+#define VSET1(x) _mm512_set1_ps(x)
+#define VLOADU(p) _mm512_loadu_ps(p)
+#define VSTOREU(p, v) _mm512_storeu_ps(p, v)
+#define VFMA(a, b, c) _mm512_fmadd_ps(a, b, c)
+#define CONV_C1_SFMA(a, b, c) fmaf(a, b, c)
+#define CONV_C1_NAME(x) bio_conv_c1_##x##_avx512
+#include "conv_c1.h"
+
 #if defined(__clang__)
 #pragma clang attribute pop
 #endif

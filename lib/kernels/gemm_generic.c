@@ -33,3 +33,16 @@ static inline void gemm_micro(int kc, const float *ap, const float *bp, int ldb,
 }
 
 #include "gemm_driver.h"
+
+#include <emmintrin.h> /* SSE2: part of every x86-64 */
+
+typedef __m128 vec_t;
+#define VW 4
+#define VZERO() _mm_setzero_ps()
+#define VSET1(x) _mm_set1_ps(x)
+#define VLOADU(p) _mm_loadu_ps(p)
+#define VSTOREU(p, v) _mm_storeu_ps(p, v)
+#define VFMA(a, b, c) _mm_add_ps(_mm_mul_ps(a, b), c)
+#define CONV_C1_SFMA(a, b, c) ((a) * (b) + (c))
+#define CONV_C1_NAME(x) bio_conv_c1_##x##_generic
+#include "conv_c1.h"

@@ -19,16 +19,30 @@ void bio_sgemm_avx2(int, int, int, int, int, float, const float *, int, const fl
 void bio_sgemm_avx512(int, int, int, int, int, float, const float *, int, const float *, int,
 		      float, float *, int);
 
+#define C1_DECL(isa)                                                                          \
+	void bio_conv_c1_forward_##isa(const float *, int, const float *, int, int, int, float *, \
+				       size_t);                                                   \
+	void bio_conv_c1_dweights_##isa(float *, int, const float *, const float *, int, int, int, \
+					size_t, int);
+C1_DECL(generic)
+C1_DECL(avx2)
+C1_DECL(avx512)
+
 typedef void (*sgemm_fn)(int, int, int, int, int, float, const float *, int, const float *, int,
 			 float, float *, int);
 
 static const struct {
 	const char *name;
 	sgemm_fn sgemm;
+	void (*c1_forward)(const float *, int, const float *, int, int, int, float *, size_t);
+	void (*c1_dweights)(float *, int, const float *, const float *, int, int, int, size_t, int);
 } isas[BIO_ISA_COUNT] = {
-	[BIO_ISA_GENERIC] = {"generic", bio_sgemm_generic},
-	[BIO_ISA_AVX2] = {"avx2", bio_sgemm_avx2},
-	[BIO_ISA_AVX512] = {"avx512", bio_sgemm_avx512},
+	[BIO_ISA_GENERIC] = {"generic", bio_sgemm_generic, bio_conv_c1_forward_generic,
+			     bio_conv_c1_dweights_generic},
+	[BIO_ISA_AVX2] = {"avx2", bio_sgemm_avx2, bio_conv_c1_forward_avx2,
+			  bio_conv_c1_dweights_avx2},
+	[BIO_ISA_AVX512] = {"avx512", bio_sgemm_avx512, bio_conv_c1_forward_avx512,
+			    bio_conv_c1_dweights_avx512},
 };
 
 static enum bio_isa current = BIO_ISA_GENERIC;
@@ -214,4 +228,16 @@ void bio_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const
 	}
 	isas[isa].sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c,
 				      ldc);
+}
+
+void bio_conv3x3_c1_forward(const float *w, int c_out, const float *in, int n, int h, int wd,
+			    float *out, size_t out_ld)
+{
+	isas[bio_kernels_isa()].c1_forward(w, c_out, in, n, h, wd, out, out_ld);
+}
+
+void bio_conv3x3_c1_dweights(float *dw, int c_out, const float *in, const float *d_out, int n,
+			     int h, int wd, size_t d_ld, int accumulate)
+{
+	isas[bio_kernels_isa()].c1_dweights(dw, c_out, in, d_out, n, h, wd, d_ld, accumulate);
 }

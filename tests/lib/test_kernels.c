@@ -181,6 +181,64 @@ TEST(layers_agree_across_paths)
 	free(dout);
 }
 
+/* The first layer's direct kernel (1 channel, 3x3, pad 1) against the definition, on every path:
+ * forward and the weight gradient, rows of 40 (vectors and a tail). */
+TEST(conv_c1_matches_the_definition)
+{
+	const int co = 5, n = 3, h = 7, w = 40;
+	float *wt = rnd((size_t)co * 9), *in = rnd((size_t)n * h * w), *dy = rnd((size_t)co * n * h * w);
+	float *out = malloc(sizeof(float) * co * n * h * w), dw[45];
+	for (int isa = 0; isa < BIO_ISA_COUNT; isa++) {
+		if (bio_kernels_set_isa((enum bio_isa)isa) != 0)
+			continue;
+		bio_conv3x3_c1_forward(wt, co, in, n, h, w, out, (size_t)n * h * w);
+		bio_conv3x3_c1_dweights(dw, co, in, dy, n, h, w, (size_t)n * h * w, 0);
+		double e_out = 0, e_dw = 0;
+		for (int c = 0; c < co; c++) {
+			for (int j = 0; j < n; j++)
+				for (int y = 0; y < h; y++)
+					for (int x = 0; x < w; x++) {
+						double s = 0;
+						for (int t = 0; t < 9; t++) {
+							int yy = y + t / 3 - 1, xx = x + t % 3 - 1;
+							if (yy >= 0 && yy < h && xx >= 0 && xx < w)
+								s += (double)wt[c * 9 + t] *
+								     in[((size_t)j * h + yy) * w + xx];
+						}
+						size_t o = (size_t)c * n * h * w + ((size_t)j * h + y) * w + x;
+						e_out = fmax(e_out, fabs(out[o] - s));
+					}
+			for (int t = 0; t < 9; t++) {
+				double s = 0;
+				for (int j = 0; j < n; j++)
+					for (int y = 0; y < h; y++)
+						for (int x = 0; x < w; x++) {
+							int yy = y + t / 3 - 1, xx = x + t % 3 - 1;
+							if (yy >= 0 && yy < h && xx >= 0 && xx < w)
+								s += (double)dy[(size_t)c * n * h * w +
+										((size_t)j * h + y) * w + x] *
+								     in[((size_t)j * h + yy) * w + xx];
+						}
+				e_dw = fmax(e_dw, fabs(dw[c * 9 + t] - s));
+			}
+		}
+		if (!(e_out < 1e-5 && e_dw < 1e-3))
+			fprintf(stderr, "%s: conv c1 errors %g %g\n", bio_isa_name((enum bio_isa)isa),
+				e_out, e_dw);
+		CHECK(e_out < 1e-5 && e_dw < 1e-3);
+		/* accumulate adds */
+		float dw2[45];
+		memcpy(dw2, dw, sizeof dw);
+		bio_conv3x3_c1_dweights(dw2, co, in, dy, n, h, w, (size_t)n * h * w, 1);
+		for (int i = 0; i < 45; i++)
+			CHECK(dw2[i] == dw[i] + dw[i]);
+	}
+	free(wt);
+	free(in);
+	free(dy);
+	free(out);
+}
+
 TEST(names_and_support)
 {
 	CHECK(bio_isa_supported(BIO_ISA_GENERIC));
@@ -203,6 +261,7 @@ int main(void)
 	RUN(splits_are_bit_identical);
 	RUN(beta_zero_does_not_read_c);
 	RUN(layers_agree_across_paths);
+	RUN(conv_c1_matches_the_definition);
 	RUN(names_and_support);
 	return test_summary();
 }

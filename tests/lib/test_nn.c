@@ -140,6 +140,7 @@ TEST(conv2d_gradients)
 	conv_case(3, 4, 1, 1, 0, 4, 4, 3, 0);
 	conv_case(2, 2, 3, 2, 0, 7, 8, 2, 0);
 	conv_case(1, 4, 3, 1, 1, 5, 5, 4, 1);
+	conv_case(1, 3, 3, 1, 1, 4, 37, 3, 1); /* the direct first-layer kernel: vectors + a tail */
 }
 
 /* The double-precision reference: direct convolution of one sample compared with forward. */
