@@ -58,10 +58,14 @@ all: $(TOOLS) $(TOOLS:$(BUILD)/bin/%=$(BUILD)/stamp/%)
 
 # The stages of the make DAG (pipelines/*.mk) depend on a tool's stamp, not its binary: the stamp
 # holds the binary's SHA-256 and is rewritten only when that changes, so relinking the same program
-# (a rebuild, `make test`) re-runs no stage, while a change of behaviour re-runs what it affects.
-$(BUILD)/stamp/%: $(BUILD)/bin/%
-	@mkdir -p $(@D)
-	@sha256sum < $< > $@.tmp && if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
+# (a rebuild, `make test`, a change in libbio it does not link) re-runs no stage, while a change of
+# behaviour re-runs what it affects. The link recipe updates the stamp; the stamp's own rule only
+# makes a missing one, and depends on the binary order-only, so `make -q` stays true after a
+# relink that changed nothing.
+stamp_update = mkdir -p $(BUILD)/stamp && sha256sum < $(1) > $(2).tmp && \
+	if cmp -s $(2).tmp $(2); then rm -f $(2).tmp; else mv $(2).tmp $(2); fi
+$(BUILD)/stamp/%: | $(BUILD)/bin/%
+	@$(call stamp_update,$(BUILD)/bin/$*,$@)
 
 $(BUILD)/lib/%.o: lib/%.c
 	@mkdir -p $(@D)
@@ -85,6 +89,7 @@ $(BUILD)/gen/builtin_configs.o: $(BUILD)/gen/builtin_configs.c
 $(BUILD)/bin/%: $(BUILD)/tools/%.o $(TOOL_OBJ) $(LIBBIO)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	@$(call stamp_update,$@,$(BUILD)/stamp/$*)
 
 $(BUILD)/tests/%: tests/lib/%.c tests/lib/test.h $(LIBBIO)
 	@mkdir -p $(@D)
