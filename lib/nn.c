@@ -15,6 +15,7 @@
 
 #include "bio/error.h"
 #include "bio/kernels.h"
+#include "kernels/clones.h"
 
 void bio_nn_set_threads(int n_threads)
 {
@@ -482,7 +483,7 @@ static void conv_forward_chunks(void *ctx, size_t c0, size_t c1, int t)
 	}
 }
 
-static void conv_bias_channels(void *ctx, size_t c0, size_t c1, int t)
+BIO_CLONES static void conv_bias_channels(void *ctx, size_t c0, size_t c1, int t)
 {
 	const struct conv_job *j = ctx;
 	const size_t ld = (size_t)j->l->h_out * j->l->w_out * j->n_batch;
@@ -500,7 +501,7 @@ void bio_conv2d_forward(const struct bio_conv2d *l, float *out, const float *in,
 		bio_nn_parallel_for(l->pool, (size_t)l->c_out, conv_bias_channels, &j);
 }
 
-static void conv_db_channels(void *ctx, size_t c0, size_t c1, int t)
+BIO_CLONES static void conv_db_channels(void *ctx, size_t c0, size_t c1, int t)
 {
 	const struct conv_job *j = ctx;
 	const size_t ld = (size_t)j->l->h_out * j->l->w_out * j->n_batch;
@@ -566,7 +567,7 @@ struct dw_sum_job {
  * (p0 + p1) + (p2 + p3)), then dw += part[0]. Any split of the chunks into 2^r contiguous,
  * equal groups (threads now, MPI ranks later) reduces each group with the same tree and then
  * the groups' sums with it again: the same bits. The partials are scratch and are consumed. */
-static void dw_sum_range(void *ctx, size_t b, size_t e, int t)
+BIO_CLONES static void dw_sum_range(void *ctx, size_t b, size_t e, int t)
 {
 	const struct dw_sum_job *j = ctx;
 	float *part = j->part;
@@ -608,7 +609,7 @@ struct bn_job {
 	int n_batch, training;
 };
 
-static void bn_forward_channels(void *ctx, size_t c0, size_t c1, int t)
+BIO_CLONES static void bn_forward_channels(void *ctx, size_t c0, size_t c1, int t)
 {
 	const struct bn_job *j = ctx;
 	const struct bio_batchnorm *l = j->l;
@@ -652,7 +653,7 @@ void bio_batchnorm_forward(const struct bio_batchnorm *l, float *out, float *xha
 		(*l->num_batches_tracked)++;
 }
 
-static void bn_renormalize_channels(void *ctx, size_t c0, size_t c1, int t)
+BIO_CLONES static void bn_renormalize_channels(void *ctx, size_t c0, size_t c1, int t)
 {
 	const struct bn_job *j = ctx;
 	const size_t m = (size_t)j->n_batch * j->l->spatial;
@@ -668,7 +669,7 @@ void bio_batchnorm_renormalize(const struct bio_batchnorm *l, float *xhat, const
 	bio_nn_parallel_for(l->pool, (size_t)l->c, bn_renormalize_channels, &j);
 }
 
-static void bn_backward_channels(void *ctx, size_t c0, size_t c1, int t)
+BIO_CLONES static void bn_backward_channels(void *ctx, size_t c0, size_t c1, int t)
 {
 	const struct bn_job *j = ctx;
 	const struct bio_batchnorm *l = j->l;
@@ -710,7 +711,7 @@ struct bnrp_job {
 	int n_batch, h, w, training;
 };
 
-static void bnrp_channels(void *ctx, size_t c0, size_t c1, int t)
+BIO_CLONES static void bnrp_channels(void *ctx, size_t c0, size_t c1, int t)
 {
 	const struct bnrp_job *j = ctx;
 	const struct bio_batchnorm *l = j->l;
@@ -856,6 +857,7 @@ static void affine_relu_row(float *t, const float *x, size_t n, float g, float b
 
 #define POOL_SEG 256 /* output columns per pass over a row pair */
 
+BIO_CLONES
 void bio_affine_relu_maxpool2_forward(float *out, uint8_t *argmax, const float *xhat,
 				      const float *gamma, const float *beta, int c, int n_batch,
 				      int h, int w)

@@ -2,6 +2,7 @@
  * torch.optim 1.13's single-tensor implementations in float32 with the scalars rounded to float
  * as PyTorch's CPU kernels do, so parameter trajectories agree closely with PyTorch's. */
 #include "bio/optim.h"
+#include "kernels/clones.h"
 
 #include <math.h>
 #include <string.h>
@@ -60,7 +61,7 @@ struct step_job {
 };
 
 /* Updates elements [b, e) for step o->step (already advanced). */
-static void step_range(void *ctx, size_t b, size_t e, int t)
+BIO_CLONES static void step_range(void *ctx, size_t b, size_t e, int t)
 {
 	const struct step_job *j = ctx;
 	const struct bio_optim *o = j->o;
