@@ -227,3 +227,29 @@ PY
 	assert_failure 1
 	assert_output --partial "No space left on device"
 }
+
+@test "samples it would pass on wrong are refused: label -1 or out of range, NaN pixels, a modality twice" {
+	m() { "$PYTHON" tests/python/mutate_stream.py "$S" "$T/bad.bs" "$1"; }
+	m 'recs[2]["label"] = -1'
+	run bio-infer -m "$CK" -o "$T/x.bs" "$T/bad.bs"
+	assert_failure 1
+	assert_output "bio-infer: $T/bad.bs: record 2: key 'label': label -1 is negative"
+	[ ! -e "$T/x.bs" ]
+	m 'recs[1]["label"] = 99'
+	run bio-infer -m "$CK" -o "$T/x.bs" "$T/bad.bs"
+	assert_failure 1
+	assert_output --partial "record 1: key 'label': label 99 outside the 6 label names"
+	m 'set_f32(recs[0]["iris"], 7, float("inf"))'
+	run bio-infer -m "$CK" -o "$T/x.bs" "$T/bad.bs"
+	assert_failure 1
+	assert_output --partial "record 0: key 'iris': element 7 is inf, not finite"
+	m 'meta["modalities"] = ["iris", "fingerprint", "iris"]'
+	run bio-infer -m "$CK" -o "$T/x.bs" "$T/bad.bs"
+	assert_failure 1
+	assert_output --partial "'iris' is listed twice"
+	[ ! -e "$T/x.bs" ]
+	# unlabelled samples (no label key) are fine: label -1 in the predictions
+	m 'for r in recs: del r["label"]'
+	run bio-infer -m "$CK" -o "$T/x.bs" "$T/bad.bs"
+	assert_success
+}
