@@ -227,14 +227,14 @@ int bio_record_check_finite(const struct bio_tensor *t, struct bio_stream_reader
 		const float *p = t->data;
 		for (size_t i = 0; i < n; i++)
 			if (!isfinite(p[i]))
-				return rec_err(r, err, BIO_ENAN, key, "element %zu is %g, not finite",
-					       i, (double)p[i]);
+				return rec_err(r, err, BIO_ENAN, key, "non-finite value %g at element %zu",
+					       (double)p[i], i);
 	} else if (t->dtype == BIO_DTYPE_F64) {
 		const double *p = t->data;
 		for (size_t i = 0; i < n; i++)
 			if (!isfinite(p[i]))
-				return rec_err(r, err, BIO_ENAN, key, "element %zu is %g, not finite",
-					       i, p[i]);
+				return rec_err(r, err, BIO_ENAN, key, "non-finite value %g at element %zu",
+					       p[i], i);
 	}
 	return 0;
 }

@@ -216,7 +216,7 @@ EOF
 	m 'set_f32(recs[4]["iris"], 5, float("nan"))'
 	run bio-batch -o "$T/o.bs" "$T/bad.bs"
 	assert_failure 1
-	assert_output "bio-batch: $T/bad.bs: record 4: key 'iris': element 5 is nan, not finite"
+	assert_output "bio-batch: $T/bad.bs: record 4: key 'iris': non-finite value nan at element 5"
 	[ ! -e "$T/o.bs" ]
 	m 'recs[1]["label"] = -1'
 	run bio-batch -o "$T/o.bs" "$T/bad.bs"

@@ -242,7 +242,7 @@ PY
 	m 'set_f32(recs[0]["iris"], 7, float("inf"))'
 	run bio-infer -m "$CK" -o "$T/x.bs" "$T/bad.bs"
 	assert_failure 1
-	assert_output --partial "record 0: key 'iris': element 7 is inf, not finite"
+	assert_output --partial "record 0: key 'iris': non-finite value inf at element 7"
 	m 'meta["modalities"] = ["iris", "fingerprint", "iris"]'
 	run bio-infer -m "$CK" -o "$T/x.bs" "$T/bad.bs"
 	assert_failure 1

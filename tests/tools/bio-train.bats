@@ -236,7 +236,7 @@ h = next(u); r = next(u); assert h["meta"]["half"] and r["tensor"]["dtype"] == "
 @test "bad input: shape mismatch, wrong modality, wrong start epoch" {
 	run bio-train $C --set model.input_size=32 -o "$T/x" "$FX/b6.bs"
 	assert_failure 1
-	assert_output --partial "shape does not match the model"
+	assert_output --partial "the model takes 32x32 (model.input_size, prep.size)"
 	[ "${#lines[@]}" -eq 1 ]
 	run bio-train $C --set 'model.modalities=[iris,face]' -o "$T/x" "$FX/b6.bs"
 	assert_failure 1
@@ -278,7 +278,8 @@ sys.stdout.buffer.write(b"".join(msgpack.packb(o) for o in objs))' >"$T/nan.bs"
 import sys, msgpack
 d = sys.argv[1]
 meta = {"labels": ["a", "b"], "modalities": ["iris", "fingerprint"], "batch_size": 8,
-        "epochs": 1, "start_epoch": 0, "batches_per_epoch": 0, "split": "train", "seed": 1}
+        "epochs": 1, "start_epoch": 0, "batches_per_epoch": 0, "split": "train", "seed": 1,
+        "shape": [1, 16, 16]}
 open(d + "/empty.bs", "wb").write(msgpack.packb({"bio-stream": 1, "kind": "batches", "meta": meta})
                                   + msgpack.packb({"end": 0}))
 meta = dict(meta, labels=["only"])
@@ -399,4 +400,32 @@ meta = next(msgpack.Unpacker(open(sys.argv[2], "rb"), raw=False))["meta"]
 assert meta["step"] == want and meta["optimizer"]["step"] == want, (meta["step"], want)
 print("steps", want)
 EOF
+}
+
+@test "bad input it would train on is refused: ids longer than the batch, a modality twice, labels out of range, --val header shape" {
+	bio-batch $C --epochs 1 "$SS" >"$T/b1.bs"
+	m() { "$PYTHON" tests/python/mutate_stream.py "$1" "$T/bad.bs" "$2"; }
+	m "$T/b1.bs" 'recs[1]["ids"].append("extra")'
+	run bio-train $C -o "$T/x" "$T/bad.bs"
+	assert_failure 1
+	assert_output --regexp "bad.bs: record 1: key 'ids': [0-9]+ ids for a batch of [0-9]+ labels"
+	m "$T/b1.bs" 'meta["modalities"] = ["iris", "fingerprint", "iris"]'
+	run bio-train $C -o "$T/x" "$T/bad.bs"
+	assert_failure 1
+	assert_output --partial "'iris' is listed twice"
+	[ "${#lines[@]}" -eq 1 ]
+	m "$T/b1.bs" 'set_i64(recs[0]["label"], 2, len(meta["labels"]))'
+	run bio-train $C -o "$T/x" "$T/bad.bs"
+	assert_failure 1
+	assert_output --partial "record 0: key 'label': item 2: label 10 outside the 10 label names"
+	# a validation stream whose header shape lies about its records
+	m "$SS" 'meta["shape"] = [1, 16, 17]'
+	run bio-train $C -o "$T/x" --val "$T/bad.bs" "$T/b1.bs"
+	assert_failure 1
+	assert_output --partial "the validation samples are 17x16"
+	m "$SS" 'import copy; t = recs[3]["iris"]; t["shape"] = [1, 8, 32]'
+	run bio-train $C -o "$T/x" --val "$T/bad.bs" "$T/b1.bs"
+	assert_failure 1
+	assert_output --partial "record 3: key 'iris': shape [1,8,32], expected [1,16,16] (header shape)"
+	[ ! -e "$T/x/last.ckpt" ]
 }
