@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bio/header.h"
 #include "bio/metrics.h"
 #include "bio/plot.h"
 #include "bio/stream.h"
@@ -53,8 +54,11 @@ struct eval {
 	enum bio_pair_protocol protocol;
 	const char *protocol_name;
 	/* input */
-	char **label_names;
-	size_t n_label_names; /* from the header; 0 when absent */
+	struct bio_header h;  /* the input's header (label names, modalities) */
+	char **label_names;   /* = h.labels */
+	size_t n_label_names; /* = h.n_labels */
+	int64_t meta_topk;    /* header meta 'topk' (at most n_label_names), -1 when absent */
+	size_t topk_len;      /* length of the topk lists seen */
 	size_t n_records, cap_records;
 	int64_t *labels, *preds;
 	int64_t *topk_ids; /* n_records x topk, -1 padded */
@@ -114,23 +118,22 @@ static void *xrealloc(struct eval *e, void *p, size_t n, size_t size)
 
 /* ---- input ---- */
 
-static void read_meta(struct eval *e, struct bio_stream_reader *r, const struct bio_value *meta)
+/* The predictions header: label names are needed (labels and predictions are checked against
+ * them); meta.topk, when present, is the length every topk list must have. */
+static void read_meta(struct eval *e, struct bio_stream_reader *r)
 {
-	const struct bio_value *labels = bio_value_get(meta, "labels");
-	if (!labels)
-		return;
-	if (bio_value_type(labels) != BIO_V_ARRAY)
-		bio_tool_die(e->t, "%s: header meta 'labels': expected a list of names",
+	struct bio_error err;
+	if (bio_header_read(&e->h, r, "predictions", BIO_HEADER_LABELS, &err) < 0)
+		bio_tool_die_err(e->t, &err);
+	e->label_names = e->h.labels;
+	e->n_label_names = e->h.n_labels;
+	e->meta_topk = -1;
+	const struct bio_value *k = bio_value_get(e->h.meta, "topk");
+	if (k && (bio_value_int(k, &e->meta_topk) < 0 || e->meta_topk < 1))
+		bio_tool_die(e->t, "%s: header meta 'topk': expected a positive count",
 			     bio_stream_reader_source(r));
-	size_t n = bio_value_len(labels);
-	e->label_names = xrealloc(e, NULL, n ? n : 1, sizeof *e->label_names);
-	for (size_t i = 0; i < n; i++) {
-		e->label_names[i] = bio_value_strdup(bio_value_at(labels, i));
-		if (!e->label_names[i])
-			bio_tool_die(e->t, "%s: header meta 'labels': item %zu is not a string",
-				     bio_stream_reader_source(r), i);
-	}
-	e->n_label_names = n;
+	if (e->meta_topk > (int64_t)e->n_label_names)
+		e->meta_topk = (int64_t)e->n_label_names; /* the k best of fewer labels: all */
 }
 
 static void read_records(struct eval *e, struct bio_stream_reader *r)
@@ -158,21 +161,13 @@ static void read_records(struct eval *e, struct bio_stream_reader *r)
 					       sizeof *e->topk_ids);
 		}
 		int64_t label, pred;
-		if (bio_record_get_int(&label, r, rec, "label", &err) < 0 ||
-		    bio_record_get_int(&pred, r, rec, "pred", &err) < 0)
+		if (bio_record_get_label(&label, &e->h, r, rec, "label", 1, &err) < 0 ||
+		    bio_record_get_label(&pred, &e->h, r, rec, "pred", 0, &err) < 0)
 			bio_tool_die_err(e->t, &err);
-		if (label < -1)
-			bio_tool_die(e->t, "%s: record %llu: key 'label': %lld (must be >= -1)", src,
-				     ri, (long long)label);
-		if (pred < 0)
-			bio_tool_die(e->t, "%s: record %llu: key 'pred': %lld (must be >= 0)", src,
-				     ri, (long long)pred);
-		if (e->n_label_names && (label >= (int64_t)e->n_label_names ||
-					 pred >= (int64_t)e->n_label_names))
-			bio_tool_die(e->t, "%s: record %llu: %s %lld outside the %zu labels of the header",
-				     src, ri, label >= (int64_t)e->n_label_names ? "label" : "pred",
-				     (long long)(label >= (int64_t)e->n_label_names ? label : pred),
-				     e->n_label_names);
+		const struct bio_value *sv = bio_value_get(rec, "score");
+		double score;
+		if (sv && (bio_value_double(sv, &score) < 0 || !isfinite(score)))
+			bio_tool_die(e->t, "%s: record %llu: key 'score': not a finite number", src, ri);
 		e->labels[i] = label;
 		e->preds[i] = pred;
 		if (label > e->max_label)
@@ -184,10 +179,31 @@ static void read_records(struct eval *e, struct bio_stream_reader *r)
 		for (int64_t k = 0; k < e->topk; k++)
 			tk[k] = -1;
 		if (bio_value_get(rec, "topk")) {
-			struct bio_tensor t;
+			struct bio_tensor t, ts;
 			if (bio_record_get_tensor(&t, r, rec, "topk", BIO_DTYPE_I64, 1, &err) < 0)
 				bio_tool_die_err(e->t, &err);
 			size_t k = bio_tensor_numel(&t);
+			size_t want = e->meta_topk > 0 ? (size_t)e->meta_topk
+				      : i == 0       ? k
+						     : e->topk_len;
+			if (k != want || k < 1 || k > e->n_label_names)
+				bio_tool_die(e->t, "%s: record %llu: key 'topk': %zu labels where %s "
+					     "has %zu", src, ri, k,
+					     e->meta_topk > 0 ? "the header's topk" : "record 0",
+					     want);
+			e->topk_len = k;
+			if (bio_record_check_labels(&e->h, r, "topk", t.data, k, 0, &err) < 0)
+				bio_tool_die_err(e->t, &err);
+			if (bio_value_get(rec, "topk_scores")) {
+				if (bio_record_get_tensor(&ts, r, rec, "topk_scores", BIO_DTYPE_F32, 1,
+							  &err) < 0 ||
+				    bio_record_check_finite(&ts, r, "topk_scores", &err) < 0)
+					bio_tool_die_err(e->t, &err);
+				if (bio_tensor_numel(&ts) != k)
+					bio_tool_die(e->t, "%s: record %llu: key 'topk_scores': %zu "
+						     "scores for %zu topk labels", src, ri,
+						     bio_tensor_numel(&ts), k);
+			}
 			if (k < e->topk_seen)
 				e->topk_seen = k;
 			for (size_t j = 0; j < k && j < (size_t)e->topk; j++) {
@@ -1155,9 +1171,7 @@ static void write_summary(struct eval *e, FILE *f)
 
 static void free_eval(struct eval *e)
 {
-	for (size_t i = 0; i < e->n_label_names; i++)
-		free(e->label_names[i]);
-	free(e->label_names);
+	bio_header_destroy(&e->h);
 	free(e->labels);
 	free(e->preds);
 	free(e->topk_ids);
@@ -1293,24 +1307,25 @@ int main(int argc, char **argv)
 
 	/* Read everything first: bad input fails before any output exists. */
 	struct bio_stream_reader *r = bio_tool_open_inputs(&t, argc, argv, optind);
-	const struct bio_value *meta;
-	if (bio_stream_read_header(r, "predictions", &meta, &err) < 0)
-		bio_tool_die_err(&t, &err);
-	read_meta(&e, r, meta);
+	read_meta(&e, r);
 	read_records(&e, r);
-	if (e.n_records == 0)
-		bio_tool_die(&t, "%s: no records to evaluate", bio_stream_reader_source(r));
+	char *src = strdup(bio_stream_reader_source(r));
 	bio_stream_reader_free(r);
+	if (!src)
+		bio_tool_die(&t, "out of memory");
+	if (e.n_records == 0)
+		bio_tool_die(&t, "%s: no records to evaluate", src);
+	free(src);
 
 	struct eval en = {.t = &t, .topk = e.topk};
 	if (enrol) {
 		char *enrol_arg[] = {(char *)enrol};
 		r = bio_tool_open_inputs(&t, 1, enrol_arg, 0);
-		if (bio_stream_read_header(r, "predictions", &meta, &err) < 0)
-			bio_tool_die_err(&t, &err);
-		read_meta(&en, r, meta);
+		read_meta(&en, r);
 		read_records(&en, r);
 		bio_stream_reader_free(r);
+		if (en.n_records == 0)
+			bio_tool_die(&t, "%s: no records to enrol (--enrol)", enrol);
 		int same = en.n_label_names == e.n_label_names;
 		for (size_t i = 0; same && i < e.n_label_names; i++)
 			same = strcmp(en.label_names[i], e.label_names[i]) == 0;
