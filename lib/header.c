@@ -44,6 +44,12 @@ static int parse_modalities(struct bio_header *h, const struct bio_value *mods, 
 			return bio_error_set(err, BIO_EFORMAT,
 					     "%s: header meta 'modalities': item %zu is not a name",
 					     src, m);
+		static const char *const reserved[] = {"id", "label", "identity", "split", "end"};
+		for (size_t k = 0; k < sizeof reserved / sizeof reserved[0]; k++)
+			if (strlen(reserved[k]) == len && memcmp(reserved[k], s, len) == 0)
+				return bio_error_set(err, BIO_EFORMAT,
+						     "%s: header meta 'modalities': '%s' is a reserved "
+						     "record key", src, reserved[k]);
 		for (size_t k = 0; k < m; k++)
 			if (strlen(h->modalities[k]) == len && memcmp(h->modalities[k], s, len) == 0)
 				return bio_error_set(err, BIO_EFORMAT,
