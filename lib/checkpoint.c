@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bio/crc32c.h"
 #include "bio/stream.h"
 
 void bio_optim_bind(struct bio_optim *o, struct bio_model *m)
@@ -65,6 +66,24 @@ static void pack_u64_hex(struct bio_stream_writer *w, uint64_t v)
 	bio_pack_str(w, buf);
 }
 
+/* CRC-32C of a checkpoint record: the name (with its NUL), the dtype name, the rank and each
+ * dimension as 8 bytes little-endian, then the data bytes. */
+static uint32_t tensor_crc(const char *name, const struct bio_tensor *t)
+{
+	uint32_t c = bio_crc32c(0, name, strlen(name) + 1);
+	const char *dt = bio_dtype_name(t->dtype);
+	c = bio_crc32c(c, dt, strlen(dt) + 1);
+	unsigned char dims[8 * (BIO_TENSOR_MAX_DIMS + 1)];
+	size_t n = 0;
+	for (int i = -1; i < t->n_dims; i++) {
+		uint64_t v = i < 0 ? (uint64_t)t->n_dims : (uint64_t)t->shape[i];
+		for (int k = 0; k < 8; k++)
+			dims[n++] = (unsigned char)(v >> (8 * k));
+	}
+	c = bio_crc32c(c, dims, n);
+	return bio_crc32c(c, t->data, t->data_bytes);
+}
+
 static int pack_record(struct bio_stream_writer *w, const char *name, enum bio_dtype dt,
 		       int n_dims, const int64_t *shape, const void *data, size_t numel,
 		       uint16_t *half_buf)
@@ -79,34 +98,20 @@ static int pack_record(struct bio_stream_writer *w, const char *name, enum bio_d
 	}
 	bio_tensor_view(&t, dt, n_dims, shape, (void *)d);
 	bio_stream_begin_record(w);
-	bio_pack_map(w, 2);
+	bio_pack_map(w, 3);
 	bio_pack_kv_str(w, "name", name);
 	bio_pack_str(w, "tensor");
-	return bio_pack_tensor(w, &t);
+	bio_pack_tensor(w, &t);
+	return bio_pack_kv_int(w, "crc32c", tensor_crc(name, &t));
 }
 
-static int write_stream(FILE *f, const struct bio_model *m, const struct bio_optim *o,
-			const struct bio_sched *s, const struct bio_ckpt_meta *meta,
-			struct bio_error *err)
+/* The header meta of a checkpoint (packed twice: once to checksum it, once into the file). */
+static void pack_meta(struct bio_stream_writer *w, const struct bio_model *m,
+		      const struct bio_optim *o, const struct bio_sched *s,
+		      const struct bio_ckpt_meta *meta)
 {
-	struct bio_stream_writer *w = bio_stream_writer_new(f, err);
-	if (!w)
-		return err ? err->code : BIO_ENOMEM;
-	int rc = 0;
-	uint16_t *half_buf = NULL;
-	if (meta->half) {
-		size_t mx = 1;
-		for (size_t i = 0; i < m->n_tensors; i++)
-			if (m->tensors[i].numel > mx)
-				mx = m->tensors[i].numel;
-		half_buf = malloc(mx * sizeof(uint16_t));
-		if (!half_buf) {
-			rc = bio_error_set(err, BIO_ENOMEM, "out of memory");
-			goto out;
-		}
-	}
-	bio_stream_begin_header(w, "checkpoint");
-	bio_pack_map(w, 14 + (meta->config_yaml != NULL));
+	bio_pack_map(w, 15 + (meta->config_yaml != NULL));
+	bio_pack_kv_str(w, "checksum", "crc32c");
 	bio_pack_kv_str(w, "program", "bio-train");
 	bio_pack_kv_str(w, "version", BIO_VERSION);
 	pack_spec(w, &m->spec);
@@ -168,6 +173,62 @@ static int write_stream(FILE *f, const struct bio_model *m, const struct bio_opt
 	if (meta->config_yaml)
 		bio_pack_kv_str(w, "config", meta->config_yaml);
 
+}
+
+/* CRC-32C of the msgpack encoding of a meta value (as bio_pack_value writes it: the same bytes
+ * as pack_meta's for a meta read back from a checkpoint). Returns 0 or BIO_ENOMEM/BIO_EIO. */
+static int meta_crc(uint32_t *out, const struct bio_model *m, const struct bio_optim *o,
+		    const struct bio_sched *s, const struct bio_ckpt_meta *meta,
+		    const struct bio_value *v)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f)
+		return BIO_ENOMEM;
+	struct bio_stream_writer *w = bio_stream_writer_new(f, NULL);
+	int rc = w ? 0 : BIO_ENOMEM;
+	if (w && v)
+		rc = bio_pack_value(w, v);
+	else if (w)
+		pack_meta(w, m, o, s, meta);
+	bio_stream_writer_free(w);
+	if (fclose(f) != 0 && rc == 0)
+		rc = BIO_EIO;
+	if (rc == 0)
+		*out = bio_crc32c(0, buf, len);
+	free(buf);
+	return rc;
+}
+
+static int write_stream(FILE *f, const struct bio_model *m, const struct bio_optim *o,
+			const struct bio_sched *s, const struct bio_ckpt_meta *meta,
+			struct bio_error *err)
+{
+	struct bio_stream_writer *w = bio_stream_writer_new(f, err);
+	if (!w)
+		return err ? err->code : BIO_ENOMEM;
+	int rc = 0;
+	uint16_t *half_buf = NULL;
+	if (meta->half) {
+		size_t mx = 1;
+		for (size_t i = 0; i < m->n_tensors; i++)
+			if (m->tensors[i].numel > mx)
+				mx = m->tensors[i].numel;
+		half_buf = malloc(mx * sizeof(uint16_t));
+		if (!half_buf) {
+			rc = bio_error_set(err, BIO_ENOMEM, "out of memory");
+			goto out;
+		}
+	}
+	uint32_t mcrc;
+	if ((rc = meta_crc(&mcrc, m, o, s, meta, NULL)) < 0) {
+		rc = bio_error_set(err, rc, "out of memory");
+		goto out;
+	}
+	bio_stream_begin_header(w, "checkpoint");
+	pack_meta(w, m, o, s, meta);
+
 	for (size_t i = 0; i < m->n_tensors; i++) {
 		const struct bio_model_tensor *t = &m->tensors[i];
 		if (t->role == BIO_ROLE_COUNT)
@@ -196,7 +257,9 @@ static int write_stream(FILE *f, const struct bio_model *m, const struct bio_opt
 			}
 		}
 	}
-	rc = bio_stream_finish(w, 0, NULL, NULL, err);
+	const char *const keys[1] = {"meta_crc32c"};
+	const int64_t vals[1] = {(int64_t)mcrc};
+	rc = bio_stream_finish(w, 1, keys, vals, err);
 out:
 	free(half_buf);
 	bio_stream_writer_free(w);
@@ -434,6 +497,38 @@ static int read_meta(struct bio_ckpt_meta *meta, struct bio_optim *o, struct bio
 	return 0;
 }
 
+/* Verifies record rec's crc32c against its tensor (name borrowed); with checked == 0 (a
+ * checkpoint without the marker) a record must carry none. */
+static int check_record_crc(struct bio_stream_reader *r, const struct bio_value *rec,
+			    const char *name, int checked, const char *path, struct bio_error *err)
+{
+	unsigned long long idx = (unsigned long long)bio_stream_reader_record_index(r);
+	const struct bio_value *cv = bio_value_get(rec, "crc32c");
+	if (!cv && !checked)
+		return 0;
+	if (!cv)
+		return bio_error_set(err, BIO_EFORMAT, "%s: record %llu: tensor '%.80s' has no "
+				     "checksum (crc32c): the file is corrupt", path, idx, name);
+	if (!checked)
+		return bio_error_set(err, BIO_EFORMAT, "%s: record %llu: a checksummed record in a "
+				     "checkpoint whose meta has no 'checksum': the file is corrupt",
+				     path, idx);
+	struct bio_tensor tv;
+	int64_t want;
+	int rc = bio_record_get_tensor(&tv, r, rec, "tensor", -1, 0, err);
+	if (rc < 0)
+		return rc;
+	if (bio_value_int(cv, &want) < 0 || want < 0 || want > UINT32_MAX)
+		return bio_error_set(err, BIO_EFORMAT, "%s: record %llu: tensor '%.80s': crc32c is "
+				     "not a 32-bit checksum", path, idx, name);
+	uint32_t got = tensor_crc(name, &tv);
+	if (got != (uint32_t)want)
+		return bio_error_set(err, BIO_EFORMAT, "%s: record %llu: tensor '%.80s': checksum "
+				     "mismatch (CRC-32C %08" PRIx32 ", stored %08" PRIx32 "): the "
+				     "file is corrupt", path, idx, name, got, (uint32_t)want);
+	return 0;
+}
+
 int bio_checkpoint_load(struct bio_model **model_out, struct bio_optim *o, struct bio_sched *s,
 			struct bio_ckpt_meta *meta, const char *path, int max_batch,
 			struct bio_error *err)
@@ -450,6 +545,23 @@ int bio_checkpoint_load(struct bio_model **model_out, struct bio_optim *o, struc
 		return err ? err->code : BIO_EIO;
 	if ((rc = bio_stream_read_header(r, "checkpoint", &mv, err)))
 		goto out;
+	/* checksums: "checksum": "crc32c" in the meta, a crc32c per record, meta_crc32c in the
+	 * trailer; a checkpoint without the marker (written before them) loads unchecked */
+	int checked = 0;
+	uint32_t want_meta_crc = 0;
+	const struct bio_value *ck = bio_value_get(mv, "checksum");
+	if (ck) {
+		if (!bio_value_str_eq(ck, "crc32c")) {
+			rc = bio_error_set(err, BIO_EFORMAT, "%s: checkpoint meta 'checksum': not "
+					   "crc32c (corrupt, or written by a newer version)", path);
+			goto out;
+		}
+		checked = 1;
+		if ((rc = meta_crc(&want_meta_crc, NULL, NULL, NULL, NULL, mv)) < 0) {
+			rc = bio_error_set(err, rc, "%s: out of memory", path);
+			goto out;
+		}
+	}
 	struct bio_model_spec spec;
 	if ((rc = read_spec(&spec, bio_value_get(mv, "model"), path, err)))
 		goto out;
@@ -484,6 +596,10 @@ int bio_checkpoint_load(struct bio_model **model_out, struct bio_optim *o, struc
 		if (!name) {
 			rc = bio_error_set(err, BIO_EFORMAT, "%s: record %llu: no name", path,
 					   (unsigned long long)idx);
+			goto out;
+		}
+		if ((rc = check_record_crc(r, rec, name, checked, path, err)) < 0) {
+			free(name);
 			goto out;
 		}
 		const struct bio_model_tensor *t = NULL;
@@ -587,6 +703,15 @@ int bio_checkpoint_load(struct bio_model **model_out, struct bio_optim *o, struc
 	if (rc < 0)
 		goto out;
 	rc = 0;
+	if (checked &&
+	    bio_stream_reader_trailer_sum(r, "meta_crc32c") != (int64_t)want_meta_crc) {
+		rc = bio_error_set(err, BIO_EFORMAT, "%s: checkpoint meta checksum mismatch (CRC-32C "
+				   "%08" PRIx32 ", the trailer says %08" PRIx64 "): the file is corrupt",
+				   path, want_meta_crc,
+				   (uint64_t)bio_stream_reader_trailer_sum(r, "meta_crc32c"));
+		goto out;
+	}
+	local.checksummed = checked;
 	for (size_t i = 0; i < m->n_tensors; i++) {
 		const struct bio_model_tensor *t = &m->tensors[i];
 		int need_opt = o && t->role == BIO_ROLE_PARAM;

@@ -379,6 +379,9 @@ int main(int argc, char **argv)
 	memset(&meta, 0, sizeof meta);
 	if (bio_checkpoint_load(&in.models[0], NULL, NULL, &meta, model_path, 1, &err) < 0)
 		bio_tool_die_err(&t, &err);
+	if (t.verbose && !meta.checksummed)
+		fprintf(stderr, "bio-infer: %s: no checksums (written before checkpoints had them): "
+			"loaded unchecked\n", model_path);
 	for (int w = 1; w < in.n_workers; w++) {
 		/* the other workers' copies: the same spec, parameters and running statistics */
 		struct bio_model *src = in.models[0];

@@ -705,6 +705,9 @@ int main(int argc, char **argv)
 		struct bio_sched ck_s = tr.s;
 		if (bio_checkpoint_load(&tr.m, &ck_o, &ck_s, &tr.meta, resume, (int)batch_size, &err))
 			bio_tool_die_err(&t, &err);
+		if (t.verbose && !tr.meta.checksummed)
+			fprintf(stderr, "bio-train: %s: no checksums (written before checkpoints had "
+				"them): loaded unchecked\n", resume);
 		if (!bio_model_spec_equal(&tr.m->spec, &spec))
 			bio_tool_die(&t, "%s: the checkpoint's model differs from the configured one "
 				     "(model.* keys or the number of classes)", resume);

@@ -253,3 +253,25 @@ PY
 	run bio-infer -m "$CK" -o "$T/x.bs" "$T/bad.bs"
 	assert_success
 }
+
+@test "a checkpoint with one flipped byte is refused with one line; old checkpoints load unchecked" {
+	size=$(stat -c %s "$CK")
+	for off in 100 1000 $((size / 3)) $((size / 2)) $((size - 30)); do
+		"$PYTHON" -c "
+b = bytearray(open('$CK', 'rb').read())
+b[$off] ^= 0x40
+open('$T/flip.ckpt', 'wb').write(b)"
+		run bio-infer -m "$T/flip.ckpt" -o "$T/x.bs" "$S"
+		assert_failure 1
+		[ "${#lines[@]}" -eq 1 ]
+		assert_output --regexp "^bio-infer: $T/flip.ckpt: "
+		[ ! -e "$T/x.bs" ]
+	done
+	"$PYTHON" tests/python/mutate_stream.py "$CK" "$T/old.ckpt" 'del meta["checksum"]
+for r in recs: del r["crc32c"]'
+	run bio-infer -v -m "$T/old.ckpt" -o "$T/x.bs" "$S"
+	assert_success
+	assert_output --partial "no checksums (written before checkpoints had them): loaded unchecked"
+	bio-infer -m "$CK" -o "$T/y.bs" "$S"
+	same_records "$T/x.bs" "$T/y.bs"
+}

@@ -331,7 +331,10 @@ sys.stdout.buffer.write(b"".join(msgpack.packb(o) for o in objs))' >"$T/single.b
 	"$PYTHON" - "$T/keep.ckpt" "$T/shape.ckpt" <<'EOF'
 import sys, msgpack
 objs = list(msgpack.Unpacker(open(sys.argv[1], "rb"), raw=False))
+objs[0]["meta"].pop("checksum")  # an unchecked (pre-checksum) checkpoint: the shape check speaks
+objs[-1].pop("meta_crc32c")
 for o in objs:
+    o.pop("crc32c", None)
     if o.get("name") == "iris.fc2.bias":
         o["tensor"]["shape"] = [4, 2]
 open(sys.argv[2], "wb").write(b"".join(msgpack.packb(o) for o in objs))
@@ -428,4 +431,40 @@ EOF
 	assert_failure 1
 	assert_output --partial "record 3: key 'iris': shape [1,8,32], expected [1,16,16] (header shape)"
 	[ ! -e "$T/x/last.ckpt" ]
+}
+
+@test "checkpoints are checksummed: a flipped byte is refused by --resume; old ones load unchecked" {
+	bio-batch $C --epochs 2 "$SS" >"$T/b2.bs"
+	bio-train $C -o "$T/r" "$T/b2.bs" 2>/dev/null
+	cp "$T/r/last.ckpt" "$T/keep.ckpt"
+	bio-batch $C --epochs 3 --start-epoch 2 "$SS" >"$T/rest.bs"
+	size=$(stat -c %s "$T/keep.ckpt")
+	flip() { "$PYTHON" -c "
+import sys
+b = bytearray(open('$T/keep.ckpt', 'rb').read())
+b[$1] ^= 0x01
+open('$T/flip.ckpt', 'wb').write(b)"; }
+	for off in 200 $((size / 2)) $((size - 40)); do
+		flip "$off"
+		run bio-train $C -o "$T/r" --resume "$T/flip.ckpt" "$T/rest.bs"
+		assert_failure 1
+		[ "${#lines[@]}" -eq 1 ]
+		assert_output --regexp "^bio-train: $T/flip.ckpt: "
+		cmp "$T/keep.ckpt" "$T/r/last.ckpt"
+	done
+	# the middle of the file is tensor data: the message names the tensor
+	flip $((size / 2))
+	run bio-train $C -o "$T/r" --resume "$T/flip.ckpt" "$T/rest.bs"
+	assert_output --regexp "tensor '[^']+': checksum mismatch \(CRC-32C [0-9a-f]{8}, stored [0-9a-f]{8}\): the file is corrupt"
+	# a checkpoint written before checksums: loads, and -v says it was not checked
+	"$PYTHON" tests/python/mutate_stream.py "$T/keep.ckpt" "$T/old.ckpt" 'del meta["checksum"]
+for r in recs: del r["crc32c"]'
+	run bio-train $C -v -o "$T/o" --resume "$T/old.ckpt" "$T/rest.bs"
+	assert_success
+	assert_output --partial "old.ckpt: no checksums (written before checkpoints had them): loaded unchecked"
+	# stripping the marker alone does not turn the checks off
+	"$PYTHON" tests/python/mutate_stream.py "$T/keep.ckpt" "$T/nomark.ckpt" 'del meta["checksum"]'
+	run bio-train $C -o "$T/o" --resume "$T/nomark.ckpt" "$T/rest.bs"
+	assert_failure 1
+	assert_output --partial "a checksummed record in a checkpoint whose meta has no 'checksum'"
 }
