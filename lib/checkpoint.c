@@ -3,11 +3,13 @@
  * of every tensor's name, dtype and shape against the model the meta describes. */
 #include "bio/checkpoint.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <libgen.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -266,10 +268,50 @@ out:
 	return rc;
 }
 
+/* Removes "<path>.tmp.<PID>" files left by processes that died while writing path (kill -9 in
+ * the middle of a save): a PID that no longer exists (kill(pid, 0) fails with ESRCH). A live
+ * PID, even a reused one, keeps its file. Best effort: failures are ignored. */
+static void remove_stale_temps(const char *path)
+{
+	char *dcopy = strdup(path), *bcopy = strdup(path);
+	if (!dcopy || !bcopy)
+		goto out;
+	const char *dir = dirname(dcopy), *base = basename(bcopy);
+	size_t base_len = strlen(base);
+	DIR *d = opendir(dir);
+	if (!d)
+		goto out;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		const char *n = e->d_name;
+		if (strncmp(n, base, base_len) != 0 || strncmp(n + base_len, ".tmp.", 5) != 0)
+			continue;
+		char *end;
+		errno = 0;
+		long pid = strtol(n + base_len + 5, &end, 10);
+		if (errno || *end || pid <= 0 || pid == (long)getpid() || pid > INT32_MAX)
+			continue;
+		if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue;
+		size_t len = strlen(dir) + strlen(n) + 2;
+		char *full = malloc(len);
+		if (full) {
+			snprintf(full, len, "%s/%s", dir, n);
+			unlink(full);
+			free(full);
+		}
+	}
+	closedir(d);
+out:
+	free(dcopy);
+	free(bcopy);
+}
+
 int bio_checkpoint_save(const char *path, const struct bio_model *m, const struct bio_optim *o,
 			const struct bio_sched *s, const struct bio_ckpt_meta *meta,
 			struct bio_error *err)
 {
+	remove_stale_temps(path);
 	size_t len = strlen(path);
 	char *tmp = malloc(len + 32);
 	if (!tmp)

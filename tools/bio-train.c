@@ -397,6 +397,14 @@ static void track_start(struct train *tr, const char *resume, int n_threads)
 		free(rid_path);
 		free(rdir);
 	}
+	if (!tr->run && read_line(id, sizeof id, id_path) == 0) {
+		/* a run into this folder before, not resumed: if it was killed, it still says
+		 * RUNNING; mark it KILLED, as MLflow does */
+		int rc = bio_track_run_close_stale(tr->track_uri, id, &err);
+		if (rc == 1 && tr->t->verbose)
+			fprintf(stderr, "bio-train: tracking: the earlier run %s was left RUNNING: "
+				"marked KILLED\n", id);
+	}
 	if (!tr->run) {
 		tr->run = bio_track_run_start(tr->track_uri, exp, *name ? name : NULL, &err);
 		if (!tr->run)

@@ -468,3 +468,30 @@ for r in recs: del r["crc32c"]'
 	assert_failure 1
 	assert_output --partial "a checksummed record in a checkpoint whose meta has no 'checksum'"
 }
+
+@test "after a kill: temp checkpoints of dead processes are removed, the RUNNING tracking run is marked KILLED" {
+	tr="--set tracking.enabled=true --set tracking.uri=$T/mlruns --set tracking.experiment=k"
+	bio-batch $C --epochs 2 "$SS" >"$T/b2.bs"
+	bio-train $C $tr -o "$T/ck" "$T/b2.bs" 2>/dev/null
+	id=$(cat "$T/ck/run_id")
+	meta=$(ls "$T"/mlruns/*/"$id"/meta.yaml)
+	grep -qx 'status: 3' "$meta"
+	# what kill -9 during a first save leaves: the run still RUNNING, a temp of a dead PID
+	sed -i 's/^status: 3$/status: 1/' "$meta"
+	dead=$(sh -c 'echo $$')
+	touch "$T/ck/last.ckpt.tmp.$dead" "$T/ck/best.ckpt.tmp.$dead" "$T/ck/last.ckpt.tmp.$$"
+	run bio-train $C $tr -v -o "$T/ck" "$T/b2.bs"
+	assert_success
+	assert_output --partial "tracking: the earlier run $id was left RUNNING: marked KILLED"
+	grep -qx 'status: 5' "$meta"
+	grep -q '^end_time: [0-9]' "$meta"
+	[ ! -e "$T/ck/last.ckpt.tmp.$dead" ] && [ ! -e "$T/ck/best.ckpt.tmp.$dead" ]
+	[ -e "$T/ck/last.ckpt.tmp.$$" ] # a live process's temp file is left alone
+	# the new run finished; a run that ended is not touched again
+	new=$(cat "$T/ck/run_id")
+	[ "$new" != "$id" ]
+	grep -qx 'status: 3' "$T"/mlruns/*/"$new"/meta.yaml
+	run bio-train $C $tr -v -o "$T/ck" "$T/b2.bs"
+	refute_output --partial "marked KILLED"
+	grep -qx 'status: 3' "$T"/mlruns/*/"$new"/meta.yaml
+}
