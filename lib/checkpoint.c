@@ -203,13 +203,14 @@ static int meta_crc(uint32_t *out, const struct bio_model *m, const struct bio_o
 	return rc;
 }
 
-static int write_stream(FILE *f, const struct bio_model *m, const struct bio_optim *o,
-			const struct bio_sched *s, const struct bio_ckpt_meta *meta,
-			struct bio_error *err)
+static int write_stream(FILE *f, const char *path, const struct bio_model *m,
+			const struct bio_optim *o, const struct bio_sched *s,
+			const struct bio_ckpt_meta *meta, struct bio_error *err)
 {
 	struct bio_stream_writer *w = bio_stream_writer_new(f, err);
 	if (!w)
 		return err ? err->code : BIO_ENOMEM;
+	bio_stream_writer_set_name(w, path);
 	int rc = 0;
 	uint16_t *half_buf = NULL;
 	if (meta->half) {
@@ -219,13 +220,13 @@ static int write_stream(FILE *f, const struct bio_model *m, const struct bio_opt
 				mx = m->tensors[i].numel;
 		half_buf = malloc(mx * sizeof(uint16_t));
 		if (!half_buf) {
-			rc = bio_error_set(err, BIO_ENOMEM, "out of memory");
+			rc = bio_error_set(err, BIO_ENOMEM, "%s: out of memory", path);
 			goto out;
 		}
 	}
 	uint32_t mcrc;
 	if ((rc = meta_crc(&mcrc, m, o, s, meta, NULL)) < 0) {
-		rc = bio_error_set(err, rc, "out of memory");
+		rc = bio_error_set(err, rc, "%s: out of memory", path);
 		goto out;
 	}
 	bio_stream_begin_header(w, "checkpoint");
@@ -323,9 +324,8 @@ int bio_checkpoint_save(const char *path, const struct bio_model *m, const struc
 		rc = bio_error_set(err, BIO_EIO, "%s: %s", tmp, strerror(errno));
 		goto out;
 	}
-	rc = write_stream(f, m, o, s, meta, err);
-	if (rc) {
-		bio_error_prefix(err, "%s", path);
+	rc = write_stream(f, path, m, o, s, meta, err);
+	if (rc) { /* the message names path */
 		fclose(f);
 		unlink(tmp);
 		goto out;

@@ -266,6 +266,7 @@ int main(int argc, char **argv)
 	struct bio_stream_writer *w = bio_stream_writer_new(out, &err);
 	if (!w)
 		bio_tool_die_err(&t, &err);
+	bio_stream_writer_set_name(w, bio_tool_output_name(&t));
 	size_t n_meta = bio_value_len(meta), n_keep = 0;
 	for (size_t i = 0; i < n_meta; i++) {
 		const char *key;

@@ -524,6 +524,59 @@ struct afile {
 	char *tmp, *path;
 };
 
+/* Curves and plots appear as one set or not at all: each file is written to a temp beside its
+ * final name and stays pending; pending_commit renames them all once every one is written (and
+ * the report committed). A program that dies before (a full disk, a gnuplot failure) removes the
+ * pending temps at exit, and the folders it created if they are left empty. */
+static struct {
+	char **tmp, **path;
+	size_t n, cap;
+	char *dirs[4]; /* folders made by make_dir, removed at exit when still empty */
+	size_t n_dirs;
+	int done;
+} pending;
+
+static void pending_cleanup(void)
+{
+	if (pending.done)
+		return;
+	for (size_t i = 0; i < pending.n; i++)
+		unlink(pending.tmp[i]);
+	for (size_t i = pending.n_dirs; i-- > 0;)
+		rmdir(pending.dirs[i]);
+}
+
+static void pending_add(struct eval *e, char *tmp, char *path)
+{
+	static int registered;
+	if (!registered && atexit(pending_cleanup) == 0)
+		registered = 1;
+	if (pending.n == pending.cap) {
+		pending.cap = pending.cap ? 2 * pending.cap : 32;
+		pending.tmp = xrealloc(e, pending.tmp, pending.cap, sizeof *pending.tmp);
+		pending.path = xrealloc(e, pending.path, pending.cap, sizeof *pending.path);
+	}
+	pending.tmp[pending.n] = tmp;
+	pending.path[pending.n++] = path;
+}
+
+/* Renames every pending file into place. */
+static void pending_commit(struct eval *e)
+{
+	for (size_t i = 0; i < pending.n; i++)
+		if (rename(pending.tmp[i], pending.path[i]) != 0)
+			bio_tool_die(e->t, "%s: %s", pending.path[i], strerror(errno));
+	pending.done = 1;
+	for (size_t i = 0; i < pending.n; i++) {
+		free(pending.tmp[i]);
+		free(pending.path[i]);
+	}
+	free(pending.tmp);
+	free(pending.path);
+	for (size_t i = 0; i < pending.n_dirs; i++)
+		free(pending.dirs[i]);
+}
+
 static FILE *afile_open(struct eval *e, struct afile *a, const char *dir, const char *name)
 {
 	size_t n = strlen(dir) + strlen(name) + 32;
@@ -532,24 +585,26 @@ static FILE *afile_open(struct eval *e, struct afile *a, const char *dir, const 
 	snprintf(a->path, n, "%s/%s", dir, name);
 	snprintf(a->tmp, n, "%s/.%s.tmp%ld", dir, name, (long)getpid());
 	a->f = fopen(a->tmp, "w");
-	if (!a->f)
-		bio_tool_die(e->t, "%s: %s", a->tmp, strerror(errno));
+	if (!a->f) {
+		int en = errno;
+		free(a->tmp);
+		bio_tool_die(e->t, "%s: %s", a->path, strerror(en));
+	}
+	pending_add(e, a->tmp, a->path);
 	return a->f;
 }
 
+/* Closes a curve file (pending until pending_commit); a write error names the file and cause. */
 static void afile_commit(struct eval *e, struct afile *a)
 {
-	int bad = ferror(a->f);
-	if (fclose(a->f) != 0 || bad) {
-		unlink(a->tmp);
-		bio_tool_die(e->t, "%s: write error", a->path);
-	}
-	if (rename(a->tmp, a->path) != 0) {
-		unlink(a->tmp);
-		bio_tool_die(e->t, "%s: %s", a->path, strerror(errno));
-	}
-	free(a->tmp);
-	free(a->path);
+	int en = 0;
+	errno = 0;
+	if (fflush(a->f) != 0 || ferror(a->f))
+		en = errno ? errno : EIO;
+	if (fclose(a->f) != 0 && !en)
+		en = errno ? errno : EIO;
+	if (en)
+		bio_tool_die(e->t, "%s: write error: %s", a->path, strerror(en));
 }
 
 static void make_dir(struct eval *e, const char *dir)
@@ -565,9 +620,16 @@ static void make_dir(struct eval *e, const char *dir)
 			bio_tool_die(e->t, "%s: %s", p, strerror(errno));
 		*s = '/';
 	}
-	if (mkdir(p, 0777) != 0 && errno != EEXIST)
+	if (mkdir(p, 0777) == 0) {
+		if (pending.n_dirs < sizeof pending.dirs / sizeof pending.dirs[0])
+			pending.dirs[pending.n_dirs++] = p; /* ours: removed at exit if left empty */
+		else
+			free(p);
+	} else if (errno != EEXIST) {
 		bio_tool_die(e->t, "%s: %s", p, strerror(errno));
-	free(p);
+	} else {
+		free(p);
+	}
 }
 
 static void put_csv_field(FILE *f, const char *s)
@@ -688,12 +750,18 @@ static void plot_or_die(struct eval *e, const char *dir, const char *name,
 			const struct bio_plot_panel *panels, size_t n, size_t cols, int w, int h)
 {
 	struct bio_error err = {0};
-	size_t len = strlen(dir) + strlen(name) + 2;
-	char *path = xrealloc(e, NULL, len, 1);
+	size_t len = strlen(dir) + strlen(name) + 32;
+	char *path = xrealloc(e, NULL, len, 1), *tmp = xrealloc(e, NULL, len, 1);
 	snprintf(path, len, "%s/%s", dir, name);
-	if (bio_plot_png(path, panels, n, cols, w, h, &err) < 0)
-		bio_tool_die(e->t, "%s", err.msg);
-	free(path);
+	snprintf(tmp, len, "%s/.%s.tmp%ld", dir, name, (long)getpid());
+	pending_add(e, tmp, path);
+	if (bio_plot_png(tmp, panels, n, cols, w, h, &err) < 0) {
+		/* the message names the temp file: say the final one */
+		const char *m = err.msg;
+		if (strncmp(m, tmp, strlen(tmp)) == 0)
+			m += strlen(tmp);
+		bio_tool_die(e->t, "%s%s", path, m);
+	}
 }
 
 /* Smallest power of ten at or below p, within [1e-6, 1e-2]. */
@@ -1354,6 +1422,7 @@ int main(int argc, char **argv)
 	}
 	write_report(&e, out);
 	bio_tool_output_commit(&t);
+	pending_commit(&e);
 	if (track) {
 		/* the report as an artifact: the -o file, or a copy when it went to stdout */
 		char tmpdir[] = "/tmp/bio-eval-XXXXXX", *copy = NULL;

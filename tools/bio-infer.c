@@ -442,6 +442,7 @@ int main(int argc, char **argv)
 		in.w = bio_stream_writer_new(in.out, &err);
 		if (!in.w)
 			bio_tool_die_err(&t, &err);
+		bio_stream_writer_set_name(in.w, bio_tool_output_name(&t));
 		struct bio_stream_writer *w = in.w;
 		bio_stream_begin_header(w, "predictions");
 		bio_pack_map(w, 11);
@@ -517,11 +518,8 @@ int main(int argc, char **argv)
 	}
 	flush_batch(&in);
 	bio_tool_progress_end(&t);
-	if (!csv && bio_stream_finish(in.w, 0, NULL, NULL, &err) < 0) {
-		if (err.code == BIO_EPIPE)
-			exit(BIO_EXIT_OK);
-		bio_tool_die_err(&t, &err);
-	}
+	if (!csv && bio_stream_finish(in.w, 0, NULL, NULL, &err) < 0)
+		bio_tool_die_err(&t, &err); /* BIO_EPIPE (reader went away): exits 0 quietly */
 	bio_tool_output_commit(&t);
 	if (t.verbose)
 		fprintf(stderr, "bio-infer: %llu predictions\n", (unsigned long long)n_written);

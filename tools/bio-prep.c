@@ -289,6 +289,7 @@ int main(int argc, char **argv)
 	struct bio_stream_writer *w = bio_stream_writer_new(out, &err);
 	if (!w)
 		bio_tool_die_err(&t, &err);
+	bio_stream_writer_set_name(w, bio_tool_output_name(&t));
 	write_header(w, meta, &params, digest);
 
 	/* The ordered map and its slots: a few per thread keeps the workers busy. */

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <poll.h>
 #include <unistd.h>
 
 /* Process-wide state, for the signal and exit handlers, which can reach nothing else: the temp
@@ -26,6 +27,14 @@
 static char *volatile tool_signal_tmp;
 static const char *tool_exit_name = "bio";
 static int tool_stdout_done;
+
+/* True when standard output is a pipe or socket whose reader has gone away (POLLERR on the write
+ * end): the cause of a stdio error whose errno was lost, e.g. to a failed flush reported earlier. */
+static int tool_stdout_reader_gone(void)
+{
+	struct pollfd p = {.fd = STDOUT_FILENO, .events = POLLOUT};
+	return poll(&p, 1, 0) == 1 && (p.revents & POLLERR);
+}
 
 /* Flushes and closes stdout as gnulib's close_stream does (a closed stdout that was never
  * written to is fine); returns 1 on failure with *e the errno (0 when unknown). */
@@ -40,6 +49,8 @@ static int tool_stdout_close(int *e)
 		bad = 1;
 		*e = errno;
 	}
+	if (bad && !*e && tool_stdout_reader_gone())
+		*e = EPIPE;
 	errno = 0;
 	if (fclose(stdout) != 0 && (pending || errno != EBADF)) {
 		bad = 1;
@@ -371,6 +382,11 @@ FILE *bio_tool_output_open(struct bio_tool *t)
 		bio_tool_die(t, "%s: %s", t->output, strerror(e));
 	}
 	return t->out;
+}
+
+const char *bio_tool_output_name(const struct bio_tool *t)
+{
+	return t && t->output ? t->output : "<stdout>";
 }
 
 void bio_tool_output_abort(struct bio_tool *t)
