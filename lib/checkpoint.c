@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "bio/crc32c.h"
+#include "bio/header.h"
 #include "bio/stream.h"
 
 void bio_optim_bind(struct bio_optim *o, struct bio_model *m)
@@ -438,21 +439,27 @@ static int read_spec(struct bio_model_spec *sp, const struct bio_value *mv, cons
 	free(fu);
 	if (rc)
 		return bio_error_set(err, BIO_EFORMAT, "%s: checkpoint meta: bad model fusion", path);
-	const struct bio_value *mods = bio_value_get(mv, "modalities");
-	size_t nm = bio_value_type(mods) == BIO_V_ARRAY ? bio_value_len(mods) : 0;
-	if (nm < 1 || nm > BIO_MODEL_MAX_MODS)
-		return bio_error_set(err, BIO_EFORMAT, "%s: checkpoint meta: bad model modalities", path);
-	sp->n_mod = (int)nm;
-	for (size_t i = 0; i < nm; i++) {
-		const char *s;
-		size_t len;
-		if (bio_value_str(bio_value_at(mods, i), &s, &len) || len == 0 ||
-		    len >= sizeof sp->modalities[0] || memchr(s, 0, len))
-			return bio_error_set(err, BIO_EFORMAT, "%s: checkpoint meta: bad model modalities",
-					     path);
-		memcpy(sp->modalities[i], s, len);
-		sp->modalities[i][len] = 0;
+	struct bio_header h; /* the model map's modalities: the same checks as a stream header's */
+	char src[1100];
+	snprintf(src, sizeof src, "%s: checkpoint model", path);
+	if ((rc = bio_header_parse(&h, mv, src, BIO_HEADER_MODALITIES, err)))
+		return rc;
+	if (h.n_mod > BIO_MODEL_MAX_MODS) {
+		bio_header_destroy(&h);
+		return bio_error_set(err, BIO_EFORMAT, "%s: checkpoint meta: %d model modalities "
+				     "(at most %d)", path, h.n_mod, BIO_MODEL_MAX_MODS);
 	}
+	sp->n_mod = h.n_mod;
+	for (int i = 0; i < h.n_mod; i++) {
+		size_t len = strlen(h.modalities[i]);
+		if (len >= sizeof sp->modalities[0]) {
+			bio_header_destroy(&h);
+			return bio_error_set(err, BIO_EFORMAT, "%s: checkpoint meta: model modality "
+					     "name too long", path);
+		}
+		memcpy(sp->modalities[i], h.modalities[i], len + 1);
+	}
+	bio_header_destroy(&h);
 	if ((rc = bio_model_spec_check(sp, err)))
 		return bio_error_prefix(err, "%s: checkpoint meta", path);
 	return 0;
@@ -477,17 +484,14 @@ static int read_meta(struct bio_ckpt_meta *meta, struct bio_optim *o, struct bio
 	for (size_t i = 0; i < 4; i++)
 		if (meta_u64_hex(bio_value_at(rng, i), &meta->rng[i]))
 			return bio_error_set(err, BIO_EFORMAT, "%s: checkpoint meta: bad rng", path);
-	const struct bio_value *labels = bio_value_get(mv, "labels");
-	if (bio_value_type(labels) != BIO_V_ARRAY)
-		return bio_error_set(err, BIO_EFORMAT, "%s: checkpoint meta: no labels", path);
-	meta->n_labels = bio_value_len(labels);
-	meta->labels = calloc(meta->n_labels + 1, sizeof *meta->labels);
-	if (!meta->labels)
-		return bio_error_set(err, BIO_ENOMEM, "%s: out of memory", path);
-	for (size_t i = 0; i < meta->n_labels; i++)
-		if (!(meta->labels[i] = bio_value_strdup(bio_value_at(labels, i))))
-			return bio_error_set(err, BIO_EFORMAT, "%s: checkpoint meta: bad label %zu",
-					     path, i);
+	struct bio_header h; /* label names: the same checks as a stream header's */
+	if ((rc = bio_header_parse(&h, mv, path, BIO_HEADER_LABELS, err)))
+		return rc;
+	meta->n_labels = h.n_labels;
+	meta->labels = h.labels; /* taken */
+	h.labels = NULL;
+	h.n_labels = 0;
+	bio_header_destroy(&h);
 	const struct bio_value *cfg = bio_value_get(mv, "config");
 	if (cfg)
 		meta->config_yaml = bio_value_strdup(cfg);
