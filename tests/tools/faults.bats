@@ -91,3 +91,31 @@ EOF
 	assert_output --regexp "bio-train: $T/ck/(last|best)\.ckpt: write error: File too large"
 	! ls "$T"/ck/*.tmp.* 2>/dev/null
 }
+
+@test "the bad-header corpus: every samples reader refuses each file with one line naming it" {
+	root="$BATS_TEST_DIRNAME/../.."
+	n=0
+	for f in "$root"/tests/bad/header/*.bs; do
+		for cmd in "bio-batch -o $T/o.bs" "bio-infer -m ck/best.ckpt -o $T/o.bs" \
+			"bio-train $(cat sets) --set tracking.enabled=false -o $T/ck --val"; do
+			if [ "${cmd%% *}" = bio-train ]; then
+				run --separate-stderr $cmd "$f" b2.bs
+			else
+				run --separate-stderr $cmd "$f"
+			fi
+			if [ "$status" -ne 1 ] || [ "${#stderr_lines[@]}" -ne 1 ] ||
+				[[ "$stderr" != "${cmd%% *}: $f: "* ]]; then
+				echo "$cmd $f: status $status: $stderr"
+				return 1
+			fi
+			[ ! -e "$T/o.bs" ] && [ ! -e "$T/ck/last.ckpt" ]
+		done
+		n=$((n + 1))
+	done
+	[ "$n" -ge 15 ]
+	# bio-batch says why, naming the record where one is concerned
+	run bio-batch "$root/tests/bad/header/nan-pixel.bs"
+	assert_output --partial "nan-pixel.bs: record 2: key 'iris': non-finite value nan at element 3"
+	run bio-batch "$root/tests/bad/header/shape-lies.bs"
+	assert_output --partial "shape-lies.bs: record 0: key 'iris': shape [1,4,4], expected [1,4,5] (header shape)"
+}
