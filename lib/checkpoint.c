@@ -3,13 +3,11 @@
  * of every tensor's name, dtype and shape against the model the meta describes. */
 #include "bio/checkpoint.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <libgen.h>
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +15,7 @@
 
 #include "bio/crc32c.h"
 #include "bio/header.h"
+#include "bio/stale.h"
 #include "bio/stream.h"
 
 void bio_optim_bind(struct bio_optim *o, struct bio_model *m)
@@ -271,40 +270,15 @@ out:
 }
 
 /* Removes "<path>.tmp.<PID>" files left by processes that died while writing path (kill -9 in
- * the middle of a save): a PID that no longer exists (kill(pid, 0) fails with ESRCH). A live
- * PID, even a reused one, keeps its file. Best effort: failures are ignored. */
+ * the middle of a save); a live PID, even a reused one, keeps its file. */
 static void remove_stale_temps(const char *path)
 {
-	char *dcopy = strdup(path), *bcopy = strdup(path);
-	if (!dcopy || !bcopy)
-		goto out;
-	const char *dir = dirname(dcopy), *base = basename(bcopy);
-	size_t base_len = strlen(base);
-	DIR *d = opendir(dir);
-	if (!d)
-		goto out;
-	struct dirent *e;
-	while ((e = readdir(d)) != NULL) {
-		const char *n = e->d_name;
-		if (strncmp(n, base, base_len) != 0 || strncmp(n + base_len, ".tmp.", 5) != 0)
-			continue;
-		char *end;
-		errno = 0;
-		long pid = strtol(n + base_len + 5, &end, 10);
-		if (errno || *end || pid <= 0 || pid == (long)getpid() || pid > INT32_MAX)
-			continue;
-		if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
-			continue;
-		size_t len = strlen(dir) + strlen(n) + 2;
-		char *full = malloc(len);
-		if (full) {
-			snprintf(full, len, "%s/%s", dir, n);
-			unlink(full);
-			free(full);
-		}
+	char *dcopy = strdup(path), *bcopy = strdup(path), *prefix = NULL;
+	if (dcopy && bcopy && (prefix = malloc(strlen(path) + 8))) {
+		sprintf(prefix, "%s.tmp.", basename(bcopy));
+		bio_remove_stale_temps(dirname(dcopy), prefix);
 	}
-	closedir(d);
-out:
+	free(prefix);
 	free(dcopy);
 	free(bcopy);
 }

@@ -16,6 +16,7 @@
 #include "bio/header.h"
 #include "bio/metrics.h"
 #include "bio/plot.h"
+#include "bio/stale.h"
 #include "bio/stream.h"
 #include "bio/track.h"
 #include "tool.h"
@@ -583,6 +584,8 @@ static FILE *afile_open(struct eval *e, struct afile *a, const char *dir, const 
 	a->path = xrealloc(e, NULL, n, 1);
 	a->tmp = xrealloc(e, NULL, n, 1);
 	snprintf(a->path, n, "%s/%s", dir, name);
+	snprintf(a->tmp, n, ".%s.tmp", name);
+	bio_remove_stale_temps(dir, a->tmp); /* what a killed run left */
 	snprintf(a->tmp, n, "%s/.%s.tmp%ld", dir, name, (long)getpid());
 	a->f = fopen(a->tmp, "w");
 	if (!a->f) {
@@ -753,6 +756,8 @@ static void plot_or_die(struct eval *e, const char *dir, const char *name,
 	size_t len = strlen(dir) + strlen(name) + 32;
 	char *path = xrealloc(e, NULL, len, 1), *tmp = xrealloc(e, NULL, len, 1);
 	snprintf(path, len, "%s/%s", dir, name);
+	snprintf(tmp, len, ".%s.tmp", name);
+	bio_remove_stale_temps(dir, tmp); /* what a killed run left */
 	snprintf(tmp, len, "%s/.%s.tmp%ld", dir, name, (long)getpid());
 	pending_add(e, tmp, path);
 	if (bio_plot_png(tmp, panels, n, cols, w, h, &err) < 0) {

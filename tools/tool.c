@@ -3,6 +3,7 @@
  * code table, atomic -o output (temp file beside the target, fsync, rename; removed on failure or
  * on SIGINT/SIGTERM/SIGHUP), checked close of stdout, thread budget and a terminal progress bar.
  * Linked into every tool, never into libbio, so it may print and exit. */
+#include "bio/stale.h"
 #include "bio/stream.h"
 #include "tool.h"
 
@@ -353,11 +354,17 @@ FILE *bio_tool_output_open(struct bio_tool *t)
 	const char *base = slash ? slash + 1 : t->output;
 	if (!*base)
 		bio_tool_die(t, "%s: output is a directory", t->output);
-	size_t n = dir_len + 1 + strlen(base) + sizeof ".tmp.XXXXXX";
+	/* ".<base>.tmp.<PID>.XXXXXX": the PID lets the next run remove what a killed one left */
+	size_t n = dir_len + 1 + strlen(base) + sizeof ".tmp..XXXXXX" + 24;
 	char *tmp = malloc(n);
 	if (!tmp)
 		bio_tool_die(t, "%s: out of memory", t->output);
-	snprintf(tmp, n, "%.*s.%s.tmp.XXXXXX", (int)dir_len, t->output, base);
+	char *dir = dir_len ? strndup(t->output, dir_len) : strdup(".");
+	snprintf(tmp, n, ".%s.tmp.", base);
+	if (dir)
+		bio_remove_stale_temps(dir, tmp);
+	free(dir);
+	snprintf(tmp, n, "%.*s.%s.tmp.%ld.XXXXXX", (int)dir_len, t->output, base, (long)getpid());
 	int fd = mkstemp(tmp);
 	if (fd < 0) {
 		int e = errno;

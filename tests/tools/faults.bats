@@ -119,3 +119,23 @@ EOF
 	run bio-batch "$root/tests/bad/header/shape-lies.bs"
 	assert_output --partial "shape-lies.bs: record 0: key 'iris': shape [1,4,4], expected [1,4,5] (header shape)"
 }
+
+@test "temp files a killed run left are removed by the next run of that output; a live one's stay" {
+	dead=$(sh -c 'echo $$')
+	mkdir -p "$T/o/cv"
+	touch "$T/o/.b.bs.tmp.$dead.AbC123" "$T/o/.b.bs.tmp.$$.XyZ789" "$T/o/.other.bs.tmp.$dead.Q1w2e3" \
+		"$T/o/cv/.roc_fused.csv.tmp$dead" "$T/o/cv/.roc_fused.csv.tmp$$"
+	bio-batch -o "$T/o/b.bs" samples.bs
+	[ ! -e "$T/o/.b.bs.tmp.$dead.AbC123" ]
+	[ -e "$T/o/.b.bs.tmp.$$.XyZ789" ] && [ -e "$T/o/.other.bs.tmp.$dead.Q1w2e3" ]
+	bio-eval -q --curves "$T/o/cv" -o "$T/o/r.yaml" p.bs
+	[ ! -e "$T/o/cv/.roc_fused.csv.tmp$dead" ] && [ -e "$T/o/cv/.roc_fused.csv.tmp$$" ]
+	# a real kill -9 while writing (bio-infer has its output open, waiting for records), then a
+	# second run of the same output
+	run bash -c "{ head -c 3000 samples.bs; sleep 1; } |
+		exec timeout -s KILL 0.3 bio-infer -m ck/best.ckpt -o '$T/o/p.bs'"
+	[ "$status" -eq 137 ]
+	[ -n "$(find "$T/o" -name '.p.bs.tmp.*')" ]
+	bio-infer -m ck/best.ckpt -o "$T/o/p.bs" samples.bs
+	[ -z "$(find "$T/o" -name '.p.bs.tmp.*')" ] && [ -s "$T/o/p.bs" ]
+}
