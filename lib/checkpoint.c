@@ -13,6 +13,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bio/crc32c.h"
+#include "bio/header.h"
+#include "bio/stale.h"
 #include "bio/stream.h"
 
 void bio_optim_bind(struct bio_optim *o, struct bio_model *m)
@@ -65,6 +68,24 @@ static void pack_u64_hex(struct bio_stream_writer *w, uint64_t v)
 	bio_pack_str(w, buf);
 }
 
+/* CRC-32C of a checkpoint record: the name (with its NUL), the dtype name, the rank and each
+ * dimension as 8 bytes little-endian, then the data bytes. */
+static uint32_t tensor_crc(const char *name, const struct bio_tensor *t)
+{
+	uint32_t c = bio_crc32c(0, name, strlen(name) + 1);
+	const char *dt = bio_dtype_name(t->dtype);
+	c = bio_crc32c(c, dt, strlen(dt) + 1);
+	unsigned char dims[8 * (BIO_TENSOR_MAX_DIMS + 1)];
+	size_t n = 0;
+	for (int i = -1; i < t->n_dims; i++) {
+		uint64_t v = i < 0 ? (uint64_t)t->n_dims : (uint64_t)t->shape[i];
+		for (int k = 0; k < 8; k++)
+			dims[n++] = (unsigned char)(v >> (8 * k));
+	}
+	c = bio_crc32c(c, dims, n);
+	return bio_crc32c(c, t->data, t->data_bytes);
+}
+
 static int pack_record(struct bio_stream_writer *w, const char *name, enum bio_dtype dt,
 		       int n_dims, const int64_t *shape, const void *data, size_t numel,
 		       uint16_t *half_buf)
@@ -79,34 +100,20 @@ static int pack_record(struct bio_stream_writer *w, const char *name, enum bio_d
 	}
 	bio_tensor_view(&t, dt, n_dims, shape, (void *)d);
 	bio_stream_begin_record(w);
-	bio_pack_map(w, 2);
+	bio_pack_map(w, 3);
 	bio_pack_kv_str(w, "name", name);
 	bio_pack_str(w, "tensor");
-	return bio_pack_tensor(w, &t);
+	bio_pack_tensor(w, &t);
+	return bio_pack_kv_int(w, "crc32c", tensor_crc(name, &t));
 }
 
-static int write_stream(FILE *f, const struct bio_model *m, const struct bio_optim *o,
-			const struct bio_sched *s, const struct bio_ckpt_meta *meta,
-			struct bio_error *err)
+/* The header meta of a checkpoint (packed twice: once to checksum it, once into the file). */
+static void pack_meta(struct bio_stream_writer *w, const struct bio_model *m,
+		      const struct bio_optim *o, const struct bio_sched *s,
+		      const struct bio_ckpt_meta *meta)
 {
-	struct bio_stream_writer *w = bio_stream_writer_new(f, err);
-	if (!w)
-		return err ? err->code : BIO_ENOMEM;
-	int rc = 0;
-	uint16_t *half_buf = NULL;
-	if (meta->half) {
-		size_t mx = 1;
-		for (size_t i = 0; i < m->n_tensors; i++)
-			if (m->tensors[i].numel > mx)
-				mx = m->tensors[i].numel;
-		half_buf = malloc(mx * sizeof(uint16_t));
-		if (!half_buf) {
-			rc = bio_error_set(err, BIO_ENOMEM, "out of memory");
-			goto out;
-		}
-	}
-	bio_stream_begin_header(w, "checkpoint");
-	bio_pack_map(w, 14 + (meta->config_yaml != NULL));
+	bio_pack_map(w, 15 + (meta->config_yaml != NULL));
+	bio_pack_kv_str(w, "checksum", "crc32c");
 	bio_pack_kv_str(w, "program", "bio-train");
 	bio_pack_kv_str(w, "version", BIO_VERSION);
 	pack_spec(w, &m->spec);
@@ -168,6 +175,63 @@ static int write_stream(FILE *f, const struct bio_model *m, const struct bio_opt
 	if (meta->config_yaml)
 		bio_pack_kv_str(w, "config", meta->config_yaml);
 
+}
+
+/* CRC-32C of the msgpack encoding of a meta value (as bio_pack_value writes it: the same bytes
+ * as pack_meta's for a meta read back from a checkpoint). Returns 0 or BIO_ENOMEM/BIO_EIO. */
+static int meta_crc(uint32_t *out, const struct bio_model *m, const struct bio_optim *o,
+		    const struct bio_sched *s, const struct bio_ckpt_meta *meta,
+		    const struct bio_value *v)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f)
+		return BIO_ENOMEM;
+	struct bio_stream_writer *w = bio_stream_writer_new(f, NULL);
+	int rc = w ? 0 : BIO_ENOMEM;
+	if (w && v)
+		rc = bio_pack_value(w, v);
+	else if (w)
+		pack_meta(w, m, o, s, meta);
+	bio_stream_writer_free(w);
+	if (fclose(f) != 0 && rc == 0)
+		rc = BIO_EIO;
+	if (rc == 0)
+		*out = bio_crc32c(0, buf, len);
+	free(buf);
+	return rc;
+}
+
+static int write_stream(FILE *f, const char *path, const struct bio_model *m,
+			const struct bio_optim *o, const struct bio_sched *s,
+			const struct bio_ckpt_meta *meta, struct bio_error *err)
+{
+	struct bio_stream_writer *w = bio_stream_writer_new(f, err);
+	if (!w)
+		return err ? err->code : BIO_ENOMEM;
+	bio_stream_writer_set_name(w, path);
+	int rc = 0;
+	uint16_t *half_buf = NULL;
+	if (meta->half) {
+		size_t mx = 1;
+		for (size_t i = 0; i < m->n_tensors; i++)
+			if (m->tensors[i].numel > mx)
+				mx = m->tensors[i].numel;
+		half_buf = malloc(mx * sizeof(uint16_t));
+		if (!half_buf) {
+			rc = bio_error_set(err, BIO_ENOMEM, "%s: out of memory", path);
+			goto out;
+		}
+	}
+	uint32_t mcrc;
+	if ((rc = meta_crc(&mcrc, m, o, s, meta, NULL)) < 0) {
+		rc = bio_error_set(err, rc, "%s: out of memory", path);
+		goto out;
+	}
+	bio_stream_begin_header(w, "checkpoint");
+	pack_meta(w, m, o, s, meta);
+
 	for (size_t i = 0; i < m->n_tensors; i++) {
 		const struct bio_model_tensor *t = &m->tensors[i];
 		if (t->role == BIO_ROLE_COUNT)
@@ -196,17 +260,34 @@ static int write_stream(FILE *f, const struct bio_model *m, const struct bio_opt
 			}
 		}
 	}
-	rc = bio_stream_finish(w, 0, NULL, NULL, err);
+	const char *const keys[1] = {"meta_crc32c"};
+	const int64_t vals[1] = {(int64_t)mcrc};
+	rc = bio_stream_finish(w, 1, keys, vals, err);
 out:
 	free(half_buf);
 	bio_stream_writer_free(w);
 	return rc;
 }
 
+/* Removes "<path>.tmp.<PID>" files left by processes that died while writing path (kill -9 in
+ * the middle of a save); a live PID, even a reused one, keeps its file. */
+static void remove_stale_temps(const char *path)
+{
+	char *dcopy = strdup(path), *bcopy = strdup(path), *prefix = NULL;
+	if (dcopy && bcopy && (prefix = malloc(strlen(path) + 8))) {
+		sprintf(prefix, "%s.tmp.", basename(bcopy));
+		bio_remove_stale_temps(dirname(dcopy), prefix);
+	}
+	free(prefix);
+	free(dcopy);
+	free(bcopy);
+}
+
 int bio_checkpoint_save(const char *path, const struct bio_model *m, const struct bio_optim *o,
 			const struct bio_sched *s, const struct bio_ckpt_meta *meta,
 			struct bio_error *err)
 {
+	remove_stale_temps(path);
 	size_t len = strlen(path);
 	char *tmp = malloc(len + 32);
 	if (!tmp)
@@ -218,9 +299,8 @@ int bio_checkpoint_save(const char *path, const struct bio_model *m, const struc
 		rc = bio_error_set(err, BIO_EIO, "%s: %s", tmp, strerror(errno));
 		goto out;
 	}
-	rc = write_stream(f, m, o, s, meta, err);
-	if (rc) {
-		bio_error_prefix(err, "%s", path);
+	rc = write_stream(f, path, m, o, s, meta, err);
+	if (rc) { /* the message names path */
 		fclose(f);
 		unlink(tmp);
 		goto out;
@@ -333,21 +413,27 @@ static int read_spec(struct bio_model_spec *sp, const struct bio_value *mv, cons
 	free(fu);
 	if (rc)
 		return bio_error_set(err, BIO_EFORMAT, "%s: checkpoint meta: bad model fusion", path);
-	const struct bio_value *mods = bio_value_get(mv, "modalities");
-	size_t nm = bio_value_type(mods) == BIO_V_ARRAY ? bio_value_len(mods) : 0;
-	if (nm < 1 || nm > BIO_MODEL_MAX_MODS)
-		return bio_error_set(err, BIO_EFORMAT, "%s: checkpoint meta: bad model modalities", path);
-	sp->n_mod = (int)nm;
-	for (size_t i = 0; i < nm; i++) {
-		const char *s;
-		size_t len;
-		if (bio_value_str(bio_value_at(mods, i), &s, &len) || len == 0 ||
-		    len >= sizeof sp->modalities[0] || memchr(s, 0, len))
-			return bio_error_set(err, BIO_EFORMAT, "%s: checkpoint meta: bad model modalities",
-					     path);
-		memcpy(sp->modalities[i], s, len);
-		sp->modalities[i][len] = 0;
+	struct bio_header h; /* the model map's modalities: the same checks as a stream header's */
+	char src[1100];
+	snprintf(src, sizeof src, "%s: checkpoint model", path);
+	if ((rc = bio_header_parse(&h, mv, src, BIO_HEADER_MODALITIES, err)))
+		return rc;
+	if (h.n_mod > BIO_MODEL_MAX_MODS) {
+		bio_header_destroy(&h);
+		return bio_error_set(err, BIO_EFORMAT, "%s: checkpoint meta: %d model modalities "
+				     "(at most %d)", path, h.n_mod, BIO_MODEL_MAX_MODS);
 	}
+	sp->n_mod = h.n_mod;
+	for (int i = 0; i < h.n_mod; i++) {
+		size_t len = strlen(h.modalities[i]);
+		if (len >= sizeof sp->modalities[0]) {
+			bio_header_destroy(&h);
+			return bio_error_set(err, BIO_EFORMAT, "%s: checkpoint meta: model modality "
+					     "name too long", path);
+		}
+		memcpy(sp->modalities[i], h.modalities[i], len + 1);
+	}
+	bio_header_destroy(&h);
 	if ((rc = bio_model_spec_check(sp, err)))
 		return bio_error_prefix(err, "%s: checkpoint meta", path);
 	return 0;
@@ -372,17 +458,14 @@ static int read_meta(struct bio_ckpt_meta *meta, struct bio_optim *o, struct bio
 	for (size_t i = 0; i < 4; i++)
 		if (meta_u64_hex(bio_value_at(rng, i), &meta->rng[i]))
 			return bio_error_set(err, BIO_EFORMAT, "%s: checkpoint meta: bad rng", path);
-	const struct bio_value *labels = bio_value_get(mv, "labels");
-	if (bio_value_type(labels) != BIO_V_ARRAY)
-		return bio_error_set(err, BIO_EFORMAT, "%s: checkpoint meta: no labels", path);
-	meta->n_labels = bio_value_len(labels);
-	meta->labels = calloc(meta->n_labels + 1, sizeof *meta->labels);
-	if (!meta->labels)
-		return bio_error_set(err, BIO_ENOMEM, "%s: out of memory", path);
-	for (size_t i = 0; i < meta->n_labels; i++)
-		if (!(meta->labels[i] = bio_value_strdup(bio_value_at(labels, i))))
-			return bio_error_set(err, BIO_EFORMAT, "%s: checkpoint meta: bad label %zu",
-					     path, i);
+	struct bio_header h; /* label names: the same checks as a stream header's */
+	if ((rc = bio_header_parse(&h, mv, path, BIO_HEADER_LABELS, err)))
+		return rc;
+	meta->n_labels = h.n_labels;
+	meta->labels = h.labels; /* taken */
+	h.labels = NULL;
+	h.n_labels = 0;
+	bio_header_destroy(&h);
 	const struct bio_value *cfg = bio_value_get(mv, "config");
 	if (cfg)
 		meta->config_yaml = bio_value_strdup(cfg);
@@ -434,6 +517,38 @@ static int read_meta(struct bio_ckpt_meta *meta, struct bio_optim *o, struct bio
 	return 0;
 }
 
+/* Verifies record rec's crc32c against its tensor (name borrowed); with checked == 0 (a
+ * checkpoint without the marker) a record must carry none. */
+static int check_record_crc(struct bio_stream_reader *r, const struct bio_value *rec,
+			    const char *name, int checked, const char *path, struct bio_error *err)
+{
+	unsigned long long idx = (unsigned long long)bio_stream_reader_record_index(r);
+	const struct bio_value *cv = bio_value_get(rec, "crc32c");
+	if (!cv && !checked)
+		return 0;
+	if (!cv)
+		return bio_error_set(err, BIO_EFORMAT, "%s: record %llu: tensor '%.80s' has no "
+				     "checksum (crc32c): the file is corrupt", path, idx, name);
+	if (!checked)
+		return bio_error_set(err, BIO_EFORMAT, "%s: record %llu: a checksummed record in a "
+				     "checkpoint whose meta has no 'checksum': the file is corrupt",
+				     path, idx);
+	struct bio_tensor tv;
+	int64_t want;
+	int rc = bio_record_get_tensor(&tv, r, rec, "tensor", -1, 0, err);
+	if (rc < 0)
+		return rc;
+	if (bio_value_int(cv, &want) < 0 || want < 0 || want > UINT32_MAX)
+		return bio_error_set(err, BIO_EFORMAT, "%s: record %llu: tensor '%.80s': crc32c is "
+				     "not a 32-bit checksum", path, idx, name);
+	uint32_t got = tensor_crc(name, &tv);
+	if (got != (uint32_t)want)
+		return bio_error_set(err, BIO_EFORMAT, "%s: record %llu: tensor '%.80s': checksum "
+				     "mismatch (CRC-32C %08" PRIx32 ", stored %08" PRIx32 "): the "
+				     "file is corrupt", path, idx, name, got, (uint32_t)want);
+	return 0;
+}
+
 int bio_checkpoint_load(struct bio_model **model_out, struct bio_optim *o, struct bio_sched *s,
 			struct bio_ckpt_meta *meta, const char *path, int max_batch,
 			struct bio_error *err)
@@ -450,6 +565,23 @@ int bio_checkpoint_load(struct bio_model **model_out, struct bio_optim *o, struc
 		return err ? err->code : BIO_EIO;
 	if ((rc = bio_stream_read_header(r, "checkpoint", &mv, err)))
 		goto out;
+	/* checksums: "checksum": "crc32c" in the meta, a crc32c per record, meta_crc32c in the
+	 * trailer; a checkpoint without the marker (written before them) loads unchecked */
+	int checked = 0;
+	uint32_t want_meta_crc = 0;
+	const struct bio_value *ck = bio_value_get(mv, "checksum");
+	if (ck) {
+		if (!bio_value_str_eq(ck, "crc32c")) {
+			rc = bio_error_set(err, BIO_EFORMAT, "%s: checkpoint meta 'checksum': not "
+					   "crc32c (corrupt, or written by a newer version)", path);
+			goto out;
+		}
+		checked = 1;
+		if ((rc = meta_crc(&want_meta_crc, NULL, NULL, NULL, NULL, mv)) < 0) {
+			rc = bio_error_set(err, rc, "%s: out of memory", path);
+			goto out;
+		}
+	}
 	struct bio_model_spec spec;
 	if ((rc = read_spec(&spec, bio_value_get(mv, "model"), path, err)))
 		goto out;
@@ -484,6 +616,10 @@ int bio_checkpoint_load(struct bio_model **model_out, struct bio_optim *o, struc
 		if (!name) {
 			rc = bio_error_set(err, BIO_EFORMAT, "%s: record %llu: no name", path,
 					   (unsigned long long)idx);
+			goto out;
+		}
+		if ((rc = check_record_crc(r, rec, name, checked, path, err)) < 0) {
+			free(name);
 			goto out;
 		}
 		const struct bio_model_tensor *t = NULL;
@@ -587,6 +723,15 @@ int bio_checkpoint_load(struct bio_model **model_out, struct bio_optim *o, struc
 	if (rc < 0)
 		goto out;
 	rc = 0;
+	if (checked &&
+	    bio_stream_reader_trailer_sum(r, "meta_crc32c") != (int64_t)want_meta_crc) {
+		rc = bio_error_set(err, BIO_EFORMAT, "%s: checkpoint meta checksum mismatch (CRC-32C "
+				   "%08" PRIx32 ", the trailer says %08" PRIx64 "): the file is corrupt",
+				   path, want_meta_crc,
+				   (uint64_t)bio_stream_reader_trailer_sum(r, "meta_crc32c"));
+		goto out;
+	}
+	local.checksummed = checked;
 	for (size_t i = 0; i < m->n_tensors; i++) {
 		const struct bio_model_tensor *t = &m->tensors[i];
 		int need_opt = o && t->role == BIO_ROLE_PARAM;

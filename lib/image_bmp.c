@@ -61,10 +61,12 @@ struct bmp_info {
 };
 
 /* RLE8/RLE4 decoding as PIL's BmpRleDecoder: indices written in file row order; end-of-line and
- * delta skip with index 0; data ending early leaves the rest at index 0. Indices are checked
- * against the palette by the caller. */
+ * delta skip with index 0; data ending early leaves the rest at index 0. Unlike PIL, a run that
+ * would cross the end of its row is an error (PIL clips it silently): returns -1 when the data
+ * ends early, -2 for such a run (*bad_row from the bottom, *bad_x, *bad_count). Indices are
+ * checked against the palette by the caller. */
 static int bmp_decode_rle(uint8_t *idx, const struct bmp_info *bi, const uint8_t *p, size_t n,
-			  size_t data_offset)
+			  size_t data_offset, uint64_t *bad_row, uint64_t *bad_x, unsigned *bad_count)
 {
 	uint64_t w = bi->width, total = bi->width * bi->height, pos = 0, x = 0;
 	size_t i = 0;
@@ -75,10 +77,12 @@ static int bmp_decode_rle(uint8_t *idx, const struct bmp_info *bi, const uint8_t
 		unsigned count = p[i], byte = p[i + 1];
 		i += 2;
 		if (count) {
-			if (x >= w)
-				count = 0;
-			else if (x + count > w)
-				count = (unsigned)(w - x);
+			if (x + count > w) {
+				*bad_row = pos / w;
+				*bad_x = x;
+				*bad_count = count;
+				return -2;
+			}
 			for (unsigned k = 0; k < count && pos < total; k++)
 				idx[pos++] = (uint8_t)(rle4 ? (k % 2 ? byte & 15 : byte >> 4) : byte);
 			x += count;
@@ -95,6 +99,12 @@ static int bmp_decode_rle(uint8_t *idx, const struct bmp_info *bi, const uint8_t
 			pos = pos + skip > total ? total : pos + skip;
 			x = pos % w;
 		} else { /* absolute run of `byte` pixels */
+			if (x + byte > w) {
+				*bad_row = pos / w;
+				*bad_x = x;
+				*bad_count = byte;
+				return -2;
+			}
 			size_t n_bytes = rle4 ? byte / 2 : byte;
 			size_t avail = n - i < n_bytes ? n - i : n_bytes;
 			for (size_t k = 0; k < avail; k++) {
@@ -285,7 +295,18 @@ int bio_image_decode_bmp(struct bio_image *img, const uint8_t *buf, size_t len, 
 			rc = bio_error_set(err, BIO_ENOMEM, "%s: out of memory", name);
 			goto out;
 		}
-		if (bmp_decode_rle(idx, &bi, data, avail, data_offset) < 0) {
+		uint64_t bad_row = 0, bad_x = 0;
+		unsigned bad_count = 0;
+		int drc = bmp_decode_rle(idx, &bi, data, avail, data_offset, &bad_row, &bad_x,
+					 &bad_count);
+		if (drc == -2) {
+			rc = bio_error_set(err, BIO_EFORMAT,
+					   "%s: BMP RLE run of %u pixels at x=%llu overflows row %llu "
+					   "(width %llu)", name, bad_count, (unsigned long long)bad_x,
+					   (unsigned long long)bad_row, (unsigned long long)w);
+			goto out;
+		}
+		if (drc < 0) {
 			rc = bio_error_set(err, BIO_ETRUNC, "%s: truncated BMP RLE data", name);
 			goto out;
 		}

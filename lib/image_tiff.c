@@ -5,7 +5,7 @@
  * extra sample), palette (1..8-bit, colormap >> 8 as PIL) and 8-bit RGB(A) in strips are read
  * row by row; anything else libtiff can render (tiles, planar, 1/2/4-bit gray, 16-bit RGB,
  * YCbCr, CMYK, ...) goes through TIFFReadRGBAImage and PIL's L formula. Only the first image of
- * a multi-page file is read, as PIL does. */
+ * a multi-page file is read, as PIL does; a chain of pages that loops is refused. */
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -26,6 +26,59 @@ struct tiff_mem {
 	char msg[256]; /* first error message, without libtiff's "<name>: " prefix */
 	char io_msg[256]; /* first warning about data past the end of the file */
 };
+
+/* The offset of the IFD after the one at off (0 at the end of the chain, or when off or the
+ * IFD does not lie inside the file: libtiff reports those for the first one). */
+static uint64_t tiff_next_ifd(const uint8_t *buf, size_t len, int big_endian, int big, uint64_t off)
+{
+	size_t count_bytes = big ? 8 : 2, entry_bytes = big ? 20 : 12, off_bytes = big ? 8 : 4;
+	if (off == 0 || off > len || len - off < count_bytes)
+		return 0;
+	uint64_t n = 0;
+	for (size_t i = 0; i < count_bytes; i++)
+		n |= (uint64_t)buf[off + (big_endian ? count_bytes - 1 - i : i)] << (8 * i);
+	if (n > (len - off - count_bytes) / entry_bytes)
+		return 0;
+	uint64_t at = off + count_bytes + n * entry_bytes;
+	if (len - at < off_bytes)
+		return 0;
+	uint64_t next = 0;
+	for (size_t i = 0; i < off_bytes; i++)
+		next |= (uint64_t)buf[at + (big_endian ? off_bytes - 1 - i : i)] << (8 * i);
+	return next;
+}
+
+/* Fails when the chain of IFDs (pages) loops back on itself, e.g. an IFD whose next offset is its
+ * own: libtiff reads only the first page as PIL does, but such a file is corrupt. Brent's cycle
+ * detection: constant memory, at most a few times the chain's length in steps. */
+static int tiff_check_ifd_chain(const uint8_t *buf, size_t len, const char *name,
+				struct bio_error *err)
+{
+	if (len < 16 || !((buf[0] == 'I' && buf[1] == 'I') || (buf[0] == 'M' && buf[1] == 'M')))
+		return 0; /* libtiff says what is wrong */
+	int be = buf[0] == 'M';
+	unsigned magic = be ? (unsigned)buf[2] << 8 | buf[3] : (unsigned)buf[3] << 8 | buf[2];
+	int big = magic == 43;
+	uint64_t first = 0;
+	for (size_t i = 0; i < (big ? 8u : 4u); i++)
+		first |= (uint64_t)buf[(big ? 8 : 4) + (be ? (big ? 7 : 3) - i : i)] << (8 * i);
+	uint64_t power = 1, lam = 1, tortoise = first;
+	uint64_t hare = tiff_next_ifd(buf, len, be, big, first);
+	while (hare != 0 && tortoise != hare) {
+		if (power == lam) {
+			tortoise = hare;
+			power *= 2;
+			lam = 0;
+		}
+		hare = tiff_next_ifd(buf, len, be, big, hare);
+		lam++;
+	}
+	if (hare != 0)
+		return bio_error_set(err, BIO_EFORMAT,
+				     "%s: bad TIFF: the chain of IFDs loops back to offset %llu", name,
+				     (unsigned long long)hare);
+	return 0;
+}
 
 static tmsize_t tiff_read(thandle_t h, void *out, tmsize_t n)
 {
@@ -245,6 +298,9 @@ int bio_image_decode_tiff(struct bio_image *img, const uint8_t *buf, size_t len,
 	m.len = len;
 	m.name = name;
 	pthread_once(&tiff_once, tiff_silence);
+	int crc = tiff_check_ifd_chain(buf, len, name, err);
+	if (crc < 0)
+		return crc;
 	TIFF *tif;
 #ifdef BIO_TIFF_OPEN_OPTIONS
 	TIFFOpenOptions *opts = TIFFOpenOptionsAlloc();

@@ -284,6 +284,46 @@ static void remove_dir(const char *dir, size_t n_files)
 	rmdir(dir);
 }
 
+/* True when the PNG at path ends with its IEND chunk (not cut short by a failed write). */
+static int png_complete(const char *path)
+{
+	static const unsigned char iend[12] = {0, 0, 0, 0, 'I', 'E', 'N', 'D', 0xAE, 0x42, 0x60, 0x82};
+	unsigned char tail[12];
+	FILE *f = fopen(path, "rb");
+	int ok = f && fseek(f, -12, SEEK_END) == 0 && fread(tail, 1, 12, f) == 12 &&
+		 memcmp(tail, iend, 12) == 0;
+	if (f)
+		fclose(f);
+	return ok;
+}
+
+/* Why gnuplot's output file could not be written, found out by writing a probe file beside it
+ * (at "<file>.probe"): a full disk's ENOSPC, a file size limit's EFBIG; EIO when it succeeds. */
+static int write_errno_beside(const char *file)
+{
+	size_t n = strlen(file) + 8;
+	char *probe = malloc(n);
+	if (!probe)
+		return ENOMEM;
+	snprintf(probe, n, "%s.probe", file);
+	FILE *f = fopen(probe, "wb");
+	if (!f) {
+		int e = errno ? errno : EIO;
+		free(probe);
+		return e;
+	}
+	static char buf[1 << 16];
+	int e = 0;
+	for (int i = 0; i < 64 && !e; i++) /* up to 4 MiB: beyond a small size limit */
+		if (fwrite(buf, 1, sizeof buf, f) != sizeof buf || fflush(f) != 0)
+			e = errno ? errno : EIO;
+	if (fclose(f) != 0 && !e)
+		e = errno ? errno : EIO;
+	unlink(probe);
+	free(probe);
+	return e ? e : EIO;
+}
+
 int bio_plot_png(const char *path, const struct bio_plot_panel *panels, size_t n_panels,
 		 size_t n_cols, int width, int height, struct bio_error *err)
 {
@@ -332,12 +372,23 @@ int bio_plot_png(const char *path, const struct bio_plot_panel *panels, size_t n
 		if (st == 0) {
 			struct stat sb;
 			if (stat(tmp_png, &sb) == 0 && sb.st_size > 0) {
-				rc = 0;
+				if (png_complete(tmp_png)) {
+					rc = 0;
+					break;
+				}
+				/* gnuplot exits 0 when its writes fail: a cut PNG is a write error */
+				rc = bio_error_set(err, BIO_EIO, "%s: write error: %s", path,
+						   strerror(write_errno_beside(tmp_png)));
 				break;
 			}
 		}
 		char line[256];
 		log_first_line(line, sizeof line, log);
+		if (!line[0] && st == 0) {
+			rc = bio_error_set(err, BIO_EIO, "%s: write error: %s", path,
+					   strerror(write_errno_beside(tmp_png)));
+			break;
+		}
 		rc = bio_error_set(err, BIO_EIO, "%s: gnuplot failed (status %d): %s", path, st,
 				   line[0] ? line : "no message");
 		unlink(tmp_png);

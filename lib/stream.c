@@ -1419,6 +1419,7 @@ int bio_record_get_tensor(struct bio_tensor *out, struct bio_stream_reader *r,
 
 struct bio_stream_writer {
 	FILE *f;
+	const char *name;       /* for messages (borrowed), or NULL */
 	msgpack_packer pk;
 	uint64_t n_records;
 	int err_code;           /* sticky */
@@ -1449,6 +1450,11 @@ struct bio_stream_writer *bio_stream_writer_new(FILE *f, struct bio_error *err)
 	w->f = f;
 	msgpack_packer_init(&w->pk, w, writer_cb);
 	return w;
+}
+
+void bio_stream_writer_set_name(struct bio_stream_writer *w, const char *name)
+{
+	w->name = name;
 }
 
 void bio_stream_writer_free(struct bio_stream_writer *w)
@@ -1627,6 +1633,7 @@ int bio_stream_finish(struct bio_stream_writer *w, size_t n_extra, const char *c
 		w->err_code = w->err_errno == EPIPE ? BIO_EPIPE : BIO_EIO;
 	}
 	if (w->err_code)
-		return bio_error_set(err, w->err_code, "writing stream: %s", strerror(w->err_errno));
+		return bio_error_set(err, w->err_code, "%s: write error: %s",
+				     w->name ? w->name : "writing stream", strerror(w->err_errno));
 	return 0;
 }

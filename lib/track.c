@@ -1624,6 +1624,38 @@ int bio_track_run_end(struct bio_track_run *r, int status, struct bio_error *err
 	return run_write_meta(r, 0, err);
 }
 
+int bio_track_run_close_stale(const char *root_uri, const char *run_id, struct bio_error *err)
+{
+	if (!run_id_ok(run_id))
+		return bio_error_set(err, BIO_EINVAL, "'%s' is not a run id", run_id);
+	char *exp_id = NULL, *meta = NULL, *run_dir = NULL;
+	struct ymeta m = {0};
+	int64_t status = 0;
+	int rc = 0;
+	char *root = store_open(root_uri, 0, err);
+	if (!root)
+		return err ? err->code : BIO_ENOTFOUND;
+	if (!(run_dir = run_find(root, run_id, &exp_id, err)) ||
+	    !(meta = xfmt("%s/meta.yaml", run_dir)) || ymeta_read(&m, meta, err) != 0) {
+		rc = err && err->code ? err->code : BIO_ENOMEM;
+		goto out;
+	}
+	if (ymeta_int(&m, "status", &status) == 0 && status == BIO_TRACK_RUNNING) {
+		struct bio_track_run *r = bio_track_run_open(root_uri, run_id, err);
+		rc = r ? bio_track_run_end(r, BIO_TRACK_KILLED, err) : err ? err->code : BIO_ENOMEM;
+		bio_track_run_free(r);
+		if (rc == 0)
+			rc = 1;
+	}
+out:
+	ymeta_free(&m);
+	free(meta);
+	free(run_dir);
+	free(exp_id);
+	free(root);
+	return rc;
+}
+
 /* ---- model registry ---- */
 
 static int model_name_ok(const char *name)

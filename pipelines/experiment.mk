@@ -100,7 +100,17 @@ SCAN_ROOT =
 SCAN_DEP =
 endif
 
+# One experiment at a time per $(WORK): the stages run under flock(1) on $(WORK)/.lock, so a second
+# `make experiment` in the same tree waits for the first, then finds the stages it shares made
+# (and makes only what its own config needs); it never writes into the first's temp folders, and
+# the fixed *.tmp names are cleared by the next run after a kill. make -q answers without it.
+ifneq ($(EXP_LOCKED)$(findstring q,$(firstword -$(MAKEFLAGS))),)
 experiment-run: $(RUN_DIR)/report.yaml
+else
+experiment-run:
+	@mkdir -p $(WORK)
+	+@flock $(WORK)/.lock $(MAKE) --no-print-directory EXP_LOCKED=1 experiment-run
+endif
 
 $(DATA_DIR)/.done: $(EXP_STAMP)/bio-synth
 	rm -rf $(DATA_DIR).tmp

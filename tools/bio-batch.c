@@ -8,10 +8,11 @@
 #include <string.h>
 
 #include "bio/batch.h"
+#include "bio/header.h"
 #include "bio/stream.h"
 #include "tool.h"
 
-#define BATCH_MAX_MODALITIES 8
+#define BATCH_MAX_MODALITIES BIO_HEADER_MAX_MODS
 
 /* One selected sample (16 bytes): where it lies in a file, or, when it came from a pipe
  * (part == ENTRY_BUFFERED), the index of its copy in the buffered samples. */
@@ -31,10 +32,7 @@ struct buffered {
 struct batcher {
 	struct bio_tool *t;
 	struct bio_stream_reader *r;
-	char *modalities[BATCH_MAX_MODALITIES];
-	int n_mod;
-	int64_t shape[3]; /* per-sample tensor shape, [1,H,W] */
-	size_t pixels;    /* H * W */
+	struct bio_header h; /* modalities, labels, per-sample shape [1,H,W] */
 };
 
 static void usage(FILE *f)
@@ -58,56 +56,17 @@ static void usage(FILE *f)
 		"See bio-batch(1).\n");
 }
 
-/* Checks rec's modality tensors against the shape; fills views[m]. */
+/* Checks rec's modality tensors against the header (shape, finite values); fills views[m]. */
 static int get_tensors(struct batcher *b, const struct bio_value *rec, struct bio_tensor *views,
 		       struct bio_error *err)
 {
-	for (int m = 0; m < b->n_mod; m++) {
-		int rc = bio_record_get_tensor(&views[m], b->r, rec, b->modalities[m],
-					       BIO_DTYPE_F32, 3, err);
+	for (int m = 0; m < b->h.n_mod; m++) {
+		int rc = bio_record_get_sample(&views[m], &b->h, b->r, rec, b->h.modalities[m], 0,
+					       err);
 		if (rc < 0)
 			return rc;
-		if (memcmp(views[m].shape, b->shape, sizeof(b->shape)) != 0)
-			return bio_error_set(
-				err, BIO_EFORMAT,
-				"%s: record %llu: key '%s': shape [%lld,%lld,%lld], expected "
-				"[%lld,%lld,%lld] as in the header",
-				bio_stream_reader_source(b->r),
-				(unsigned long long)bio_stream_reader_record_index(b->r),
-				b->modalities[m], (long long)views[m].shape[0],
-				(long long)views[m].shape[1], (long long)views[m].shape[2],
-				(long long)b->shape[0], (long long)b->shape[1], (long long)b->shape[2]);
 	}
 	return 0;
-}
-
-/* Reads the header's modalities and sample shape into b. */
-static void read_meta(struct batcher *b, const struct bio_value *meta)
-{
-	const char *src = bio_stream_reader_source(b->r);
-	const struct bio_value *mods = bio_value_get(meta, "modalities");
-	size_t n = bio_value_len(mods);
-	if (bio_value_type(mods) != BIO_V_ARRAY || n < 1 || n > BATCH_MAX_MODALITIES)
-		bio_tool_die(b->t, "%s: header meta 'modalities': expected 1 to %d names", src,
-			     BATCH_MAX_MODALITIES);
-	for (size_t m = 0; m < n; m++) {
-		b->modalities[m] = bio_value_strdup(bio_value_at(mods, m));
-		if (!b->modalities[m] || !b->modalities[m][0])
-			bio_tool_die(b->t, "%s: header meta 'modalities': item %zu is not a name", src,
-				     m);
-	}
-	b->n_mod = (int)n;
-	const struct bio_value *shape = bio_value_get(meta, "shape");
-	if (bio_value_type(shape) != BIO_V_ARRAY || bio_value_len(shape) != 3)
-		bio_tool_die(b->t, "%s: header meta 'shape': expected [1, H, W]", src);
-	for (int d = 0; d < 3; d++) {
-		int64_t v;
-		if (bio_value_int(bio_value_at(shape, (size_t)d), &v) < 0 || v < 1 || v > 65536 ||
-		    (d == 0 && v != 1))
-			bio_tool_die(b->t, "%s: header meta 'shape': expected [1, H, W]", src);
-		b->shape[d] = v;
-	}
-	b->pixels = (size_t)b->shape[1] * (size_t)b->shape[2];
 }
 
 static const char *const own_meta[] = {"program",  "version", "batch_size",  "seed",
@@ -219,17 +178,19 @@ int main(int argc, char **argv)
 	/* Inputs: files, or standard input. */
 	struct batcher b = {.t = &t};
 	b.r = bio_tool_open_inputs(&t, argc, argv, optind);
-	const struct bio_value *meta;
-	if (bio_stream_read_header(b.r, "samples", &meta, &err) < 0)
+	if (bio_header_read(&b.h, b.r, "samples",
+			    BIO_HEADER_MODALITIES | BIO_HEADER_LABELS | BIO_HEADER_SHAPE, &err) < 0)
 		bio_tool_die_err(&t, &err);
-	read_meta(&b, meta);
+	const struct bio_value *meta = b.h.meta;
+	const size_t pixels = b.h.pixels;
+	const int n_mod = b.h.n_mod;
 
 	/* Pass 1: index the selected records (offsets in files; copies from pipes). */
 	struct entry *entries = NULL;
 	struct buffered *bufs = NULL;
 	size_t n_entries = 0, cap = 0, n_bufs = 0, bufs_cap = 0;
 	uint64_t buffered_bytes = 0;
-	size_t sample_bytes = (size_t)b.n_mod * b.pixels * sizeof(float);
+	size_t sample_bytes = (size_t)n_mod * pixels * sizeof(float);
 	struct bio_tensor views[BATCH_MAX_MODALITIES];
 	for (;;) {
 		const struct bio_value *rec;
@@ -243,7 +204,7 @@ int main(int argc, char **argv)
 		int64_t label;
 		if (bio_record_get_str(&s, &len, b.r, rec, "split", &err) < 0 ||
 		    bio_record_get_str(&id, &id_len, b.r, rec, "id", &err) < 0 ||
-		    bio_record_get_int(&label, b.r, rec, "label", &err) < 0)
+		    bio_record_get_label(&label, &b.h, b.r, rec, "label", 0, &err) < 0)
 			bio_tool_die_err(&t, &err);
 		if (len != strlen(split) || memcmp(s, split, len) != 0)
 			continue;
@@ -298,8 +259,8 @@ int main(int argc, char **argv)
 			bio_tool_die(&t, "out of memory buffering %zu samples", n_bufs);
 		memcpy(bf->id, id, id_len);
 		bf->id[id_len] = '\0';
-		for (int m = 0; m < b.n_mod; m++)
-			memcpy(bf->data + (size_t)m * b.pixels, views[m].data, views[m].data_bytes);
+		for (int m = 0; m < n_mod; m++)
+			memcpy(bf->data + (size_t)m * pixels, views[m].data, views[m].data_bytes);
 	}
 	if (n_entries == 0)
 		bio_tool_warn(&t, "no samples of split '%s' in the input", split);
@@ -310,6 +271,7 @@ int main(int argc, char **argv)
 	struct bio_stream_writer *w = bio_stream_writer_new(out, &err);
 	if (!w)
 		bio_tool_die_err(&t, &err);
+	bio_stream_writer_set_name(w, bio_tool_output_name(&t));
 	size_t n_meta = bio_value_len(meta), n_keep = 0;
 	for (size_t i = 0; i < n_meta; i++) {
 		const char *key;
@@ -339,7 +301,7 @@ int main(int argc, char **argv)
 	bio_pack_str(w, "shape");
 	bio_pack_array(w, 3);
 	for (int d = 0; d < 3; d++)
-		bio_pack_int(w, b.shape[d]);
+		bio_pack_int(w, b.h.shape[d]);
 	bio_pack_kv_int(w, "n_samples", (int64_t)n_entries);
 	bio_pack_str(w, "drop_last");
 	bio_pack_bool(w, drop_last);
@@ -378,21 +340,22 @@ int main(int argc, char **argv)
 					id = bf->id;
 					id_len = strlen(id);
 					labels[k] = bf->label;
-					for (int m = 0; m < b.n_mod; m++)
-						memcpy(data + ((size_t)m * bs + k) * b.pixels,
-						       bf->data + (size_t)m * b.pixels,
-						       b.pixels * sizeof(float));
+					for (int m = 0; m < n_mod; m++)
+						memcpy(data + ((size_t)m * bs + k) * pixels,
+						       bf->data + (size_t)m * pixels,
+						       pixels * sizeof(float));
 				} else {
 					const struct bio_value *rec;
 					if (bio_stream_read_record_at(b.r, e->part, e->offset, &rec,
 								      &err) < 0 ||
 					    bio_record_get_str(&id, &id_len, b.r, rec, "id", &err) < 0 ||
-					    bio_record_get_int(&labels[k], b.r, rec, "label", &err) < 0 ||
+					    bio_record_get_label(&labels[k], &b.h, b.r, rec, "label", 0,
+								 &err) < 0 ||
 					    get_tensors(&b, rec, views, &err) < 0)
 						bio_tool_die_err(&t, &err);
-					for (int m = 0; m < b.n_mod; m++)
-						memcpy(data + ((size_t)m * bs + k) * b.pixels,
-						       views[m].data, b.pixels * sizeof(float));
+					for (int m = 0; m < n_mod; m++)
+						memcpy(data + ((size_t)m * bs + k) * pixels,
+						       views[m].data, pixels * sizeof(float));
 				}
 				if (ids_used + id_len + 1 > ids_cap) {
 					while (ids_used + id_len + 1 > ids_cap)
@@ -408,7 +371,7 @@ int main(int argc, char **argv)
 				ids_used += id_len + 1;
 			}
 			bio_stream_begin_record(w);
-			bio_pack_map(w, 4 + (size_t)b.n_mod);
+			bio_pack_map(w, 4 + (size_t)n_mod);
 			bio_pack_kv_int(w, "epoch", epoch);
 			bio_pack_kv_int(w, "index", (int64_t)bi);
 			bio_pack_str(w, "ids");
@@ -420,12 +383,12 @@ int main(int argc, char **argv)
 			bio_tensor_view(&tl, BIO_DTYPE_I64, 1, lshape, labels);
 			bio_pack_str(w, "label");
 			wrc = bio_pack_tensor(w, &tl);
-			for (int m = 0; m < b.n_mod; m++) {
+			for (int m = 0; m < n_mod; m++) {
 				struct bio_tensor tm;
-				int64_t shape[4] = {(int64_t)n, b.shape[0], b.shape[1], b.shape[2]};
+				int64_t shape[4] = {(int64_t)n, b.h.shape[0], b.h.shape[1], b.h.shape[2]};
 				bio_tensor_view(&tm, BIO_DTYPE_F32, 4, shape,
-						data + (size_t)m * bs * b.pixels);
-				bio_pack_str(w, b.modalities[m]);
+						data + (size_t)m * bs * pixels);
+				bio_pack_str(w, b.h.modalities[m]);
 				wrc = bio_pack_tensor(w, &tm);
 			}
 		}
@@ -454,8 +417,7 @@ int main(int argc, char **argv)
 	free(data);
 	free(id_off);
 	free(ids);
-	for (int m = 0; m < b.n_mod; m++)
-		free(b.modalities[m]);
+	bio_header_destroy(&b.h);
 	bio_stream_reader_free(b.r);
 	bio_config_free(t.cfg);
 	return BIO_EXIT_OK;

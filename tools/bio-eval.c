@@ -14,8 +14,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bio/header.h"
 #include "bio/metrics.h"
 #include "bio/plot.h"
+#include "bio/stale.h"
 #include "bio/stream.h"
 #include "bio/track.h"
 #include "tool.h"
@@ -54,8 +56,11 @@ struct eval {
 	enum bio_pair_protocol protocol;
 	const char *protocol_name;
 	/* input */
-	char **label_names;
-	size_t n_label_names; /* from the header; 0 when absent */
+	struct bio_header h;  /* the input's header (label names, modalities) */
+	char **label_names;   /* = h.labels */
+	size_t n_label_names; /* = h.n_labels */
+	int64_t meta_topk;    /* header meta 'topk' (at most n_label_names), -1 when absent */
+	size_t topk_len;      /* length of the topk lists seen */
 	size_t n_records, cap_records;
 	int64_t *labels, *preds;
 	int64_t *topk_ids; /* n_records x topk, -1 padded */
@@ -120,27 +125,26 @@ static void *xrealloc(struct eval *e, void *p, size_t n, size_t size)
 
 /* ---- input ---- */
 
-static void read_meta(struct eval *e, struct bio_stream_reader *r, const struct bio_value *meta)
+/* The predictions header: label names are needed (labels and predictions are checked against
+ * them); meta.topk, when present, is the length every topk list must have. */
+static void read_meta(struct eval *e, struct bio_stream_reader *r)
 {
-	e->src_program = bio_value_strdup(bio_value_get(meta, "program"));
-	e->src_version = bio_value_strdup(bio_value_get(meta, "version"));
-	e->src_model = bio_value_strdup(bio_value_get(meta, "model"));
-	e->src_digest = bio_value_strdup(bio_value_get(meta, "config_digest"));
-	const struct bio_value *labels = bio_value_get(meta, "labels");
-	if (!labels)
-		return;
-	if (bio_value_type(labels) != BIO_V_ARRAY)
-		bio_tool_die(e->t, "%s: header meta 'labels': expected a list of names",
+	struct bio_error err;
+	if (bio_header_read(&e->h, r, "predictions", BIO_HEADER_LABELS, &err) < 0)
+		bio_tool_die_err(e->t, &err);
+	e->src_program = bio_value_strdup(bio_value_get(e->h.meta, "program"));
+	e->src_version = bio_value_strdup(bio_value_get(e->h.meta, "version"));
+	e->src_model = bio_value_strdup(bio_value_get(e->h.meta, "model"));
+	e->src_digest = bio_value_strdup(bio_value_get(e->h.meta, "config_digest"));
+	e->label_names = e->h.labels;
+	e->n_label_names = e->h.n_labels;
+	e->meta_topk = -1;
+	const struct bio_value *k = bio_value_get(e->h.meta, "topk");
+	if (k && (bio_value_int(k, &e->meta_topk) < 0 || e->meta_topk < 1))
+		bio_tool_die(e->t, "%s: header meta 'topk': expected a positive count",
 			     bio_stream_reader_source(r));
-	size_t n = bio_value_len(labels);
-	e->label_names = xrealloc(e, NULL, n ? n : 1, sizeof *e->label_names);
-	for (size_t i = 0; i < n; i++) {
-		e->label_names[i] = bio_value_strdup(bio_value_at(labels, i));
-		if (!e->label_names[i])
-			bio_tool_die(e->t, "%s: header meta 'labels': item %zu is not a string",
-				     bio_stream_reader_source(r), i);
-	}
-	e->n_label_names = n;
+	if (e->meta_topk > (int64_t)e->n_label_names)
+		e->meta_topk = (int64_t)e->n_label_names; /* the k best of fewer labels: all */
 }
 
 static void read_records(struct eval *e, struct bio_stream_reader *r)
@@ -168,21 +172,13 @@ static void read_records(struct eval *e, struct bio_stream_reader *r)
 					       sizeof *e->topk_ids);
 		}
 		int64_t label, pred;
-		if (bio_record_get_int(&label, r, rec, "label", &err) < 0 ||
-		    bio_record_get_int(&pred, r, rec, "pred", &err) < 0)
+		if (bio_record_get_label(&label, &e->h, r, rec, "label", 1, &err) < 0 ||
+		    bio_record_get_label(&pred, &e->h, r, rec, "pred", 0, &err) < 0)
 			bio_tool_die_err(e->t, &err);
-		if (label < -1)
-			bio_tool_die(e->t, "%s: record %llu: key 'label': %lld (must be >= -1)", src,
-				     ri, (long long)label);
-		if (pred < 0)
-			bio_tool_die(e->t, "%s: record %llu: key 'pred': %lld (must be >= 0)", src,
-				     ri, (long long)pred);
-		if (e->n_label_names && (label >= (int64_t)e->n_label_names ||
-					 pred >= (int64_t)e->n_label_names))
-			bio_tool_die(e->t, "%s: record %llu: %s %lld outside the %zu labels of the header",
-				     src, ri, label >= (int64_t)e->n_label_names ? "label" : "pred",
-				     (long long)(label >= (int64_t)e->n_label_names ? label : pred),
-				     e->n_label_names);
+		const struct bio_value *sv = bio_value_get(rec, "score");
+		double score;
+		if (sv && (bio_value_double(sv, &score) < 0 || !isfinite(score)))
+			bio_tool_die(e->t, "%s: record %llu: key 'score': not a finite number", src, ri);
 		e->labels[i] = label;
 		e->preds[i] = pred;
 		if (label > e->max_label)
@@ -194,10 +190,31 @@ static void read_records(struct eval *e, struct bio_stream_reader *r)
 		for (int64_t k = 0; k < e->topk; k++)
 			tk[k] = -1;
 		if (bio_value_get(rec, "topk")) {
-			struct bio_tensor t;
+			struct bio_tensor t, ts;
 			if (bio_record_get_tensor(&t, r, rec, "topk", BIO_DTYPE_I64, 1, &err) < 0)
 				bio_tool_die_err(e->t, &err);
 			size_t k = bio_tensor_numel(&t);
+			size_t want = e->meta_topk > 0 ? (size_t)e->meta_topk
+				      : i == 0       ? k
+						     : e->topk_len;
+			if (k != want || k < 1 || k > e->n_label_names)
+				bio_tool_die(e->t, "%s: record %llu: key 'topk': %zu labels where %s "
+					     "has %zu", src, ri, k,
+					     e->meta_topk > 0 ? "the header's topk" : "record 0",
+					     want);
+			e->topk_len = k;
+			if (bio_record_check_labels(&e->h, r, "topk", t.data, k, 0, &err) < 0)
+				bio_tool_die_err(e->t, &err);
+			if (bio_value_get(rec, "topk_scores")) {
+				if (bio_record_get_tensor(&ts, r, rec, "topk_scores", BIO_DTYPE_F32, 1,
+							  &err) < 0 ||
+				    bio_record_check_finite(&ts, r, "topk_scores", &err) < 0)
+					bio_tool_die_err(e->t, &err);
+				if (bio_tensor_numel(&ts) != k)
+					bio_tool_die(e->t, "%s: record %llu: key 'topk_scores': %zu "
+						     "scores for %zu topk labels", src, ri,
+						     bio_tensor_numel(&ts), k);
+			}
 			if (k < e->topk_seen)
 				e->topk_seen = k;
 			for (size_t j = 0; j < k && j < (size_t)e->topk; j++) {
@@ -566,32 +583,89 @@ struct afile {
 	char *tmp, *path;
 };
 
+/* Curves and plots appear as one set or not at all: each file is written to a temp beside its
+ * final name and stays pending; pending_commit renames them all once every one is written (and
+ * the report committed). A program that dies before (a full disk, a gnuplot failure) removes the
+ * pending temps at exit, and the folders it created if they are left empty. */
+static struct {
+	char **tmp, **path;
+	size_t n, cap;
+	char *dirs[4]; /* folders made by make_dir, removed at exit when still empty */
+	size_t n_dirs;
+	int done;
+} pending;
+
+static void pending_cleanup(void)
+{
+	if (pending.done)
+		return;
+	for (size_t i = 0; i < pending.n; i++)
+		unlink(pending.tmp[i]);
+	for (size_t i = pending.n_dirs; i-- > 0;)
+		rmdir(pending.dirs[i]);
+}
+
+static void pending_add(struct eval *e, char *tmp, char *path)
+{
+	static int registered;
+	if (!registered && atexit(pending_cleanup) == 0)
+		registered = 1;
+	if (pending.n == pending.cap) {
+		pending.cap = pending.cap ? 2 * pending.cap : 32;
+		pending.tmp = xrealloc(e, pending.tmp, pending.cap, sizeof *pending.tmp);
+		pending.path = xrealloc(e, pending.path, pending.cap, sizeof *pending.path);
+	}
+	pending.tmp[pending.n] = tmp;
+	pending.path[pending.n++] = path;
+}
+
+/* Renames every pending file into place. */
+static void pending_commit(struct eval *e)
+{
+	for (size_t i = 0; i < pending.n; i++)
+		if (rename(pending.tmp[i], pending.path[i]) != 0)
+			bio_tool_die(e->t, "%s: %s", pending.path[i], strerror(errno));
+	pending.done = 1;
+	for (size_t i = 0; i < pending.n; i++) {
+		free(pending.tmp[i]);
+		free(pending.path[i]);
+	}
+	free(pending.tmp);
+	free(pending.path);
+	for (size_t i = 0; i < pending.n_dirs; i++)
+		free(pending.dirs[i]);
+}
+
 static FILE *afile_open(struct eval *e, struct afile *a, const char *dir, const char *name)
 {
 	size_t n = strlen(dir) + strlen(name) + 32;
 	a->path = xrealloc(e, NULL, n, 1);
 	a->tmp = xrealloc(e, NULL, n, 1);
 	snprintf(a->path, n, "%s/%s", dir, name);
+	snprintf(a->tmp, n, ".%s.tmp", name);
+	bio_remove_stale_temps(dir, a->tmp); /* what a killed run left */
 	snprintf(a->tmp, n, "%s/.%s.tmp%ld", dir, name, (long)getpid());
 	a->f = fopen(a->tmp, "w");
-	if (!a->f)
-		bio_tool_die(e->t, "%s: %s", a->tmp, strerror(errno));
+	if (!a->f) {
+		int en = errno;
+		free(a->tmp);
+		bio_tool_die(e->t, "%s: %s", a->path, strerror(en));
+	}
+	pending_add(e, a->tmp, a->path);
 	return a->f;
 }
 
+/* Closes a curve file (pending until pending_commit); a write error names the file and cause. */
 static void afile_commit(struct eval *e, struct afile *a)
 {
-	int bad = ferror(a->f);
-	if (fclose(a->f) != 0 || bad) {
-		unlink(a->tmp);
-		bio_tool_die(e->t, "%s: write error", a->path);
-	}
-	if (rename(a->tmp, a->path) != 0) {
-		unlink(a->tmp);
-		bio_tool_die(e->t, "%s: %s", a->path, strerror(errno));
-	}
-	free(a->tmp);
-	free(a->path);
+	int en = 0;
+	errno = 0;
+	if (fflush(a->f) != 0 || ferror(a->f))
+		en = errno ? errno : EIO;
+	if (fclose(a->f) != 0 && !en)
+		en = errno ? errno : EIO;
+	if (en)
+		bio_tool_die(e->t, "%s: write error: %s", a->path, strerror(en));
 }
 
 static void make_dir(struct eval *e, const char *dir)
@@ -607,9 +681,16 @@ static void make_dir(struct eval *e, const char *dir)
 			bio_tool_die(e->t, "%s: %s", p, strerror(errno));
 		*s = '/';
 	}
-	if (mkdir(p, 0777) != 0 && errno != EEXIST)
+	if (mkdir(p, 0777) == 0) {
+		if (pending.n_dirs < sizeof pending.dirs / sizeof pending.dirs[0])
+			pending.dirs[pending.n_dirs++] = p; /* ours: removed at exit if left empty */
+		else
+			free(p);
+	} else if (errno != EEXIST) {
 		bio_tool_die(e->t, "%s: %s", p, strerror(errno));
-	free(p);
+	} else {
+		free(p);
+	}
 }
 
 static void put_csv_field(FILE *f, const char *s)
@@ -748,12 +829,20 @@ static void plot_or_die(struct eval *e, const char *dir, const char *name,
 			const struct bio_plot_panel *panels, size_t n, size_t cols, int w, int h)
 {
 	struct bio_error err = {0};
-	size_t len = strlen(dir) + strlen(name) + 2;
-	char *path = xrealloc(e, NULL, len, 1);
+	size_t len = strlen(dir) + strlen(name) + 32;
+	char *path = xrealloc(e, NULL, len, 1), *tmp = xrealloc(e, NULL, len, 1);
 	snprintf(path, len, "%s/%s", dir, name);
-	if (bio_plot_png(path, panels, n, cols, w, h, &err) < 0)
-		bio_tool_die(e->t, "%s", err.msg);
-	free(path);
+	snprintf(tmp, len, ".%s.tmp", name);
+	bio_remove_stale_temps(dir, tmp); /* what a killed run left */
+	snprintf(tmp, len, "%s/.%s.tmp%ld", dir, name, (long)getpid());
+	pending_add(e, tmp, path);
+	if (bio_plot_png(tmp, panels, n, cols, w, h, &err) < 0) {
+		/* the message names the temp file: say the final one */
+		const char *m = err.msg;
+		if (strncmp(m, tmp, strlen(tmp)) == 0)
+			m += strlen(tmp);
+		bio_tool_die(e->t, "%s%s", path, m);
+	}
 }
 
 /* Smallest power of ten at or below p, within [1e-6, 1e-2]. */
@@ -1264,9 +1353,7 @@ static void free_eval(struct eval *e)
 	free(e->src_version);
 	free(e->src_model);
 	free(e->src_digest);
-	for (size_t i = 0; i < e->n_label_names; i++)
-		free(e->label_names[i]);
-	free(e->label_names);
+	bio_header_destroy(&e->h);
 	free(e->labels);
 	free(e->preds);
 	free(e->topk_ids);
@@ -1418,24 +1505,25 @@ int main(int argc, char **argv)
 
 	/* Read everything first: bad input fails before any output exists. */
 	struct bio_stream_reader *r = bio_tool_open_inputs(&t, argc, argv, optind);
-	const struct bio_value *meta;
-	if (bio_stream_read_header(r, "predictions", &meta, &err) < 0)
-		bio_tool_die_err(&t, &err);
-	read_meta(&e, r, meta);
+	read_meta(&e, r);
 	read_records(&e, r);
-	if (e.n_records == 0)
-		bio_tool_die(&t, "%s: no records to evaluate", bio_stream_reader_source(r));
+	char *src = strdup(bio_stream_reader_source(r));
 	bio_stream_reader_free(r);
+	if (!src)
+		bio_tool_die(&t, "out of memory");
+	if (e.n_records == 0)
+		bio_tool_die(&t, "%s: no records to evaluate", src);
+	free(src);
 
 	struct eval en = {.t = &t, .topk = e.topk};
 	if (enrol) {
 		char *enrol_arg[] = {(char *)enrol};
 		r = bio_tool_open_inputs(&t, 1, enrol_arg, 0);
-		if (bio_stream_read_header(r, "predictions", &meta, &err) < 0)
-			bio_tool_die_err(&t, &err);
-		read_meta(&en, r, meta);
+		read_meta(&en, r);
 		read_records(&en, r);
 		bio_stream_reader_free(r);
+		if (en.n_records == 0)
+			bio_tool_die(&t, "%s: no records to enrol (--enrol)", enrol);
 		int same = en.n_label_names == e.n_label_names;
 		for (size_t i = 0; same && i < e.n_label_names; i++)
 			same = strcmp(en.label_names[i], e.label_names[i]) == 0;
@@ -1464,6 +1552,7 @@ int main(int argc, char **argv)
 	}
 	write_report(&e, out);
 	bio_tool_output_commit(&t);
+	pending_commit(&e);
 	if (track) {
 		/* the report as an artifact: the -o file, or a copy when it went to stdout */
 		char tmpdir[] = "/tmp/bio-eval-XXXXXX", *copy = NULL;

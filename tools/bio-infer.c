@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "bio/checkpoint.h"
+#include "bio/header.h"
 #include "bio/model.h"
 #include "bio/nn.h"
 #include "bio/stream.h"
@@ -247,43 +248,29 @@ static void flush_batch(struct infer *in)
 	in->n_pending = 0;
 }
 
-/* Checks the samples header against the model: modalities, input shape and label names. */
+/* Checks the samples header (parsed by bio_header_read) against the model: modalities, input
+ * shape and, when the samples carry label names, the label set. */
 static void check_samples_meta(struct infer *in, struct bio_stream_reader *r,
-			       const struct bio_value *meta, const char *model_name)
+			       const struct bio_header *h, const char *model_name)
 {
 	struct bio_tool *t = in->t;
+	struct bio_error err;
 	const struct bio_model_spec *spec = &in->model->spec;
 	const char *src = bio_stream_reader_source(r);
-	const struct bio_value *mods = bio_value_get(meta, "modalities");
-	for (int b = 0; b < spec->n_mod; b++) {
-		int found = 0;
-		for (size_t i = 0; i < bio_value_len(mods); i++)
-			found |= bio_value_str_eq(bio_value_at(mods, i), spec->modalities[b]);
-		if (!found)
+	for (int b = 0; b < spec->n_mod; b++)
+		if (bio_header_modality(h, spec->modalities[b]) < 0)
 			bio_tool_die(t, "%s: samples lack modality '%s' that the model %s needs", src,
 				     spec->modalities[b], model_name);
-	}
-	const struct bio_value *shape = bio_value_get(meta, "shape");
-	int64_t h = 0, w = 0;
-	if (bio_value_len(shape) != 3 || bio_value_int(bio_value_at(shape, 1), &h) < 0 ||
-	    bio_value_int(bio_value_at(shape, 2), &w) < 0)
-		bio_tool_die(t, "%s: header meta 'shape': expected [1, H, W]", src);
-	if (h != spec->input_size || w != spec->input_size)
+	if (h->shape[1] != spec->input_size || h->shape[2] != spec->input_size)
 		bio_tool_die(t, "%s: samples are %lldx%lld but the model %s takes %dx%d inputs", src,
-			     (long long)w, (long long)h, model_name, spec->input_size,
-			     spec->input_size);
-	const struct bio_value *labels = bio_value_get(meta, "labels");
-	if (!labels)
+			     (long long)h->shape[2], (long long)h->shape[1], model_name,
+			     spec->input_size, spec->input_size);
+	if (!h->labels)
 		return; /* unlabelled samples: nothing to compare */
-	size_t n = bio_value_len(labels);
-	if (bio_value_type(labels) != BIO_V_ARRAY || n != in->n_labels)
-		bio_tool_die(t, "%s: the samples have %zu label names, the model %s %zu: not the "
-			     "same label set", src, n, model_name, in->n_labels);
-	for (size_t i = 0; i < n; i++)
-		if (!bio_value_str_eq(bio_value_at(labels, i), in->labels[i]))
-			bio_tool_die(t, "%s: label %zu is '%s' in the model %s but differs in the "
-				     "samples: not the same label set", src, i, in->labels[i],
-				     model_name);
+	char what[512];
+	snprintf(what, sizeof what, "%s: the samples against the model %s", src, model_name);
+	if (bio_header_same_labels(h, in->labels, in->n_labels, what, &err) < 0)
+		bio_tool_die_err(t, &err);
 }
 
 int main(int argc, char **argv)
@@ -409,6 +396,9 @@ int main(int argc, char **argv)
 	memset(&meta, 0, sizeof meta);
 	if (bio_checkpoint_load(&in.models[0], NULL, NULL, &meta, model_path, 1, &err) < 0)
 		bio_tool_die_err(&t, &err);
+	if (t.verbose && !meta.checksummed)
+		fprintf(stderr, "bio-infer: %s: no checksums (written before checkpoints had them): "
+			"loaded unchecked\n", model_path);
 	for (int w = 1; w < in.n_workers; w++) {
 		/* the other workers' copies: the same spec, parameters and running statistics */
 		struct bio_model *src = in.models[0];
@@ -433,10 +423,10 @@ int main(int argc, char **argv)
 
 	/* Inputs. */
 	struct bio_stream_reader *r = bio_tool_open_inputs(&t, argc, argv, optind);
-	const struct bio_value *smeta;
-	if (bio_stream_read_header(r, "samples", &smeta, &err) < 0)
+	struct bio_header sh;
+	if (bio_header_read(&sh, r, "samples", BIO_HEADER_MODALITIES | BIO_HEADER_SHAPE, &err) < 0)
 		bio_tool_die_err(&t, &err);
-	check_samples_meta(&in, r, smeta, model_path);
+	check_samples_meta(&in, r, &sh, model_path);
 	in.pixels = (size_t)spec->input_size * (size_t)spec->input_size;
 	for (int m = 0; m < spec->n_mod; m++) {
 		in.inputs[m] = calloc((size_t)in.batch_size * in.pixels, sizeof(float));
@@ -469,6 +459,7 @@ int main(int argc, char **argv)
 		in.w = bio_stream_writer_new(in.out, &err);
 		if (!in.w)
 			bio_tool_die_err(&t, &err);
+		bio_stream_writer_set_name(in.w, bio_tool_output_name(&t));
 		struct bio_stream_writer *w = in.w;
 		bio_stream_begin_header(w, "predictions");
 		bio_pack_map(w, 11);
@@ -516,34 +507,20 @@ int main(int argc, char **argv)
 		int64_t label = -1;
 		if (bio_record_get_str(&id, &id_len, r, rec, "id", &err) < 0)
 			bio_tool_die_err(&t, &err);
+		/* no label: unknown (-1 in the predictions); a label present is a class index */
 		if (bio_value_get(rec, "label") &&
-		    bio_record_get_int(&label, r, rec, "label", &err) < 0)
+		    bio_record_get_label(&label, &sh, r, rec, "label", 0, &err) < 0)
 			bio_tool_die_err(&t, &err);
-		if (label < -1 || label >= in.n_classes)
-			bio_tool_die(&t, "%s: record %llu: label %lld outside the model's %d classes",
-				     bio_stream_reader_source(r),
+		if (label >= in.n_classes)
+			bio_tool_die(&t, "%s: record %llu: key 'label': label %lld outside the model's "
+				     "%d classes", bio_stream_reader_source(r),
 				     (unsigned long long)bio_stream_reader_record_index(r),
 				     (long long)label, in.n_classes);
 		int slot = in.n_pending;
 		for (int m = 0; m < spec->n_mod; m++) {
 			struct bio_tensor tv;
-			if (bio_record_get_tensor(&tv, r, rec, spec->modalities[m], BIO_DTYPE_F32, 3,
-						  &err) < 0)
+			if (bio_record_get_sample(&tv, &sh, r, rec, spec->modalities[m], 0, &err) < 0)
 				bio_tool_die_err(&t, &err);
-			if (tv.shape[0] != 1 || tv.shape[1] != spec->input_size ||
-			    tv.shape[2] != spec->input_size)
-				bio_tool_die(&t, "%s: record %llu: '%s' is not [1,%d,%d]",
-					     bio_stream_reader_source(r),
-					     (unsigned long long)bio_stream_reader_record_index(r),
-					     spec->modalities[m], spec->input_size,
-					     spec->input_size);
-			const float *px = tv.data;
-			for (size_t p = 0; p < in.pixels; p++)
-				if (!isfinite(px[p]))
-					bio_tool_die(&t, "%s: record %llu: '%s' holds a non-finite value",
-						     bio_stream_reader_source(r),
-						     (unsigned long long)bio_stream_reader_record_index(r),
-						     spec->modalities[m]);
 			memcpy(in.inputs[m] + (size_t)slot * in.pixels, tv.data, tv.data_bytes);
 		}
 		in.ids[slot] = strndup(id, id_len);
@@ -558,15 +535,13 @@ int main(int argc, char **argv)
 	}
 	flush_batch(&in);
 	bio_tool_progress_end(&t);
-	if (!csv && bio_stream_finish(in.w, 0, NULL, NULL, &err) < 0) {
-		if (err.code == BIO_EPIPE)
-			exit(BIO_EXIT_OK);
-		bio_tool_die_err(&t, &err);
-	}
+	if (!csv && bio_stream_finish(in.w, 0, NULL, NULL, &err) < 0)
+		bio_tool_die_err(&t, &err); /* BIO_EPIPE (reader went away): exits 0 quietly */
 	bio_tool_output_commit(&t);
 	if (t.verbose)
 		fprintf(stderr, "bio-infer: %llu predictions\n", (unsigned long long)n_written);
 	bio_stream_writer_free(in.w);
+	bio_header_destroy(&sh);
 	bio_stream_reader_free(r);
 	for (int m = 0; m < spec->n_mod; m++) {
 		free(in.inputs[m]);

@@ -8,11 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bio/header.h"
 #include "bio/prep.h"
 #include "bio/stream.h"
 #include "tool.h"
 
-#define PREP_MAX_MODALITIES 8
+#define PREP_MAX_MODALITIES BIO_HEADER_MAX_MODS
 
 /* One sample in flight: the strings of its manifest record, its output tensors, its outcome. */
 struct prep_job {
@@ -177,15 +178,17 @@ static int write_sample(struct bio_stream_writer *w, const struct prep_job *job,
 
 /* Copies the fields of manifest record rec into job; resolves relative paths against root. */
 static int job_fill(struct prep_job *job, struct bio_stream_reader *r, const struct bio_value *rec,
-		    char *const *modalities, int n_mod, const char *root, struct bio_error *err)
+		    const struct bio_header *h, const char *root, struct bio_error *err)
 {
 	const char *s;
 	size_t len, used = 0;
 	long long off;
 	int rc;
 
+	char *const *modalities = h->modalities;
+	int n_mod = h->n_mod;
 	job->index = bio_stream_reader_record_index(r);
-	if ((rc = bio_record_get_int(&job->label, r, rec, "label", err)) < 0)
+	if ((rc = bio_record_get_label(&job->label, h, r, rec, "label", 0, err)) < 0)
 		return rc;
 	static const char *const keys[] = {"id", "identity", "split"};
 	size_t *offs[] = {&job->off_id, &job->off_identity, &job->off_split};
@@ -274,32 +277,12 @@ int main(int argc, char **argv)
 
 	/* Inputs: files, or standard input. */
 	struct bio_stream_reader *r = bio_tool_open_inputs(&t, argc, argv, optind);
-	const struct bio_value *meta;
-	if (bio_stream_read_header(r, "manifest", &meta, &err) < 0)
+	struct bio_header h; /* modalities named by the header; labels when it has them */
+	if (bio_header_read(&h, r, "manifest", BIO_HEADER_MODALITIES, &err) < 0)
 		bio_tool_die_err(&t, &err);
-
-	/* Modalities named by the header. */
-	const struct bio_value *mods = bio_value_get(meta, "modalities");
-	size_t n_mod = bio_value_len(mods);
-	if (bio_value_type(mods) != BIO_V_ARRAY || n_mod < 1 || n_mod > PREP_MAX_MODALITIES)
-		bio_tool_die(&t, "%s: header meta 'modalities': expected 1 to %d names",
-			     bio_stream_reader_source(r), PREP_MAX_MODALITIES);
-	char *modalities[PREP_MAX_MODALITIES] = {0};
-	for (size_t m = 0; m < n_mod; m++) {
-		modalities[m] = bio_value_strdup(bio_value_at(mods, m));
-		if (!modalities[m] || !modalities[m][0])
-			bio_tool_die(&t, "%s: header meta 'modalities': item %zu is not a name",
-				     bio_stream_reader_source(r), m);
-		for (size_t k = 0; k < m; k++)
-			if (strcmp(modalities[k], modalities[m]) == 0)
-				bio_tool_die(&t, "%s: header meta 'modalities': '%s' twice",
-					     bio_stream_reader_source(r), modalities[m]);
-		static const char *const reserved[] = {"id", "label", "identity", "split", "end"};
-		for (size_t k = 0; k < 5; k++)
-			if (strcmp(reserved[k], modalities[m]) == 0)
-				bio_tool_die(&t, "%s: header meta 'modalities': '%s' is a reserved key",
-					     bio_stream_reader_source(r), modalities[m]);
-	}
+	const struct bio_value *meta = h.meta;
+	char *const *modalities = h.modalities;
+	size_t n_mod = (size_t)h.n_mod;
 	/* Manifest paths are used as written (bio-scan writes them with its root in front). */
 	char *root = root_opt && root_opt[0] ? strdup(root_opt) : NULL;
 
@@ -307,6 +290,7 @@ int main(int argc, char **argv)
 	struct bio_stream_writer *w = bio_stream_writer_new(out, &err);
 	if (!w)
 		bio_tool_die_err(&t, &err);
+	bio_stream_writer_set_name(w, bio_tool_output_name(&t));
 	write_header(w, meta, &params, digest);
 
 	/* The ordered map and its slots: a few per thread keeps the workers busy. */
@@ -353,7 +337,7 @@ int main(int argc, char **argv)
 			    shard_i)
 				continue;
 			struct prep_job *job = free_jobs[--n_free];
-			if (job_fill(job, r, rec, modalities, (int)n_mod, root, &err) < 0) {
+			if (job_fill(job, r, rec, &h, root, &err) < 0) {
 				fatal = 1;
 				break;
 			}
@@ -407,8 +391,7 @@ int main(int argc, char **argv)
 	for (int i = 0; i < n_threads; i++)
 		bio_prep_scratch_free(ctx.scratch[i]);
 	free(ctx.scratch);
-	for (size_t m = 0; m < n_mod; m++)
-		free(modalities[m]);
+	bio_header_destroy(&h);
 	free(root);
 	bio_stream_reader_free(r);
 	bio_config_free(t.cfg);

@@ -209,6 +209,7 @@ int main(int argc, char **argv)
 	struct bio_stream_writer *w = bio_stream_writer_new(out, &err);
 	if (!w)
 		bio_tool_die_err(&t, &err);
+	bio_stream_writer_set_name(w, bio_tool_output_name(&t));
 	bio_stream_begin_header(w, "manifest");
 	bio_pack_map(w, 3 + (synth_yaml != NULL) + bio_scan_n_meta(s));
 	if (synth_yaml)

@@ -20,6 +20,7 @@
 
 #include "bio/checkpoint.h"
 #include "bio/config.h"
+#include "bio/header.h"
 #include "bio/model.h"
 #include "bio/nn.h"
 #include "bio/optim.h"
@@ -161,47 +162,8 @@ static int mkdir_p(const char *dir)
 	return rc;
 }
 
-/* Names in a stream meta array equal to the expected list. */
-static int labels_equal(const struct bio_value *arr, char *const *names, size_t n)
-{
-	if (bio_value_type(arr) != BIO_V_ARRAY || bio_value_len(arr) != n)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (!bio_value_str_eq(bio_value_at(arr, i), names[i]))
-			return 0;
-	return 1;
-}
-
-static int has_modality(const struct bio_value *mods, const char *name)
-{
-	for (size_t i = 0; i < bio_value_len(mods); i++)
-		if (bio_value_str_eq(bio_value_at(mods, i), name))
-			return 1;
-	return 0;
-}
-
-/* Copies a [B,1,S,S] (batch) or [1,S,S] (sample) f32 tensor into dst, checking the shape and
- * that every value is finite. */
-static int take_input(float *dst, const struct bio_tensor *tv, int64_t b, int side, int batch,
-		      struct bio_error *err, const char *what)
-{
-	int ok = batch ? tv->n_dims == 4 && tv->shape[0] == b && tv->shape[1] == 1 &&
-				 tv->shape[2] == side && tv->shape[3] == side
-		       : tv->n_dims == 3 && tv->shape[0] == 1 && tv->shape[1] == side &&
-				 tv->shape[2] == side;
-	if (!ok)
-		return bio_error_set(err, BIO_EFORMAT,
-				     "%s: shape does not match the model (expected %s1x%dx%d)", what,
-				     batch ? "Bx" : "", side, side);
-	size_t n = (size_t)(batch ? b : 1) * side * side;
-	memcpy(dst, tv->data, n * sizeof(float));
-	for (size_t i = 0; i < n; i++)
-		if (!isfinite(dst[i]))
-			return bio_error_set(err, BIO_ENAN, "%s: non-finite value at element %zu",
-					     what, i);
-	return 0;
-}
-
+/* Loads the validation samples of path (its "val" split when records carry one): header and
+ * records checked by the header module against the model and the training labels. */
 static void load_val(struct train *tr, const char *path, char *const *labels, size_t n_labels)
 {
 	struct bio_error err;
@@ -210,11 +172,25 @@ static void load_val(struct train *tr, const char *path, char *const *labels, si
 	struct bio_stream_limits lim;
 	bio_tool_stream_limits(tr->t, &lim);
 	struct bio_stream_reader *r = bio_stream_reader_open(paths, 1, &lim, &err);
-	const struct bio_value *meta, *rec;
-	if (!r || bio_stream_read_header(r, "samples", &meta, &err))
+	const struct bio_value *rec;
+	struct bio_header h;
+	if (!r || bio_header_read(&h, r, "samples",
+				  BIO_HEADER_LABELS | BIO_HEADER_MODALITIES | BIO_HEADER_SHAPE, &err))
 		bio_tool_die_err(tr->t, &err);
-	if (!labels_equal(bio_value_get(meta, "labels"), labels, n_labels))
-		bio_tool_die(tr->t, "%s: validation labels differ from the training labels", path);
+	char what[512];
+	snprintf(what, sizeof what, "%s: the validation samples against the training batches",
+		 path);
+	if (bio_header_same_labels(&h, labels, n_labels, what, &err))
+		bio_tool_die_err(tr->t, &err);
+	for (int b = 0; b < sp->n_mod; b++)
+		if (bio_header_modality(&h, sp->modalities[b]) < 0)
+			bio_tool_die(tr->t, "%s: the validation samples carry no modality '%s' "
+				     "(model.modalities)", path, sp->modalities[b]);
+	if (h.shape[1] != sp->input_size || h.shape[2] != sp->input_size)
+		bio_tool_die(tr->t, "%s: header meta 'shape': the validation samples are "
+			     "%lldx%lld, the model takes %dx%d (model.input_size, prep.size)",
+			     path, (long long)h.shape[2], (long long)h.shape[1], sp->input_size,
+			     sp->input_size);
 	size_t side2 = (size_t)sp->input_size * sp->input_size, cap = 0;
 	struct val_set *v = &tr->val;
 	v->n_mod = sp->n_mod;
@@ -239,27 +215,19 @@ static void load_val(struct train *tr, const char *path, char *const *labels, si
 		const struct bio_value *split = bio_value_get(rec, "split");
 		if (split && !bio_value_str_eq(split, "val"))
 			continue; /* a whole samples stream: its validation split only */
-		int64_t label;
-		if (bio_record_get_int(&label, r, rec, "label", &err))
+		if (bio_record_get_label(&v->labels[v->n], &h, r, rec, "label", 0, &err))
 			bio_tool_die_err(tr->t, &err);
-		if (label < 0 || label >= (int64_t)n_labels)
-			bio_tool_die(tr->t, "%s: record %" PRIu64 ": label %" PRId64 " out of range",
-				     path, bio_stream_reader_record_index(r), label);
-		v->labels[v->n] = label;
 		for (int b = 0; b < sp->n_mod; b++) {
 			struct bio_tensor tv;
-			char what[256];
-			snprintf(what, sizeof what, "%s: record %" PRIu64 ": %s", path,
-				 bio_stream_reader_record_index(r), sp->modalities[b]);
-			if (bio_record_get_tensor(&tv, r, rec, sp->modalities[b], BIO_DTYPE_F32, 0,
-						  &err) ||
-			    take_input(v->x[b] + v->n * side2, &tv, 1, sp->input_size, 0, &err, what))
+			if (bio_record_get_sample(&tv, &h, r, rec, sp->modalities[b], 0, &err))
 				bio_tool_die_err(tr->t, &err);
+			memcpy(v->x[b] + v->n * side2, tv.data, side2 * sizeof(float));
 		}
 		v->n++;
 	}
 	if (rc < 0)
 		bio_tool_die_err(tr->t, &err);
+	bio_header_destroy(&h);
 	bio_stream_reader_free(r);
 	if (v->n == 0)
 		bio_tool_die(tr->t, "%s: no validation samples", path);
@@ -467,6 +435,14 @@ static void track_start(struct train *tr, const char *resume, int n_threads)
 		}
 		free(rid_path);
 		free(rdir);
+	}
+	if (!tr->run && read_line(id, sizeof id, id_path) == 0) {
+		/* a run into this folder before, not resumed: if it was killed, it still says
+		 * RUNNING; mark it KILLED, as MLflow does */
+		int rc = bio_track_run_close_stale(tr->track_uri, id, &err);
+		if (rc == 1 && tr->t->verbose)
+			fprintf(stderr, "bio-train: tracking: the earlier run %s was left RUNNING: "
+				"marked KILLED\n", id);
 	}
 	if (!tr->run) {
 		tr->run = bio_track_run_start_opts(tr->track_uri, &tr->track_opts, exp,
@@ -950,29 +926,31 @@ int main(int argc, char **argv)
 	/* the batches stream */
 	struct bio_stream_reader *r = bio_tool_open_inputs(&t, argc, argv, optind);
 	const struct bio_value *bmeta, *rec;
-	if (bio_stream_read_header(r, "batches", &bmeta, &err))
+	struct bio_header bh;
+	if (bio_header_read(&bh, r, "batches",
+			    BIO_HEADER_LABELS | BIO_HEADER_MODALITIES | BIO_HEADER_SHAPE, &err))
 		bio_tool_die_err(&t, &err);
+	bmeta = bh.meta;
 	const char *src = bio_stream_reader_source(r);
-	const struct bio_value *lab = bio_value_get(bmeta, "labels");
-	if (bio_value_type(lab) != BIO_V_ARRAY)
-		bio_tool_die(&t, "%s: header: no label names", src);
-	size_t n_labels = bio_value_len(lab);
+	size_t n_labels = bh.n_labels;
 	if (n_labels < 2)
 		bio_tool_die(&t, "%s: the training set has %zu class%s; at least 2 are needed", src,
 			     n_labels, n_labels == 1 ? "" : "es");
-	if (n_labels > 1000000)
-		bio_tool_die(&t, "%s: %zu classes exceed the limit of 1000000", src, n_labels);
-	char **labels = calloc(n_labels, sizeof *labels);
+	char **labels = calloc(n_labels, sizeof *labels); /* tr.meta's own copy */
 	if (!labels)
 		bio_tool_die(&t, "out of memory");
 	for (size_t i = 0; i < n_labels; i++)
-		if (!(labels[i] = bio_value_strdup(bio_value_at(lab, i))))
-			bio_tool_die(&t, "%s: header: label %zu is not a string", src, i);
-	const struct bio_value *mods = bio_value_get(bmeta, "modalities");
+		if (!(labels[i] = strdup(bh.labels[i])))
+			bio_tool_die(&t, "out of memory");
 	for (int b = 0; b < spec.n_mod; b++)
-		if (!has_modality(mods, spec.modalities[b]))
+		if (bio_header_modality(&bh, spec.modalities[b]) < 0)
 			bio_tool_die(&t, "%s: the batches carry no modality '%s' (model.modalities)",
 				     src, spec.modalities[b]);
+	if (bh.shape[1] != spec.input_size || bh.shape[2] != spec.input_size)
+		bio_tool_die(&t, "%s: header meta 'shape': the batches hold %lldx%lld samples, the "
+			     "model takes %dx%d (model.input_size, prep.size)", src,
+			     (long long)bh.shape[2], (long long)bh.shape[1], spec.input_size,
+			     spec.input_size);
 	int64_t batch_size = meta_int_or(bmeta, "batch_size", 0);
 	if (batch_size < 1 || batch_size > 65536)
 		bio_tool_die(&t, "%s: header: batch_size %" PRId64 " outside 1..65536", src,
@@ -991,6 +969,9 @@ int main(int argc, char **argv)
 		struct bio_sched ck_s = tr.s;
 		if (bio_checkpoint_load(&tr.m, &ck_o, &ck_s, &tr.meta, resume, (int)batch_size, &err))
 			bio_tool_die_err(&t, &err);
+		if (t.verbose && !tr.meta.checksummed)
+			fprintf(stderr, "bio-train: %s: no checksums (written before checkpoints had "
+				"them): loaded unchecked\n", resume);
 		if (!bio_model_spec_equal(&tr.m->spec, &spec))
 			bio_tool_die(&t, "%s: the checkpoint's model differs from the configured one "
 				     "(model.* keys or the number of classes)", resume);
@@ -1118,10 +1099,14 @@ int main(int argc, char **argv)
 			train_die(&tr, "%s: record %" PRIu64 ": batch of %" PRId64 " samples (batch "
 				     "size %" PRId64 ")", src, ri, nb, batch_size);
 		memcpy(tr.labels, lt.data, (size_t)nb * sizeof(int64_t));
+		if (bio_record_check_labels(&bh, r, "label", tr.labels, (size_t)nb, 0, &err))
+			train_die(&tr, "%s", err.msg);
+		const struct bio_value *ids = bio_value_get(rec, "ids");
+		if (ids && (bio_value_type(ids) != BIO_V_ARRAY || bio_value_len(ids) != (size_t)nb))
+			train_die(&tr, "%s: record %" PRIu64 ": key 'ids': %zu ids for a batch of %"
+				     PRId64 " labels", src, ri,
+				     bio_value_type(ids) == BIO_V_ARRAY ? bio_value_len(ids) : 0, nb);
 		for (int64_t i = 0; i < nb; i++) {
-			if (tr.labels[i] < 0 || tr.labels[i] >= (int64_t)n_labels)
-				train_die(&tr, "%s: record %" PRIu64 ": label %" PRId64 " out of range",
-					     src, ri, tr.labels[i]);
 			if (!tr.seen_label[tr.labels[i]]) {
 				tr.seen_label[tr.labels[i]] = 1;
 				tr.n_seen_labels++;
@@ -1129,13 +1114,9 @@ int main(int argc, char **argv)
 		}
 		for (int b = 0; b < spec.n_mod; b++) {
 			struct bio_tensor tv;
-			char what[256];
-			snprintf(what, sizeof what, "%s: record %" PRIu64 ": %s", src, ri,
-				 spec.modalities[b]);
-			if (bio_record_get_tensor(&tv, r, rec, spec.modalities[b], BIO_DTYPE_F32, 0,
-						  &err) ||
-			    take_input(tr.in[b], &tv, nb, spec.input_size, 1, &err, what))
+			if (bio_record_get_sample(&tv, &bh, r, rec, spec.modalities[b], nb, &err))
 				train_die(&tr, "%s", err.msg);
+			memcpy(tr.in[b], tv.data, tv.data_bytes);
 		}
 		double t0 = now_s();
 		tr.t_data += t0 - t_read;
@@ -1175,6 +1156,7 @@ int main(int argc, char **argv)
 		end_epoch(&tr);
 	if (n_records == 0)
 		train_die(&tr, "%s: no training batches", src);
+	bio_header_destroy(&bh);
 	bio_stream_reader_free(r);
 	track_end(&tr, register_name, alias);
 	if (t.verbose)

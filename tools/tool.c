@@ -3,6 +3,7 @@
  * code table, atomic -o output (temp file beside the target, fsync, rename; removed on failure or
  * on SIGINT/SIGTERM/SIGHUP), checked close of stdout, thread budget and a terminal progress bar.
  * Linked into every tool, never into libbio, so it may print and exit. */
+#include "bio/stale.h"
 #include "bio/stream.h"
 #include "tool.h"
 
@@ -18,6 +19,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <poll.h>
 #include <unistd.h>
 
 /* Process-wide state, for the signal and exit handlers, which can reach nothing else: the temp
@@ -26,6 +28,14 @@
 static char *volatile tool_signal_tmp;
 static const char *tool_exit_name = "bio";
 static int tool_stdout_done;
+
+/* True when standard output is a pipe or socket whose reader has gone away (POLLERR on the write
+ * end): the cause of a stdio error whose errno was lost, e.g. to a failed flush reported earlier. */
+static int tool_stdout_reader_gone(void)
+{
+	struct pollfd p = {.fd = STDOUT_FILENO, .events = POLLOUT};
+	return poll(&p, 1, 0) == 1 && (p.revents & POLLERR);
+}
 
 /* Flushes and closes stdout as gnulib's close_stream does (a closed stdout that was never
  * written to is fine); returns 1 on failure with *e the errno (0 when unknown). */
@@ -40,6 +50,8 @@ static int tool_stdout_close(int *e)
 		bad = 1;
 		*e = errno;
 	}
+	if (bad && !*e && tool_stdout_reader_gone())
+		*e = EPIPE;
 	errno = 0;
 	if (fclose(stdout) != 0 && (pending || errno != EBADF)) {
 		bad = 1;
@@ -439,11 +451,17 @@ FILE *bio_tool_output_open(struct bio_tool *t)
 	const char *base = slash ? slash + 1 : t->output;
 	if (!*base)
 		bio_tool_die(t, "%s: output is a directory", t->output);
-	size_t n = dir_len + 1 + strlen(base) + sizeof ".tmp.XXXXXX";
+	/* ".<base>.tmp.<PID>.XXXXXX": the PID lets the next run remove what a killed one left */
+	size_t n = dir_len + 1 + strlen(base) + sizeof ".tmp..XXXXXX" + 24;
 	char *tmp = malloc(n);
 	if (!tmp)
 		bio_tool_die(t, "%s: out of memory", t->output);
-	snprintf(tmp, n, "%.*s.%s.tmp.XXXXXX", (int)dir_len, t->output, base);
+	char *dir = dir_len ? strndup(t->output, dir_len) : strdup(".");
+	snprintf(tmp, n, ".%s.tmp.", base);
+	if (dir)
+		bio_remove_stale_temps(dir, tmp);
+	free(dir);
+	snprintf(tmp, n, "%.*s.%s.tmp.%ld.XXXXXX", (int)dir_len, t->output, base, (long)getpid());
 	int fd = mkstemp(tmp);
 	if (fd < 0) {
 		int e = errno;
@@ -476,6 +494,11 @@ FILE *bio_tool_output_open_stream(struct bio_tool *t)
 		bio_tool_usage_error(t, "refusing to write a binary bio-stream to a terminal (use -o "
 					"FILE, a pipe such as '| bio-dump', or -o - to force it)");
 	return bio_tool_output_open(t);
+}
+
+const char *bio_tool_output_name(const struct bio_tool *t)
+{
+	return t && t->output ? t->output : "<stdout>";
 }
 
 void bio_tool_output_abort(struct bio_tool *t)

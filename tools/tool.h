@@ -113,6 +113,8 @@ FILE *bio_tool_output_open_stream(struct bio_tool *t);
 /* Flushes, fsyncs and renames the temp file into place (or closes stdout, checked). Exits 1 on a
  * write error (disk full); exits 0 quietly when stdout's reader went away (EPIPE). */
 void bio_tool_output_commit(struct bio_tool *t);
+/* The output's name for messages: the -o path, or "<stdout>". */
+const char *bio_tool_output_name(const struct bio_tool *t);
 /* Removes the temp output, if any (called by bio_tool_die). */
 void bio_tool_output_abort(struct bio_tool *t);
 

@@ -4,7 +4,10 @@
  * ".exp_avg_sq" (Adam, AdamW) or ".momentum_buffer" (SGD), always f32. The header meta holds
  * the model spec ("model": input_size, channels, kernel, hidden, embedding, dropout, fusion,
  * modalities, n_classes), label names, epoch/step, seed and RNG state, optimizer and scheduler
- * state, early-stopping state and the effective config as YAML text. Files are written to a temp
+ * state, early-stopping state and the effective config as YAML text. Each record carries a
+ * "crc32c" of its name, dtype, shape and data, the trailer "meta_crc32c" over the meta's encoding,
+ * and the meta "checksum": "crc32c"; a load verifies them all (a checkpoint without the marker,
+ * written before checksums existed, loads unchecked: meta->checksummed = 0). Files are written to a temp
  * file beside the target, fsynced and renamed into place, so a crash never leaves a partial
  * checkpoint under the final name. */
 #ifndef BIO_CHECKPOINT_H
@@ -30,6 +33,8 @@ struct bio_ckpt_meta {
 	int64_t bad_epochs;    /* epochs since the best */
 	double val_loss, val_accuracy; /* of the last completed epoch (NaN when not validated) */
 	int half;              /* weights stored as f16 */
+	int checksummed;       /* after a load: 1 when every checksum was verified, 0 for a
+				* checkpoint written before checksums (loaded unchecked) */
 };
 
 /* Writes a checkpoint of m (with o's moments when o is non-NULL, s's state when non-NULL) to

@@ -149,6 +149,9 @@ struct bio_stream_writer;
 /* New writer on f (borrowed, not closed). */
 struct bio_stream_writer *bio_stream_writer_new(FILE *f, struct bio_error *err);
 void bio_stream_writer_free(struct bio_stream_writer *w);
+/* Names the output in write-error messages ("out.bs: write error: No space left on device");
+ * name is borrowed and must outlive the writer. */
+void bio_stream_writer_set_name(struct bio_stream_writer *w, const char *name);
 
 /* Writes map{"bio-stream":1, "kind":kind, "meta": ...}: the caller then packs exactly one value
  * (usually a map) as the meta. */

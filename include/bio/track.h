@@ -82,6 +82,10 @@ int bio_track_log_artifact(struct bio_track_run *run, const char *src_path, cons
 /* Ends the run: status BIO_TRACK_FINISHED, _FAILED or _KILLED and end_time = now, written
  * atomically to meta.yaml. The run may still be freed only. */
 int bio_track_run_end(struct bio_track_run *run, int status, struct bio_error *err);
+/* Ends run run_id of the store at root_uri as KILLED (end_time now) when its meta.yaml still says
+ * RUNNING: the run of a process that was killed (kill -9, power loss) and is being started over.
+ * Returns 1 when it ended it, 0 when the run had ended already, < 0 on error (no such run). */
+int bio_track_run_close_stale(const char *root_uri, const char *run_id, struct bio_error *err);
 
 /* Writes into out (cap bytes) the MLflow-valid form of key: characters outside [A-Za-z0-9_-. /]
  * become '_', repeated and leading/trailing '/' are dropped, "." and ".." parts become "_",

@@ -1,6 +1,7 @@
 /* libFuzzer harness for the bio-stream reader: reads a stream from memory to its end, walks every
  * value of the header and of each record, validates every tensor-like map, re-reads each record
  * by its offset, and copies values through the writer. Besides "no crash" under ASan/UBSan it
+ * parses the header as the typed header (bio/header.h) and runs its record checks, and
  * asserts the reader's contract: a status is 1, 0 or a negative BIO_E code with a message naming
  * the input; a failed or finished reader stays so; a re-read by offset gives the same encoding. */
 #include <stdint.h>
@@ -8,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bio/header.h"
 #include "bio/stream.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -107,6 +109,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	BIO_ASSERT(rc == 0 && meta && bio_value_type(meta) == BIO_V_MAP);
 	walk(meta, 0);
+	/* the typed header: parsed or refused with a message naming the input */
+	struct bio_header h;
+	struct bio_error herr = {0};
+	int hrc = bio_header_parse(&h, meta, "fuzz", 0, &herr);
+	BIO_ASSERT(hrc == 0 || (hrc == herr.code && strncmp(herr.msg, "fuzz: ", 6) == 0));
+	if (hrc == 0) {
+		BIO_ASSERT(h.n_mod >= 0 && h.n_mod <= BIO_HEADER_MAX_MODS);
+		for (int m = 0; m < h.n_mod; m++)
+			BIO_ASSERT(h.modalities[m][0] && bio_header_modality(&h, h.modalities[m]) == m);
+		BIO_ASSERT(!h.has_shape || (h.shape[0] == 1 && h.pixels ==
+					    (size_t)h.shape[1] * (size_t)h.shape[2]));
+	}
 	uint64_t n = 0;
 	const struct bio_value *rec;
 	while ((rc = bio_stream_read_record(r, &rec, &err)) == 1) {
@@ -133,7 +147,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		bio_record_get_int(&i, r, again, "label", &err);
 		bio_record_get_str(&s, &len, r, again, "id", &err);
 		bio_record_get_tensor(&t, r, again, "iris", BIO_DTYPE_F32, 3, &err);
+		/* and the header's record checks */
+		if (hrc == 0) {
+			struct bio_error rerr = {0};
+			int lrc = bio_record_get_label(&i, &h, r, again, "label", 1, &rerr);
+			BIO_ASSERT(lrc < 0 || (i >= -1 && (!h.labels || i < (int64_t)h.n_labels)));
+			for (int m = 0; m < h.n_mod && h.has_shape; m++)
+				if (bio_record_get_sample(&t, &h, r, again, h.modalities[m], 0, &rerr) == 0)
+					BIO_ASSERT(bio_tensor_numel(&t) == h.pixels);
+			if (bio_record_get_tensor(&t, r, again, "label", BIO_DTYPE_I64, 1, &rerr) == 0)
+				bio_record_check_labels(&h, r, "label", t.data, bio_tensor_numel(&t), 0,
+							&rerr);
+		}
 	}
+	bio_header_destroy(&h);
 	if (rc < 0)
 		BIO_ASSERT(err.code == rc && strncmp(err.msg, "fuzz: ", 6) == 0);
 	else

@@ -610,6 +610,13 @@ def cmd_bad(out):
     files["bmp_rle8_bad_index.bmp"] = bmp_file(4, 2, 8, None, palette=gray[:4], n_colors=4,
                                                compression=1,
                                                raw_pixels=bytes([4, 1, 0, 0, 4, 77, 0, 1]))
+    # runs that cross the end of their 4-pixel row (PIL clips them silently; we refuse them)
+    files["bmp_rle8_run_overflow.bmp"] = bmp_file(4, 2, 8, None, palette=gray[:4], n_colors=4,
+                                                  compression=1,
+                                                  raw_pixels=bytes([6, 1, 0, 0, 4, 2, 0, 1]))
+    files["bmp_rle8_absolute_overflow.bmp"] = bmp_file(
+        4, 2, 8, None, palette=gray[:4], n_colors=4, compression=1,
+        raw_pixels=bytes([0, 6, 1, 2, 3, 1, 2, 3, 0, 0, 4, 2, 0, 1]))
 
     ok_png = png_bytes(64, 64, rows=b"".join(b"\0" + bytes(range(64)) for _ in range(64)))
     idat = ok_png.index(b"IDAT")
@@ -671,6 +678,12 @@ def cmd_bad(out):
     b = bytearray(ok_tif)
     b[4:8] = struct.pack("<I", 10 ** 7)
     files["tif_bad_ifd_offset.tif"] = bytes(b)
+    # the first IFD's next-IFD offset points back to itself: a loop of pages
+    b = bytearray(ok_tif)
+    ifd = struct.unpack("<I", b[4:8])[0]
+    n = struct.unpack("<H", b[ifd:ifd + 2])[0]
+    b[ifd + 2 + 12 * n:ifd + 6 + 12 * n] = struct.pack("<I", ifd)
+    files["tif_ifd_loop.tif"] = bytes(b)
     files["tif_bad_strip_offset.tif"] = tif_patch(ok_tif, 273, 10 ** 7)
     files["tif_bad_bits.tif"] = tif_patch(ok_tif, 258, 13)
 

@@ -211,6 +211,36 @@ EOF
 	assert_failure 1
 }
 
+@test "bio-batch: samples it would pass on wrong are refused: NaN, labels out of range, bad header" {
+	m() { "$PYTHON" tests/python/mutate_stream.py "$S" "$T/bad.bs" "$1"; }
+	m 'set_f32(recs[4]["iris"], 5, float("nan"))'
+	run bio-batch -o "$T/o.bs" "$T/bad.bs"
+	assert_failure 1
+	assert_output "bio-batch: $T/bad.bs: record 4: key 'iris': non-finite value nan at element 5"
+	[ ! -e "$T/o.bs" ]
+	m 'recs[1]["label"] = -1'
+	run bio-batch -o "$T/o.bs" "$T/bad.bs"
+	assert_failure 1
+	assert_output --partial "record 1: key 'label': label -1 is negative"
+	m 'recs[0]["label"] = 2**40'
+	run bio-batch -o "$T/o.bs" "$T/bad.bs"
+	assert_failure 1
+	assert_output --regexp "record 0: key 'label': label 1099511627776 outside the [0-9]+ label names"
+	m 'meta["modalities"] = ["iris", "iris"]'
+	run bio-batch -o "$T/o.bs" "$T/bad.bs"
+	assert_failure 1
+	assert_output --partial "'iris' is listed twice"
+	m 'del meta["labels"]'
+	run bio-batch -o "$T/o.bs" "$T/bad.bs"
+	assert_failure 1
+	assert_output --partial "header meta has no 'labels'"
+	m 'meta["shape"] = [1, 8, 8]'
+	run bio-batch -o "$T/o.bs" "$T/bad.bs"
+	assert_failure 1
+	assert_output --partial "expected [1,8,8] (header shape)"
+	[ ! -e "$T/o.bs" ]
+}
+
 @test "bio-batch: the man page's EXAMPLES run" {
 	cp -r "$FIX" "$T/ex"
 	cd "$T/ex"

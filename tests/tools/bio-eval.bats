@@ -310,7 +310,14 @@ bad = {"label_str": dict(good, label="zero"), "label_big": dict(good, label=2 **
        "emb_2d": dict(good, emb_iris=t([[1, 2, 3]])), "emb_u8": dict(good, emb_iris=t([1, 2, 3], "u8")),
        "emb_nan": dict(good, emb_iris=t([1, float("nan"), 3])),
        "emb_dim": dict(good, emb_iris=t([1, 2])),
-       "emb_missing": {k: v for k, v in good.items() if k != "emb_iris"}, "not_map": 5}
+       "emb_missing": {k: v for k, v in good.items() if k != "emb_iris"}, "not_map": 5,
+       "score_nan": dict(good, score=float("nan")),
+       "topk_scores_nan": dict(good, topk_scores=t([1, float("nan")])),
+       "topk_scores_len": dict(good, topk_scores=t([1])),
+       "topk_len": dict(good, topk=t([0], "i64")),
+       "topk_range": dict(good, topk=t([0, 2], "i64")),
+       "topk_neg": dict(good, topk=t([0, -1], "i64")),
+       "pred_range": dict(good, pred=2), "label_neg2": dict(good, label=-2)}
 for name, rec in bad.items():
     with open("%s/v_%s.bs" % (sys.argv[1], name), "wb") as f:
         f.write(msgpack.packb({"bio-stream": 1, "kind": "predictions",
@@ -326,6 +333,38 @@ PY
 		assert_output --regexp "^bio-eval: .*v_.*\.bs: record 1"
 		[ ! -e "$T/r.yaml" ]
 	done
+	for c in score_nan:score topk_scores_nan:topk_scores topk_scores_len:topk_scores \
+		topk_len:topk topk_range:topk topk_neg:topk pred_range:pred label_neg2:label; do
+		run bio-eval -q "$T/v_${c%%:*}.bs"
+		assert_output --partial "record 1: key '${c#*:}': "
+	done
+}
+
+@test "predictions without label names, and empty inputs or gallery, are refused" {
+	"$PYTHON" - "$T" <<'PY'
+import sys
+import msgpack
+d = sys.argv[1]
+def w(name, meta, recs):
+    with open("%s/%s.bs" % (d, name), "wb") as f:
+        f.write(msgpack.packb({"bio-stream": 1, "kind": "predictions", "meta": meta}))
+        for r in recs:
+            f.write(msgpack.packb(r))
+        f.write(msgpack.packb({"end": len(recs)}))
+w("nolabels", {"modalities": ["iris"]}, [{"id": "a", "label": 0, "pred": 0}])
+w("empty", {"labels": ["a", "b"]}, [])
+w("one", {"labels": ["a", "b"]}, [{"id": "a", "label": 0, "pred": 0}])
+PY
+	run bio-eval -q -o "$T/r.yaml" "$T/nolabels.bs"
+	assert_failure 1
+	assert_output "bio-eval: $T/nolabels.bs: header meta has no 'labels'"
+	run bio-eval -q -o "$T/r.yaml" "$T/empty.bs"
+	assert_failure 1
+	assert_output "bio-eval: $T/empty.bs: no records to evaluate"
+	run bio-eval -q -o "$T/r.yaml" --enrol "$T/empty.bs" "$T/one.bs"
+	assert_failure 1
+	assert_output "bio-eval: $T/empty.bs: no records to enrol (--enrol)"
+	[ ! -e "$T/r.yaml" ]
 }
 
 @test "report.yaml says what it was computed from: inputs, their programs, the model, when" {

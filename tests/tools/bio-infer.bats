@@ -235,3 +235,51 @@ PY
 	assert_failure 1
 	assert_output --partial "No space left on device"
 }
+
+@test "samples it would pass on wrong are refused: label -1 or out of range, NaN pixels, a modality twice" {
+	m() { "$PYTHON" tests/python/mutate_stream.py "$S" "$T/bad.bs" "$1"; }
+	m 'recs[2]["label"] = -1'
+	run bio-infer -m "$CK" -o "$T/x.bs" "$T/bad.bs"
+	assert_failure 1
+	assert_output "bio-infer: $T/bad.bs: record 2: key 'label': label -1 is negative"
+	[ ! -e "$T/x.bs" ]
+	m 'recs[1]["label"] = 99'
+	run bio-infer -m "$CK" -o "$T/x.bs" "$T/bad.bs"
+	assert_failure 1
+	assert_output --partial "record 1: key 'label': label 99 outside the 6 label names"
+	m 'set_f32(recs[0]["iris"], 7, float("inf"))'
+	run bio-infer -m "$CK" -o "$T/x.bs" "$T/bad.bs"
+	assert_failure 1
+	assert_output --partial "record 0: key 'iris': non-finite value inf at element 7"
+	m 'meta["modalities"] = ["iris", "fingerprint", "iris"]'
+	run bio-infer -m "$CK" -o "$T/x.bs" "$T/bad.bs"
+	assert_failure 1
+	assert_output --partial "'iris' is listed twice"
+	[ ! -e "$T/x.bs" ]
+	# unlabelled samples (no label key) are fine: label -1 in the predictions
+	m 'for r in recs: del r["label"]'
+	run bio-infer -m "$CK" -o "$T/x.bs" "$T/bad.bs"
+	assert_success
+}
+
+@test "a checkpoint with one flipped byte is refused with one line; old checkpoints load unchecked" {
+	size=$(stat -c %s "$CK")
+	for off in 100 1000 $((size / 3)) $((size / 2)) $((size - 30)); do
+		"$PYTHON" -c "
+b = bytearray(open('$CK', 'rb').read())
+b[$off] ^= 0x40
+open('$T/flip.ckpt', 'wb').write(b)"
+		run bio-infer -m "$T/flip.ckpt" -o "$T/x.bs" "$S"
+		assert_failure 1
+		[ "${#lines[@]}" -eq 1 ]
+		assert_output --regexp "^bio-infer: $T/flip.ckpt: "
+		[ ! -e "$T/x.bs" ]
+	done
+	"$PYTHON" tests/python/mutate_stream.py "$CK" "$T/old.ckpt" 'del meta["checksum"]
+for r in recs: del r["crc32c"]'
+	run bio-infer -v -m "$T/old.ckpt" -o "$T/x.bs" "$S"
+	assert_success
+	assert_output --partial "no checksums (written before checkpoints had them): loaded unchecked"
+	bio-infer -m "$CK" -o "$T/y.bs" "$S"
+	same_records "$T/x.bs" "$T/y.bs"
+}

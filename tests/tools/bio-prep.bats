@@ -298,3 +298,28 @@ EOF
 		assert_output --partial "ok: 80 samples"
 	done
 }
+
+@test "bio-prep: a manifest with a label outside its names or a modality twice is refused; so is an RLE BMP run past its row" {
+	cd "$FIX"
+	m() { "$PYTHON" "$OLDPWD/tests/python/mutate_stream.py" manifest.bs "$T/bad.bs" "$1"; }
+	T="$BATS_TEST_TMPDIR"
+	m 'recs[2]["label"] = len(meta["labels"])'
+	run bio-prep -o "$T/o.bs" "$T/bad.bs"
+	assert_failure 1
+	assert_output --regexp "^bio-prep: $T/bad.bs: record 2: key 'label': label [0-9]+ outside the [0-9]+ label names of the header$"
+	m 'meta["modalities"] = ["iris", "iris"]'
+	run bio-prep -o "$T/o.bs" "$T/bad.bs"
+	assert_failure 1
+	assert_output --partial "'iris' is listed twice"
+	m 'meta["modalities"] = ["iris", "split"]'
+	run bio-prep -o "$T/o.bs" "$T/bad.bs"
+	assert_failure 1
+	assert_output --partial "'split' is a reserved record key"
+	[ ! -e "$T/o.bs" ]
+	cp "$OLDPWD/tests/bad/image/bmp_rle8_run_overflow.bmp" "$T/rle.bmp"
+	m "recs[0][\"iris\"] = \"$T/rle.bmp\""
+	run bio-prep -o "$T/o.bs" "$T/bad.bs"
+	assert_failure 1
+	assert_output --partial "rle.bmp: BMP RLE run of 6 pixels at x=0 overflows row 0 (width 4)"
+	[ ! -e "$T/o.bs" ]
+}

@@ -258,7 +258,7 @@ h = next(u); r = next(u); assert h["meta"]["half"] and r["tensor"]["dtype"] == "
 @test "bad input: shape mismatch, wrong modality, wrong start epoch" {
 	run bio-train $C --set model.input_size=32 -o "$T/x" "$FX/b6.bs"
 	assert_failure 1
-	assert_output --partial "the batches hold 1x16x16 samples (prep.size 16 upstream) but the model takes 1x32x32"
+	assert_output --regexp "the batches hold 1x16x16 samples \\(prep.size 16 upstream\\) but the model takes 1x32x32|the model takes 32x32 \\(model.input_size, prep.size\\)"
 	[ "${#lines[@]}" -eq 1 ]
 	run bio-train $C --set 'model.modalities=[iris,face]' -o "$T/x" "$FX/b6.bs"
 	assert_failure 1
@@ -300,7 +300,8 @@ sys.stdout.buffer.write(b"".join(msgpack.packb(o) for o in objs))' >"$T/nan.bs"
 import sys, msgpack
 d = sys.argv[1]
 meta = {"labels": ["a", "b"], "modalities": ["iris", "fingerprint"], "batch_size": 8,
-        "epochs": 1, "start_epoch": 0, "batches_per_epoch": 0, "split": "train", "seed": 1}
+        "epochs": 1, "start_epoch": 0, "batches_per_epoch": 0, "split": "train", "seed": 1,
+        "shape": [1, 16, 16]}
 open(d + "/empty.bs", "wb").write(msgpack.packb({"bio-stream": 1, "kind": "batches", "meta": meta})
                                   + msgpack.packb({"end": 0}))
 meta = dict(meta, labels=["only"])
@@ -352,7 +353,10 @@ sys.stdout.buffer.write(b"".join(msgpack.packb(o) for o in objs))' >"$T/single.b
 	"$PYTHON" - "$T/keep.ckpt" "$T/shape.ckpt" <<'EOF'
 import sys, msgpack
 objs = list(msgpack.Unpacker(open(sys.argv[1], "rb"), raw=False))
+objs[0]["meta"].pop("checksum")  # an unchecked (pre-checksum) checkpoint: the shape check speaks
+objs[-1].pop("meta_crc32c")
 for o in objs:
+    o.pop("crc32c", None)
     if o.get("name") == "iris.fc2.bias":
         o["tensor"]["shape"] = [4, 2]
 open(sys.argv[2], "wb").write(b"".join(msgpack.packb(o) for o in objs))
@@ -421,4 +425,95 @@ meta = next(msgpack.Unpacker(open(sys.argv[2], "rb"), raw=False))["meta"]
 assert meta["step"] == want and meta["optimizer"]["step"] == want, (meta["step"], want)
 print("steps", want)
 EOF
+}
+
+@test "bad input it would train on is refused: ids longer than the batch, a modality twice, labels out of range, --val header shape" {
+	bio-batch $C --epochs 1 "$SS" >"$T/b1.bs"
+	m() { "$PYTHON" tests/python/mutate_stream.py "$1" "$T/bad.bs" "$2"; }
+	m "$T/b1.bs" 'recs[1]["ids"].append("extra")'
+	run bio-train $C -o "$T/x" "$T/bad.bs"
+	assert_failure 1
+	assert_output --regexp "bad.bs: record 1: key 'ids': [0-9]+ ids for a batch of [0-9]+ labels"
+	m "$T/b1.bs" 'meta["modalities"] = ["iris", "fingerprint", "iris"]'
+	run bio-train $C -o "$T/x" "$T/bad.bs"
+	assert_failure 1
+	assert_output --partial "'iris' is listed twice"
+	[ "${#lines[@]}" -eq 1 ]
+	m "$T/b1.bs" 'set_i64(recs[0]["label"], 2, len(meta["labels"]))'
+	run bio-train $C -o "$T/x" "$T/bad.bs"
+	assert_failure 1
+	assert_output --partial "record 0: key 'label': item 2: label 10 outside the 10 label names"
+	# a validation stream whose header shape lies about its records
+	m "$SS" 'meta["shape"] = [1, 16, 17]'
+	run bio-train $C -o "$T/x" --val "$T/bad.bs" "$T/b1.bs"
+	assert_failure 1
+	assert_output --partial "the validation samples are 17x16"
+	m "$SS" 'import copy; t = recs[3]["iris"]; t["shape"] = [1, 8, 32]'
+	run bio-train $C -o "$T/x" --val "$T/bad.bs" "$T/b1.bs"
+	assert_failure 1
+	assert_output --partial "record 3: key 'iris': shape [1,8,32], expected [1,16,16] (header shape)"
+	[ ! -e "$T/x/last.ckpt" ]
+}
+
+@test "checkpoints are checksummed: a flipped byte is refused by --resume; old ones load unchecked" {
+	bio-batch $C --epochs 2 "$SS" >"$T/b2.bs"
+	bio-train $C -o "$T/r" "$T/b2.bs" 2>/dev/null
+	cp "$T/r/last.ckpt" "$T/keep.ckpt"
+	bio-batch $C --epochs 3 --start-epoch 2 "$SS" >"$T/rest.bs"
+	size=$(stat -c %s "$T/keep.ckpt")
+	flip() { "$PYTHON" -c "
+import sys
+b = bytearray(open('$T/keep.ckpt', 'rb').read())
+b[$1] ^= 0x01
+open('$T/flip.ckpt', 'wb').write(b)"; }
+	for off in 200 $((size / 2)) $((size - 40)); do
+		flip "$off"
+		run bio-train $C -o "$T/r" --resume "$T/flip.ckpt" "$T/rest.bs"
+		assert_failure 1
+		[ "${#lines[@]}" -eq 1 ]
+		assert_output --regexp "^bio-train: $T/flip.ckpt: "
+		cmp "$T/keep.ckpt" "$T/r/last.ckpt"
+	done
+	# the middle of the file is tensor data: the message names the tensor
+	flip $((size / 2))
+	run bio-train $C -o "$T/r" --resume "$T/flip.ckpt" "$T/rest.bs"
+	assert_output --regexp "tensor '[^']+': checksum mismatch \(CRC-32C [0-9a-f]{8}, stored [0-9a-f]{8}\): the file is corrupt"
+	# a checkpoint written before checksums: loads, and -v says it was not checked
+	"$PYTHON" tests/python/mutate_stream.py "$T/keep.ckpt" "$T/old.ckpt" 'del meta["checksum"]
+for r in recs: del r["crc32c"]'
+	run bio-train $C -v -o "$T/o" --resume "$T/old.ckpt" "$T/rest.bs"
+	assert_success
+	assert_output --partial "old.ckpt: no checksums (written before checkpoints had them): loaded unchecked"
+	# stripping the marker alone does not turn the checks off
+	"$PYTHON" tests/python/mutate_stream.py "$T/keep.ckpt" "$T/nomark.ckpt" 'del meta["checksum"]'
+	run bio-train $C -o "$T/o" --resume "$T/nomark.ckpt" "$T/rest.bs"
+	assert_failure 1
+	assert_output --partial "a checksummed record in a checkpoint whose meta has no 'checksum'"
+}
+
+@test "after a kill: temp checkpoints of dead processes are removed, the RUNNING tracking run is marked KILLED" {
+	tr="--set tracking.enabled=true --set tracking.uri=$T/mlruns --set tracking.experiment=k"
+	bio-batch $C --epochs 2 "$SS" >"$T/b2.bs"
+	bio-train $C $tr -o "$T/ck" "$T/b2.bs" 2>/dev/null
+	id=$(cat "$T/ck/run_id")
+	meta=$(ls "$T"/mlruns/*/"$id"/meta.yaml)
+	grep -qx 'status: 3' "$meta"
+	# what kill -9 during a first save leaves: the run still RUNNING, a temp of a dead PID
+	sed -i 's/^status: 3$/status: 1/' "$meta"
+	dead=$(sh -c 'echo $$')
+	touch "$T/ck/last.ckpt.tmp.$dead" "$T/ck/best.ckpt.tmp.$dead" "$T/ck/last.ckpt.tmp.$$"
+	run bio-train $C $tr -v -o "$T/ck" "$T/b2.bs"
+	assert_success
+	assert_output --partial "tracking: the earlier run $id was left RUNNING: marked KILLED"
+	grep -qx 'status: 5' "$meta"
+	grep -q '^end_time: [0-9]' "$meta"
+	[ ! -e "$T/ck/last.ckpt.tmp.$dead" ] && [ ! -e "$T/ck/best.ckpt.tmp.$dead" ]
+	[ -e "$T/ck/last.ckpt.tmp.$$" ] # a live process's temp file is left alone
+	# the new run finished; a run that ended is not touched again
+	new=$(cat "$T/ck/run_id")
+	[ "$new" != "$id" ]
+	grep -qx 'status: 3' "$T"/mlruns/*/"$new"/meta.yaml
+	run bio-train $C $tr -v -o "$T/ck" "$T/b2.bs"
+	refute_output --partial "marked KILLED"
+	grep -qx 'status: 3' "$T"/mlruns/*/"$new"/meta.yaml
 }

@@ -118,6 +118,14 @@ for name in sys.argv[1:]:
 	assert_output --partial "PNG image of 100000x100000 exceeds the limit"
 	run "$IMGDUMP" tests/bad/image/tif_huge_dims.tif
 	assert_output --partial "TIFF image of 100000x100000 exceeds the limit"
+	run "$IMGDUMP" tests/bad/image/bmp_rle8_run_overflow.bmp
+	assert_failure 1
+	assert_output --partial "BMP RLE run of 6 pixels at x=0 overflows row 0 (width 4)"
+	run "$IMGDUMP" tests/bad/image/bmp_rle8_absolute_overflow.bmp
+	assert_output --partial "BMP RLE run of 6 pixels at x=0 overflows row 0 (width 4)"
+	run "$IMGDUMP" tests/bad/image/tif_ifd_loop.tif
+	assert_failure 1
+	assert_output --partial "bad TIFF: the chain of IFDs loops back to offset"
 	run "$IMGDUMP" tests/bad/image/bmp_bad_palette_index.bmp
 	assert_output --partial "BMP palette index 200 out of range (16 colors)"
 	run "$IMGDUMP" tests/bad/image/png_bad_palette_index.png

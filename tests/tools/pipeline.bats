@@ -187,4 +187,36 @@ PY
 	assert_output --partial "build/bin/bio-eval"
 	refute_output --partial "build/bin/bio-train"
 	refute_output --partial "build/bin/bio-prep"
+
+@test "two experiments at once in one tree: both succeed, the same tree and report as one run" {
+	# mk WORK LOG: one experiment in WORK (one tracking store for all), output in LOG
+	mk() { make --no-print-directory EXP_STAGE=1 BUILD="$BIO_BUILD" WORK="$1" \
+		MLRUNS="$BATS_TEST_TMPDIR/mlruns" CONFIG="$CFG" experiment-run >"$2" 2>&1; }
+	d="$BATS_TEST_TMPDIR"
+	mk "$d/seq" "$d/seq.log"
+	# simultaneous, then staggered (the second starts while the first is at work)
+	mk "$d/sim" "$d/sim1.log" & a=$!
+	mk "$d/sim" "$d/sim2.log" & b=$!
+	wait $a && wait $b
+	mk "$d/stag" "$d/stag1.log" & a=$!
+	sleep 1
+	mk "$d/stag" "$d/stag2.log" & b=$!
+	wait $a && wait $b
+	seq_dir=$(ls -d "$d/seq"/tiny-* | grep -E '/tiny-[0-9a-f]{16}$')
+	for w in sim stag; do
+		run_dir=$(ls -d "$d/$w"/tiny-* | grep -E '/tiny-[0-9a-f]{16}$')
+		[ "$(basename "$run_dir")" = "$(basename "$seq_dir")" ]
+		# the same report but for the work folder it names (gallery_from)
+		diff <(sed "s|$d/seq/|W/|g" "$seq_dir/report.yaml") \
+			<(sed "s|$d/$w/|W/|g" "$run_dir/report.yaml")
+		cmp "$seq_dir/model/best.ckpt" "$run_dir/model/best.ckpt"
+		"$PYTHON" -c 'import sys, msgpack
+a, b = ([o for o in msgpack.Unpacker(open(p, "rb"), raw=False)][1:] for p in sys.argv[1:])
+assert len(a) > 1 and a == b, "predictions differ"' "$seq_dir/predictions.bs" "$run_dir/predictions.bs"
+		# the same folders, and no temp folders left
+		[ "$(cd "$d/seq" && ls)" = "$(cd "$d/$w" && ls)" ]
+		! ls -d "$d/$w"/*.tmp 2>/dev/null
+		# one of the two trained; the other waited and found every stage made
+		[ "$(grep -l 'bio-train ' "$d/$w"[12].log | wc -l)" -eq 1 ]
+	done
 }
