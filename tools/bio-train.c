@@ -749,9 +749,8 @@ static void record_synth(struct bio_tool *t, const struct bio_value *bmeta, cons
 /* What ran upstream is what is recorded: the batch.* values bio-batch used (its options or its
  * config, carried in the batches header) replace this program's own, so the checkpoint's config,
  * config.yaml and the tracked params say what the training saw. The sample size the header
- * carries must be the model's input size; if not, one line naming both keys. */
-static void record_upstream(struct bio_tool *t, const struct bio_value *bmeta, const char *src,
-			    const struct bio_model_spec *spec)
+ * carries becomes prep.size. */
+static void record_upstream(struct bio_tool *t, const struct bio_value *bmeta, const char *src)
 {
 	struct bio_error err = {0};
 	char set[512];
@@ -786,21 +785,9 @@ static void record_upstream(struct bio_tool *t, const struct bio_value *bmeta, c
 		bio_tool_die(t, "%s: header 'drop_last': %s", src, err.msg);
 	record_synth(t, bmeta, src);
 	const struct bio_value *shape = bio_value_get(bmeta, "shape");
-	int64_t c, h, w;
-	if (bio_value_len(shape) == 3 && bio_value_int(bio_value_at(shape, 0), &c) == 0 &&
-	    bio_value_int(bio_value_at(shape, 1), &h) == 0 &&
-	    bio_value_int(bio_value_at(shape, 2), &w) == 0) {
-		if (c != 1 || h != spec->input_size || w != spec->input_size)
-			bio_tool_die(t, "%s: the batches hold %" PRId64 "x%" PRId64 "x%" PRId64
-				     " samples (prep.size %" PRId64 " upstream) but the model takes "
-				     "1x%dx%d (model.input_size %d, %s): set model.input_size=%" PRId64
-				     " here or prep.size=%d upstream",
-				     src, c, h, w, h, spec->input_size, spec->input_size,
-				     spec->input_size,
-				     bio_config_origin(t->cfg, "model.input_size")[0]
-					     ? bio_config_origin(t->cfg, "model.input_size")
-					     : "default",
-				     h, spec->input_size);
+	int64_t h;
+	if (bio_value_len(shape) == 3 && bio_value_int(bio_value_at(shape, 1), &h) == 0) {
+		/* (that the shape fits the model was checked with the header) */
 		snprintf(set, sizeof set, "prep.size=%" PRId64, h);
 		if (bio_config_set(t->cfg, set, &err))
 			bio_tool_die(t, "%s: header 'shape': %s", src, err.msg);
@@ -958,7 +945,7 @@ int main(int argc, char **argv)
 	tr.epochs_total = meta_int_or(bmeta, "epochs", 0);
 	int64_t start_epoch = meta_int_or(bmeta, "start_epoch", 0);
 	spec.n_classes = (int)n_labels;
-	record_upstream(&t, bmeta, src, &spec);
+	record_upstream(&t, bmeta, src);
 
 	/* model, optimizer, scheduler: fresh or from the checkpoint */
 	if (bio_optim_from_config(&tr.o, cfg, &err) ||

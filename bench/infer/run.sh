@@ -29,7 +29,8 @@ calc() { awk "BEGIN { print $* }"; }
 secs() { local t0 t1; t0=$(date +%s.%N); "$@" > /dev/null; t1=$(date +%s.%N); calc "$t1 - $t0"; }
 rss() { /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1; }
 
-echo "bench/infer: $n samples, canonical model, $(nproc) cores"
+echo "bench/infer: $n samples, canonical model, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+"$B/bio-infer" -v -m "$CK" "$W/one.bs" 2>&1 >/dev/null | grep -m1 'kernels ' | sed 's/^bio-infer: /path: /'
 t64=$(secs "$B/bio-infer" -j 2 -b 64 -m "$CK" "$W/s.bs")
 t1=$(secs "$B/bio-infer" -j 1 -b 1 -m "$CK" "$W/s.bs")
 tstart=$(secs "$B/bio-infer" -j 1 -b 1 -m "$CK" "$W/one.bs")

@@ -5,7 +5,8 @@
 # training samples/s (steady state), inference samples/s (eval forward, batch 32), peak RSS,
 # start to the end of the first training step, and the ratios; bio-train's achieved GFLOP/s
 # against OpenBLAS sgemm's peak measured here and now, and its per-layer time breakdown.
-#   bench/train/run.sh [BUILD_DIR] [THREADS] [SUBJECTS]
+#   [BIO_CPU=avx512|avx2|generic] [BIO_BLAS=own|openblas] bench/train/run.sh [BUILD_DIR] [THREADS] [SUBJECTS]
+# (the kernel path it ran is printed first)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${1:-build}
@@ -63,6 +64,8 @@ read -r _ _ _ _ p_cpu <<<"$("$PY" bench/train/torch_train.py "$W/b1.bs" 1 "$(dat
 
 echo "bench/train: canonical model, batch 32, 64x64, Adam, $J threads, $(nproc) cores," \
 	"$((SUBJ * 20)) samples"
+grep -m1 'kernels ' "$W/train.err" | sed 's/^bio-train: /path: /'
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) (BIO_CPU=${BIO_CPU:-} BIO_BLAS=${BIO_BLAS:-})"
 printf "%-28s %12s %12s %8s\n" "" "bio-train" "PyTorch" "ratio"
 printf "%-28s %12s %12s %8s\n" "training samples/s" "$c_train" "$p_train" "$(calc "$c_train / $p_train")x"
 printf "%-28s %12s %12s %8s\n" "inference samples/s" "$c_infer" "$p_infer" "$(calc "$c_infer / $p_infer")x"

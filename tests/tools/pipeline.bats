@@ -187,6 +187,7 @@ PY
 	assert_output --partial "build/bin/bio-eval"
 	refute_output --partial "build/bin/bio-train"
 	refute_output --partial "build/bin/bio-prep"
+}
 
 @test "two experiments at once in one tree: both succeed, the same tree and report as one run" {
 	# mk WORK LOG: one experiment in WORK (one tracking store for all), output in LOG
@@ -206,9 +207,10 @@ PY
 	for w in sim stag; do
 		run_dir=$(ls -d "$d/$w"/tiny-* | grep -E '/tiny-[0-9a-f]{16}$')
 		[ "$(basename "$run_dir")" = "$(basename "$seq_dir")" ]
-		# the same report but for the work folder it names (gallery_from)
-		diff <(sed "s|$d/seq/|W/|g" "$seq_dir/report.yaml") \
-			<(sed "s|$d/$w/|W/|g" "$run_dir/report.yaml")
+		# the same report but for the work folder it names (gallery_from) and its provenance
+		# (when, from which files)
+		diff <(sed "/^provenance:/,\$d; s|$d/seq/|W/|g" "$seq_dir/report.yaml") \
+			<(sed "/^provenance:/,\$d; s|$d/$w/|W/|g" "$run_dir/report.yaml")
 		cmp "$seq_dir/model/best.ckpt" "$run_dir/model/best.ckpt"
 		"$PYTHON" -c 'import sys, msgpack
 a, b = ([o for o in msgpack.Unpacker(open(p, "rb"), raw=False)][1:] for p in sys.argv[1:])
