@@ -254,7 +254,7 @@ void bio_prep_params_default(struct bio_prep_params *p)
 int bio_prep_params_from_config(struct bio_prep_params *p, const struct bio_config *c,
 				struct bio_error *err)
 {
-	int64_t size, w, h;
+	int64_t size, w, h, px, fb;
 	double mean, std;
 	const char *resize;
 	int quantize, rc;
@@ -268,7 +268,12 @@ int bio_prep_params_from_config(struct bio_prep_params *p, const struct bio_conf
 	    (rc = bio_config_get_int_range(c, "prep.max_width", p->limits.max_width, 1,
 					   UINT32_MAX, &w, err)) < 0 ||
 	    (rc = bio_config_get_int_range(c, "prep.max_height", p->limits.max_height, 1,
-					   UINT32_MAX, &h, err)) < 0)
+					   UINT32_MAX, &h, err)) < 0 ||
+	    (rc = bio_config_get_int_range(c, "prep.max_pixels", (int64_t)p->limits.max_pixels, 1,
+					   (int64_t)1 << 40, &px, err)) < 0 ||
+	    (rc = bio_config_get_int_range(c, "prep.max_file_bytes",
+					   (int64_t)p->limits.max_file_bytes, 1, (int64_t)1 << 40,
+					   &fb, err)) < 0)
 		return rc;
 	if (strcmp(resize, "bilinear") == 0)
 		p->filter = BIO_RESIZE_BILINEAR;
@@ -285,6 +290,8 @@ int bio_prep_params_from_config(struct bio_prep_params *p, const struct bio_conf
 	p->quantize = quantize;
 	p->limits.max_width = (uint32_t)w;
 	p->limits.max_height = (uint32_t)h;
+	p->limits.max_pixels = (uint64_t)px;
+	p->limits.max_file_bytes = (size_t)fb;
 	return 0;
 }
 

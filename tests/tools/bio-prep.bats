@@ -323,3 +323,39 @@ EOF
 	assert_output --partial "rle.bmp: BMP RLE run of 6 pixels at x=0 overflows row 0 (width 4)"
 	[ ! -e "$T/o.bs" ]
 }
+
+@test "bio-prep: image limits are config keys, checked from the header before the file is read" {
+	d="$BATS_TEST_TMPDIR/big"
+	mkdir -p "$d/iris" "$d/fingerprint"
+	# a 12000x12000 8-bit BMP, 144 MB, sparse: inside the 16384 sides, over the 64 Mpx default
+	"${PYTHON:-/usr/bin/python3}" - "$d/iris/001_L_01.bmp" <<'PY'
+import struct, sys
+w = h = 12000
+row = (w + 3) // 4 * 4
+size = 54 + 1024 + row * h
+hdr = b"BM" + struct.pack("<IHHI", size, 0, 0, 54 + 1024) + \
+      struct.pack("<IiiHHIIiiII", 40, w, h, 1, 8, 0, row * h, 2835, 2835, 256, 0)
+with open(sys.argv[1], "wb") as f:
+    f.write(hdr + bytes(1024))
+    f.truncate(size)
+PY
+	cp "$d/iris/001_L_01.bmp" "$d/fingerprint/001_L_thumb_01.bmp"
+	bio-scan -o "$d/m.bs" "$d" 2>/dev/null
+	run /usr/bin/time -f "rss %M" bio-prep -j1 -o "$d/s.bs" "$d/m.bs"
+	assert_failure 1
+	assert_output --partial "BMP image of 12000x12000 exceeds the limit of 67108864 pixels"
+	rss=$(sed -n 's/^rss \([0-9]*\)$/\1/p' <<<"$output")
+	[ "$rss" -lt 40000 ] || { echo "refusing it cost $rss KiB"; false; }
+	[ ! -e "$d/s.bs" ]
+	# the limits are keys: a smaller file limit refuses it on its size, a smaller side limit too
+	run bio-prep --set prep.max_file_bytes=1000000 -o "$d/s.bs" "$d/m.bs"
+	assert_failure 1
+	assert_output --partial "exceeds the limit of 1000000 bytes"
+	run bio-prep --set prep.max_width=8000 -o "$d/s.bs" "$d/m.bs"
+	assert_failure 1
+	assert_output --partial "exceeds the limit of 8000x16384"
+	# stream bounds stop at the 256 MiB the manual gives
+	run bio-prep --set stream.max_tensor_bytes=2000000000 "$d/m.bs"
+	assert_failure 1
+	assert_output --partial "stream.max_tensor_bytes: 2000000000 is out of range [1, 268435456]"
+}
