@@ -94,7 +94,8 @@ void CONV_C1_NAME(dweights)(float *dw, int c_out, const float *in, const float *
 	float *pad = CONV_C1_NAME(scratch)(h, w, &pw);
 	const size_t hw = (size_t)h * w;
 	/* per output channel, nine vector sums (and nine scalar ones for the row tails) */
-	vec_t *acc = aligned_alloc(64, sizeof(vec_t) * 9 * (size_t)c_out);
+	/* aligned_alloc takes a size that is a multiple of the alignment */
+	vec_t *acc = aligned_alloc(64, ((sizeof(vec_t) * 9 * (size_t)c_out + 63) / 64) * 64);
 	float *tail = calloc((size_t)9 * c_out, sizeof(float));
 	if (!acc || !tail)
 		abort();
