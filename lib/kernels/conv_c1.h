@@ -23,18 +23,8 @@ static void CONV_C1_NAME(pad)(float *pad, int pw, const float *in, int h, int w)
 
 static float *CONV_C1_NAME(scratch)(int h, int w, int *pw)
 {
-	static _Thread_local float *buf;
-	static _Thread_local size_t cap;
 	*pw = ((w + 2 + VW - 1) / VW) * VW + VW;
-	size_t need = (size_t)(h + 2) * *pw;
-	if (need > cap) {
-		free(buf);
-		buf = aligned_alloc(64, ((need * sizeof(float) + 63) / 64) * 64);
-		if (!buf)
-			abort();
-		cap = need;
-	}
-	return buf;
+	return bio_kernels_scratch(3, sizeof(float) * (size_t)(h + 2) * *pw);
 }
 
 /* out[co * out_ld + j h w + y w + x] = sum over (kh, kw) of wt[co][kh 3 + kw] in_j[y + kh - 1]

@@ -19,6 +19,8 @@
 
 #include "bio/kernels.h"
 
+void *bio_kernels_scratch(int slot, size_t bytes);
+
 #define GEMM_KC BIO_SGEMM_KC
 #define GEMM_MC (GEMM_MR * 16)
 #define GEMM_NC (GEMM_NR * 32)
@@ -117,15 +119,10 @@ void GEMM_NAME(int trans_a, int trans_b, int m, int n, int k, float alpha, const
 void GEMM_NAME(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
 	       int lda, const float *b, int ldb, float beta, float *c, int ldc)
 {
-	/* per-thread packing buffers (one set per thread of the process, bounded by the blocks) */
-	static _Thread_local float *ap, *bp, *edge;
-	if (!ap) {
-		ap = aligned_alloc(64, sizeof(float) * GEMM_MC * GEMM_KC);
-		bp = aligned_alloc(64, sizeof(float) * GEMM_NC * GEMM_KC);
-		edge = aligned_alloc(64, sizeof(float) * GEMM_NR * GEMM_KC);
-		if (!ap || !bp || !edge)
-			abort();
-	}
+	/* per-thread packing buffers (kernels.c frees them when the thread exits) */
+	float *ap = bio_kernels_scratch(0, sizeof(float) * GEMM_MC * GEMM_KC);
+	float *bp = bio_kernels_scratch(1, sizeof(float) * GEMM_NC * GEMM_KC);
+	float *edge = bio_kernels_scratch(2, sizeof(float) * GEMM_NR * GEMM_KC);
 	_Alignas(64) float acc[GEMM_MR * GEMM_NR];
 	/* k in equal blocks of at most KC: the blocks depend on k alone */
 	int n_kb = (k + GEMM_KC - 1) / GEMM_KC;

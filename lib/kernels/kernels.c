@@ -53,6 +53,59 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 static struct bio_error init_err;
 static int init_rc;
 
+/* Per-thread scratch buffers of the kernels, freed when the thread exits (pool threads come and
+ * go with their models). */
+enum { N_SLOTS = 8 };
+struct scratch {
+	void *p[N_SLOTS];
+	size_t cap[N_SLOTS];
+};
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_free(void *v)
+{
+	struct scratch *s = v;
+	for (int i = 0; i < N_SLOTS; i++)
+		free(s->p[i]);
+	free(s);
+}
+
+static void scratch_init(void)
+{
+	if (pthread_key_create(&scratch_key, scratch_free) != 0)
+		abort();
+}
+
+void *bio_kernels_scratch(int slot, size_t bytes);
+void *bio_kernels_scratch(int slot, size_t bytes)
+{
+	pthread_once(&scratch_once, scratch_init);
+	struct scratch *s = pthread_getspecific(scratch_key);
+	if (!s) {
+		if (!(s = calloc(1, sizeof *s)) || pthread_setspecific(scratch_key, s) != 0)
+			abort();
+	}
+	if (bytes > s->cap[slot]) {
+		free(s->p[slot]);
+		size_t n = ((bytes + 63) / 64) * 64;
+		if (!(s->p[slot] = aligned_alloc(64, n)))
+			abort();
+		s->cap[slot] = n;
+	}
+	return s->p[slot];
+}
+
+/* The main thread's buffers at exit (it never runs the key's destructor). */
+__attribute__((destructor)) static void scratch_at_exit(void)
+{
+	struct scratch *s = pthread_getspecific(scratch_key);
+	if (s) {
+		pthread_setspecific(scratch_key, NULL);
+		scratch_free(s);
+	}
+}
+
 const char *bio_isa_name(enum bio_isa isa)
 {
 	return isa >= 0 && isa < BIO_ISA_COUNT ? isas[isa].name : "?";
