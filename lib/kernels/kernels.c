@@ -62,6 +62,7 @@ struct scratch {
 };
 static pthread_key_t scratch_key;
 static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static int scratch_ready; /* the key exists (a program that ran no kernel has none) */
 
 static void scratch_free(void *v)
 {
@@ -75,6 +76,7 @@ static void scratch_init(void)
 {
 	if (pthread_key_create(&scratch_key, scratch_free) != 0)
 		abort();
+	scratch_ready = 1;
 }
 
 void *bio_kernels_scratch(int slot, size_t bytes);
@@ -99,7 +101,7 @@ void *bio_kernels_scratch(int slot, size_t bytes)
 /* The main thread's buffers at exit (it never runs the key's destructor). */
 __attribute__((destructor)) static void scratch_at_exit(void)
 {
-	struct scratch *s = pthread_getspecific(scratch_key);
+	struct scratch *s = scratch_ready ? pthread_getspecific(scratch_key) : NULL;
 	if (s) {
 		pthread_setspecific(scratch_key, NULL);
 		scratch_free(s);
