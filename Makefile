@@ -27,7 +27,7 @@ VERSION = 0.1.0
 DEB_BUILD = gcc make pkg-config libpng-dev libmsgpack-dev libopenblas-dev libyaml-dev \
             libtiff-dev libjpeg-dev libcurl4-openssl-dev libjansson-dev parallel gnuplot-nox
 DEB_TEST = bats bats-assert bats-support python3 python3-numpy python3-pil python3-msgpack python3-yaml groff \
-           python3-torch python3-sklearn
+           python3-torch python3-sklearn time
 DEB_FUZZ = clang libclang-rt-14-dev
 # The multi-host test (tests/tools/ssh.bats) runs two real sshd on 127.0.0.1; not part of
 # deps-test because installing openssh-server on a real machine also starts a system sshd.

@@ -74,9 +74,10 @@ EOF2
 }
 
 teardown_file() {
+	[ -n "${S:-}" ] || return 0 # skipped before anything started
 	for h in h1 h2; do
-		[ -f "$S/sshd_$h.wrapper" ] && kill "$(cat "$S/sshd_$h.wrapper")" 2>/dev/null
-		[ -f "$S/sshd_$h.pid" ] && kill "$(cat "$S/sshd_$h.pid")" 2>/dev/null
+		if [ -f "$S/sshd_$h.wrapper" ]; then kill "$(cat "$S/sshd_$h.wrapper")" 2>/dev/null || true; fi
+		if [ -f "$S/sshd_$h.pid" ]; then kill "$(cat "$S/sshd_$h.pid")" 2>/dev/null || true; fi
 	done
 	return 0
 }
