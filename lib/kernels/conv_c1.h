@@ -84,11 +84,11 @@ void CONV_C1_NAME(dweights)(float *dw, int c_out, const float *in, const float *
 	float *pad = CONV_C1_NAME(scratch)(h, w, &pw);
 	const size_t hw = (size_t)h * w;
 	/* per output channel, nine vector sums (and nine scalar ones for the row tails) */
-	/* aligned_alloc takes a size that is a multiple of the alignment */
-	vec_t *acc = aligned_alloc(64, ((sizeof(vec_t) * 9 * (size_t)c_out + 63) / 64) * 64);
-	float *tail = calloc((size_t)9 * c_out, sizeof(float));
-	if (!acc || !tail)
-		abort();
+	/* the per-thread scratch, not an allocation per call (this runs for every chunk of every
+	 * step) */
+	vec_t *acc = bio_kernels_scratch(4, sizeof(vec_t) * 9 * (size_t)c_out);
+	float *tail = bio_kernels_scratch(5, sizeof(float) * 9 * (size_t)c_out);
+	memset(tail, 0, sizeof(float) * 9 * (size_t)c_out);
 	for (int i = 0; i < 9 * c_out; i++)
 		acc[i] = VZERO();
 	for (int j = 0; j < n; j++) {
@@ -134,6 +134,4 @@ void CONV_C1_NAME(dweights)(float *dw, int c_out, const float *in, const float *
 		s += tail[i];
 		dw[i] = accumulate ? dw[i] + s : s;
 	}
-	free(acc);
-	free(tail);
 }

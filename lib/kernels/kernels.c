@@ -124,6 +124,17 @@ int bio_isa_supported(enum bio_isa isa)
 	}
 }
 
+/* "avx512 avx2 generic": the paths this CPU runs, widest first. */
+static void supported_names(char have[64])
+{
+	have[0] = 0;
+	for (int j = BIO_ISA_COUNT - 1; j >= 0; j--)
+		if (bio_isa_supported((enum bio_isa)j)) {
+			strcat(have, have[0] ? " " : "");
+			strcat(have, isas[j].name);
+		}
+}
+
 /* True when OpenBLAS picked a core made for this CPU's widest vectors: on CPUs it does not know
  * it falls back to old SSE3 cores (Debian's 0.3.21 runs "Prescott" on some AVX-512 Xeons). */
 static int openblas_core_suits(void)
@@ -187,12 +198,8 @@ static void choose_isa(void)
 		for (int i = 0; i < BIO_ISA_COUNT; i++)
 			if (strcmp(want, isas[i].name) == 0) {
 				if (!bio_isa_supported((enum bio_isa)i)) {
-					char have[64] = "";
-					for (int j = BIO_ISA_COUNT - 1; j >= 0; j--)
-						if (bio_isa_supported((enum bio_isa)j)) {
-							strcat(have, have[0] ? " " : "");
-							strcat(have, isas[j].name);
-						}
+					char have[64];
+					supported_names(have);
 					init_rc = bio_error_set(&init_err, BIO_EINVAL,
 								"BIO_CPU=%s: this CPU does not "
 								"support it (it has: %s)",
@@ -252,12 +259,8 @@ int bio_kernels_uses_openblas(void)
 const char *bio_kernels_describe(void)
 {
 	static char line[256];
-	char have[64] = "";
-	for (int j = BIO_ISA_COUNT - 1; j >= 0; j--)
-		if (bio_isa_supported((enum bio_isa)j)) {
-			strcat(have, have[0] ? " " : "");
-			strcat(have, isas[j].name);
-		}
+	char have[64];
+	supported_names(have);
 	enum bio_isa isa = bio_kernels_isa();
 	if (use_openblas)
 		snprintf(line, sizeof line,
