@@ -283,6 +283,20 @@ static void remove_stale_temps(const char *path)
 	free(bcopy);
 }
 
+/* fsync of path's directory: makes a rename in it durable */
+static void sync_dir_of(const char *path)
+{
+	char *dcopy = strdup(path);
+	if (dcopy) {
+		int dfd = open(dirname(dcopy), O_RDONLY | O_DIRECTORY);
+		if (dfd >= 0) {
+			fsync(dfd);
+			close(dfd);
+		}
+		free(dcopy);
+	}
+}
+
 int bio_checkpoint_save(const char *path, const struct bio_model *m, const struct bio_optim *o,
 			const struct bio_sched *s, const struct bio_ckpt_meta *meta,
 			struct bio_error *err)
@@ -321,17 +335,72 @@ int bio_checkpoint_save(const char *path, const struct bio_model *m, const struc
 		unlink(tmp);
 		goto out;
 	}
-	/* make the rename durable */
-	char *dcopy = strdup(path);
-	if (dcopy) {
-		int dfd = open(dirname(dcopy), O_RDONLY | O_DIRECTORY);
-		if (dfd >= 0) {
-			fsync(dfd);
-			close(dfd);
-		}
-		free(dcopy);
-	}
+	sync_dir_of(path); /* make the rename durable */
 out:
+	free(tmp);
+	return rc;
+}
+
+/* The copy fallback: from's bytes into "to.tmp.PID", fsync, rename over to. */
+static int copy_file_atomic(const char *from, const char *to, const char *tmp,
+			    struct bio_error *err)
+{
+	FILE *in = fopen(from, "rb"), *out = in ? fopen(tmp, "wb") : NULL;
+	int rc = 0;
+	if (!in || !out) {
+		rc = bio_error_set(err, BIO_EIO, "%s: %s", in ? tmp : from, strerror(errno));
+		goto out;
+	}
+	char buf[1 << 16];
+	size_t n;
+	while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+		if (fwrite(buf, 1, n, out) != n)
+			break;
+	if (ferror(in) || ferror(out) || fflush(out) != 0 || fsync(fileno(out)) != 0) {
+		rc = bio_error_set(err, BIO_EIO, "%s: %s", to, strerror(errno ? errno : EIO));
+		goto out;
+	}
+	if (fclose(out) != 0) {
+		out = NULL;
+		rc = bio_error_set(err, BIO_EIO, "%s: %s", to, strerror(errno));
+		goto out;
+	}
+	out = NULL;
+	if (rename(tmp, to) != 0)
+		rc = bio_error_set(err, BIO_EIO, "%s: rename: %s", to, strerror(errno));
+out:
+	if (in)
+		fclose(in);
+	if (out)
+		fclose(out);
+	if (rc)
+		unlink(tmp);
+	return rc;
+}
+
+int bio_checkpoint_link(const char *from, const char *to, struct bio_error *err)
+{
+	remove_stale_temps(to);
+	size_t len = strlen(to);
+	char *tmp = malloc(len + 32);
+	if (!tmp)
+		return bio_error_set(err, BIO_ENOMEM, "%s: out of memory", to);
+	snprintf(tmp, len + 32, "%s.tmp.%ld", to, (long)getpid());
+	unlink(tmp);
+	int rc = 0;
+	if (link(from, tmp) == 0) {
+		if (rename(tmp, to) != 0) {
+			rc = bio_error_set(err, BIO_EIO, "%s: rename: %s", to, strerror(errno));
+			unlink(tmp);
+		}
+	} else if (errno == EPERM || errno == ENOTSUP || errno == EOPNOTSUPP || errno == EXDEV ||
+		   errno == EMLINK) {
+		rc = copy_file_atomic(from, to, tmp, err);
+	} else {
+		rc = bio_error_set(err, BIO_EIO, "%s: link: %s", to, strerror(errno));
+	}
+	if (rc == 0)
+		sync_dir_of(to);
 	free(tmp);
 	return rc;
 }

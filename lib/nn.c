@@ -454,6 +454,19 @@ static int conv_is_c1(const struct bio_conv2d *l)
 	return l->c_in == 1 && l->k == 3 && l->stride == 1 && l->pad == 1;
 }
 
+/* 3x3, stride 1, padding 1 with several input channels, on a shape the direct kernels take
+ * (lib/kernels/conv3x3.h): no im2col. The input gradient needs its own check (c_in channels). */
+static int conv_is_direct(const struct bio_conv2d *l)
+{
+	return l->c_in > 1 && l->k == 3 && l->stride == 1 && l->pad == 1 &&
+	       bio_conv3x3_direct(l->c_out, l->w_in);
+}
+
+static int conv_dx_is_direct(const struct bio_conv2d *l)
+{
+	return conv_is_direct(l) && bio_conv3x3_direct(l->c_in, l->w_in);
+}
+
 static void conv_forward_chunks(void *ctx, size_t c0, size_t c1, int t)
 {
 	const struct conv_job *j = ctx;
@@ -468,6 +481,12 @@ static void conv_forward_chunks(void *ctx, size_t c0, size_t c1, int t)
 		if (conv_is_c1(l)) {
 			bio_conv3x3_c1_forward(l->w, l->c_out, j->in + n0 * hw, nc, l->h_in, l->w_in,
 					       j->out + n0 * hw, ld);
+			continue;
+		}
+		if (conv_is_direct(l)) { /* (the bias added in the same pass) */
+			bio_conv3x3_forward(l->w, 0, l->b, l->c_in, l->c_out, j->in + n0 * hw,
+					    (size_t)hw * n_batch, nc, l->h_in, l->w_in,
+					    j->out + n0 * hw, ld);
 			continue;
 		}
 		const float *col = colbuf;
@@ -497,7 +516,7 @@ void bio_conv2d_forward(const struct bio_conv2d *l, float *out, const float *in,
 	struct conv_job j = {l, out, NULL, in, NULL, n_batch, conv_chunk(l, n_batch)};
 	size_t n_chunks = (size_t)((n_batch + j.chunk - 1) / j.chunk);
 	bio_nn_parallel_for(l->pool, n_chunks, conv_forward_chunks, &j);
-	if (l->b)
+	if (l->b && !conv_is_direct(l))
 		bio_nn_parallel_for(l->pool, (size_t)l->c_out, conv_bias_channels, &j);
 }
 
@@ -532,6 +551,10 @@ static void conv_backward_chunks(void *ctx, size_t c0, size_t c1, int t)
 						nc, l->h_in, l->w_in, ld, !l->dw_part);
 			if (!j->d_in)
 				continue; /* (the input gradient below needs no im2col) */
+		} else if (conv_is_direct(l)) {
+			bio_conv3x3_dweights(dst, l->c_in, l->c_out, j->in + n0 * hw, ld,
+					     j->d_out + n0 * hw, ld, nc, l->h_in, l->w_in,
+					     !l->dw_part);
 		} else {
 			if (direct) {
 				col = j->in + n0 * hw;
@@ -544,7 +567,10 @@ static void conv_backward_chunks(void *ctx, size_t c0, size_t c1, int t)
 		}
 		if (!j->d_in)
 			continue;
-		if (direct) {
+		if (conv_dx_is_direct(l)) {
+			bio_conv3x3_forward(l->w, 1, NULL, l->c_out, l->c_in, j->d_out + n0 * hw, ld,
+					    nc, l->h_in, l->w_in, j->d_in + n0 * hw, ld);
+		} else if (direct) {
 			bio_nn_sgemm(1, 0, kk, cols, l->c_out, 1.0f, l->w, kk, j->d_out + n0 * hw,
 				     (int)ld, 0.0f, j->d_in + n0 * hw, (int)ld);
 		} else {

@@ -660,10 +660,16 @@ static int end_epoch(struct train *tr)
 	track_metric(tr, "peak_rss", (double)peak_rss_kib() * 1024.0);
 	track_flush(tr, 0);
 	/* best before last: a crash between the two leaves the older last.ckpt, and resuming from
-	 * it redoes this epoch and rewrites the same best.ckpt */
-	if (improved)
+	 * it redoes this epoch and rewrites the same best.ckpt. The same bytes are not written
+	 * twice: last.ckpt becomes a second name of best.ckpt's file. */
+	if (improved) {
+		struct bio_error err;
 		save(tr, tr->best_path);
-	save(tr, tr->last_path);
+		if (bio_checkpoint_link(tr->best_path, tr->last_path, &err))
+			train_die(tr, "%s", err.msg);
+	} else {
+		save(tr, tr->last_path);
+	}
 	tr->in_epoch = 0;
 	if (stop_signal) {
 		fprintf(stderr,
@@ -1061,10 +1067,13 @@ int main(int argc, char **argv)
 			train_die(&tr, "%s", err.msg);
 		uint64_t ri = bio_stream_reader_record_index(r);
 		if (tr.in_epoch && epoch != tr.epoch) {
+			double te = now_s();
 			if (end_epoch(&tr)) {
 				stopped = 1;
 				break;
 			}
+			/* the epoch's end (validation, checkpoints) is not the next epoch's data time */
+			t_read += now_s() - te;
 			expect_epoch = tr.epoch + 1;
 		}
 		if (!tr.in_epoch) {

@@ -43,6 +43,12 @@ int bio_checkpoint_save(const char *path, const struct bio_model *m, const struc
 			const struct bio_sched *s, const struct bio_ckpt_meta *meta,
 			struct bio_error *err);
 
+/* Makes to a second name of the checkpoint file from (just saved) atomically, without writing
+ * it again: a hard link renamed over to (a later save of either name replaces that name's file
+ * only); where the file system has no hard links, a copy written as bio_checkpoint_save does.
+ * Returns 0, or an error naming to. */
+int bio_checkpoint_link(const char *from, const char *to, struct bio_error *err);
+
 /* Reads the checkpoint at path: builds *model_out (new; batches up to max_batch) from the spec in
  * its meta and loads every tensor, checking names, dtypes and shapes (a missing, extra or
  * misshapen tensor, a truncated stream or a bad meta is an error naming the file). When o is

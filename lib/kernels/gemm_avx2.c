@@ -71,6 +71,29 @@ typedef __m256 vec_t;
 #define CONV_C1_NAME(x) bio_conv_c1_##x##_avx2
 #include "conv_c1.h"
 
+#define VADD(a, b) _mm256_add_ps(a, b)
+/* out[i] = the sum of v[i]'s 8 lanes, i < 8: 128-bit halves, then pairs, then single lanes, added
+ * as a fixed tree (the result lane 4l + m holds v[2m + l]'s sum). */
+static inline void conv_hsum(const __m256 *v, float *out)
+{
+	__m256 t[4], w[2];
+	for (int k = 0; k < 4; k++)
+		t[k] = _mm256_add_ps(_mm256_permute2f128_ps(v[2 * k], v[2 * k + 1], 0x20),
+				     _mm256_permute2f128_ps(v[2 * k], v[2 * k + 1], 0x31));
+	for (int k = 0; k < 2; k++)
+		w[k] = _mm256_add_ps(_mm256_shuffle_ps(t[2 * k], t[2 * k + 1], 0x44),
+				     _mm256_shuffle_ps(t[2 * k], t[2 * k + 1], 0xEE));
+	float r[8];
+	_mm256_storeu_ps(r, _mm256_add_ps(_mm256_shuffle_ps(w[0], w[1], 0x88),
+					  _mm256_shuffle_ps(w[0], w[1], 0xDD)));
+	for (int i = 0; i < 8; i++)
+		out[i] = r[(i % 2) * 4 + i / 2];
+}
+#define CONV_HSUM(v, out) conv_hsum(v, out)
+#define CONV_MR 4
+#define CONV_NAME(x) bio_conv3x3_##x##_avx2
+#include "conv3x3.h"
+
 #if defined(__clang__)
 #pragma clang attribute pop
 #endif

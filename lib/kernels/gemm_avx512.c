@@ -72,6 +72,32 @@ typedef __m512 vec_t;
 #define CONV_C1_NAME(x) bio_conv_c1_##x##_avx512
 #include "conv_c1.h"
 
+#define VADD(a, b) _mm512_add_ps(a, b)
+/* out[i] = the sum of v[i]'s 16 lanes, i < 16: 256-bit halves, then 128-bit quarters, then pairs,
+ * then single lanes, added as a fixed tree (the result lane 4q + m holds v[4m + q]'s sum). */
+static inline void conv_hsum(const __m512 *v, float *out)
+{
+	__m512 t[8], u[4], w[2];
+	for (int k = 0; k < 8; k++)
+		t[k] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * k], v[2 * k + 1], 0x44),
+				     _mm512_shuffle_f32x4(v[2 * k], v[2 * k + 1], 0xEE));
+	for (int k = 0; k < 4; k++)
+		u[k] = _mm512_add_ps(_mm512_shuffle_f32x4(t[2 * k], t[2 * k + 1], 0x88),
+				     _mm512_shuffle_f32x4(t[2 * k], t[2 * k + 1], 0xDD));
+	for (int k = 0; k < 2; k++)
+		w[k] = _mm512_add_ps(_mm512_shuffle_ps(u[2 * k], u[2 * k + 1], 0x44),
+				     _mm512_shuffle_ps(u[2 * k], u[2 * k + 1], 0xEE));
+	float r[16];
+	_mm512_storeu_ps(r, _mm512_add_ps(_mm512_shuffle_ps(w[0], w[1], 0x88),
+					  _mm512_shuffle_ps(w[0], w[1], 0xDD)));
+	for (int i = 0; i < 16; i++)
+		out[i] = r[(i % 4) * 4 + i / 4];
+}
+#define CONV_HSUM(v, out) conv_hsum(v, out)
+#define CONV_MR 8
+#define CONV_NAME(x) bio_conv3x3_##x##_avx512
+#include "conv3x3.h"
+
 #if defined(__clang__)
 #pragma clang attribute pop
 #endif

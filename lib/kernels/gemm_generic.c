@@ -46,3 +46,16 @@ typedef __m128 vec_t;
 #define CONV_C1_SFMA(a, b, c) ((a) * (b) + (c))
 #define CONV_C1_NAME(x) bio_conv_c1_##x##_generic
 #include "conv_c1.h"
+
+#define VADD(a, b) _mm_add_ps(a, b)
+/* out[i] = the sum of v[i]'s 4 lanes, i < 4: pairs, then single lanes, as a fixed tree. */
+static inline void conv_hsum(const __m128 *v, float *out)
+{
+	__m128 t0 = _mm_add_ps(_mm_shuffle_ps(v[0], v[1], 0x44), _mm_shuffle_ps(v[0], v[1], 0xEE));
+	__m128 t1 = _mm_add_ps(_mm_shuffle_ps(v[2], v[3], 0x44), _mm_shuffle_ps(v[2], v[3], 0xEE));
+	_mm_storeu_ps(out, _mm_add_ps(_mm_shuffle_ps(t0, t1, 0x88), _mm_shuffle_ps(t0, t1, 0xDD)));
+}
+#define CONV_HSUM(v, out) conv_hsum(v, out)
+#define CONV_MR 4
+#define CONV_NAME(x) bio_conv3x3_##x##_generic
+#include "conv3x3.h"

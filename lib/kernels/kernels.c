@@ -28,6 +28,15 @@ C1_DECL(generic)
 C1_DECL(avx2)
 C1_DECL(avx512)
 
+#define CONV_DECL(isa)                                                                         \
+	void bio_conv3x3_forward_##isa(const float *, int, const float *, int, int, const float *, \
+				       size_t, int, int, int, float *, size_t);                   \
+	void bio_conv3x3_dweights_##isa(float *, int, int, const float *, size_t, const float *,  \
+					size_t, int, int, int, int);
+CONV_DECL(generic)
+CONV_DECL(avx2)
+CONV_DECL(avx512)
+
 typedef void (*sgemm_fn)(int, int, int, int, int, float, const float *, int, const float *, int,
 			 float, float *, int);
 
@@ -36,18 +45,27 @@ static const struct {
 	sgemm_fn sgemm;
 	void (*c1_forward)(const float *, int, const float *, int, int, int, float *, size_t);
 	void (*c1_dweights)(float *, int, const float *, const float *, int, int, int, size_t, int);
+	int vw, mr; /* the direct 3x3 kernels' vector width and channels per tile */
+	void (*forward)(const float *, int, const float *, int, int, const float *, size_t, int, int,
+			int, float *, size_t);
+	void (*dweights)(float *, int, int, const float *, size_t, const float *, size_t, int, int,
+			 int, int);
 } isas[BIO_ISA_COUNT] = {
 	[BIO_ISA_GENERIC] = {"generic", bio_sgemm_generic, bio_conv_c1_forward_generic,
-			     bio_conv_c1_dweights_generic},
+			     bio_conv_c1_dweights_generic, 4, 4, bio_conv3x3_forward_generic,
+			     bio_conv3x3_dweights_generic},
 	[BIO_ISA_AVX2] = {"avx2", bio_sgemm_avx2, bio_conv_c1_forward_avx2,
-			  bio_conv_c1_dweights_avx2},
+			  bio_conv_c1_dweights_avx2, 8, 4, bio_conv3x3_forward_avx2,
+			  bio_conv3x3_dweights_avx2},
 	[BIO_ISA_AVX512] = {"avx512", bio_sgemm_avx512, bio_conv_c1_forward_avx512,
-			    bio_conv_c1_dweights_avx512},
+			    bio_conv_c1_dweights_avx512, 16, 8, bio_conv3x3_forward_avx512,
+			    bio_conv3x3_dweights_avx512},
 };
 
 static enum bio_isa current = BIO_ISA_GENERIC;
 static int chosen;
 static int use_openblas; /* the GEMMs go to OpenBLAS (its core suits this CPU, or BIO_BLAS) */
+static int conv_gemm;	 /* BIO_CONV=gemm: every convolution through im2col + GEMM */
 static const char *why = "";
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static struct bio_error init_err;
@@ -183,9 +201,21 @@ static void choose_blas(int forced_isa)
 
 static void choose_isa(void);
 
+static void choose_conv(void)
+{
+	const char *c = getenv("BIO_CONV");
+	if (c && !strcmp(c, "gemm"))
+		conv_gemm = 1;
+	else if (c && *c && strcmp(c, "direct") != 0 && strcmp(c, "auto") != 0)
+		init_rc = bio_error_set(&init_err, BIO_EINVAL,
+					"BIO_CONV=%s: unknown (expected direct, gemm or auto)", c);
+}
+
 static void choose(void)
 {
-	choose_isa();
+	choose_conv();
+	if (init_rc == 0)
+		choose_isa();
 	if (init_rc == 0)
 		choose_blas(getenv("BIO_CPU") && *getenv("BIO_CPU") &&
 			    strcmp(getenv("BIO_CPU"), "auto") != 0);
@@ -262,15 +292,18 @@ const char *bio_kernels_describe(void)
 	char have[64];
 	supported_names(have);
 	enum bio_isa isa = bio_kernels_isa();
+	const char *conv = conv_gemm ? "3x3 convolutions by im2col + GEMM (BIO_CONV=gemm)"
+				     : "3x3 convolutions direct";
 	if (use_openblas)
 		snprintf(line, sizeof line,
-			 "kernels %s (cpu: %s); GEMMs by OpenBLAS, core %s (%s)", bio_isa_name(isa),
-			 have, openblas_get_corename(), why);
+			 "kernels %s (cpu: %s); %s; GEMMs by OpenBLAS, core %s (%s)",
+			 bio_isa_name(isa), have, conv, openblas_get_corename(), why);
 	else
 		snprintf(line, sizeof line,
-			 "kernels %s (cpu: %s); GEMMs by biopipe's %s kernels (%s; OpenBLAS core "
-			 "%s)",
-			 bio_isa_name(isa), have, bio_isa_name(isa), why, openblas_get_corename());
+			 "kernels %s (cpu: %s); %s; GEMMs by biopipe's %s kernels (%s; OpenBLAS "
+			 "core %s)",
+			 bio_isa_name(isa), have, conv, bio_isa_name(isa), why,
+			 openblas_get_corename());
 	return line;
 }
 
@@ -298,4 +331,29 @@ void bio_conv3x3_c1_dweights(float *dw, int c_out, const float *in, const float 
 			     int h, int wd, size_t d_ld, int accumulate)
 {
 	isas[bio_kernels_isa()].c1_dweights(dw, c_out, in, d_out, n, h, wd, d_ld, accumulate);
+}
+
+int bio_conv3x3_direct(int c_out, int wd)
+{
+	enum bio_isa isa = bio_kernels_isa();
+	return !conv_gemm && c_out % isas[isa].mr == 0 && wd % isas[isa].vw == 0;
+}
+
+void bio_conv3x3_forward(const float *w, int flip, const float *bias, int c_in, int c_out,
+			 const float *in, size_t in_ld, int n, int h, int wd, float *out,
+			 size_t out_ld)
+{
+	if (!bio_conv3x3_direct(c_out, wd))
+		abort(); /* (the callers ask first) */
+	isas[bio_kernels_isa()].forward(w, flip, bias, c_in, c_out, in, in_ld, n, h, wd, out,
+					out_ld);
+}
+
+void bio_conv3x3_dweights(float *dw, int c_in, int c_out, const float *in, size_t in_ld,
+			  const float *d_out, size_t d_ld, int n, int h, int wd, int accumulate)
+{
+	if (!bio_conv3x3_direct(c_out, wd))
+		abort();
+	isas[bio_kernels_isa()].dweights(dw, c_in, c_out, in, in_ld, d_out, d_ld, n, h, wd,
+					 accumulate);
 }

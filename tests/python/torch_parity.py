@@ -5,7 +5,7 @@ Each case stream (kind "checkpoint"-like: records {name, tensor}) carries the in
 (PyTorch state_dict names), and what PyTorch computed: forward outputs, loss, every gradient,
 batch-norm buffers after the step, optimizer trajectories, scheduler learning rates. Cases:
   model_<fusion>_<train|eval>[...]  the whole model (BioModel in bio_torch.py), dropout masks fixed
-  conv_<k>_<s>_<p>                  conv2d geometries, forward and all gradients
+  conv_<k>_<s>_<p>, conv_direct_<w> conv2d geometries, forward and all gradients
   optim_<name>                      torch.optim over 5 steps with given gradients (+ clipping)
   sched_<name>                      learning-rate sequences of the schedulers
 
@@ -81,7 +81,7 @@ def model_case(out, fusion, training, mods=("iris", "fingerprint"), size=16, cha
     write_stream(os.path.join(out, name + ".bs"), "checkpoint", meta, recs)
 
 
-def conv_case(out, cin, cout, k, s, p, h, w, n, seed=1):
+def conv_case(out, cin, cout, k, s, p, h, w, n, seed=1, name=None):
     g = np.random.default_rng(seed)
     conv = torch.nn.Conv2d(cin, cout, k, stride=s, padding=p)
     x = torch.from_numpy(g.standard_normal((n, cin, h, w)).astype(np.float32)).requires_grad_()
@@ -94,7 +94,8 @@ def conv_case(out, cin, cout, k, s, p, h, w, n, seed=1):
             rec("grad:x", x.grad.numpy())]
     meta = {"case": "conv", "c_in": cin, "c_out": cout, "k": k, "stride": s, "pad": p, "h": h,
             "w": w, "n": n}
-    write_stream(os.path.join(out, "conv_%d_%d_%d.bs" % (k, s, p)), "checkpoint", meta, recs)
+    name = name or "conv_%d_%d_%d" % (k, s, p)
+    write_stream(os.path.join(out, name + ".bs"), "checkpoint", meta, recs)
 
 
 def optim_case(out, name, kind, steps=5, clip=0.0, **kw):
@@ -170,6 +171,10 @@ def main():
                 (4, 3, 1, 10, 10)):
         k, s, p, h, w = geo
         conv_case(out, 3, 4, k, s, p, h, w, 3)
+    # the direct 3x3 kernels' shapes on every path (rows a multiple of 16 and 8, channels of 8),
+    # odd heights, several tiles and row blocks, input-channel counts not a multiple of anything
+    conv_case(out, 5, 16, 3, 1, 1, 7, 32, 3, name="conv_direct_32")
+    conv_case(out, 3, 8, 3, 1, 1, 5, 16, 2, name="conv_direct_16")
     optim_case(out, "sgd", "sgd", lr=0.1)
     optim_case(out, "sgd_momentum", "sgd", lr=0.05, momentum=0.9)
     optim_case(out, "sgd_nesterov_wd", "sgd", lr=0.05, momentum=0.9, nesterov=True,

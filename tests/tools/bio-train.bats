@@ -61,21 +61,26 @@ print(next(u)["meta"]["epoch"])' "$1"
 	run "$HELPER" "$T"/cases/*.bs
 	echo "$output"
 	assert_success
-	[ "$(grep -c '^ok ' <<<"$output")" -eq 25 ]
+	[ "$(grep -c '^ok ' <<<"$output")" -eq 27 ]
 	refute_output --partial FAIL
 }
 
-@test "PyTorch parity, finite differences and -j determinism on every kernel path and on OpenBLAS" {
+@test "PyTorch parity, finite differences and -j determinism on every kernel path, OpenBLAS, im2col" {
 	"$PYTHON" tests/python/torch_parity.py "$T/cases"
 	# the paths this CPU runs, as bio-train -v names them: "(cpu: avx512 avx2 generic)"
 	paths=$(bio-train -v $C -o "$T/none" </dev/null 2>&1 | sed -n 's/.*(cpu: \([a-z0-9 ]*\)).*/\1/p')
 	[ -n "$paths" ]
 	bio-batch $C --epochs 2 "$SS" >"$T/b2.bs"
-	for p in $paths openblas; do
-		if [ "$p" = openblas ]; then env="BIO_BLAS=openblas"; else env="BIO_CPU=$p"; fi
+	# each ISA path (direct convolutions), OpenBLAS, and every convolution by im2col + GEMM
+	for p in $paths openblas gemm; do
+		case $p in
+		openblas) env="BIO_BLAS=openblas" ;;
+		gemm) env="BIO_CONV=gemm" ;;
+		*) env="BIO_CPU=$p" ;;
+		esac
 		run env $env "$HELPER" "$T"/cases/*.bs
 		[ "$status" -eq 0 ] || { echo "$p: $output"; false; }
-		[ "$(grep -c '^ok ' <<<"$output")" -eq 25 ] || { echo "$p: $output"; false; }
+		[ "$(grep -c '^ok ' <<<"$output")" -eq 27 ] || { echo "$p: $output"; false; }
 		env $env "$BIO_BUILD/tests/test_nn" >/dev/null
 		env $env bio-train $C -o "$T/$p-1" -j1 "$T/b2.bs" 2>/dev/null
 		env $env bio-train $C -o "$T/$p-2" -j2 "$T/b2.bs" 2>/dev/null
