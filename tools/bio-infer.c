@@ -11,11 +11,11 @@
 
 #include "bio/checkpoint.h"
 #include "bio/header.h"
+#include "bio/kernels.h"
 #include "bio/model.h"
 #include "bio/nn.h"
 #include "bio/stream.h"
 #include "bio/track.h"
-#include "bio/kernels.h"
 #include "tool.h"
 
 static void usage(FILE *f)
@@ -46,6 +46,7 @@ struct infer {
 	struct bio_model *model;       /* worker 0's model; spec and fusion for all */
 	struct bio_model **models;     /* one per worker thread, each batch size 1 */
 	int n_workers;
+	int group; /* samples per forward pass of a worker (1 with OpenBLAS) */
 	int n_classes, fused_dim, emb_dim, topk, embeddings, csv;
 	char **labels;
 	size_t n_labels;
@@ -126,9 +127,11 @@ static void pack_vector(struct bio_stream_writer *w, const char *key, const floa
 	bio_pack_tensor(w, &t);
 }
 
-/* Worker w's share of the pending batch: samples w, w + n_workers, ... one at a time. Every
- * sample goes through the network alone (GEMM shapes never depend on the batch size), so its
- * result is bit-identical whatever the batch size, the thread count and its batch neighbours. */
+/* Worker w's share of the pending batch: groups of in->group samples, w, w + n_workers, ... Each
+ * sample's result is bit-identical whatever the batch size, the thread count and its batch
+ * neighbours: every layer computes each sample on its own (biopipe's GEMMs give each row of C
+ * the same operations for any number of rows). With OpenBLAS computing the GEMMs, which does
+ * not promise that, every sample goes through the network alone (group 1). */
 struct worker {
 	struct infer *in;
 	int index, n;
@@ -139,19 +142,20 @@ static void *worker_run(void *arg)
 	struct worker *wk = arg;
 	struct infer *in = wk->in;
 	struct bio_model *m = in->models[wk->index];
-	int n_mod = m->spec.n_mod;
-	for (int i = wk->index; i < wk->n; i += in->n_workers) {
+	int n_mod = m->spec.n_mod, g = in->group;
+	for (int i = wk->index * g; i < wk->n; i += in->n_workers * g) {
+		int nb = wk->n - i < g ? wk->n - i : g;
 		const float *inputs[BIO_MODEL_MAX_MODS];
 		for (int b = 0; b < n_mod; b++)
 			inputs[b] = in->inputs[b] + (size_t)i * in->pixels;
-		bio_model_forward(m, inputs, 1, 0);
+		bio_model_forward(m, inputs, nb, 0);
 		memcpy(in->logits + (size_t)i * in->n_classes, m->logits,
-		       (size_t)in->n_classes * sizeof(float));
+		       (size_t)nb * in->n_classes * sizeof(float));
 		for (int b = 0; b < n_mod; b++)
 			memcpy(in->emb[b] + (size_t)i * in->emb_dim, bio_model_embedding(m, b),
-			       (size_t)in->emb_dim * sizeof(float));
+			       (size_t)nb * in->emb_dim * sizeof(float));
 		memcpy(in->fused + (size_t)i * in->fused_dim, m->fused,
-		       (size_t)in->fused_dim * sizeof(float));
+		       (size_t)nb * in->fused_dim * sizeof(float));
 	}
 	return NULL;
 }
@@ -389,12 +393,18 @@ int main(int argc, char **argv)
 	in.n_workers = t.n_threads < 64 ? t.n_threads : 64;
 	if (in.n_workers > in.batch_size)
 		in.n_workers = in.batch_size;
+	/* groups of up to 8: the big weights are read once per group, not once per sample */
+	in.group = (in.batch_size + in.n_workers - 1) / in.n_workers;
+	if (in.group > 8)
+		in.group = 8;
+	if (bio_kernels_uses_openblas())
+		in.group = 1;
 	in.models = calloc((size_t)in.n_workers, sizeof(*in.models));
 	if (!in.models)
 		bio_tool_die(&t, "out of memory");
 	struct bio_ckpt_meta meta;
 	memset(&meta, 0, sizeof meta);
-	if (bio_checkpoint_load(&in.models[0], NULL, NULL, &meta, model_path, 1, &err) < 0)
+	if (bio_checkpoint_load(&in.models[0], NULL, NULL, &meta, model_path, in.group, &err) < 0)
 		bio_tool_die_err(&t, &err);
 	if (t.verbose && !meta.checksummed)
 		fprintf(stderr, "bio-infer: %s: no checksums (written before checkpoints had them): "
@@ -402,7 +412,7 @@ int main(int argc, char **argv)
 	for (int w = 1; w < in.n_workers; w++) {
 		/* the other workers' copies: the same spec, parameters and running statistics */
 		struct bio_model *src = in.models[0];
-		in.models[w] = bio_model_new(&src->spec, 1, &err);
+		in.models[w] = bio_model_new(&src->spec, in.group, &err);
 		if (!in.models[w])
 			bio_tool_die_err(&t, &err);
 		memcpy(in.models[w]->params, src->params, src->n_params * sizeof(float));

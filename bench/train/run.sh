@@ -17,7 +17,7 @@ PY=${PYTHON:-/usr/bin/python3}
 HELPER=$BUILD/tests/helpers/nn_parity
 W=$(mktemp -d /tmp/bench-train.XXXXXX)
 trap 'rm -rf "$W"' EXIT
-[ -x "$HELPER" ] || make BUILD="$BUILD" "$HELPER" >/dev/null
+make --no-print-directory BUILD="$BUILD" "$HELPER" >/dev/null
 
 # data: SUBJ subjects x 2 sides x 10 samples, 128 px images prepared to 64x64; two epochs
 "$B/bio-synth" --subjects "$SUBJ" --samples 10 -o "$W/data" >/dev/null 2>&1

@@ -98,6 +98,10 @@ static inline void conv_hsum(const __m512 *v, float *out)
 #define CONV_NAME(x) bio_conv3x3_##x##_avx512
 #include "conv3x3.h"
 
+#define NT_MA 4
+#define NT_NB 4
+#include "gemm_nt.h"
+
 #if defined(__clang__)
 #pragma clang attribute pop
 #endif

@@ -114,11 +114,19 @@ static void gemm_store(float *c, int ldc, int rows, int cols, const float *acc, 
 	}
 }
 
+/* A B^T: dot products of rows, no packing (gemm_nt.h, included after the vector operations) */
+static void gemm_nt(int m, int n, int k, float alpha, const float *a, int lda, const float *b,
+		    int ldb, float beta, float *c, int ldc);
+
 void GEMM_NAME(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
 	       int lda, const float *b, int ldb, float beta, float *c, int ldc);
 void GEMM_NAME(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
 	       int lda, const float *b, int ldb, float beta, float *c, int ldc)
 {
+	if (trans_b && !trans_a) {
+		gemm_nt(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+		return;
+	}
 	/* per-thread packing buffers (kernels.c frees them when the thread exits) */
 	float *ap = bio_kernels_scratch(0, sizeof(float) * GEMM_MC * GEMM_KC);
 	float *bp = bio_kernels_scratch(1, sizeof(float) * GEMM_NC * GEMM_KC);

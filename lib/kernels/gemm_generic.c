@@ -59,3 +59,7 @@ static inline void conv_hsum(const __m128 *v, float *out)
 #define CONV_MR 4
 #define CONV_NAME(x) bio_conv3x3_##x##_generic
 #include "conv3x3.h"
+
+#define NT_MA 2
+#define NT_NB 4
+#include "gemm_nt.h"
