@@ -479,7 +479,7 @@ static void conv_forward_chunks(void *ctx, size_t c0, size_t c1, int t)
 		int n0 = (int)c * j->chunk;
 		int nc = n_batch - n0 < j->chunk ? n_batch - n0 : j->chunk;
 		if (conv_is_c1(l)) {
-			bio_conv3x3_c1_forward(l->w, l->c_out, j->in + n0 * hw, nc, l->h_in, l->w_in,
+			bio_conv3x3_c1_forward(l->w, l->b, l->c_out, j->in + n0 * hw, nc, l->h_in, l->w_in,
 					       j->out + n0 * hw, ld);
 			continue;
 		}
@@ -516,7 +516,7 @@ void bio_conv2d_forward(const struct bio_conv2d *l, float *out, const float *in,
 	struct conv_job j = {l, out, NULL, in, NULL, n_batch, conv_chunk(l, n_batch)};
 	size_t n_chunks = (size_t)((n_batch + j.chunk - 1) / j.chunk);
 	bio_nn_parallel_for(l->pool, n_chunks, conv_forward_chunks, &j);
-	if (l->b && !conv_is_direct(l))
+	if (l->b && !conv_is_direct(l) && !conv_is_c1(l)) /* (those add it in the same pass) */
 		bio_nn_parallel_for(l->pool, (size_t)l->c_out, conv_bias_channels, &j);
 }
 

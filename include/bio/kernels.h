@@ -47,12 +47,12 @@ int bio_kernels_uses_openblas(void);
 const char *bio_kernels_describe(void);
 
 /* The first layer's convolution (1 input channel, 3x3, stride 1, padding 1), direct, on the
- * chosen path (whoever computes the GEMMs): out[co * out_ld + j h w + y w + x] for samples j < n of
- * in [n][h][w], weights w [c_out][9] (no bias); and its weight gradient dw [c_out][9] from
- * d_out (same layout, channel stride d_ld), added to dw when accumulate, else written. Sums run
- * in a fixed order (conv_c1.h). */
-void bio_conv3x3_c1_forward(const float *w, int c_out, const float *in, int n, int h, int wd,
-			    float *out, size_t out_ld);
+ * chosen path (whoever computes the GEMMs): out[co * out_ld + j h w + y w + x] for samples j < n
+ * of in [n][h][w], weights w [c_out][9], + bias[co] when bias is non-NULL; and its weight
+ * gradient dw [c_out][9] from d_out (same layout, channel stride d_ld), added to dw when
+ * accumulate, else written. Sums run in a fixed order (conv_c1.h). */
+void bio_conv3x3_c1_forward(const float *w, const float *bias, int c_out, const float *in, int n,
+			    int h, int wd, float *out, size_t out_ld);
 void bio_conv3x3_c1_dweights(float *dw, int c_out, const float *in, const float *d_out, int n,
 			     int h, int wd, size_t d_ld, int accumulate);
 

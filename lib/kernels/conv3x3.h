@@ -153,6 +153,7 @@ void CONV_NAME(dweights)(float *dw, int c_in, int c_out, const float *in, size_t
 	const int rows = vpr >= 32 ? 1 : 32 / vpr; /* rows per block, across samples */
 	const size_t plane = (size_t)(h + 2) * pw;
 	const size_t per_cb = (size_t)c_in * 3 * CONV_MR * 3;
+	size_t roff[32];
 	float *pad = bio_kernels_scratch(6, sizeof(float) * plane * c_in * n);
 	vec_t *acc = bio_kernels_scratch(7, sizeof(vec_t) * per_cb);
 	/* the block of d_out packed [vector][r][VW]: one stream (the MR channel planes lie ld
@@ -173,6 +174,8 @@ void CONV_NAME(dweights)(float *dw, int c_in, int c_out, const float *in, size_t
 					for (int r = 0; r < CONV_MR; r++, dv += VW)
 						memcpy(dv, dr + r * d_ld + x, sizeof(float) * VW);
 			}
+			for (int g = g0; g < g1; g++) /* the rows' offsets in pad (channel 0, kh 0) */
+				roff[g - g0] = (size_t)(g / h) * c_in * plane + (size_t)(g % h) * pw;
 			for (int ci = 0; ci < c_in; ci++)
 				for (int kh = 0; kh < 3; kh++) {
 					vec_t *at = acc + ((size_t)ci * 3 + kh) * CONV_MR * 3;
@@ -184,10 +187,9 @@ void CONV_NAME(dweights)(float *dw, int c_in, int c_out, const float *in, size_t
 						a[r][2] = at[r * 3 + 2];
 					}
 					const float *d = dp;
+					const float *s0 = pad + (size_t)ci * plane + (size_t)kh * pw;
 					for (int g = g0; g < g1; g++) {
-						const int j = g / h, y = g % h;
-						const float *s = pad + ((size_t)j * c_in + ci) * plane +
-								 (size_t)(y + kh) * pw;
+						const float *s = s0 + roff[g - g0];
 						for (int x = 0; x < wd; x += VW, d += CONV_MR * VW) {
 							vec_t i0 = VLOADU(s + x), i1 = VLOADU(s + x + 1);
 							vec_t i2 = VLOADU(s + x + 2);

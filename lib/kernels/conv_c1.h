@@ -5,7 +5,8 @@
  *   VW            floats per vector        vec_t         the vector type
  *   VZERO()       zeros                    VSET1(x)      x in every lane
  *   VLOADU(p)     load from any address    VSTOREU(p, v) store to any address
- *   VFMA(a, b, c) a * b + c                CONV_C1_NAME(x)  the name of function x here
+ *   VFMA(a, b, c) a * b + c                VADD(a, b)    a + b
+ *   CONV_C1_NAME(x)  the name of function x here
  *
  * Each sample's plane is copied into a zero-padded buffer, so the inner loops have no borders.
  * Sums run in a fixed order: forward over (kh, kw); the weight gradient per lane over
@@ -28,11 +29,11 @@ static float *CONV_C1_NAME(scratch)(int h, int w, int *pw)
 }
 
 /* out[co * out_ld + j h w + y w + x] = sum over (kh, kw) of wt[co][kh 3 + kw] in_j[y + kh - 1]
- * [x + kw - 1], for samples j < n of in [n][h][w]. */
-void CONV_C1_NAME(forward)(const float *wt, int c_out, const float *in, int n, int h, int w,
-			   float *out, size_t out_ld);
-void CONV_C1_NAME(forward)(const float *wt, int c_out, const float *in, int n, int h, int w,
-			   float *out, size_t out_ld)
+ * [x + kw - 1] (+ bias[co] when bias), for samples j < n of in [n][h][w]. */
+void CONV_C1_NAME(forward)(const float *wt, const float *bias, int c_out, const float *in, int n,
+			   int h, int w, float *out, size_t out_ld);
+void CONV_C1_NAME(forward)(const float *wt, const float *bias, int c_out, const float *in, int n,
+			   int h, int w, float *out, size_t out_ld)
 {
 	int pw;
 	float *pad = CONV_C1_NAME(scratch)(h, w, &pw);
@@ -58,6 +59,8 @@ void CONV_C1_NAME(forward)(const float *wt, int c_out, const float *in, int n, i
 					s = VFMA(VSET1(k9[6]), i6, s);
 					s = VFMA(VSET1(k9[7]), i7, s);
 					s = VFMA(VSET1(k9[8]), i8, s);
+					if (bias)
+						s = VADD(s, VSET1(bias[co]));
 					VSTOREU(out + co * out_ld + (size_t)j * hw + (size_t)y * w + x, s);
 				}
 			}
@@ -67,6 +70,8 @@ void CONV_C1_NAME(forward)(const float *wt, int c_out, const float *in, int n, i
 					float s = 0.0f;
 					for (int t = 0; t < 9; t++)
 						s = CONV_C1_SFMA(k9[t], (t < 3 ? r0 : t < 6 ? r1 : r2)[x + t % 3], s);
+					if (bias)
+						s += bias[co];
 					out[co * out_ld + (size_t)j * hw + (size_t)y * w + x] = s;
 				}
 		}

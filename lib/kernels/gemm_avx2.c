@@ -68,10 +68,10 @@ typedef __m256 vec_t;
 #define VSTOREU(p, v) _mm256_storeu_ps(p, v)
 #define VFMA(a, b, c) _mm256_fmadd_ps(a, b, c)
 #define CONV_C1_SFMA(a, b, c) fmaf(a, b, c)
+#define VADD(a, b) _mm256_add_ps(a, b)
 #define CONV_C1_NAME(x) bio_conv_c1_##x##_avx2
 #include "conv_c1.h"
 
-#define VADD(a, b) _mm256_add_ps(a, b)
 /* out[i] = the sum of v[i]'s 8 lanes, i < 8: 128-bit halves, then pairs, then single lanes, added
  * as a fixed tree (the result lane 4l + m holds v[2m + l]'s sum). */
 static inline void conv_hsum(const __m256 *v, float *out)

@@ -69,10 +69,10 @@ typedef __m512 vec_t;
 #define VSTOREU(p, v) _mm512_storeu_ps(p, v)
 #define VFMA(a, b, c) _mm512_fmadd_ps(a, b, c)
 #define CONV_C1_SFMA(a, b, c) fmaf(a, b, c)
+#define VADD(a, b) _mm512_add_ps(a, b)
 #define CONV_C1_NAME(x) bio_conv_c1_##x##_avx512
 #include "conv_c1.h"
 
-#define VADD(a, b) _mm512_add_ps(a, b)
 /* out[i] = the sum of v[i]'s 16 lanes, i < 16: 256-bit halves, then 128-bit quarters, then pairs,
  * then single lanes, added as a fixed tree (the result lane 4q + m holds v[4m + q]'s sum). */
 static inline void conv_hsum(const __m512 *v, float *out)

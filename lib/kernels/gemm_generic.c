@@ -44,10 +44,10 @@ typedef __m128 vec_t;
 #define VSTOREU(p, v) _mm_storeu_ps(p, v)
 #define VFMA(a, b, c) _mm_add_ps(_mm_mul_ps(a, b), c)
 #define CONV_C1_SFMA(a, b, c) ((a) * (b) + (c))
+#define VADD(a, b) _mm_add_ps(a, b)
 #define CONV_C1_NAME(x) bio_conv_c1_##x##_generic
 #include "conv_c1.h"
 
-#define VADD(a, b) _mm_add_ps(a, b)
 /* out[i] = the sum of v[i]'s 4 lanes, i < 4: pairs, then single lanes, as a fixed tree. */
 static inline void conv_hsum(const __m128 *v, float *out)
 {

@@ -20,8 +20,8 @@ void bio_sgemm_avx512(int, int, int, int, int, float, const float *, int, const 
 		      float, float *, int);
 
 #define C1_DECL(isa)                                                                          \
-	void bio_conv_c1_forward_##isa(const float *, int, const float *, int, int, int, float *, \
-				       size_t);                                                   \
+	void bio_conv_c1_forward_##isa(const float *, const float *, int, const float *, int, int, \
+				       int, float *, size_t);                                     \
 	void bio_conv_c1_dweights_##isa(float *, int, const float *, const float *, int, int, int, \
 					size_t, int);
 C1_DECL(generic)
@@ -43,7 +43,8 @@ typedef void (*sgemm_fn)(int, int, int, int, int, float, const float *, int, con
 static const struct {
 	const char *name;
 	sgemm_fn sgemm;
-	void (*c1_forward)(const float *, int, const float *, int, int, int, float *, size_t);
+	void (*c1_forward)(const float *, const float *, int, const float *, int, int, int, float *,
+			   size_t);
 	void (*c1_dweights)(float *, int, const float *, const float *, int, int, int, size_t, int);
 	int vw, mr; /* the direct 3x3 kernels' vector width and channels per tile */
 	void (*forward)(const float *, int, const float *, int, int, const float *, size_t, int, int,
@@ -321,10 +322,10 @@ void bio_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const
 				      ldc);
 }
 
-void bio_conv3x3_c1_forward(const float *w, int c_out, const float *in, int n, int h, int wd,
-			    float *out, size_t out_ld)
+void bio_conv3x3_c1_forward(const float *w, const float *bias, int c_out, const float *in, int n,
+			    int h, int wd, float *out, size_t out_ld)
 {
-	isas[bio_kernels_isa()].c1_forward(w, c_out, in, n, h, wd, out, out_ld);
+	isas[bio_kernels_isa()].c1_forward(w, bias, c_out, in, n, h, wd, out, out_ld);
 }
 
 void bio_conv3x3_c1_dweights(float *dw, int c_out, const float *in, const float *d_out, int n,

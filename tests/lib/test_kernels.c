@@ -191,7 +191,7 @@ TEST(conv_c1_matches_the_definition)
 	for (int isa = 0; isa < BIO_ISA_COUNT; isa++) {
 		if (bio_kernels_set_isa((enum bio_isa)isa) != 0)
 			continue;
-		bio_conv3x3_c1_forward(wt, co, in, n, h, w, out, (size_t)n * h * w);
+		bio_conv3x3_c1_forward(wt, NULL, co, in, n, h, w, out, (size_t)n * h * w);
 		bio_conv3x3_c1_dweights(dw, co, in, dy, n, h, w, (size_t)n * h * w, 0);
 		double e_out = 0, e_dw = 0;
 		for (int c = 0; c < co; c++) {
