@@ -8,6 +8,7 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -47,10 +48,22 @@ struct bio_nn_pool {
 	void (*fn)(void *, size_t, size_t, int);
 	void *ctx;
 	size_t n_items;
-	unsigned long gen;
-	int pending;
+	atomic_ulong gen;
+	atomic_int pending;
 	int quit;
 };
+
+/* Waits spin this many rounds (a few tens of microseconds) before sleeping on the condition
+ * variable: a layer hands out work every few hundred microseconds, and waking a sleeping thread
+ * costs tens of microseconds on a virtual machine. */
+#define POOL_SPINS 20000
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#endif
+}
 
 struct pool_worker {
 	struct bio_nn_pool *p;
@@ -69,23 +82,26 @@ static void *pool_main(void *arg)
 	struct bio_nn_pool *p = w->p;
 	unsigned long seen = 0;
 	for (;;) {
+		for (int i = 0; i < POOL_SPINS && atomic_load(&p->gen) == seen; i++)
+			cpu_relax();
 		pthread_mutex_lock(&p->mu);
-		while (p->gen == seen && !p->quit)
+		while (atomic_load(&p->gen) == seen && !p->quit)
 			pthread_cond_wait(&p->cv_work, &p->mu);
 		if (p->quit) {
 			pthread_mutex_unlock(&p->mu);
 			return NULL;
 		}
-		seen = p->gen;
+		seen = atomic_load(&p->gen);
 		pthread_mutex_unlock(&p->mu);
 		size_t b, e;
 		pool_range(p, w->index, &b, &e);
 		if (b < e)
 			p->fn(p->ctx, b, e, w->index);
-		pthread_mutex_lock(&p->mu);
-		if (--p->pending == 0)
+		if (atomic_fetch_sub(&p->pending, 1) == 1) {
+			pthread_mutex_lock(&p->mu);
 			pthread_cond_signal(&p->cv_done);
-		pthread_mutex_unlock(&p->mu);
+			pthread_mutex_unlock(&p->mu);
+		}
 	}
 }
 
@@ -157,16 +173,18 @@ void bio_nn_parallel_for(struct bio_nn_pool *p, size_t n_items,
 	p->fn = fn;
 	p->ctx = ctx;
 	p->n_items = n_items;
-	p->pending = p->n_threads - 1;
-	p->gen++;
+	atomic_store(&p->pending, p->n_threads - 1);
+	atomic_fetch_add(&p->gen, 1); /* (after the job: a spinning worker reads it next) */
 	pthread_cond_broadcast(&p->cv_work);
 	pthread_mutex_unlock(&p->mu);
 	size_t b, e;
 	pool_range(p, 0, &b, &e);
 	if (b < e)
 		fn(ctx, b, e, 0);
+	for (int i = 0; i < POOL_SPINS && atomic_load(&p->pending) > 0; i++)
+		cpu_relax();
 	pthread_mutex_lock(&p->mu);
-	while (p->pending > 0)
+	while (atomic_load(&p->pending) > 0)
 		pthread_cond_wait(&p->cv_done, &p->mu);
 	pthread_mutex_unlock(&p->mu);
 }
