@@ -880,34 +880,12 @@ void bio_maxpool2_forward(float *out, uint8_t *argmax, const float *in, size_t n
 	}
 }
 
-/* t[0..n) = relu(g * x + b) */
-static void affine_relu_row(float *t, const float *x, size_t n, float g, float b)
-{
-	size_t i = 0;
-	for (; i + 8 <= n; i += 8) {
-		float v[8];
-		for (int k = 0; k < 8; k++) {
-			v[k] = g * x[i + k] + b;
-			v[k] = v[k] > 0.0f ? v[k] : 0.0f;
-		}
-		for (int k = 0; k < 8; k++)
-			t[i + k] = v[k];
-	}
-	for (; i < n; i++) {
-		float v = g * x[i] + b;
-		t[i] = v > 0.0f ? v : 0.0f;
-	}
-}
-
-#define POOL_SEG 256 /* output columns per pass over a row pair */
-
-BIO_CLONES
+/* (the row pairs on the chosen kernel path: bio_relu_pool2_row) */
 void bio_affine_relu_maxpool2_forward(float *out, uint8_t *argmax, const float *xhat,
 				      const float *gamma, const float *beta, int c, int n_batch,
 				      int h, int w)
 {
 	const int ho = h / 2, wo = w / 2;
-	float t0[2 * POOL_SEG], t1[2 * POOL_SEG];
 	for (int ci = 0; ci < c; ci++) {
 		const float g = gamma[ci], b = beta[ci];
 		for (int n = 0; n < n_batch; n++) {
@@ -916,29 +894,9 @@ void bio_affine_relu_maxpool2_forward(float *out, uint8_t *argmax, const float *
 			float *o = out + pl * ho * wo;
 			uint8_t *a = argmax + pl * ho * wo;
 			for (int oh = 0; oh < ho; oh++) {
-				const float *r0 = x + (size_t)(2 * oh) * w, *r1 = r0 + w;
-				float *orow = o + (size_t)oh * wo;
-				uint8_t *arow = a + (size_t)oh * wo;
-				for (int s0 = 0; s0 < wo; s0 += POOL_SEG) {
-					int ns = wo - s0 < POOL_SEG ? wo - s0 : POOL_SEG;
-					affine_relu_row(t0, r0 + 2 * s0, 2 * (size_t)ns, g, b);
-					affine_relu_row(t1, r1 + 2 * s0, 2 * (size_t)ns, g, b);
-					/* first maximum in the order (0,0) (0,1) (1,0) (1,1) */
-					for (int j = 0; j < ns; j++) {
-						float v0 = t0[2 * j], v1 = t0[2 * j + 1];
-						float v2 = t1[2 * j], v3 = t1[2 * j + 1];
-						float best = v0;
-						int k = 0;
-						k = v1 > best ? 1 : k;
-						best = v1 > best ? v1 : best;
-						k = v2 > best ? 2 : k;
-						best = v2 > best ? v2 : best;
-						k = v3 > best ? 3 : k;
-						best = v3 > best ? v3 : best;
-						orow[s0 + j] = best;
-						arow[s0 + j] = (uint8_t)k;
-					}
-				}
+				const float *r0 = x + (size_t)(2 * oh) * w;
+				bio_relu_pool2_row(o + (size_t)oh * wo, a + (size_t)oh * wo, r0, r0 + w,
+						   wo, g, b);
 			}
 		}
 	}

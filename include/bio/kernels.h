@@ -16,6 +16,7 @@
 #define BIO_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "bio/error.h"
 
@@ -69,6 +70,13 @@ void bio_conv3x3_forward(const float *w, int flip, const float *bias, int c_in, 
 			 size_t out_ld);
 void bio_conv3x3_dweights(float *dw, int c_in, int c_out, const float *in, size_t in_ld,
 			  const float *d_out, size_t d_ld, int n, int h, int wd, int accumulate);
+
+/* One row pair of a plane through the batch-norm affine, ReLU and a 2 x 2 max-pool: out[j] =
+ * the largest of max(0, g x + b) over r0[2j], r0[2j + 1], r1[2j], r1[2j + 1] (g x + b a multiply
+ * then an add), argmax[j] its position 0..3 (the first in that order); the same bits on every
+ * path. */
+void bio_relu_pool2_row(float *out, uint8_t *argmax, const float *r0, const float *r1, int wo,
+			float g, float b);
 
 void bio_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
 	       const float *b, int ldb, float beta, float *c, int ldc);

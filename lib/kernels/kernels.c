@@ -3,6 +3,7 @@
  * prints, with the BLAS core OpenBLAS picked for itself (it may be a fallback core on CPUs it
  * does not know; the hot loops do not use it). */
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -357,4 +358,43 @@ void bio_conv3x3_dweights(float *dw, int c_in, int c_out, const float *in, size_
 		abort();
 	isas[bio_kernels_isa()].dweights(dw, c_in, c_out, in, in_ld, d_out, d_ld, n, h, wd,
 					 accumulate);
+}
+
+void bio_relu_pool2_row_generic(float *out, uint8_t *argmax, const float *r0, const float *r1,
+				int wo, float g, float b);
+void bio_relu_pool2_row_avx512(float *out, uint8_t *argmax, const float *r0, const float *r1,
+			       int wo, float g, float b);
+
+static inline float affine_relu1(float x, float g, float b)
+{
+	float v = g * x + b;
+	return v > 0.0f ? v : 0.0f;
+}
+
+void bio_relu_pool2_row_generic(float *out, uint8_t *argmax, const float *r0, const float *r1,
+				int wo, float g, float b)
+{
+	for (int j = 0; j < wo; j++) {
+		float v0 = affine_relu1(r0[2 * j], g, b), v1 = affine_relu1(r0[2 * j + 1], g, b);
+		float v2 = affine_relu1(r1[2 * j], g, b), v3 = affine_relu1(r1[2 * j + 1], g, b);
+		float best = v0;
+		int k = 0;
+		k = v1 > best ? 1 : k;
+		best = v1 > best ? v1 : best;
+		k = v2 > best ? 2 : k;
+		best = v2 > best ? v2 : best;
+		k = v3 > best ? 3 : k;
+		best = v3 > best ? v3 : best;
+		out[j] = best;
+		argmax[j] = (uint8_t)k;
+	}
+}
+
+void bio_relu_pool2_row(float *out, uint8_t *argmax, const float *r0, const float *r1, int wo,
+			float g, float b)
+{
+	if (bio_kernels_isa() == BIO_ISA_AVX512)
+		bio_relu_pool2_row_avx512(out, argmax, r0, r1, wo, g, b);
+	else
+		bio_relu_pool2_row_generic(out, argmax, r0, r1, wo, g, b);
 }

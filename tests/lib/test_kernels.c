@@ -326,6 +326,39 @@ TEST(conv3x3_direct_matches_the_definition)
 	free(dw2);
 }
 
+/* The pooled row is the same bits on every path as the definition: ties (the first maximum
+ * wins), negatives (ReLU), zeros of both signs, a width not a multiple of 16. */
+TEST(relu_pool2_row_is_the_definition)
+{
+	enum { WO = 37 };
+	float r0[2 * WO], r1[2 * WO], out[WO];
+	uint8_t am[WO];
+	for (int i = 0; i < 2 * WO; i++) {
+		r0[i] = frand() - 0.5f;
+		r1[i] = i % 5 == 0 ? r0[i] : frand() - 0.5f; /* ties across the rows */
+	}
+	r0[4] = -0.0f;
+	r1[5] = 0.0f;
+	for (int isa = 0; isa < BIO_ISA_COUNT; isa++) {
+		if (bio_kernels_set_isa((enum bio_isa)isa) != 0)
+			continue;
+		const float g = 1.5f, b = -0.1f;
+		bio_relu_pool2_row(out, am, r0, r1, WO, g, b);
+		for (int j = 0; j < WO; j++) {
+			float v[4] = {g * r0[2 * j] + b, g * r0[2 * j + 1] + b, g * r1[2 * j] + b,
+				      g * r1[2 * j + 1] + b};
+			int k = 0;
+			for (int q = 0; q < 4; q++)
+				v[q] = v[q] > 0.0f ? v[q] : 0.0f;
+			for (int q = 1; q < 4; q++)
+				if (v[q] > v[k])
+					k = q;
+			CHECK(am[j] == k);
+			CHECK(memcmp(&out[j], &v[k], sizeof(float)) == 0);
+		}
+	}
+}
+
 TEST(names_and_support)
 {
 	CHECK(bio_isa_supported(BIO_ISA_GENERIC));
@@ -350,6 +383,7 @@ int main(void)
 	RUN(layers_agree_across_paths);
 	RUN(conv_c1_matches_the_definition);
 	RUN(conv3x3_direct_matches_the_definition);
+	RUN(relu_pool2_row_is_the_definition);
 	RUN(names_and_support);
 	return test_summary();
 }
