@@ -416,6 +416,10 @@ struct bio_model *bio_model_new(const struct bio_model_spec *spec, int max_batch
 				goto nomem;
 			if (pool_n > max_pool)
 				max_pool = pool_n;
+			/* the direct kernels' packed weights (forward, input gradient) */
+			size_t nw = (size_t)c * cin * k * k;
+			if (cin > 1 && (!(cv->wp = falloc(nw, ab)) || !(cv->wp_flip = falloc(nw, ab))))
+				goto nomem;
 			size_t col = bio_conv2d_col_floats(cv);
 			if (col > max_col)
 				max_col = col;
@@ -514,6 +518,8 @@ void bio_model_free(struct bio_model *m)
 			struct bio_model_branch *br = &m->branches[b];
 			free(br->bn_stats);
 			for (int i = 0; i < BIO_MODEL_MAX_BLOCKS; i++) {
+				free(br->conv[i].wp);
+				free(br->conv[i].wp_flip);
 				if (i > 0 || b == 0)
 					free(br->xhat[i]);
 				free(br->pool[i]);
@@ -611,6 +617,13 @@ const float *bio_model_embedding(const struct bio_model *m, int branch)
 {
 	BIO_ASSERT(branch >= 0 && branch < m->spec.n_mod);
 	return m->branches[branch].emb;
+}
+
+void bio_model_freeze(struct bio_model *m)
+{
+	for (int b = 0; b < m->spec.n_mod; b++)
+		for (int i = 0; i < m->spec.n_blocks; i++)
+			bio_conv2d_freeze(&m->branches[b].conv[i]);
 }
 
 int bio_model_set_threads(struct bio_model *m, int n_threads, struct bio_error *err)

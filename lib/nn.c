@@ -352,6 +352,8 @@ int bio_conv2d_setup(struct bio_conv2d *l, int c_in, int c_out, int k, int strid
 	l->pad = pad;
 	l->h_in = h_in;
 	l->w_in = w_in;
+	l->wp = l->wp_flip = NULL;
+	l->frozen = 0;
 	if (h_in + 2 * pad < k || w_in + 2 * pad < k)
 		return -1;
 	l->h_out = (h_in + 2 * pad - k) / stride + 1;
@@ -464,6 +466,7 @@ struct conv_job {
 	float *out, *d_in;
 	const float *in, *d_out;
 	int n_batch, chunk;
+	const float *wp, *wp_flip; /* the direct kernels' packed weights */
 };
 
 /* The first layer's shape (1 input channel, 3x3, stride 1, padding 1): a direct kernel. */
@@ -502,7 +505,7 @@ static void conv_forward_chunks(void *ctx, size_t c0, size_t c1, int t)
 			continue;
 		}
 		if (conv_is_direct(l)) { /* (the bias added in the same pass) */
-			bio_conv3x3_forward(l->w, 0, l->b, l->c_in, l->c_out, j->in + n0 * hw,
+			bio_conv3x3_forward(j->wp, l->b, l->c_in, l->c_out, j->in + n0 * hw,
 					    (size_t)hw * n_batch, nc, l->h_in, l->w_in,
 					    j->out + n0 * hw, ld);
 			continue;
@@ -529,13 +532,43 @@ BIO_CLONES static void conv_bias_channels(void *ctx, size_t c0, size_t c1, int t
 		add_scalar(j->out + co * ld, ld, j->l->b[co]);
 }
 
+/* The packed weights for this call: the layer's buffer (repacked unless frozen), else a
+ * temporary one (*tmp, freed by the caller). */
+static const float *conv_packed(const struct bio_conv2d *l, float *buf, int flip, float **tmp)
+{
+	size_t n = (size_t)l->c_out * l->c_in * 9;
+	if (flip ? !conv_dx_is_direct(l) : !conv_is_direct(l))
+		return NULL;
+	if (!flip && buf && l->frozen)
+		return buf;
+	if (!buf && !(buf = *tmp = malloc(n * sizeof(float))))
+		abort(); /* (only layers built outside a model, in tests) */
+	if (flip)
+		bio_conv3x3_pack(buf, l->w, 1, l->c_out, l->c_in);
+	else
+		bio_conv3x3_pack(buf, l->w, 0, l->c_in, l->c_out);
+	return buf;
+}
+
+void bio_conv2d_freeze(struct bio_conv2d *l)
+{
+	l->frozen = 0;
+	float *tmp = NULL;
+	if (l->wp && conv_packed(l, l->wp, 0, &tmp))
+		l->frozen = 1;
+	free(tmp);
+}
+
 void bio_conv2d_forward(const struct bio_conv2d *l, float *out, const float *in, int n_batch)
 {
-	struct conv_job j = {l, out, NULL, in, NULL, n_batch, conv_chunk(l, n_batch)};
+	struct conv_job j = {l, out, NULL, in, NULL, n_batch, conv_chunk(l, n_batch), NULL, NULL};
+	float *tmp = NULL;
+	j.wp = conv_packed(l, l->wp, 0, &tmp);
 	size_t n_chunks = (size_t)((n_batch + j.chunk - 1) / j.chunk);
 	bio_nn_parallel_for(l->pool, n_chunks, conv_forward_chunks, &j);
 	if (l->b && !conv_is_direct(l) && !conv_is_c1(l)) /* (those add it in the same pass) */
 		bio_nn_parallel_for(l->pool, (size_t)l->c_out, conv_bias_channels, &j);
+	free(tmp);
 }
 
 BIO_CLONES static void conv_db_channels(void *ctx, size_t c0, size_t c1, int t)
@@ -586,7 +619,7 @@ static void conv_backward_chunks(void *ctx, size_t c0, size_t c1, int t)
 		if (!j->d_in)
 			continue;
 		if (conv_dx_is_direct(l)) {
-			bio_conv3x3_forward(l->w, 1, NULL, l->c_out, l->c_in, j->d_out + n0 * hw, ld,
+			bio_conv3x3_forward(j->wp_flip, NULL, l->c_out, l->c_in, j->d_out + n0 * hw, ld,
 					    nc, l->h_in, l->w_in, j->d_in + n0 * hw, ld);
 		} else if (direct) {
 			bio_nn_sgemm(1, 0, kk, cols, l->c_out, 1.0f, l->w, kk, j->d_out + n0 * hw,
@@ -630,7 +663,10 @@ BIO_CLONES static void dw_sum_range(void *ctx, size_t b, size_t e, int t)
 void bio_conv2d_backward(const struct bio_conv2d *l, float *d_in, const float *d_out,
 			 const float *in, int n_batch)
 {
-	struct conv_job j = {l, NULL, d_in, in, d_out, n_batch, conv_chunk(l, n_batch)};
+	struct conv_job j = {l, NULL, d_in, in, d_out, n_batch, conv_chunk(l, n_batch), NULL, NULL};
+	float *tmp = NULL;
+	if (d_in)
+		j.wp_flip = conv_packed(l, l->wp_flip, 1, &tmp);
 	size_t n_chunks = (size_t)((n_batch + j.chunk - 1) / j.chunk);
 	if (l->db)
 		bio_nn_parallel_for(l->pool, (size_t)l->c_out, conv_db_channels, &j);
@@ -641,6 +677,7 @@ void bio_conv2d_backward(const struct bio_conv2d *l, float *d_in, const float *d
 					(size_t)l->c_out * l->c_in * l->k * l->k, n_chunks};
 		bio_nn_parallel_for(l->pool, sj.n, dw_sum_range, &sj);
 	}
+	free(tmp);
 }
 
 /* ---- batch norm ---- */

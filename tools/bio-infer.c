@@ -418,6 +418,8 @@ int main(int argc, char **argv)
 		memcpy(in.models[w]->params, src->params, src->n_params * sizeof(float));
 		memcpy(in.models[w]->buffers, src->buffers, src->n_buffers * sizeof(float));
 	}
+	for (int w = 0; w < in.n_workers; w++)
+		bio_model_freeze(in.models[w]);
 	in.model = in.models[0];
 	const struct bio_model_spec *spec = &in.model->spec;
 	in.labels = meta.labels;

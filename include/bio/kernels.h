@@ -60,12 +60,14 @@ void bio_conv3x3_c1_dweights(float *dw, int c_out, const float *in, const float 
 /* Direct 3x3 convolution (stride 1, padding 1, any input channels; lib/kernels/conv3x3.h): 1
  * when it takes c_out output channels on planes wd wide on the chosen path (not with BIO_CONV=gemm,
  * which sends every convolution through im2col + GEMM). Channel c of sample j at p + c ld +
- * j h wd. Forward: out = conv(in, w [c_out][c_in][9]) + bias (bias may be NULL); with flip, w is
- * [c_in][c_out][9] and is used transposed and flipped, which makes the input gradient of that
- * layer from its output gradient (c_in, c_out then name the gradient's). The weight gradient dw
+ * j h wd. The weights are packed first (c_out c_in 9 floats at wp, for the path chosen now): w
+ * [c_out][c_in][9]; with flip, w is [c_in][c_out][9] and is packed transposed and flipped, which
+ * makes the input gradient of that layer from its output gradient (c_in, c_out then name the
+ * gradient's). Forward: out = conv(in) + bias (bias may be NULL). The weight gradient dw
  * [c_out][c_in][9] (+)= d_out x in over samples j < n. Fixed summation orders (conv3x3.h). */
 int bio_conv3x3_direct(int c_out, int wd);
-void bio_conv3x3_forward(const float *w, int flip, const float *bias, int c_in, int c_out,
+void bio_conv3x3_pack(float *wp, const float *w, int flip, int c_in, int c_out);
+void bio_conv3x3_forward(const float *wp, const float *bias, int c_in, int c_out,
 			 const float *in, size_t in_ld, int n, int h, int wd, float *out,
 			 size_t out_ld);
 void bio_conv3x3_dweights(float *dw, int c_in, int c_out, const float *in, size_t in_ld,

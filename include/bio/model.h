@@ -95,6 +95,10 @@ struct bio_model *bio_model_new(const struct bio_model_spec *spec, int max_batch
 				struct bio_error *err);
 void bio_model_free(struct bio_model *m);
 
+/* Marks the model's weights as fixed from now on (inference): the convolutions pack theirs once
+ * instead of at every forward pass. Training it afterwards is a programming error. */
+void bio_model_freeze(struct bio_model *m);
+
 /* Runs the model's layers on n_threads threads (a pool owned by the model; OpenBLAS is set to
  * one thread). Results are bit-identical for every n_threads. */
 int bio_model_set_threads(struct bio_model *m, int n_threads, struct bio_error *err);

@@ -55,6 +55,10 @@ struct bio_conv2d {
 	float *dw_part;               /* backward scratch: c_out*c_in*k*k floats per chunk; NULL:
 				       * accumulate straight into dw (single-threaded only) */
 	struct bio_nn_pool *pool;     /* may be NULL */
+	float *wp, *wp_flip;          /* the direct kernels' packed weights (c_out c_in k k floats
+				       * each; NULL: not direct), repacked by every call unless
+				       * frozen (bio_conv2d_freeze) */
+	int frozen;
 };
 
 /* Fills the output size from the input size and geometry; returns 0 or -1 when it is empty. */
@@ -64,6 +68,9 @@ int bio_conv2d_setup(struct bio_conv2d *l, int c_in, int c_out, int k, int strid
 size_t bio_conv2d_col_floats(const struct bio_conv2d *l);
 /* out [c_out][n][h_out][w_out] = conv(in [c_in][n][h_in][w_in]). */
 void bio_conv2d_forward(const struct bio_conv2d *l, float *out, const float *in, int n_batch);
+/* For a layer whose weights no longer change (inference): packs them once, and forward uses
+ * that packing from then on (the kernel path must not change afterwards). */
+void bio_conv2d_freeze(struct bio_conv2d *l);
 /* dw, db += ...; d_in (may be NULL: not needed) = gradient w.r.t. in. */
 void bio_conv2d_backward(const struct bio_conv2d *l, float *d_in, const float *d_out,
 			 const float *in, int n_batch);

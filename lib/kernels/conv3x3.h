@@ -90,21 +90,12 @@ CONV_TILE(1)
 CONV_TILE(2)
 CONV_TILE(3)
 
-/* out [c_out] (channel stride out_ld) = conv(in [c_in] (stride in_ld)) + bias, samples j < n,
- * with weights w [c_out][c_in][9]; or, when flip, w [c_in][c_out][9] transposed and flipped
- * (the input gradient of the layer whose weights w are). */
-void CONV_NAME(forward)(const float *w, int flip, const float *bias, int c_in, int c_out,
-			const float *in, size_t in_ld, int n, int h, int wd, float *out,
-			size_t out_ld);
-void CONV_NAME(forward)(const float *w, int flip, const float *bias, int c_in, int c_out,
-			const float *in, size_t in_ld, int n, int h, int wd, float *out,
-			size_t out_ld)
+/* wp [c_out / MR][ci][9][MR]: the tiles' weights in the order they read them, from w [c_out]
+ * [c_in][9]; or, when flip, from w [c_in][c_out][9] transposed and flipped (the input gradient
+ * of the layer whose weights w are). */
+void CONV_NAME(pack)(float *wp, const float *w, int flip, int c_in, int c_out);
+void CONV_NAME(pack)(float *wp, const float *w, int flip, int c_in, int c_out)
 {
-	const int pw = CONV_PW(wd), vpr = wd / VW, nvec = h * vpr;
-	const size_t plane = (size_t)(h + 2) * pw, hw = (size_t)h * wd;
-	float *pad = bio_kernels_scratch(6, sizeof(float) * plane * c_in * n);
-	/* wp [c_out / MR][ci][9][MR]: the tile's weights in the order it reads them */
-	float *wp = bio_kernels_scratch(7, sizeof(float) * (size_t)c_out * c_in * 9);
 	for (int cb = 0; cb < c_out / CONV_MR; cb++)
 		for (int ci = 0; ci < c_in; ci++)
 			for (int t = 0; t < 9; t++)
@@ -114,6 +105,20 @@ void CONV_NAME(forward)(const float *w, int flip, const float *bias, int c_in, i
 						flip ? w[((size_t)ci * c_out + o) * 9 + 8 - t]
 						     : w[(o * c_in + ci) * 9 + t];
 				}
+}
+
+/* out [c_out] (channel stride out_ld) = conv(in [c_in] (stride in_ld)) + bias, samples j < n,
+ * with the weights packed by pack. */
+void CONV_NAME(forward)(const float *wp, const float *bias, int c_in, int c_out,
+			const float *in, size_t in_ld, int n, int h, int wd, float *out,
+			size_t out_ld);
+void CONV_NAME(forward)(const float *wp, const float *bias, int c_in, int c_out,
+			const float *in, size_t in_ld, int n, int h, int wd, float *out,
+			size_t out_ld)
+{
+	const int pw = CONV_PW(wd), vpr = wd / VW, nvec = h * vpr;
+	const size_t plane = (size_t)(h + 2) * pw, hw = (size_t)h * wd;
+	float *pad = bio_kernels_scratch(6, sizeof(float) * plane * c_in * n);
 	CONV_NAME(pad)(pad, in, in_ld, c_in, n, h, wd);
 	for (int j = 0; j < n; j++) {
 		const float *src = pad + (size_t)j * c_in * plane;

@@ -30,7 +30,8 @@ C1_DECL(avx2)
 C1_DECL(avx512)
 
 #define CONV_DECL(isa)                                                                         \
-	void bio_conv3x3_forward_##isa(const float *, int, const float *, int, int, const float *, \
+	void bio_conv3x3_pack_##isa(float *, const float *, int, int, int);                      \
+	void bio_conv3x3_forward_##isa(const float *, const float *, int, int, const float *,    \
 				       size_t, int, int, int, float *, size_t);                   \
 	void bio_conv3x3_dweights_##isa(float *, int, int, const float *, size_t, const float *,  \
 					size_t, int, int, int, int);
@@ -48,19 +49,20 @@ static const struct {
 			   size_t);
 	void (*c1_dweights)(float *, int, const float *, const float *, int, int, int, size_t, int);
 	int vw, mr; /* the direct 3x3 kernels' vector width and channels per tile */
-	void (*forward)(const float *, int, const float *, int, int, const float *, size_t, int, int,
-			int, float *, size_t);
+	void (*pack)(float *, const float *, int, int, int);
+	void (*forward)(const float *, const float *, int, int, const float *, size_t, int, int, int,
+			float *, size_t);
 	void (*dweights)(float *, int, int, const float *, size_t, const float *, size_t, int, int,
 			 int, int);
 } isas[BIO_ISA_COUNT] = {
 	[BIO_ISA_GENERIC] = {"generic", bio_sgemm_generic, bio_conv_c1_forward_generic,
-			     bio_conv_c1_dweights_generic, 4, 4, bio_conv3x3_forward_generic,
+			     bio_conv_c1_dweights_generic, 4, 4, bio_conv3x3_pack_generic, bio_conv3x3_forward_generic,
 			     bio_conv3x3_dweights_generic},
 	[BIO_ISA_AVX2] = {"avx2", bio_sgemm_avx2, bio_conv_c1_forward_avx2,
-			  bio_conv_c1_dweights_avx2, 8, 4, bio_conv3x3_forward_avx2,
+			  bio_conv_c1_dweights_avx2, 8, 4, bio_conv3x3_pack_avx2, bio_conv3x3_forward_avx2,
 			  bio_conv3x3_dweights_avx2},
 	[BIO_ISA_AVX512] = {"avx512", bio_sgemm_avx512, bio_conv_c1_forward_avx512,
-			    bio_conv_c1_dweights_avx512, 16, 8, bio_conv3x3_forward_avx512,
+			    bio_conv_c1_dweights_avx512, 16, 8, bio_conv3x3_pack_avx512, bio_conv3x3_forward_avx512,
 			    bio_conv3x3_dweights_avx512},
 };
 
@@ -341,13 +343,18 @@ int bio_conv3x3_direct(int c_out, int wd)
 	return !conv_gemm && c_out % isas[isa].mr == 0 && wd % isas[isa].vw == 0;
 }
 
-void bio_conv3x3_forward(const float *w, int flip, const float *bias, int c_in, int c_out,
+void bio_conv3x3_pack(float *wp, const float *w, int flip, int c_in, int c_out)
+{
+	isas[bio_kernels_isa()].pack(wp, w, flip, c_in, c_out);
+}
+
+void bio_conv3x3_forward(const float *wp, const float *bias, int c_in, int c_out,
 			 const float *in, size_t in_ld, int n, int h, int wd, float *out,
 			 size_t out_ld)
 {
 	if (!bio_conv3x3_direct(c_out, wd))
 		abort(); /* (the callers ask first) */
-	isas[bio_kernels_isa()].forward(w, flip, bias, c_in, c_out, in, in_ld, n, h, wd, out,
+	isas[bio_kernels_isa()].forward(wp, bias, c_in, c_out, in, in_ld, n, h, wd, out,
 					out_ld);
 }
 

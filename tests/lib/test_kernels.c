@@ -249,14 +249,17 @@ TEST(conv3x3_direct_matches_the_definition)
 	float *wt = rnd((size_t)co * ci * 9), *b = rnd(co), *in = rnd(ci * ld), *dy = rnd(co * ld);
 	float *out = malloc(sizeof(float) * co * ld), *one = malloc(sizeof(float) * co * ld);
 	float *dx = malloc(sizeof(float) * ci * ld), *dw = malloc(sizeof(float) * co * ci * 9);
-	float *dw2 = malloc(sizeof(float) * co * ci * 9);
+	float *dw2 = malloc(sizeof(float) * co * ci * 9), *wp = malloc(sizeof(float) * co * ci * 9);
+	float *wpf = malloc(sizeof(float) * co * ci * 9);
 	for (int isa = 0; isa < BIO_ISA_COUNT; isa++) {
 		if (bio_kernels_set_isa((enum bio_isa)isa) != 0)
 			continue;
 		CHECK(bio_conv3x3_direct(co, w) && bio_conv3x3_direct(8, 16));
 		CHECK(!bio_conv3x3_direct(co, 6) && !bio_conv3x3_direct(3, w));
-		bio_conv3x3_forward(wt, 0, b, ci, co, in, ld, n, h, w, out, ld);
-		bio_conv3x3_forward(wt, 1, NULL, co, ci, dy, ld, n, h, w, dx, ld);
+		bio_conv3x3_pack(wp, wt, 0, ci, co);
+		bio_conv3x3_forward(wp, b, ci, co, in, ld, n, h, w, out, ld);
+		bio_conv3x3_pack(wpf, wt, 1, co, ci);
+		bio_conv3x3_forward(wpf, NULL, co, ci, dy, ld, n, h, w, dx, ld);
 		bio_conv3x3_dweights(dw, ci, co, in, ld, dy, ld, n, h, w, 0);
 		double e_out = 0, e_dx = 0, e_dw = 0;
 		for (int j = 0; j < n; j++)
@@ -305,7 +308,7 @@ TEST(conv3x3_direct_matches_the_definition)
 				bio_isa_name((enum bio_isa)isa), e_out, e_dx, e_dw);
 		CHECK(e_out < 1e-4 && e_dx < 1e-4 && e_dw < 1e-3);
 		/* sample 1 alone gives the same bits as within the call of three */
-		bio_conv3x3_forward(wt, 0, b, ci, co, in + hw, ld, 1, h, w, one, ld);
+		bio_conv3x3_forward(wp, b, ci, co, in + hw, ld, 1, h, w, one, ld);
 		int same = 1;
 		for (int c = 0; c < co; c++)
 			same &= !memcmp(one + c * ld, out + c * ld + hw, sizeof(float) * hw);
@@ -324,6 +327,8 @@ TEST(conv3x3_direct_matches_the_definition)
 	free(dx);
 	free(dw);
 	free(dw2);
+	free(wp);
+	free(wpf);
 }
 
 /* The pooled row is the same bits on every path as the definition: ties (the first maximum
