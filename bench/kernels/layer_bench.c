@@ -6,6 +6,7 @@
  * cores measured here (a loop of independent FMAs on the widest vectors the path uses).
  *
  *   layer_bench [BATCH] [THREADS] [REPS] [CHUNK]      one line per op: "name seconds gflops pct"
+ *   layer_bench --peak THREADS                        the peak alone, GFLOP/s
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,7 +82,15 @@ static void peak_run(void *ctx, size_t b, size_t e, int t)
 
 int main(int argc, char **argv)
 {
+	/* layer_bench --peak THREADS: only the peak's GFLOP/s (bench/train's reference) */
+	const int peak_only = argc > 1 && !strcmp(argv[1], "--peak");
+	if (peak_only) {
+		argv++;
+		argc--;
+	}
 	int batch = argc > 1 ? atoi(argv[1]) : 32, threads = argc > 2 ? atoi(argv[2]) : 2;
+	if (peak_only)
+		threads = batch;
 	int reps = argc > 3 ? atoi(argv[3]) : 7;
 	int chunk_opt = argc > 4 ? atoi(argv[4]) : BIO_MODEL_CONV_CHUNK;
 	struct bio_nn_pool *pool = threads > 1 ? bio_nn_pool_new(threads) : NULL;
@@ -93,6 +102,10 @@ int main(int argc, char **argv)
 	double t0 = now();
 	bio_nn_parallel_for(pool, (size_t)threads, peak_run, &pj);
 	double peak = 2.0 * width * 12 * (double)pj.iters * threads / (now() - t0) / 1e9;
+	if (peak_only) {
+		printf("%.1f%s\n", peak, pj.sink == 0 ? " " : ""); /* (sink: the loop is kept) */
+		return 0;
+	}
 	printf("peak %.1f GFLOP/s fp32 FMA on %d thread(s) (%s vectors)%s\n", peak, threads,
 	       width == 16 ? "512-bit" : "256-bit", pj.sink == 0 ? " " : "");
 	printf("%s\n", bio_kernels_describe());

@@ -4,7 +4,8 @@
 # batch 32, 64x64 inputs, Adam) on the same batches stream, in one run, with the same thread count:
 # training samples/s (steady state), inference samples/s (eval forward, batch 32), peak RSS,
 # start to the end of the first training step, and the ratios; bio-train's achieved GFLOP/s
-# against OpenBLAS sgemm's peak measured here and now, and its per-layer time breakdown.
+# against the fp32 FMA peak measured here and now (bench/kernels/layer_bench --peak), and its
+# per-layer time breakdown.
 #   [BIO_CPU=avx512|avx2|generic] [BIO_BLAS=own|openblas] bench/train/run.sh [BUILD_DIR] [THREADS] [SUBJECTS]
 # (the kernel path it ran is printed first)
 set -euo pipefail
@@ -29,7 +30,8 @@ cat "$W/b.bs" "$W/b1.bs" >/dev/null # page cache
 
 calc() { awk "BEGIN { printf \"%.${2:-2}f\", $1 }"; }
 
-peak=$("$HELPER" --sgemm-peak "$J")
+make --no-print-directory BUILD="$BUILD" "$BUILD/bench/layer_bench" >/dev/null
+peak=$("$BUILD/bench/layer_bench" --peak "$J")
 
 # bio-train: epoch 2's samples/s is the steady state (epoch 1 includes the warm-up)
 /usr/bin/time -f "%M" -o "$W/rss" "$B/bio-train" -v -j "$J" --set tracking.enabled=false \
@@ -77,6 +79,6 @@ printf "%-28s %12s %12s %8s\n" "CPU ms/sample, 1 thread" "$(calc "$c_cpu * 1000"
 	"$(calc "$p_cpu * 1000" 2)" "$(calc "$p_cpu / $c_cpu" 2)x"
 echo "bio-train start to the beginning of its first step: $c_begin ms"
 echo "training: $(calc "$flops" 3) GFLOP/sample -> bio-train $(calc "$flops * $c_train" 1) GFLOP/s" \
-	"= $(calc "100 * $flops * $c_train / $peak" 0)% of sgemm peak $peak GFLOP/s ($J threads)"
+	"= $(calc "100 * $flops * $c_train / $peak" 0)% of the fp32 FMA peak $peak GFLOP/s measured now ($J threads)"
 echo "bio-train per-layer time (both epochs):"
 sed -n 's/^bio-train: layer time /  /p' "$W/train.err"

@@ -9,8 +9,7 @@
  * Usage: nn_parity [-v] CASE.bs...   prints one line per case (worst error), exit 1 on failure.
  *        nn_parity --logits CKPT SAMPLES OUT   eval-mode logits of a checkpoint on every record
  *        of a samples stream, written to OUT as a stream with one record {name: "logits"}.
- *        nn_parity --bench-infer CKPT BATCH N THREADS   eval-mode samples/s of N batches (bench)
- *        nn_parity --sgemm-peak THREADS                  OpenBLAS sgemm GFLOP/s (bench) */
+ *        nn_parity --bench-infer CKPT BATCH N THREADS   eval-mode samples/s of N batches (bench) */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -520,32 +519,6 @@ static int bench_infer(const char *ckpt, int batch, int n, int threads)
 	return 0;
 }
 
-static int sgemm_peak(int threads)
-{
-	const int n = 1536;
-	float *a = malloc((size_t)n * n * sizeof(float)), *b = malloc((size_t)n * n * sizeof(float));
-	float *c = malloc((size_t)n * n * sizeof(float));
-	for (size_t i = 0; i < (size_t)n * n; i++) {
-		a[i] = (float)(i % 7) * 0.1f;
-		b[i] = (float)(i % 5) * 0.1f;
-	}
-	bio_nn_set_threads(threads);
-	bio_nn_sgemm(0, 0, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
-	double best = 0.0;
-	for (int rep = 0; rep < 5; rep++) {
-		double t0 = now_s();
-		bio_nn_sgemm(0, 0, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
-		double g = 2.0 * n * n * (double)n / (now_s() - t0) / 1e9;
-		if (g > best)
-			best = g;
-	}
-	printf("%.1f\n", best);
-	free(a);
-	free(b);
-	free(c);
-	return 0;
-}
-
 int main(int argc, char **argv)
 {
 	int any_failed = 0, i = 1;
@@ -553,8 +526,6 @@ int main(int argc, char **argv)
 		return run_logits(argv[2], argv[3], argv[4]);
 	if (argc == 6 && strcmp(argv[1], "--bench-infer") == 0)
 		return bench_infer(argv[2], atoi(argv[3]), atoi(argv[4]), atoi(argv[5]));
-	if (argc == 3 && strcmp(argv[1], "--sgemm-peak") == 0)
-		return sgemm_peak(atoi(argv[2]));
 	if (argc > 1 && strcmp(argv[1], "-v") == 0) {
 		verbose = 1;
 		i++;
