@@ -809,14 +809,10 @@ BIO_CLONES static void bnrp_channels(void *ctx, size_t c0, size_t c1, int t)
 		for (int n = 0; n < nb; n++) {
 			const float *xp = x + (size_t)n * plane;
 			for (int oh = 0; oh < ho; oh++) {
-				float r1 = 0.0f, r2 = 0.0f;
-				for (int ow = 0; ow < wo; ow++) {
-					size_t q = (size_t)n * pplane + (size_t)oh * wo + ow;
-					float g = po[q] > 0.0f ? dp[q] : 0.0f;
-					int k = am[q];
-					r1 += g;
-					r2 += g * xp[(size_t)(2 * oh + (k >> 1)) * w + 2 * ow + (k & 1)];
-				}
+				size_t q = (size_t)n * pplane + (size_t)oh * wo;
+				const float *x0 = xp + (size_t)(2 * oh) * w;
+				float r1, r2;
+				bio_pool2_grad_sums(&r1, &r2, dp + q, po + q, am + q, x0, x0 + w, wo);
 				sdy += r1;
 				sdyx += r2;
 			}
@@ -832,14 +828,11 @@ BIO_CLONES static void bnrp_channels(void *ctx, size_t c0, size_t c1, int t)
 		}
 		for (int n = 0; n < nb; n++) {
 			float *xp = x + (size_t)n * plane;
-			for (int oh = 0; oh < ho; oh++)
-				for (int ow = 0; ow < wo; ow++) {
-					size_t q = (size_t)n * pplane + (size_t)oh * wo + ow;
-					if (!(po[q] > 0.0f))
-						continue;
-					int k = am[q];
-					xp[(size_t)(2 * oh + (k >> 1)) * w + 2 * ow + (k & 1)] += a * dp[q];
-				}
+			for (int oh = 0; oh < ho; oh++) {
+				size_t q = (size_t)n * pplane + (size_t)oh * wo;
+				float *x0 = xp + (size_t)(2 * oh) * w;
+				bio_pool2_grad_scatter(x0, x0 + w, dp + q, po + q, am + q, wo, a);
+			}
 		}
 	}
 }

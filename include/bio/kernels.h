@@ -80,6 +80,16 @@ void bio_conv3x3_dweights(float *dw, int c_in, int c_out, const float *in, size_
 void bio_relu_pool2_row(float *out, uint8_t *argmax, const float *r0, const float *r1, int wo,
 			float g, float b);
 
+/* The backward of that pooling for one row pair x0, x1 of the batch-norm output, wo windows:
+ * grad_sums: *r1 = the sum of g, *r2 = of g x, over the windows, where g = dp[j] when po[j] > 0
+ * (else 0) and x the input at the window's arg-max am[j]; grad_scatter: x[arg-max] += a dp[j]
+ * for windows with po[j] > 0, other cells untouched. The sums' order is the path's (windows in
+ * order; AVX-512: per lane over groups of 16, then lanes in order, then the rest in order). */
+void bio_pool2_grad_sums(float *r1, float *r2, const float *dp, const float *po,
+			 const uint8_t *am, const float *x0, const float *x1, int wo);
+void bio_pool2_grad_scatter(float *x0, float *x1, const float *dp, const float *po,
+			    const uint8_t *am, int wo, float a);
+
 void bio_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
 	       const float *b, int ldb, float beta, float *c, int ldc);
 

@@ -405,3 +405,55 @@ void bio_relu_pool2_row(float *out, uint8_t *argmax, const float *r0, const floa
 	else
 		bio_relu_pool2_row_generic(out, argmax, r0, r1, wo, g, b);
 }
+
+void bio_pool2_grad_sums_generic(float *r1, float *r2, const float *dp, const float *po,
+				 const uint8_t *am, const float *x0, const float *x1, int wo);
+void bio_pool2_grad_sums_avx512(float *r1, float *r2, const float *dp, const float *po,
+				const uint8_t *am, const float *x0, const float *x1, int wo);
+void bio_pool2_grad_scatter_generic(float *x0, float *x1, const float *dp, const float *po,
+				    const uint8_t *am, int wo, float a);
+void bio_pool2_grad_scatter_avx512(float *x0, float *x1, const float *dp, const float *po,
+				   const uint8_t *am, int wo, float a);
+
+void bio_pool2_grad_sums_generic(float *r1, float *r2, const float *dp, const float *po,
+				 const uint8_t *am, const float *x0, const float *x1, int wo)
+{
+	float s1 = 0.0f, s2 = 0.0f;
+	for (int j = 0; j < wo; j++) {
+		float g = po[j] > 0.0f ? dp[j] : 0.0f;
+		int k = am[j];
+		s1 += g;
+		s2 += g * (k >> 1 ? x1 : x0)[2 * j + (k & 1)];
+	}
+	*r1 = s1;
+	*r2 = s2;
+}
+
+void bio_pool2_grad_scatter_generic(float *x0, float *x1, const float *dp, const float *po,
+				    const uint8_t *am, int wo, float a)
+{
+	for (int j = 0; j < wo; j++) {
+		if (!(po[j] > 0.0f))
+			continue;
+		int k = am[j];
+		(k >> 1 ? x1 : x0)[2 * j + (k & 1)] += a * dp[j];
+	}
+}
+
+void bio_pool2_grad_sums(float *r1, float *r2, const float *dp, const float *po,
+			 const uint8_t *am, const float *x0, const float *x1, int wo)
+{
+	if (bio_kernels_isa() == BIO_ISA_AVX512)
+		bio_pool2_grad_sums_avx512(r1, r2, dp, po, am, x0, x1, wo);
+	else
+		bio_pool2_grad_sums_generic(r1, r2, dp, po, am, x0, x1, wo);
+}
+
+void bio_pool2_grad_scatter(float *x0, float *x1, const float *dp, const float *po,
+			    const uint8_t *am, int wo, float a)
+{
+	if (bio_kernels_isa() == BIO_ISA_AVX512)
+		bio_pool2_grad_scatter_avx512(x0, x1, dp, po, am, wo, a);
+	else
+		bio_pool2_grad_scatter_generic(x0, x1, dp, po, am, wo, a);
+}

@@ -364,6 +364,52 @@ TEST(relu_pool2_row_is_the_definition)
 	}
 }
 
+/* The pooling's backward on every path: the sums agree with the definition in double, the
+ * scatter touches exactly the arg-max cells of windows with a positive pooled value. */
+TEST(pool2_grad_rows_are_the_definition)
+{
+	enum { WO = 45 };
+	float dp[WO], po[WO], x0[2 * WO], x1[2 * WO], y0[2 * WO], y1[2 * WO];
+	uint8_t am[WO];
+	for (int j = 0; j < WO; j++) {
+		dp[j] = frand() - 0.5f;
+		po[j] = j % 3 ? frand() : -frand();
+		am[j] = (uint8_t)(j * 7 % 4);
+	}
+	for (int i = 0; i < 2 * WO; i++) {
+		x0[i] = frand() - 0.5f;
+		x1[i] = frand() - 0.5f;
+	}
+	x0[3] = -0.0f;
+	for (int isa = 0; isa < BIO_ISA_COUNT; isa++) {
+		if (bio_kernels_set_isa((enum bio_isa)isa) != 0)
+			continue;
+		float r1, r2;
+		double e1 = 0, e2 = 0;
+		bio_pool2_grad_sums(&r1, &r2, dp, po, am, x0, x1, WO);
+		for (int j = 0; j < WO; j++) {
+			double g = po[j] > 0.0f ? dp[j] : 0.0;
+			e1 += g;
+			e2 += g * (am[j] >> 1 ? x1 : x0)[2 * j + (am[j] & 1)];
+		}
+		CHECK(fabs(r1 - e1) < 1e-5 && fabs(r2 - e2) < 1e-5);
+		memcpy(y0, x0, sizeof x0);
+		memcpy(y1, x1, sizeof x1);
+		bio_pool2_grad_scatter(y0, y1, dp, po, am, WO, 0.75f);
+		int ok = 1;
+		for (int j = 0; j < WO; j++)
+			for (int q = 0; q < 4; q++) {
+				const float *src = q >> 1 ? x1 : x0, *got = q >> 1 ? y1 : y0;
+				int c = 2 * j + (q & 1);
+				float want = src[c];
+				if (po[j] > 0.0f && am[j] == q)
+					want = src[c] + 0.75f * dp[j];
+				ok &= memcmp(&got[c], &want, sizeof(float)) == 0;
+			}
+		CHECK(ok);
+	}
+}
+
 TEST(names_and_support)
 {
 	CHECK(bio_isa_supported(BIO_ISA_GENERIC));
@@ -389,6 +435,7 @@ int main(void)
 	RUN(conv_c1_matches_the_definition);
 	RUN(conv3x3_direct_matches_the_definition);
 	RUN(relu_pool2_row_is_the_definition);
+	RUN(pool2_grad_rows_are_the_definition);
 	RUN(names_and_support);
 	return test_summary();
 }
