@@ -92,6 +92,19 @@ print(next(u)["meta"]["epoch"])' "$1"
 	[ "$n" -lt 2 ] || ! cmp -s "$T/generic-1/last.ckpt" "$T/$(set -- $paths; echo "$1")-1/last.ckpt"
 }
 
+@test "bad kernel environment: BIO_CPU, BIO_BLAS, BIO_CONV give one error line naming the value" {
+	bio-batch $C --epochs 1 "$SS" >"$T/b1.bs"
+	for e in BIO_CPU=avx9 BIO_BLAS=mkl BIO_CONV=fft; do
+		run env $e bio-train $C -o "$T/bad-env" "$T/b1.bs"
+		[ "$status" -eq 1 ]
+		[ "${#lines[@]}" -eq 1 ]
+		[[ "$output" == "bio-train: $e: unknown (expected "* ]]
+		[ ! -e "$T/bad-env/last.ckpt" ]
+	done
+	run env BIO_CONV=gemm bio-train -v $C -o "$T/gemm" </dev/null
+	[[ "$output" == *"3x3 convolutions by im2col + GEMM (BIO_CONV=gemm)"* ]]
+}
+
 @test "parity check can fail: a perturbed reference is caught" {
 	"$PYTHON" tests/python/torch_parity.py "$T/cases"
 	"$PYTHON" - "$T/cases/model_concat_train.bs" <<'EOF'
