@@ -19,7 +19,7 @@
 #define BIO_MODEL_MAX_BLOCKS 6
 #define BIO_MODEL_MAX_MODS 4
 #define BIO_MODEL_NAME_MAX 64
-#define BIO_MODEL_CONV_CHUNK 2 /* samples per convolution GEMM: its im2col block stays in L2 */
+#define BIO_MODEL_CONV_CHUNK 4 /* samples per convolution call: fixed, so results do not depend on threads */
 
 struct bio_model_spec {
 	int input_size;                        /* square input side */
