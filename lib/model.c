@@ -602,6 +602,14 @@ void bio_model_init_params(struct bio_model *m, struct bio_rng *rng)
 	}
 }
 
+void bio_model_set_dist(struct bio_model *m, const struct bio_nn_dist *dist)
+{
+	m->dist = dist;
+	for (int b = 0; b < m->spec.n_mod; b++)
+		for (int i = 0; i < m->spec.n_blocks; i++)
+			m->branches[b].bn[i].dist = dist;
+}
+
 void bio_model_zero_grad(struct bio_model *m)
 {
 	memset(m->grads, 0, m->n_params * sizeof(float));
@@ -716,10 +724,18 @@ static void branch_forward(struct bio_model *m, struct bio_model_branch *br, con
 		const float *h = br->h1;
 		if (training && sp->dropout > 0.0f) {
 			if (rng) {
+				/* the masks of the whole global batch are drawn (in one process's
+				 * order); this rank keeps its samples' rows */
 				float scale = bio_dropout_scale(sp->dropout);
 				double keep = 1.0 - sp->dropout;
-				for (size_t j = 0; j < nh; j++)
-					br->mask[j] = bio_rng_uniform(rng) < keep ? scale : 0.0f;
+				const struct bio_nn_dist *d = m->dist;
+				size_t r0 = d ? (size_t)d->s0 * sp->hidden : 0;
+				size_t all = d ? (size_t)d->n_global * sp->hidden : nh;
+				for (size_t j = 0; j < all; j++) {
+					float v = bio_rng_uniform(rng) < keep ? scale : 0.0f;
+					if (j >= r0 && j - r0 < nh)
+						br->mask[j - r0] = v;
+				}
 			}
 			bio_dropout_forward(br->h1d, br->h1, br->mask, nh);
 			h = br->h1d;
@@ -731,7 +747,7 @@ static void branch_forward(struct bio_model *m, struct bio_model_branch *br, con
 void bio_model_forward_rng(struct bio_model *m, const float *const *inputs, int n_batch,
 			   int training, struct bio_rng *rng)
 {
-	BIO_ASSERT(n_batch >= 1 && n_batch <= m->max_batch);
+	BIO_ASSERT(n_batch >= (m->dist ? 0 : 1) && n_batch <= m->max_batch);
 	for (int b = 0; b < m->spec.n_mod; b++)
 		branch_forward(m, &m->branches[b], inputs[b], n_batch, training, rng);
 	TIMED(m, 3, {
@@ -748,8 +764,21 @@ void bio_model_forward(struct bio_model *m, const float *const *inputs, int n_ba
 double bio_model_loss(struct bio_model *m, const int64_t *labels, int n_batch, float scale,
 		      int *n_correct)
 {
-	return bio_softmax_ce(m->d_logits, n_correct, m->logits, labels, n_batch,
-			      m->spec.n_classes, scale);
+	const struct bio_nn_dist *d = m->dist;
+	if (!d)
+		return bio_softmax_ce(m->d_logits, n_correct, m->logits, labels, n_batch,
+				      m->spec.n_classes, scale);
+	/* the sum over this rank's pieces, then over the ranks; the mean over the global batch */
+	int correct = 0;
+	double v[2];
+	v[0] = bio_softmax_ce_sum(m->d_logits, &correct, m->logits, labels, n_batch,
+				  m->spec.n_classes, (double)scale / d->n_global);
+	v[1] = correct;
+	if (d->size > 1)
+		d->allsum(d, v, 2);
+	if (n_correct)
+		*n_correct = (int)v[1];
+	return v[0] / d->n_global;
 }
 
 static void branch_backward(struct bio_model *m, struct bio_model_branch *br, const float *d_emb,

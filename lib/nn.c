@@ -260,6 +260,119 @@ static void sum2_f(double *sa, double *sab, const float *a, const float *b, size
 	*sab = tab;
 }
 
+/* ---- pieces and trees (bio/nn.h): the order of every sum over the samples of a batch ---- */
+
+void *bio_kernels_scratch(int slot, size_t bytes);
+enum { SCRATCH_SUMS = 8, SCRATCH_TREE = 9 }; /* kernels.c's slots 0-7 are the kernels' */
+
+static size_t n_pieces(int n_batch)
+{
+	return n_batch > 0 ? ((size_t)n_batch + BIO_NN_PIECE - 1) / BIO_NN_PIECE : 0;
+}
+
+void bio_nn_tree_init(struct bio_nn_tree *t)
+{
+	t->n = 0;
+	t->depth = 0;
+}
+
+/* Leaf n joins the subtrees it completes: as many as trailing one bits of n (the stack holds one
+ * subtree per one bit of n, largest first). */
+void bio_nn_tree_push(struct bio_nn_tree *t, double x)
+{
+	for (uint64_t k = t->n; k & 1; k >>= 1)
+		x = t->v[--t->depth] + x;
+	t->v[t->depth++] = x;
+	t->n++;
+}
+
+/* The unfinished subtrees, smallest first: the stride-doubling tree adds a short tail to the
+ * subtree before it once the stride reaches its size. */
+double bio_nn_tree_sum(const struct bio_nn_tree *t)
+{
+	if (t->depth == 0)
+		return 0.0;
+	double x = t->v[t->depth - 1];
+	for (int i = t->depth - 2; i >= 0; i--)
+		x = t->v[i] + x;
+	return x;
+}
+
+void bio_nn_tree_d(double *v, size_t n, size_t width)
+{
+	for (size_t s = 1; s < n; s *= 2)
+		for (size_t p = 0; p + s < n; p += 2 * s)
+			for (size_t i = 0; i < width; i++)
+				v[p * width + i] += v[(p + s) * width + i];
+}
+
+void bio_nn_tree_f(float *v, size_t n, size_t width)
+{
+	for (size_t s = 1; s < n; s *= 2)
+		for (size_t p = 0; p + s < n; p += 2 * s)
+			for (size_t i = 0; i < width; i++)
+				v[p * width + i] += v[(p + s) * width + i];
+}
+
+/* The float twin of struct bio_nn_tree, for gradients (float trees of float piece partials). */
+struct tree_f {
+	float v[64];
+	uint64_t n;
+	int depth;
+};
+
+static void tree_f_push(struct tree_f *t, float x)
+{
+	for (uint64_t k = t->n; k & 1; k >>= 1)
+		x = t->v[--t->depth] + x;
+	t->v[t->depth++] = x;
+	t->n++;
+}
+
+static float tree_f_sum(const struct tree_f *t)
+{
+	if (t->depth == 0)
+		return 0.0f;
+	float x = t->v[t->depth - 1];
+	for (int i = t->depth - 2; i >= 0; i--)
+		x = t->v[i] + x;
+	return x;
+}
+
+void bio_nn_dist_split(struct bio_nn_dist *d, int n_global)
+{
+	size_t pieces = n_pieces(n_global), per = 1;
+	while (per * (size_t)d->size < pieces)
+		per *= 2;
+	size_t p0 = per * (size_t)d->rank, p1 = p0 + per;
+	if (p0 > pieces)
+		p0 = pieces;
+	if (p1 > pieces)
+		p1 = pieces;
+	size_t s0 = p0 * BIO_NN_PIECE, s1 = p1 * BIO_NN_PIECE;
+	if (s1 > (size_t)n_global)
+		s1 = (size_t)n_global;
+	if (s0 > s1)
+		s0 = s1;
+	d->n_global = n_global;
+	d->s0 = (int)s0;
+	d->n = (int)(s1 - s0);
+	d->n_active = (int)((pieces + per - 1) / per);
+}
+
+/* v[0..n) += the other ranks' values by the tree over ranks (no-op for one process). */
+static void dist_allsum(const struct bio_nn_dist *d, double *v, size_t n)
+{
+	if (d && d->size > 1)
+		d->allsum(d, v, n);
+}
+
+/* The global sample count a sum over m = n_batch * spatial values divides by. */
+static size_t dist_count(const struct bio_nn_dist *d, int n_batch, size_t spatial)
+{
+	return (size_t)(d ? d->n_global : n_batch) * spatial;
+}
+
 /* Elementwise kernels written as blocks of 8 independent lanes, a form the compiler vectorises
  * at -O2 (the "very cheap" cost model of GCC 12 vectorises fixed-width blocks). In-place use
  * (dst == src) is allowed: every lane reads its element before writing it. */
@@ -561,6 +674,8 @@ void bio_conv2d_freeze(struct bio_conv2d *l)
 
 void bio_conv2d_forward(const struct bio_conv2d *l, float *out, const float *in, int n_batch)
 {
+	if (n_batch == 0) /* (a rank without samples in this step) */
+		return;
 	struct conv_job j = {l, out, NULL, in, NULL, n_batch, conv_chunk(l, n_batch), NULL, NULL};
 	float *tmp = NULL;
 	j.wp = conv_packed(l, l->wp, 0, &tmp);
@@ -576,8 +691,16 @@ BIO_CLONES static void conv_db_channels(void *ctx, size_t c0, size_t c1, int t)
 	const struct conv_job *j = ctx;
 	const size_t ld = (size_t)j->l->h_out * j->l->w_out * j->n_batch;
 	(void)t;
-	for (size_t co = c0; co < c1; co++)
-		j->l->db[co] += (float)sum_f(j->d_out + co * ld, ld);
+	const size_t hw = (size_t)j->l->h_out * j->l->w_out;
+	for (size_t co = c0; co < c1; co++) {
+		struct tree_f tf = {{0}, 0, 0};
+		for (int s = 0; s < j->n_batch; s += BIO_NN_PIECE) {
+			int cnt = j->n_batch - s < BIO_NN_PIECE ? j->n_batch - s : BIO_NN_PIECE;
+			tree_f_push(&tf, (float)sum_f(j->d_out + co * ld + (size_t)s * hw,
+						      (size_t)cnt * hw));
+		}
+		j->l->db[co] += tree_f_sum(&tf);
+	}
 }
 
 static void conv_backward_chunks(void *ctx, size_t c0, size_t c1, int t)
@@ -663,6 +786,8 @@ BIO_CLONES static void dw_sum_range(void *ctx, size_t b, size_t e, int t)
 void bio_conv2d_backward(const struct bio_conv2d *l, float *d_in, const float *d_out,
 			 const float *in, int n_batch)
 {
+	if (n_batch == 0)
+		return;
 	struct conv_job j = {l, NULL, d_in, in, d_out, n_batch, conv_chunk(l, n_batch), NULL, NULL};
 	float *tmp = NULL;
 	if (d_in)
@@ -682,12 +807,42 @@ void bio_conv2d_backward(const struct bio_conv2d *l, float *d_in, const float *d
 
 /* ---- batch norm ---- */
 
+/* Sums of one channel's run of nb samples of `plane` values, per piece, added by the tree. */
+static double piece_sum(const float *x, int nb, size_t plane)
+{
+	struct bio_nn_tree t;
+	bio_nn_tree_init(&t);
+	for (int s = 0; s < nb; s += BIO_NN_PIECE) {
+		int cnt = nb - s < BIO_NN_PIECE ? nb - s : BIO_NN_PIECE;
+		bio_nn_tree_push(&t, sum_f(x + (size_t)s * plane, (size_t)cnt * plane));
+	}
+	return bio_nn_tree_sum(&t);
+}
+
+static double piece_sqdev(const float *x, int nb, size_t plane, float mu)
+{
+	struct bio_nn_tree t;
+	bio_nn_tree_init(&t);
+	for (int s = 0; s < nb; s += BIO_NN_PIECE) {
+		int cnt = nb - s < BIO_NN_PIECE ? nb - s : BIO_NN_PIECE;
+		bio_nn_tree_push(&t, sum_sqdev_f(x + (size_t)s * plane, (size_t)cnt * plane, mu));
+	}
+	return bio_nn_tree_sum(&t);
+}
+
+/* Batch-norm passes over channels. With one process each channel is done in one pass (phase
+ * ALL); across ranks the channels' sums are first formed (SUMS, SUMS2), added over the ranks, and
+ * then used (USE): the same arithmetic in the same order either way. */
+enum bn_phase { BN_ALL, BN_SUMS, BN_SUMS2, BN_USE };
+
 struct bn_job {
 	const struct bio_batchnorm *l;
 	float *out, *xhat, *d_in;
 	const float *in, *d_out;
 	const float *xhat_c;
 	int n_batch, training;
+	enum bn_phase phase;
+	double *s1, *s2; /* [c]: per-channel sums (SUMS/SUMS2 write, USE reads) */
 };
 
 BIO_CLONES static void bn_forward_channels(void *ctx, size_t c0, size_t c1, int t)
@@ -695,18 +850,35 @@ BIO_CLONES static void bn_forward_channels(void *ctx, size_t c0, size_t c1, int 
 	const struct bn_job *j = ctx;
 	const struct bio_batchnorm *l = j->l;
 	const size_t m = (size_t)j->n_batch * l->spatial;
+	const double mc = (double)dist_count(l->dist, j->n_batch, (size_t)l->spatial);
 	(void)t;
 	for (size_t c = c0; c < c1; c++) {
 		const float *x = j->in + c * m;
 		float *xh = j->xhat + c * m, *o = j->out ? j->out + c * m : NULL;
 		float mean, invstd;
 		if (j->training) {
-			double mu = sum_f(x, m) / (double)m;
-			double v = sum_sqdev_f(x, m, (float)mu);
-			double var = v / (double)m;
+			double sx, v;
+			if (j->phase == BN_SUMS) {
+				j->s1[c] = piece_sum(x, j->n_batch, (size_t)l->spatial);
+				continue;
+			}
+			if (j->phase == BN_SUMS2) {
+				j->s2[c] = piece_sqdev(x, j->n_batch, (size_t)l->spatial,
+						       (float)(j->s1[c] / mc));
+				continue;
+			}
+			if (j->phase == BN_USE) {
+				sx = j->s1[c];
+				v = j->s2[c];
+			} else {
+				sx = piece_sum(x, j->n_batch, (size_t)l->spatial);
+				v = piece_sqdev(x, j->n_batch, (size_t)l->spatial, (float)(sx / mc));
+			}
+			double mu = sx / mc;
+			double var = v / mc;
 			mean = (float)mu;
 			invstd = (float)(1.0 / sqrt(var + l->eps));
-			double unbiased = m > 1 ? v / (double)(m - 1) : var;
+			double unbiased = mc > 1 ? v / (mc - 1) : var;
 			l->running_mean[c] = (1.0f - l->momentum) * l->running_mean[c] +
 					     l->momentum * (float)mu;
 			l->running_var[c] = (1.0f - l->momentum) * l->running_var[c] +
@@ -725,11 +897,41 @@ BIO_CLONES static void bn_forward_channels(void *ctx, size_t c0, size_t c1, int 
 	}
 }
 
+/* Runs a per-channel job: in one pass, or, across ranks, as sums, rank sums, then use. */
+static void bn_run(struct bn_job *j, void (*fn)(void *, size_t, size_t, int), int two_sums)
+{
+	const struct bio_batchnorm *l = j->l;
+	if (!j->training || !l->dist || l->dist->size == 1) {
+		j->phase = BN_ALL;
+		bio_nn_parallel_for(l->pool, (size_t)l->c, fn, j);
+		return;
+	}
+	double *s = malloc(sizeof(double) * 2 * (size_t)l->c);
+	if (!s)
+		abort();
+	j->s1 = s;
+	j->s2 = s + l->c;
+	j->phase = BN_SUMS;
+	bio_nn_parallel_for(l->pool, (size_t)l->c, fn, j);
+	if (two_sums) {
+		/* forward: the mean over the ranks first, then the squared deviations from it */
+		dist_allsum(l->dist, j->s1, (size_t)l->c);
+		j->phase = BN_SUMS2;
+		bio_nn_parallel_for(l->pool, (size_t)l->c, fn, j);
+		dist_allsum(l->dist, j->s2, (size_t)l->c);
+	} else {
+		dist_allsum(l->dist, s, 2 * (size_t)l->c);
+	}
+	j->phase = BN_USE;
+	bio_nn_parallel_for(l->pool, (size_t)l->c, fn, j);
+	free(s);
+}
+
 void bio_batchnorm_forward(const struct bio_batchnorm *l, float *out, float *xhat, const float *in,
 			   int n_batch, int training)
 {
-	struct bn_job j = {l, out, xhat, NULL, in, NULL, NULL, n_batch, training};
-	bio_nn_parallel_for(l->pool, (size_t)l->c, bn_forward_channels, &j);
+	struct bn_job j = {l, out, xhat, NULL, in, NULL, NULL, n_batch, training, BN_ALL, NULL, NULL};
+	bn_run(&j, bn_forward_channels, 1);
 	if (training && l->num_batches_tracked)
 		(*l->num_batches_tracked)++;
 }
@@ -746,8 +948,32 @@ BIO_CLONES static void bn_renormalize_channels(void *ctx, size_t c0, size_t c1, 
 void bio_batchnorm_renormalize(const struct bio_batchnorm *l, float *xhat, const float *in,
 			       int n_batch)
 {
-	struct bn_job j = {l, NULL, xhat, NULL, in, NULL, NULL, n_batch, 0};
+	struct bn_job j = {l, NULL, xhat, NULL, in, NULL, NULL, n_batch, 0, BN_ALL, NULL, NULL};
 	bio_nn_parallel_for(l->pool, (size_t)l->c, bn_renormalize_channels, &j);
+}
+
+/* Per piece: sum(dy) and sum(dy * xhat) of channel c, into the double trees (the input
+ * gradient's coefficients) and the float trees (dbeta, dgamma). */
+static void bn_grad_sums(double *sdy, double *sdyx, float *gdy, float *gdyx, const float *dy,
+			 const float *xh, int nb, size_t plane)
+{
+	struct bio_nn_tree t1, t2;
+	struct tree_f f1 = {{0}, 0, 0}, f2 = {{0}, 0, 0};
+	bio_nn_tree_init(&t1);
+	bio_nn_tree_init(&t2);
+	for (int s = 0; s < nb; s += BIO_NN_PIECE) {
+		int cnt = nb - s < BIO_NN_PIECE ? nb - s : BIO_NN_PIECE;
+		double a, ab;
+		sum2_f(&a, &ab, dy + (size_t)s * plane, xh + (size_t)s * plane, (size_t)cnt * plane);
+		bio_nn_tree_push(&t1, a);
+		bio_nn_tree_push(&t2, ab);
+		tree_f_push(&f1, (float)a);
+		tree_f_push(&f2, (float)ab);
+	}
+	*sdy = bio_nn_tree_sum(&t1);
+	*sdyx = bio_nn_tree_sum(&t2);
+	*gdy = tree_f_sum(&f1);
+	*gdyx = tree_f_sum(&f2);
 }
 
 BIO_CLONES static void bn_backward_channels(void *ctx, size_t c0, size_t c1, int t)
@@ -755,19 +981,31 @@ BIO_CLONES static void bn_backward_channels(void *ctx, size_t c0, size_t c1, int
 	const struct bn_job *j = ctx;
 	const struct bio_batchnorm *l = j->l;
 	const size_t m = (size_t)j->n_batch * l->spatial;
+	const double mc = (double)dist_count(l->dist, j->n_batch, (size_t)l->spatial);
 	(void)t;
 	for (size_t c = c0; c < c1; c++) {
 		const float *dy = j->d_out + c * m, *xh = j->xhat_c + c * m;
 		float *dx = j->d_in + c * m;
 		double sdy, sdyx;
-		sum2_f(&sdy, &sdyx, dy, xh, m);
-		l->dgamma[c] += (float)sdyx;
-		l->dbeta[c] += (float)sdy;
+		if (j->phase != BN_USE) {
+			float gdy, gdyx;
+			bn_grad_sums(&sdy, &sdyx, &gdy, &gdyx, dy, xh, j->n_batch,
+				     (size_t)l->spatial);
+			l->dgamma[c] += gdyx;
+			l->dbeta[c] += gdy;
+			if (j->phase == BN_SUMS) {
+				j->s1[2 * c] = sdy;
+				j->s1[2 * c + 1] = sdyx;
+				continue;
+			}
+		} else {
+			sdy = j->s1[2 * c];
+			sdyx = j->s1[2 * c + 1];
+		}
 		const float g = l->gamma[c], is = l->invstd[c];
 		if (j->training) {
 			/* dx = g*is/m * (m*dy - sum(dy) - xhat*sum(dy*xhat)) */
-			const float a = g * is, mdy = (float)(sdy / (double)m),
-				    mdyx = (float)(sdyx / (double)m);
+			const float a = g * is, mdy = (float)(sdy / mc), mdyx = (float)(sdyx / mc);
 			bn_dx(dx, dy, xh, m, a, mdy, mdyx);
 		} else {
 			const float a = g * is;
@@ -780,8 +1018,9 @@ BIO_CLONES static void bn_backward_channels(void *ctx, size_t c0, size_t c1, int
 void bio_batchnorm_backward(const struct bio_batchnorm *l, float *d_in, const float *d_out,
 			    const float *xhat, int n_batch, int training)
 {
-	struct bn_job j = {l, NULL, NULL, d_in, NULL, d_out, xhat, n_batch, training};
-	bio_nn_parallel_for(l->pool, (size_t)l->c, bn_backward_channels, &j);
+	struct bn_job j = {l, NULL, NULL, d_in, NULL, d_out, xhat, n_batch, training, BN_ALL, NULL,
+			   NULL};
+	bn_run(&j, bn_backward_channels, 0);
 }
 
 struct bnrp_job {
@@ -790,6 +1029,8 @@ struct bnrp_job {
 	const float *d_pool, *pool_out;
 	const uint8_t *argmax;
 	int n_batch, h, w, training;
+	enum bn_phase phase;
+	double *s1, *s2; /* s1 [c][2]: sum(dy), sum(dy xhat) (as bn_job's, for bn_run) */
 };
 
 BIO_CLONES static void bnrp_channels(void *ctx, size_t c0, size_t c1, int t)
@@ -798,30 +1039,57 @@ BIO_CLONES static void bnrp_channels(void *ctx, size_t c0, size_t c1, int t)
 	const struct bio_batchnorm *l = j->l;
 	const int h = j->h, w = j->w, ho = h / 2, wo = w / 2, nb = j->n_batch;
 	const size_t plane = (size_t)h * w, pplane = (size_t)ho * wo, m = plane * nb;
+	const double mc = (double)dist_count(l->dist, nb, plane);
 	(void)t;
 	for (size_t c = c0; c < c1; c++) {
 		float *x = j->x + c * m;
 		const float *dp = j->d_pool + c * pplane * nb, *po = j->pool_out + c * pplane * nb;
 		const uint8_t *am = j->argmax + c * pplane * nb;
-		/* the gradient of the batch-norm output is dp at each window's arg-max where the
-		 * pooled value is positive, zero elsewhere: its sums need only those positions */
-		double sdy = 0.0, sdyx = 0.0;
-		for (int n = 0; n < nb; n++) {
-			const float *xp = x + (size_t)n * plane;
-			for (int oh = 0; oh < ho; oh++) {
-				size_t q = (size_t)n * pplane + (size_t)oh * wo;
-				const float *x0 = xp + (size_t)(2 * oh) * w;
-				float r1, r2;
-				bio_pool2_grad_sums(&r1, &r2, dp + q, po + q, am + q, x0, x0 + w, wo);
-				sdy += r1;
-				sdyx += r2;
+		double sdy, sdyx;
+		if (j->phase != BN_USE) {
+			/* the gradient of the batch-norm output is dp at each window's arg-max where
+			 * the pooled value is positive, zero elsewhere: its sums need only those
+			 * positions; per piece, then the trees */
+			struct bio_nn_tree t1, t2;
+			struct tree_f f1 = {{0}, 0, 0}, f2 = {{0}, 0, 0};
+			bio_nn_tree_init(&t1);
+			bio_nn_tree_init(&t2);
+			for (int s = 0; s < nb; s += BIO_NN_PIECE) {
+				int end = nb - s < BIO_NN_PIECE ? nb : s + BIO_NN_PIECE;
+				double a = 0.0, ab = 0.0;
+				for (int n = s; n < end; n++) {
+					const float *xp = x + (size_t)n * plane;
+					for (int oh = 0; oh < ho; oh++) {
+						size_t q = (size_t)n * pplane + (size_t)oh * wo;
+						const float *x0 = xp + (size_t)(2 * oh) * w;
+						float r1, r2;
+						bio_pool2_grad_sums(&r1, &r2, dp + q, po + q, am + q, x0,
+								    x0 + w, wo);
+						a += r1;
+						ab += r2;
+					}
+				}
+				bio_nn_tree_push(&t1, a);
+				bio_nn_tree_push(&t2, ab);
+				tree_f_push(&f1, (float)a);
+				tree_f_push(&f2, (float)ab);
 			}
+			sdy = bio_nn_tree_sum(&t1);
+			sdyx = bio_nn_tree_sum(&t2);
+			l->dgamma[c] += tree_f_sum(&f2);
+			l->dbeta[c] += tree_f_sum(&f1);
+			if (j->phase == BN_SUMS) {
+				j->s1[2 * c] = sdy;
+				j->s1[2 * c + 1] = sdyx;
+				continue;
+			}
+		} else {
+			sdy = j->s1[2 * c];
+			sdyx = j->s1[2 * c + 1];
 		}
-		l->dgamma[c] += (float)sdyx;
-		l->dbeta[c] += (float)sdy;
 		const float a = l->gamma[c] * l->invstd[c];
 		if (j->training) {
-			const float mdy = (float)(sdy / (double)m), mdyx = (float)(sdyx / (double)m);
+			const float mdy = (float)(sdy / mc), mdyx = (float)(sdyx / mc);
 			bn_dx_dense(x, m, a, mdy, mdyx);
 		} else {
 			memset(x, 0, m * sizeof(float));
@@ -841,8 +1109,22 @@ void bio_bn_relu_pool_backward(const struct bio_batchnorm *l, float *xhat_dx,
 			       const float *d_pool, const float *pool_out, const uint8_t *argmax,
 			       int n_batch, int h, int w, int training)
 {
-	struct bnrp_job j = {l, xhat_dx, d_pool, pool_out, argmax, n_batch, h, w, training};
+	struct bnrp_job j = {l, xhat_dx, d_pool, pool_out, argmax, n_batch, h, w, training, BN_ALL,
+			     NULL, NULL};
+	if (!training || !l->dist || l->dist->size == 1) {
+		bio_nn_parallel_for(l->pool, (size_t)l->c, bnrp_channels, &j);
+		return;
+	}
+	double *s = malloc(sizeof(double) * 2 * (size_t)l->c);
+	if (!s)
+		abort();
+	j.s1 = s;
+	j.phase = BN_SUMS;
 	bio_nn_parallel_for(l->pool, (size_t)l->c, bnrp_channels, &j);
+	dist_allsum(l->dist, s, 2 * (size_t)l->c);
+	j.phase = BN_USE;
+	bio_nn_parallel_for(l->pool, (size_t)l->c, bnrp_channels, &j);
+	free(s);
 }
 
 /* ---- elementwise ---- */
@@ -1022,22 +1304,51 @@ void bio_linear_forward(const struct bio_linear *l, float *out, const float *in,
 			    lin_forward_blocks, &j);
 }
 
+/* The weight gradient in blocks of LIN_DW_ROWS rows: per piece of samples one GEMM into a leaf,
+ * leaves added by the tree as they come (a stack of one partial per one bit of the piece count,
+ * small enough to stay in L2), then dw += the block's sum. */
+#define LIN_DW_ROWS 8
+
 static void lin_dw_blocks(void *ctx, size_t b0, size_t b1, int t)
 {
 	const struct lin_job *j = ctx;
 	const struct bio_linear *l = j->l;
+	const int nb = j->n_batch;
+	int slots = 1;
+	for (size_t np = n_pieces(nb); np; np >>= 1)
+		slots++;
 	(void)t;
 	for (size_t b = b0; b < b1; b++) {
-		int o0 = (int)b * LIN_OUT_BLOCK;
-		int no = l->n_out - o0 < LIN_OUT_BLOCK ? l->n_out - o0 : LIN_OUT_BLOCK;
-		bio_nn_sgemm(1, 0, no, l->n_in, j->n_batch, 1.0f, j->d_out + o0, l->n_out, j->in,
-			     l->n_in, 1.0f, l->dw + (size_t)o0 * l->n_in, l->n_in);
+		int o0 = (int)b * LIN_DW_ROWS;
+		int no = l->n_out - o0 < LIN_DW_ROWS ? l->n_out - o0 : LIN_DW_ROWS;
+		const size_t sz = (size_t)no * l->n_in;
+		float *stack = bio_kernels_scratch(SCRATCH_TREE, sizeof(float) * sz * (size_t)slots);
+		int top = 0;
+		uint64_t count = 0;
+		for (int s = 0; s < nb; s += BIO_NN_PIECE, count++) {
+			int cnt = nb - s < BIO_NN_PIECE ? nb - s : BIO_NN_PIECE;
+			bio_nn_sgemm(1, 0, no, l->n_in, cnt, 1.0f, j->d_out + (size_t)s * l->n_out + o0,
+				     l->n_out, j->in + (size_t)s * l->n_in, l->n_in, 0.0f,
+				     stack + (size_t)top * sz, l->n_in);
+			for (uint64_t k = count; k & 1; k >>= 1, top--)
+				add_into(stack + (size_t)(top - 1) * sz, stack + (size_t)top * sz, sz);
+			top++;
+		}
+		for (int i = top - 2; i >= 0; i--)
+			add_into(stack + (size_t)i * sz, stack + (size_t)(i + 1) * sz, sz);
+		if (top > 0)
+			add_into(l->dw + (size_t)o0 * l->n_in, stack, sz);
 		if (l->db)
 			for (int o = o0; o < o0 + no; o++) {
-				double s = 0.0;
-				for (int n = 0; n < j->n_batch; n++)
-					s += j->d_out[(size_t)n * l->n_out + o];
-				l->db[o] += (float)s;
+				struct tree_f tf = {{0}, 0, 0};
+				for (int s = 0; s < nb; s += BIO_NN_PIECE) {
+					int end = nb - s < BIO_NN_PIECE ? nb : s + BIO_NN_PIECE;
+					double sum = 0.0;
+					for (int n = s; n < end; n++)
+						sum += j->d_out[(size_t)n * l->n_out + o];
+					tree_f_push(&tf, (float)sum);
+				}
+				l->db[o] += tree_f_sum(&tf);
 			}
 	}
 }
@@ -1059,7 +1370,7 @@ void bio_linear_backward(const struct bio_linear *l, float *d_in, const float *d
 			 const float *in, int n_batch)
 {
 	struct lin_job j = {l, NULL, d_in, in, d_out, n_batch};
-	bio_nn_parallel_for(l->pool, (size_t)(l->n_out + LIN_OUT_BLOCK - 1) / LIN_OUT_BLOCK,
+	bio_nn_parallel_for(l->pool, (size_t)(l->n_out + LIN_DW_ROWS - 1) / LIN_DW_ROWS,
 			    lin_dw_blocks, &j);
 	if (d_in)
 		bio_nn_parallel_for(l->pool, (size_t)(l->n_in + LIN_IN_BLOCK - 1) / LIN_IN_BLOCK,
@@ -1068,41 +1379,58 @@ void bio_linear_backward(const struct bio_linear *l, float *d_in, const float *d
 
 /* ---- softmax cross-entropy ---- */
 
-double bio_softmax_ce(float *d_logits, int *n_correct, const float *logits, const int64_t *labels,
-		      int n_batch, int n_classes, float scale)
+double bio_softmax_ce_sum(float *d_logits, int *n_correct, const float *logits,
+			  const int64_t *labels, int n_batch, int n_classes, double d_scale)
 {
-	double total = 0.0;
+	struct bio_nn_tree total;
+	bio_nn_tree_init(&total);
 	int correct = 0;
-	for (int n = 0; n < n_batch; n++) {
-		const float *z = logits + (size_t)n * n_classes;
-		int64_t y = labels[n];
-		BIO_ASSERT(y >= 0 && y < n_classes);
-		float mx = z[0];
-		int am = 0;
-		for (int c = 1; c < n_classes; c++)
-			if (z[c] > mx) {
-				mx = z[c];
-				am = c;
-			}
-		if (am == y)
-			correct++;
-		double s = 0.0;
-		for (int c = 0; c < n_classes; c++)
-			s += exp((double)z[c] - mx);
-		double lse = mx + log(s);
-		total += lse - z[y];
-		if (d_logits) {
-			float *d = d_logits + (size_t)n * n_classes;
-			double k = (double)scale / n_batch;
-			for (int c = 0; c < n_classes; c++) {
-				double p = exp((double)z[c] - lse);
-				d[c] = (float)((p - (c == y ? 1.0 : 0.0)) * k);
+	for (int s = 0; s < n_batch; s += BIO_NN_PIECE) {
+		int end = n_batch - s < BIO_NN_PIECE ? n_batch : s + BIO_NN_PIECE;
+		double piece = 0.0;
+		for (int n = s; n < end; n++) {
+			const float *z = logits + (size_t)n * n_classes;
+			int64_t y = labels[n];
+			BIO_ASSERT(y >= 0 && y < n_classes);
+			float mx = z[0];
+			int am = 0;
+			for (int c = 1; c < n_classes; c++)
+				if (z[c] > mx) {
+					mx = z[c];
+					am = c;
+				}
+			if (am == y)
+				correct++;
+			double sum = 0.0;
+			for (int c = 0; c < n_classes; c++)
+				sum += exp((double)z[c] - mx);
+			double lse = mx + log(sum);
+			piece += lse - z[y];
+			if (d_logits) {
+				float *d = d_logits + (size_t)n * n_classes;
+				for (int c = 0; c < n_classes; c++) {
+					double p = exp((double)z[c] - lse);
+					d[c] = (float)((p - (c == y ? 1.0 : 0.0)) * d_scale);
+				}
 			}
 		}
+		bio_nn_tree_push(&total, piece);
 	}
 	if (n_correct)
 		*n_correct = correct;
-	return n_batch > 0 ? total / n_batch : 0.0;
+	return bio_nn_tree_sum(&total);
+}
+
+double bio_softmax_ce(float *d_logits, int *n_correct, const float *logits, const int64_t *labels,
+		      int n_batch, int n_classes, float scale)
+{
+	if (n_batch <= 0) {
+		if (n_correct)
+			*n_correct = 0;
+		return 0.0;
+	}
+	return bio_softmax_ce_sum(d_logits, n_correct, logits, labels, n_batch, n_classes,
+				  (double)scale / n_batch) / n_batch;
 }
 
 /* ---- fusion ---- */
@@ -1195,45 +1523,73 @@ void bio_fusion_backward(const struct bio_fusion *f, float *const *d_emb, const 
 				       sizeof(float) * d);
 		return;
 	}
-	double dsum[16] = {0};
-	double dwv = 0.0;
-	for (int n = 0; n < n_batch; n++) {
-		const float *a = f->kind == BIO_FUSION_ATTENTION ? f->alpha + (size_t)n * nm : f->alpha;
-		const float *g = d_out + (size_t)n * d;
-		double da[16], ds[16], adot = 0.0;
-		for (int m = 0; m < nm; m++) {
-			const float *e = emb[m] + (size_t)n * d;
-			float *de = d_emb[m] + (size_t)n * d;
-			double z = 0.0;
-			for (int i = 0; i < d; i++) {
-				z += (double)g[i] * e[i];
-				de[i] = a[m] * g[i];
+	/* the parameters' gradients per piece of samples into a leaf [dim | n_mod | 1] (attention
+	 * dw | weighted dw | attention db), leaves added by the tree */
+	const size_t width = (size_t)d + nm + 1;
+	int slots = 1;
+	for (size_t np = n_pieces(n_batch); np; np >>= 1)
+		slots++;
+	float *stack = bio_kernels_scratch(SCRATCH_SUMS, sizeof(float) * width * (size_t)slots);
+	int top = 0;
+	uint64_t count = 0;
+	for (int s = 0; s < n_batch; s += BIO_NN_PIECE, count++) {
+		int end = n_batch - s < BIO_NN_PIECE ? n_batch : s + BIO_NN_PIECE;
+		float *leaf = stack + (size_t)top * width;
+		double dsum[16] = {0};
+		double dwv = 0.0;
+		memset(leaf, 0, sizeof(float) * width);
+		for (int n = s; n < end; n++) {
+			const float *a = f->kind == BIO_FUSION_ATTENTION ? f->alpha + (size_t)n * nm
+									 : f->alpha;
+			const float *g = d_out + (size_t)n * d;
+			double da[16], ds[16], adot = 0.0;
+			for (int m = 0; m < nm; m++) {
+				const float *e = emb[m] + (size_t)n * d;
+				float *de = d_emb[m] + (size_t)n * d;
+				double z = 0.0;
+				for (int i = 0; i < d; i++) {
+					z += (double)g[i] * e[i];
+					de[i] = a[m] * g[i];
+				}
+				da[m] = z;
+				adot += a[m] * z;
 			}
-			da[m] = z;
-			adot += a[m] * z;
-		}
-		for (int m = 0; m < nm; m++)
-			ds[m] = a[m] * (da[m] - adot);
-		if (f->kind == BIO_FUSION_WEIGHTED) {
 			for (int m = 0; m < nm; m++)
-				dsum[m] += ds[m];
-			continue;
-		}
-		/* attention: s_m = w . e_m + b */
-		for (int m = 0; m < nm; m++) {
-			const float *e = emb[m] + (size_t)n * d;
-			float *de = d_emb[m] + (size_t)n * d;
-			float dsm = (float)ds[m];
-			for (int i = 0; i < d; i++) {
-				f->dw[i] += dsm * e[i];
-				de[i] += dsm * f->w[i];
+				ds[m] = a[m] * (da[m] - adot);
+			if (f->kind == BIO_FUSION_WEIGHTED) {
+				for (int m = 0; m < nm; m++)
+					dsum[m] += ds[m];
+				continue;
 			}
-			dwv += ds[m];
+			/* attention: s_m = w . e_m + b */
+			for (int m = 0; m < nm; m++) {
+				const float *e = emb[m] + (size_t)n * d;
+				float *de = d_emb[m] + (size_t)n * d;
+				float dsm = (float)ds[m];
+				for (int i = 0; i < d; i++) {
+					leaf[i] += dsm * e[i];
+					de[i] += dsm * f->w[i];
+				}
+				dwv += ds[m];
+			}
 		}
-	}
-	if (f->kind == BIO_FUSION_WEIGHTED)
 		for (int m = 0; m < nm; m++)
-			f->dw[m] += (float)dsum[m];
-	else
-		f->db[0] += (float)dwv;
+			leaf[d + m] = (float)dsum[m];
+		leaf[d + nm] = (float)dwv;
+		for (uint64_t k = count; k & 1; k >>= 1, top--)
+			add_into(stack + (size_t)(top - 1) * width, stack + (size_t)top * width, width);
+		top++;
+	}
+	for (int i = top - 2; i >= 0; i--)
+		add_into(stack + (size_t)i * width, stack + (size_t)(i + 1) * width, width);
+	if (top == 0)
+		return;
+	if (f->kind == BIO_FUSION_WEIGHTED) {
+		for (int m = 0; m < nm; m++)
+			f->dw[m] += stack[d + m];
+	} else {
+		for (int i = 0; i < d; i++)
+			f->dw[i] += stack[i];
+		f->db[0] += stack[d + nm];
+	}
 }

@@ -19,7 +19,7 @@
 #define BIO_MODEL_MAX_BLOCKS 6
 #define BIO_MODEL_MAX_MODS 4
 #define BIO_MODEL_NAME_MAX 64
-#define BIO_MODEL_CONV_CHUNK 4 /* samples per convolution call: fixed, so results do not depend on threads */
+#define BIO_MODEL_CONV_CHUNK BIO_NN_PIECE /* samples per convolution call: the pieces of bio/nn.h */
 
 struct bio_model_spec {
 	int input_size;                        /* square input side */
@@ -85,6 +85,8 @@ struct bio_model {
 	struct bio_nn_pool *pool;    /* NULL until bio_model_set_threads */
 	int n_threads;
 	size_t activation_bytes;     /* bytes of the activation/scratch blocks */
+	const struct bio_nn_dist *dist; /* data-parallel: this rank's share of each batch (NULL:
+				      * one process; see bio_model_set_dist) */
 	int timing;                  /* 1: accumulate per-layer seconds into timers */
 	double timers[8];            /* see bio_model_timer_names */
 };
@@ -129,6 +131,12 @@ double bio_model_loss(struct bio_model *m, const int64_t *labels, int n_batch, f
 /* Backward pass from m->d_logits; adds into m->grads. Needs the last forward's activations. */
 void bio_model_backward(struct bio_model *m, int n_batch, int training);
 void bio_model_zero_grad(struct bio_model *m);
+/* Data-parallel training (borrowed, NULL = one process): forward, loss and backward then take
+ * dist's n samples, [s0, s0 + n) of a global batch of n_global (n may be 0), synchronise the
+ * batch-norm statistics and sums over the ranks, draw the dropout masks of the whole global batch
+ * and scale the loss by n_global. The parameter gradients are this rank's tree sums: add them
+ * over the ranks with the same tree (bio_nn_dist) before the optimizer step. */
+void bio_model_set_dist(struct bio_model *m, const struct bio_nn_dist *dist);
 
 /* Looks up a state_dict entry by name; NULL when absent. */
 const struct bio_model_tensor *bio_model_find(const struct bio_model *m, const char *name);

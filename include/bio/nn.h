@@ -42,6 +42,50 @@ void bio_nn_parallel_for(struct bio_nn_pool *p, size_t n_items,
 void bio_nn_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
 		  int lda, const float *b, int ldb, float beta, float *c, int ldc);
 
+/* ---- sums over the batch: one order for every thread count and every data-parallel split ----
+ *
+ * A batch is cut into pieces of BIO_NN_PIECE consecutive samples (the last may be shorter). Every
+ * sum over the samples of a batch is formed per piece (in a fixed order inside the piece), and the
+ * pieces' sums are added as a pairwise tree of a fixed shape, stride-doubling: part[p] +=
+ * part[p + s] for p = 0, 2s, 4s, ... and s = 1, 2, 4, ... (four pieces: (p0 + p1) + (p2 + p3)).
+ * Parameter gradients are float trees of float piece partials; batch-norm statistics and the loss
+ * are double trees. A rank holding an aligned block of 2^k pieces (bio_nn_dist_split) forms the
+ * tree of its block, and the ranks' sums added by the same tree over ranks are the bits of one
+ * process: the convolutions' chunks are these pieces. */
+#define BIO_NN_PIECE 4
+
+/* The stride-doubling tree built leaf by leaf (a binary counter: each completed pair of equal
+ * subtrees is added at once), so no more than 64 partial sums are ever held. */
+struct bio_nn_tree {
+	double v[64];
+	uint64_t n;
+	int depth;
+};
+void bio_nn_tree_init(struct bio_nn_tree *t);
+void bio_nn_tree_push(struct bio_nn_tree *t, double x);
+/* The tree sum of the leaves pushed (0 when none). */
+double bio_nn_tree_sum(const struct bio_nn_tree *t);
+/* v[0] = the tree sum of v[0..n) for each of `width` interleaved columns: v[p * width + i] is leaf
+ * p of column i (v is consumed). */
+void bio_nn_tree_d(double *v, size_t n, size_t width);
+void bio_nn_tree_f(float *v, size_t n, size_t width);
+
+/* Data-parallel training: which samples of the global batch this process (rank) holds, and how the
+ * ranks add their sums. NULL where a layer takes one: one process. */
+struct bio_nn_dist {
+	int rank, size;
+	int n_global;   /* samples in the global batch of this step */
+	int s0, n;      /* this rank's samples: [s0, s0 + n) of the global batch (n may be 0) */
+	int n_active;   /* ranks holding samples this step: ranks 0 .. n_active-1 */
+	/* v[0..n) holds this rank's tree sums (ignored when it holds no samples); on return, on
+	 * every rank, the tree over the active ranks' values (rank r's value is leaf r). */
+	void (*allsum)(const struct bio_nn_dist *d, double *v, size_t n);
+	void *ctx;
+};
+/* Sets s0, n and n_active for a global batch of n_global samples: rank r holds pieces
+ * [r S, (r + 1) S) where S is the smallest power of two with size * S >= the number of pieces. */
+void bio_nn_dist_split(struct bio_nn_dist *d, int n_global);
+
 /* ---- conv2d ---- */
 
 struct bio_conv2d {
@@ -87,6 +131,7 @@ struct bio_batchnorm {
 	int64_t *num_batches_tracked;
 	float *mean, *invstd; /* [c] scratch: statistics used by the last forward */
 	struct bio_nn_pool *pool; /* may be NULL */
+	const struct bio_nn_dist *dist; /* NULL: the batch is all in this process */
 };
 
 /* Training: normalises with the batch statistics (biased variance), updates the running
@@ -171,6 +216,10 @@ void bio_linear_backward(const struct bio_linear *l, float *d_in, const float *d
  * counts rows whose first arg-max equals the label. */
 double bio_softmax_ce(float *d_logits, int *n_correct, const float *logits, const int64_t *labels,
 		      int n_batch, int n_classes, float scale);
+/* The same loss as a sum over the rows (per piece, by the tree), d_logits = d_scale *
+ * d(loss)/d(logits) per row: for a batch split over ranks. */
+double bio_softmax_ce_sum(float *d_logits, int *n_correct, const float *logits,
+			  const int64_t *labels, int n_batch, int n_classes, double d_scale);
 
 /* ---- fusion of n_mod embeddings [n][dim] ---- */
 

@@ -1,10 +1,12 @@
 /* Unit tests for nn.c and model.c: finite-difference gradient checks for every layer, the loss,
  * the fusion modules and the whole model (central differences on a scalar L = sum(out * R) for a
  * fixed random R); fused kernels against their unfused composition; thread-count independence. */
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "bio/error.h"
 #include "bio/model.h"
 #include "bio/nn.h"
 #include "bio/rng.h"
@@ -206,7 +208,7 @@ static void bn_case(int training)
 	int64_t nbt = 0;
 	c.l = (struct bio_batchnorm){ch, sp, 1e-5f, 0.1f, rnd(ch, 0.5f, 1.5f), rnd(ch, -1, 1),
 				     zeros(ch), zeros(ch), rnd(ch, -0.2f, 0.2f), rnd(ch, 0.5f, 2),
-				     &nbt, zeros(ch), zeros(ch), NULL};
+				     &nbt, zeros(ch), zeros(ch), NULL, NULL};
 	c.in = rnd(tot, -2, 2);
 	c.out = zeros(tot);
 	c.xhat = zeros(tot);
@@ -349,7 +351,7 @@ TEST(fused_pool_matches_composition)
 	for (int training = 0; training < 2; training++) {
 		int64_t nbt = 0;
 		struct bio_batchnorm l = {c, h * w, 1e-5f, 0.1f, g, b, zeros(c), zeros(c), zeros(c),
-					  zeros(c), &nbt, zeros(c), zeros(c), NULL};
+					  zeros(c), &nbt, zeros(c), zeros(c), NULL, NULL};
 		float *l2g = zeros(c), *l2b = zeros(c);
 		for (int ci = 0; ci < c; ci++)
 			l.invstd[ci] = 0.5f + 0.25f * ci;
@@ -684,6 +686,169 @@ TEST(thread_count_independent)
 	free(in[1]);
 }
 
+/* The binary-counter tree (leaves pushed one by one) is the stride-doubling tree, bit for bit. */
+TEST(tree_push_is_the_stride_doubling_tree)
+{
+	for (size_t n = 1; n <= 130; n++) {
+		double *v = malloc(n * sizeof(double));
+		struct bio_nn_tree t;
+		bio_nn_tree_init(&t);
+		for (size_t i = 0; i < n; i++) {
+			/* magnitudes 1e-8 .. 1e8: a different grouping rounds differently */
+			v[i] = (bio_rng_uniform(&rng) - 0.5) * pow(10.0, (double)(i % 17) - 8.0);
+			bio_nn_tree_push(&t, v[i]);
+		}
+		double pushed = bio_nn_tree_sum(&t);
+		bio_nn_tree_d(v, n, 1);
+		CHECK(memcmp(&pushed, &v[0], sizeof pushed) == 0);
+		free(v);
+	}
+}
+
+/* Ranks as threads: allsum through a shared buffer and a barrier (what MPI does across
+ * processes), to check the split itself without MPI. */
+struct fake_world {
+	pthread_barrier_t barrier;
+	double buf[8][512];
+};
+
+static void fake_allsum(const struct bio_nn_dist *d, double *v, size_t n)
+{
+	struct fake_world *w = d->ctx;
+	BIO_ASSERT(n <= 512);
+	memcpy(w->buf[d->rank], v, n * sizeof(double));
+	pthread_barrier_wait(&w->barrier);
+	double all[8 * 512];
+	for (int r = 0; r < d->n_active; r++)
+		memcpy(all + (size_t)r * n, w->buf[r], n * sizeof(double));
+	bio_nn_tree_d(all, (size_t)d->n_active, n);
+	memcpy(v, all, n * sizeof(double));
+	pthread_barrier_wait(&w->barrier);
+}
+
+struct rank_job {
+	struct bio_nn_dist d;
+	const struct bio_model_spec *spec;
+	float *const *in;
+	const int64_t *labels;
+	int n_global;
+	float *grads, *buffers; /* out */
+	double loss;
+	int correct;
+};
+
+static void *rank_main(void *arg)
+{
+	struct rank_job *j = arg;
+	struct bio_error err;
+	struct bio_model *m = bio_model_new(j->spec, j->n_global, &err);
+	BIO_ASSERT(m);
+	struct bio_rng r;
+	bio_rng_seed(&r, 11);
+	bio_model_init_params(m, &r);
+	if (j->spec->fusion == BIO_FUSION_WEIGHTED) {
+		const struct bio_model_tensor *t = bio_model_find(m, "fusion.weights");
+		t->data[0] = 0.3f;
+		t->data[1] = -0.2f;
+	}
+	bio_model_set_dist(m, &j->d);
+	const size_t side2 = (size_t)j->spec->input_size * j->spec->input_size;
+	const float *in[2] = {j->in[0] + (size_t)j->d.s0 * side2, j->in[1] + (size_t)j->d.s0 * side2};
+	bio_model_forward_rng(m, in, j->d.n, 1, &r);
+	j->loss = bio_model_loss(m, j->labels + j->d.s0, j->d.n, 1.0f, &j->correct);
+	bio_model_backward(m, j->d.n, 1);
+	j->grads = malloc(m->n_params * sizeof(float));
+	j->buffers = malloc(m->n_buffers * sizeof(float));
+	memcpy(j->grads, m->grads, m->n_params * sizeof(float));
+	memcpy(j->buffers, m->buffers, m->n_buffers * sizeof(float));
+	bio_model_free(m);
+	return NULL;
+}
+
+/* A batch split over 1-4 ranks (each holding an aligned block of pieces, some none) gives the
+ * loss, running statistics and (summed over the ranks by the tree) gradients of one process, bit
+ * for bit: in every fusion mode, for batch sizes that leave short pieces and idle ranks. */
+TEST(ranks_reproduce_one_process)
+{
+	struct bio_error err;
+	const int sizes[] = {28, 20, 16, 13, 5, 3};
+	for (int kind = 0; kind < 3; kind++)
+		for (int bi = 0; bi < 6; bi++) {
+			struct bio_model_spec s = tiny_spec((enum bio_fusion_kind)kind, 2);
+			s.input_size = 16;
+			s.channels[0] = 4;
+			s.channels[1] = 8;
+			const int n = sizes[bi];
+			const size_t side2 = 16 * 16;
+			float *in[2] = {rnd((size_t)n * side2, -1, 1), rnd((size_t)n * side2, -1, 1)};
+			int64_t y[32];
+			for (int i = 0; i < n; i++)
+				y[i] = (i * 7) % 3;
+			struct bio_model *m = bio_model_new(&s, n, &err);
+			CHECK(m != NULL);
+			struct bio_rng r;
+			bio_rng_seed(&r, 11);
+			bio_model_init_params(m, &r);
+			if (kind == BIO_FUSION_WEIGHTED) {
+				const struct bio_model_tensor *t = bio_model_find(m, "fusion.weights");
+				t->data[0] = 0.3f;
+				t->data[1] = -0.2f;
+			}
+			bio_model_forward_rng(m, (const float *const *)in, n, 1, &r);
+			int correct1 = 0;
+			double loss1 = bio_model_loss(m, y, n, 1.0f, &correct1);
+			bio_model_backward(m, n, 1);
+			for (int size = 1; size <= 4; size++) {
+				struct fake_world w;
+				pthread_barrier_init(&w.barrier, NULL, (unsigned)size);
+				struct rank_job jobs[4];
+				pthread_t th[4];
+				for (int rk = 0; rk < size; rk++) {
+					jobs[rk] = (struct rank_job){.spec = &s, .in = in, .labels = y,
+								     .n_global = n};
+					jobs[rk].d = (struct bio_nn_dist){.rank = rk, .size = size,
+									  .allsum = fake_allsum,
+									  .ctx = &w};
+					bio_nn_dist_split(&jobs[rk].d, n);
+					CHECK(pthread_create(&th[rk], NULL, rank_main, &jobs[rk]) == 0);
+				}
+				for (int rk = 0; rk < size; rk++)
+					pthread_join(th[rk], NULL);
+				pthread_barrier_destroy(&w.barrier);
+				int covered = 0;
+				for (int rk = 0; rk < size; rk++) {
+					CHECK(jobs[rk].d.s0 == covered || jobs[rk].d.n == 0);
+					covered += jobs[rk].d.n;
+				}
+				CHECK_EQ(covered, n);
+				{
+					size_t np = m->n_params;
+					float *all = malloc(np * (size_t)size * sizeof(float));
+					int act = jobs[0].d.n_active;
+					for (int rk = 0; rk < act; rk++)
+						memcpy(all + (size_t)rk * np, jobs[rk].grads,
+						       np * sizeof(float));
+					bio_nn_tree_f(all, (size_t)act, np);
+					CHECK(memcmp(all, m->grads, np * sizeof(float)) == 0);
+					for (int rk = 0; rk < size; rk++) {
+						CHECK(memcmp(jobs[rk].buffers, m->buffers,
+							     m->n_buffers * sizeof(float)) == 0);
+						CHECK(jobs[rk].loss == loss1);
+						CHECK_EQ(jobs[rk].correct, correct1);
+					}
+					free(all);
+				}
+				for (int rk = 0; rk < size; rk++) {
+					free(jobs[rk].grads);
+					free(jobs[rk].buffers);
+				}
+			}
+			bio_model_free(m);
+			free(in[0]);
+			free(in[1]);
+		}
+}
+
 int main(void)
 {
 	bio_rng_seed(&rng, 1234);
@@ -699,5 +864,7 @@ int main(void)
 	RUN(model_gradients);
 	RUN(model_layout_and_init);
 	RUN(thread_count_independent);
+	RUN(tree_push_is_the_stride_doubling_tree);
+	RUN(ranks_reproduce_one_process);
 	return test_summary();
 }
