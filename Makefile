@@ -27,7 +27,7 @@ VERSION = 0.1.0
 DEB_BUILD = gcc make pkg-config libpng-dev libmsgpack-dev libopenblas-dev libyaml-dev \
             libtiff-dev libjpeg-dev libcurl4-openssl-dev libjansson-dev parallel gnuplot-nox
 DEB_TEST = bats bats-assert bats-support python3 python3-numpy python3-pil python3-msgpack python3-yaml groff \
-           python3-torch python3-sklearn time
+           python3-torch python3-sklearn time openmpi-bin libopenmpi-dev
 DEB_FUZZ = clang libclang-rt-14-dev
 # The multi-host test (tests/tools/ssh.bats) runs two real sshd on 127.0.0.1; not part of
 # deps-test because installing openssh-server on a real machine also starts a system sshd.
@@ -133,6 +133,31 @@ endif
 endif
 endif
 endif
+
+# bio-train's ranks (tools/dist.c) are built with Open MPI when its development files are
+# installed. Every make asks pkg-config; $(BUILD)/gen/mpi.flags holds the answer (compile flags,
+# link flags) and is rewritten only when it changes, so installing MPI rebuilds bio-train and
+# nothing else.
+MPI_PC = ompi-c
+MPI_FLAGS_FILE = $(BUILD)/gen/mpi.flags
+ifeq ($(filter clean,$(MAKECMDGOALS)),)
+MPI_CHECK := $(shell f=$(MPI_FLAGS_FILE); mkdir -p $(BUILD)/gen && \
+  if pkg-config --exists $(MPI_PC) 2>/dev/null; then \
+    printf '%s\n%s\n' "-DBIO_HAVE_MPI $$(pkg-config --cflags $(MPI_PC))" "$$(pkg-config --libs $(MPI_PC))"; \
+  else printf '\n\n'; fi > $$f.tmp && \
+  if cmp -s $$f.tmp $$f; then rm -f $$f.tmp; else mv $$f.tmp $$f; fi)
+MPI_CFLAGS := $(shell sed -n 1p $(MPI_FLAGS_FILE) 2>/dev/null)
+MPI_LIBS := $(shell sed -n 2p $(MPI_FLAGS_FILE) 2>/dev/null)
+endif
+
+$(BUILD)/tools/dist.o: tools/dist.c $(MPI_FLAGS_FILE)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(MPI_CFLAGS) $(WARN) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/bin/bio-train: $(BUILD)/tools/bio-train.o $(BUILD)/tools/dist.o $(TOOL_OBJ) $(LIBBIO)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(MPI_LIBS) $(LDLIBS)
+	@$(call stamp_update,$@,$(BUILD)/stamp/bio-train)
 
 deps-test: deps
 	$(call install_missing,$(DEB_TEST))

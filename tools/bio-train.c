@@ -28,6 +28,7 @@
 #include "bio/stream.h"
 #include "bio/track.h"
 #include "bio/kernels.h"
+#include "dist.h"
 #include "tool.h"
 
 #define KEY_INIT 0x696e6974u /* "init": RNG stream of the initial weights */
@@ -110,6 +111,8 @@ struct train {
 	struct bio_track_opts track_opts;
 	char *spool;               /* <dir>/tracking: the journal of a server run */
 	int track_warned;          /* a server failure was reported (until it answers again) */
+	struct bio_nn_dist *dist;  /* this process's rank (rank 0 of 1 without mpirun) */
+	int root;                  /* rank 0: writes checkpoints, tracking and the epoch lines */
 };
 
 static double now_s(void)
@@ -597,7 +600,13 @@ static int end_epoch(struct train *tr)
 	double ta = (double)tr->n_correct / (double)tr->n_samples;
 	double vl = NAN, va = NAN, t_val = now_s();
 	if (tr->have_val) {
-		validate(tr, &vl, &va);
+		/* rank 0 holds the validation set; every rank takes its figures */
+		double v[2] = {NAN, NAN};
+		if (tr->root)
+			validate(tr, &v[0], &v[1]);
+		bio_dist_bcast(tr->dist, v, sizeof v, 0);
+		vl = v[0];
+		va = v[1];
 		if (!isfinite(vl))
 			train_die(tr, "epoch %" PRId64 ": validation loss is not finite; last "
 				     "good checkpoint kept", tr->epoch);
@@ -620,8 +629,9 @@ static int end_epoch(struct train *tr)
 	tr->meta.epoch = tr->epoch + 1;
 	tr->meta.val_loss = vl;
 	tr->meta.val_accuracy = va;
+	int stop = bio_dist_any(tr->dist, stop_signal != 0); /* every rank stops at the same epoch */
 	bio_tool_progress_end(tr->t);
-	if (!tr->legend_done) {
+	if (!tr->legend_done && tr->root) {
 		/* once per process: what the fields of the epoch lines are */
 		tr->legend_done = 1;
 		fprintf(stderr,
@@ -634,10 +644,11 @@ static int end_epoch(struct train *tr)
 				     : (tr->es_max ? "training acc" : "training loss"));
 	}
 	char val_part[64] = "", val_time[32] = "";
-	if (tr->have_val) {
+	if (tr->have_val && tr->root) {
 		snprintf(val_part, sizeof val_part, " val_loss %.4f val_acc %.4f", vl, va);
 		snprintf(val_time, sizeof val_time, " val %.2fs", t_val);
 	}
+	if (tr->root)
 	fprintf(stderr,
 		"bio-train: epoch %" PRId64 "/%" PRId64 " loss %.4f acc %.4f%s lr %.3g samples/s "
 		"%.1f time %.2fs (data %.2fs forward %.2fs backward %.2fs%s) rss %ld MiB%s\n",
@@ -662,7 +673,9 @@ static int end_epoch(struct train *tr)
 	/* best before last: a crash between the two leaves the older last.ckpt, and resuming from
 	 * it redoes this epoch and rewrites the same best.ckpt. The same bytes are not written
 	 * twice: last.ckpt becomes a second name of best.ckpt's file. */
-	if (improved) {
+	if (!tr->root) {
+		/* (rank 0 writes the checkpoints) */
+	} else if (improved) {
 		struct bio_error err;
 		save(tr, tr->best_path);
 		if (bio_checkpoint_link(tr->best_path, tr->last_path, &err))
@@ -671,7 +684,8 @@ static int end_epoch(struct train *tr)
 		save(tr, tr->last_path);
 	}
 	tr->in_epoch = 0;
-	if (stop_signal) {
+	if (stop) {
+		if (tr->root)
 		fprintf(stderr,
 			"bio-train: stopped by signal %d after epoch %" PRId64 "; resume with "
 			"bio-batch --start-epoch %" PRId64 " ... | bio-train --resume %s\n",
@@ -679,6 +693,7 @@ static int end_epoch(struct train *tr)
 		return 1;
 	}
 	if (tr->es_patience > 0 && tr->meta.bad_epochs >= tr->es_patience) {
+		if (tr->root)
 		fprintf(stderr, "bio-train: early stopping after epoch %" PRId64 " (best epoch %" PRId64
 			", %s %.4f)\n", tr->epoch + 1, tr->meta.best_epoch + 1,
 			tr->es_max ? "val_accuracy" : "val_loss", tr->meta.best_metric);
@@ -825,6 +840,14 @@ int main(int argc, char **argv)
 	double t_launch = now_s();
 	bio_tool_init(&t, "bio-train", argc, argv);
 	tr.t = &t;
+	static struct bio_nn_dist dist;
+	{
+		struct bio_error derr = {0};
+		if (bio_dist_init(&dist, &argc, &argv, &derr))
+			bio_tool_die_err(&t, &derr);
+	}
+	tr.dist = &dist;
+	tr.root = dist.rank == 0;
 	while ((opt = getopt_long(argc, argv, BIO_TOOL_SHORT_OPTS, long_opts, NULL)) != -1) {
 		if (bio_tool_common_opt(&t, opt, optarg))
 			continue;
@@ -873,6 +896,14 @@ int main(int argc, char **argv)
 		bio_tool_usage_error(&t, "--alias needs --register");
 	if (alias && bio_track_check_alias(alias, &err))
 		bio_tool_usage_error(&t, "%s", err.msg);
+	if (dist.size > 1) {
+		if (sync_dir || push_store)
+			bio_tool_usage_error(&t, "--sync-tracking and --push-tracking run in one "
+					     "process, not under mpirun");
+		if (optind >= argc || strcmp(argv[optind], "-") == 0)
+			bio_tool_usage_error(&t, "under mpirun every rank reads the batches: give "
+					     "them as a file (bio-batch -o FILE), not standard input");
+	}
 	if (sync_dir || push_store) {
 		if (optind < argc || (sync_dir && push_store))
 			bio_tool_usage_error(&t, "--sync-tracking and --push-tracking take no batches "
@@ -894,6 +925,10 @@ int main(int argc, char **argv)
 	if (bio_config_get_int_range(cfg, "training.accumulate", 1, 1, 1000000, &v, &err))
 		bio_tool_die_err(&t, &err);
 	tr.accumulate = (int)v;
+	if (dist.size > 1 && tr.accumulate > 1)
+		bio_tool_die(&t, "%s: training.accumulate %d: gradient accumulation is not "
+			     "supported across ranks (mpirun); a larger batch_size is the same "
+			     "training", bio_config_origin(cfg, "training.accumulate"), tr.accumulate);
 	if (bio_config_get_double_range(cfg, "training.clip_grad_norm", 0.0, 0.0, 1e30, &tr.clip,
 					&err) ||
 	    bio_config_get_int_range(cfg, "training.early_stopping.patience", 0, 0, 1000000000,
@@ -1025,9 +1060,10 @@ int main(int argc, char **argv)
 			     "stop at epoch %" PRId64 ": nothing to train", resume ? resume : src,
 			     expect_epoch, tr.epochs_total);
 
-	if (val_path)
+	if (val_path && tr.root)
 		load_val(&tr, val_path, labels, n_labels);
-	if (mkdir_p(tr.dir) != 0)
+	tr.have_val = val_path != NULL;
+	if (tr.root && mkdir_p(tr.dir) != 0)
 		bio_tool_die(&t, "%s: %s", tr.dir, strerror(errno));
 	tr.last_path = path_join(tr.dir, "last.ckpt");
 	tr.best_path = path_join(tr.dir, "best.ckpt");
@@ -1044,8 +1080,11 @@ int main(int argc, char **argv)
 	tr.m->timing = tr.layer_times;
 	if (bio_model_set_threads(tr.m, t.n_threads, &err))
 		bio_tool_die_err(&t, &err);
-	track_start(&tr, resume, t.n_threads);
-	if (register_name && !tr.run)
+	if (dist.size > 1)
+		bio_model_set_dist(tr.m, &dist);
+	if (tr.root)
+		track_start(&tr, resume, t.n_threads);
+	if (register_name && !tr.run && tr.root)
 		bio_tool_die(&t, "--register needs tracking (tracking.enabled: true)");
 
 	struct sigaction sa;
@@ -1108,11 +1147,19 @@ int main(int argc, char **argv)
 				tr.n_seen_labels++;
 			}
 		}
+		/* this rank's samples of the batch (all of them in one process) */
+		int s0 = 0, n_own = (int)nb;
+		if (dist.size > 1) {
+			bio_nn_dist_split(&dist, (int)nb);
+			s0 = dist.s0;
+			n_own = dist.n;
+		}
 		for (int b = 0; b < spec.n_mod; b++) {
 			struct bio_tensor tv;
 			if (bio_record_get_sample(&tv, &bh, r, rec, spec.modalities[b], nb, &err))
 				train_die(&tr, "%s", err.msg);
-			memcpy(tr.in[b], tv.data, tv.data_bytes);
+			memcpy(tr.in[b], (const float *)tv.data + (size_t)s0 * side2,
+			       (size_t)n_own * side2 * sizeof(float));
 		}
 		double t0 = now_s();
 		tr.t_data += t0 - t_read;
@@ -1120,15 +1167,18 @@ int main(int argc, char **argv)
 			first_begin = t0 - t_launch;
 		struct bio_rng drop;
 		bio_rng_seed3(&drop, tr.meta.seed, KEY_DROP, (uint64_t)epoch, (uint64_t)index);
-		bio_model_forward_rng(tr.m, (const float *const *)tr.in, (int)nb, 1, &drop);
+		bio_model_forward_rng(tr.m, (const float *const *)tr.in, n_own, 1, &drop);
 		int correct = 0;
-		double loss = bio_model_loss(tr.m, tr.labels, (int)nb, 1.0f / tr.accumulate, &correct);
+		double loss = bio_model_loss(tr.m, tr.labels + s0, n_own, 1.0f / tr.accumulate,
+					     &correct);
 		if (!isfinite(loss))
 			train_die(&tr, "%s: record %" PRIu64 ": epoch %" PRId64 " batch %" PRId64
 				     ": the loss is not finite; stopped, last good checkpoint kept",
 				     src, ri, epoch, index);
 		double t1 = now_s();
-		bio_model_backward(tr.m, (int)nb, 1);
+		bio_model_backward(tr.m, n_own, 1);
+		/* the ranks' gradients added by the tree: each rank then holds one process's */
+		bio_dist_reduce(&dist, tr.m->grads, tr.m->n_params);
 		tr.pending++;
 		if (tr.pending == tr.accumulate)
 			optimizer_step(&tr);
@@ -1142,7 +1192,8 @@ int main(int argc, char **argv)
 		tr.n_correct += correct;
 		tr.n_samples += nb;
 		tr.n_batches++;
-		bio_tool_progress(&t, "batches", (unsigned long long)tr.n_batches,
+		if (tr.root)
+			bio_tool_progress(&t, "batches", (unsigned long long)tr.n_batches,
 				  bpe > 0 ? (unsigned long long)bpe : 0);
 		t_read = now_s();
 	}
@@ -1154,11 +1205,20 @@ int main(int argc, char **argv)
 		train_die(&tr, "%s: no training batches", src);
 	bio_header_destroy(&bh);
 	bio_stream_reader_free(r);
-	track_end(&tr, register_name, alias);
-	if (t.verbose)
+	if (tr.root)
+		track_end(&tr, register_name, alias);
+	if (t.verbose && dist.size > 1) {
+		const struct bio_dist_stats *ds = bio_dist_stats();
+		fprintf(stderr, "bio-train: rank %d of %d: %llu steps, gradient sums %.2f ms/step, "
+			"%.0f bytes sent/step, statistics sums %.2f ms/step\n", dist.rank, dist.size,
+			ds->steps, ds->steps ? 1e3 * ds->reduce_s / (double)ds->steps : 0.0,
+			ds->steps ? (double)ds->bytes_sent / (double)ds->steps : 0.0,
+			ds->steps ? 1e3 * ds->allsum_s / (double)ds->steps : 0.0);
+	}
+	if (t.verbose && tr.root)
 		fprintf(stderr, "bio-train: first step began %.1f ms and ended %.1f ms after start\n",
 			first_begin * 1e3, first_step * 1e3);
-	if (tr.layer_times) {
+	if (tr.layer_times && tr.root) {
 		double tot = 0.0;
 		for (int i = 0; i < BIO_MODEL_N_TIMERS; i++)
 			tot += tr.m->timers[i];
@@ -1180,5 +1240,6 @@ int main(int argc, char **argv)
 	free(tr.spool);
 	bio_ckpt_meta_destroy(&tr.meta);
 	bio_config_free(t.cfg);
+	bio_dist_finalize(&dist);
 	return 0;
 }

@@ -1,0 +1,230 @@
+/* bio-train's ranks (dist.h): Open MPI when built with BIO_HAVE_MPI, else one process that
+ * refuses to be one rank of several. */
+#include "dist.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#ifdef BIO_HAVE_MPI
+#include <mpi.h>
+#endif
+
+static struct bio_dist_stats stats;
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* The job size the launcher gave this process (Open MPI's mpirun, PMIx, Slurm's srun with PMI),
+ * 0 when it was not started as a rank. */
+static int launcher_size(void)
+{
+	static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "PMI_SIZE",
+					   "MPI_LOCALNRANKS"};
+	for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+		const char *v = getenv(vars[i]);
+		if (v && *v)
+			return atoi(v);
+	}
+	if (getenv("PMIX_RANK") || getenv("PMI_RANK"))
+		return -1; /* a rank, of a size this process cannot tell */
+	return 0;
+}
+
+const struct bio_dist_stats *bio_dist_stats(void)
+{
+	return &stats;
+}
+
+#ifdef BIO_HAVE_MPI
+
+static int mpi_on;
+
+static void mpi_allsum(const struct bio_nn_dist *d, double *v, size_t n)
+{
+	double t0 = now_s();
+	double *all = malloc(sizeof(double) * n * (size_t)d->size);
+	if (!all) {
+		fprintf(stderr, "bio-train: rank %d: out of memory\n", d->rank);
+		MPI_Abort(MPI_COMM_WORLD, 1);
+	}
+	MPI_Allgather(v, (int)n, MPI_DOUBLE, all, (int)n, MPI_DOUBLE, MPI_COMM_WORLD);
+	bio_nn_tree_d(all, (size_t)d->n_active, n);
+	memcpy(v, all, sizeof(double) * n);
+	free(all);
+	stats.bytes_sent += sizeof(double) * n;
+	stats.allsum_s += now_s() - t0;
+}
+
+int bio_dist_built_with_mpi(void)
+{
+	return 1;
+}
+
+int bio_dist_init(struct bio_nn_dist *d, int *argc, char ***argv, struct bio_error *err)
+{
+	memset(d, 0, sizeof *d);
+	d->size = 1;
+	d->allsum = mpi_allsum;
+	if (launcher_size() == 0)
+		return 0; /* not started by a launcher: one process, MPI left alone */
+	if (MPI_Init(argc, argv) != MPI_SUCCESS)
+		return bio_error_set(err, BIO_EINVAL, "MPI_Init failed");
+	mpi_on = 1;
+	MPI_Comm_rank(MPI_COMM_WORLD, &d->rank);
+	MPI_Comm_size(MPI_COMM_WORLD, &d->size);
+	return 0;
+}
+
+/* The stride-doubling tree over the active ranks: at stride s rank r (a multiple of 2s) adds
+ * what rank r + s holds; then rank 0's sum goes to every rank. */
+void bio_dist_reduce(const struct bio_nn_dist *d, float *g, size_t n)
+{
+	if (d->size == 1)
+		return;
+	double t0 = now_s();
+	static float *tmp;
+	static size_t tmp_n;
+	const int chunk = 1 << 24; /* floats per message (MPI counts are int) */
+	if (d->rank < d->n_active) {
+		for (int s = 1; s < d->n_active; s *= 2) {
+			if (d->rank % (2 * s) == 0) {
+				if (d->rank + s >= d->n_active)
+					continue;
+				if (tmp_n < n) {
+					free(tmp);
+					if (!(tmp = malloc(sizeof(float) * n))) {
+						fprintf(stderr, "bio-train: rank %d: out of memory\n",
+							d->rank);
+						MPI_Abort(MPI_COMM_WORLD, 1);
+					}
+					tmp_n = n;
+				}
+				for (size_t o = 0; o < n; o += (size_t)chunk) {
+					int c = n - o < (size_t)chunk ? (int)(n - o) : chunk;
+					MPI_Recv(tmp + o, c, MPI_FLOAT, d->rank + s, 1, MPI_COMM_WORLD,
+						 MPI_STATUS_IGNORE);
+				}
+				for (size_t i = 0; i < n; i++)
+					g[i] += tmp[i];
+			} else {
+				for (size_t o = 0; o < n; o += (size_t)chunk) {
+					int c = n - o < (size_t)chunk ? (int)(n - o) : chunk;
+					MPI_Send(g + o, c, MPI_FLOAT, d->rank - s, 1, MPI_COMM_WORLD);
+				}
+				stats.bytes_sent += sizeof(float) * n;
+				break;
+			}
+		}
+	}
+	for (size_t o = 0; o < n; o += (size_t)chunk) {
+		int c = n - o < (size_t)chunk ? (int)(n - o) : chunk;
+		MPI_Bcast(g + o, c, MPI_FLOAT, 0, MPI_COMM_WORLD);
+	}
+	stats.reduce_s += now_s() - t0;
+	stats.steps++;
+}
+
+void bio_dist_bcast(const struct bio_nn_dist *d, void *buf, size_t bytes, int root)
+{
+	if (d->size > 1)
+		MPI_Bcast(buf, (int)bytes, MPI_BYTE, root, MPI_COMM_WORLD);
+}
+
+int bio_dist_any(const struct bio_nn_dist *d, int flag)
+{
+	if (d->size == 1)
+		return flag != 0;
+	int in = flag != 0, out = 0;
+	MPI_Allreduce(&in, &out, 1, MPI_INT, MPI_LOR, MPI_COMM_WORLD);
+	return out;
+}
+
+void bio_dist_finalize(const struct bio_nn_dist *d)
+{
+	(void)d;
+	if (mpi_on) {
+		MPI_Finalize();
+		mpi_on = 0;
+	}
+}
+
+_Noreturn void bio_dist_abort(const struct bio_nn_dist *d, int code)
+{
+	if (mpi_on && d->size > 1)
+		MPI_Abort(MPI_COMM_WORLD, code);
+	exit(code);
+}
+
+#else /* without MPI */
+
+static void no_allsum(const struct bio_nn_dist *d, double *v, size_t n)
+{
+	(void)d;
+	(void)v;
+	(void)n;
+}
+
+int bio_dist_built_with_mpi(void)
+{
+	return 0;
+}
+
+int bio_dist_init(struct bio_nn_dist *d, int *argc, char ***argv, struct bio_error *err)
+{
+	(void)argc;
+	(void)argv;
+	memset(d, 0, sizeof *d);
+	d->size = 1;
+	d->allsum = no_allsum;
+	int n = launcher_size();
+	if (n > 1 || n < 0) {
+		char size[32] = "several";
+		if (n > 1)
+			snprintf(size, sizeof size, "%d", n);
+		return bio_error_set(err, BIO_EINVAL,
+				     "started by mpirun/srun as one of %s ranks, but this bio-train "
+				     "was built without MPI (install openmpi-bin and libopenmpi-dev, "
+				     "then rebuild with make)", size);
+	}
+	return 0;
+}
+
+void bio_dist_reduce(const struct bio_nn_dist *d, float *g, size_t n)
+{
+	(void)d;
+	(void)g;
+	(void)n;
+}
+
+void bio_dist_bcast(const struct bio_nn_dist *d, void *buf, size_t bytes, int root)
+{
+	(void)d;
+	(void)buf;
+	(void)bytes;
+	(void)root;
+}
+
+int bio_dist_any(const struct bio_nn_dist *d, int flag)
+{
+	(void)d;
+	return flag != 0;
+}
+
+void bio_dist_finalize(const struct bio_nn_dist *d)
+{
+	(void)d;
+}
+
+_Noreturn void bio_dist_abort(const struct bio_nn_dist *d, int code)
+{
+	(void)d;
+	exit(code);
+}
+
+#endif
