@@ -159,6 +159,14 @@ $(BUILD)/bin/bio-train: $(BUILD)/tools/bio-train.o $(BUILD)/tools/dist.o $(TOOL_
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(MPI_LIBS) $(LDLIBS)
 	@$(call stamp_update,$@,$(BUILD)/stamp/bio-train)
 
+# bio-train as a machine without MPI builds it: the tests check it refuses to be a rank.
+$(BUILD)/tests/dist-nompi.o: tools/dist.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/bio-train-nompi: $(BUILD)/tools/bio-train.o $(BUILD)/tests/dist-nompi.o $(TOOL_OBJ) $(LIBBIO)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 deps-test: deps
 	$(call install_missing,$(DEB_TEST))
 
@@ -178,7 +186,7 @@ fuzz-regress: $(FUZZ_REGRESS)
 	  dirs=$$(ls -d tests/fuzz/corpus/$$n tests/bad/$$n 2>/dev/null || true); \
 	  echo "== $$f $$dirs"; $$f $$dirs; done
 
-bats: $(TOOLS) $(HELPERS)
+bats: $(TOOLS) $(HELPERS) $(BUILD)/tests/bio-train-nompi
 	PATH="$(abspath $(BUILD))/bin:$$PATH" BIO_BUILD="$(abspath $(BUILD))" PYTHON=$(PYTHON) \
 	  bats --print-output-on-failure $(BATS)
 

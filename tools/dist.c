@@ -13,13 +13,6 @@
 
 static struct bio_dist_stats stats;
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 /* The job size the launcher gave this process (Open MPI's mpirun, PMIx, Slurm's srun with PMI),
  * 0 when it was not started as a rank. */
 static int launcher_size(void)
@@ -44,6 +37,13 @@ const struct bio_dist_stats *bio_dist_stats(void)
 #ifdef BIO_HAVE_MPI
 
 static int mpi_on;
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
 
 static void mpi_allsum(const struct bio_nn_dist *d, double *v, size_t n)
 {

@@ -123,7 +123,7 @@ EOF
 	bio-batch -b 5 -E 3 -o "$T/b.bs" "$S"
 	cmp "$T/a.bs" "$T/b.bs"
 	bio-batch -b 5 -E 3 --seed 99 -o "$T/c.bs" "$S"
-	! cmp -s "$T/a.bs" "$T/c.bs"
+	! cmp -s "$T/a.bs" "$T/c.bs" || false
 	run "$PYTHON" - "$T/a.bs" <<'EOF'
 import sys, msgpack
 recs = [o for o in msgpack.Unpacker(open(sys.argv[1], "rb"), raw=False) if "epoch" in o]

@@ -86,7 +86,7 @@ scan_tree() {
 		assert_success
 		"$t" --env "$env" --print-config | cmp - "$T/$env.yaml"
 	done
-	! cmp -s "$T/dev.yaml" "$T/prod.yaml"
+	! cmp -s "$T/dev.yaml" "$T/prod.yaml" || false
 	BIO_ENV=prod "$t" --env dev --print-config | cmp - "$T/dev.yaml"
 	BIO_ENV= "$t" --print-config | cmp - "$T/dev.yaml"
 }

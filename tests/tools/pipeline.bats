@@ -217,7 +217,7 @@ a, b = ([o for o in msgpack.Unpacker(open(p, "rb"), raw=False)][1:] for p in sys
 assert len(a) > 1 and a == b, "predictions differ"' "$seq_dir/predictions.bs" "$run_dir/predictions.bs"
 		# the same folders, and no temp folders left
 		[ "$(cd "$d/seq" && ls)" = "$(cd "$d/$w" && ls)" ]
-		! ls -d "$d/$w"/*.tmp 2>/dev/null
+		! ls -d "$d/$w"/*.tmp 2>/dev/null || false
 		# one of the two trained; the other waited and found every stage made
 		[ "$(grep -l 'bio-train ' "$d/$w"[12].log | wc -l)" -eq 1 ]
 	done
