@@ -15,6 +15,7 @@
 #   make fvc2002-db1 fvc2002-db2 the real FVC2002 fingerprints (../shared/data/real), paired
 #                                chimerically with synthetic irises
 #   make compare CONFIG=...      the three fusion modes and each single modality, one table
+#   make experiment ... MPI_NP=4 [HOSTS=a,b] [MPIRUN_FLAGS=...]   training as 4 MPI ranks
 #
 # Programs come from $(BUILD)/bin (built first); a stage depends on its programs' stamps
 # ($(BUILD)/stamp/bio-*, which change only when a binary's content does); tracking goes to $(MLRUNS).
@@ -126,11 +127,29 @@ $(SAMPLES): $(MANIFEST) $(EXP_STAMP)/bio-prep
 	$(EXP_BIN)/bio-prep $(EXP_ARGS) -o $@ $<
 
 # Training reads its batches through a pipe: no batch file on disk. The stamp appears last.
+# MPI_NP=N trains as N ranks of mpirun instead (HOSTS=a,b for --host, MPIRUN_FLAGS for the rest,
+# e.g. '--hostfile FILE' or '--oversubscribe'): the ranks read one batches file in the stage's
+# folder, which, like the programs, the configs and the samples, must be at the same absolute
+# path on every host (a shared file system). The model is the one process's, bit for bit, so the
+# stage's digest does not depend on MPI_NP.
+MPI_NP ?=
+HOSTS ?=
+MPIRUN ?= mpirun
+MPIRUN_FLAGS ?=
 $(MODEL_DIR)/.done: $(SAMPLES) $(EXP_STAMP)/bio-batch $(EXP_STAMP)/bio-train
 	rm -rf $(MODEL_DIR).tmp && mkdir -p $(MODEL_DIR).tmp
+ifeq ($(strip $(MPI_NP)),)
 	$(EXP_BIN)/bio-batch $(EXP_ARGS) $< | \
 	  $(EXP_BIN)/bio-train $(EXP_ARGS) --set tracking.uri=$(MLRUNS) \
 	    --set tracking.experiment=$(EXP_NAME) --val $< -o $(MODEL_DIR).tmp
+else
+	$(EXP_BIN)/bio-batch $(EXP_ARGS) -o $(abspath $(MODEL_DIR).tmp)/batches.bs $<
+	$(MPIRUN) -np $(MPI_NP) $(if $(HOSTS),--host $(HOSTS)) $(MPIRUN_FLAGS) \
+	  $(abspath $(EXP_BIN))/bio-train $(EXP_ARGS) --set tracking.uri=$(abspath $(MLRUNS)) \
+	    --set tracking.experiment=$(EXP_NAME) --val $(abspath $<) -o $(abspath $(MODEL_DIR).tmp) \
+	    $(abspath $(MODEL_DIR).tmp)/batches.bs
+	rm -f $(MODEL_DIR).tmp/batches.bs
+endif
 	rm -rf $(MODEL_DIR) && mv $(MODEL_DIR).tmp $(MODEL_DIR) && touch $@
 
 # Predictions for the held-out validation samples (the probes) and for the training samples (the

@@ -134,3 +134,48 @@ print(next(u)["meta"]["epoch"])' "$1"
 	bio-train $C -o "$T/mpi" "$T/b1.bs" 2>/dev/null
 	cmp "$T/alone/last.ckpt" "$T/mpi/last.ckpt"
 }
+
+@test "make experiment MPI_NP=2: the pipeline trains as two ranks and gets the one-process model" {
+	cat >"$T/tiny.yaml" <<'YAML'
+synth:
+  subjects: 3
+  samples: 6
+  size: 40
+scan:
+  split:
+    val: 0.34
+prep:
+  size: 16
+batch:
+  batch_size: 8
+  epochs: 2
+model:
+  input_size: 16
+  channels: [4, 8]
+  hidden: 16
+  embedding: 8
+YAML
+	mk() { make --no-print-directory EXP_STAGE=1 BUILD="$BIO_BUILD" CONFIG="$T/tiny.yaml" "$@" experiment-run; }
+	mk WORK="$T/one" MLRUNS="$T/ml1" >"$T/log1" 2>&1 || { cat "$T/log1"; false; }
+	mk WORK="$T/two" MLRUNS="$T/ml2" MPI_NP=2 \
+		MPIRUN_FLAGS="--oversubscribe --allow-run-as-root --mca btl self,tcp --mca btl_tcp_if_include lo --mca oob_tcp_if_include lo" \
+		>"$T/log2" 2>&1 || { cat "$T/log2"; false; }
+	grep -q "mpirun -np 2" "$T/log2"
+	a=$(ls -d "$T"/one/train-*) b=$(ls -d "$T"/two/train-*)
+	# the same stage digest, and the same weights and optimizer state (the checkpoints' metas
+	# differ only by the tracking run each was logged to)
+	[ "$(basename "$a")" = "$(basename "$b")" ]
+	[ ! -e "$b/batches.bs" ]
+	"$PYTHON" - "$a/last.ckpt" "$b/last.ckpt" <<'PY'
+import sys, msgpack
+def records(p):
+    u = msgpack.Unpacker(open(p, "rb"), raw=False)
+    head = next(u)
+    return [o for o in u if isinstance(o, dict) and "name" in o]
+ra, rb = records(sys.argv[1]), records(sys.argv[2])
+assert len(ra) == len(rb) and len(ra) > 10, (len(ra), len(rb))
+for x, y in zip(ra, rb):
+    assert x["name"] == y["name"] and x["tensor"] == y["tensor"], x["name"]
+print(len(ra), "tensors equal")
+PY
+}
