@@ -128,13 +128,14 @@ $(SAMPLES): $(MANIFEST) $(EXP_STAMP)/bio-prep
 
 # Training reads its batches through a pipe: no batch file on disk. The stamp appears last.
 # MPI_NP=N trains as N ranks of mpirun instead (HOSTS=a,b for --host, MPIRUN_FLAGS for the rest,
-# e.g. '--hostfile FILE' or '--oversubscribe'): the ranks read one batches file in the stage's
+# e.g. '--hostfile FILE' or '--oversubscribe'; under Slurm MPIRUN=srun MPI_NP_FLAG=-n): the ranks read one batches file in the stage's
 # folder, which, like the programs, the configs and the samples, must be at the same absolute
 # path on every host (a shared file system). The model is the one process's, bit for bit, so the
 # stage's digest does not depend on MPI_NP.
 MPI_NP ?=
 HOSTS ?=
 MPIRUN ?= mpirun
+MPI_NP_FLAG ?= -np
 MPIRUN_FLAGS ?=
 $(MODEL_DIR)/.done: $(SAMPLES) $(EXP_STAMP)/bio-batch $(EXP_STAMP)/bio-train
 	rm -rf $(MODEL_DIR).tmp && mkdir -p $(MODEL_DIR).tmp
@@ -144,7 +145,7 @@ ifeq ($(strip $(MPI_NP)),)
 	    --set tracking.experiment=$(EXP_NAME) --val $< -o $(MODEL_DIR).tmp
 else
 	$(EXP_BIN)/bio-batch $(EXP_ARGS) -o $(abspath $(MODEL_DIR).tmp)/batches.bs $<
-	$(MPIRUN) -np $(MPI_NP) $(if $(HOSTS),--host $(HOSTS)) $(MPIRUN_FLAGS) \
+	$(MPIRUN) $(MPI_NP_FLAG) $(MPI_NP) $(if $(HOSTS),--host $(HOSTS)) $(MPIRUN_FLAGS) \
 	  $(abspath $(EXP_BIN))/bio-train $(EXP_ARGS) --set tracking.uri=$(abspath $(MLRUNS)) \
 	    --set tracking.experiment=$(EXP_NAME) --val $(abspath $<) -o $(abspath $(MODEL_DIR).tmp) \
 	    $(abspath $(MODEL_DIR).tmp)/batches.bs
