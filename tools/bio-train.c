@@ -1210,9 +1210,11 @@ int main(int argc, char **argv)
 	if (t.verbose && dist.size > 1) {
 		const struct bio_dist_stats *ds = bio_dist_stats();
 		fprintf(stderr, "bio-train: rank %d of %d: %llu steps, gradient sums %.2f ms/step, "
-			"%.0f bytes sent/step, statistics sums %.2f ms/step\n", dist.rank, dist.size,
-			ds->steps, ds->steps ? 1e3 * ds->reduce_s / (double)ds->steps : 0.0,
+			"%.0f bytes sent/step (the gradient: %zu bytes), statistics sums %.2f "
+			"ms/step\n", dist.rank, dist.size, ds->steps,
+			ds->steps ? 1e3 * ds->reduce_s / (double)ds->steps : 0.0,
 			ds->steps ? (double)ds->bytes_sent / (double)ds->steps : 0.0,
+			tr.m->n_params * sizeof(float),
 			ds->steps ? 1e3 * ds->allsum_s / (double)ds->steps : 0.0);
 	}
 	if (t.verbose && tr.root)

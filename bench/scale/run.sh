@@ -1,0 +1,52 @@
+#!/bin/bash
+# bench/scale: bio-train as one process against MPI ranks on this machine, same batches, same
+# command: 1 process x THREADS threads, RANKS ranks x 1 thread over Open MPI's default transport
+# (shared memory on one host), and RANKS ranks x 1 thread over loopback TCP (--mca btl tcp,self:
+# what a second machine would pay, less the wire). Samples/s of the steady-state epoch, the
+# gradient sums' time per step and the bytes each rank sends per step (bio-train -v), against the
+# gradient's size; and whether the checkpoints are bit-identical to the one-process run.
+#   bench/scale/run.sh [BUILD_DIR] [RANKS] [SUBJECTS]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BUILD=${1:-build}
+B=$BUILD/bin
+NP=${2:-2}
+SUBJ=${3:-16}
+if ! command -v mpirun >/dev/null || ! ldd "$B/bio-train" | grep libmpi >/dev/null; then
+	echo "bench/scale: needs mpirun and a bio-train built with Open MPI (libopenmpi-dev)" >&2
+	exit 1
+fi
+W=$(mktemp -d /tmp/bench-scale.XXXXXX)
+trap 'rm -rf "$W"' EXIT
+MPIRUN="mpirun --oversubscribe --allow-run-as-root --bind-to none"
+
+"$B/bio-synth" --subjects "$SUBJ" --samples 10 -o "$W/data" >/dev/null 2>&1
+"$B/bio-scan" --set scan.root="$W/data" --set scan.split.val=0 >"$W/m.bs" 2>/dev/null
+"$B/bio-prep" "$W/m.bs" >"$W/s.bs"
+"$B/bio-batch" --batch-size 32 --epochs 2 "$W/s.bs" >"$W/b.bs"
+cat "$W/b.bs" >/dev/null
+
+T="--set tracking.enabled=false"
+rate() { sed -n 's/.*epoch 2\/2 .* samples\/s \([0-9.]*\).*/\1/p' "$1"; }
+"$B/bio-train" $T -v -j "$NP" -o "$W/one" "$W/b.bs" 2>"$W/one.err"
+$MPIRUN -np "$NP" "$B/bio-train" $T -v -j1 -o "$W/shm" "$W/b.bs" 2>"$W/shm.err"
+$MPIRUN -np "$NP" --mca btl tcp,self --mca btl_tcp_if_include lo --mca oob_tcp_if_include lo \
+	"$B/bio-train" $T -v -j1 -o "$W/tcp" "$W/b.bs" 2>"$W/tcp.err"
+grad=$(sed -n 's/.*(the gradient: \([0-9]*\) bytes).*/\1/p' "$W/shm.err" | head -1)
+echo "bench/scale: canonical model, batch 32, 64x64, Adam, $((SUBJ * 20)) samples, $(nproc) cores"
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+one=$(rate "$W/one.err")
+printf "%-36s %10s %8s %14s %16s %10s\n" run samples/s ratio "grad ms/step" "sent bytes/step" identical
+printf "%-36s %10s %8s %14s %16s %10s\n" "1 process x $NP threads" "$one" "1.00x" - - -
+for k in shm tcp; do
+	r=$(rate "$W/$k.err")
+	# the largest sender (a leaf rank sends its gradient once per step)
+	ms=$(sed -n 's/.*gradient sums \([0-9.]*\) ms\/step.*/\1/p' "$W/$k.err" | sort -g | tail -1)
+	by=$(sed -n 's/.* \([0-9]*\) bytes sent\/step.*/\1/p' "$W/$k.err" | sort -g | tail -1)
+	same=no
+	cmp -s "$W/one/last.ckpt" "$W/$k/last.ckpt" && same=yes
+	name="$NP ranks x 1 thread, $([ $k = shm ] && echo "shared memory" || echo "loopback TCP")"
+	printf "%-36s %10s %8s %14s %16s %10s\n" "$name" "$r" \
+		"$(awk "BEGIN { printf \"%.2f\", $r / $one }")x" "$ms" "$by" "$same"
+done
+echo "gradient: $grad bytes (float32 parameters)"
