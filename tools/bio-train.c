@@ -1211,11 +1211,12 @@ int main(int argc, char **argv)
 		const struct bio_dist_stats *ds = bio_dist_stats();
 		fprintf(stderr, "bio-train: rank %d of %d: %llu steps, gradient sums %.2f ms/step, "
 			"%.0f bytes sent/step (the gradient: %zu bytes), statistics sums %.2f "
-			"ms/step\n", dist.rank, dist.size, ds->steps,
+			"ms/step, %.0f bytes sent/step\n", dist.rank, dist.size, ds->steps,
 			ds->steps ? 1e3 * ds->reduce_s / (double)ds->steps : 0.0,
 			ds->steps ? (double)ds->bytes_sent / (double)ds->steps : 0.0,
 			tr.m->n_params * sizeof(float),
-			ds->steps ? 1e3 * ds->allsum_s / (double)ds->steps : 0.0);
+			ds->steps ? 1e3 * ds->allsum_s / (double)ds->steps : 0.0,
+			ds->steps ? (double)ds->stat_bytes / (double)ds->steps : 0.0);
 	}
 	if (t.verbose && tr.root)
 		fprintf(stderr, "bio-train: first step began %.1f ms and ended %.1f ms after start\n",

@@ -57,7 +57,7 @@ static void mpi_allsum(const struct bio_nn_dist *d, double *v, size_t n)
 	bio_nn_tree_d(all, (size_t)d->n_active, n);
 	memcpy(v, all, sizeof(double) * n);
 	free(all);
-	stats.bytes_sent += sizeof(double) * n;
+	stats.stat_bytes += sizeof(double) * n;
 	stats.allsum_s += now_s() - t0;
 }
 
@@ -81,51 +81,84 @@ int bio_dist_init(struct bio_nn_dist *d, int *argc, char ***argv, struct bio_err
 	return 0;
 }
 
-/* The stride-doubling tree over the active ranks: at stride s rank r (a multiple of 2s) adds
- * what rank r + s holds; then rank 0's sum goes to every rank. */
+static void *dist_alloc(const struct bio_nn_dist *d, size_t bytes)
+{
+	void *p = malloc(bytes ? bytes : 1);
+	if (!p) {
+		fprintf(stderr, "bio-train: rank %d: out of memory\n", d->rank);
+		MPI_Abort(MPI_COMM_WORLD, 1);
+	}
+	return p;
+}
+
+/* The sum over the active ranks by the stride-doubling tree (at stride s, rank r, a multiple of
+ * 2s, adds what rank r + s holds), as a reduce-scatter then an all-gather: the gradient is cut
+ * into one segment per active rank; rank q receives every active rank's copy of segment q and
+ * adds them by that tree, element by element the same additions in the same order as the tree
+ * of whole vectors (so the bits of one process); then each segment's sum goes to every rank.
+ * Every rank sends (A-1)/A of the gradient in each phase, A = active ranks: with two ranks
+ * exactly the gradient's size per step, in both directions at once. */
 void bio_dist_reduce(const struct bio_nn_dist *d, float *g, size_t n)
 {
 	if (d->size == 1)
 		return;
 	double t0 = now_s();
-	static float *tmp;
-	static size_t tmp_n;
-	const int chunk = 1 << 24; /* floats per message (MPI counts are int) */
-	if (d->rank < d->n_active) {
-		for (int s = 1; s < d->n_active; s *= 2) {
-			if (d->rank % (2 * s) == 0) {
-				if (d->rank + s >= d->n_active)
-					continue;
-				if (tmp_n < n) {
-					free(tmp);
-					if (!(tmp = malloc(sizeof(float) * n))) {
-						fprintf(stderr, "bio-train: rank %d: out of memory\n",
-							d->rank);
-						MPI_Abort(MPI_COMM_WORLD, 1);
-					}
-					tmp_n = n;
-				}
-				for (size_t o = 0; o < n; o += (size_t)chunk) {
-					int c = n - o < (size_t)chunk ? (int)(n - o) : chunk;
-					MPI_Recv(tmp + o, c, MPI_FLOAT, d->rank + s, 1, MPI_COMM_WORLD,
-						 MPI_STATUS_IGNORE);
-				}
-				for (size_t i = 0; i < n; i++)
-					g[i] += tmp[i];
-			} else {
-				for (size_t o = 0; o < n; o += (size_t)chunk) {
-					int c = n - o < (size_t)chunk ? (int)(n - o) : chunk;
-					MPI_Send(g + o, c, MPI_FLOAT, d->rank - s, 1, MPI_COMM_WORLD);
-				}
-				stats.bytes_sent += sizeof(float) * n;
-				break;
-			}
+	const int A = d->n_active, P = d->size;
+	static float *all;
+	static size_t all_n;
+	static int *cnt, *off;
+	static MPI_Request *req;
+	if (!cnt) {
+		cnt = dist_alloc(d, sizeof(int) * (size_t)P);
+		off = dist_alloc(d, sizeof(int) * (size_t)P);
+		req = dist_alloc(d, sizeof(MPI_Request) * 2 * (size_t)P);
+	}
+	/* segment q of [0, n): [off[q], off[q] + cnt[q]), cut at multiples of 16 floats */
+	size_t per = (n / (size_t)A + 15) / 16 * 16;
+	if (per > (size_t)1 << 30) {
+		fprintf(stderr, "bio-train: rank %d: gradient of %zu floats too large to exchange\n",
+			d->rank, n);
+		MPI_Abort(MPI_COMM_WORLD, 1);
+	}
+	for (int q = 0; q < P; q++) {
+		size_t o = q < A ? (size_t)q * per : n;
+		o = o < n ? o : n;
+		size_t e = q < A ? o + per : n;
+		e = e < n ? e : n;
+		off[q] = (int)o;
+		cnt[q] = (int)(e - o);
+	}
+	const int me = d->rank;
+	if (me < A) {
+		size_t seg = (size_t)cnt[me];
+		if (all_n < seg * (size_t)A) {
+			free(all);
+			all = dist_alloc(d, sizeof(float) * seg * (size_t)A);
+			all_n = seg * (size_t)A;
 		}
+		int nr = 0;
+		for (int q = 0; q < A; q++) {
+			if (q == me)
+				continue;
+			MPI_Irecv(all + (size_t)q * seg, cnt[me], MPI_FLOAT, q, 1, MPI_COMM_WORLD,
+				  &req[nr++]);
+			MPI_Isend(g + off[q], cnt[q], MPI_FLOAT, q, 1, MPI_COMM_WORLD, &req[nr++]);
+			stats.bytes_sent += sizeof(float) * (size_t)cnt[q];
+		}
+		memcpy(all + (size_t)me * seg, g + off[me], sizeof(float) * seg);
+		MPI_Waitall(nr, req, MPI_STATUSES_IGNORE);
+		for (int s = 1; s < A; s *= 2)
+			for (int r = 0; r + s < A; r += 2 * s) {
+				float *x = all + (size_t)r * seg;
+				const float *y = all + (size_t)(r + s) * seg;
+				for (size_t i = 0; i < seg; i++)
+					x[i] += y[i];
+			}
+		memcpy(g + off[me], all, sizeof(float) * seg);
+		/* what the all-gather sends: this segment to each other rank */
+		stats.bytes_sent += sizeof(float) * seg * (size_t)(P - 1);
 	}
-	for (size_t o = 0; o < n; o += (size_t)chunk) {
-		int c = n - o < (size_t)chunk ? (int)(n - o) : chunk;
-		MPI_Bcast(g + o, c, MPI_FLOAT, 0, MPI_COMM_WORLD);
-	}
+	MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, g, cnt, off, MPI_FLOAT, MPI_COMM_WORLD);
 	stats.reduce_s += now_s() - t0;
 	stats.steps++;
 }

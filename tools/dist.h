@@ -17,7 +17,9 @@
 struct bio_dist_stats {
 	double reduce_s;        /* seconds in the gradient reductions */
 	double allsum_s;        /* seconds in the statistics/loss sums */
-	unsigned long long bytes_sent, steps;
+	unsigned long long bytes_sent;  /* gradient bytes this rank sent */
+	unsigned long long stat_bytes;  /* statistics/loss bytes this rank sent */
+	unsigned long long steps;
 };
 
 /* Fills d (rank 0 of 1 when not started as a rank). Returns 0, or -1 with err set (started as a

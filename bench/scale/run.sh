@@ -5,13 +5,16 @@
 # what a second machine would pay, less the wire). Samples/s of the steady-state epoch, the
 # gradient sums' time per step and the bytes each rank sends per step (bio-train -v), against the
 # gradient's size; and whether the checkpoints are bit-identical to the one-process run.
-#   bench/scale/run.sh [BUILD_DIR] [RANKS] [SUBJECTS]
+# The machine is shared and noisy: the three runs are repeated REPEAT times, interleaved, and each
+# figure is the median of its repeats.
+#   bench/scale/run.sh [BUILD_DIR] [RANKS] [SUBJECTS] [REPEAT]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${1:-build}
 B=$BUILD/bin
 NP=${2:-2}
-SUBJ=${3:-16}
+SUBJ=${3:-32}
+REP=${4:-5}
 if ! command -v mpirun >/dev/null || ! ldd "$B/bio-train" | grep libmpi >/dev/null; then
 	echo "bench/scale: needs mpirun and a bio-train built with Open MPI (libopenmpi-dev)" >&2
 	exit 1
@@ -27,26 +30,40 @@ MPIRUN="mpirun --oversubscribe --allow-run-as-root --bind-to none"
 cat "$W/b.bs" >/dev/null
 
 T="--set tracking.enabled=false"
+median() { sort -g | awk '{ v[NR] = $1 } END { print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+# per repeat: the samples/s of the steady-state epoch; the largest rank's gradient and
+# statistics ms/step (a leaf rank sends its gradient once per step)
 rate() { sed -n 's/.*epoch 2\/2 .* samples\/s \([0-9.]*\).*/\1/p' "$1"; }
-"$B/bio-train" $T -v -j "$NP" -o "$W/one" "$W/b.bs" 2>"$W/one.err"
-$MPIRUN -np "$NP" "$B/bio-train" $T -v -j1 -o "$W/shm" "$W/b.bs" 2>"$W/shm.err"
-$MPIRUN -np "$NP" --mca btl tcp,self --mca btl_tcp_if_include lo --mca oob_tcp_if_include lo \
-	"$B/bio-train" $T -v -j1 -o "$W/tcp" "$W/b.bs" 2>"$W/tcp.err"
+field() { sed -n "s/.*$2 \([0-9.]*\) ms\/step.*/\1/p" "$1" | sort -g | tail -1; }
+for i in $(seq "$REP"); do
+	"$B/bio-train" $T -v -j "$NP" -o "$W/one" "$W/b.bs" 2>"$W/one.err"
+	rate "$W/one.err" >>"$W/one.rate"
+	$MPIRUN -np "$NP" "$B/bio-train" $T -v -j1 -o "$W/shm" "$W/b.bs" 2>"$W/shm.err"
+	$MPIRUN -np "$NP" --mca btl tcp,self --mca btl_tcp_if_include lo --mca oob_tcp_if_include lo \
+		"$B/bio-train" $T -v -j1 -o "$W/tcp" "$W/b.bs" 2>"$W/tcp.err"
+	for k in shm tcp; do
+		rate "$W/$k.err" >>"$W/$k.rate"
+		field "$W/$k.err" "gradient sums" >>"$W/$k.grad"
+		field "$W/$k.err" "statistics sums" >>"$W/$k.stat"
+	done
+done
 grad=$(sed -n 's/.*(the gradient: \([0-9]*\) bytes).*/\1/p' "$W/shm.err" | head -1)
 echo "bench/scale: canonical model, batch 32, 64x64, Adam, $((SUBJ * 20)) samples, $(nproc) cores"
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
-one=$(rate "$W/one.err")
-printf "%-36s %10s %8s %14s %16s %10s\n" run samples/s ratio "grad ms/step" "sent bytes/step" identical
-printf "%-36s %10s %8s %14s %16s %10s\n" "1 process x $NP threads" "$one" "1.00x" - - -
+echo "median of $REP interleaved repeats"
+one=$(median <"$W/one.rate")
+printf "%-36s %10s %8s %13s %13s %16s %10s\n" run samples/s ratio "grad ms/step" \
+	"stats ms/step" "grad bytes/step" identical
+printf "%-36s %10s %8s %13s %13s %16s %10s\n" "1 process x $NP threads" "$one" "1.00x" - - - -
 for k in shm tcp; do
-	r=$(rate "$W/$k.err")
-	# the largest sender (a leaf rank sends its gradient once per step)
-	ms=$(sed -n 's/.*gradient sums \([0-9.]*\) ms\/step.*/\1/p' "$W/$k.err" | sort -g | tail -1)
-	by=$(sed -n 's/.* \([0-9]*\) bytes sent\/step.*/\1/p' "$W/$k.err" | sort -g | tail -1)
+	r=$(median <"$W/$k.rate")
+	ms=$(median <"$W/$k.grad")
+	st=$(median <"$W/$k.stat")
+	by=$(sed -n "s/.*ms\/step, \([0-9]*\) bytes sent\/step (the gradient.*/\1/p" "$W/$k.err" | sort -g | tail -1)
 	same=no
 	cmp -s "$W/one/last.ckpt" "$W/$k/last.ckpt" && same=yes
 	name="$NP ranks x 1 thread, $([ $k = shm ] && echo "shared memory" || echo "loopback TCP")"
-	printf "%-36s %10s %8s %14s %16s %10s\n" "$name" "$r" \
-		"$(awk "BEGIN { printf \"%.2f\", $r / $one }")x" "$ms" "$by" "$same"
+	printf "%-36s %10s %8s %13s %13s %16s %10s\n" "$name" "$r" \
+		"$(awk "BEGIN { printf \"%.2f\", $r / $one }")x" "$ms" "$st" "$by" "$same"
 done
 echo "gradient: $grad bytes (float32 parameters)"
