@@ -458,6 +458,7 @@ int bio_conv2d_setup(struct bio_conv2d *l, int c_in, int c_out, int k, int strid
 		     int h_in, int w_in)
 {
 	BIO_ASSERT(c_in > 0 && c_out > 0 && k > 0 && stride > 0 && pad >= 0);
+	memset(l, 0, sizeof *l); /* no pool, no scratch, no buffers until the caller sets them */
 	l->c_in = c_in;
 	l->c_out = c_out;
 	l->k = k;
@@ -465,8 +466,6 @@ int bio_conv2d_setup(struct bio_conv2d *l, int c_in, int c_out, int k, int strid
 	l->pad = pad;
 	l->h_in = h_in;
 	l->w_in = w_in;
-	l->wp = l->wp_flip = NULL;
-	l->frozen = 0;
 	if (h_in + 2 * pad < k || w_in + 2 * pad < k)
 		return -1;
 	l->h_out = (h_in + 2 * pad - k) / stride + 1;

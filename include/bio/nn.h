@@ -105,7 +105,8 @@ struct bio_conv2d {
 	int frozen;
 };
 
-/* Fills the output size from the input size and geometry; returns 0 or -1 when it is empty. */
+/* Clears *l (no pool, buffers or scratch), then fills the geometry and the output size from the
+ * input size; returns 0 or -1 when the output is empty. */
 int bio_conv2d_setup(struct bio_conv2d *l, int c_in, int c_out, int k, int stride, int pad,
 		     int h_in, int w_in);
 /* Floats of col scratch one sample needs. */
