@@ -130,7 +130,8 @@ $(SAMPLES): $(MANIFEST) $(EXP_STAMP)/bio-prep
 # MPI_NP=N trains as N ranks of mpirun instead (HOSTS=a,b for --host, MPIRUN_FLAGS for the rest,
 # e.g. '--hostfile FILE' or '--oversubscribe'; under Slurm MPIRUN=srun MPI_NP_FLAG=-n): the ranks read one batches file in the stage's
 # folder, which, like the programs, the configs and the samples, must be at the same absolute
-# path on every host (a shared file system). The model is the one process's, bit for bit, so the
+# path on every host (a shared file system); mpirun passes the kernel choice on (-x, KERNEL_ENV
+# in pipelines/prep.mk; srun passes the whole environment). The model is the one process's, bit for bit, so the
 # stage's digest does not depend on MPI_NP.
 MPI_NP ?=
 HOSTS ?=
@@ -146,6 +147,7 @@ ifeq ($(strip $(MPI_NP)),)
 else
 	$(EXP_BIN)/bio-batch $(EXP_ARGS) -o $(abspath $(MODEL_DIR).tmp)/batches.bs $<
 	$(MPIRUN) $(MPI_NP_FLAG) $(MPI_NP) $(if $(HOSTS),--host $(HOSTS)) $(MPIRUN_FLAGS) \
+	  $(if $(filter mpirun mpiexec orterun,$(notdir $(firstword $(MPIRUN)))),$(foreach v,$(KERNEL_ENV),-x $v)) \
 	  $(abspath $(EXP_BIN))/bio-train $(EXP_ARGS) --set tracking.uri=$(abspath $(MLRUNS)) \
 	    --set tracking.experiment=$(EXP_NAME) --val $(abspath $<) -o $(abspath $(MODEL_DIR).tmp) \
 	    $(abspath $(MODEL_DIR).tmp)/batches.bs

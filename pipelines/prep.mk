@@ -33,7 +33,12 @@ PREP_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 # every host (a shared file system or the same install); relative image paths of the manifest are
 # resolved against the folder make runs in (bio-prep --root), as a local run does.
 SSHLOGIN ?=
-SHARD_REMOTE = -S $(SSHLOGIN) --wd "$$wd" --return shard-{}.bs --cleanup
+# What picks the kernels (bio-*(1) ENVIRONMENT) travels to the other hosts when it is set here:
+# an ssh session or a remote rank starts with the remote's login environment, and a different
+# GEMM there (OpenBLAS's core or biopipe's own) would give other last bits than a local run.
+KERNEL_ENV = $(foreach v,OPENBLAS_CORETYPE BIO_CPU BIO_BLAS BIO_CONV,$(if $(value $v),$v))
+SHARD_REMOTE = -S $(SSHLOGIN) --wd "$$wd" --return shard-{}.bs --cleanup \
+  $(foreach v,$(KERNEL_ENV),--env $v)
 # Removes the run's folder on every host.
 SHARD_REMOTE_CLEAN = parallel --nonall -S $(SSHLOGIN) rm -rf "$$wd" </dev/null || true
 PREP_FLAGS ?=
