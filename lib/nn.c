@@ -1303,52 +1303,45 @@ void bio_linear_forward(const struct bio_linear *l, float *out, const float *in,
 			    lin_forward_blocks, &j);
 }
 
-/* The weight gradient in blocks of LIN_DW_ROWS rows: per piece of samples one GEMM into a leaf,
- * leaves added by the tree as they come (a stack of one partial per one bit of the piece count,
- * small enough to stay in L2), then dw += the block's sum. */
-#define LIN_DW_ROWS 8
+/* The weight gradient in blocks of LIN_DW_COLS input columns, every row of each: the pieces'
+ * tree per element in registers (bio_lin_dw_tree), so a block of the input stays in L1 while
+ * all rows run over it; then the bias gradient, per piece then the tree, by rows. */
+#define LIN_DW_COLS 128
 
 static void lin_dw_blocks(void *ctx, size_t b0, size_t b1, int t)
 {
 	const struct lin_job *j = ctx;
 	const struct bio_linear *l = j->l;
-	const int nb = j->n_batch;
-	int slots = 1;
-	for (size_t np = n_pieces(nb); np; np >>= 1)
-		slots++;
 	(void)t;
+	/* the block's columns of every sample copied together first: the input's rows lie n_in
+	 * floats apart, often a large power of two, and would share a few L1 sets */
+	const size_t ld = LIN_DW_COLS + 16;
+	float *blk = bio_kernels_scratch(SCRATCH_TREE, sizeof(float) * ld * (size_t)j->n_batch);
 	for (size_t b = b0; b < b1; b++) {
-		int o0 = (int)b * LIN_DW_ROWS;
-		int no = l->n_out - o0 < LIN_DW_ROWS ? l->n_out - o0 : LIN_DW_ROWS;
-		const size_t sz = (size_t)no * l->n_in;
-		float *stack = bio_kernels_scratch(SCRATCH_TREE, sizeof(float) * sz * (size_t)slots);
-		int top = 0;
-		uint64_t count = 0;
-		for (int s = 0; s < nb; s += BIO_NN_PIECE, count++) {
-			int cnt = nb - s < BIO_NN_PIECE ? nb - s : BIO_NN_PIECE;
-			bio_nn_sgemm(1, 0, no, l->n_in, cnt, 1.0f, j->d_out + (size_t)s * l->n_out + o0,
-				     l->n_out, j->in + (size_t)s * l->n_in, l->n_in, 0.0f,
-				     stack + (size_t)top * sz, l->n_in);
-			for (uint64_t k = count; k & 1; k >>= 1, top--)
-				add_into(stack + (size_t)(top - 1) * sz, stack + (size_t)top * sz, sz);
-			top++;
+		int c0 = (int)b * LIN_DW_COLS;
+		int nc = l->n_in - c0 < LIN_DW_COLS ? l->n_in - c0 : LIN_DW_COLS;
+		for (int s = 0; s < j->n_batch; s++)
+			memcpy(blk + (size_t)s * ld, j->in + (size_t)s * l->n_in + c0,
+			       sizeof(float) * (size_t)nc);
+		bio_lin_dw_tree(l->dw + c0, (size_t)l->n_in, l->n_out, nc, j->d_out,
+				(size_t)l->n_out, blk, ld, j->n_batch);
+	}
+}
+
+static void lin_db(const struct lin_job *j)
+{
+	const struct bio_linear *l = j->l;
+	const int nb = j->n_batch;
+	for (int o = 0; o < l->n_out; o++) {
+		struct tree_f tf = {{0}, 0, 0};
+		for (int s = 0; s < nb; s += BIO_NN_PIECE) {
+			int end = nb - s < BIO_NN_PIECE ? nb : s + BIO_NN_PIECE;
+			double sum = 0.0;
+			for (int n = s; n < end; n++)
+				sum += j->d_out[(size_t)n * l->n_out + o];
+			tree_f_push(&tf, (float)sum);
 		}
-		for (int i = top - 2; i >= 0; i--)
-			add_into(stack + (size_t)i * sz, stack + (size_t)(i + 1) * sz, sz);
-		if (top > 0)
-			add_into(l->dw + (size_t)o0 * l->n_in, stack, sz);
-		if (l->db)
-			for (int o = o0; o < o0 + no; o++) {
-				struct tree_f tf = {{0}, 0, 0};
-				for (int s = 0; s < nb; s += BIO_NN_PIECE) {
-					int end = nb - s < BIO_NN_PIECE ? nb : s + BIO_NN_PIECE;
-					double sum = 0.0;
-					for (int n = s; n < end; n++)
-						sum += j->d_out[(size_t)n * l->n_out + o];
-					tree_f_push(&tf, (float)sum);
-				}
-				l->db[o] += tree_f_sum(&tf);
-			}
+		l->db[o] += tree_f_sum(&tf);
 	}
 }
 
@@ -1369,8 +1362,10 @@ void bio_linear_backward(const struct bio_linear *l, float *d_in, const float *d
 			 const float *in, int n_batch)
 {
 	struct lin_job j = {l, NULL, d_in, in, d_out, n_batch};
-	bio_nn_parallel_for(l->pool, (size_t)(l->n_out + LIN_DW_ROWS - 1) / LIN_DW_ROWS,
+	bio_nn_parallel_for(l->pool, (size_t)(l->n_in + LIN_DW_COLS - 1) / LIN_DW_COLS,
 			    lin_dw_blocks, &j);
+	if (l->db)
+		lin_db(&j);
 	if (d_in)
 		bio_nn_parallel_for(l->pool, (size_t)(l->n_in + LIN_IN_BLOCK - 1) / LIN_IN_BLOCK,
 				    lin_dx_blocks, &j);

@@ -93,4 +93,11 @@ void bio_pool2_grad_scatter(float *x0, float *x1, const float *dp, const float *
 void bio_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
 	       const float *b, int ldb, float beta, float *c, int ldc);
 
+/* A linear layer's weight gradient over n samples (lib/kernels/lin_dw.h): dw[r ld_dw + c] += the
+ * sum over s < n of d[s ld_d + r] in[s ld_in + c] (r < rows, c < cols), per piece of
+ * BIO_NN_PIECE samples, the pieces added by the stride-doubling tree; each element's bits the
+ * same whatever range of rows and columns a call takes. */
+void bio_lin_dw_tree(float *dw, size_t ld_dw, int rows, int cols, const float *d, size_t ld_d,
+		     const float *in, size_t ld_in, int n);
+
 #endif

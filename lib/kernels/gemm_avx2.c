@@ -98,6 +98,10 @@ static inline void conv_hsum(const __m256 *v, float *out)
 #define NT_NB 4
 #include "gemm_nt.h"
 
+#define LIN_NV 2
+#define LIN_NAME(x) bio_lin_##x##_avx2
+#include "lin_dw.h"
+
 #if defined(__clang__)
 #pragma clang attribute pop
 #endif

@@ -102,6 +102,10 @@ static inline void conv_hsum(const __m512 *v, float *out)
 #define NT_NB 4
 #include "gemm_nt.h"
 
+#define LIN_NV 4
+#define LIN_NAME(x) bio_lin_##x##_avx512
+#include "lin_dw.h"
+
 #if defined(__clang__)
 #pragma clang attribute pop
 #endif

@@ -63,3 +63,7 @@ static inline void conv_hsum(const __m128 *v, float *out)
 #define NT_MA 2
 #define NT_NB 4
 #include "gemm_nt.h"
+
+#define LIN_NV 2
+#define LIN_NAME(x) bio_lin_##x##_generic
+#include "lin_dw.h"

@@ -39,6 +39,13 @@ CONV_DECL(generic)
 CONV_DECL(avx2)
 CONV_DECL(avx512)
 
+#define LIN_DECL(isa)                                                                          \
+	void bio_lin_dw_tree_##isa(float *, size_t, int, int, const float *, size_t, const float *, \
+				   size_t, int);
+LIN_DECL(generic)
+LIN_DECL(avx2)
+LIN_DECL(avx512)
+
 typedef void (*sgemm_fn)(int, int, int, int, int, float, const float *, int, const float *, int,
 			 float, float *, int);
 
@@ -54,16 +61,18 @@ static const struct {
 			float *, size_t);
 	void (*dweights)(float *, int, int, const float *, size_t, const float *, size_t, int, int,
 			 int, int);
+	void (*lin_dw)(float *, size_t, int, int, const float *, size_t, const float *, size_t,
+		       int);
 } isas[BIO_ISA_COUNT] = {
 	[BIO_ISA_GENERIC] = {"generic", bio_sgemm_generic, bio_conv_c1_forward_generic,
 			     bio_conv_c1_dweights_generic, 4, 4, bio_conv3x3_pack_generic, bio_conv3x3_forward_generic,
-			     bio_conv3x3_dweights_generic},
+			     bio_conv3x3_dweights_generic, bio_lin_dw_tree_generic},
 	[BIO_ISA_AVX2] = {"avx2", bio_sgemm_avx2, bio_conv_c1_forward_avx2,
 			  bio_conv_c1_dweights_avx2, 8, 4, bio_conv3x3_pack_avx2, bio_conv3x3_forward_avx2,
-			  bio_conv3x3_dweights_avx2},
+			  bio_conv3x3_dweights_avx2, bio_lin_dw_tree_avx2},
 	[BIO_ISA_AVX512] = {"avx512", bio_sgemm_avx512, bio_conv_c1_forward_avx512,
 			    bio_conv_c1_dweights_avx512, 16, 8, bio_conv3x3_pack_avx512, bio_conv3x3_forward_avx512,
-			    bio_conv3x3_dweights_avx512},
+			    bio_conv3x3_dweights_avx512, bio_lin_dw_tree_avx512},
 };
 
 static enum bio_isa current = BIO_ISA_GENERIC;
@@ -323,6 +332,12 @@ void bio_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const
 	}
 	isas[isa].sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c,
 				      ldc);
+}
+
+void bio_lin_dw_tree(float *dw, size_t ld_dw, int rows, int cols, const float *d, size_t ld_d,
+		     const float *in, size_t ld_in, int n)
+{
+	isas[bio_kernels_isa()].lin_dw(dw, ld_dw, rows, cols, d, ld_d, in, ld_in, n);
 }
 
 void bio_conv3x3_c1_forward(const float *w, const float *bias, int c_out, const float *in, int n,
