@@ -386,6 +386,8 @@ void bio_relu_pool2_row_generic(float *out, uint8_t *argmax, const float *r0, co
 				int wo, float g, float b);
 void bio_relu_pool2_row_avx512(float *out, uint8_t *argmax, const float *r0, const float *r1,
 			       int wo, float g, float b);
+void bio_relu_pool2_row_avx2(float *out, uint8_t *argmax, const float *r0, const float *r1,
+			     int wo, float g, float b);
 
 static inline float affine_relu1(float x, float g, float b)
 {
@@ -415,8 +417,11 @@ void bio_relu_pool2_row_generic(float *out, uint8_t *argmax, const float *r0, co
 void bio_relu_pool2_row(float *out, uint8_t *argmax, const float *r0, const float *r1, int wo,
 			float g, float b)
 {
-	if (bio_kernels_isa() == BIO_ISA_AVX512)
+	enum bio_isa isa = bio_kernels_isa();
+	if (isa == BIO_ISA_AVX512)
 		bio_relu_pool2_row_avx512(out, argmax, r0, r1, wo, g, b);
+	else if (isa == BIO_ISA_AVX2)
+		bio_relu_pool2_row_avx2(out, argmax, r0, r1, wo, g, b);
 	else
 		bio_relu_pool2_row_generic(out, argmax, r0, r1, wo, g, b);
 }
@@ -425,6 +430,8 @@ void bio_pool2_grad_sums_generic(float *r1, float *r2, const float *dp, const fl
 				 const uint8_t *am, const float *x0, const float *x1, int wo);
 void bio_pool2_grad_sums_avx512(float *r1, float *r2, const float *dp, const float *po,
 				const uint8_t *am, const float *x0, const float *x1, int wo);
+void bio_pool2_grad_sums_avx2(float *r1, float *r2, const float *dp, const float *po,
+			      const uint8_t *am, const float *x0, const float *x1, int wo);
 void bio_pool2_grad_scatter_generic(float *x0, float *x1, const float *dp, const float *po,
 				    const uint8_t *am, int wo, float a);
 void bio_pool2_grad_scatter_avx512(float *x0, float *x1, const float *dp, const float *po,
@@ -458,8 +465,11 @@ void bio_pool2_grad_scatter_generic(float *x0, float *x1, const float *dp, const
 void bio_pool2_grad_sums(float *r1, float *r2, const float *dp, const float *po,
 			 const uint8_t *am, const float *x0, const float *x1, int wo)
 {
-	if (bio_kernels_isa() == BIO_ISA_AVX512)
+	enum bio_isa isa = bio_kernels_isa();
+	if (isa == BIO_ISA_AVX512)
 		bio_pool2_grad_sums_avx512(r1, r2, dp, po, am, x0, x1, wo);
+	else if (isa == BIO_ISA_AVX2)
+		bio_pool2_grad_sums_avx2(r1, r2, dp, po, am, x0, x1, wo);
 	else
 		bio_pool2_grad_sums_generic(r1, r2, dp, po, am, x0, x1, wo);
 }

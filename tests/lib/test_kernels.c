@@ -331,6 +331,47 @@ TEST(conv3x3_direct_matches_the_definition)
 	free(wpf);
 }
 
+/* A linear layer's weight gradient on every path: within float rounding of the definition in
+ * double, added to what dw held, and the same bits whatever ranges of rows and columns the calls
+ * take (as threads take them), for sample counts that leave a short piece. */
+TEST(lin_dw_tree_is_the_definition)
+{
+	enum { R = 11, C = 83, N = 13 }; /* rows and columns not multiples of any tile */
+	static float d[N * R], in[N * C], dw[R * C], dw2[R * C], init[R * C];
+	for (int i = 0; i < N * R; i++)
+		d[i] = frand() - 0.5f;
+	for (int i = 0; i < N * C; i++)
+		in[i] = frand() - 0.5f;
+	for (int i = 0; i < R * C; i++)
+		init[i] = frand() - 0.5f;
+	for (int isa = 0; isa < BIO_ISA_COUNT; isa++) {
+		if (bio_kernels_set_isa((enum bio_isa)isa) != 0)
+			continue;
+		for (int n = 1; n <= N; n += 4) {
+			memcpy(dw, init, sizeof dw);
+			memcpy(dw2, init, sizeof dw2);
+			bio_lin_dw_tree(dw, C, R, C, d, R, in, C, n);
+			double maxerr = 0.0;
+			for (int r = 0; r < R; r++)
+				for (int c = 0; c < C; c++) {
+					double e = init[r * C + c];
+					for (int s = 0; s < n; s++)
+						e += (double)d[s * R + r] * in[s * C + c];
+					double err = fabs(dw[r * C + c] - e);
+					maxerr = err > maxerr ? err : maxerr;
+				}
+			CHECK(maxerr < 1e-5);
+			/* in pieces: rows 0-4 and 5-10, columns 0-16, 17-50, 51-82 */
+			static const int r0[3] = {0, 5, R}, c0[4] = {0, 17, 51, C};
+			for (int a = 0; a < 2; a++)
+				for (int b = 0; b < 3; b++)
+					bio_lin_dw_tree(dw2 + r0[a] * C + c0[b], C, r0[a + 1] - r0[a],
+							c0[b + 1] - c0[b], d + r0[a], R, in + c0[b], C, n);
+			CHECK(memcmp(dw, dw2, sizeof dw) == 0);
+		}
+	}
+}
+
 /* The pooled row is the same bits on every path as the definition: ties (the first maximum
  * wins), negatives (ReLU), zeros of both signs, a width not a multiple of 16. */
 TEST(relu_pool2_row_is_the_definition)
@@ -434,6 +475,7 @@ int main(void)
 	RUN(layers_agree_across_paths);
 	RUN(conv_c1_matches_the_definition);
 	RUN(conv3x3_direct_matches_the_definition);
+	RUN(lin_dw_tree_is_the_definition);
 	RUN(relu_pool2_row_is_the_definition);
 	RUN(pool2_grad_rows_are_the_definition);
 	RUN(names_and_support);
