@@ -556,8 +556,9 @@ static int read_meta(struct bio_ckpt_meta *meta, struct bio_optim *o, struct bio
 		int bad = !kind || bio_optim_parse(&k, kind);
 		free(kind);
 		if (bad)
-			return bio_error_set(err, BIO_EFORMAT, "%s: checkpoint has no optimizer state",
-					     path);
+			return bio_error_set(err, BIO_EFORMAT, "%s: checkpoint has no optimizer state "
+					     "(weights only, as best.ckpt is unless trained with "
+					     "--full): resume from last.ckpt", path);
 		if (k != o->kind)
 			return bio_error_set(err, BIO_EINVAL,
 					     "%s: checkpoint optimizer is %s, the config asks for %s",

@@ -52,7 +52,9 @@ static void usage(FILE *f)
 		"                         records of another split than \"val\" are skipped)\n"
 		"      --resume CKPT      continue from a checkpoint; the batches must start at the\n"
 		"                         epoch after it (bio-batch --start-epoch E)\n"
-		"      --half             store checkpoint weights as f16\n"
+		"      --half             store checkpoint weights as f16 (training.half)\n"
+		"      --full             best.ckpt with the optimizer state too, as last.ckpt\n"
+		"                         (training.best_full; default: weights only)\n"
 		"  -o, --output DIR       checkpoint directory (default training.checkpoint_dir);\n"
 		"                         writes DIR/last.ckpt and DIR/best.ckpt\n"
 		"      --layer-times      print a per-layer time breakdown at the end\n"
@@ -65,7 +67,8 @@ static void usage(FILE *f)
 		"                         MLRUNS to the tracking server at tracking.uri, then exit\n"
 		BIO_TOOL_COMMON_HELP
 		"\nConfig keys: model.* (architecture), training.* (optimizer, lr, scheduler,\n"
-		"early_stopping, accumulate, clip_grad_norm, checkpoint_dir, half), experiment.seed,\n"
+		"early_stopping, accumulate, clip_grad_norm, checkpoint_dir, half, best_full),\n"
+		"experiment.seed, "
 		"tracking.* (uri: a file store or http(s)://HOST:PORT of an MLflow server).\n"
 		"See bio-train(1).\n");
 }
@@ -95,6 +98,7 @@ struct train {
 	int64_t es_patience;
 	int es_max; /* early-stopping metric maximised */
 	int layer_times;
+	int best_full;    /* training.best_full: best.ckpt with the optimizer state */
 	int legend_done; /* the epoch lines' legend was printed */
 	/* the epoch in progress */
 	int64_t epoch;
@@ -453,6 +457,8 @@ static void track_start(struct train *tr, const char *resume, int n_threads)
 		if (!tr->run)
 			bio_tool_die_err(tr->t, &err);
 	}
+	fprintf(stderr, "bio-train: tracking run %s of experiment '%s' in %s\n",
+		bio_track_run_id(tr->run), exp, tr->track_uri);
 	snprintf(id, sizeof id, "%s\n", bio_track_run_id(tr->run));
 	if (write_small_file(id_path, id))
 		train_die(tr, "%s: %s", id_path, strerror(errno));
@@ -510,6 +516,9 @@ static void track_end(struct train *tr, const char *register_name, const char *a
 	if (bio_track_flush_now(tr->run, &err))
 		fprintf(stderr, "bio-train: the run is not complete on %s: %s\n", tr->track_uri,
 			err.msg);
+	else
+		fprintf(stderr, "bio-train: tracked as run %s in %s (checkpoints/ among its "
+			"artifacts)\n", bio_track_run_id(tr->run), tr->track_uri);
 	bio_track_run_free(tr->run);
 	tr->run = NULL;
 }
@@ -580,10 +589,13 @@ static long peak_rss_kib(void)
 	return ru.ru_maxrss;
 }
 
-static void save(struct train *tr, const char *path)
+/* A checkpoint: with the optimizer and scheduler state (full: last.ckpt, to resume from), or
+ * the weights and meta only (best.ckpt, what inference and evaluation read: a third the size). */
+static void save(struct train *tr, const char *path, int full)
 {
 	struct bio_error err;
-	if (bio_checkpoint_save(path, tr->m, &tr->o, &tr->s, &tr->meta, &err))
+	if (bio_checkpoint_save(path, tr->m, full ? &tr->o : NULL, full ? &tr->s : NULL, &tr->meta,
+				&err))
 		train_die(tr, "%s", err.msg);
 }
 
@@ -671,17 +683,20 @@ static int end_epoch(struct train *tr)
 	track_metric(tr, "peak_rss", (double)peak_rss_kib() * 1024.0);
 	track_flush(tr, 0);
 	/* best before last: a crash between the two leaves the older last.ckpt, and resuming from
-	 * it redoes this epoch and rewrites the same best.ckpt. The same bytes are not written
-	 * twice: last.ckpt becomes a second name of best.ckpt's file. */
+	 * it redoes this epoch and rewrites the same best.ckpt. best.ckpt holds the weights only
+	 * (training.best_full, --full: the optimizer state too, and then the same bytes are not
+	 * written twice: last.ckpt becomes a second name of best.ckpt's file). */
 	if (!tr->root) {
 		/* (rank 0 writes the checkpoints) */
-	} else if (improved) {
+	} else if (improved && tr->best_full) {
 		struct bio_error err;
-		save(tr, tr->best_path);
+		save(tr, tr->best_path, 1);
 		if (bio_checkpoint_link(tr->best_path, tr->last_path, &err))
 			train_die(tr, "%s", err.msg);
 	} else {
-		save(tr, tr->last_path);
+		if (improved)
+			save(tr, tr->best_path, 0);
+		save(tr, tr->last_path, 1);
 	}
 	tr->in_epoch = 0;
 	if (stop) {
@@ -817,13 +832,14 @@ static void record_upstream(struct bio_tool *t, const struct bio_value *bmeta, c
 
 int main(int argc, char **argv)
 {
-	enum { OPT_VAL = 0x2000, OPT_RESUME, OPT_HALF, OPT_LAYER_TIMES, OPT_REGISTER, OPT_ALIAS,
-	       OPT_SYNC, OPT_PUSH };
+	enum { OPT_VAL = 0x2000, OPT_RESUME, OPT_HALF, OPT_FULL, OPT_LAYER_TIMES, OPT_REGISTER,
+	       OPT_ALIAS, OPT_SYNC, OPT_PUSH };
 	static const struct option long_opts[] = {
 		BIO_TOOL_LONG_OPTS,
 		{"val", required_argument, 0, OPT_VAL},
 		{"resume", required_argument, 0, OPT_RESUME},
 		{"half", no_argument, 0, OPT_HALF},
+		{"full", no_argument, 0, OPT_FULL},
 		{"layer-times", no_argument, 0, OPT_LAYER_TIMES},
 		{"register", required_argument, 0, OPT_REGISTER},
 		{"alias", required_argument, 0, OPT_ALIAS},
@@ -836,7 +852,7 @@ int main(int argc, char **argv)
 	memset(&tr, 0, sizeof tr);
 	const char *val_path = NULL, *resume = NULL, *register_name = NULL, *alias = NULL;
 	const char *sync_dir = NULL, *push_store = NULL;
-	int half = -1, opt;
+	int half = 0, opt;
 	double t_launch = now_s();
 	bio_tool_init(&t, "bio-train", argc, argv);
 	tr.t = &t;
@@ -862,7 +878,10 @@ int main(int argc, char **argv)
 			resume = optarg;
 			break;
 		case OPT_HALF:
-			half = 1;
+			bio_tool_option_key(&t, "--half", "training.half", "true");
+			break;
+		case OPT_FULL:
+			bio_tool_option_key(&t, "--full", "training.best_full", "true");
 			break;
 		case OPT_LAYER_TIMES:
 			tr.layer_times = 1;
@@ -918,10 +937,9 @@ int main(int argc, char **argv)
 	const struct bio_config *cfg = t.cfg;
 	int64_t v;
 	const char *s;
-	if (half < 0) {
-		if (bio_config_get_bool(cfg, "training.half", 0, &half, &err))
-			bio_tool_die_err(&t, &err);
-	}
+	if (bio_config_get_bool(cfg, "training.half", 0, &half, &err) ||
+	    bio_config_get_bool(cfg, "training.best_full", 0, &tr.best_full, &err))
+		bio_tool_die_err(&t, &err);
 	if (bio_config_get_int_range(cfg, "training.accumulate", 1, 1, 1000000, &v, &err))
 		bio_tool_die_err(&t, &err);
 	tr.accumulate = (int)v;

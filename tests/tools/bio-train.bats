@@ -273,6 +273,51 @@ h = next(u); r = next(u); assert h["meta"]["half"] and r["tensor"]["dtype"] == "
 	[ "$(stat -c %s "$T/h/last.ckpt")" -gt 0 ]
 }
 
+@test "best.ckpt holds the weights only (a third of last.ckpt), --full keeps the optimizer; resuming from a weights-only one names last.ckpt" {
+	bio-train $C -o "$T/w" "$FX/b6.bs" 2>/dev/null
+	records() {
+		"$PYTHON" -c 'import sys, msgpack
+u = msgpack.Unpacker(open(sys.argv[1], "rb"), raw=False)
+head = next(u)
+names = [o["name"] for o in u if isinstance(o, dict) and "name" in o]
+print(len(names), sum(n.startswith("optimizer.") for n in names), head["meta"]["optimizer"] is None)' "$1"
+	}
+	run records "$T/w/best.ckpt"
+	assert_output --regexp '^[0-9]+ 0 True$'
+	run records "$T/w/last.ckpt"
+	assert_output --regexp '^[0-9]+ [1-9][0-9]* False$'
+	best=$(stat -c %s "$T/w/best.ckpt") last=$(stat -c %s "$T/w/last.ckpt")
+	[ $((best * 2)) -lt "$last" ]
+	# PyTorch and bio-infer read the weights-only checkpoint as before
+	bio-infer -m "$T/w/best.ckpt" -o "$T/p.bs" "$SS"
+	# resuming from it: one line naming last.ckpt, nothing written
+	bio-batch $C --epochs 7 --start-epoch 6 "$SS" >"$T/b7.bs"
+	run bio-train $C --resume "$T/w/best.ckpt" -o "$T/r" "$T/b7.bs"
+	assert_failure 1
+	assert_output --partial "best.ckpt: checkpoint has no optimizer state"
+	assert_output --partial "resume from last.ckpt"
+	[ "${#lines[@]}" -eq 1 ]
+	[ ! -e "$T/r/last.ckpt" ]
+	# --full (training.best_full): the optimizer state in best.ckpt too, one file for both
+	# names when the last epoch was the best; the config records it
+	bio-train $C --full -o "$T/f" "$FX/b6.bs" 2>/dev/null
+	run records "$T/f/best.ckpt"
+	assert_output --regexp '^[0-9]+ [1-9][0-9]* False$'
+	run bio-train $C --full --print-config
+	assert_output --partial "best_full: true"
+	# the weights are the same either way
+	"$PYTHON" - "$T/w/best.ckpt" "$T/f/best.ckpt" <<'PY'
+import sys, msgpack
+def weights(p):
+    u = msgpack.Unpacker(open(p, "rb"), raw=False)
+    next(u)
+    return {o["name"]: o["tensor"] for o in u
+            if isinstance(o, dict) and "name" in o and not o["name"].startswith("optimizer.")}
+a, b = weights(sys.argv[1]), weights(sys.argv[2])
+assert a == b and len(a) > 10, (len(a), len(b))
+PY
+}
+
 @test "bad input: shape mismatch, wrong modality, wrong start epoch" {
 	run bio-train $C --set model.input_size=32 -o "$T/x" "$FX/b6.bs"
 	assert_failure 1
