@@ -1116,13 +1116,20 @@ int bio_config_error(const struct bio_config *c, const char *path, struct bio_er
 	return bio_error_set(err, code, "%s: %s", path, msg);
 }
 
-/* Finds the scalar at path: 1 = found (*out set), 0 = absent or null (use default), <0 error. */
+/* Finds the scalar at path: 1 = found (*out set), 0 = null, <0 error. A key absent from the
+ * merged configuration is an error: configs/base.yaml defines every key a program reads (its
+ * value is the default; tests/python/check_config_keys.py checks the sources against it), so
+ * an absent one is a bug, or a configuration not built on the base. */
 static int get_scalar(const struct bio_config *c, const char *path, const char *what,
 		      const struct node **out, struct bio_error *err)
 {
 	const struct node *n = lookup(c, path);
 	*out = n;
-	if (!n || scalar_is_null(n))
+	if (!n)
+		return bio_error_set(err, BIO_ENOTFOUND,
+				     "%s: not in the configuration (configs/base.yaml defines every "
+				     "key the programs read)", path);
+	if (scalar_is_null(n))
 		return 0;
 	if (n->kind != NODE_SCALAR)
 		return bio_config_error(c, path, err, BIO_EINVAL, "expected %s, got %s", what,
@@ -1130,12 +1137,19 @@ static int get_scalar(const struct bio_config *c, const char *path, const char *
 	return 1;
 }
 
-int bio_config_get_str(const struct bio_config *c, const char *path, const char *def,
-		       const char **out, struct bio_error *err)
+/* A null value (an empty --set key=) of a typed key is an error naming where it was set. */
+static int null_error(const struct bio_config *c, const char *path, const char *what,
+		      struct bio_error *err)
+{
+	return bio_config_error(c, path, err, BIO_EINVAL, "expected %s, got an empty value", what);
+}
+
+int bio_config_get_str(const struct bio_config *c, const char *path, const char **out,
+		       struct bio_error *err)
 {
 	const struct node *n;
 	int rc = get_scalar(c, path, "a string", &n, err);
-	*out = rc > 0 ? n->value : def;
+	*out = rc > 0 ? n->value : "";
 	return rc < 0 ? rc : 0;
 }
 
@@ -1160,14 +1174,16 @@ static int parse_int(const char *s, int64_t *out)
 	return 0;
 }
 
-int bio_config_get_int(const struct bio_config *c, const char *path, int64_t def, int64_t *out,
+int bio_config_get_int(const struct bio_config *c, const char *path, int64_t *out,
 		       struct bio_error *err)
 {
 	const struct node *n;
-	*out = def;
+	*out = 0;
 	int rc = get_scalar(c, path, "an integer", &n, err);
-	if (rc <= 0)
+	if (rc < 0)
 		return rc;
+	if (rc == 0)
+		return null_error(c, path, "an integer", err);
 	rc = parse_int(n->value, out);
 	if (rc == BIO_ELIMIT)
 		return bio_config_error(c, path, err, BIO_EINVAL, "integer '%s' out of range",
@@ -1213,14 +1229,16 @@ static int parse_double(const char *s, double *out)
 	return 0;
 }
 
-int bio_config_get_double(const struct bio_config *c, const char *path, double def, double *out,
+int bio_config_get_double(const struct bio_config *c, const char *path, double *out,
 			  struct bio_error *err)
 {
 	const struct node *n;
-	*out = def;
+	*out = 0.0;
 	int rc = get_scalar(c, path, "a number", &n, err);
-	if (rc <= 0)
+	if (rc < 0)
 		return rc;
+	if (rc == 0)
+		return null_error(c, path, "a number", err);
 	rc = parse_double(n->value, out);
 	if (rc == BIO_ELIMIT)
 		return bio_config_error(c, path, err, BIO_EINVAL, "number '%s' out of range",
@@ -1231,15 +1249,17 @@ int bio_config_get_double(const struct bio_config *c, const char *path, double d
 	return 0;
 }
 
-int bio_config_get_bool(const struct bio_config *c, const char *path, int def, int *out,
+int bio_config_get_bool(const struct bio_config *c, const char *path, int *out,
 			struct bio_error *err)
 {
 	static const char *const yes[] = {"true", "yes", "on"}, *const no[] = {"false", "no", "off"};
 	const struct node *n;
-	*out = def;
+	*out = 0;
 	int rc = get_scalar(c, path, "a boolean", &n, err);
-	if (rc <= 0)
+	if (rc < 0)
 		return rc;
+	if (rc == 0)
+		return null_error(c, path, "a boolean", err);
 	for (size_t i = 0; i < 3; i++) {
 		if (!strcasecmp(n->value, yes[i])) {
 			*out = 1;
@@ -1255,10 +1275,10 @@ int bio_config_get_bool(const struct bio_config *c, const char *path, int def, i
 				n->value);
 }
 
-int bio_config_get_int_range(const struct bio_config *c, const char *path, int64_t def,
-			     int64_t min, int64_t max, int64_t *out, struct bio_error *err)
+int bio_config_get_int_range(const struct bio_config *c, const char *path, int64_t min,
+			     int64_t max, int64_t *out, struct bio_error *err)
 {
-	int rc = bio_config_get_int(c, path, def, out, err);
+	int rc = bio_config_get_int(c, path, out, err);
 	if (rc != 0)
 		return rc;
 	if (*out < min || *out > max)
@@ -1268,10 +1288,10 @@ int bio_config_get_int_range(const struct bio_config *c, const char *path, int64
 	return 0;
 }
 
-int bio_config_get_double_range(const struct bio_config *c, const char *path, double def,
-				double min, double max, double *out, struct bio_error *err)
+int bio_config_get_double_range(const struct bio_config *c, const char *path, double min,
+				double max, double *out, struct bio_error *err)
 {
-	int rc = bio_config_get_double(c, path, def, out, err);
+	int rc = bio_config_get_double(c, path, out, err);
 	if (rc != 0)
 		return rc;
 	if (!(*out >= min && *out <= max))

@@ -50,10 +50,10 @@ int bio_model_spec_from_config(struct bio_model_spec *spec, const struct bio_con
 	const char *s;
 	int rc;
 	memset(spec, 0, sizeof *spec);
-	if ((rc = bio_config_get_int_range(cfg, "model.input_size", 64, 4, 1024, &v, err)))
+	if ((rc = bio_config_get_int_range(cfg, "model.input_size", 4, 1024, &v, err)))
 		return rc;
 	spec->input_size = (int)v;
-	if ((rc = bio_config_get_int_range(cfg, "model.kernel", 3, 1, 15, &v, err)))
+	if ((rc = bio_config_get_int_range(cfg, "model.kernel", 1, 15, &v, err)))
 		return rc;
 	spec->kernel = (int)v;
 	if (spec->kernel % 2 == 0)
@@ -75,16 +75,16 @@ int bio_model_spec_from_config(struct bio_model_spec *spec, const struct bio_con
 						i, item ? item : "");
 		spec->channels[i] = (int)c;
 	}
-	if ((rc = bio_config_get_int_range(cfg, "model.hidden", 256, 1, 65536, &v, err)))
+	if ((rc = bio_config_get_int_range(cfg, "model.hidden", 1, 65536, &v, err)))
 		return rc;
 	spec->hidden = (int)v;
-	if ((rc = bio_config_get_int_range(cfg, "model.embedding", 128, 1, 65536, &v, err)))
+	if ((rc = bio_config_get_int_range(cfg, "model.embedding", 1, 65536, &v, err)))
 		return rc;
 	spec->embedding = (int)v;
-	if ((rc = bio_config_get_double_range(cfg, "model.dropout", 0.3, 0.0, 0.99, &d, err)))
+	if ((rc = bio_config_get_double_range(cfg, "model.dropout", 0.0, 0.99, &d, err)))
 		return rc;
 	spec->dropout = (float)d;
-	if ((rc = bio_config_get_str(cfg, "model.fusion", "concat", &s, err)))
+	if ((rc = bio_config_get_str(cfg, "model.fusion", &s, err)))
 		return rc;
 	if (bio_fusion_parse(&spec->fusion, s))
 		return bio_config_error(cfg, "model.fusion", err, BIO_EINVAL,

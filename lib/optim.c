@@ -30,22 +30,22 @@ int bio_optim_from_config(struct bio_optim *o, const struct bio_config *cfg, str
 	const char *s;
 	int rc, b;
 	memset(o, 0, sizeof *o);
-	if ((rc = bio_config_get_str(cfg, "training.optimizer", "adam", &s, err)))
+	if ((rc = bio_config_get_str(cfg, "training.optimizer", &s, err)))
 		return rc;
 	if (bio_optim_parse(&o->kind, s))
 		return bio_config_error(cfg, "training.optimizer", err, BIO_EINVAL,
 					"expected sgd, adam or adamw, got '%s'", s);
-	if ((rc = bio_config_get_double_range(cfg, "training.lr", 1e-3, 0.0, 1e3, &o->lr, err)) ||
-	    (rc = bio_config_get_double_range(cfg, "training.momentum", 0.9, 0.0, 1.0, &o->momentum,
+	if ((rc = bio_config_get_double_range(cfg, "training.lr", 0.0, 1e3, &o->lr, err)) ||
+	    (rc = bio_config_get_double_range(cfg, "training.momentum", 0.0, 1.0, &o->momentum,
 					       err)) ||
-	    (rc = bio_config_get_bool(cfg, "training.nesterov", 0, &b, err)) ||
-	    (rc = bio_config_get_double_range(cfg, "training.weight_decay", 0.0, 0.0, 1e3,
+	    (rc = bio_config_get_bool(cfg, "training.nesterov", &b, err)) ||
+	    (rc = bio_config_get_double_range(cfg, "training.weight_decay", 0.0, 1e3,
 					       &o->weight_decay, err)) ||
-	    (rc = bio_config_get_double_range(cfg, "training.beta1", 0.9, 0.0, 0.999999, &o->beta1,
+	    (rc = bio_config_get_double_range(cfg, "training.beta1", 0.0, 0.999999, &o->beta1,
 					       err)) ||
-	    (rc = bio_config_get_double_range(cfg, "training.beta2", 0.999, 0.0, 0.999999999,
+	    (rc = bio_config_get_double_range(cfg, "training.beta2", 0.0, 0.999999999,
 					       &o->beta2, err)) ||
-	    (rc = bio_config_get_double_range(cfg, "training.eps", 1e-8, 0.0, 1.0, &o->eps, err)))
+	    (rc = bio_config_get_double_range(cfg, "training.eps", 0.0, 1.0, &o->eps, err)))
 		return rc;
 	o->nesterov = b;
 	if (o->nesterov && (o->kind != BIO_OPTIM_SGD || o->momentum <= 0.0))
@@ -150,7 +150,7 @@ int bio_sched_from_config(struct bio_sched *s, const struct bio_config *cfg, int
 	const char *name, *metric;
 	int rc;
 	memset(s, 0, sizeof *s);
-	if ((rc = bio_config_get_str(cfg, "training.scheduler", "none", &name, err)))
+	if ((rc = bio_config_get_str(cfg, "training.scheduler", &name, err)))
 		return rc;
 	if (strcmp(name, "none") == 0)
 		s->kind = BIO_SCHED_NONE;
@@ -163,18 +163,18 @@ int bio_sched_from_config(struct bio_sched *s, const struct bio_config *cfg, int
 	else
 		return bio_config_error(cfg, "training.scheduler", err, BIO_EINVAL,
 					"expected none, step, cosine or plateau, got '%s'", name);
-	if ((rc = bio_config_get_double_range(cfg, "training.lr", 1e-3, 0.0, 1e3, &s->base_lr, err)) ||
-	    (rc = bio_config_get_int_range(cfg, "training.step_size", 10, 1, 1000000000,
+	if ((rc = bio_config_get_double_range(cfg, "training.lr", 0.0, 1e3, &s->base_lr, err)) ||
+	    (rc = bio_config_get_int_range(cfg, "training.step_size", 1, 1000000000,
 					    &s->step_size, err)) ||
-	    (rc = bio_config_get_double_range(cfg, "training.gamma", 0.1, 0.0, 1e3, &s->gamma,
+	    (rc = bio_config_get_double_range(cfg, "training.gamma", 0.0, 1e3, &s->gamma,
 					       err)) ||
-	    (rc = bio_config_get_double_range(cfg, "training.min_lr", 0.0, 0.0, 1e3, &s->min_lr,
+	    (rc = bio_config_get_double_range(cfg, "training.min_lr", 0.0, 1e3, &s->min_lr,
 					       err)) ||
-	    (rc = bio_config_get_int_range(cfg, "training.patience", 3, 0, 1000000000,
+	    (rc = bio_config_get_int_range(cfg, "training.patience", 0, 1000000000,
 					    &s->patience, err)) ||
-	    (rc = bio_config_get_double_range(cfg, "training.factor", 0.1, 0.0, 0.999999,
+	    (rc = bio_config_get_double_range(cfg, "training.factor", 0.0, 0.999999,
 					       &s->factor, err)) ||
-	    (rc = bio_config_get_str(cfg, "training.early_stopping.metric", "val_accuracy", &metric,
+	    (rc = bio_config_get_str(cfg, "training.early_stopping.metric", &metric,
 				      err)))
 		return rc;
 	s->plateau_max = strcmp(metric, "val_loss") != 0;

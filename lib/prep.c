@@ -260,19 +260,18 @@ int bio_prep_params_from_config(struct bio_prep_params *p, const struct bio_conf
 	int quantize, rc;
 
 	bio_prep_params_default(p);
-	if ((rc = bio_config_get_int_range(c, "prep.size", p->size, 1, 4096, &size, err)) < 0 ||
-	    (rc = bio_config_get_str(c, "prep.resize", "bilinear", &resize, err)) < 0 ||
-	    (rc = bio_config_get_double(c, "prep.mean", p->mean, &mean, err)) < 0 ||
-	    (rc = bio_config_get_double_range(c, "prep.std", p->std, 1e-12, 1e12, &std, err)) < 0 ||
-	    (rc = bio_config_get_bool(c, "prep.quantize", p->quantize, &quantize, err)) < 0 ||
-	    (rc = bio_config_get_int_range(c, "prep.max_width", p->limits.max_width, 1,
+	if ((rc = bio_config_get_int_range(c, "prep.size", 1, 4096, &size, err)) < 0 ||
+	    (rc = bio_config_get_str(c, "prep.resize", &resize, err)) < 0 ||
+	    (rc = bio_config_get_double(c, "prep.mean", &mean, err)) < 0 ||
+	    (rc = bio_config_get_double_range(c, "prep.std", 1e-12, 1e12, &std, err)) < 0 ||
+	    (rc = bio_config_get_bool(c, "prep.quantize", &quantize, err)) < 0 ||
+	    (rc = bio_config_get_int_range(c, "prep.max_width", 1,
 					   UINT32_MAX, &w, err)) < 0 ||
-	    (rc = bio_config_get_int_range(c, "prep.max_height", p->limits.max_height, 1,
+	    (rc = bio_config_get_int_range(c, "prep.max_height", 1,
 					   UINT32_MAX, &h, err)) < 0 ||
-	    (rc = bio_config_get_int_range(c, "prep.max_pixels", (int64_t)p->limits.max_pixels, 1,
+	    (rc = bio_config_get_int_range(c, "prep.max_pixels", 1,
 					   (int64_t)1 << 40, &px, err)) < 0 ||
-	    (rc = bio_config_get_int_range(c, "prep.max_file_bytes",
-					   (int64_t)p->limits.max_file_bytes, 1, (int64_t)1 << 40,
+	    (rc = bio_config_get_int_range(c, "prep.max_file_bytes", 1, (int64_t)1 << 40,
 					   &fb, err)) < 0)
 		return rc;
 	if (strcmp(resize, "bilinear") == 0)

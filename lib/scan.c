@@ -476,7 +476,7 @@ static int cfg_list(const struct bio_config *c, const char *path, struct name_li
 	if (n == 0) {
 		const char *v = NULL;
 		/* a scalar here is a mistake (a list is expected); an empty list is fine */
-		if (bio_config_has(c, path) && bio_config_get_str(c, path, NULL, &v, NULL) == 0 &&
+		if (bio_config_has(c, path) && bio_config_get_str(c, path, &v, NULL) == 0 &&
 		    v && v[0])
 			return bio_config_error(c, path, err, BIO_EINVAL,
 						"expected a list of names, got '%s'", v);
@@ -502,6 +502,15 @@ static int cfg_list(const struct bio_config *c, const char *path, struct name_li
 	return 0;
 }
 
+/* A modality's own root, dir and pattern are optional (a modality a config adds need not
+ * name them): "" when absent. */
+static int opt_str(const struct bio_config *cfg, const char *key, const char **out,
+		   struct bio_error *err)
+{
+	*out = "";
+	return bio_config_has(cfg, key) ? bio_config_get_str(cfg, key, out, err) : 0;
+}
+
 int bio_scan_from_config(struct bio_scan **out, const struct bio_config *cfg,
 			 const char *root_override, struct bio_error *err)
 {
@@ -515,17 +524,17 @@ int bio_scan_from_config(struct bio_scan **out, const struct bio_config *cfg,
 	struct bio_scan_options opt = {0};
 	int64_t seed = 0;
 
-	if ((rc = bio_config_get_str(cfg, "scan.root", "", &root, err)))
+	if ((rc = bio_config_get_str(cfg, "scan.root", &root, err)))
 		goto out;
 	if (root_override)
 		root = root_override;
-	if ((rc = bio_config_get_bool(cfg, "scan.chimeric", 0, &opt.chimeric, err)) ||
-	    (rc = bio_config_get_str(cfg, "scan.split.mode", "stratified", &mode, err)) ||
-	    (rc = bio_config_get_double_range(cfg, "scan.split.val", 0.0, 0.0, 1.0, &opt.val,
+	if ((rc = bio_config_get_bool(cfg, "scan.chimeric", &opt.chimeric, err)) ||
+	    (rc = bio_config_get_str(cfg, "scan.split.mode", &mode, err)) ||
+	    (rc = bio_config_get_double_range(cfg, "scan.split.val", 0.0, 1.0, &opt.val,
 					      err)) ||
-	    (rc = bio_config_get_double_range(cfg, "scan.split.test", 0.0, 0.0, 1.0, &opt.test,
+	    (rc = bio_config_get_double_range(cfg, "scan.split.test", 0.0, 1.0, &opt.test,
 					      err)) ||
-	    (rc = bio_config_get_int(cfg, "scan.split.seed", 0, &seed, err)))
+	    (rc = bio_config_get_int(cfg, "scan.split.seed", &seed, err)))
 		goto out;
 	if (strcmp(mode, "stratified") == 0) {
 		opt.split_mode = BIO_SCAN_STRATIFIED;
@@ -583,13 +592,13 @@ int bio_scan_from_config(struct bio_scan **out, const struct bio_config *cfg,
 			goto out;
 		}
 		snprintf(key, sizeof key, "scan.%s.root", name);
-		if ((rc = bio_config_get_str(cfg, key, "", &m_root, err)))
+		if ((rc = opt_str(cfg, key, &m_root, err)))
 			goto out;
 		snprintf(key, sizeof key, "scan.%s.dir", name);
-		if ((rc = bio_config_get_str(cfg, key, "", &dir, err)))
+		if ((rc = opt_str(cfg, key, &dir, err)))
 			goto out;
 		snprintf(key, sizeof key, "scan.%s.pattern", name);
-		if ((rc = bio_config_get_str(cfg, key, "", &pattern, err)))
+		if ((rc = opt_str(cfg, key, &pattern, err)))
 			goto out;
 		free(fields.items);
 		free(m_ident.items);

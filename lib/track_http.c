@@ -126,22 +126,21 @@ int bio_track_opts_from_config(struct bio_track_opts *o, const struct bio_config
 {
 	bio_track_opts_init(o);
 	int64_t retries;
-	int rc = bio_config_get_double_range(cfg, "tracking.timeout", o->timeout_s, 0.001, 86400,
+	int rc = bio_config_get_double_range(cfg, "tracking.timeout", 0.001, 86400,
 					     &o->timeout_s, err);
 	if (!rc)
-		rc = bio_config_get_double_range(cfg, "tracking.connect_timeout",
-						 o->connect_timeout_s, 0.001, 86400,
+		rc = bio_config_get_double_range(cfg, "tracking.connect_timeout", 0.001, 86400,
 						 &o->connect_timeout_s, err);
 	if (!rc)
-		rc = bio_config_get_int_range(cfg, "tracking.retries", o->retries, 0, 100, &retries,
+		rc = bio_config_get_int_range(cfg, "tracking.retries", 0, 100, &retries,
 					      err);
 	if (!rc) {
 		o->retries = (int)retries;
-		rc = bio_config_get_double_range(cfg, "tracking.backoff", o->backoff_s, 0, 3600,
+		rc = bio_config_get_double_range(cfg, "tracking.backoff", 0, 3600,
 						 &o->backoff_s, err);
 	}
 	if (!rc)
-		rc = bio_config_get_str(cfg, "tracking.cache_dir", "", &o->cache_dir, err);
+		rc = bio_config_get_str(cfg, "tracking.cache_dir", &o->cache_dir, err);
 	return rc;
 }
 

@@ -146,9 +146,9 @@ int main(int argc, char **argv)
 	const char *split;
 	int64_t v, max_buffer;
 	int drop_last;
-	if (bio_config_get_str(t.cfg, "batch.split", "train", &split, &err) < 0 ||
-	    bio_config_get_bool(t.cfg, "batch.drop_last", 0, &drop_last, &err) < 0 ||
-	    bio_config_get_int_range(t.cfg, "batch.max_buffer_bytes", (int64_t)2 << 30, 0,
+	if (bio_config_get_str(t.cfg, "batch.split", &split, &err) < 0 ||
+	    bio_config_get_bool(t.cfg, "batch.drop_last", &drop_last, &err) < 0 ||
+	    bio_config_get_int_range(t.cfg, "batch.max_buffer_bytes", 0,
 				     INT64_MAX, &max_buffer, &err) < 0)
 		bio_tool_die_err(&t, &err);
 	if (split_opt)
@@ -156,17 +156,17 @@ int main(int argc, char **argv)
 	if (drop_opt)
 		drop_last = 1;
 	if (batch_size < 0) {
-		if (bio_config_get_int_range(t.cfg, "batch.batch_size", 32, 1, 1 << 24, &v, &err) < 0)
+		if (bio_config_get_int_range(t.cfg, "batch.batch_size", 1, 1 << 24, &v, &err) < 0)
 			bio_tool_die_err(&t, &err);
 		batch_size = v;
 	}
 	if (epochs < 0) {
-		if (bio_config_get_int_range(t.cfg, "batch.epochs", 1, 0, 1000000000, &v, &err) < 0)
+		if (bio_config_get_int_range(t.cfg, "batch.epochs", 0, 1000000000, &v, &err) < 0)
 			bio_tool_die_err(&t, &err);
 		epochs = v;
 	}
 	if (seed_opt < 0) {
-		if (bio_config_get_int_range(t.cfg, "batch.seed", 1234, 0, INT64_MAX, &v, &err) < 0)
+		if (bio_config_get_int_range(t.cfg, "batch.seed", 0, INT64_MAX, &v, &err) < 0)
 			bio_tool_die_err(&t, &err);
 		seed_opt = v;
 	}

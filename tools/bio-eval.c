@@ -1452,19 +1452,19 @@ int main(int argc, char **argv)
 
 	struct eval e = {.t = &t};
 	const char *proto_cfg;
-	if (bio_config_get_int_range(t.cfg, "eval.topk", 5, 1, 1000, &e.topk, &err) < 0 ||
-	    bio_config_get_int_range(t.cfg, "eval.gallery", 1, 1, 1000000, &e.gallery, &err) < 0 ||
-	    bio_config_get_int_range(t.cfg, "eval.histogram_bins", 50, 1, 100000, &e.bins, &err) <
+	if (bio_config_get_int_range(t.cfg, "eval.topk", 1, 1000, &e.topk, &err) < 0 ||
+	    bio_config_get_int_range(t.cfg, "eval.gallery", 1, 1000000, &e.gallery, &err) < 0 ||
+	    bio_config_get_int_range(t.cfg, "eval.histogram_bins", 1, 100000, &e.bins, &err) <
 		    0 ||
-	    bio_config_get_int_range(t.cfg, "eval.max_pairs", 50000000, 1, INT64_MAX / 16,
+	    bio_config_get_int_range(t.cfg, "eval.max_pairs", 1, INT64_MAX / 16,
 				     &e.max_pairs, &err) < 0 ||
-	    bio_config_get_double_range(t.cfg, "eval.curve_resolution", 0.01, 0.0, 1.0,
+	    bio_config_get_double_range(t.cfg, "eval.curve_resolution", 0.0, 1.0,
 					&e.resolution, &err) < 0 ||
-	    bio_config_get_int_range(t.cfg, "eval.plot_width", 900, 200, 8000, &e.width, &err) <
+	    bio_config_get_int_range(t.cfg, "eval.plot_width", 200, 8000, &e.width, &err) <
 		    0 ||
-	    bio_config_get_int_range(t.cfg, "eval.plot_height", 650, 150, 8000, &e.height, &err) <
+	    bio_config_get_int_range(t.cfg, "eval.plot_height", 150, 8000, &e.height, &err) <
 		    0 ||
-	    bio_config_get_str(t.cfg, "eval.protocol", "all", &proto_cfg, &err) < 0)
+	    bio_config_get_str(t.cfg, "eval.protocol", &proto_cfg, &err) < 0)
 		bio_tool_die_err(&t, &err);
 	if (gallery > 0)
 		e.gallery = gallery;
@@ -1481,7 +1481,7 @@ int main(int argc, char **argv)
 	struct track_target tt = {0};
 	if (track) {
 		const char *uri;
-		if (bio_config_get_str(t.cfg, "tracking.uri", "mlruns", &uri, &err) < 0)
+		if (bio_config_get_str(t.cfg, "tracking.uri", &uri, &err) < 0)
 			bio_tool_die_err(&t, &err);
 		struct stat tsb;
 		if (bio_track_uri_is_server(uri) && stat(track, &tsb) != 0) {

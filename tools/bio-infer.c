@@ -348,23 +348,23 @@ int main(int argc, char **argv)
 	int64_t v;
 	int b;
 	if (batch_size < 0) {
-		if (bio_config_get_int_range(t.cfg, "infer.batch_size", 64, 1, 4096, &v, &err) < 0)
+		if (bio_config_get_int_range(t.cfg, "infer.batch_size", 1, 4096, &v, &err) < 0)
 			bio_tool_die_err(&t, &err);
 		batch_size = v;
 	}
 	if (topk < 0) {
-		if (bio_config_get_int_range(t.cfg, "infer.topk", 5, 1, 64, &v, &err) < 0)
+		if (bio_config_get_int_range(t.cfg, "infer.topk", 1, 64, &v, &err) < 0)
 			bio_tool_die_err(&t, &err);
 		topk = v;
 	}
 	if (embeddings < 0) {
-		if (bio_config_get_bool(t.cfg, "infer.embeddings", 0, &b, &err) < 0)
+		if (bio_config_get_bool(t.cfg, "infer.embeddings", &b, &err) < 0)
 			bio_tool_die_err(&t, &err);
 		embeddings = b;
 	}
 
 	if (!split) {
-		if (bio_config_get_str(t.cfg, "infer.split", "", &split, &err) < 0)
+		if (bio_config_get_str(t.cfg, "infer.split", &split, &err) < 0)
 			bio_tool_die_err(&t, &err);
 		if (!split[0])
 			split = NULL;
@@ -376,7 +376,7 @@ int main(int argc, char **argv)
 		/* from a tracking server, the file is downloaded into tracking.cache_dir */
 		const char *uri;
 		struct bio_track_opts topts;
-		if (bio_config_get_str(t.cfg, "tracking.uri", "mlruns", &uri, &err) < 0 ||
+		if (bio_config_get_str(t.cfg, "tracking.uri", &uri, &err) < 0 ||
 		    bio_track_opts_from_config(&topts, t.cfg, &err) < 0 ||
 		    bio_track_resolve_model_opts(&model_path, uri, &topts, model_arg, &err) < 0)
 			bio_tool_die_err(&t, &err);

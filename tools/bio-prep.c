@@ -265,7 +265,7 @@ int main(int argc, char **argv)
 		bio_tool_die_err(&t, &err);
 	if (max_failures < 0) {
 		int64_t mf;
-		if (bio_config_get_int_range(t.cfg, "prep.max_failures", 0, 0, INT64_MAX, &mf,
+		if (bio_config_get_int_range(t.cfg, "prep.max_failures", 0, INT64_MAX, &mf,
 					     &err) < 0)
 			bio_tool_die_err(&t, &err);
 		max_failures = mf;

@@ -122,7 +122,7 @@ static void summary(struct bio_tool *t, const struct bio_scan *s)
 static char *read_synth_yaml(struct bio_tool *t, const char *root)
 {
 	struct bio_error err = {0};
-	if (!root && bio_config_get_str(t->cfg, "scan.root", "", &root, &err))
+	if (!root && bio_config_get_str(t->cfg, "scan.root", &root, &err))
 		bio_tool_die_err(t, &err);
 	if (!root || !*root)
 		return NULL;

@@ -416,17 +416,17 @@ int main(int argc, char **argv)
 	double d;
 	int lashes = 1;
 	bio_synth_params_default(&j.params);
-	if (bio_config_get_int_range(t.cfg, "synth.subjects", 20, 1, SYNTH_MAX_SUBJECTS, &v, &err))
+	if (bio_config_get_int_range(t.cfg, "synth.subjects", 1, SYNTH_MAX_SUBJECTS, &v, &err))
 		bio_tool_die_err(&t, &err);
 	j.n_subjects = (uint32_t)(subjects >= 0 ? subjects : v);
-	if (bio_config_get_int_range(t.cfg, "synth.samples", 8, 1, SYNTH_MAX_SAMPLES, &v, &err))
+	if (bio_config_get_int_range(t.cfg, "synth.samples", 1, SYNTH_MAX_SAMPLES, &v, &err))
 		bio_tool_die_err(&t, &err);
 	j.n_samples = (uint32_t)(samples >= 0 ? samples : v);
-	if (bio_config_get_int_range(t.cfg, "synth.size", 128, BIO_SYNTH_MIN_SIZE,
+	if (bio_config_get_int_range(t.cfg, "synth.size", BIO_SYNTH_MIN_SIZE,
 				     BIO_SYNTH_MAX_SIZE, &v, &err))
 		bio_tool_die_err(&t, &err);
 	j.params.size = (uint32_t)(size >= 0 ? size : v);
-	if (bio_config_get_str(t.cfg, "synth.format", "bmp", &fmt, &err))
+	if (bio_config_get_str(t.cfg, "synth.format", &fmt, &err))
 		bio_tool_die_err(&t, &err);
 	if (format_opt)
 		fmt = format_opt;
@@ -434,16 +434,16 @@ int main(int argc, char **argv)
 		bio_tool_die(&t, "%s: synth.format: invalid value '%s' (expected bmp or png)",
 			     bio_config_origin(t.cfg, "synth.format"), fmt);
 	j.format = strcmp(fmt, "png") ? FMT_BMP : FMT_PNG;
-	if (bio_config_get_double_range(t.cfg, "synth.noise", 0.04, 0, 1, &d, &err))
+	if (bio_config_get_double_range(t.cfg, "synth.noise", 0, 1, &d, &err))
 		bio_tool_die_err(&t, &err);
 	j.params.noise = noise >= 0 ? noise : d;
-	if (bio_config_get_double_range(t.cfg, "synth.variation", 1.0, 0, 2, &d, &err))
+	if (bio_config_get_double_range(t.cfg, "synth.variation", 0, 2, &d, &err))
 		bio_tool_die_err(&t, &err);
 	j.params.variation = variation >= 0 ? variation : d;
-	if (bio_config_get_int_range(t.cfg, "experiment.seed", 42, 0, INT64_MAX, &v, &err))
+	if (bio_config_get_int_range(t.cfg, "experiment.seed", 0, INT64_MAX, &v, &err))
 		bio_tool_die_err(&t, &err);
 	j.params.seed = (uint64_t)(seed >= 0 ? seed : v);
-	if (bio_config_get_bool(t.cfg, "synth.eyelashes", 1, &lashes, &err))
+	if (bio_config_get_bool(t.cfg, "synth.eyelashes", &lashes, &err))
 		bio_tool_die_err(&t, &err);
 	j.params.eyelashes = no_lashes ? 0 : lashes;
 	if (!fingers_opt) {
@@ -471,7 +471,7 @@ int main(int argc, char **argv)
 	}
 	if (!mods_opt)
 		j.do_iris = j.do_print = 1;
-	if (!out_opt && bio_config_get_str(t.cfg, "scan.root", "data/synth", &out_opt, &err))
+	if (!out_opt && bio_config_get_str(t.cfg, "scan.root", &out_opt, &err))
 		bio_tool_die_err(&t, &err);
 	if (!out_opt || !*out_opt)
 		bio_tool_usage_error(&t, "no output directory (-o DIR)");

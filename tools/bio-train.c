@@ -406,10 +406,10 @@ static void track_start(struct train *tr, const char *resume, int n_threads)
 	struct bio_error err;
 	int enabled;
 	const char *exp, *name;
-	if (bio_config_get_bool(cfg, "tracking.enabled", 1, &enabled, &err) ||
-	    bio_config_get_str(cfg, "tracking.uri", "mlruns", &tr->track_uri, &err) ||
-	    bio_config_get_str(cfg, "tracking.experiment", "default", &exp, &err) ||
-	    bio_config_get_str(cfg, "tracking.run_name", "", &name, &err))
+	if (bio_config_get_bool(cfg, "tracking.enabled", &enabled, &err) ||
+	    bio_config_get_str(cfg, "tracking.uri", &tr->track_uri, &err) ||
+	    bio_config_get_str(cfg, "tracking.experiment", &exp, &err) ||
+	    bio_config_get_str(cfg, "tracking.run_name", &name, &err))
 		bio_tool_die_err(tr->t, &err);
 	if (!enabled)
 		return;
@@ -553,7 +553,7 @@ static int push_tracking(struct bio_tool *t, const char *store)
 	struct bio_error err;
 	struct bio_track_opts o;
 	const char *uri;
-	if (bio_config_get_str(t->cfg, "tracking.uri", "mlruns", &uri, &err) ||
+	if (bio_config_get_str(t->cfg, "tracking.uri", &uri, &err) ||
 	    bio_track_opts_from_config(&o, t->cfg, &err))
 		bio_tool_die_err(t, &err);
 	if (!bio_track_uri_is_server(uri))
@@ -937,33 +937,33 @@ int main(int argc, char **argv)
 	const struct bio_config *cfg = t.cfg;
 	int64_t v;
 	const char *s;
-	if (bio_config_get_bool(cfg, "training.half", 0, &half, &err) ||
-	    bio_config_get_bool(cfg, "training.best_full", 0, &tr.best_full, &err))
+	if (bio_config_get_bool(cfg, "training.half", &half, &err) ||
+	    bio_config_get_bool(cfg, "training.best_full", &tr.best_full, &err))
 		bio_tool_die_err(&t, &err);
-	if (bio_config_get_int_range(cfg, "training.accumulate", 1, 1, 1000000, &v, &err))
+	if (bio_config_get_int_range(cfg, "training.accumulate", 1, 1000000, &v, &err))
 		bio_tool_die_err(&t, &err);
 	tr.accumulate = (int)v;
 	if (dist.size > 1 && tr.accumulate > 1)
 		bio_tool_die(&t, "%s: training.accumulate %d: gradient accumulation is not "
 			     "supported across ranks (mpirun); a larger batch_size is the same "
 			     "training", bio_config_origin(cfg, "training.accumulate"), tr.accumulate);
-	if (bio_config_get_double_range(cfg, "training.clip_grad_norm", 0.0, 0.0, 1e30, &tr.clip,
+	if (bio_config_get_double_range(cfg, "training.clip_grad_norm", 0.0, 1e30, &tr.clip,
 					&err) ||
-	    bio_config_get_int_range(cfg, "training.early_stopping.patience", 0, 0, 1000000000,
+	    bio_config_get_int_range(cfg, "training.early_stopping.patience", 0, 1000000000,
 				     &tr.es_patience, &err) ||
-	    bio_config_get_str(cfg, "training.early_stopping.metric", "val_accuracy", &s, &err))
+	    bio_config_get_str(cfg, "training.early_stopping.metric", &s, &err))
 		bio_tool_die_err(&t, &err);
 	if (strcmp(s, "val_accuracy") != 0 && strcmp(s, "val_loss") != 0)
 		bio_tool_die(&t, "%s: training.early_stopping.metric: expected val_accuracy or "
 			     "val_loss, got '%s'", bio_config_origin(cfg, "training.early_stopping.metric"),
 			     s);
 	tr.es_max = strcmp(s, "val_accuracy") == 0;
-	if (bio_config_get_str(cfg, "training.checkpoint_dir", "checkpoints", &tr.dir, &err))
+	if (bio_config_get_str(cfg, "training.checkpoint_dir", &tr.dir, &err))
 		bio_tool_die_err(&t, &err);
 	if (t.output)
 		tr.dir = t.output;
 	int64_t seed;
-	if (bio_config_get_int(cfg, "experiment.seed", 42, &seed, &err))
+	if (bio_config_get_int(cfg, "experiment.seed", &seed, &err))
 		bio_tool_die_err(&t, &err);
 	struct bio_model_spec spec;
 	if (bio_model_spec_from_config(&spec, cfg, &err))

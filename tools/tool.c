@@ -664,9 +664,9 @@ void bio_tool_stream_limits(struct bio_tool *t, struct bio_stream_limits *lim)
 	int64_t tensor_bytes, str_bytes;
 	bio_stream_limits_default(lim);
 	/* at most the fixed 256 MiB bio-stream(5) and bio-config(5) give */
-	if (bio_config_get_int_range(t->cfg, "stream.max_tensor_bytes", (int64_t)lim->max_tensor_bytes,
+	if (bio_config_get_int_range(t->cfg, "stream.max_tensor_bytes",
 				     1, (int64_t)lim->max_tensor_bytes, &tensor_bytes, &err) < 0 ||
-	    bio_config_get_int_range(t->cfg, "stream.max_str_bytes", (int64_t)lim->max_str_bytes, 1,
+	    bio_config_get_int_range(t->cfg, "stream.max_str_bytes", 1,
 				     (int64_t)1 << 32, &str_bytes, &err) < 0)
 		bio_tool_die_err(t, &err);
 	lim->max_tensor_bytes = (size_t)tensor_bytes;

@@ -49,24 +49,27 @@ int bio_config_set(struct bio_config *c, const char *assignment, struct bio_erro
 
 /* True when path names a node (scalar, sequence or map). */
 int bio_config_has(const struct bio_config *c, const char *path);
-/* Typed getters. When the key is absent or null *out = def and 0 is returned; a present value of
- * the wrong type fails with "<file:line>: <path>: expected an integer, got 'abc'". Integers are
- * decimal ([+-]digits, int64); numbers are decimal ([+-]1, 1.5, .5, 1e-3; no inf/nan/hex);
- * booleans are true/false/yes/no/on/off in any case. Quoting changes nothing except that a quoted
- * value ("", '~') is a string, never null. */
-int bio_config_get_str(const struct bio_config *c, const char *path, const char *def,
-		       const char **out, struct bio_error *err);
-int bio_config_get_int(const struct bio_config *c, const char *path, int64_t def, int64_t *out,
+/* Typed getters. They take no default: configs/base.yaml is the one place a default lives, and
+ * a key absent from the merged configuration is an error (BIO_ENOTFOUND: a bug, or a
+ * configuration not built on the base). A null value (an empty --set key=) is "" for a string
+ * and an error for the other types; a present value of the wrong type fails with
+ * "<file:line>: <path>: expected an integer, got 'abc'". Integers are decimal ([+-]digits,
+ * int64); numbers are decimal ([+-]1, 1.5, .5, 1e-3; no inf/nan/hex); booleans are
+ * true/false/yes/no/on/off in any case. Quoting changes nothing except that a quoted value ("",
+ * '~') is a string, never null. */
+int bio_config_get_str(const struct bio_config *c, const char *path, const char **out,
 		       struct bio_error *err);
-int bio_config_get_double(const struct bio_config *c, const char *path, double def, double *out,
+int bio_config_get_int(const struct bio_config *c, const char *path, int64_t *out,
+		       struct bio_error *err);
+int bio_config_get_double(const struct bio_config *c, const char *path, double *out,
 			  struct bio_error *err);
-int bio_config_get_bool(const struct bio_config *c, const char *path, int def, int *out,
+int bio_config_get_bool(const struct bio_config *c, const char *path, int *out,
 			struct bio_error *err);
 /* Range-checked integer/double getters: value outside [min, max] is an error naming file:line. */
-int bio_config_get_int_range(const struct bio_config *c, const char *path, int64_t def,
-			     int64_t min, int64_t max, int64_t *out, struct bio_error *err);
-int bio_config_get_double_range(const struct bio_config *c, const char *path, double def,
-				double min, double max, double *out, struct bio_error *err);
+int bio_config_get_int_range(const struct bio_config *c, const char *path, int64_t min,
+			     int64_t max, int64_t *out, struct bio_error *err);
+int bio_config_get_double_range(const struct bio_config *c, const char *path, double min,
+				double max, double *out, struct bio_error *err);
 /* Number of children of a map or sequence at path (0 when absent or scalar). */
 size_t bio_config_count(const struct bio_config *c, const char *path);
 /* Key of the i-th child of the map at path (NULL when out of range / not a map). */

@@ -60,8 +60,8 @@ int main(int argc, char **argv)
 	struct bio_error err = {0};
 	const char *greeting;
 	int64_t count;
-	if (bio_config_get_str(t.cfg, "demo.greeting", "", &greeting, &err) != 0 ||
-	    bio_config_get_int_range(t.cfg, "demo.count", 0, 0, 100, &count, &err) != 0)
+	if (bio_config_get_str(t.cfg, "demo.greeting", &greeting, &err) != 0 ||
+	    bio_config_get_int_range(t.cfg, "demo.count", 0, 100, &count, &err) != 0)
 		bio_tool_die_err(&t, &err);
 	FILE *out = bio_tool_output_open(&t);
 	if (show)

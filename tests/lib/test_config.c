@@ -67,24 +67,28 @@ TEST(base_values)
 	double d;
 	int b;
 	const char *s;
-	CHECK_EQ(bio_config_get_int(c, "experiment.seed", 0, &i, &err), 0);
+	CHECK_EQ(bio_config_get_int(c, "experiment.seed", &i, &err), 0);
 	CHECK_EQ(i, 42);
-	CHECK_EQ(bio_config_get_double(c, "training.lr", 0, &d, &err), 0);
+	CHECK_EQ(bio_config_get_double(c, "training.lr", &d, &err), 0);
 	CHECK_NEAR(d, 0.001, 1e-15);
-	CHECK_EQ(bio_config_get_bool(c, "training.nesterov", 1, &b, &err), 0);
+	CHECK_EQ(bio_config_get_bool(c, "training.nesterov", &b, &err), 0);
 	CHECK_EQ(b, 0);
-	CHECK_EQ(bio_config_get_str(c, "training.optimizer", NULL, &s, &err), 0);
+	CHECK_EQ(bio_config_get_str(c, "training.optimizer", &s, &err), 0);
 	CHECK_STR(s, "adam");
-	CHECK_EQ(bio_config_get_str(c, "tracking.run_name", "x", &s, &err), 0);
+	CHECK_EQ(bio_config_get_str(c, "tracking.run_name", &s, &err), 0);
 	CHECK_STR(s, ""); /* quoted empty string: a string, not null */
-	/* absent keys give the default */
-	CHECK_EQ(bio_config_get_int(c, "training.nosuch", 7, &i, &err), 0);
-	CHECK_EQ(i, 7);
-	CHECK_EQ(bio_config_get_str(c, "nosuch.deeper.key", "dflt", &s, &err), 0);
-	CHECK_STR(s, "dflt");
-	/* a null value counts as absent */
-	CHECK_EQ(bio_config_get_int(c, "empty", 5, &i, &err), 0);
-	CHECK_EQ(i, 5);
+	/* no getter takes a default: an absent key is an error naming it (base.yaml defines
+	 * every key the programs read) */
+	CHECK_EQ(bio_config_get_int(c, "training.nosuch", &i, &err), BIO_ENOTFOUND);
+	CHECK(strstr(err.msg, "training.nosuch: not in the configuration") == err.msg);
+	CHECK_EQ(bio_config_get_str(c, "nosuch.deeper.key", &s, &err), BIO_ENOTFOUND);
+	CHECK_EQ(bio_config_get_bool(c, "nosuch", &b, &err), BIO_ENOTFOUND);
+	CHECK_EQ(bio_config_get_double_range(c, "nosuch", 0, 1, &d, &err), BIO_ENOTFOUND);
+	/* a null value: an error for a typed key, "" for a string */
+	CHECK_EQ(bio_config_get_int(c, "empty", &i, &err), BIO_EINVAL);
+	CHECK(strstr(err.msg, "empty: expected an integer, got an empty value") != NULL);
+	CHECK_EQ(bio_config_get_str(c, "empty", &s, &err), 0);
+	CHECK_STR(s, "");
 	CHECK(bio_config_has(c, "empty"));
 	CHECK(bio_config_has(c, "training.early_stopping"));
 	CHECK(!bio_config_has(c, "training.early"));
@@ -111,12 +115,12 @@ TEST(layering_order)
 	int64_t i;
 	CHECK_EQ(overlay(c, "env.yaml", "training:\n  epochs: 20\n  lr: 0.1\n", &err), 0);
 	CHECK_EQ(overlay(c, "user.yaml", "training: {epochs: 30}\n", &err), 0);
-	CHECK_EQ(bio_config_get_int(c, "training.epochs", 0, &i, &err), 0);
+	CHECK_EQ(bio_config_get_int(c, "training.epochs", &i, &err), 0);
 	CHECK_EQ(i, 30);
 	CHECK_STR(bio_config_origin(c, "training.epochs"), "user.yaml:1");
 	CHECK_STR(bio_config_origin(c, "training.lr"), "env.yaml:3");
 	CHECK_EQ(bio_config_set(c, "training.epochs=40", &err), 0);
-	CHECK_EQ(bio_config_get_int(c, "training.epochs", 0, &i, &err), 0);
+	CHECK_EQ(bio_config_get_int(c, "training.epochs", &i, &err), 0);
 	CHECK_EQ(i, 40);
 	CHECK_STR(bio_config_origin(c, "training.epochs"), "--set");
 	/* keys not touched keep their base values and origins */
@@ -129,7 +133,7 @@ TEST(layering_order)
 	CHECK_EQ(overlay(c, "e.yaml", "", &err), 0);
 	CHECK_EQ(overlay(c, "e.yaml", "# only a comment\n", &err), 0);
 	CHECK_EQ(overlay(c, "e.yaml", "---\n", &err), 0);
-	CHECK_EQ(bio_config_get_int(c, "training.epochs", 0, &i, &err), 0);
+	CHECK_EQ(bio_config_get_int(c, "training.epochs", &i, &err), 0);
 	CHECK_EQ(i, 40);
 	bio_config_free(c);
 }
@@ -142,7 +146,7 @@ TEST(unknown_keys)
 	CHECK_STR(err.msg, "x.yaml:3: training.lrr: unknown key (did you mean 'training.lr'?)");
 	/* a failed overlay changes nothing, not even the keys before the bad one */
 	int64_t i;
-	CHECK_EQ(bio_config_get_int(c, "training.epochs", 0, &i, &err), 0);
+	CHECK_EQ(bio_config_get_int(c, "training.epochs", &i, &err), 0);
 	CHECK_EQ(i, 10);
 	CHECK_EQ(overlay(c, "x.yaml", "trainig:\n  lr: 1\n", &err), BIO_ENOTFOUND);
 	CHECK_STR(err.msg, "x.yaml:1: trainig: unknown key (did you mean 'training'?)");
@@ -170,16 +174,16 @@ TEST(type_errors)
 	const char *s;
 	CHECK_EQ(overlay(c, "configs/x.yaml", "\n\ntraining:\n  lr: fast\n  epochs: 12abc\n"
 						  "  nesterov: maybe\n", &err), 0);
-	CHECK_EQ(bio_config_get_double(c, "training.lr", 1, &d, &err), BIO_EINVAL);
+	CHECK_EQ(bio_config_get_double(c, "training.lr", &d, &err), BIO_EINVAL);
 	CHECK_STR(err.msg, "configs/x.yaml:4: training.lr: expected a number, got 'fast'");
-	CHECK_EQ(bio_config_get_int(c, "training.epochs", 1, &i, &err), BIO_EINVAL);
+	CHECK_EQ(bio_config_get_int(c, "training.epochs", &i, &err), BIO_EINVAL);
 	CHECK_STR(err.msg, "configs/x.yaml:5: training.epochs: expected an integer, got '12abc'");
-	CHECK_EQ(bio_config_get_bool(c, "training.nesterov", 1, &b, &err), BIO_EINVAL);
+	CHECK_EQ(bio_config_get_bool(c, "training.nesterov", &b, &err), BIO_EINVAL);
 	CHECK(strstr(err.msg, "configs/x.yaml:6: training.nesterov: expected a boolean") == err.msg);
 	CHECK(strstr(err.msg, "got 'maybe'"));
-	CHECK_EQ(bio_config_get_int(c, "training", 1, &i, &err), BIO_EINVAL);
+	CHECK_EQ(bio_config_get_int(c, "training", &i, &err), BIO_EINVAL);
 	CHECK_STR(err.msg, "base.yaml:5: training: expected an integer, got a map");
-	CHECK_EQ(bio_config_get_str(c, "model.channels", NULL, &s, &err), BIO_EINVAL);
+	CHECK_EQ(bio_config_get_str(c, "model.channels", &s, &err), BIO_EINVAL);
 	CHECK_STR(err.msg, "base.yaml:14: model.channels: expected a string, got a sequence");
 	/* map vs scalar vs sequence changes are refused, naming both places */
 	CHECK_EQ(overlay(c, "y.yaml", "training: 3\n", &err), BIO_EINVAL);
@@ -192,11 +196,10 @@ TEST(type_errors)
 	CHECK_STR(err.msg,
 		  "--set: model.channels: expected a sequence (as in base.yaml:14), got a scalar");
 	/* a range error names the origin */
-	CHECK_EQ(bio_config_get_int_range(c, "experiment.seed", 0, 0, 10, &i, &err), BIO_EINVAL);
+	CHECK_EQ(bio_config_get_int_range(c, "experiment.seed", 0, 10, &i, &err), BIO_EINVAL);
 	CHECK_STR(err.msg, "base.yaml:4: experiment.seed: 42 is out of range [0, 10]");
-	CHECK_EQ(bio_config_get_double_range(c, "nosuch", 0.5, 0, 1, &d, &err), 0);
-	CHECK_NEAR(d, 0.5, 0);
-	CHECK_EQ(bio_config_get_double_range(c, "nosuch", 2, 0, 1, &d, &err), BIO_EINVAL);
+	CHECK_EQ(bio_config_get_double_range(c, "nosuch", 0, 1, &d, &err), BIO_ENOTFOUND);
+	CHECK_EQ(bio_config_get_double_range(c, "training.lr", 0.5, 1, &d, &err), BIO_EINVAL);
 	CHECK_EQ(bio_config_error(c, "training.lr", &err, BIO_EINVAL, "too %s", "big"), BIO_EINVAL);
 	CHECK_STR(err.msg, "configs/x.yaml:4: training.lr: too big");
 	CHECK_EQ(bio_config_error(c, "nosuch.x", &err, BIO_EINVAL, "missing"), BIO_EINVAL);
@@ -212,7 +215,7 @@ static int get_int_text(const char *v, int64_t *out)
 	snprintf(set, sizeof set, "experiment.seed=%s", v);
 	int rc = bio_config_set(c, set, &err);
 	if (rc == 0)
-		rc = bio_config_get_int(c, "experiment.seed", -1, out, &err);
+		rc = bio_config_get_int(c, "experiment.seed", out, &err);
 	bio_config_free(c);
 	return rc;
 }
@@ -225,7 +228,7 @@ static int get_double_text(const char *v, double *out)
 	snprintf(set, sizeof set, "training.lr=%s", v);
 	int rc = bio_config_set(c, set, &err);
 	if (rc == 0)
-		rc = bio_config_get_double(c, "training.lr", -1, out, &err);
+		rc = bio_config_get_double(c, "training.lr", out, &err);
 	bio_config_free(c);
 	return rc;
 }
@@ -238,7 +241,7 @@ static int get_bool_text(const char *v, int *out)
 	snprintf(set, sizeof set, "training.nesterov=%s", v);
 	int rc = bio_config_set(c, set, &err);
 	if (rc == 0)
-		rc = bio_config_get_bool(c, "training.nesterov", -1, out, &err);
+		rc = bio_config_get_bool(c, "training.nesterov", out, &err);
 	bio_config_free(c);
 	return rc;
 }
@@ -317,21 +320,21 @@ TEST(open_maps)
 	CHECK_EQ(overlay(c, "t.yaml", "tracking:\n  tags:\n    owner: ann\n    deep: {a: 1, b: [x]}\n",
 			 &err), 0);
 	CHECK_EQ(bio_config_count(c, "tracking.tags"), 2);
-	CHECK_EQ(bio_config_get_str(c, "tracking.tags.owner", NULL, &s, &err), 0);
+	CHECK_EQ(bio_config_get_str(c, "tracking.tags.owner", &s, &err), 0);
 	CHECK_STR(s, "ann");
-	CHECK_EQ(bio_config_get_int(c, "tracking.tags.deep.a", 0, &i, &err), 0);
+	CHECK_EQ(bio_config_get_int(c, "tracking.tags.deep.a", &i, &err), 0);
 	CHECK_EQ(i, 1);
 	/* below an open map anything goes: new keys, and type changes */
 	CHECK_EQ(overlay(c, "u.yaml", "tracking:\n  tags:\n    deep:\n      c: 3\n      b: flat\n",
 			 &err), 0);
 	CHECK_EQ(bio_config_count(c, "tracking.tags.deep"), 3);
-	CHECK_EQ(bio_config_get_str(c, "tracking.tags.deep.b", NULL, &s, &err), 0);
+	CHECK_EQ(bio_config_get_str(c, "tracking.tags.deep.b", &s, &err), 0);
 	CHECK_STR(s, "flat");
 	CHECK_EQ(bio_config_set(c, "tracking.tags.deep=7", &err), 0);
-	CHECK_EQ(bio_config_get_int(c, "tracking.tags.deep", 0, &i, &err), 0);
+	CHECK_EQ(bio_config_get_int(c, "tracking.tags.deep", &i, &err), 0);
 	CHECK_EQ(i, 7);
 	CHECK_EQ(bio_config_set(c, "tracking.tags.new.x.y=1", &err), 0);
-	CHECK_EQ(bio_config_get_int(c, "tracking.tags.new.x.y", 0, &i, &err), 0);
+	CHECK_EQ(bio_config_get_int(c, "tracking.tags.new.x.y", &i, &err), 0);
 	CHECK_EQ(i, 1);
 	/* but the map beside it stays closed */
 	CHECK_EQ(bio_config_set(c, "tracking.other=1", &err), BIO_ENOTFOUND);
@@ -350,23 +353,23 @@ TEST(set_parsing)
 	CHECK_EQ(bio_config_set(c, "model.modalities=[]", &err), 0);
 	CHECK_EQ(bio_config_count(c, "model.modalities"), 0);
 	CHECK_EQ(bio_config_set(c, "training.optimizer='a b'", &err), 0);
-	CHECK_EQ(bio_config_get_str(c, "training.optimizer", NULL, &s, &err), 0);
+	CHECK_EQ(bio_config_get_str(c, "training.optimizer", &s, &err), 0);
 	CHECK_STR(s, "a b");
 	CHECK_EQ(bio_config_set(c, "training.optimizer=\"x\\ty\"", &err), 0);
-	CHECK_EQ(bio_config_get_str(c, "training.optimizer", NULL, &s, &err), 0);
+	CHECK_EQ(bio_config_get_str(c, "training.optimizer", &s, &err), 0);
 	CHECK_STR(s, "x\ty");
 	/* anything else is taken literally, YAML indicators included */
 	CHECK_EQ(bio_config_set(c, "training.optimizer=a: b # c", &err), 0);
-	CHECK_EQ(bio_config_get_str(c, "training.optimizer", NULL, &s, &err), 0);
+	CHECK_EQ(bio_config_get_str(c, "training.optimizer", &s, &err), 0);
 	CHECK_STR(s, "a: b # c");
 	CHECK_EQ(bio_config_set(c, "training.optimizer=*alias", &err), 0);
-	CHECK_EQ(bio_config_get_str(c, "training.optimizer", NULL, &s, &err), 0);
+	CHECK_EQ(bio_config_get_str(c, "training.optimizer", &s, &err), 0);
 	CHECK_STR(s, "*alias");
 	CHECK_EQ(bio_config_set(c, "training.optimizer=x=y", &err), 0); /* split at the first = */
-	CHECK_EQ(bio_config_get_str(c, "training.optimizer", NULL, &s, &err), 0);
+	CHECK_EQ(bio_config_get_str(c, "training.optimizer", &s, &err), 0);
 	CHECK_STR(s, "x=y");
 	CHECK_EQ(bio_config_set(c, "training.lr=1e-4", &err), 0);
-	CHECK_EQ(bio_config_get_double(c, "training.lr", 0, &d, &err), 0);
+	CHECK_EQ(bio_config_get_double(c, "training.lr", &d, &err), 0);
 	CHECK_NEAR(d, 1e-4, 1e-19);
 	/* malformed assignments */
 	CHECK_EQ(bio_config_set(c, "training.lr", &err), BIO_EINVAL);
@@ -384,10 +387,14 @@ TEST(set_parsing)
 	CHECK_EQ(bio_config_set(c, "training.optimizer=\xed\xa0\x80", &err), BIO_EINVAL);
 	/* a failed --set changes nothing */
 	CHECK_EQ(bio_config_count(c, "model.channels"), 3);
-	/* empty value: null, so the getter's default applies */
+	/* empty value: null: "" for a string, an error naming the --set for a typed key */
 	CHECK_EQ(bio_config_set(c, "training.optimizer=", &err), 0);
-	CHECK_EQ(bio_config_get_str(c, "training.optimizer", "dflt", &s, &err), 0);
-	CHECK_STR(s, "dflt");
+	CHECK_EQ(bio_config_get_str(c, "training.optimizer", &s, &err), 0);
+	CHECK_STR(s, "");
+	CHECK_EQ(bio_config_set(c, "training.lr=", &err), 0);
+	double lr;
+	CHECK_EQ(bio_config_get_double(c, "training.lr", &lr, &err), BIO_EINVAL);
+	CHECK_STR(err.msg, "--set: training.lr: expected a number, got an empty value");
 	bio_config_free(c);
 }
 
@@ -426,7 +433,7 @@ TEST(refused_yaml)
 	CHECK_EQ(overlay(c, "a.yaml", "experiment: {seed: &s 9}\ntraining: {epochs: *s}\n", &err),
 		 0);
 	int64_t i;
-	CHECK_EQ(bio_config_get_int(c, "training.epochs", 0, &i, &err), 0);
+	CHECK_EQ(bio_config_get_int(c, "training.epochs", &i, &err), 0);
 	CHECK_EQ(i, 9);
 	CHECK_STR(bio_config_origin(c, "training.epochs"), "a.yaml:2");
 	bio_config_free(c);
@@ -574,7 +581,7 @@ TEST(load_file)
 	struct bio_error err = {0};
 	CHECK_EQ(bio_config_load_file(c, path, &err), 0);
 	double d;
-	CHECK_EQ(bio_config_get_double(c, "training.lr", 0, &d, &err), 0);
+	CHECK_EQ(bio_config_get_double(c, "training.lr", &d, &err), 0);
 	CHECK_NEAR(d, 0.5, 0);
 	char want[64];
 	snprintf(want, sizeof want, "%s:3", path);
@@ -611,12 +618,12 @@ TEST(dump_round_trip)
 	CHECK_STR(d1, d2);
 	/* same values through the getters */
 	const char *s1, *s2;
-	CHECK_EQ(bio_config_get_str(c2, "tracking.run_name", NULL, &s2, &err), 0);
-	CHECK_EQ(bio_config_get_str(c, "tracking.run_name", NULL, &s1, &err), 0);
+	CHECK_EQ(bio_config_get_str(c2, "tracking.run_name", &s2, &err), 0);
+	CHECK_EQ(bio_config_get_str(c, "tracking.run_name", &s1, &err), 0);
 	CHECK_STR(s1, s2);
-	CHECK_EQ(bio_config_get_str(c2, "experiment.name", NULL, &s2, &err), 0);
+	CHECK_EQ(bio_config_get_str(c2, "experiment.name", &s2, &err), 0);
 	CHECK_STR(s2, " lead and trail ");
-	CHECK_EQ(bio_config_get_str(c2, "tracking.tags.multi", NULL, &s2, &err), 0);
+	CHECK_EQ(bio_config_get_str(c2, "tracking.tags.multi", &s2, &err), 0);
 	CHECK_STR(s2, "line1\nline2\n");
 	CHECK_EQ(bio_config_count(c2, "model.modalities"), 10);
 	CHECK_STR(bio_config_item_at(c2, "model.modalities", 0), "a, b");
@@ -671,7 +678,7 @@ TEST(large_maps)
 	}
 	CHECK_EQ(bio_config_count(c, "tags"), N);
 	int64_t v;
-	CHECK_EQ(bio_config_get_int(c, "tags.k123", -1, &v, &err), 0);
+	CHECK_EQ(bio_config_get_int(c, "tags.k123", &v, &err), 0);
 	CHECK_EQ(v, 1);
 	/* a duplicate among many keys is still found */
 	size_t len = (size_t)sprintf(text, "tags:\n");

@@ -187,7 +187,8 @@ TEST(prep_params_from_config)
 	struct bio_config *c = bio_config_new();
 	struct bio_error err = {0};
 	const char *base = "prep:\n  size: 32\n  resize: area\n  mean: 0.1\n  std: 0.2\n"
-			   "  quantize: false\n  max_width: 100\n  max_height: 50\n";
+			   "  quantize: false\n  max_width: 100\n  max_height: 50\n"
+			   "  max_pixels: 5000\n  max_file_bytes: 100000\n";
 	CHECK_EQ(bio_config_load_base(c, "base", base, strlen(base), &err), 0);
 	struct bio_prep_params p;
 	CHECK_EQ(bio_prep_params_from_config(&p, c, &err), 0);

@@ -58,6 +58,18 @@ scan_tree() {
 	done
 }
 
+@test "configs/base.yaml is the one place a default lives: every key the sources read is there; an absent or emptied key is an error" {
+	run "$PYTHON" tests/python/check_config_keys.py "$ROOT"
+	assert_success
+	assert_output --regexp '^[0-9]+ keys read by the programs, all defined in configs/base.yaml$'
+	run "$PYTHON" tests/python/check_config_keys.py "$ROOT" --self-test
+	assert_success
+	# an emptied typed key: one line naming the --set, exit 1
+	run "$BIO_BUILD/bin/bio-batch" --set batch.batch_size= /dev/null
+	assert_failure 1
+	assert_output "bio-batch: --set: batch.batch_size: expected an integer, got an empty value"
+}
+
 @test "every program prints its effective config: base.yaml with the dev overlay" {
 	for t in "${TOOLS[@]}"; do
 		run --separate-stderr "$t" --print-config
