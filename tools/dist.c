@@ -14,7 +14,10 @@
 static struct bio_dist_stats stats;
 
 /* The job size the launcher gave this process (Open MPI's mpirun, PMIx, Slurm's srun with PMI),
- * 0 when it was not started as a rank. */
+ * 0 when it was not started as a rank. srun with PMIx (--mpi=pmix) sets PMIX_RANK but not
+ * PMIX_SIZE; every srun task has SLURM_STEP_NUM_TASKS and SLURM_PROCID (an sbatch script itself
+ * has SLURM_NTASKS and SLURM_PROCID but no step: it is not a rank; nor is the one task of
+ * srun -n 1 without PMI, e.g. a make run by srun). */
 static int launcher_size(void)
 {
 	static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "PMI_SIZE",
@@ -24,6 +27,9 @@ static int launcher_size(void)
 		if (v && *v)
 			return atoi(v);
 	}
+	const char *st = getenv("SLURM_STEP_NUM_TASKS");
+	if (st && atoi(st) > 1 && getenv("SLURM_PROCID"))
+		return atoi(st);
 	if (getenv("PMIX_RANK") || getenv("PMI_RANK"))
 		return -1; /* a rank, of a size this process cannot tell */
 	return 0;
@@ -37,6 +43,14 @@ const struct bio_dist_stats *bio_dist_stats(void)
 #ifdef BIO_HAVE_MPI
 
 static int mpi_on;
+
+/* An srun task that srun gave no process-management interface (--mpi=none, or MpiDefault=none):
+ * MPI_Init cannot find the other tasks, and each would train alone into the same files. */
+static int srun_without_pmi(void)
+{
+	return getenv("SLURM_STEP_NUM_TASKS") && getenv("SLURM_PROCID") && !getenv("PMIX_RANK") &&
+	       !getenv("PMI_RANK") && !getenv("PMI_FD") && !getenv("OMPI_COMM_WORLD_SIZE");
+}
 
 static double now_s(void)
 {
@@ -71,8 +85,13 @@ int bio_dist_init(struct bio_nn_dist *d, int *argc, char ***argv, struct bio_err
 	memset(d, 0, sizeof *d);
 	d->size = 1;
 	d->allsum = mpi_allsum;
-	if (launcher_size() == 0)
+	int n = launcher_size();
+	if (n == 0)
 		return 0; /* not started by a launcher: one process, MPI left alone */
+	if (srun_without_pmi())
+		return bio_error_set(err, BIO_EINVAL,
+				     "started by srun as one of %d tasks without PMIx: give srun "
+				     "--mpi=pmix (or MpiDefault=pmix in slurm.conf)", n);
 	if (MPI_Init(argc, argv) != MPI_SUCCESS)
 		return bio_error_set(err, BIO_EINVAL, "MPI_Init failed");
 	mpi_on = 1;
