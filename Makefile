@@ -29,9 +29,10 @@ DEB_BUILD = gcc make pkg-config libpng-dev libmsgpack-dev libopenblas-dev libyam
 DEB_TEST = bats bats-assert bats-support python3 python3-numpy python3-pil python3-msgpack python3-yaml groff \
            python3-torch python3-sklearn time openmpi-bin libopenmpi-dev
 DEB_FUZZ = clang libclang-rt-14-dev
-# The multi-host test (tests/tools/ssh.bats) runs two real sshd on 127.0.0.1; not part of
-# deps-test because installing openssh-server on a real machine also starts a system sshd.
-DEB_SSH = openssh-server rsync
+# The multi-host test (tests/tools/ssh.bats) runs two real sshd on 127.0.0.1, and the Slurm test
+# (tests/tools/slurm.bats) a one-node Slurm (munged, slurmctld, slurmd, srun) on 127.0.0.1; not
+# part of deps-test because installing these on a real machine also starts system daemons.
+DEB_SSH = openssh-server rsync munge slurmctld slurmd slurm-client
 
 LIB_SRC = $(sort $(wildcard lib/*.c lib/kernels/*.c))
 LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o)

@@ -128,7 +128,8 @@ $(SAMPLES): $(MANIFEST) $(EXP_STAMP)/bio-prep
 
 # Training reads its batches through a pipe: no batch file on disk. The stamp appears last.
 # MPI_NP=N trains as N ranks of mpirun instead (HOSTS=a,b for --host, MPIRUN_FLAGS for the rest,
-# e.g. '--hostfile FILE' or '--oversubscribe'; under Slurm MPIRUN=srun MPI_NP_FLAG=-n): the ranks read one batches file in the stage's
+# e.g. '--hostfile FILE' or '--oversubscribe'; under Slurm MPIRUN=srun MPI_NP_FLAG=-n
+# MPIRUN_FLAGS=--mpi=pmix, as tests/tools/slurm.bats runs it): the ranks read one batches file in the stage's
 # folder, which, like the programs, the configs and the samples, must be at the same absolute
 # path on every host (a shared file system); mpirun passes the kernel choice on (-x, KERNEL_ENV
 # in pipelines/prep.mk; srun passes the whole environment). The model is the one process's, bit for bit, so the
