@@ -56,12 +56,12 @@ static void exercise(const struct bio_config *c)
 		double dv;
 		int bv;
 		const char *sv;
-		bio_config_get_int(c, paths[i], 0, &iv, &err);
-		bio_config_get_int_range(c, paths[i], 0, -5, 5, &iv, &err);
-		bio_config_get_double(c, paths[i], 0, &dv, &err);
-		bio_config_get_double_range(c, paths[i], 0, 0, 1, &dv, &err);
-		bio_config_get_bool(c, paths[i], 0, &bv, &err);
-		bio_config_get_str(c, paths[i], NULL, &sv, &err);
+		bio_config_get_int(c, paths[i], &iv, &err);
+		bio_config_get_int_range(c, paths[i], -5, 5, &iv, &err);
+		bio_config_get_double(c, paths[i], &dv, &err);
+		bio_config_get_double_range(c, paths[i], 0, 1, &dv, &err);
+		bio_config_get_bool(c, paths[i], &bv, &err);
+		bio_config_get_str(c, paths[i], &sv, &err);
 		bio_config_has(c, paths[i]);
 		bio_config_origin(c, paths[i]);
 		size_t n = bio_config_count(c, paths[i]);
