@@ -781,6 +781,22 @@ double bio_model_loss(struct bio_model *m, const int64_t *labels, int n_batch, f
 	return v[0] / d->n_global;
 }
 
+/* Offset in grads of a branch's first parameter (its conv1.weight) and of its fc1.weight. */
+static size_t param_off(const struct bio_model *m, const char *mod, const char *what)
+{
+	char name[BIO_MODEL_NAME_MAX];
+	snprintf(name, sizeof name, "%.31s.%s", mod, what);
+	const struct bio_model_tensor *t = bio_model_find(m, name);
+	BIO_ASSERT(t && t->role == BIO_ROLE_PARAM);
+	return t->offset;
+}
+
+static void grads_ready(struct bio_model *m, size_t lo, size_t hi)
+{
+	if (m->grad_ready && hi > lo)
+		m->grad_ready(m->grad_ready_ctx, lo, hi - lo);
+}
+
 static void branch_backward(struct bio_model *m, struct bio_model_branch *br, const float *d_emb,
 			    int n, int training)
 {
@@ -800,6 +816,13 @@ static void branch_backward(struct bio_model *m, struct bio_model_branch *br, co
 		bio_linear_backward(&br->fc1, d_flat, d_h, br->flat, n);
 		bio_flatten_backward(dp, d_flat, sp->channels[nb - 1], n, fs * fs);
 	});
+	/* this branch's dense layers are final (most of the gradient's bytes), then its
+	 * convolutions after the loop */
+	const char *mod = sp->modalities[br - m->branches];
+	const size_t lo = m->grad_ready ? param_off(m, mod, "conv1.weight") : 0;
+	const size_t mid = m->grad_ready ? param_off(m, mod, "fc1.weight") : 0;
+	const size_t hi = m->grad_ready ? param_off(m, mod, "fc2.bias") + (size_t)sp->embedding : 0;
+	grads_ready(m, mid, hi);
 	for (int i = nb - 1; i >= 0; i--) {
 		if (i == 0) /* recompute block 1's normalised conv output (bit-identical) */
 			TIMED(m, 4, {
@@ -815,7 +838,10 @@ static void branch_backward(struct bio_model *m, struct bio_model_branch *br, co
 		float *dx = i > 0 ? (dp == half_a ? half_b : half_a) : NULL;
 		TIMED(m, 4, bio_conv2d_backward(&br->conv[i], dx, dy, in, n));
 		dp = dx;
+		if (m->grad_ready)
+			m->grad_ready(m->grad_ready_ctx, 0, 0);
 	}
+	grads_ready(m, lo, mid);
 }
 
 void bio_model_backward(struct bio_model *m, int n_batch, int training)
@@ -826,6 +852,12 @@ void bio_model_backward(struct bio_model *m, int n_batch, int training)
 		bio_fusion_backward(&m->fusion, m->d_emb, m->d_fused, (const float *const *)m->emb,
 				    n_batch);
 	});
+	/* the layout (make_layout): per branch its convolutions and batch norms, fc1, fc2; then
+	 * the fusion and the classifier */
+	if (m->grad_ready && nm)
+		grads_ready(m, param_off(m, m->spec.modalities[nm - 1], "fc2.bias") +
+				       (size_t)m->spec.embedding,
+			    m->n_params);
 	for (int b = 0; b < nm; b++)
 		branch_backward(m, &m->branches[b], m->d_emb[b], n_batch, training);
 }

@@ -1098,8 +1098,10 @@ int main(int argc, char **argv)
 	tr.m->timing = tr.layer_times;
 	if (bio_model_set_threads(tr.m, t.n_threads, &err))
 		bio_tool_die_err(&t, &err);
-	if (dist.size > 1)
+	if (dist.size > 1) {
 		bio_model_set_dist(tr.m, &dist);
+		bio_dist_attach(&dist, tr.m);
+	}
 	if (tr.root)
 		track_start(&tr, resume, t.n_threads);
 	if (register_name && !tr.run && tr.root)
@@ -1228,11 +1230,13 @@ int main(int argc, char **argv)
 	if (t.verbose && dist.size > 1) {
 		const struct bio_dist_stats *ds = bio_dist_stats();
 		fprintf(stderr, "bio-train: rank %d of %d: %llu steps, gradient sums %.2f ms/step, "
-			"%.0f bytes sent/step (the gradient: %zu bytes), statistics sums %.2f "
-			"ms/step, %.0f bytes sent/step\n", dist.rank, dist.size, ds->steps,
+			"%.0f bytes sent/step (the gradient: %zu bytes), during backward %.2f "
+			"ms/step, statistics sums %.2f ms/step, %.0f bytes sent/step\n", dist.rank,
+			dist.size, ds->steps,
 			ds->steps ? 1e3 * ds->reduce_s / (double)ds->steps : 0.0,
 			ds->steps ? (double)ds->bytes_sent / (double)ds->steps : 0.0,
 			tr.m->n_params * sizeof(float),
+			ds->steps ? 1e3 * ds->overlap_s / (double)ds->steps : 0.0,
 			ds->steps ? 1e3 * ds->allsum_s / (double)ds->steps : 0.0,
 			ds->steps ? (double)ds->stat_bytes / (double)ds->steps : 0.0);
 	}

@@ -2,6 +2,8 @@
  * refuses to be one rank of several. */
 #include "dist.h"
 
+#include "bio/model.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,32 +113,62 @@ static void *dist_alloc(const struct bio_nn_dist *d, size_t bytes)
 }
 
 /* The sum over the active ranks by the stride-doubling tree (at stride s, rank r, a multiple of
- * 2s, adds what rank r + s holds), as a reduce-scatter then an all-gather: the gradient is cut
- * into one segment per active rank; rank q receives every active rank's copy of segment q and
- * adds them by that tree, element by element the same additions in the same order as the tree
- * of whole vectors (so the bits of one process); then each segment's sum goes to every rank.
- * Every rank sends (A-1)/A of the gradient in each phase, A = active ranks: with two ranks
- * exactly the gradient's size per step, in both directions at once. */
-void bio_dist_reduce(const struct bio_nn_dist *d, float *g, size_t n)
+ * 2s, adds what rank r + s holds), as a reduce-scatter then an all-gather: a range of the
+ * gradient is cut into one segment per active rank; rank q receives every active rank's copy of
+ * segment q and adds them by that tree, element by element the same additions in the same order
+ * as the tree of whole vectors (so the bits of one process); then each segment's sum goes to
+ * every rank. Every rank sends (A-1)/A of the range in each phase, A = active ranks: with two
+ * ranks exactly the gradient's size per step, in both directions at once.
+ *
+ * Overlapped with backward (bio_dist_attach): the model hands over each range as soon as its
+ * gradients are final (the head, then per branch its dense layers, the bulk of the bytes, then
+ * its convolutions); the range's reduce-scatter starts at once (non-blocking, on a communicator
+ * of its own), and between layers finished ranges are added and their all-gathers started, in
+ * range order on every rank (the order MPI needs for collectives). bio_dist_reduce then only
+ * waits for what is still in flight. Open MPI moves data inside MPI calls: the calls between
+ * layers and the batch-norm sums of backward are those chances. */
+enum { MAX_RANGES = 4 * BIO_MODEL_MAX_MODS + 4 };
+
+struct range {
+	size_t off, n, seg;   /* [off, off + n) of g; this rank's segment holds seg floats */
+	int *cnt, *disp;      /* per rank: the segments (counts and offsets from g) */
+	float *all;           /* A copies of this rank's segment */
+	MPI_Request *rs;      /* the reduce-scatter's sends and receives */
+	int n_rs;
+	MPI_Request ag;       /* the all-gather */
+	int phase;            /* 0 reduce-scatter in flight, 1 all-gather in flight, 2 done */
+};
+
+static struct {
+	MPI_Comm comm;
+	const struct bio_nn_dist *d;
+	float *g;
+	struct range r[MAX_RANGES];
+	int n, next;          /* ranges begun; the first whose all-gather has not started */
+	float *all;           /* the ranges' segment copies */
+	size_t all_cap, all_used;
+	int attached;
+} ov;
+
+/* Starts the reduce-scatter of [off, off + n) of g. */
+static void range_begin(const struct bio_nn_dist *d, float *g, size_t off, size_t n)
 {
-	if (d->size == 1)
-		return;
-	double t0 = now_s();
-	const int A = d->n_active, P = d->size;
-	static float *all;
-	static size_t all_n;
-	static int *cnt, *off;
-	static MPI_Request *req;
-	if (!cnt) {
-		cnt = dist_alloc(d, sizeof(int) * (size_t)P);
-		off = dist_alloc(d, sizeof(int) * (size_t)P);
-		req = dist_alloc(d, sizeof(MPI_Request) * 2 * (size_t)P);
+	const int A = d->n_active, P = d->size, me = d->rank;
+	if (ov.n == MAX_RANGES) {
+		fprintf(stderr, "bio-train: rank %d: more gradient ranges than %d\n", me, MAX_RANGES);
+		MPI_Abort(MPI_COMM_WORLD, 1);
 	}
-	/* segment q of [0, n): [off[q], off[q] + cnt[q]), cut at multiples of 16 floats */
+	struct range *r = &ov.r[ov.n];
+	if (!r->cnt) {
+		r->cnt = dist_alloc(d, sizeof(int) * (size_t)P);
+		r->disp = dist_alloc(d, sizeof(int) * (size_t)P);
+		r->rs = dist_alloc(d, sizeof(MPI_Request) * 2 * (size_t)P);
+	}
+	/* segment q: [q per, (q + 1) per) of the range, cut at multiples of 16 floats */
 	size_t per = (n / (size_t)A + 15) / 16 * 16;
-	if (per > (size_t)1 << 30) {
+	if (off + n > (size_t)1 << 31 || per > (size_t)1 << 30) {
 		fprintf(stderr, "bio-train: rank %d: gradient of %zu floats too large to exchange\n",
-			d->rank, n);
+			me, off + n);
 		MPI_Abort(MPI_COMM_WORLD, 1);
 	}
 	for (int q = 0; q < P; q++) {
@@ -144,40 +176,141 @@ void bio_dist_reduce(const struct bio_nn_dist *d, float *g, size_t n)
 		o = o < n ? o : n;
 		size_t e = q < A ? o + per : n;
 		e = e < n ? e : n;
-		off[q] = (int)o;
-		cnt[q] = (int)(e - o);
+		r->disp[q] = (int)(off + o);
+		r->cnt[q] = (int)(e - o);
 	}
-	const int me = d->rank;
+	r->off = off;
+	r->n = n;
+	r->n_rs = 0;
+	r->seg = me < A ? (size_t)r->cnt[me] : 0;
+	r->all = ov.all + ov.all_used;
+	ov.all_used += r->seg * (size_t)A;
+	r->phase = 0;
 	if (me < A) {
-		size_t seg = (size_t)cnt[me];
-		if (all_n < seg * (size_t)A) {
-			free(all);
-			all = dist_alloc(d, sizeof(float) * seg * (size_t)A);
-			all_n = seg * (size_t)A;
-		}
-		int nr = 0;
 		for (int q = 0; q < A; q++) {
 			if (q == me)
 				continue;
-			MPI_Irecv(all + (size_t)q * seg, cnt[me], MPI_FLOAT, q, 1, MPI_COMM_WORLD,
-				  &req[nr++]);
-			MPI_Isend(g + off[q], cnt[q], MPI_FLOAT, q, 1, MPI_COMM_WORLD, &req[nr++]);
-			stats.bytes_sent += sizeof(float) * (size_t)cnt[q];
+			MPI_Irecv(r->all + (size_t)q * r->seg, r->cnt[me], MPI_FLOAT, q, ov.n, ov.comm,
+				  &r->rs[r->n_rs++]);
+			MPI_Isend(g + r->disp[q], r->cnt[q], MPI_FLOAT, q, ov.n, ov.comm,
+				  &r->rs[r->n_rs++]);
+			stats.bytes_sent += sizeof(float) * (size_t)r->cnt[q];
 		}
-		memcpy(all + (size_t)me * seg, g + off[me], sizeof(float) * seg);
-		MPI_Waitall(nr, req, MPI_STATUSES_IGNORE);
+		memcpy(r->all + (size_t)me * r->seg, g + r->disp[me], sizeof(float) * r->seg);
+	}
+	ov.n++;
+}
+
+/* The range's reduce-scatter done: this rank's segment added by the tree, its all-gather
+ * started. */
+static void range_gather(const struct bio_nn_dist *d, float *g, struct range *r)
+{
+	const int A = d->n_active, me = d->rank;
+	if (me < A) {
 		for (int s = 1; s < A; s *= 2)
-			for (int r = 0; r + s < A; r += 2 * s) {
-				float *x = all + (size_t)r * seg;
-				const float *y = all + (size_t)(r + s) * seg;
-				for (size_t i = 0; i < seg; i++)
+			for (int q = 0; q + s < A; q += 2 * s) {
+				float *x = r->all + (size_t)q * r->seg;
+				const float *y = r->all + (size_t)(q + s) * r->seg;
+				for (size_t i = 0; i < r->seg; i++)
 					x[i] += y[i];
 			}
-		memcpy(g + off[me], all, sizeof(float) * seg);
+		memcpy(g + r->disp[me], r->all, sizeof(float) * r->seg);
 		/* what the all-gather sends: this segment to each other rank */
-		stats.bytes_sent += sizeof(float) * seg * (size_t)(P - 1);
+		stats.bytes_sent += sizeof(float) * r->seg * (size_t)(d->size - 1);
 	}
-	MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, g, cnt, off, MPI_FLOAT, MPI_COMM_WORLD);
+	MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, g, r->cnt, r->disp, MPI_FLOAT,
+			ov.comm, &r->ag);
+	r->phase = 1;
+}
+
+/* Moves what can move: the ranges whose reduce-scatter is done go on to their all-gathers, in
+ * range order; wait: block until every range is done. */
+static void ranges_progress(int wait)
+{
+	const struct bio_nn_dist *d = ov.d;
+	while (ov.next < ov.n) {
+		struct range *r = &ov.r[ov.next];
+		int done = 1;
+		if (wait)
+			MPI_Waitall(r->n_rs, r->rs, MPI_STATUSES_IGNORE);
+		else
+			MPI_Testall(r->n_rs, r->rs, &done, MPI_STATUSES_IGNORE);
+		if (!done)
+			break;
+		range_gather(d, ov.g, r);
+		ov.next++;
+	}
+	for (int i = 0; i < ov.next; i++) {
+		struct range *r = &ov.r[i];
+		if (r->phase != 1)
+			continue;
+		int done = 1;
+		if (wait)
+			MPI_Wait(&r->ag, MPI_STATUS_IGNORE);
+		else
+			MPI_Test(&r->ag, &done, MPI_STATUS_IGNORE);
+		if (done)
+			r->phase = 2;
+	}
+}
+
+static void on_grads_ready(void *ctx, size_t off, size_t n)
+{
+	(void)ctx;
+	double t0 = now_s();
+	if (n)
+		range_begin(ov.d, ov.g, off, n);
+	ranges_progress(0);
+	stats.overlap_s += now_s() - t0;
+}
+
+void bio_dist_attach(const struct bio_nn_dist *d, struct bio_model *m)
+{
+	if (d->size == 1 || getenv("BIO_DIST_NO_OVERLAP"))
+		return;
+	if (!ov.attached) {
+		MPI_Comm_dup(MPI_COMM_WORLD, &ov.comm);
+		ov.attached = 1;
+	}
+	ov.d = d;
+	ov.g = m->grads;
+	/* every range's copies: at most n + 16 floats per range and rank over all ranges */
+	size_t cap = m->n_params + (size_t)16 * MAX_RANGES * (size_t)d->size;
+	if (ov.all_cap < cap) {
+		free(ov.all);
+		ov.all = dist_alloc(d, sizeof(float) * cap);
+		ov.all_cap = cap;
+	}
+	m->grad_ready = on_grads_ready;
+	m->grad_ready_ctx = NULL;
+}
+
+void bio_dist_reduce(const struct bio_nn_dist *d, float *g, size_t n)
+{
+	if (d->size == 1)
+		return;
+	double t0 = now_s();
+	if (ov.d == d && ov.g == g && ov.n > 0) {
+		/* overlapped: what the backward began; wait for the rest */
+		ranges_progress(1);
+	} else {
+		ov.d = d;
+		ov.g = g;
+		if (!ov.attached) {
+			MPI_Comm_dup(MPI_COMM_WORLD, &ov.comm);
+			ov.attached = 1;
+		}
+		size_t cap = n + (size_t)16 * MAX_RANGES * (size_t)d->size;
+		if (ov.all_cap < cap) {
+			free(ov.all);
+			ov.all = dist_alloc(d, sizeof(float) * cap);
+			ov.all_cap = cap;
+		}
+		range_begin(d, g, 0, n);
+		ranges_progress(1);
+	}
+	ov.n = ov.next = 0;
+	ov.all_used = 0;
 	stats.reduce_s += now_s() - t0;
 	stats.steps++;
 }
@@ -245,6 +378,12 @@ int bio_dist_init(struct bio_nn_dist *d, int *argc, char ***argv, struct bio_err
 				     "then rebuild with make)", size);
 	}
 	return 0;
+}
+
+void bio_dist_attach(const struct bio_nn_dist *d, struct bio_model *m)
+{
+	(void)d;
+	(void)m;
 }
 
 void bio_dist_reduce(const struct bio_nn_dist *d, float *g, size_t n)

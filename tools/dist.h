@@ -17,6 +17,7 @@
 struct bio_dist_stats {
 	double reduce_s;        /* seconds in the gradient reductions */
 	double allsum_s;        /* seconds in the statistics/loss sums */
+	double overlap_s;       /* seconds in the gradient exchange during backward */
 	unsigned long long bytes_sent;  /* gradient bytes this rank sent */
 	unsigned long long stat_bytes;  /* statistics/loss bytes this rank sent */
 	unsigned long long steps;
@@ -27,7 +28,13 @@ struct bio_dist_stats {
 int bio_dist_init(struct bio_nn_dist *d, int *argc, char ***argv, struct bio_error *err);
 /* 1 when this bio-train was built with MPI. */
 int bio_dist_built_with_mpi(void);
-/* g[0..n) (this rank's gradient tree sums) = the tree over the active ranks, on every rank. */
+struct bio_model;
+/* Overlaps the gradient exchange with m's backward (m->grad_ready): each range of gradients
+ * starts moving as soon as backward has finished it; bio_dist_reduce then waits for the rest.
+ * No-op in one process; BIO_DIST_NO_OVERLAP=1 in the environment turns it off (bench/scale). */
+void bio_dist_attach(const struct bio_nn_dist *d, struct bio_model *m);
+/* g[0..n) (this rank's gradient tree sums) = the tree over the active ranks, on every rank
+ * (after a backward of the attached model: finishes what it began). */
 void bio_dist_reduce(const struct bio_nn_dist *d, float *g, size_t n);
 /* Rank root's bytes to every rank. */
 void bio_dist_bcast(const struct bio_nn_dist *d, void *buf, size_t bytes, int root);

@@ -88,6 +88,13 @@ struct bio_model {
 	const struct bio_nn_dist *dist; /* data-parallel: this rank's share of each batch (NULL:
 				      * one process; see bio_model_set_dist) */
 	int timing;                  /* 1: accumulate per-layer seconds into timers */
+	/* Data-parallel communication during backward (NULL: none): called with a range
+	 * [off, off + n) of grads as soon as backward has finished those gradients (n > 0; the
+	 * ranges of one backward cover every parameter once, in the same order on every rank:
+	 * the head, then per branch its dense layers, then its convolutions), and with n == 0
+	 * between layers (a chance to move data already sent). */
+	void (*grad_ready)(void *ctx, size_t off, size_t n);
+	void *grad_ready_ctx;
 	double timers[8];            /* see bio_model_timer_names */
 };
 
