@@ -43,7 +43,7 @@ void bio_ckpt_meta_destroy(struct bio_ckpt_meta *meta)
 static void pack_spec(struct bio_stream_writer *w, const struct bio_model_spec *s)
 {
 	bio_pack_str(w, "model");
-	bio_pack_map(w, 9);
+	bio_pack_map(w, 10);
 	bio_pack_kv_int(w, "input_size", s->input_size);
 	bio_pack_str(w, "channels");
 	bio_pack_array(w, (size_t)s->n_blocks);
@@ -54,6 +54,7 @@ static void pack_spec(struct bio_stream_writer *w, const struct bio_model_spec *
 	bio_pack_kv_int(w, "embedding", s->embedding);
 	bio_pack_kv_double(w, "dropout", s->dropout);
 	bio_pack_kv_str(w, "fusion", bio_fusion_name(s->fusion));
+	bio_pack_kv_double(w, "attention_temperature", s->attention_temperature);
 	bio_pack_str(w, "modalities");
 	bio_pack_array(w, (size_t)s->n_mod);
 	for (int i = 0; i < s->n_mod; i++)
@@ -482,6 +483,14 @@ static int read_spec(struct bio_model_spec *sp, const struct bio_value *mv, cons
 	free(fu);
 	if (rc)
 		return bio_error_set(err, BIO_EFORMAT, "%s: checkpoint meta: bad model fusion", path);
+	/* attention fusion reads its temperature; a checkpoint without one holds the unbounded
+	 * attention of earlier versions, another network */
+	if (!bio_value_double(bio_value_get(mv, "attention_temperature"), &d))
+		sp->attention_temperature = (float)d;
+	else if (sp->fusion == BIO_FUSION_ATTENTION)
+		return bio_error_set(err, BIO_EFORMAT, "%s: checkpoint meta: attention fusion "
+				     "without attention_temperature (a checkpoint of the unbounded "
+				     "attention before it: retrain)", path);
 	struct bio_header h; /* the model map's modalities: the same checks as a stream header's */
 	char src[1100];
 	snprintf(src, sizeof src, "%s: checkpoint model", path);

@@ -89,6 +89,10 @@ int bio_model_spec_from_config(struct bio_model_spec *spec, const struct bio_con
 	if (bio_fusion_parse(&spec->fusion, s))
 		return bio_config_error(cfg, "model.fusion", err, BIO_EINVAL,
 					"expected concat, attention or weighted, got '%s'", s);
+	if ((rc = bio_config_get_double_range(cfg, "model.attention_temperature", 0.05, 100.0, &d,
+					      err)))
+		return rc;
+	spec->attention_temperature = (float)d;
 	size_t nm = bio_config_count(cfg, "model.modalities");
 	if (nm < 1 || nm > BIO_MODEL_MAX_MODS)
 		return bio_config_error(cfg, "model.modalities", err, BIO_EINVAL,
@@ -150,6 +154,10 @@ int bio_model_spec_check(const struct bio_model_spec *spec, struct bio_error *er
 	if (spec->fusion != BIO_FUSION_CONCAT && spec->fusion != BIO_FUSION_ATTENTION &&
 	    spec->fusion != BIO_FUSION_WEIGHTED)
 		return bio_error_set(err, BIO_EINVAL, "unknown fusion");
+	if (spec->fusion == BIO_FUSION_ATTENTION &&
+	    !(spec->attention_temperature >= 0.05f && spec->attention_temperature <= 100.0f))
+		return bio_error_set(err, BIO_EINVAL, "model attention temperature %g outside "
+				     "0.05..100", (double)spec->attention_temperature);
 	if (spec->n_classes < 0 || spec->n_classes > 1000000)
 		return bio_error_set(err, BIO_EINVAL, "model has %d classes (2..1000000)",
 				     spec->n_classes);
@@ -167,6 +175,9 @@ int bio_model_spec_equal(const struct bio_model_spec *a, const struct bio_model_
 	    a->kernel != b->kernel || a->hidden != b->hidden || a->embedding != b->embedding ||
 	    a->dropout != b->dropout || a->fusion != b->fusion || a->n_mod != b->n_mod ||
 	    a->n_classes != b->n_classes)
+		return 0;
+	if (a->fusion == BIO_FUSION_ATTENTION &&
+	    a->attention_temperature != b->attention_temperature)
 		return 0;
 	for (int i = 0; i < a->n_blocks; i++)
 		if (a->channels[i] != b->channels[i])
@@ -474,6 +485,7 @@ struct bio_model *bio_model_new(const struct bio_model_spec *spec, int max_batch
 	m->fusion.kind = spec->fusion;
 	m->fusion.n_mod = nm;
 	m->fusion.dim = spec->embedding;
+	m->fusion.temperature = spec->attention_temperature;
 	if (spec->fusion == BIO_FUSION_ATTENTION) {
 		const struct bio_model_tensor *w = bio_model_find(m, "fusion.score.weight");
 		const struct bio_model_tensor *bb = bio_model_find(m, "fusion.score.bias");

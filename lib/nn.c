@@ -1465,6 +1465,31 @@ static void softmax_small(float *p, const double *s, int n)
 		p[i] = (float)(e[i] / sum);
 }
 
+/* 1 / max(|x|, 1e-12) of x[0..n), in double (F.normalize's clamp). */
+static double inv_norm(const float *x, int n)
+{
+	double ss = 0.0;
+	for (int i = 0; i < n; i++)
+		ss += (double)x[i] * x[i];
+	double r = sqrt(ss);
+	return 1.0 / (r > 1e-12 ? r : 1e-12);
+}
+
+/* The attention scores' pieces for sample n: inv[m] = 1/|e_m|, cosv[m] = u_m . w/|w|. */
+static void attention_cos(double *inv, double *cosv, const struct bio_fusion *f,
+			  const float *const *emb, size_t n, double w_inv)
+{
+	const int d = f->dim;
+	for (int m = 0; m < f->n_mod; m++) {
+		const float *e = emb[m] + n * d;
+		double z = 0.0;
+		for (int i = 0; i < d; i++)
+			z += (double)f->w[i] * e[i];
+		inv[m] = inv_norm(e, d);
+		cosv[m] = z * inv[m] * w_inv;
+	}
+}
+
 void bio_fusion_forward(const struct bio_fusion *f, float *out, const float *const *emb,
 			int n_batch)
 {
@@ -1482,28 +1507,77 @@ void bio_fusion_forward(const struct bio_fusion *f, float *out, const float *con
 		for (int m = 0; m < nm; m++)
 			s[m] = f->w[m];
 		softmax_small(f->alpha, s, nm);
-	}
-	for (int n = 0; n < n_batch; n++) {
-		float *a = f->alpha;
-		if (f->kind == BIO_FUSION_ATTENTION) {
-			a = f->alpha + (size_t)n * nm;
-			for (int m = 0; m < nm; m++) {
-				const float *e = emb[m] + (size_t)n * d;
-				double z = 0.0;
-				for (int i = 0; i < d; i++)
-					z += (double)f->w[i] * e[i];
-				s[m] = (float)(z + f->b[0]);
+		for (int n = 0; n < n_batch; n++) {
+			float *o = out + (size_t)n * d;
+			for (int i = 0; i < d; i++) {
+				float v = 0.0f;
+				for (int m = 0; m < nm; m++)
+					v += f->alpha[m] * emb[m][(size_t)n * d + i];
+				o[i] = v;
 			}
-			softmax_small(a, s, nm);
 		}
+		return;
+	}
+	/* attention (bio/nn.h): bounded cosine scores over the normalised embeddings */
+	BIO_ASSERT(f->temperature > 0.0f);
+	const double w_inv = inv_norm(f->w, d), t = f->temperature;
+	for (int n = 0; n < n_batch; n++) {
+		double inv[16], cosv[16];
+		float *a = f->alpha + (size_t)n * nm;
+		attention_cos(inv, cosv, f, emb, (size_t)n, w_inv);
+		for (int m = 0; m < nm; m++)
+			s[m] = (cosv[m] + f->b[0]) / t;
+		softmax_small(a, s, nm);
 		float *o = out + (size_t)n * d;
 		for (int i = 0; i < d; i++) {
 			float v = 0.0f;
 			for (int m = 0; m < nm; m++)
-				v += a[m] * emb[m][(size_t)n * d + i];
+				v += a[m] * (float)(emb[m][(size_t)n * d + i] * inv[m]);
 			o[i] = v;
 		}
 	}
+}
+
+/* Attention backward over samples [s0, s1) of one piece: d_emb written; the piece's dw into
+ * leaf[0..dim) (added in sample order), its db returned. With u = e/|e|, c_m = ds_m / T:
+ * du_m = alpha_m g + c_m w/|w|, de_m = (du_m - (du_m . u_m) u_m) / |e_m| (du_m . u_m = alpha_m
+ * (g . u_m) + c_m cos_m), dw = c_m (u_m - cos_m w/|w|) / |w|, db = c_m. */
+static double attention_backward_piece(float *leaf, const struct bio_fusion *f,
+				       float *const *d_emb, const float *d_out,
+				       const float *const *emb, int s0, int s1, double w_inv)
+{
+	const int d = f->dim, nm = f->n_mod;
+	const double t = f->temperature;
+	double db = 0.0;
+	for (int n = s0; n < s1; n++) {
+		const float *a = f->alpha + (size_t)n * nm;
+		const float *g = d_out + (size_t)n * d;
+		double inv[16], cosv[16], da[16], adot = 0.0;
+		attention_cos(inv, cosv, f, emb, (size_t)n, w_inv);
+		for (int m = 0; m < nm; m++) {
+			const float *e = emb[m] + (size_t)n * d;
+			double z = 0.0;
+			for (int i = 0; i < d; i++)
+				z += (double)g[i] * (float)(e[i] * inv[m]);
+			da[m] = z;
+			adot += a[m] * z;
+		}
+		for (int m = 0; m < nm; m++) {
+			const float *e = emb[m] + (size_t)n * d;
+			float *de = d_emb[m] + (size_t)n * d;
+			double c = a[m] * (da[m] - adot) / t;
+			/* below the clamp |e| is a constant: no projection */
+			int unit = inv[m] < 1e12;
+			double proj = unit ? a[m] * da[m] + c * cosv[m] : 0.0;
+			for (int i = 0; i < d; i++) {
+				double u = (float)(e[i] * inv[m]), wh = f->w[i] * w_inv;
+				de[i] = (float)(inv[m] * (a[m] * g[i] + c * wh - proj * u));
+				leaf[i] += (float)(c * w_inv * (u - (w_inv < 1e12 ? cosv[m] * wh : 0.0)));
+			}
+			db += c;
+		}
+	}
+	return db;
 }
 
 void bio_fusion_backward(const struct bio_fusion *f, float *const *d_emb, const float *d_out,
@@ -1524,6 +1598,7 @@ void bio_fusion_backward(const struct bio_fusion *f, float *const *d_emb, const 
 	for (size_t np = n_pieces(n_batch); np; np >>= 1)
 		slots++;
 	float *stack = bio_kernels_scratch(SCRATCH_SUMS, sizeof(float) * width * (size_t)slots);
+	const double w_inv = f->kind == BIO_FUSION_ATTENTION ? inv_norm(f->w, d) : 0.0;
 	int top = 0;
 	uint64_t count = 0;
 	for (int s = 0; s < n_batch; s += BIO_NN_PIECE, count++) {
@@ -1532,9 +1607,10 @@ void bio_fusion_backward(const struct bio_fusion *f, float *const *d_emb, const 
 		double dsum[16] = {0};
 		double dwv = 0.0;
 		memset(leaf, 0, sizeof(float) * width);
-		for (int n = s; n < end; n++) {
-			const float *a = f->kind == BIO_FUSION_ATTENTION ? f->alpha + (size_t)n * nm
-									 : f->alpha;
+		if (f->kind == BIO_FUSION_ATTENTION)
+			dwv = attention_backward_piece(leaf, f, d_emb, d_out, emb, s, end, w_inv);
+		for (int n = s; n < end && f->kind == BIO_FUSION_WEIGHTED; n++) {
+			const float *a = f->alpha;
 			const float *g = d_out + (size_t)n * d;
 			double da[16], ds[16], adot = 0.0;
 			for (int m = 0; m < nm; m++) {
@@ -1550,22 +1626,8 @@ void bio_fusion_backward(const struct bio_fusion *f, float *const *d_emb, const 
 			}
 			for (int m = 0; m < nm; m++)
 				ds[m] = a[m] * (da[m] - adot);
-			if (f->kind == BIO_FUSION_WEIGHTED) {
-				for (int m = 0; m < nm; m++)
-					dsum[m] += ds[m];
-				continue;
-			}
-			/* attention: s_m = w . e_m + b */
-			for (int m = 0; m < nm; m++) {
-				const float *e = emb[m] + (size_t)n * d;
-				float *de = d_emb[m] + (size_t)n * d;
-				float dsm = (float)ds[m];
-				for (int i = 0; i < d; i++) {
-					leaf[i] += dsm * e[i];
-					de[i] += dsm * f->w[i];
-				}
-				dwv += ds[m];
-			}
+			for (int m = 0; m < nm; m++)
+				dsum[m] += ds[m];
 		}
 		for (int m = 0; m < nm; m++)
 			leaf[d + m] = (float)dsum[m];

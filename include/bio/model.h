@@ -29,6 +29,7 @@ struct bio_model_spec {
 	int hidden, embedding;
 	float dropout;
 	enum bio_fusion_kind fusion;
+	float attention_temperature;           /* attention fusion's T (see struct bio_fusion) */
 	int n_mod;
 	char modalities[BIO_MODEL_MAX_MODS][32];
 	int n_classes;

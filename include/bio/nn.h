@@ -226,6 +226,13 @@ double bio_softmax_ce_sum(float *d_logits, int *n_correct, const float *logits,
 
 enum bio_fusion_kind { BIO_FUSION_CONCAT, BIO_FUSION_ATTENTION, BIO_FUSION_WEIGHTED };
 
+/* Attention is bounded so that it cannot saturate: each embedding is L2-normalised, u_m = e_m /
+ * max(|e_m|, 1e-12), the score is the cosine between u_m and the score vector w over a
+ * temperature T, s_m = (u_m . w / |w| + b) / T, alpha = softmax(s) over the modalities, and the
+ * output is sum_m alpha_m u_m (the normalised embeddings: no branch wins by its norm). |cos| <= 1
+ * bounds every weight inside [1 / (1 + (M-1) e^(2/T)), 1 / (1 + (M-1) e^(-2/T))] (two
+ * modalities, T = 1: [0.119, 0.881]) whatever the training does. b is shared by the modalities,
+ * so it cancels in the softmax (kept: PyTorch's nn.Linear(dim, 1) has it). */
 struct bio_fusion {
 	enum bio_fusion_kind kind;
 	int n_mod, dim;
@@ -233,6 +240,7 @@ struct bio_fusion {
 	 * weighted: w [n_mod] (logits of the softmax weights); concat: none. */
 	float *w, *b, *dw, *db;
 	float *alpha; /* scratch: softmax weights, [n][n_mod] (attention) or [n_mod] (weighted) */
+	float temperature; /* attention: T > 0 */
 };
 
 /* Output width: n_mod*dim for concat, dim otherwise. */
@@ -240,7 +248,7 @@ int bio_fusion_out_dim(const struct bio_fusion *f);
 /* Parses "concat" | "attention" | "weighted"; returns 0 or -1. */
 int bio_fusion_parse(enum bio_fusion_kind *out, const char *name);
 const char *bio_fusion_name(enum bio_fusion_kind kind);
-/* out [n][out_dim] from emb[m] [n][dim] (borrowed). */
+/* out [n][out_dim] from emb[m] [n][dim] (borrowed); f->alpha receives the weights. */
 void bio_fusion_forward(const struct bio_fusion *f, float *out, const float *const *emb,
 			int n_batch);
 /* dw, db += ...; d_emb[m] [n][dim] written. */

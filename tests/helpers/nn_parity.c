@@ -199,6 +199,8 @@ static void run_model(const struct table *tb, const struct bio_value *meta)
 	char *fu = bio_value_strdup(bio_value_get(meta, "fusion"));
 	bio_fusion_parse(&s.fusion, fu);
 	free(fu);
+	if (s.fusion == BIO_FUSION_ATTENTION)
+		s.attention_temperature = (float)meta_double(meta, "attention_temperature");
 	const struct bio_value *mods = bio_value_get(meta, "modalities");
 	s.n_mod = (int)bio_value_len(mods);
 	for (int i = 0; i < s.n_mod; i++) {

@@ -496,7 +496,7 @@ TEST(fusion_gradients)
 		struct fu_ctx c = {.n = 3};
 		int nm = 3, d = 4;
 		c.f = (struct bio_fusion){(enum bio_fusion_kind)kind, nm, d, NULL, NULL, NULL, NULL,
-					  zeros((size_t)c.n * nm)};
+					  zeros((size_t)c.n * nm), 0.7f};
 		if (kind == BIO_FUSION_ATTENTION) {
 			c.f.w = rnd(d, -1, 1);
 			c.f.b = rnd(1, -1, 1);
@@ -567,7 +567,8 @@ static struct bio_model_spec tiny_spec(enum bio_fusion_kind fusion, int n_mod)
 {
 	struct bio_model_spec s = {.input_size = 8, .n_blocks = 2, .channels = {3, 4},
 				   .kernel = 3, .hidden = 6, .embedding = 5, .dropout = 0.25f,
-				   .fusion = fusion, .n_mod = n_mod, .n_classes = 3};
+				   .fusion = fusion, .attention_temperature = 1.0f,
+				   .n_mod = n_mod, .n_classes = 3};
 	strcpy(s.modalities[0], "iris");
 	strcpy(s.modalities[1], "fingerprint");
 	return s;
@@ -654,7 +655,8 @@ TEST(thread_count_independent)
 	struct bio_error err;
 	struct bio_model_spec s = {.input_size = 32, .n_blocks = 3, .channels = {16, 32, 64},
 				   .kernel = 3, .hidden = 64, .embedding = 32, .dropout = 0.3f,
-				   .fusion = BIO_FUSION_ATTENTION, .n_mod = 2, .n_classes = 10};
+				   .fusion = BIO_FUSION_ATTENTION, .attention_temperature = 1.0f,
+				   .n_mod = 2, .n_classes = 10};
 	strcpy(s.modalities[0], "iris");
 	strcpy(s.modalities[1], "fingerprint");
 	int n = 16;

@@ -47,9 +47,15 @@ class Branch(nn.Module):
 
 
 class Fusion(nn.Module):
-    def __init__(self, kind, n_mod, dim):
+    """concat | attention | weighted. Attention is bounded (include/bio/nn.h): scores are the
+    cosine between each L2-normalised embedding and the score vector, over a temperature, and the
+    normalised embeddings are fused, so every weight stays inside
+    [1 / (1 + (M-1) e^(2/T)), 1 / (1 + (M-1) e^(-2/T))]."""
+
+    def __init__(self, kind, n_mod, dim, temperature=1.0):
         super().__init__()
         self.kind = kind
+        self.temperature = temperature
         if kind == "attention":
             self.score = nn.Linear(dim, 1)
         elif kind == "weighted":
@@ -60,20 +66,26 @@ class Fusion(nn.Module):
             return torch.cat(embs, 1)
         e = torch.stack(embs, 1)  # [N, M, D]
         if self.kind == "attention":
-            a = torch.softmax(self.score(e).squeeze(-1), 1)  # [N, M]
-            return (a.unsqueeze(-1) * e).sum(1)
+            return (self.weights_of(embs).unsqueeze(-1) * F.normalize(e, dim=-1)).sum(1)
         a = torch.softmax(self.weights, 0)
         return (a.view(1, -1, 1) * e).sum(1)
+
+    def weights_of(self, embs):
+        """The attention weights [N, M] of a list of embeddings [N, D]."""
+        u = F.normalize(torch.stack(embs, 1), dim=-1)
+        w = F.normalize(self.score.weight, dim=-1)
+        return torch.softmax(F.linear(u, w, self.score.bias).squeeze(-1) / self.temperature, 1)
 
 
 class BioModel(nn.Module):
     def __init__(self, modalities, n_classes, input_size=64, channels=(32, 64, 128), kernel=3,
-                 hidden=256, embedding=128, dropout=0.3, fusion="concat"):
+                 hidden=256, embedding=128, dropout=0.3, fusion="concat",
+                 attention_temperature=1.0):
         super().__init__()
         self.modalities = list(modalities)
         for m in self.modalities:
             setattr(self, m, Branch(input_size, channels, kernel, hidden, embedding, dropout))
-        self.fusion = Fusion(fusion, len(self.modalities), embedding)
+        self.fusion = Fusion(fusion, len(self.modalities), embedding, attention_temperature)
         fused = embedding * len(self.modalities) if fusion == "concat" else embedding
         self.classifier = nn.Linear(fused, n_classes)
 
@@ -120,7 +132,8 @@ def model_from_checkpoint(path):
     assert head["kind"] == "checkpoint"
     ms = head["meta"]["model"]
     model = BioModel(ms["modalities"], ms["n_classes"], ms["input_size"], ms["channels"],
-                     ms["kernel"], ms["hidden"], ms["embedding"], ms["dropout"], ms["fusion"])
+                     ms["kernel"], ms["hidden"], ms["embedding"], ms["dropout"], ms["fusion"],
+                     ms.get("attention_temperature", 1.0))
     names = set(model.state_dict().keys())
     sd = {}
     for r in recs:

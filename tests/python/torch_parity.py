@@ -29,10 +29,11 @@ def rec(name, arr, dtype="f32"):
 
 
 def model_case(out, fusion, training, mods=("iris", "fingerprint"), size=16, channels=(4, 8),
-               hidden=16, emb=8, classes=5, batch=6, dropout=0.3, seed=0, name=None):
+               hidden=16, emb=8, classes=5, batch=6, dropout=0.3, seed=0, name=None,
+               temperature=0.7):
     torch.manual_seed(seed)
     g = np.random.default_rng(seed)
-    m = BioModel(mods, classes, size, channels, 3, hidden, emb, dropout, fusion)
+    m = BioModel(mods, classes, size, channels, 3, hidden, emb, dropout, fusion, temperature)
     with torch.no_grad():
         for k, v in m.state_dict().items():
             if k.endswith("running_mean"):
@@ -76,7 +77,7 @@ def model_case(out, fusion, training, mods=("iris", "fingerprint"), size=16, cha
     meta = {"case": "model", "fusion": fusion, "training": int(training),
             "modalities": list(mods), "input_size": size, "channels": list(channels),
             "hidden": hidden, "embedding": emb, "n_classes": classes, "batch": batch,
-            "dropout": dropout}
+            "dropout": dropout, "attention_temperature": temperature}
     name = name or "model_%s_%s" % (fusion, "train" if training else "eval")
     write_stream(os.path.join(out, name + ".bs"), "checkpoint", meta, recs)
 
@@ -163,6 +164,8 @@ def main():
         for training in (True, False):
             model_case(out, fusion, training)
     model_case(out, "attention", True, mods=("fingerprint",), name="model_single_train")
+    model_case(out, "attention", True, emb=32, batch=9, temperature=2.5, seed=3,
+               name="model_attention_t25_train")
     model_case(out, "concat", True, size=64, channels=(32, 64, 128), hidden=256, emb=128,
                classes=10, batch=4, name="model_canonical_train")
     model_case(out, "weighted", True, size=20, channels=(3, 5, 6), hidden=7, emb=6, classes=3,

@@ -8,6 +8,7 @@
 
 load '/usr/lib/bats/bats-support/load'
 load '/usr/lib/bats/bats-assert/load'
+bats_require_minimum_version 1.5.0
 
 setup_file() {
 	export PYTHON="${PYTHON:-/usr/bin/python3}"
@@ -61,7 +62,7 @@ print(next(u)["meta"]["epoch"])' "$1"
 	run "$HELPER" "$T"/cases/*.bs
 	echo "$output"
 	assert_success
-	[ "$(grep -c '^ok ' <<<"$output")" -eq 27 ]
+	[ "$(grep -c '^ok ' <<<"$output")" -eq 28 ]
 	refute_output --partial FAIL
 }
 
@@ -80,7 +81,7 @@ print(next(u)["meta"]["epoch"])' "$1"
 		esac
 		run env $env "$HELPER" "$T"/cases/*.bs
 		[ "$status" -eq 0 ] || { echo "$p: $output"; false; }
-		[ "$(grep -c '^ok ' <<<"$output")" -eq 27 ] || { echo "$p: $output"; false; }
+		[ "$(grep -c '^ok ' <<<"$output")" -eq 28 ] || { echo "$p: $output"; false; }
 		env $env "$BIO_BUILD/tests/test_nn" >/dev/null
 		env $env bio-train $C -o "$T/$p-1" -j1 "$T/b2.bs" 2>/dev/null
 		env $env bio-train $C -o "$T/$p-2" -j2 "$T/b2.bs" 2>/dev/null
