@@ -61,6 +61,8 @@ struct infer {
 	float *logits;                       /* results [batch][n_classes] */
 	float *emb[BIO_MODEL_MAX_MODS];      /* results [batch][embedding] per modality */
 	float *fused;                        /* results [batch][fused_dim] */
+	float *alpha;                        /* results [batch][n_mod]: fusion weights */
+	int has_alpha;                       /* attention or weighted fusion */
 	int *order;                          /* top-k scratch [n_classes] */
 	double *probs;                       /* softmax scratch [n_classes] */
 };
@@ -156,6 +158,11 @@ static void *worker_run(void *arg)
 			       (size_t)nb * in->emb_dim * sizeof(float));
 		memcpy(in->fused + (size_t)i * in->fused_dim, m->fused,
 		       (size_t)nb * in->fused_dim * sizeof(float));
+		for (int k = 0; k < nb && in->has_alpha; k++) /* weighted: one row for all */
+			memcpy(in->alpha + (size_t)(i + k) * n_mod,
+			       m->fusion.alpha + (m->spec.fusion == BIO_FUSION_ATTENTION
+						  ? (size_t)k * n_mod : 0),
+			       (size_t)n_mod * sizeof(float));
 	}
 	return NULL;
 }
@@ -223,7 +230,8 @@ static void flush_batch(struct infer *in)
 		} else {
 			struct bio_stream_writer *w = in->w;
 			bio_stream_begin_record(w);
-			bio_pack_map(w, 7 + (in->embeddings ? (size_t)n_mod + 1 : 0));
+			bio_pack_map(w, 7 + (in->embeddings ? (size_t)n_mod + 1 + (in->has_alpha != 0)
+							    : 0));
 			bio_pack_kv_str(w, "id", in->ids[i]);
 			bio_pack_kv_int(w, "label", label);
 			bio_pack_kv_int(w, "pred", pred);
@@ -244,6 +252,9 @@ static void flush_batch(struct infer *in)
 				}
 				pack_vector(w, "emb_fused", in->fused + (size_t)i * in->fused_dim,
 					    in->fused_dim);
+				if (in->has_alpha)
+					pack_vector(w, "fusion_weights",
+						    in->alpha + (size_t)i * n_mod, n_mod);
 			}
 		}
 		free(in->ids[i]);
@@ -451,10 +462,13 @@ int main(int argc, char **argv)
 	in.probs = calloc((size_t)in.n_classes, sizeof(double));
 	in.logits = calloc((size_t)in.batch_size * (size_t)in.n_classes, sizeof(float));
 	in.fused = calloc((size_t)in.batch_size * (size_t)in.fused_dim, sizeof(float));
+	in.has_alpha = spec->fusion != BIO_FUSION_CONCAT;
+	in.alpha = calloc((size_t)in.batch_size * (size_t)spec->n_mod, sizeof(float));
 	for (int m = 0; m < spec->n_mod; m++)
 		if (!(in.emb[m] = calloc((size_t)in.batch_size * (size_t)in.emb_dim, sizeof(float))))
 			bio_tool_die(&t, "out of memory");
-	if (!in.true_labels || !in.ids || !in.order || !in.probs || !in.logits || !in.fused)
+	if (!in.true_labels || !in.ids || !in.order || !in.probs || !in.logits || !in.fused ||
+	    !in.alpha)
 		bio_tool_die(&t, "out of memory");
 
 	/* Output header. */
@@ -561,6 +575,7 @@ int main(int argc, char **argv)
 	}
 	free(in.logits);
 	free(in.fused);
+	free(in.alpha);
 	free(in.true_labels);
 	free(in.ids);
 	free(in.order);

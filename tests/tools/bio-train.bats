@@ -581,3 +581,48 @@ for r in recs: del r["crc32c"]'
 	refute_output --partial "marked KILLED"
 	grep -qx 'status: 3' "$T"/mlruns/*/"$new"/meta.yaml
 }
+
+@test "attention fusion cannot collapse: after training, every sample's weights lie inside (0.05, 0.95), as PyTorch computes them" {
+	# both modalities carry signal (bio-synth); a high learning rate and many epochs, which drove
+	# the unbounded attention to weights of exactly 0 and 1
+	bio-batch $C --epochs 40 "$SS" >"$T/b40.bs"
+	bio-train $C --set model.fusion=attention --set training.lr=0.01 -o "$T/att" "$T/b40.bs" \
+		2>/dev/null
+	bio-infer $C --embeddings -m "$T/att/last.ckpt" -o "$T/p.bs" "$SS"
+	run "$PYTHON" - "$T/att/last.ckpt" "$SS" "$T/p.bs" <<'PY'
+import sys
+sys.path.insert(0, "tests/python")
+import numpy as np, torch
+from bio_torch import model_from_checkpoint, read_stream, untensor
+m, _ = model_from_checkpoint(sys.argv[1])
+m.eval()
+_, samples = read_stream(sys.argv[2])
+_, preds = read_stream(sys.argv[3])
+a = np.stack([untensor(r["fusion_weights"]) for r in preds])
+assert a.shape == (len(samples), 2), a.shape
+assert np.allclose(a.sum(1), 1.0, atol=1e-5)
+print("weights: iris %.4f..%.4f fingerprint %.4f..%.4f" % (a[:, 0].min(), a[:, 0].max(),
+                                                             a[:, 1].min(), a[:, 1].max()))
+assert (a > 0.05).all() and (a < 0.95).all(), "fusion weights outside (0.05, 0.95)"
+x = [torch.from_numpy(np.stack([untensor(r[md]).astype(np.float32) for r in samples]))
+     for md in m.modalities]
+with torch.no_grad():
+    ref = m.fusion.weights_of(m.embeddings(x)).numpy()
+err = np.abs(ref - a).max()
+print("max |C - PyTorch| %.2e" % err)
+assert err < 1e-4, err
+PY
+	echo "$output"
+	assert_success
+}
+
+@test "model.attention_temperature: a bad value is one error line naming the key" {
+	for v in 0 -1 1000 abc; do
+		run --separate-stderr bio-train $C --set model.fusion=attention \
+			--set model.attention_temperature=$v -o "$T/bad" "$FX/b6.bs"
+		[ "$status" -ne 0 ]
+		[ "$(printf '%s\n' "$stderr" | wc -l)" -eq 1 ] || fail "$v: $stderr"
+		[[ "$stderr" == "bio-train: "*"model.attention_temperature"* ]] || fail "$v: $stderr"
+		[ ! -e "$T/bad/last.ckpt" ]
+	done
+}
