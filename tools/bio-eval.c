@@ -67,6 +67,11 @@ struct eval {
 	size_t topk_seen;  /* smallest k over records */
 	int64_t max_label;
 	struct modality mod[N_MOD];
+	/* score-level fusion of iris and fingerprint: each modality's pair scores z-normalised by
+	 * its impostor scores' mean and standard deviation, then summed pair by pair */
+	struct modality sfuse;
+	struct bio_scores raw[2]; /* iris, fingerprint scores in pair order (before sorting) */
+	double zmean[2], zstd[2];
 	/* results */
 	size_t n_classes;
 	size_t n_labelled, n_unknown;
@@ -366,6 +371,15 @@ static void compute_modality(struct eval *e, struct modality *md)
 	if (rc < 0) {
 		snprintf(md->verif_reason, sizeof md->verif_reason, "%s", err.msg);
 	} else {
+		if (md - e->mod < 2) { /* iris, fingerprint: in pair order, for the score fusion */
+			struct bio_scores *raw = &e->raw[md - e->mod];
+			raw->n_genuine = md->scores.n_genuine;
+			raw->n_impostor = md->scores.n_impostor;
+			raw->genuine = xrealloc(e, NULL, raw->n_genuine + 1, sizeof(double));
+			raw->impostor = xrealloc(e, NULL, raw->n_impostor + 1, sizeof(double));
+			memcpy(raw->genuine, md->scores.genuine, raw->n_genuine * sizeof(double));
+			memcpy(raw->impostor, md->scores.impostor, raw->n_impostor * sizeof(double));
+		}
 		if (bio_sort_scores(md->scores.genuine, md->scores.n_genuine, &err) < 0 ||
 		    bio_sort_scores(md->scores.impostor, md->scores.n_impostor, &err) < 0)
 			bio_tool_die(e->t, "%s scores: %s", mod_names[md - e->mod], err.msg);
@@ -414,6 +428,76 @@ static void compute_modality(struct eval *e, struct modality *md)
 		snprintf(md->cmc_reason, sizeof md->cmc_reason, "%s", err.msg);
 	else
 		md->has_cmc = 1;
+}
+
+/* Score-level fusion (ISO/IEC 19795 reports it beside feature-level fusion): z-norm per
+ * modality (the impostor scores' mean and population standard deviation, in double, in pair
+ * order), the sum per pair, then the same verification figures. Identification is not scored
+ * this way (the CMC needs every probe-gallery score of both modalities). */
+static void compute_score_fusion(struct eval *e)
+{
+	struct modality *md = &e->sfuse;
+	struct bio_error err = {0};
+	snprintf(md->cmc_reason, sizeof md->cmc_reason,
+		 "not computed for score-level fusion (verification only)");
+	if (!e->mod[0].present || !e->mod[1].present) {
+		snprintf(md->verif_reason, sizeof md->verif_reason,
+			 "needs both iris and fingerprint embeddings (bio-infer --embeddings)");
+		return;
+	}
+	md->present = 1;
+	const struct bio_scores *a = &e->raw[0], *b = &e->raw[1];
+	if (!a->genuine || !b->genuine) {
+		snprintf(md->verif_reason, sizeof md->verif_reason, "%s",
+			 e->mod[0].verif_reason[0] ? e->mod[0].verif_reason : e->mod[1].verif_reason);
+		return;
+	}
+	if (a->n_genuine != b->n_genuine || a->n_impostor != b->n_impostor)
+		bio_tool_die(e->t, "score fusion: the modalities scored different pairs (a bug)");
+	for (int k = 0; k < 2; k++)
+		if (!e->mod[k].has_verif) { /* e.g. no impostors: the modality's own reason */
+			snprintf(md->verif_reason, sizeof md->verif_reason, "%s",
+				 e->mod[k].verif_reason);
+			return;
+		}
+	for (int k = 0; k < 2; k++) {
+		const struct bio_scores *x = &e->raw[k];
+		double sum = 0.0, sq = 0.0;
+		for (size_t i = 0; i < x->n_impostor; i++)
+			sum += x->impostor[i];
+		double mean = x->n_impostor ? sum / (double)x->n_impostor : 0.0;
+		for (size_t i = 0; i < x->n_impostor; i++)
+			sq += (x->impostor[i] - mean) * (x->impostor[i] - mean);
+		e->zmean[k] = mean;
+		e->zstd[k] = x->n_impostor ? sqrt(sq / (double)x->n_impostor) : 0.0;
+		if (!(e->zstd[k] > 0.0)) {
+			snprintf(md->verif_reason, sizeof md->verif_reason,
+				 "%s: the impostor scores have no spread to normalise by",
+				 mod_names[k]);
+			return;
+		}
+	}
+	struct bio_scores *f = &md->scores;
+	f->n_genuine = a->n_genuine;
+	f->n_impostor = a->n_impostor;
+	f->genuine = xrealloc(e, NULL, f->n_genuine + 1, sizeof(double));
+	f->impostor = xrealloc(e, NULL, f->n_impostor + 1, sizeof(double));
+#define ZSUM(arr, i)                                                                           \
+	((a->arr[i] - e->zmean[0]) / e->zstd[0] + (b->arr[i] - e->zmean[1]) / e->zstd[1])
+	for (size_t i = 0; i < f->n_genuine; i++)
+		f->genuine[i] = ZSUM(genuine, i);
+	for (size_t i = 0; i < f->n_impostor; i++)
+		f->impostor[i] = ZSUM(impostor, i);
+#undef ZSUM
+	if (bio_sort_scores(f->genuine, f->n_genuine, &err) < 0 ||
+	    bio_sort_scores(f->impostor, f->n_impostor, &err) < 0)
+		bio_tool_die(e->t, "score fusion scores: %s", err.msg);
+	if (bio_verif_compute(&md->v, f->genuine, f->n_genuine, f->impostor, f->n_impostor,
+			      &err) < 0) {
+		snprintf(md->verif_reason, sizeof md->verif_reason, "%s", err.msg);
+		return;
+	}
+	md->has_verif = 1;
 }
 
 /* ---- report ---- */
@@ -537,6 +621,32 @@ static void write_report(struct eval *e, FILE *f)
 		if (!ok) {
 			fputs("    reason: ", f);
 			put_qstr(f, md->cmc_reason);
+			fputc('\n', f);
+		}
+	}
+	/* score-level fusion, beside the model's feature-level fusion */
+	{
+		const struct modality *md = &e->sfuse;
+		const struct bio_verif *v = &md->v;
+		int ok = md->has_verif;
+		fputs("score_fusion:\n  method: \"z-norm (impostor mean and standard deviation of "
+		      "each modality), sum\"\n", f);
+		for (int k = 0; k < 2; k++)
+			if (ok)
+				fprintf(f, "  %s_znorm: [%.17g, %.17g]\n", mod_names[k], e->zmean[k],
+					e->zstd[k]);
+		fputs("  verification:\n", f);
+		fprintf(f, "    n_genuine: %zu\n    n_impostor: %zu\n", md->scores.n_genuine,
+			md->scores.n_impostor);
+		put_rate(f, "    ", "eer", ok, v->eer);
+		put_threshold(f, "    ", "eer_threshold", ok, v->eer_threshold);
+		put_rate(f, "    ", "fnmr_at_fmr_1pct", ok, v->fnmr_at_fmr[0]);
+		put_rate(f, "    ", "fnmr_at_fmr_0_1pct", ok, v->fnmr_at_fmr[1]);
+		put_rate(f, "    ", "fnmr_at_fmr_0", ok, v->fnmr_at_fmr[2]);
+		put_rate(f, "    ", "auc", ok, v->auc);
+		if (!ok) {
+			fputs("    reason: ", f);
+			put_qstr(f, md->verif_reason);
 			fputc('\n', f);
 		}
 	}
@@ -790,6 +900,16 @@ static void write_curves(struct eval *e, const char *dir, int with_scores)
 				fprintf(f, "0,%s\n", NUM(0, md->scores.impostor[i]));
 			afile_commit(e, &a);
 		}
+	}
+	if (with_scores && e->sfuse.has_verif) {
+		const struct bio_scores *s = &e->sfuse.scores;
+		FILE *f = afile_open(e, &a, dir, "scores_score_fusion.csv");
+		fputs("genuine,score\n", f);
+		for (size_t i = 0; i < s->n_genuine; i++)
+			fprintf(f, "1,%s\n", NUM(0, s->genuine[i]));
+		for (size_t i = 0; i < s->n_impostor; i++)
+			fprintf(f, "0,%s\n", NUM(0, s->impostor[i]));
+		afile_commit(e, &a);
 	}
 	if (e->has_closed) {
 		size_t n = e->n_classes;
@@ -1329,6 +1449,10 @@ static void write_summary(struct eval *e, FILE *f)
 	for (int m = 0; m < N_MOD; m++)
 		fprintf(f, " %13zu", md[m].scores.n_impostor);
 	fputc('\n', f);
+	if (e->sfuse.has_verif)
+		fprintf(f, "score-level fusion (z-norm sum of iris and fingerprint scores): EER "
+			"%.2f%%, FNMR@FMR=1%% %.2f%%, AUC %.4f\n", 100.0 * e->sfuse.v.eer,
+			100.0 * e->sfuse.v.fnmr_at_fmr[0], e->sfuse.v.auc);
 	for (int m = 0; m < N_MOD; m++) {
 		if (md[m].present && !md[m].has_verif)
 			fprintf(f, "%s verification: %s\n", mod_names[m], md[m].verif_reason);
@@ -1538,6 +1662,7 @@ int main(int argc, char **argv)
 	compute_closed(&e);
 	for (int m = 0; m < N_MOD; m++)
 		compute_modality(&e, &e.mod[m]);
+	compute_score_fusion(&e);
 	if (plots && !bio_plot_available())
 		bio_tool_die(&t, "--plots: cannot run %s (install gnuplot-nox, or set BIO_GNUPLOT)",
 			     getenv("BIO_GNUPLOT") ? getenv("BIO_GNUPLOT") : "gnuplot");

@@ -2,7 +2,8 @@
 """Checks a bio-eval run against independent references on the same data: scikit-learn
 (accuracy_score, confusion_matrix, precision_recall_fscore_support, roc_curve, roc_auc_score),
 numpy (cosine scores, histogram) and numpy reimplementations of bob.measure (eer_threshold and
-farfrr; cmc / recognition_rate with the rank = number of negatives >= best positive).
+farfrr; cmc / recognition_rate with the rank = number of negatives >= best positive), and the
+score-level fusion (z-norm sums of the iris and fingerprint pair scores) against numpy.
 
 Usage: sklearn_compare.py PREDICTIONS REPORT.yaml CURVES_DIR [ENROLMENT_PREDICTIONS]
 CURVES_DIR must come from `bio-eval --curves DIR --scores --set eval.curve_resolution=0`.
@@ -290,6 +291,47 @@ def main():
         check(m + " CMC (bob.measure cmc)", [float(r[1]) for r in rows], cmc, 1e-15)
         check(m + " rank1", idf["rank1"], cmc[0], TOL_RATE)
         check(m + " rank5", idf["rank5"], cmc[min(4, len(cmc) - 1)], TOL_RATE)
+
+    # score-level fusion: z-norm of each modality by its impostor scores (numpy mean and
+    # population std), the sum per pair; bob.measure's EER and sklearn's AUC on the sums
+    sf = rep["score_fusion"]["verification"]
+    if "emb_iris" in recs[0] and "emb_fingerprint" in recs[0]:
+        zs = []
+        for k, m in enumerate(("iris", "fingerprint")):
+            emb = np.stack([tensor(r["emb_" + m]).astype(np.float64) for r in recs])
+            gen, imp = pair_scores(emb, labels, protocol)
+            if len(gen) == 0 or len(imp) == 0 or np.std(imp) == 0:
+                zs = None
+                break
+            mean, std = np.mean(imp), np.std(imp)
+            check(m + " z-norm mean, std", rep["score_fusion"][m + "_znorm"], [mean, std], 1e-12)
+            zs.append(((gen - mean) / std, (imp - mean) / std))
+        if zs is None:
+            if sf["eer"] is not None or not sf.get("reason"):
+                failures.append("score_fusion: degenerate scores but eer is not null with a reason")
+        else:
+            ng, ni = zs[0][0] + zs[1][0], zs[0][1] + zs[1][1]
+            check("score_fusion n_genuine", sf["n_genuine"], len(ng), 0)
+            check("score_fusion n_impostor", sf["n_impostor"], len(ni), 0)
+            _, rows = read_csv(os.path.join(curves, "scores_score_fusion.csv"))
+            fg = np.array([float(r[1]) for r in rows if r[0] == "1"])
+            fi = np.array([float(r[1]) for r in rows if r[0] == "0"])
+            check("score_fusion genuine sums (numpy z-norm)", np.sort(fg), np.sort(ng), 1e-9)
+            check("score_fusion impostor sums (numpy z-norm)", np.sort(fi), np.sort(ni), 1e-9)
+            # from here on bio-eval's own sums (ties must break as they do there)
+            t = bob_eer_threshold_loop(fi, fg)
+            far, frr = farfrr(fi, fg, t)
+            check("score_fusion EER (bob.measure on numpy z-norm sums)", sf["eer"],
+                  (far + frr) / 2, TOL_RATE)
+            check("score_fusion EER threshold", sf["eer_threshold"], t, 0)
+            y_true = np.r_[np.ones(len(fg)), np.zeros(len(fi))]
+            check("score_fusion AUC (sklearn roc_auc_score)", sf["auc"],
+                  roc_auc_score(y_true, np.r_[fg, fi]), TOL_RATE)
+            fpr, tpr, _ = roc_curve(y_true, np.r_[fg, fi], drop_intermediate=False)
+            check("score_fusion fnmr_at_fmr_1pct (sklearn ROC)", sf["fnmr_at_fmr_1pct"],
+                  np.min(1 - tpr[fpr <= 0.01]), TOL_RATE)
+    elif sf["eer"] is not None or not sf.get("reason"):
+        failures.append("score_fusion: a modality is missing but eer is not null with a reason")
 
     width = max(len(c[0]) for c in checked) if checked else 10
     for name, dev, tol in checked:

@@ -65,7 +65,7 @@ sys.exit(0 if len(set(s)) < len(s) / 2 else 1)"
 @test "report matches the references: FVC protocol, gallery 2, unknown labels, shuffled" {
 	compare "--ids 12 --samples 5 --unknown 4 --shuffle --seed 9" "--protocol fvc --gallery 2"
 	run grep -c "n_impostor: 66$" "$T/r.yaml"
-	assert_output 3
+	assert_output 4 # the three modalities and the score-level fusion
 }
 
 @test "--enrol: gallery from another predictions stream, unmated probes left out" {
@@ -107,10 +107,11 @@ assert r['fused']['identification']['rank1'] >= r['iris']['identification']['ran
 	"$PYTHON" "$GEN" -o "$T/p.bs" --ids 1 --samples 5
 	run bio-eval -q "$T/p.bs" -o "$T/r.yaml" --curves "$T/c"
 	assert_success
+	# the three modalities and the score-level fusion
 	run grep -c 'eer: null' "$T/r.yaml"
-	assert_output 3
+	assert_output 4
 	run grep -c 'reason: "no impostor scores (a single identity)"' "$T/r.yaml"
-	assert_output 3
+	assert_output 4
 	run grep -ciw nan "$T/r.yaml"
 	assert_output 0
 	[ ! -e "$T/c/roc_fused.csv" ]
