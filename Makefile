@@ -70,7 +70,13 @@ $(BUILD)/stamp/%: | $(BUILD)/bin/%
 
 $(BUILD)/lib/%.o: lib/%.c
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(WARN) $(CFLAGS) -MMD -MP -c -o $@ $<
+	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(WARN) $(CFLAGS) -MMD -MP $(DEP_TARGETS) -c -o $@ $<
+
+# A dependency file names its object both relative and absolute: tests run make with an absolute
+# BUILD (BIO_BUILD), and a .d written that way must still tie the headers to the relative
+# target (else a header change leaves a stale object behind: make asan then linked bio-train.o
+# built against an older struct bio_model_spec).
+DEP_TARGETS = -MT '$(abspath $@)' -MT '$(patsubst $(CURDIR)/%,%,$(abspath $@))'
 
 $(LIBBIO): $(LIB_OBJ)
 	@mkdir -p $(@D)
@@ -78,7 +84,7 @@ $(LIBBIO): $(LIB_OBJ)
 
 $(BUILD)/tools/%.o: tools/%.c
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(WARN) $(CFLAGS) -MMD -MP -c -o $@ $<
+	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(WARN) $(CFLAGS) -MMD -MP $(DEP_TARGETS) -c -o $@ $<
 
 $(BUILD)/gen/builtin_configs.c: scripts/embed.sh $(BUILTIN_CONFIGS)
 	@mkdir -p $(@D)
@@ -98,7 +104,7 @@ $(BUILD)/tests/%: tests/lib/%.c tests/lib/test.h $(LIBBIO)
 
 $(BUILD)/tests/helpers/%: tests/helpers/%.c $(LIBBIO)
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(WARN) $(CFLAGS) -MMD -MP -o $@ $< $(LIBBIO) $(LDFLAGS) $(LDLIBS)
+	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(WARN) $(CFLAGS) -MMD -MP $(DEP_TARGETS) -o $@ $< $(LIBBIO) $(LDFLAGS) $(LDLIBS)
 
 # Fuzz harnesses built with a plain main() that replays files: corpora run as regression tests.
 $(BUILD)/fuzz-regress/%: tests/fuzz/%.c tests/fuzz/replay.c $(LIBBIO)
@@ -153,7 +159,7 @@ endif
 
 $(BUILD)/tools/dist.o: tools/dist.c $(MPI_FLAGS_FILE)
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(MPI_CFLAGS) $(WARN) $(CFLAGS) -MMD -MP -c -o $@ $<
+	$(CC) $(CPPFLAGS) $(MPI_CFLAGS) $(WARN) $(CFLAGS) -MMD -MP $(DEP_TARGETS) -c -o $@ $<
 
 $(BUILD)/bin/bio-train: $(BUILD)/tools/bio-train.o $(BUILD)/tools/dist.o $(TOOL_OBJ) $(LIBBIO)
 	@mkdir -p $(@D)

@@ -1490,6 +1490,12 @@ static void free_eval(struct eval *e)
 		free(md->hist_gen);
 		free(md->hist_imp);
 	}
+	for (int k = 0; k < 2; k++) {
+		free(e->raw[k].genuine);
+		free(e->raw[k].impostor);
+	}
+	free(e->sfuse.scores.genuine);
+	free(e->sfuse.scores.impostor);
 	if (e->has_closed)
 		bio_confusion_destroy(&e->conf);
 }
