@@ -130,7 +130,7 @@ static void *dist_alloc(const struct bio_nn_dist *d, size_t bytes)
 enum { MAX_RANGES = 4 * BIO_MODEL_MAX_MODS + 4 };
 
 struct range {
-	size_t off, n, seg;   /* [off, off + n) of g; this rank's segment holds seg floats */
+	size_t seg;           /* floats of this rank's segment */
 	int *cnt, *disp;      /* per rank: the segments (counts and offsets from g) */
 	float *all;           /* A copies of this rank's segment */
 	MPI_Request *rs;      /* the reduce-scatter's sends and receives */
@@ -179,8 +179,6 @@ static void range_begin(const struct bio_nn_dist *d, float *g, size_t off, size_
 		r->disp[q] = (int)(off + o);
 		r->cnt[q] = (int)(e - o);
 	}
-	r->off = off;
-	r->n = n;
 	r->n_rs = 0;
 	r->seg = me < A ? (size_t)r->cnt[me] : 0;
 	r->all = ov.all + ov.all_used;
@@ -207,13 +205,7 @@ static void range_gather(const struct bio_nn_dist *d, float *g, struct range *r)
 {
 	const int A = d->n_active, me = d->rank;
 	if (me < A) {
-		for (int s = 1; s < A; s *= 2)
-			for (int q = 0; q + s < A; q += 2 * s) {
-				float *x = r->all + (size_t)q * r->seg;
-				const float *y = r->all + (size_t)(q + s) * r->seg;
-				for (size_t i = 0; i < r->seg; i++)
-					x[i] += y[i];
-			}
+		bio_nn_tree_f(r->all, (size_t)A, r->seg); /* the ranks' copies, leaf q = rank q */
 		memcpy(g + r->disp[me], r->all, sizeof(float) * r->seg);
 		/* what the all-gather sends: this segment to each other rank */
 		stats.bytes_sent += sizeof(float) * r->seg * (size_t)(d->size - 1);
@@ -264,23 +256,29 @@ static void on_grads_ready(void *ctx, size_t off, size_t n)
 	stats.overlap_s += now_s() - t0;
 }
 
-void bio_dist_attach(const struct bio_nn_dist *d, struct bio_model *m)
+/* The exchange's communicator and buffers for a gradient g of n floats. */
+static void ov_setup(const struct bio_nn_dist *d, float *g, size_t n)
 {
-	if (d->size == 1 || getenv("BIO_DIST_NO_OVERLAP"))
-		return;
 	if (!ov.attached) {
 		MPI_Comm_dup(MPI_COMM_WORLD, &ov.comm);
 		ov.attached = 1;
 	}
 	ov.d = d;
-	ov.g = m->grads;
+	ov.g = g;
 	/* every range's copies: at most n + 16 floats per range and rank over all ranges */
-	size_t cap = m->n_params + (size_t)16 * MAX_RANGES * (size_t)d->size;
+	size_t cap = n + (size_t)16 * MAX_RANGES * (size_t)d->size;
 	if (ov.all_cap < cap) {
 		free(ov.all);
 		ov.all = dist_alloc(d, sizeof(float) * cap);
 		ov.all_cap = cap;
 	}
+}
+
+void bio_dist_attach(const struct bio_nn_dist *d, struct bio_model *m)
+{
+	if (d->size == 1 || getenv("BIO_DIST_NO_OVERLAP"))
+		return;
+	ov_setup(d, m->grads, m->n_params);
 	m->grad_ready = on_grads_ready;
 	m->grad_ready_ctx = NULL;
 }
@@ -294,18 +292,7 @@ void bio_dist_reduce(const struct bio_nn_dist *d, float *g, size_t n)
 		/* overlapped: what the backward began; wait for the rest */
 		ranges_progress(1);
 	} else {
-		ov.d = d;
-		ov.g = g;
-		if (!ov.attached) {
-			MPI_Comm_dup(MPI_COMM_WORLD, &ov.comm);
-			ov.attached = 1;
-		}
-		size_t cap = n + (size_t)16 * MAX_RANGES * (size_t)d->size;
-		if (ov.all_cap < cap) {
-			free(ov.all);
-			ov.all = dist_alloc(d, sizeof(float) * cap);
-			ov.all_cap = cap;
-		}
+		ov_setup(d, g, n);
 		range_begin(d, g, 0, n);
 		ranges_progress(1);
 	}
