@@ -350,6 +350,23 @@ static int cmc_enrolled(struct eval *e, struct modality *md, struct bio_error *e
 	return rc;
 }
 
+/* Sorts md's scores and computes its verification figures: 1, or 0 with verif_reason set. */
+static int verify_scores(struct eval *e, struct modality *md, const char *name)
+{
+	struct bio_error err = {0};
+	struct bio_scores *s = &md->scores;
+	if (bio_sort_scores(s->genuine, s->n_genuine, &err) < 0 ||
+	    bio_sort_scores(s->impostor, s->n_impostor, &err) < 0)
+		bio_tool_die(e->t, "%s scores: %s", name, err.msg);
+	if (bio_verif_compute(&md->v, s->genuine, s->n_genuine, s->impostor, s->n_impostor,
+			      &err) < 0) {
+		snprintf(md->verif_reason, sizeof md->verif_reason, "%s", err.msg);
+		return 0;
+	}
+	md->has_verif = 1;
+	return 1;
+}
+
 static void compute_modality(struct eval *e, struct modality *md)
 {
 	struct bio_error err = {0};
@@ -380,19 +397,11 @@ static void compute_modality(struct eval *e, struct modality *md)
 			memcpy(raw->genuine, md->scores.genuine, raw->n_genuine * sizeof(double));
 			memcpy(raw->impostor, md->scores.impostor, raw->n_impostor * sizeof(double));
 		}
-		if (bio_sort_scores(md->scores.genuine, md->scores.n_genuine, &err) < 0 ||
-		    bio_sort_scores(md->scores.impostor, md->scores.n_impostor, &err) < 0)
-			bio_tool_die(e->t, "%s scores: %s", mod_names[md - e->mod], err.msg);
 		const struct bio_scores *s = &md->scores;
-		if (bio_verif_compute(&md->v, s->genuine, s->n_genuine, s->impostor, s->n_impostor,
-				      &err) < 0) {
-			snprintf(md->verif_reason, sizeof md->verif_reason, "%s", err.msg);
-		} else {
-			md->has_verif = 1;
-			if (bio_roc_curve(&md->roc, &md->n_roc, s->genuine, s->n_genuine, s->impostor,
-					  s->n_impostor, e->resolution, &err) < 0)
-				bio_tool_die(e->t, "%s", err.msg);
-		}
+		if (verify_scores(e, md, mod_names[md - e->mod]) &&
+		    bio_roc_curve(&md->roc, &md->n_roc, s->genuine, s->n_genuine, s->impostor,
+				  s->n_impostor, e->resolution, &err) < 0)
+			bio_tool_die(e->t, "%s", err.msg);
 		/* histograms over the range of all scores */
 		if (s->n_genuine + s->n_impostor > 0) {
 			double lo = INFINITY, hi = -INFINITY;
@@ -437,7 +446,6 @@ static void compute_modality(struct eval *e, struct modality *md)
 static void compute_score_fusion(struct eval *e)
 {
 	struct modality *md = &e->sfuse;
-	struct bio_error err = {0};
 	snprintf(md->cmc_reason, sizeof md->cmc_reason,
 		 "not computed for score-level fusion (verification only)");
 	if (!e->mod[0].present || !e->mod[1].present) {
@@ -489,15 +497,7 @@ static void compute_score_fusion(struct eval *e)
 	for (size_t i = 0; i < f->n_impostor; i++)
 		f->impostor[i] = ZSUM(impostor, i);
 #undef ZSUM
-	if (bio_sort_scores(f->genuine, f->n_genuine, &err) < 0 ||
-	    bio_sort_scores(f->impostor, f->n_impostor, &err) < 0)
-		bio_tool_die(e->t, "score fusion scores: %s", err.msg);
-	if (bio_verif_compute(&md->v, f->genuine, f->n_genuine, f->impostor, f->n_impostor,
-			      &err) < 0) {
-		snprintf(md->verif_reason, sizeof md->verif_reason, "%s", err.msg);
-		return;
-	}
-	md->has_verif = 1;
+	verify_scores(e, md, "score fusion");
 }
 
 /* ---- report ---- */
@@ -547,6 +547,34 @@ static const char *iso_time(char *buf, size_t cap)
 	return buf;
 }
 
+/* The verification block of a report section (figures, or nulls and the reason). */
+static void put_verification(FILE *f, const struct modality *md)
+{
+	const struct bio_verif *v = &md->v;
+	int ok = md->has_verif;
+	fputs("  verification:\n", f);
+	fprintf(f, "    n_genuine: %zu\n    n_impostor: %zu\n",
+		md->scores.n_genuine, md->scores.n_impostor);
+	put_rate(f, "    ", "eer", ok, v->eer);
+	put_threshold(f, "    ", "eer_threshold", ok, v->eer_threshold);
+	put_rate(f, "    ", "eer_fmr", ok, v->eer_fmr);
+	put_rate(f, "    ", "eer_fnmr", ok, v->eer_fnmr);
+	put_rate(f, "    ", "fnmr_at_fmr_1pct", ok, v->fnmr_at_fmr[0]);
+	put_threshold(f, "    ", "threshold_at_fmr_1pct", ok, v->threshold_at_fmr[0]);
+	put_rate(f, "    ", "fnmr_at_fmr_0_1pct", ok, v->fnmr_at_fmr[1]);
+	put_threshold(f, "    ", "threshold_at_fmr_0_1pct", ok, v->threshold_at_fmr[1]);
+	put_rate(f, "    ", "fnmr_at_fmr_0", ok, v->fnmr_at_fmr[2]);
+	put_threshold(f, "    ", "threshold_at_fmr_0", ok, v->threshold_at_fmr[2]);
+	put_rate(f, "    ", "zero_fnmr", ok, v->zero_fnmr);
+	put_threshold(f, "    ", "zero_fnmr_threshold", ok, v->zero_fnmr_threshold);
+	put_rate(f, "    ", "auc", ok, v->auc);
+	if (!ok) {
+		fputs("    reason: ", f);
+		put_qstr(f, md->verif_reason);
+		fputc('\n', f);
+	}
+}
+
 static void write_report(struct eval *e, FILE *f)
 {
 	fprintf(f, "# bio-eval %s report\n", BIO_VERSION);
@@ -587,31 +615,9 @@ static void write_report(struct eval *e, FILE *f)
 				fputc('\n', f);
 			}
 		}
-		const struct bio_verif *v = &md->v;
-		int ok = md->has_verif;
-		fputs("  verification:\n", f);
-		fprintf(f, "    n_genuine: %zu\n    n_impostor: %zu\n",
-			md->scores.n_genuine, md->scores.n_impostor);
-		put_rate(f, "    ", "eer", ok, v->eer);
-		put_threshold(f, "    ", "eer_threshold", ok, v->eer_threshold);
-		put_rate(f, "    ", "eer_fmr", ok, v->eer_fmr);
-		put_rate(f, "    ", "eer_fnmr", ok, v->eer_fnmr);
-		put_rate(f, "    ", "fnmr_at_fmr_1pct", ok, v->fnmr_at_fmr[0]);
-		put_threshold(f, "    ", "threshold_at_fmr_1pct", ok, v->threshold_at_fmr[0]);
-		put_rate(f, "    ", "fnmr_at_fmr_0_1pct", ok, v->fnmr_at_fmr[1]);
-		put_threshold(f, "    ", "threshold_at_fmr_0_1pct", ok, v->threshold_at_fmr[1]);
-		put_rate(f, "    ", "fnmr_at_fmr_0", ok, v->fnmr_at_fmr[2]);
-		put_threshold(f, "    ", "threshold_at_fmr_0", ok, v->threshold_at_fmr[2]);
-		put_rate(f, "    ", "zero_fnmr", ok, v->zero_fnmr);
-		put_threshold(f, "    ", "zero_fnmr_threshold", ok, v->zero_fnmr_threshold);
-		put_rate(f, "    ", "auc", ok, v->auc);
-		if (!ok) {
-			fputs("    reason: ", f);
-			put_qstr(f, md->verif_reason);
-			fputc('\n', f);
-		}
+		put_verification(f, md);
 		fputs("  identification:\n", f);
-		ok = md->has_cmc;
+		int ok = md->has_cmc;
 		put_rate(f, "    ", "rank1", ok, bio_cmc_rank(&md->cmc, 1));
 		put_rate(f, "    ", "rank5", ok, bio_cmc_rank(&md->cmc, 5));
 		fprintf(f, "    n_gallery: %zu\n    n_probes: %zu\n", md->cmc.n_gallery,
@@ -627,28 +633,12 @@ static void write_report(struct eval *e, FILE *f)
 	/* score-level fusion, beside the model's feature-level fusion */
 	{
 		const struct modality *md = &e->sfuse;
-		const struct bio_verif *v = &md->v;
-		int ok = md->has_verif;
 		fputs("score_fusion:\n  method: \"z-norm (impostor mean and standard deviation of "
 		      "each modality), sum\"\n", f);
-		for (int k = 0; k < 2; k++)
-			if (ok)
-				fprintf(f, "  %s_znorm: [%.17g, %.17g]\n", mod_names[k], e->zmean[k],
-					e->zstd[k]);
-		fputs("  verification:\n", f);
-		fprintf(f, "    n_genuine: %zu\n    n_impostor: %zu\n", md->scores.n_genuine,
-			md->scores.n_impostor);
-		put_rate(f, "    ", "eer", ok, v->eer);
-		put_threshold(f, "    ", "eer_threshold", ok, v->eer_threshold);
-		put_rate(f, "    ", "fnmr_at_fmr_1pct", ok, v->fnmr_at_fmr[0]);
-		put_rate(f, "    ", "fnmr_at_fmr_0_1pct", ok, v->fnmr_at_fmr[1]);
-		put_rate(f, "    ", "fnmr_at_fmr_0", ok, v->fnmr_at_fmr[2]);
-		put_rate(f, "    ", "auc", ok, v->auc);
-		if (!ok) {
-			fputs("    reason: ", f);
-			put_qstr(f, md->verif_reason);
-			fputc('\n', f);
-		}
+		for (int k = 0; k < 2 && md->has_verif; k++)
+			fprintf(f, "  %s_znorm: [%.17g, %.17g]\n", mod_names[k], e->zmean[k],
+				e->zstd[k]);
+		put_verification(f, md);
 	}
 	/* provenance: this program, when, on what configuration, from which inputs and model */
 	fputs("provenance:\n  program: bio-eval\n  version: ", f);
