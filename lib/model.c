@@ -793,14 +793,10 @@ double bio_model_loss(struct bio_model *m, const int64_t *labels, int n_batch, f
 	return v[0] / d->n_global;
 }
 
-/* Offset in grads of a branch's first parameter (its conv1.weight) and of its fc1.weight. */
-static size_t param_off(const struct bio_model *m, const char *mod, const char *what)
+/* Where a parameter lies in params, and so its gradient in grads (the same layout). */
+static size_t param_off(const struct bio_model *m, const float *param)
 {
-	char name[BIO_MODEL_NAME_MAX];
-	snprintf(name, sizeof name, "%.31s.%s", mod, what);
-	const struct bio_model_tensor *t = bio_model_find(m, name);
-	BIO_ASSERT(t && t->role == BIO_ROLE_PARAM);
-	return t->offset;
+	return (size_t)(param - m->params);
 }
 
 static void grads_ready(struct bio_model *m, size_t lo, size_t hi)
@@ -830,10 +826,8 @@ static void branch_backward(struct bio_model *m, struct bio_model_branch *br, co
 	});
 	/* this branch's dense layers are final (most of the gradient's bytes), then its
 	 * convolutions after the loop */
-	const char *mod = sp->modalities[br - m->branches];
-	const size_t lo = m->grad_ready ? param_off(m, mod, "conv1.weight") : 0;
-	const size_t mid = m->grad_ready ? param_off(m, mod, "fc1.weight") : 0;
-	const size_t hi = m->grad_ready ? param_off(m, mod, "fc2.bias") + (size_t)sp->embedding : 0;
+	const size_t lo = param_off(m, br->conv[0].w), mid = param_off(m, br->fc1.w);
+	const size_t hi = param_off(m, br->fc2.b) + (size_t)sp->embedding;
 	grads_ready(m, mid, hi);
 	for (int i = nb - 1; i >= 0; i--) {
 		if (i == 0) /* recompute block 1's normalised conv output (bit-identical) */
@@ -866,9 +860,8 @@ void bio_model_backward(struct bio_model *m, int n_batch, int training)
 	});
 	/* the layout (make_layout): per branch its convolutions and batch norms, fc1, fc2; then
 	 * the fusion and the classifier */
-	if (m->grad_ready && nm)
-		grads_ready(m, param_off(m, m->spec.modalities[nm - 1], "fc2.bias") +
-				       (size_t)m->spec.embedding,
+	if (nm)
+		grads_ready(m, param_off(m, m->branches[nm - 1].fc2.b) + (size_t)m->spec.embedding,
 			    m->n_params);
 	for (int b = 0; b < nm; b++)
 		branch_backward(m, &m->branches[b], m->d_emb[b], n_batch, training);
