@@ -8,29 +8,11 @@
 
 load '/usr/lib/bats/bats-support/load'
 load '/usr/lib/bats/bats-assert/load'
+load 'train_fixture'
 bats_require_minimum_version 1.5.0
 
 setup_file() {
-	export PYTHON="${PYTHON:-/usr/bin/python3}"
-	export FX="$BATS_FILE_TMPDIR/fx"
-	mkdir -p "$FX"
-	bio-synth -o "$FX/synth" --set synth.subjects=5 --set synth.samples=4 --set synth.size=32 \
-		>/dev/null 2>&1
-	bio-scan --set scan.root="$FX/synth" >"$FX/manifest.bs" 2>/dev/null
-	bio-prep --set prep.size=16 "$FX/manifest.bs" >"$FX/samples.bs"
-	cat >"$FX/small.yaml" <<'EOF'
-model:
-  input_size: 16
-  channels: [4, 8]
-  hidden: 16
-  embedding: 8
-batch:
-  batch_size: 8
-tracking:
-  enabled: false
-EOF
-	export C="-c $FX/small.yaml"
-	export SS="$FX/samples.bs"
+	small_fixture
 	bio-batch $C --epochs 6 "$SS" >"$FX/b6.bs"
 	export HELPER="$BIO_BUILD/tests/helpers/nn_parity"
 }
@@ -38,12 +20,6 @@ EOF
 setup() {
 	cd "$BATS_TEST_DIRNAME/../.." || exit 1
 	T="$BATS_TEST_TMPDIR"
-}
-
-# ckpt_epoch FILE: the "epoch" of a checkpoint's meta
-ckpt_epoch() {
-	"$PYTHON" -c 'import sys, msgpack; u = msgpack.Unpacker(open(sys.argv[1], "rb"), raw=False)
-print(next(u)["meta"]["epoch"])' "$1"
 }
 
 @test "help, version and usage errors" {

@@ -7,28 +7,10 @@
 
 load '/usr/lib/bats/bats-support/load'
 load '/usr/lib/bats/bats-assert/load'
+load 'train_fixture'
 
 setup_file() {
-	export PYTHON="${PYTHON:-/usr/bin/python3}"
-	export FX="$BATS_FILE_TMPDIR/fx"
-	mkdir -p "$FX"
-	bio-synth -o "$FX/synth" --set synth.subjects=5 --set synth.samples=4 --set synth.size=32 \
-		>/dev/null 2>&1
-	bio-scan --set scan.root="$FX/synth" >"$FX/manifest.bs" 2>/dev/null
-	bio-prep --set prep.size=16 "$FX/manifest.bs" >"$FX/samples.bs"
-	cat >"$FX/small.yaml" <<'EOF2'
-model:
-  input_size: 16
-  channels: [4, 8]
-  hidden: 16
-  embedding: 8
-batch:
-  batch_size: 8
-tracking:
-  enabled: false
-EOF2
-	export C="-c $FX/small.yaml"
-	export SS="$FX/samples.bs"
+	small_fixture
 }
 
 setup() {
@@ -49,10 +31,6 @@ setup() {
 		--mca btl_tcp_if_include lo --mca oob_tcp_if_include lo"
 }
 
-ckpt_epoch() {
-	"$PYTHON" -c 'import sys, msgpack; u = msgpack.Unpacker(open(sys.argv[1], "rb"), raw=False)
-print(next(u)["meta"]["epoch"])' "$1"
-}
 
 @test "2, 3 and 4 ranks give one process's checkpoints, bit for bit" {
 	for bs in 8 13; do
@@ -140,25 +118,7 @@ print(next(u)["meta"]["epoch"])' "$1"
 }
 
 @test "make experiment MPI_NP=2: the pipeline trains as two ranks and gets the one-process model" {
-	cat >"$T/tiny.yaml" <<'YAML'
-synth:
-  subjects: 3
-  samples: 6
-  size: 40
-scan:
-  split:
-    val: 0.34
-prep:
-  size: 16
-batch:
-  batch_size: 8
-  epochs: 2
-model:
-  input_size: 16
-  channels: [4, 8]
-  hidden: 16
-  embedding: 8
-YAML
+	tiny_experiment "$T/tiny.yaml"
 	mk() { make --no-print-directory EXP_STAGE=1 BUILD="$BIO_BUILD" CONFIG="$T/tiny.yaml" "$@" experiment-run; }
 	mk WORK="$T/one" MLRUNS="$T/ml1" >"$T/log1" 2>&1 || { cat "$T/log1"; false; }
 	env "$NOLEAK" make --no-print-directory EXP_STAGE=1 BUILD="$BIO_BUILD" CONFIG="$T/tiny.yaml" \
@@ -171,16 +131,5 @@ YAML
 	# differ only by the tracking run each was logged to)
 	[ "$(basename "$a")" = "$(basename "$b")" ]
 	[ ! -e "$b/batches.bs" ]
-	"$PYTHON" - "$a/last.ckpt" "$b/last.ckpt" <<'PY'
-import sys, msgpack
-def records(p):
-    u = msgpack.Unpacker(open(p, "rb"), raw=False)
-    head = next(u)
-    return [o for o in u if isinstance(o, dict) and "name" in o]
-ra, rb = records(sys.argv[1]), records(sys.argv[2])
-assert len(ra) == len(rb) and len(ra) > 10, (len(ra), len(rb))
-for x, y in zip(ra, rb):
-    assert x["name"] == y["name"] and x["tensor"] == y["tensor"], x["name"]
-print(len(ra), "tensors equal")
-PY
+	same_tensors "$a/last.ckpt" "$b/last.ckpt"
 }

@@ -5,30 +5,13 @@
 
 load '/usr/lib/bats/bats-support/load'
 load '/usr/lib/bats/bats-assert/load'
+load 'train_fixture'
 
 setup_file() {
 	cd "$BATS_TEST_DIRNAME/../.." || exit 1
 	export W="$BATS_FILE_TMPDIR/runs"
 	export CFG="$BATS_FILE_TMPDIR/tiny.yaml"
-	cat > "$CFG" <<'YAML'
-synth:
-  subjects: 3
-  samples: 6
-  size: 40
-scan:
-  split:
-    val: 0.34
-prep:
-  size: 16
-batch:
-  batch_size: 8
-  epochs: 2
-model:
-  input_size: 16
-  channels: [4, 8]
-  hidden: 16
-  embedding: 8
-YAML
+	tiny_experiment "$CFG"
 }
 
 setup() {

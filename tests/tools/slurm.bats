@@ -10,6 +10,7 @@
 
 load '/usr/lib/bats/bats-support/load'
 load '/usr/lib/bats/bats-assert/load'
+load 'train_fixture'
 
 free_port() {
 	"${PYTHON:-/usr/bin/python3}" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -103,26 +104,7 @@ EOF2
 		SLURM_FAILED="the test's Slurm did not start: $(cat "$SL/srun.err")"
 	fi
 	# data: the small set of tests/tools/mpi.bats
-	export PYTHON="${PYTHON:-/usr/bin/python3}"
-	export FX="$BATS_FILE_TMPDIR/fx"
-	mkdir -p "$FX"
-	bio-synth -o "$FX/synth" --set synth.subjects=5 --set synth.samples=4 --set synth.size=32 \
-		>/dev/null 2>&1
-	bio-scan --set scan.root="$FX/synth" >"$FX/manifest.bs" 2>/dev/null
-	bio-prep --set prep.size=16 "$FX/manifest.bs" >"$FX/samples.bs"
-	cat >"$FX/small.yaml" <<'EOF2'
-model:
-  input_size: 16
-  channels: [4, 8]
-  hidden: 16
-  embedding: 8
-batch:
-  batch_size: 8
-tracking:
-  enabled: false
-EOF2
-	export C="-c $FX/small.yaml"
-	export SS="$FX/samples.bs"
+	small_fixture
 }
 
 teardown_file() {
@@ -197,25 +179,7 @@ setup() {
 }
 
 @test "make experiment MPI_NP=2 MPIRUN=srun MPI_NP_FLAG=-n: two ranks of srun, the one-process model" {
-	cat >"$T/tiny.yaml" <<'YAML'
-synth:
-  subjects: 3
-  samples: 6
-  size: 40
-scan:
-  split:
-    val: 0.34
-prep:
-  size: 16
-batch:
-  batch_size: 8
-  epochs: 2
-model:
-  input_size: 16
-  channels: [4, 8]
-  hidden: 16
-  embedding: 8
-YAML
+	tiny_experiment "$T/tiny.yaml"
 	mk() { make --no-print-directory EXP_STAGE=1 BUILD="$BIO_BUILD" CONFIG="$T/tiny.yaml" "$@" experiment-run; }
 	mk WORK="$T/one" MLRUNS="$T/ml1" >"$T/log1" 2>&1 || { cat "$T/log1"; false; }
 	# (--error: each task's standard error to a file of its own, to see there were two)
@@ -233,16 +197,5 @@ YAML
 	# differ only by the tracking run each was logged to)
 	[ "$(basename "$a")" = "$(basename "$b")" ]
 	[ ! -e "$b/batches.bs" ]
-	"$PYTHON" - "$a/last.ckpt" "$b/last.ckpt" <<'PY'
-import sys, msgpack
-def records(p):
-    u = msgpack.Unpacker(open(p, "rb"), raw=False)
-    head = next(u)
-    return [o for o in u if isinstance(o, dict) and "name" in o]
-ra, rb = records(sys.argv[1]), records(sys.argv[2])
-assert len(ra) == len(rb) and len(ra) > 10, (len(ra), len(rb))
-for x, y in zip(ra, rb):
-    assert x["name"] == y["name"] and x["tensor"] == y["tensor"], x["name"]
-print(len(ra), "tensors equal")
-PY
+	same_tensors "$a/last.ckpt" "$b/last.ckpt"
 }

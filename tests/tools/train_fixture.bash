@@ -1,0 +1,73 @@
+# Shared by the training and pipeline tests (bio-train.bats, mpi.bats, slurm.bats, pipeline.bats):
+# `load train_fixture`.
+
+# small_fixture: a small prepared set and a small model (5 subjects x 4 samples, 16 px) in
+# $BATS_FILE_TMPDIR/fx; exports PYTHON, FX, C (the config option) and SS (the samples stream).
+small_fixture() {
+	export PYTHON="${PYTHON:-/usr/bin/python3}"
+	export FX="$BATS_FILE_TMPDIR/fx"
+	mkdir -p "$FX"
+	bio-synth -o "$FX/synth" --set synth.subjects=5 --set synth.samples=4 --set synth.size=32 \
+		>/dev/null 2>&1
+	bio-scan --set scan.root="$FX/synth" >"$FX/manifest.bs" 2>/dev/null
+	bio-prep --set prep.size=16 "$FX/manifest.bs" >"$FX/samples.bs"
+	cat >"$FX/small.yaml" <<'EOF2'
+model:
+  input_size: 16
+  channels: [4, 8]
+  hidden: 16
+  embedding: 8
+batch:
+  batch_size: 8
+tracking:
+  enabled: false
+EOF2
+	export C="-c $FX/small.yaml"
+	export SS="$FX/samples.bs"
+}
+
+# ckpt_epoch FILE: the "epoch" of a checkpoint's meta
+ckpt_epoch() {
+	"$PYTHON" -c 'import sys, msgpack; u = msgpack.Unpacker(open(sys.argv[1], "rb"), raw=False)
+print(next(u)["meta"]["epoch"])' "$1"
+}
+
+# tiny_experiment FILE: a whole-pipeline config small enough for make experiment in a test
+tiny_experiment() {
+	cat >"$1" <<'YAML'
+synth:
+  subjects: 3
+  samples: 6
+  size: 40
+scan:
+  split:
+    val: 0.34
+prep:
+  size: 16
+batch:
+  batch_size: 8
+  epochs: 2
+model:
+  input_size: 16
+  channels: [4, 8]
+  hidden: 16
+  embedding: 8
+YAML
+}
+
+# same_tensors A B: the two checkpoints hold the same tensors, bit for bit (their metas may
+# differ, e.g. by the tracking run each was logged to)
+same_tensors() {
+	"$PYTHON" - "$1" "$2" <<'PY'
+import sys, msgpack
+def records(p):
+    u = msgpack.Unpacker(open(p, "rb"), raw=False)
+    head = next(u)
+    return [o for o in u if isinstance(o, dict) and "name" in o]
+ra, rb = records(sys.argv[1]), records(sys.argv[2])
+assert len(ra) == len(rb) and len(ra) > 10, (len(ra), len(rb))
+for x, y in zip(ra, rb):
+    assert x["name"] == y["name"] and x["tensor"] == y["tensor"], x["name"]
+print(len(ra), "tensors equal")
+PY
+}
