@@ -46,6 +46,23 @@ LIN_DECL(generic)
 LIN_DECL(avx2)
 LIN_DECL(avx512)
 
+void bio_relu_pool2_row_generic(float *out, uint8_t *argmax, const float *r0, const float *r1,
+				int wo, float g, float b);
+void bio_relu_pool2_row_avx512(float *out, uint8_t *argmax, const float *r0, const float *r1,
+			       int wo, float g, float b);
+void bio_relu_pool2_row_avx2(float *out, uint8_t *argmax, const float *r0, const float *r1,
+			     int wo, float g, float b);
+void bio_pool2_grad_sums_generic(float *r1, float *r2, const float *dp, const float *po,
+				 const uint8_t *am, const float *x0, const float *x1, int wo);
+void bio_pool2_grad_sums_avx512(float *r1, float *r2, const float *dp, const float *po,
+				const uint8_t *am, const float *x0, const float *x1, int wo);
+void bio_pool2_grad_sums_avx2(float *r1, float *r2, const float *dp, const float *po,
+			      const uint8_t *am, const float *x0, const float *x1, int wo);
+void bio_pool2_grad_scatter_generic(float *x0, float *x1, const float *dp, const float *po,
+				    const uint8_t *am, int wo, float a);
+void bio_pool2_grad_scatter_avx512(float *x0, float *x1, const float *dp, const float *po,
+				   const uint8_t *am, int wo, float a);
+
 typedef void (*sgemm_fn)(int, int, int, int, int, float, const float *, int, const float *, int,
 			 float, float *, int);
 
@@ -63,16 +80,28 @@ static const struct {
 			 int, int);
 	void (*lin_dw)(float *, size_t, int, int, const float *, size_t, const float *, size_t,
 		       int);
+	/* the batch-norm affine + ReLU + max-pool row and its backward (generic where a path has
+	 * none of its own) */
+	void (*relu_pool)(float *, uint8_t *, const float *, const float *, int, float, float);
+	void (*pool_sums)(float *, float *, const float *, const float *, const uint8_t *,
+			  const float *, const float *, int);
+	void (*pool_scatter)(float *, float *, const float *, const float *, const uint8_t *, int,
+			     float);
 } isas[BIO_ISA_COUNT] = {
 	[BIO_ISA_GENERIC] = {"generic", bio_sgemm_generic, bio_conv_c1_forward_generic,
 			     bio_conv_c1_dweights_generic, 4, 4, bio_conv3x3_pack_generic, bio_conv3x3_forward_generic,
-			     bio_conv3x3_dweights_generic, bio_lin_dw_tree_generic},
+			     bio_conv3x3_dweights_generic, bio_lin_dw_tree_generic,
+			     bio_relu_pool2_row_generic, bio_pool2_grad_sums_generic,
+			     bio_pool2_grad_scatter_generic},
 	[BIO_ISA_AVX2] = {"avx2", bio_sgemm_avx2, bio_conv_c1_forward_avx2,
 			  bio_conv_c1_dweights_avx2, 8, 4, bio_conv3x3_pack_avx2, bio_conv3x3_forward_avx2,
-			  bio_conv3x3_dweights_avx2, bio_lin_dw_tree_avx2},
+			  bio_conv3x3_dweights_avx2, bio_lin_dw_tree_avx2, bio_relu_pool2_row_avx2,
+			  bio_pool2_grad_sums_avx2, bio_pool2_grad_scatter_generic},
 	[BIO_ISA_AVX512] = {"avx512", bio_sgemm_avx512, bio_conv_c1_forward_avx512,
 			    bio_conv_c1_dweights_avx512, 16, 8, bio_conv3x3_pack_avx512, bio_conv3x3_forward_avx512,
-			    bio_conv3x3_dweights_avx512, bio_lin_dw_tree_avx512},
+			    bio_conv3x3_dweights_avx512, bio_lin_dw_tree_avx512,
+			    bio_relu_pool2_row_avx512, bio_pool2_grad_sums_avx512,
+			    bio_pool2_grad_scatter_avx512},
 };
 
 static enum bio_isa current = BIO_ISA_GENERIC;
@@ -382,13 +411,6 @@ void bio_conv3x3_dweights(float *dw, int c_in, int c_out, const float *in, size_
 					 accumulate);
 }
 
-void bio_relu_pool2_row_generic(float *out, uint8_t *argmax, const float *r0, const float *r1,
-				int wo, float g, float b);
-void bio_relu_pool2_row_avx512(float *out, uint8_t *argmax, const float *r0, const float *r1,
-			       int wo, float g, float b);
-void bio_relu_pool2_row_avx2(float *out, uint8_t *argmax, const float *r0, const float *r1,
-			     int wo, float g, float b);
-
 static inline float affine_relu1(float x, float g, float b)
 {
 	float v = g * x + b;
@@ -417,25 +439,8 @@ void bio_relu_pool2_row_generic(float *out, uint8_t *argmax, const float *r0, co
 void bio_relu_pool2_row(float *out, uint8_t *argmax, const float *r0, const float *r1, int wo,
 			float g, float b)
 {
-	enum bio_isa isa = bio_kernels_isa();
-	if (isa == BIO_ISA_AVX512)
-		bio_relu_pool2_row_avx512(out, argmax, r0, r1, wo, g, b);
-	else if (isa == BIO_ISA_AVX2)
-		bio_relu_pool2_row_avx2(out, argmax, r0, r1, wo, g, b);
-	else
-		bio_relu_pool2_row_generic(out, argmax, r0, r1, wo, g, b);
+	isas[bio_kernels_isa()].relu_pool(out, argmax, r0, r1, wo, g, b);
 }
-
-void bio_pool2_grad_sums_generic(float *r1, float *r2, const float *dp, const float *po,
-				 const uint8_t *am, const float *x0, const float *x1, int wo);
-void bio_pool2_grad_sums_avx512(float *r1, float *r2, const float *dp, const float *po,
-				const uint8_t *am, const float *x0, const float *x1, int wo);
-void bio_pool2_grad_sums_avx2(float *r1, float *r2, const float *dp, const float *po,
-			      const uint8_t *am, const float *x0, const float *x1, int wo);
-void bio_pool2_grad_scatter_generic(float *x0, float *x1, const float *dp, const float *po,
-				    const uint8_t *am, int wo, float a);
-void bio_pool2_grad_scatter_avx512(float *x0, float *x1, const float *dp, const float *po,
-				   const uint8_t *am, int wo, float a);
 
 void bio_pool2_grad_sums_generic(float *r1, float *r2, const float *dp, const float *po,
 				 const uint8_t *am, const float *x0, const float *x1, int wo)
@@ -465,20 +470,11 @@ void bio_pool2_grad_scatter_generic(float *x0, float *x1, const float *dp, const
 void bio_pool2_grad_sums(float *r1, float *r2, const float *dp, const float *po,
 			 const uint8_t *am, const float *x0, const float *x1, int wo)
 {
-	enum bio_isa isa = bio_kernels_isa();
-	if (isa == BIO_ISA_AVX512)
-		bio_pool2_grad_sums_avx512(r1, r2, dp, po, am, x0, x1, wo);
-	else if (isa == BIO_ISA_AVX2)
-		bio_pool2_grad_sums_avx2(r1, r2, dp, po, am, x0, x1, wo);
-	else
-		bio_pool2_grad_sums_generic(r1, r2, dp, po, am, x0, x1, wo);
+	isas[bio_kernels_isa()].pool_sums(r1, r2, dp, po, am, x0, x1, wo);
 }
 
 void bio_pool2_grad_scatter(float *x0, float *x1, const float *dp, const float *po,
 			    const uint8_t *am, int wo, float a)
 {
-	if (bio_kernels_isa() == BIO_ISA_AVX512)
-		bio_pool2_grad_scatter_avx512(x0, x1, dp, po, am, wo, a);
-	else
-		bio_pool2_grad_scatter_generic(x0, x1, dp, po, am, wo, a);
+	isas[bio_kernels_isa()].pool_scatter(x0, x1, dp, po, am, wo, a);
 }
