@@ -92,6 +92,10 @@ int main(int argc, char **argv)
 	if (peak_only)
 		threads = batch;
 	int reps = argc > 3 ? atoi(argv[3]) : 7;
+	if (reps < 1 || reps > 64) {
+		fprintf(stderr, "layer_bench: REPS must be 1..64\n");
+		return 2;
+	}
 	int chunk_opt = argc > 4 ? atoi(argv[4]) : BIO_MODEL_CONV_CHUNK;
 	struct bio_nn_pool *pool = threads > 1 ? bio_nn_pool_new(threads) : NULL;
 	bio_nn_set_threads(1);
@@ -129,7 +133,7 @@ int main(int argc, char **argv)
 		float *dout = rnd(plane * cout[l] * batch), *din = malloc(plane * cin[l] * batch * 4);
 		double flops = 2.0 * plane * cout[l] * cin[l] * 9 * batch;
 		double tf[64], tw[64], tb[64];
-		for (int r = 0; r < reps && r < 64; r++) {
+		for (int r = 0; r < reps; r++) {
 			double a = now();
 			bio_conv2d_forward(&cv, out, in, batch);
 			double b = now();

@@ -27,7 +27,7 @@
 #define CONV_REG(v) (void)0
 #endif
 
-#define CONV_PW(w) ((w) + 2 * VW) /* padded row: the plane at column 1, zeros around */
+#define CONV_PW(w) ((w) + VW) /* padded row: the plane at column 1, zeros around */
 
 /* pad [j][ci][h + 2][pw] from in (channel stride ld, samples j < n of h x w). */
 static void CONV_NAME(pad)(float *pad, const float *in, size_t ld, int c_in, int n, int h, int w)

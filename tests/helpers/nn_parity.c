@@ -500,6 +500,7 @@ static int bench_infer(const char *ckpt, int batch, int n, int threads)
 		fprintf(stderr, "nn_parity: %s\n", err.msg);
 		return 1;
 	}
+	bio_model_freeze(m); /* (as bio-infer: the weights packed once) */
 	size_t side2 = (size_t)m->spec.input_size * m->spec.input_size;
 	float *in[BIO_MODEL_MAX_MODS];
 	struct bio_rng r;
