@@ -1,6 +1,7 @@
 /* Optimizers, gradient clipping and learning-rate schedules, following the arithmetic of
  * torch.optim 1.13's single-tensor implementations in float32 with the scalars rounded to float
  * as PyTorch's CPU kernels do, so parameter trajectories agree closely with PyTorch's. */
+#include "bio/kernels.h"
 #include "bio/optim.h"
 #include "kernels/clones.h"
 
@@ -87,24 +88,19 @@ BIO_CLONES static void step_range(void *ctx, size_t b, size_t e, int t)
 	}
 	const double step = (double)o->step;
 	const double bc1 = 1.0 - pow(o->beta1, step), bc2 = 1.0 - pow(o->beta2, step);
-	const float b1 = (float)o->beta1, b2 = (float)o->beta2;
-	const float one_b1 = (float)(1.0 - o->beta1), one_b2 = (float)(1.0 - o->beta2);
-	const float neg_step = (float)(-(o->lr / bc1)), bc2s = (float)sqrt(bc2);
-	const float eps = (float)o->eps;
-	const float decay = (float)(1.0 - o->lr * o->weight_decay);
-	for (size_t i = b; i < e; i++) {
-		float g = grads[i];
-		if (o->kind == BIO_OPTIM_ADAMW)
-			params[i] = params[i] * decay;
-		else if (wd != 0.0f)
-			g = g + wd * params[i];
-		float m = o->m[i] * b1 + one_b1 * g;
-		float v = o->v[i] * b2 + one_b2 * (g * g);
-		o->m[i] = m;
-		o->v[i] = v;
-		float denom = sqrtf(v) / bc2s + eps;
-		params[i] = params[i] + neg_step * (m / denom);
-	}
+	const struct bio_adam c = {
+		.decay = (float)(1.0 - o->lr * o->weight_decay),
+		.wd = wd,
+		.b1 = (float)o->beta1,
+		.one_b1 = (float)(1.0 - o->beta1),
+		.b2 = (float)o->beta2,
+		.one_b2 = (float)(1.0 - o->beta2),
+		.bc2s = (float)sqrt(bc2),
+		.eps = (float)o->eps,
+		.neg_step = (float)(-(o->lr / bc1)),
+		.adamw = o->kind == BIO_OPTIM_ADAMW,
+	};
+	bio_adam(params + b, grads + b, o->m + b, o->v + b, e - b, &c);
 }
 
 void bio_optim_step_pool(struct bio_optim *o, float *params, const float *grads, size_t n,

@@ -15,6 +15,7 @@
 #ifndef BIO_KERNELS_H
 #define BIO_KERNELS_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -89,6 +90,28 @@ void bio_pool2_grad_sums(float *r1, float *r2, const float *dp, const float *po,
 			 const uint8_t *am, const float *x0, const float *x1, int wo);
 void bio_pool2_grad_scatter(float *x0, float *x1, const float *dp, const float *po,
 			    const uint8_t *am, int wo, float a);
+
+/* One Adam / AdamW step over elements [0, n) (lib/kernels/adam.h): for each, with AdamW p *=
+ * decay, else with weight decay g += wd p; m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g g; p +=
+ * neg_step m / (sqrt(v) / bc2s + eps); each operation rounded once, in that order, on every path
+ * (bio_adam_one is the element's reference form). */
+struct bio_adam {
+	float decay, wd, b1, one_b1, b2, one_b2, bc2s, eps, neg_step;
+	int adamw;
+};
+void bio_adam(float *p, const float *g, float *m, float *v, size_t n, const struct bio_adam *c);
+static inline void bio_adam_one(float *p, float g, float *m, float *v, const struct bio_adam *c)
+{
+	float pi = *p;
+	if (c->adamw)
+		pi = pi * c->decay;
+	else if (c->wd != 0.0f)
+		g = g + c->wd * pi;
+	const float mi = *m * c->b1 + c->one_b1 * g, vi = *v * c->b2 + c->one_b2 * (g * g);
+	*m = mi;
+	*v = vi;
+	*p = pi + c->neg_step * (mi / (sqrtf(vi) / c->bc2s + c->eps));
+}
 
 void bio_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
 	       const float *b, int ldb, float beta, float *c, int ldc);

@@ -102,6 +102,12 @@ static inline void conv_hsum(const __m256 *v, float *out)
 #define LIN_NAME(x) bio_lin_##x##_avx2
 #include "lin_dw.h"
 
+#define VMUL(a, b) _mm256_mul_ps(a, b)
+#define VDIV(a, b) _mm256_div_ps(a, b)
+#define VSQRT(a) _mm256_sqrt_ps(a)
+#define ADAM_NAME bio_adam_avx2
+#include "adam.h"
+
 #if defined(__clang__)
 #pragma clang attribute pop
 #endif

@@ -106,6 +106,12 @@ static inline void conv_hsum(const __m512 *v, float *out)
 #define LIN_NAME(x) bio_lin_##x##_avx512
 #include "lin_dw.h"
 
+#define VMUL(a, b) _mm512_mul_ps(a, b)
+#define VDIV(a, b) _mm512_div_ps(a, b)
+#define VSQRT(a) _mm512_sqrt_ps(a)
+#define ADAM_NAME bio_adam_avx512
+#include "adam.h"
+
 #if defined(__clang__)
 #pragma clang attribute pop
 #endif

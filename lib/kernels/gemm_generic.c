@@ -67,3 +67,9 @@ static inline void conv_hsum(const __m128 *v, float *out)
 #define LIN_NV 2
 #define LIN_NAME(x) bio_lin_##x##_generic
 #include "lin_dw.h"
+
+#define VMUL(a, b) _mm_mul_ps(a, b)
+#define VDIV(a, b) _mm_div_ps(a, b)
+#define VSQRT(a) _mm_sqrt_ps(a)
+#define ADAM_NAME bio_adam_generic
+#include "adam.h"

@@ -63,6 +63,10 @@ void bio_pool2_grad_scatter_generic(float *x0, float *x1, const float *dp, const
 void bio_pool2_grad_scatter_avx512(float *x0, float *x1, const float *dp, const float *po,
 				   const uint8_t *am, int wo, float a);
 
+void bio_adam_generic(float *, const float *, float *, float *, size_t, const struct bio_adam *);
+void bio_adam_avx2(float *, const float *, float *, float *, size_t, const struct bio_adam *);
+void bio_adam_avx512(float *, const float *, float *, float *, size_t, const struct bio_adam *);
+
 typedef void (*sgemm_fn)(int, int, int, int, int, float, const float *, int, const float *, int,
 			 float, float *, int);
 
@@ -87,21 +91,22 @@ static const struct {
 			  const float *, const float *, int);
 	void (*pool_scatter)(float *, float *, const float *, const float *, const uint8_t *, int,
 			     float);
+	void (*adam)(float *, const float *, float *, float *, size_t, const struct bio_adam *);
 } isas[BIO_ISA_COUNT] = {
 	[BIO_ISA_GENERIC] = {"generic", bio_sgemm_generic, bio_conv_c1_forward_generic,
 			     bio_conv_c1_dweights_generic, 4, 4, bio_conv3x3_pack_generic, bio_conv3x3_forward_generic,
 			     bio_conv3x3_dweights_generic, bio_lin_dw_tree_generic,
 			     bio_relu_pool2_row_generic, bio_pool2_grad_sums_generic,
-			     bio_pool2_grad_scatter_generic},
+			     bio_pool2_grad_scatter_generic, bio_adam_generic},
 	[BIO_ISA_AVX2] = {"avx2", bio_sgemm_avx2, bio_conv_c1_forward_avx2,
 			  bio_conv_c1_dweights_avx2, 8, 4, bio_conv3x3_pack_avx2, bio_conv3x3_forward_avx2,
 			  bio_conv3x3_dweights_avx2, bio_lin_dw_tree_avx2, bio_relu_pool2_row_avx2,
-			  bio_pool2_grad_sums_avx2, bio_pool2_grad_scatter_generic},
+			  bio_pool2_grad_sums_avx2, bio_pool2_grad_scatter_generic, bio_adam_avx2},
 	[BIO_ISA_AVX512] = {"avx512", bio_sgemm_avx512, bio_conv_c1_forward_avx512,
 			    bio_conv_c1_dweights_avx512, 16, 8, bio_conv3x3_pack_avx512, bio_conv3x3_forward_avx512,
 			    bio_conv3x3_dweights_avx512, bio_lin_dw_tree_avx512,
 			    bio_relu_pool2_row_avx512, bio_pool2_grad_sums_avx512,
-			    bio_pool2_grad_scatter_avx512},
+			    bio_pool2_grad_scatter_avx512, bio_adam_avx512},
 };
 
 static enum bio_isa current = BIO_ISA_GENERIC;
@@ -477,4 +482,9 @@ void bio_pool2_grad_scatter(float *x0, float *x1, const float *dp, const float *
 			    const uint8_t *am, int wo, float a)
 {
 	isas[bio_kernels_isa()].pool_scatter(x0, x1, dp, po, am, wo, a);
+}
+
+void bio_adam(float *p, const float *g, float *m, float *v, size_t n, const struct bio_adam *c)
+{
+	isas[bio_kernels_isa()].adam(p, g, m, v, n, c);
 }

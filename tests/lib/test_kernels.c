@@ -451,6 +451,58 @@ TEST(pool2_grad_rows_are_the_definition)
 	}
 }
 
+/* Adam's update on every path: the bits of the update written out here, one rounding per
+ * operation (Adam, Adam with L2 weight decay, AdamW), over a length that leaves a tail. */
+TEST(adam_is_the_definition)
+{
+	enum { N = 45 };
+	float p0[N], g[N], m0[N], v0[N];
+	for (int i = 0; i < N; i++) {
+		p0[i] = frand() - 0.5f;
+		g[i] = i % 5 ? (frand() - 0.5f) * 1e-2f : 0.0f;
+		m0[i] = (frand() - 0.5f) * 1e-3f;
+		v0[i] = frand() * 1e-5f;
+	}
+	for (int kind = 0; kind < 3; kind++) {
+		const float lr = 1e-3f, wd = kind ? 0.01f : 0.0f;
+		const double bc1 = 1.0 - pow(0.9, 3.0), bc2 = 1.0 - pow(0.999, 3.0);
+		struct bio_adam c = {(float)(1.0 - 1e-3 * wd), wd, 0.9f, (float)(1.0 - 0.9), 0.999f,
+				     (float)(1.0 - 0.999), (float)sqrt(bc2), 1e-8f,
+				     (float)(-(lr / bc1)), kind == 2};
+		float want_p[N], want_m[N], want_v[N];
+		for (int i = 0; i < N; i++) {
+			float gi = g[i], pi = p0[i];
+			if (kind == 2)
+				pi = pi * c.decay;
+			else if (kind == 1)
+				gi = gi + c.wd * pi;
+			float mi = m0[i] * c.b1, vi = v0[i] * c.b2, t = gi * gi;
+			mi = mi + c.one_b1 * gi;
+			vi = vi + c.one_b2 * t;
+			float denom = sqrtf(vi);
+			denom = denom / c.bc2s;
+			denom = denom + c.eps;
+			float q = mi / denom;
+			want_p[i] = pi + c.neg_step * q;
+			want_m[i] = mi;
+			want_v[i] = vi;
+		}
+		for (int isa = 0; isa < BIO_ISA_COUNT; isa++) {
+			if (bio_kernels_set_isa((enum bio_isa)isa) != 0)
+				continue;
+			float p[N], m[N], v[N];
+			memcpy(p, p0, sizeof p);
+			memcpy(m, m0, sizeof m);
+			memcpy(v, v0, sizeof v);
+			bio_adam(p, g, m, v, 7, &c); /* a short call, then the rest */
+			bio_adam(p + 7, g + 7, m + 7, v + 7, N - 7, &c);
+			CHECK(memcmp(p, want_p, sizeof p) == 0);
+			CHECK(memcmp(m, want_m, sizeof m) == 0);
+			CHECK(memcmp(v, want_v, sizeof v) == 0);
+		}
+	}
+}
+
 TEST(names_and_support)
 {
 	CHECK(bio_isa_supported(BIO_ISA_GENERIC));
@@ -478,6 +530,7 @@ int main(void)
 	RUN(lin_dw_tree_is_the_definition);
 	RUN(relu_pool2_row_is_the_definition);
 	RUN(pool2_grad_rows_are_the_definition);
+	RUN(adam_is_the_definition);
 	RUN(names_and_support);
 	return test_summary();
 }
