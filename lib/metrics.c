@@ -4,9 +4,10 @@
 #include "bio/metrics.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "bio/thread.h"
 
 const double bio_fmr_targets[BIO_N_FMR_TARGETS] = {1e-2, 1e-3, 0.0};
 
@@ -76,21 +77,24 @@ int bio_topk_hit(const int64_t *topk, size_t n_topk, size_t k, int64_t label)
 
 /* ---- threads: run fn(ctx + i * ctx_bytes) for i < n, in parallel, results independent of n ---- */
 
+struct par_jobs {
+	void *(*fn)(void *);
+	char *ctx;
+	size_t ctx_bytes;
+};
+
+static void par_range(void *arg, size_t begin, size_t end, int thread)
+{
+	const struct par_jobs *p = arg;
+	(void)thread;
+	for (size_t i = begin; i < end; i++)
+		p->fn(p->ctx + i * p->ctx_bytes);
+}
+
 static void run_parallel(void *(*fn)(void *), void *ctx, size_t ctx_bytes, int n)
 {
-	pthread_t th[64];
-	int started[64] = {0};
-	if (n > 64)
-		n = 64;
-	for (int i = 1; i < n; i++)
-		started[i] = pthread_create(&th[i], NULL, fn, (char *)ctx + (size_t)i * ctx_bytes) == 0;
-	fn(ctx);
-	for (int i = 1; i < n; i++) {
-		if (started[i])
-			pthread_join(th[i], NULL);
-		else
-			fn((char *)ctx + (size_t)i * ctx_bytes); /* could not start: run it here */
-	}
+	struct par_jobs p = {fn, ctx, ctx_bytes};
+	bio_thread_run(n, (size_t)(n > 0 ? n : 0), par_range, &p);
 }
 
 /* ---- scores ---- */

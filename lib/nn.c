@@ -1,5 +1,5 @@
 /* Neural-network layers: forward and backward passes over flat float arrays (see bio/nn.h for
- * layouts), and the small thread pool that runs them. Convolutions are lowered to one sgemm per
+ * layouts), run on bio/thread.h's pool. Convolutions are lowered to one sgemm per
  * chunk of samples (im2col); sums run in a fixed order (8 float lanes per block of 1024, blocks
  * added in double), work is split into pieces that do not depend on the thread count, so results
  * are reproducible bit for bit. Elementwise kernels are written as blocks of 8 lanes, which GCC
@@ -7,8 +7,6 @@
 #include "bio/nn.h"
 
 #include <math.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,158 +33,6 @@ void bio_nn_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, co
 		return;
 	}
 	bio_sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-}
-
-/* ---- thread pool ---- */
-
-struct bio_nn_pool {
-	int n_threads;
-	pthread_t *threads;
-	struct pool_worker *workers;
-	pthread_mutex_t mu;
-	pthread_cond_t cv_work, cv_done;
-	void (*fn)(void *, size_t, size_t, int);
-	void *ctx;
-	size_t n_items;
-	atomic_ulong gen;
-	atomic_int pending;
-	int quit;
-};
-
-/* Waits spin this many rounds (a few tens of microseconds) before sleeping on the condition
- * variable: a layer hands out work every few hundred microseconds, and waking a sleeping thread
- * costs tens of microseconds on a virtual machine. */
-#define POOL_SPINS 20000
-
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#endif
-}
-
-struct pool_worker {
-	struct bio_nn_pool *p;
-	int index;
-};
-
-static void pool_range(const struct bio_nn_pool *p, int t, size_t *b, size_t *e)
-{
-	*b = p->n_items * (size_t)t / (size_t)p->n_threads;
-	*e = p->n_items * (size_t)(t + 1) / (size_t)p->n_threads;
-}
-
-static void *pool_main(void *arg)
-{
-	struct pool_worker *w = arg;
-	struct bio_nn_pool *p = w->p;
-	unsigned long seen = 0;
-	for (;;) {
-		for (int i = 0; i < POOL_SPINS && atomic_load(&p->gen) == seen; i++)
-			cpu_relax();
-		pthread_mutex_lock(&p->mu);
-		while (atomic_load(&p->gen) == seen && !p->quit)
-			pthread_cond_wait(&p->cv_work, &p->mu);
-		if (p->quit) {
-			pthread_mutex_unlock(&p->mu);
-			return NULL;
-		}
-		seen = atomic_load(&p->gen);
-		pthread_mutex_unlock(&p->mu);
-		size_t b, e;
-		pool_range(p, w->index, &b, &e);
-		if (b < e)
-			p->fn(p->ctx, b, e, w->index);
-		if (atomic_fetch_sub(&p->pending, 1) == 1) {
-			pthread_mutex_lock(&p->mu);
-			pthread_cond_signal(&p->cv_done);
-			pthread_mutex_unlock(&p->mu);
-		}
-	}
-}
-
-struct bio_nn_pool *bio_nn_pool_new(int n_threads)
-{
-	if (n_threads < 1)
-		n_threads = 1;
-	struct bio_nn_pool *p = calloc(1, sizeof *p);
-	if (!p)
-		return NULL;
-	p->n_threads = n_threads;
-	pthread_mutex_init(&p->mu, NULL);
-	pthread_cond_init(&p->cv_work, NULL);
-	pthread_cond_init(&p->cv_done, NULL);
-	if (n_threads == 1)
-		return p;
-	p->threads = calloc((size_t)n_threads, sizeof *p->threads);
-	p->workers = calloc((size_t)n_threads, sizeof *p->workers);
-	if (!p->threads || !p->workers) {
-		bio_nn_pool_free(p);
-		return NULL;
-	}
-	for (int i = 1; i < n_threads; i++) {
-		p->workers[i] = (struct pool_worker){p, i};
-		if (pthread_create(&p->threads[i], NULL, pool_main, &p->workers[i]) != 0) {
-			p->n_threads = i; /* the ones started */
-			bio_nn_pool_free(p);
-			return NULL;
-		}
-	}
-	return p;
-}
-
-void bio_nn_pool_free(struct bio_nn_pool *p)
-{
-	if (!p)
-		return;
-	if (p->threads) {
-		pthread_mutex_lock(&p->mu);
-		p->quit = 1;
-		pthread_cond_broadcast(&p->cv_work);
-		pthread_mutex_unlock(&p->mu);
-		for (int i = 1; i < p->n_threads; i++)
-			pthread_join(p->threads[i], NULL);
-	}
-	pthread_mutex_destroy(&p->mu);
-	pthread_cond_destroy(&p->cv_work);
-	pthread_cond_destroy(&p->cv_done);
-	free(p->threads);
-	free(p->workers);
-	free(p);
-}
-
-int bio_nn_pool_threads(const struct bio_nn_pool *p)
-{
-	return p ? p->n_threads : 1;
-}
-
-void bio_nn_parallel_for(struct bio_nn_pool *p, size_t n_items,
-			 void (*fn)(void *ctx, size_t begin, size_t end, int thread), void *ctx)
-{
-	if (n_items == 0)
-		return;
-	if (!p || p->n_threads == 1 || n_items == 1) {
-		fn(ctx, 0, n_items, 0);
-		return;
-	}
-	pthread_mutex_lock(&p->mu);
-	p->fn = fn;
-	p->ctx = ctx;
-	p->n_items = n_items;
-	atomic_store(&p->pending, p->n_threads - 1);
-	atomic_fetch_add(&p->gen, 1); /* (after the job: a spinning worker reads it next) */
-	pthread_cond_broadcast(&p->cv_work);
-	pthread_mutex_unlock(&p->mu);
-	size_t b, e;
-	pool_range(p, 0, &b, &e);
-	if (b < e)
-		fn(ctx, b, e, 0);
-	for (int i = 0; i < POOL_SPINS && atomic_load(&p->pending) > 0; i++)
-		cpu_relax();
-	pthread_mutex_lock(&p->mu);
-	while (atomic_load(&p->pending) > 0)
-		pthread_cond_wait(&p->cv_done, &p->mu);
-	pthread_mutex_unlock(&p->mu);
 }
 
 /* ---- fixed-order sums: 8 float lanes per block of 1024, blocks added in double ---- */

@@ -5,7 +5,6 @@
  * (models:/NAME/VERSION, models:/NAME/latest). Samples go through the network in batches in eval
  * mode; every sample's result is the same whatever the batch size and thread count. */
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +14,7 @@
 #include "bio/model.h"
 #include "bio/nn.h"
 #include "bio/stream.h"
+#include "bio/thread.h"
 #include "bio/track.h"
 #include "tool.h"
 
@@ -46,6 +46,7 @@ struct infer {
 	struct bio_model *model;       /* worker 0's model; spec and fusion for all */
 	struct bio_model **models;     /* one per worker thread, each batch size 1 */
 	int n_workers;
+	struct bio_nn_pool *pool;      /* n_workers threads, the caller's included */
 	int group; /* samples per forward pass of a worker (1 with OpenBLAS) */
 	int n_classes, fused_dim, emb_dim, topk, embeddings, csv;
 	char **labels;
@@ -134,19 +135,12 @@ static void pack_vector(struct bio_stream_writer *w, const char *key, const floa
  * neighbours: every layer computes each sample on its own (biopipe's GEMMs give each row of C
  * the same operations for any number of rows). With OpenBLAS computing the GEMMs, which does
  * not promise that, every sample goes through the network alone (group 1). */
-struct worker {
-	struct infer *in;
-	int index, n;
-};
-
-static void *worker_run(void *arg)
+static void worker_run(struct infer *in, int index, int n)
 {
-	struct worker *wk = arg;
-	struct infer *in = wk->in;
-	struct bio_model *m = in->models[wk->index];
+	struct bio_model *m = in->models[index];
 	int n_mod = m->spec.n_mod, g = in->group;
-	for (int i = wk->index * g; i < wk->n; i += in->n_workers * g) {
-		int nb = wk->n - i < g ? wk->n - i : g;
+	for (int i = index * g; i < n; i += in->n_workers * g) {
+		int nb = n - i < g ? n - i : g;
 		const float *inputs[BIO_MODEL_MAX_MODS];
 		for (int b = 0; b < n_mod; b++)
 			inputs[b] = in->inputs[b] + (size_t)i * in->pixels;
@@ -164,25 +158,28 @@ static void *worker_run(void *arg)
 						  ? (size_t)k * n_mod : 0),
 			       (size_t)n_mod * sizeof(float));
 	}
-	return NULL;
 }
 
-/* Runs the n pending samples through the workers (the calling thread is worker 0). */
+struct run {
+	struct infer *in;
+	int n;
+};
+
+/* The pool's range of workers (one each: there are as many threads as workers). */
+static void workers_range(void *ctx, size_t begin, size_t end, int thread)
+{
+	const struct run *r = ctx;
+	(void)thread;
+	for (size_t w = begin; w < end; w++)
+		worker_run(r->in, (int)w, r->n);
+}
+
+/* Runs the n pending samples through the workers on the pool (the calling thread is one). */
 static void run_workers(struct infer *in, int n)
 {
-	struct worker wk[64];
-	pthread_t tid[64];
-	int n_started = 0;
-	for (int w = 0; w < in->n_workers; w++)
-		wk[w] = (struct worker){.in = in, .index = w, .n = n};
-	for (int w = 1; w < in->n_workers && w < n; w++) {
-		if (pthread_create(&tid[w], NULL, worker_run, &wk[w]) != 0)
-			bio_tool_die(in->t, "cannot start a thread");
-		n_started = w;
-	}
-	worker_run(&wk[0]);
-	for (int w = 1; w <= n_started; w++)
-		pthread_join(tid[w], NULL);
+	struct run r = {in, n};
+	int n_active = in->n_workers < n ? in->n_workers : n;
+	bio_nn_parallel_for(in->pool, (size_t)n_active, workers_range, &r);
 }
 
 /* Runs the pending batch through the model and writes one prediction per sample. */
@@ -411,8 +408,9 @@ int main(int argc, char **argv)
 	if (bio_kernels_uses_openblas())
 		in.group = 1;
 	in.models = calloc((size_t)in.n_workers, sizeof(*in.models));
-	if (!in.models)
-		bio_tool_die(&t, "out of memory");
+	in.pool = bio_nn_pool_new(in.n_workers);
+	if (!in.models || !in.pool)
+		bio_tool_die(&t, "cannot start %d threads", in.n_workers);
 	struct bio_ckpt_meta meta;
 	memset(&meta, 0, sizeof meta);
 	if (bio_checkpoint_load(&in.models[0], NULL, NULL, &meta, model_path, in.group, &err) < 0)
@@ -583,6 +581,7 @@ int main(int argc, char **argv)
 	for (int w = 0; w < in.n_workers; w++)
 		bio_model_free(in.models[w]);
 	free(in.models);
+	bio_nn_pool_free(in.pool);
 	bio_ckpt_meta_destroy(&meta);
 	free(model_path);
 	bio_config_free(t.cfg);

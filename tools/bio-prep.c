@@ -11,6 +11,7 @@
 #include "bio/header.h"
 #include "bio/prep.h"
 #include "bio/stream.h"
+#include "bio/thread.h"
 #include "tool.h"
 
 #define PREP_MAX_MODALITIES BIO_HEADER_MAX_MODS

@@ -15,6 +15,7 @@
 
 #include "bio/image.h"
 #include "bio/synth.h"
+#include "bio/thread.h"
 #include "tool.h"
 
 #define SYNTH_MAX_SUBJECTS 100000
@@ -158,9 +159,9 @@ static int run_item(struct job *j, size_t i, uint8_t *pixels, char *path, size_t
 	return rc;
 }
 
-static void *worker(void *arg)
+/* One worker: takes the next item until none is left or one has failed. */
+static void worker(struct job *j)
 {
-	struct job *j = arg;
 	size_t s = j->params.size;
 	size_t path_size = strlen(j->root) + 128;
 	uint8_t *pixels = malloc(s * s);
@@ -186,7 +187,14 @@ static void *worker(void *arg)
 	}
 	free(pixels);
 	free(path);
-	return NULL;
+}
+
+/* The pool's range of workers (one each: the pool has a thread per worker). */
+static void workers_range(void *ctx, size_t begin, size_t end, int thread)
+{
+	(void)thread;
+	for (size_t w = begin; w < end; w++)
+		worker(ctx);
 }
 
 /* Parses a comma-separated finger list into j->fingers; 0 or -1 (bad name in *bad). */
@@ -509,19 +517,8 @@ int main(int argc, char **argv)
 	int n_threads = t.n_threads < 1 ? 1 : t.n_threads;
 	if ((size_t)n_threads > j.n_items)
 		n_threads = (int)j.n_items;
-	pthread_t *th = calloc((size_t)n_threads, sizeof *th);
-	if (!th)
-		bio_tool_die(&t, "out of memory");
-	int started = 0;
-	for (int i = 1; i < n_threads; i++) {
-		if (pthread_create(&th[i], NULL, worker, &j) != 0)
-			break;
-		started = i;
-	}
-	worker(&j); /* the main thread works too */
-	for (int i = 1; i <= started; i++)
-		pthread_join(th[i], NULL);
-	free(th);
+	/* the items go to whichever worker is free: images take unequal times */
+	bio_thread_run(n_threads, (size_t)n_threads, workers_range, &j);
 	pthread_mutex_destroy(&j.lock);
 	bio_tool_progress_end(&t);
 	if (j.fail_item < j.n_items)

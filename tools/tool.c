@@ -5,13 +5,12 @@
  * Linked into every tool, never into libbio, so it may print and exit. */
 #include "bio/stale.h"
 #include "bio/stream.h"
+#include "bio/thread.h"
 #include "tool.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdio_ext.h>
 #include <stdarg.h>
@@ -107,18 +106,6 @@ static void tool_catch_signals(void)
 	}
 }
 
-static int tool_cpus(void)
-{
-	cpu_set_t set;
-	if (sched_getaffinity(0, sizeof set, &set) == 0) {
-		int n = CPU_COUNT(&set);
-		if (n > 0)
-			return n;
-	}
-	long n = sysconf(_SC_NPROCESSORS_ONLN);
-	return n > 0 && n < INT_MAX ? (int)n : 1;
-}
-
 void bio_tool_init(struct bio_tool *t, const char *name, int argc, char **argv)
 {
 	memset(t, 0, sizeof *t);
@@ -126,7 +113,7 @@ void bio_tool_init(struct bio_tool *t, const char *name, int argc, char **argv)
 	if (argc > 0 && argv && name)
 		argv[0] = (char *)name;
 	t->name = name;
-	t->n_threads = tool_cpus();
+	t->n_threads = bio_thread_cpus();
 	t->progress = isatty(STDERR_FILENO);
 	signal(SIGPIPE, SIG_IGN);
 	opterr = 0; /* bio_tool_bad_option says what was wrong, with a suggestion */

@@ -23,21 +23,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bio/thread.h" /* the pool: bio_nn_pool_new, bio_nn_parallel_for */
+
 /* Sets OpenBLAS's own thread count. With a bio_nn_pool, keep it at 1: the pool runs the
  * threads, and splits work (GEMMs included) into pieces fixed independently of the thread count,
  * so results are bit-identical for every thread count. */
 void bio_nn_set_threads(int n_threads);
 
-/* A fixed set of worker threads; the caller's thread is worker 0. */
-struct bio_nn_pool;
-/* New pool of n_threads (>= 1; 1 = no extra threads); NULL on failure. */
-struct bio_nn_pool *bio_nn_pool_new(int n_threads);
-void bio_nn_pool_free(struct bio_nn_pool *p);
-int bio_nn_pool_threads(const struct bio_nn_pool *p);
-/* Calls fn(ctx, begin, end, thread) on contiguous ranges of [0, n_items), one per thread, and
- * waits for all; runs fn(ctx, 0, n_items, 0) directly when p is NULL. */
-void bio_nn_parallel_for(struct bio_nn_pool *p, size_t n_items,
-			 void (*fn)(void *ctx, size_t begin, size_t end, int thread), void *ctx);
 /* C = alpha * op(A) op(B) + beta * C, row-major, the library's single sgemm entry point. */
 void bio_nn_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
 		  int lda, const float *b, int ldb, float beta, float *c, int ldc);

@@ -1,7 +1,4 @@
-/* Sample preprocessing (decode -> gray -> resize -> normalise into a float tensor [1,S,S]) and
- * an ordered parallel map: items submitted in sequence are processed by a pool of threads and
- * collected in submission order, so output built from them is identical for every thread count.
- * At most `window` items are in flight, so memory does not grow with the number of items. */
+/* Sample preprocessing: decode -> gray -> resize -> normalise into a float tensor [1,S,S]. */
 #ifndef BIO_PREP_H
 #define BIO_PREP_H
 
@@ -11,35 +8,6 @@
 #include "bio/config.h"
 #include "bio/error.h"
 #include "bio/image.h"
-
-/* ---- ordered parallel map ---- */
-
-/* Work function: processes the caller's item `slot` (results and errors go into the slot).
- * Called from worker threads with the map's ud and the worker's index in [0, n_threads) (0 when
- * running without threads), so per-worker scratch needs no locking; must not touch other
- * shared state without locking. */
-typedef void (*bio_omap_fn)(void *ud, int worker, void *slot);
-
-struct bio_omap;
-
-/* New map with n_threads workers (n_threads <= 1: no threads, fn runs inside submit) and at
- * most window (>= 1) items in flight. Returns NULL with err set on failure. */
-struct bio_omap *bio_omap_new(int n_threads, size_t window, bio_omap_fn fn, void *ud,
-			      struct bio_error *err);
-/* Waits for items in flight to finish, joins the threads, frees m (NULL is a no-op). Slots not
- * collected yet are simply dropped (they remain the caller's). */
-void bio_omap_free(struct bio_omap *m);
-/* Submits slot (borrowed until collected) as the next item. The caller must keep
- * bio_omap_in_flight(m) < window (collect first when full): a full map is a programmer error. */
-void bio_omap_submit(struct bio_omap *m, void *slot);
-/* Waits for the oldest item in flight and returns its slot, or NULL when none is in flight. */
-void *bio_omap_collect(struct bio_omap *m);
-/* Items submitted but not yet collected. */
-size_t bio_omap_in_flight(const struct bio_omap *m);
-/* The window given to bio_omap_new. */
-size_t bio_omap_window(const struct bio_omap *m);
-
-/* ---- sample preprocessing ---- */
 
 struct bio_prep_params {
 	uint32_t size;                 /* output side S (square) */

@@ -1,101 +1,10 @@
-/* Unit tests of lib/prep.c (ordered parallel map, sample normalisation) and lib/batch.c (epoch
- * orders, batch counts). */
+/* Unit tests of lib/prep.c (sample normalisation) and lib/batch.c (epoch orders, batch
+ * counts). */
 #include <stdint.h>
-#include <time.h>
 
 #include "bio/batch.h"
 #include "bio/prep.h"
 #include "test.h"
-
-struct item {
-	uint64_t in;
-	uint64_t out;
-};
-
-/* Deliberately uneven work: some items take much longer, so workers finish out of order. */
-static void slow_hash(void *ud, int worker, void *slot)
-{
-	(void)ud;
-	(void)worker;
-	struct item *it = slot;
-	uint64_t x = it->in * 0x9e3779b97f4a7c15ull;
-	if (it->in % 7 == 3) {
-		struct timespec ts = {0, 200000};
-		nanosleep(&ts, NULL);
-	}
-	for (int k = 0; k < 1000 + (int)(it->in % 13) * 500; k++)
-		x = (x ^ (x >> 31)) * 0xbf58476d1ce4e5b9ull + (uint64_t)k;
-	it->out = x;
-}
-
-/* Runs n items through a map of n_threads and window; returns a hash of outputs in order and
- * checks that items come back in submission order and the window is never exceeded. */
-static uint64_t run_map(int n_threads, size_t window, uint64_t n)
-{
-	struct item *slots = calloc(window, sizeof(*slots));
-	struct item **free_slots = calloc(window, sizeof(*free_slots));
-	struct bio_error err = {0};
-	struct bio_omap *m = bio_omap_new(n_threads, window, slow_hash, NULL, &err);
-	CHECK(m != NULL);
-	if (!m || !slots || !free_slots) {
-		free(slots);
-		free(free_slots);
-		return 0;
-	}
-	size_t n_free = window;
-	for (size_t i = 0; i < window; i++)
-		free_slots[i] = &slots[i];
-	uint64_t next_in = 0, next_out = 0, h = 1469598103934665603ull;
-	for (;;) {
-		while (next_in < n && n_free > 0) {
-			struct item *it = free_slots[--n_free];
-			it->in = next_in++;
-			bio_omap_submit(m, it);
-			CHECK(bio_omap_in_flight(m) <= window);
-		}
-		struct item *it = bio_omap_collect(m);
-		if (!it)
-			break;
-		CHECK_EQ(it->in, next_out);
-		next_out++;
-		h = (h ^ it->out) * 1099511628211ull;
-		free_slots[n_free++] = it;
-	}
-	CHECK_EQ(next_out, n);
-	CHECK(bio_omap_collect(m) == NULL);
-	bio_omap_free(m);
-	free(slots);
-	free(free_slots);
-	return h;
-}
-
-TEST(omap_same_result_for_every_thread_count)
-{
-	uint64_t ref = run_map(1, 1, 500);
-	CHECK(ref != 0);
-	CHECK(run_map(1, 5, 500) == ref);
-	CHECK(run_map(2, 8, 500) == ref);
-	CHECK(run_map(3, 3, 500) == ref);
-	CHECK(run_map(8, 32, 500) == ref);
-	CHECK(run_map(4, 1, 100) == run_map(1, 1, 100));
-}
-
-TEST(omap_empty_and_free_with_items_in_flight)
-{
-	struct bio_error err = {0};
-	struct bio_omap *m = bio_omap_new(3, 4, slow_hash, NULL, &err);
-	CHECK(m != NULL);
-	if (!m)
-		return;
-	CHECK(bio_omap_collect(m) == NULL);
-	CHECK_EQ(bio_omap_window(m), 4);
-	struct item items[4] = {{1, 0}, {2, 0}, {3, 0}, {4, 0}};
-	for (int i = 0; i < 4; i++)
-		bio_omap_submit(m, &items[i]);
-	CHECK_EQ(bio_omap_in_flight(m), 4);
-	bio_omap_free(m); /* must wait for the workers, not crash */
-	bio_omap_free(NULL);
-}
 
 TEST(prep_normalize_quantized)
 {
@@ -243,8 +152,6 @@ TEST(batch_epoch_order)
 
 int main(void)
 {
-	RUN(omap_same_result_for_every_thread_count);
-	RUN(omap_empty_and_free_with_items_in_flight);
 	RUN(prep_normalize_quantized);
 	RUN(prep_identity_resize_keeps_pixels);
 	RUN(prep_scratch_cache_matches_uncached);
