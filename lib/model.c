@@ -567,6 +567,20 @@ void bio_model_free(struct bio_model *m)
 	free(m);
 }
 
+struct bio_model *bio_model_clone(const struct bio_model *src, int max_batch,
+				  struct bio_error *err)
+{
+	struct bio_model *m = bio_model_new(&src->spec, max_batch, err);
+	if (!m)
+		return NULL;
+	memcpy(m->params, src->params, src->n_params * sizeof *m->params);
+	memcpy(m->buffers, src->buffers, src->n_buffers * sizeof *m->buffers);
+	for (size_t i = 0; i < m->n_tensors; i++) /* the same spec: the same state_dict */
+		if (m->tensors[i].role == BIO_ROLE_COUNT)
+			*m->tensors[i].count = *src->tensors[i].count;
+	return m;
+}
+
 void bio_model_init_params(struct bio_model *m, struct bio_rng *rng)
 {
 	for (size_t i = 0; i < m->n_tensors; i++) {

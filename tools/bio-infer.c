@@ -418,15 +418,9 @@ int main(int argc, char **argv)
 	if (t.verbose && !meta.checksummed)
 		fprintf(stderr, "bio-infer: %s: no checksums (written before checkpoints had them): "
 			"loaded unchecked\n", model_path);
-	for (int w = 1; w < in.n_workers; w++) {
-		/* the other workers' copies: the same spec, parameters and running statistics */
-		struct bio_model *src = in.models[0];
-		in.models[w] = bio_model_new(&src->spec, in.group, &err);
-		if (!in.models[w])
+	for (int w = 1; w < in.n_workers; w++) /* the other workers' copies */
+		if (!(in.models[w] = bio_model_clone(in.models[0], in.group, &err)))
 			bio_tool_die_err(&t, &err);
-		memcpy(in.models[w]->params, src->params, src->n_params * sizeof(float));
-		memcpy(in.models[w]->buffers, src->buffers, src->n_buffers * sizeof(float));
-	}
 	for (int w = 0; w < in.n_workers; w++)
 		bio_model_freeze(in.models[w]);
 	in.model = in.models[0];

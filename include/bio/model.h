@@ -105,6 +105,12 @@ struct bio_model *bio_model_new(const struct bio_model_spec *spec, int max_batch
 				struct bio_error *err);
 void bio_model_free(struct bio_model *m);
 
+/* A new model of src's spec (src borrowed) for batches of up to max_batch, holding src's
+ * parameters, running statistics and batch counts; gradients and optimizer moments zero, no
+ * threads, not frozen. NULL with err set on failure. */
+struct bio_model *bio_model_clone(const struct bio_model *src, int max_batch,
+				  struct bio_error *err);
+
 /* Marks the model's weights as fixed from now on (inference): the convolutions pack theirs once
  * instead of at every forward pass. Training it afterwards is a programming error. */
 void bio_model_freeze(struct bio_model *m);
