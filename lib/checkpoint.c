@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "bio/crc32c.h"
+#include "bio/fs.h"
 #include "bio/header.h"
 #include "bio/stale.h"
 #include "bio/stream.h"
@@ -284,20 +285,6 @@ static void remove_stale_temps(const char *path)
 	free(bcopy);
 }
 
-/* fsync of path's directory: makes a rename in it durable */
-static void sync_dir_of(const char *path)
-{
-	char *dcopy = strdup(path);
-	if (dcopy) {
-		int dfd = open(dirname(dcopy), O_RDONLY | O_DIRECTORY);
-		if (dfd >= 0) {
-			fsync(dfd);
-			close(dfd);
-		}
-		free(dcopy);
-	}
-}
-
 int bio_checkpoint_save(const char *path, const struct bio_model *m, const struct bio_optim *o,
 			const struct bio_sched *s, const struct bio_ckpt_meta *meta,
 			struct bio_error *err)
@@ -336,7 +323,7 @@ int bio_checkpoint_save(const char *path, const struct bio_model *m, const struc
 		unlink(tmp);
 		goto out;
 	}
-	sync_dir_of(path); /* make the rename durable */
+	bio_fs_sync_dir(path); /* make the rename durable */
 out:
 	free(tmp);
 	return rc;
@@ -401,7 +388,7 @@ int bio_checkpoint_link(const char *from, const char *to, struct bio_error *err)
 		rc = bio_error_set(err, BIO_EIO, "%s: link: %s", to, strerror(errno));
 	}
 	if (rc == 0)
-		sync_dir_of(to);
+		bio_fs_sync_dir(to);
 	free(tmp);
 	return rc;
 }

@@ -1437,33 +1437,46 @@ static void emit_flow(struct sbuf *b, const struct node *n)
 	sb_addc(b, n->kind == NODE_MAP ? '}' : ']');
 }
 
-static void emit_block_map(struct sbuf *b, const struct node *map, int indent)
+static void emit_block_map(struct sbuf *b, const struct node *map, int indent);
+
+/* One key of a block map and its value, at indent. */
+static void emit_block_entry(struct sbuf *b, const struct node *k, int indent)
 {
-	for (size_t i = 0; i < map->n_kids; i++) {
-		const struct node *k = map->kids[i];
-		for (int j = 0; j < indent; j++)
-			sb_addc(b, ' ');
-		emit_string(b, k->key, 0);
-		sb_addc(b, ':');
-		if (k->kind == NODE_MAP && k->n_kids) {
-			sb_addc(b, '\n');
-			emit_block_map(b, k, indent + 2);
-			continue;
-		}
+	for (int j = 0; j < indent; j++)
 		sb_addc(b, ' ');
-		if (k->kind == NODE_SCALAR)
-			emit_scalar(b, k, 0);
-		else
-			emit_flow(b, k);
+	emit_string(b, k->key, 0);
+	sb_addc(b, ':');
+	if (k->kind == NODE_MAP && k->n_kids) {
 		sb_addc(b, '\n');
+		emit_block_map(b, k, indent + 2);
+		return;
 	}
+	sb_addc(b, ' ');
+	if (k->kind == NODE_SCALAR)
+		emit_scalar(b, k, 0);
+	else
+		emit_flow(b, k);
+	sb_addc(b, '\n');
 }
 
-int bio_config_dump(const struct bio_config *c, FILE *f, struct bio_error *err)
+static void emit_block_map(struct sbuf *b, const struct node *map, int indent)
+{
+	for (size_t i = 0; i < map->n_kids; i++)
+		emit_block_entry(b, map->kids[i], indent);
+}
+
+int bio_config_dump_sections(const struct bio_config *c, FILE *f, const char *const *sections,
+			     size_t n_sections, struct bio_error *err)
 {
 	struct sbuf b = {0};
-	if (c->root)
-		emit_block_map(&b, c->root, 0);
+	for (size_t i = 0; c->root && i < c->root->n_kids; i++) {
+		const struct node *k = c->root->kids[i];
+		int keep = sections == NULL;
+		for (size_t j = 0; !keep && j < n_sections; j++)
+			keep = strcmp(k->key, sections[j]) == 0;
+		if (keep)
+			emit_block_entry(&b, k, 0);
+	}
 	if (b.oom) {
 		free(b.p);
 		return bio_error_set(err, BIO_ENOMEM, "config dump: out of memory");
@@ -1473,6 +1486,11 @@ int bio_config_dump(const struct bio_config *c, FILE *f, struct bio_error *err)
 		rc = bio_error_set(err, BIO_EIO, "config dump: %s", strerror(errno));
 	free(b.p);
 	return rc;
+}
+
+int bio_config_dump(const struct bio_config *c, FILE *f, struct bio_error *err)
+{
+	return bio_config_dump_sections(c, f, NULL, 0, err);
 }
 
 static int leaves(const struct node *n, struct sbuf *path, struct sbuf *val,

@@ -7,6 +7,9 @@
 #include "bio/track.h"
 #include "track_priv.h"
 
+#include "bio/clock.h"
+#include "bio/fs.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -57,13 +60,6 @@ static char *xfmt(const char *fmt, ...)
 	return s;
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int nomem(struct bio_error *err)
 {
 	return bio_error_set(err, BIO_ENOMEM, "out of memory in the tracking store");
@@ -73,99 +69,6 @@ static int is_dir(const char *path)
 {
 	struct stat st;
 	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-/* mkdir -p of path (modifiable copy made inside). */
-static int mkdir_p(const char *path, struct bio_error *err)
-{
-	char *p = strdup(path);
-	if (!p)
-		return nomem(err);
-	int rc = 0;
-	for (char *s = p + 1;; s++) {
-		if (*s == '/' || *s == '\0') {
-			char c = *s;
-			*s = '\0';
-			if (mkdir(p, 0777) != 0 && errno != EEXIST) {
-				rc = bio_error_set(err, BIO_EIO, "%s: cannot create directory: %s", p,
-						   strerror(errno));
-				break;
-			}
-			if (!is_dir(p)) {
-				rc = bio_error_set(err, BIO_EIO, "%s: exists and is not a directory", p);
-				break;
-			}
-			*s = c;
-			if (c == '\0')
-				break;
-		}
-	}
-	free(p);
-	return rc;
-}
-
-static int mkdir_parent(const char *path, struct bio_error *err)
-{
-	char *d = strdup(path);
-	if (!d)
-		return nomem(err);
-	char *slash = strrchr(d, '/');
-	int rc = 0;
-	if (slash && slash != d) {
-		*slash = '\0';
-		rc = mkdir_p(d, err);
-	}
-	free(d);
-	return rc;
-}
-
-static int write_all(int fd, const void *data, size_t len)
-{
-	const char *p = data;
-	while (len) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-/* Writes data to path atomically: a temp file in tmp_dir (same file system, a place MLflow does
- * not list), then rename. The parent of path is created. */
-static int write_atomic(const char *tmp_dir, const char *path, const void *data, size_t len,
-			int sync, struct bio_error *err)
-{
-	int rc = mkdir_parent(path, err);
-	if (rc)
-		return rc;
-	char *tmp = xfmt("%s/.bio-tmp-XXXXXX", tmp_dir);
-	if (!tmp)
-		return nomem(err);
-	int fd = mkstemp(tmp);
-	if (fd < 0) {
-		rc = bio_error_set(err, BIO_EIO, "%s: cannot create a temporary file: %s", tmp_dir,
-				   strerror(errno));
-		free(tmp);
-		return rc;
-	}
-	if (write_all(fd, data, len) != 0 || (sync && fsync(fd) != 0)) {
-		rc = bio_error_set(err, BIO_EIO, "%s: %s", path, strerror(errno));
-		close(fd);
-		unlink(tmp);
-		free(tmp);
-		return rc;
-	}
-	fchmod(fd, 0666 & ~(mode_t)0022);
-	if (close(fd) != 0 || rename(tmp, path) != 0) {
-		rc = bio_error_set(err, BIO_EIO, "%s: %s", path, strerror(errno));
-		unlink(tmp);
-	}
-	free(tmp);
-	return rc;
 }
 
 /* Reads a whole small file (at most max bytes) into a new NUL-terminated buffer. */
@@ -628,7 +531,7 @@ static int yaml_write(const char *tmp_dir, const char *path, struct yv *kv, size
 	char *y = yaml_render(kv, n, &len);
 	if (!y)
 		return nomem(err);
-	int rc = write_atomic(tmp_dir, path, y, len, 0, err); /* like MLflow: no fsync */
+	int rc = bio_fs_write_atomic(path, y, len, tmp_dir, 0, err); /* like MLflow: no fsync */
 	free(y);
 	return rc;
 }
@@ -867,7 +770,7 @@ static char *store_open(const char *root_uri, int create, struct bio_error *err)
 		free(p);
 		return NULL;
 	}
-	if (is_new && mkdir_p(p, err) != 0) {
+	if (is_new && bio_fs_mkdir_p(p, err) != 0) {
 		free(p);
 		return NULL;
 	}
@@ -907,7 +810,7 @@ static int experiment_create(const char *root, const char *id, const char *name,
 				   "%s: cannot create experiment: %s", dir, strerror(errno));
 		goto out;
 	}
-	int64_t t = now_ms();
+	int64_t t = bio_clock_now_ms();
 	struct yv kv[] = {
 		{"artifact_location", YV_STR, loc, 0}, {"creation_time", YV_INT, NULL, t},
 		{"experiment_id", YV_STR, id, 0},       {"last_update_time", YV_INT, NULL, t},
@@ -1085,7 +988,7 @@ static int tag_write(struct bio_track_run *r, const char *key, const char *value
 	char *path = xfmt("%s/tags/%s", r->run_dir, k);
 	if (!path)
 		return nomem(err);
-	int rc = write_atomic(r->run_dir, path, value, strlen(value), 0, err);
+	int rc = bio_fs_write_atomic(path, value, strlen(value), r->run_dir, 0, err);
 	free(path);
 	return rc;
 }
@@ -1152,7 +1055,7 @@ struct bio_track_run *bio_track_run_start(const char *root_uri, const char *expe
 		nomem(err);
 		goto fail;
 	}
-	r->start_time = now_ms();
+	r->start_time = bio_clock_now_ms();
 	r->end_time = -1;
 	r->status = BIO_TRACK_RUNNING;
 	if (mkdir(r->run_dir, 0777) != 0) {
@@ -1163,7 +1066,7 @@ struct bio_track_run *bio_track_run_start(const char *root_uri, const char *expe
 	const char *subdirs[] = {"metrics", "params", "artifacts", "tags"};
 	for (size_t i = 0; !rc && i < sizeof subdirs / sizeof subdirs[0]; i++) {
 		char *d = xfmt("%s/%s", r->run_dir, subdirs[i]);
-		rc = d ? mkdir_p(d, err) : nomem(err);
+		rc = d ? bio_fs_mkdir_p(d, err) : nomem(err);
 		free(d);
 	}
 	if (!rc)
@@ -1404,7 +1307,7 @@ int bio_track_log_param(struct bio_track_run *r, const char *key, const char *va
 		free(path);
 		return rc;
 	}
-	rc = write_atomic(r->run_dir, path, value, len, 0, err);
+	rc = bio_fs_write_atomic(path, value, len, r->run_dir, 0, err);
 	free(path);
 	return rc;
 }
@@ -1484,13 +1387,13 @@ int bio_track_log_metric(struct bio_track_run *r, const char *key, double value,
 	char k[BIO_TRACK_MAX_KEY + 1];
 	bio_track_sanitize_key(k, sizeof k, key);
 	if (timestamp_ms == 0)
-		timestamp_ms = now_ms();
+		timestamp_ms = bio_clock_now_ms();
 	if (timestamp_ms < 0)
 		return bio_error_set(err, BIO_EINVAL, "metric '%s': negative timestamp", k);
 	char *path = xfmt("%s/metrics/%s", r->run_dir, k);
 	if (!path)
 		return nomem(err);
-	int rc = mkdir_parent(path, err);
+	int rc = bio_fs_mkdir_parent(path, err);
 	if (rc) {
 		free(path);
 		return rc;
@@ -1499,7 +1402,7 @@ int bio_track_log_metric(struct bio_track_run *r, const char *key, double value,
 	format_double(num, sizeof num, value);
 	int n = snprintf(line, sizeof line, "%" PRId64 " %s %" PRId64 "\n", timestamp_ms, num, step);
 	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
-	if (fd < 0 || write_all(fd, line, (size_t)n) != 0) {
+	if (fd < 0 || bio_fs_write_all(fd, line, (size_t)n) != 0) {
 		rc = bio_error_set(err, BIO_EIO, "%s: %s", path, strerror(errno));
 		if (fd >= 0)
 			close(fd);
@@ -1569,7 +1472,7 @@ int bio_track_log_artifact(struct bio_track_run *r, const char *src_path, const 
 				   strerror(errno));
 		goto done;
 	}
-	if ((rc = mkdir_parent(dst, err)) != 0)
+	if ((rc = bio_fs_mkdir_parent(dst, err)) != 0)
 		goto done;
 	out = mkstemp(tmp);
 	if (out < 0) {
@@ -1586,7 +1489,7 @@ int bio_track_log_artifact(struct bio_track_run *r, const char *src_path, const 
 		}
 		if (n == 0)
 			break;
-		if (write_all(out, buf, (size_t)n) != 0) {
+		if (bio_fs_write_all(out, buf, (size_t)n) != 0) {
 			rc = bio_error_set(err, BIO_EIO, "%s: %s", dst, strerror(errno));
 			break;
 		}
@@ -1618,7 +1521,7 @@ int bio_track_run_end(struct bio_track_run *r, int status, struct bio_error *err
 		return bio_error_set(err, BIO_EINVAL, "run end status %d is not FINISHED (3), "
 				     "FAILED (4) or KILLED (5)", status);
 	r->status = status;
-	r->end_time = now_ms();
+	r->end_time = bio_clock_now_ms();
 	if (r->end_time < r->start_time)
 		r->end_time = r->start_time;
 	return run_write_meta(r, 0, err);
@@ -1739,9 +1642,9 @@ int bio_track_register_model(int64_t *version, const char *root_uri, const char 
 		rc = nomem(err);
 		goto out;
 	}
-	if ((rc = mkdir_p(model_dir, err)) != 0)
+	if ((rc = bio_fs_mkdir_p(model_dir, err)) != 0)
 		goto out;
-	int64_t t = now_ms(), created = t;
+	int64_t t = bio_clock_now_ms(), created = t;
 	char *description = NULL;
 	if (access(model_meta, F_OK) == 0) {
 		if ((rc = ymeta_read(&m, model_meta, err)) != 0)
@@ -1867,13 +1770,13 @@ int bio_track_set_alias(const char *root_uri, const char *name, const char *alia
 		goto out;
 	}
 	snprintf(num, sizeof num, "%" PRId64, version);
-	if ((rc = write_atomic(model_dir, apath, num, strlen(num), 0, err)) != 0)
+	if ((rc = bio_fs_write_atomic(apath, num, strlen(num), model_dir, 0, err)) != 0)
 		goto out;
 	if ((rc = ymeta_read(&m, mmeta, err)) != 0)
 		goto out;
-	int64_t created = now_ms();
+	int64_t created = bio_clock_now_ms();
 	ymeta_int(&m, "creation_timestamp", &created);
-	rc = model_write_meta(model_dir, name, created, now_ms(), ymeta_get(&m, "description"), err);
+	rc = model_write_meta(model_dir, name, created, bio_clock_now_ms(), ymeta_get(&m, "description"), err);
 out:
 	ymeta_free(&m);
 	free(mmeta);

@@ -18,6 +18,9 @@
 #include "bio/http.h"
 #include "track_priv.h"
 
+#include "bio/clock.h"
+#include "bio/fs.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -74,37 +77,6 @@ static char *xfmt(const char *fmt, ...)
 static int nomem(struct bio_error *err)
 {
 	return bio_error_set(err, BIO_ENOMEM, "out of memory (tracking server client)");
-}
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int mkdir_p(const char *path, struct bio_error *err)
-{
-	char *p = strdup(path);
-	if (!p)
-		return nomem(err);
-	for (char *s = p + 1;; s++) {
-		if (*s == '/' || *s == '\0') {
-			char c = *s;
-			*s = '\0';
-			if (mkdir(p, 0777) != 0 && errno != EEXIST) {
-				int rc = bio_error_set(err, BIO_EIO, "%s: cannot create directory: %s", p,
-						       strerror(errno));
-				free(p);
-				return rc;
-			}
-			*s = c;
-			if (!c)
-				break;
-		}
-	}
-	free(p);
-	return 0;
 }
 
 int bio_track_uri_is_server(const char *uri)
@@ -271,17 +243,11 @@ static char *proxy_path(const char *uri)
 
 static int state_save(struct remote *rm, struct bio_error *err)
 {
-	char *tmp = xfmt("%s.tmp", rm->state_path);
-	if (!tmp)
+	char *text = json_dumps(rm->st, JSON_INDENT(1) | JSON_SORT_KEYS);
+	if (!text)
 		return nomem(err);
-	int rc = 0;
-	if (json_dump_file(rm->st, tmp, JSON_INDENT(1) | JSON_SORT_KEYS) != 0 ||
-	    rename(tmp, rm->state_path) != 0) {
-		rc = bio_error_set(err, BIO_EIO, "%s: cannot write: %s", rm->state_path,
-				   strerror(errno));
-		unlink(tmp);
-	}
-	free(tmp);
+	int rc = bio_fs_write_atomic(rm->state_path, text, strlen(text), NULL, 0, err);
+	free(text);
 	return rc;
 }
 
@@ -1115,7 +1081,7 @@ static int flush_all(struct remote *rm, struct bio_track_run *run, struct bio_er
 static int remote_flush(void *ud, struct bio_track_run *run, int now, struct bio_error *err)
 {
 	struct remote *rm = ud;
-	int64_t t = now_ms();
+	int64_t t = bio_clock_now_ms();
 	if (!now && rm->next_try_ms && t < rm->next_try_ms) {
 		if (err)
 			*err = rm->last;
@@ -1128,7 +1094,7 @@ static int remote_flush(void *ud, struct bio_track_run *run, int now, struct bio
 	struct bio_error e = {0};
 	int rc = flush_all(rm, run, &e);
 	bio_http_set_retries(rm->http, rm->retries);
-	int64_t cost = now_ms() - t;
+	int64_t cost = bio_clock_now_ms() - t;
 	if (rc == 0) {
 		rm->next_try_ms = 0;
 		rm->wait_ms = 0;
@@ -1141,7 +1107,7 @@ static int remote_flush(void *ud, struct bio_track_run *run, int now, struct bio
 	rm->wait_ms = rm->wait_ms ? rm->wait_ms * 2 : 2000;
 	if (rm->wait_ms > FLUSH_WAIT_MAX_MS)
 		rm->wait_ms = FLUSH_WAIT_MAX_MS;
-	rm->next_try_ms = now_ms() + (rm->wait_ms > 4 * cost ? rm->wait_ms : 4 * cost);
+	rm->next_try_ms = bio_clock_now_ms() + (rm->wait_ms > 4 * cost ? rm->wait_ms : 4 * cost);
 	rm->last = e;
 	if (err)
 		*err = e;
@@ -1218,7 +1184,7 @@ struct bio_track_run *bio_track_run_start_opts(const char *uri, const struct bio
 	if (!bio_track_uri_is_server(uri))
 		return bio_track_run_start(uri, experiment_name, run_name, err);
 	char *spool = spool_of(o);
-	if (!spool || mkdir_p(spool, err) != 0) {
+	if (!spool || bio_fs_mkdir_p(spool, err) != 0) {
 		if (!spool)
 			nomem(err);
 		free(spool);
@@ -1273,7 +1239,7 @@ struct bio_track_run *bio_track_run_open_opts(const char *uri, const struct bio_
 	if (!bio_track_uri_is_server(uri))
 		return bio_track_run_open(uri, run_id, err);
 	char *spool = spool_of(o);
-	if (!spool || mkdir_p(spool, err) != 0) {
+	if (!spool || bio_fs_mkdir_p(spool, err) != 0) {
 		if (!spool)
 			nomem(err);
 		free(spool);
@@ -1932,7 +1898,7 @@ int bio_track_resolve_model_opts(char **path, const char *uri, const struct bio_
 	}
 	char *slash = strrchr(dst, '/');
 	*slash = '\0';
-	rc = mkdir_p(dst, err);
+	rc = bio_fs_mkdir_p(dst, err);
 	*slash = '/';
 	if (rc)
 		goto out;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "bio/checkpoint.h"
+#include "bio/csv.h"
 #include "bio/header.h"
 #include "bio/kernels.h"
 #include "bio/model.h"
@@ -99,26 +100,14 @@ static void top_k(int *order, const double *probs, int n, int k)
 	}
 }
 
-static void csv_field(FILE *f, const char *s)
-{
-	if (!strpbrk(s, ",\"\n\r")) {
-		fputs(s, f);
-		return;
-	}
-	fputc('"', f);
-	for (; *s; s++) {
-		if (*s == '"')
-			fputc('"', f);
-		fputc(*s, f);
-	}
-	fputc('"', f);
-}
-
 static void csv_vector(FILE *f, const float *v, int n)
 {
 	fputc(',', f);
-	for (int i = 0; i < n; i++)
-		fprintf(f, "%s%.9g", i ? ";" : "", (double)v[i]);
+	for (int i = 0; i < n; i++) {
+		if (i)
+			fputc(';', f);
+		bio_csv_put_float(f, v[i]);
+	}
 }
 
 static void pack_vector(struct bio_stream_writer *w, const char *key, const float *v, int n)
@@ -205,18 +194,18 @@ static void flush_batch(struct infer *in)
 		int64_t label = in->true_labels[i];
 		if (in->csv) {
 			FILE *f = in->out;
-			csv_field(f, in->ids[i]);
+			bio_csv_put_field(f, in->ids[i]);
 			fprintf(f, ",%lld,", (long long)label);
 			if (label >= 0)
-				csv_field(f, in->labels[label]);
+				bio_csv_put_field(f, in->labels[label]);
 			fprintf(f, ",%d,", pred);
-			csv_field(f, in->labels[pred]);
-			fprintf(f, ",%.9g,", (double)top_score[0]);
-			for (int j = 0; j < in->topk; j++)
-				fprintf(f, "%s%lld", j ? ";" : "", (long long)top_idx[j]);
+			bio_csv_put_field(f, in->labels[pred]);
+			fputc(',', f);
+			bio_csv_put_float(f, top_score[0]);
 			fputc(',', f);
 			for (int j = 0; j < in->topk; j++)
-				fprintf(f, "%s%.9g", j ? ";" : "", (double)top_score[j]);
+				fprintf(f, "%s%lld", j ? ";" : "", (long long)top_idx[j]);
+			csv_vector(f, top_score, in->topk);
 			if (in->embeddings) {
 				for (int b = 0; b < n_mod; b++)
 					csv_vector(f, in->emb[b] + (size_t)i * in->emb_dim,

@@ -9,10 +9,9 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
+#include "bio/clock.h"
+#include "bio/fs.h"
 #include "bio/image.h"
 #include "bio/synth.h"
 #include "bio/thread.h"
@@ -87,32 +86,12 @@ static int digits(uint32_t n)
 	return d;
 }
 
-/* Creates dir (and missing parents); dies with the cause. */
-static void make_dir(struct bio_tool *t, const char *dir)
+/* Creates dir and its missing parents, or dies. */
+static void mkdir_or_die(struct bio_tool *t, const char *dir)
 {
-	char *p = strdup(dir);
-	if (!p)
-		bio_tool_die(t, "%s: out of memory", dir);
-	for (char *s = p + 1;; s++) {
-		if (*s != '/' && *s)
-			continue;
-		char c = *s;
-		*s = 0;
-		if (mkdir(p, 0777) != 0 && errno != EEXIST) {
-			int e = errno;
-			free(p);
-			bio_tool_die(t, "%s: cannot create directory: %s", dir, strerror(e));
-		}
-		*s = c;
-		if (!c)
-			break;
-	}
-	free(p);
-	struct stat st;
-	if (stat(dir, &st) != 0)
-		bio_tool_die(t, "%s: %s", dir, strerror(errno));
-	if (!S_ISDIR(st.st_mode))
-		bio_tool_die(t, "%s: not a directory", dir);
+	struct bio_error err;
+	if (bio_fs_mkdir_p(dir, &err))
+		bio_tool_die_err(t, &err);
 }
 
 /* Renders and writes every sample of work item i. */
@@ -244,64 +223,26 @@ static double parse_double(struct bio_tool *t, const char *opt, const char *arg,
 	return v;
 }
 
-struct prov {
-	FILE *f;
-	int n;
-};
-
-/* One synth.* leaf as a line of the overlay: numbers and words plain, other scalars
- * double-quoted, sequences in the flow form they come in. */
-static int prov_leaf(void *ud, const char *path, const char *value)
-{
-	struct prov *p = ud;
-	if (strncmp(path, "synth.", 6) != 0 || strchr(path + 6, '.'))
-		return 0;
-	fprintf(p->f, "  %s: ", path + 6);
-	int plain = value[0] != 0;
-	for (const char *c = value; *c; c++)
-		plain &= (*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'z') ||
-			 (*c >= 'A' && *c <= 'Z') || strchr("._+-", *c) != NULL;
-	if (value[0] == '[' || plain) {
-		fputs(value, p->f);
-	} else {
-		fputc('"', p->f);
-		for (const char *c = value; *c; c++) {
-			if (*c == '"' || *c == '\\')
-				fputc('\\', p->f);
-			fputc(*c, p->f);
-		}
-		fputc('"', p->f);
-	}
-	fputc('\n', p->f);
-	p->n++;
-	return 0;
-}
-
-/* ROOT/synth.yaml: the synth.* configuration the images were made with (options included), an
- * overlay bio-scan carries forward in the manifest header so that what trains on these images
- * records how they were made. Written atomically; a failure is an error. */
+/* ROOT/synth.yaml: the synth section of the configuration the images were made with (options
+ * included), an overlay bio-scan carries forward in the manifest header so that what trains on
+ * these images records how they were made. Written atomically; a failure is an error. */
 static void write_provenance(struct bio_tool *t, const char *root)
 {
-	size_t n = strlen(root) + 32;
-	char *path = malloc(n), *tmp = malloc(n);
-	if (!path || !tmp)
+	struct bio_error err;
+	size_t n = strlen(root) + 32, len = 0;
+	char *path = malloc(n), *text = NULL;
+	FILE *f = open_memstream(&text, &len);
+	if (!path || !f)
 		bio_tool_die(t, "out of memory");
 	snprintf(path, n, "%s/synth.yaml", root);
-	snprintf(tmp, n, "%s/.synth.yaml.tmp", root);
-	struct prov p = {fopen(tmp, "w"), 0};
-	if (!p.f)
-		bio_tool_die(t, "%s: %s", tmp, strerror(errno));
-	fputs("# bio-synth: the configuration these images were made with (read by bio-scan)\n"
-	      "synth:\n", p.f);
-	bio_config_foreach_leaf(t->cfg, prov_leaf, &p);
-	int bad = ferror(p.f);
-	if (fclose(p.f) != 0 || bad || rename(tmp, path) != 0) {
-		int e = errno;
-		unlink(tmp);
-		bio_tool_die(t, "%s: write error: %s", path, strerror(e ? e : EIO));
-	}
+	fputs("# bio-synth: the configuration these images were made with (read by bio-scan)\n", f);
+	static const char *const sections[] = {"synth"};
+	if (bio_config_dump_sections(t->cfg, f, sections, 1, &err) || fclose(f) != 0)
+		bio_tool_die(t, "%s: out of memory", path);
+	if (bio_fs_write_atomic(path, text, len, NULL, 1, &err))
+		bio_tool_die_err(t, &err);
+	free(text);
 	free(path);
-	free(tmp);
 }
 
 int main(int argc, char **argv)
@@ -496,23 +437,22 @@ int main(int argc, char **argv)
 	if (!j.do_print)
 		j.n_fingers = 0;
 
-	make_dir(&t, j.root);
+	mkdir_or_die(&t, j.root);
 	size_t dlen = strlen(j.root) + 16;
 	char *sub = malloc(dlen);
 	if (!sub)
 		bio_tool_die(&t, "out of memory");
 	if (j.do_iris) {
 		snprintf(sub, dlen, "%s/iris", j.root);
-		make_dir(&t, sub);
+		mkdir_or_die(&t, sub);
 	}
 	if (j.do_print) {
 		snprintf(sub, dlen, "%s/fingerprint", j.root);
-		make_dir(&t, sub);
+		mkdir_or_die(&t, sub);
 	}
 	free(sub);
 
-	struct timespec t0, t1;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	double t0 = bio_clock_now_s();
 	pthread_mutex_init(&j.lock, NULL);
 	int n_threads = t.n_threads < 1 ? 1 : t.n_threads;
 	if ((size_t)n_threads > j.n_items)
@@ -524,11 +464,10 @@ int main(int argc, char **argv)
 	if (j.fail_item < j.n_items)
 		bio_tool_die_err(&t, &j.fail);
 	write_provenance(&t, j.root);
-	clock_gettime(CLOCK_MONOTONIC, &t1);
 	if (t.verbose)
 		fprintf(stderr, "bio-synth: %s: %zu images (%u subjects x %zu series (side x modality or finger) x %u samples) in %.2f s, %d threads\n",
 			j.root, j.n_done, j.n_subjects, j.per_subject, j.n_samples,
-			(double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9,
+			bio_clock_now_s() - t0,
 			n_threads);
 	bio_config_free(t.cfg);
 	bio_tool_output_commit(&t);

@@ -15,11 +15,12 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "bio/checkpoint.h"
+#include "bio/clock.h"
 #include "bio/config.h"
+#include "bio/fs.h"
 #include "bio/header.h"
 #include "bio/model.h"
 #include "bio/nn.h"
@@ -119,13 +120,6 @@ struct train {
 	int root;                  /* rank 0: writes checkpoints, tracking and the epoch lines */
 };
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* Like bio_tool_die, but first marks the tracking run FAILED. */
 static _Noreturn void __attribute__((format(printf, 2, 3))) train_die(struct train *tr,
 								   const char *fmt, ...)
@@ -147,26 +141,6 @@ static char *path_join(const char *dir, const char *name)
 	if (p)
 		snprintf(p, n, "%s/%s", dir, name);
 	return p;
-}
-
-static int mkdir_p(const char *dir)
-{
-	char *p = strdup(dir);
-	if (!p)
-		return -1;
-	for (char *q = p + 1; *q; q++) {
-		if (*q != '/')
-			continue;
-		*q = 0;
-		if (mkdir(p, 0777) != 0 && errno != EEXIST) {
-			free(p);
-			return -1;
-		}
-		*q = '/';
-	}
-	int rc = mkdir(p, 0777) != 0 && errno != EEXIST ? -1 : 0;
-	free(p);
-	return rc;
 }
 
 /* Loads the validation samples of path (its "val" split when records carry one): header and
@@ -322,27 +296,6 @@ static int read_line(char *buf, size_t cap, const char *path)
 	return buf[0] ? 0 : -1;
 }
 
-/* Writes text to path through a temp file and rename. */
-static int write_small_file(const char *path, const char *text)
-{
-	size_t n = strlen(path) + 16;
-	char *tmp = malloc(n);
-	if (!tmp)
-		return -1;
-	snprintf(tmp, n, "%s.tmp", path);
-	FILE *f = fopen(tmp, "w");
-	int rc = -1;
-	if (f) {
-		int ok = fputs(text, f) >= 0;
-		ok = fclose(f) == 0 && ok;
-		rc = ok && rename(tmp, path) == 0 ? 0 : -1;
-	}
-	if (rc)
-		unlink(tmp);
-	free(tmp);
-	return rc;
-}
-
 static int is_sha1(const char *s)
 {
 	return strlen(s) == 40 && strspn(s, "0123456789abcdef") == 40;
@@ -460,8 +413,8 @@ static void track_start(struct train *tr, const char *resume, int n_threads)
 	fprintf(stderr, "bio-train: tracking run %s of experiment '%s' in %s\n",
 		bio_track_run_id(tr->run), exp, tr->track_uri);
 	snprintf(id, sizeof id, "%s\n", bio_track_run_id(tr->run));
-	if (write_small_file(id_path, id))
-		train_die(tr, "%s: %s", id_path, strerror(errno));
+	if (bio_fs_write_atomic(id_path, id, strlen(id), NULL, 1, &err))
+		train_die(tr, "%s", err.msg);
 	free(id_path);
 	struct param_ctx pc = {tr, 0};
 	bio_config_foreach_leaf(cfg, log_param_leaf, &pc);
@@ -482,7 +435,9 @@ static void track_start(struct train *tr, const char *resume, int n_threads)
 	if (git_head(commit) == 0)
 		bio_track_set_tag(tr->run, "mlflow.source.git.commit", commit, NULL);
 	char *cpath = path_join(tr->dir, "config.yaml");
-	if (!cpath || write_small_file(cpath, tr->meta.config_yaml) ||
+	if (!cpath ||
+	    bio_fs_write_atomic(cpath, tr->meta.config_yaml, strlen(tr->meta.config_yaml), NULL, 1,
+				&err) ||
 	    bio_track_log_artifact(tr->run, cpath, NULL, &err))
 		train_die(tr, "tracking: %s", cpath ? err.msg : "out of memory");
 	free(cpath);
@@ -610,7 +565,7 @@ static int end_epoch(struct train *tr)
 			     "nothing to learn", tr->epoch);
 	double tl = tr->loss_sum / (double)tr->n_samples;
 	double ta = (double)tr->n_correct / (double)tr->n_samples;
-	double vl = NAN, va = NAN, t_val = now_s();
+	double vl = NAN, va = NAN, t_val = bio_clock_now_s();
 	if (tr->have_val) {
 		/* rank 0 holds the validation set; every rank takes its figures */
 		double v[2] = {NAN, NAN};
@@ -623,9 +578,9 @@ static int end_epoch(struct train *tr)
 			train_die(tr, "epoch %" PRId64 ": validation loss is not finite; last "
 				     "good checkpoint kept", tr->epoch);
 	}
-	t_val = now_s() - t_val;
+	t_val = bio_clock_now_s() - t_val;
 	double lr = tr->o.lr;
-	double elapsed = now_s() - tr->t_start;
+	double elapsed = bio_clock_now_s() - tr->t_start;
 	double metric_loss = tr->have_val ? vl : tl, metric_acc = tr->have_val ? va : ta;
 	double metric = tr->es_max ? metric_acc : metric_loss;
 	tr->o.lr = bio_sched_epoch_end(&tr->s, metric);
@@ -724,7 +679,7 @@ static void begin_epoch(struct train *tr, int64_t epoch)
 	tr->n_batches = tr->n_samples = tr->n_correct = tr->pending = 0;
 	tr->loss_sum = 0.0;
 	tr->t_data = tr->t_fwd = tr->t_bwd = 0.0;
-	tr->t_start = now_s();
+	tr->t_start = bio_clock_now_s();
 	memset(tr->seen_label, 0, (size_t)tr->m->spec.n_classes);
 	tr->n_seen_labels = 0;
 	/* the gradients are zero here: after bio_model_new, and after every optimizer step (an
@@ -853,7 +808,7 @@ int main(int argc, char **argv)
 	const char *val_path = NULL, *resume = NULL, *register_name = NULL, *alias = NULL;
 	const char *sync_dir = NULL, *push_store = NULL;
 	int half = 0, opt;
-	double t_launch = now_s();
+	double t_launch = bio_clock_now_s();
 	bio_tool_init(&t, "bio-train", argc, argv);
 	tr.t = &t;
 	static struct bio_nn_dist dist;
@@ -1081,8 +1036,8 @@ int main(int argc, char **argv)
 	if (val_path && tr.root)
 		load_val(&tr, val_path, labels, n_labels);
 	tr.have_val = val_path != NULL;
-	if (tr.root && mkdir_p(tr.dir) != 0)
-		bio_tool_die(&t, "%s: %s", tr.dir, strerror(errno));
+	if (tr.root && bio_fs_mkdir_p(tr.dir, &err) != 0)
+		bio_tool_die_err(&t, &err);
 	tr.last_path = path_join(tr.dir, "last.ckpt");
 	tr.best_path = path_join(tr.dir, "best.ckpt");
 	const size_t side2 = (size_t)spec.input_size * spec.input_size;
@@ -1117,7 +1072,7 @@ int main(int argc, char **argv)
 
 	int rc, stopped = 0;
 	int64_t n_records = 0, bpe = meta_int_or(bmeta, "batches_per_epoch", -1);
-	double t_read = now_s(), first_step = -1.0, first_begin = -1.0;
+	double t_read = bio_clock_now_s(), first_step = -1.0, first_begin = -1.0;
 	while (!stopped && (rc = bio_stream_read_record(r, &rec, &err)) == 1) {
 		n_records++;
 		int64_t epoch, index;
@@ -1126,13 +1081,13 @@ int main(int argc, char **argv)
 			train_die(&tr, "%s", err.msg);
 		uint64_t ri = bio_stream_reader_record_index(r);
 		if (tr.in_epoch && epoch != tr.epoch) {
-			double te = now_s();
+			double te = bio_clock_now_s();
 			if (end_epoch(&tr)) {
 				stopped = 1;
 				break;
 			}
 			/* the epoch's end (validation, checkpoints) is not the next epoch's data time */
-			t_read += now_s() - te;
+			t_read += bio_clock_now_s() - te;
 			expect_epoch = tr.epoch + 1;
 		}
 		if (!tr.in_epoch) {
@@ -1181,7 +1136,7 @@ int main(int argc, char **argv)
 			memcpy(tr.in[b], (const float *)tv.data + (size_t)s0 * side2,
 			       (size_t)n_own * side2 * sizeof(float));
 		}
-		double t0 = now_s();
+		double t0 = bio_clock_now_s();
 		tr.t_data += t0 - t_read;
 		if (first_begin < 0)
 			first_begin = t0 - t_launch;
@@ -1195,7 +1150,7 @@ int main(int argc, char **argv)
 			train_die(&tr, "%s: record %" PRIu64 ": epoch %" PRId64 " batch %" PRId64
 				     ": the loss is not finite; stopped, last good checkpoint kept",
 				     src, ri, epoch, index);
-		double t1 = now_s();
+		double t1 = bio_clock_now_s();
 		bio_model_backward(tr.m, n_own, 1);
 		/* the ranks' gradients added by the tree: each rank then holds one process's */
 		bio_dist_reduce(&dist, tr.m->grads, tr.m->n_params);
@@ -1203,7 +1158,7 @@ int main(int argc, char **argv)
 		if (tr.pending == tr.accumulate)
 			optimizer_step(&tr);
 		memcpy(tr.meta.rng, drop.s, sizeof drop.s);
-		double t2 = now_s();
+		double t2 = bio_clock_now_s();
 		if (first_step < 0)
 			first_step = t2 - t_launch;
 		tr.t_fwd += t1 - t0;
@@ -1215,7 +1170,7 @@ int main(int argc, char **argv)
 		if (tr.root)
 			bio_tool_progress(&t, "batches", (unsigned long long)tr.n_batches,
 				  bpe > 0 ? (unsigned long long)bpe : 0);
-		t_read = now_s();
+		t_read = bio_clock_now_s();
 	}
 	if (!stopped && rc < 0)
 		train_die(&tr, "%s", err.msg);

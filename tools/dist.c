@@ -2,12 +2,12 @@
  * refuses to be one rank of several. */
 #include "dist.h"
 
+#include "bio/clock.h"
 #include "bio/model.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #ifdef BIO_HAVE_MPI
 #include <mpi.h>
@@ -54,16 +54,9 @@ static int srun_without_pmi(void)
 	       !getenv("PMI_RANK") && !getenv("PMI_FD") && !getenv("OMPI_COMM_WORLD_SIZE");
 }
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static void mpi_allsum(const struct bio_nn_dist *d, double *v, size_t n)
 {
-	double t0 = now_s();
+	double t0 = bio_clock_now_s();
 	double *all = malloc(sizeof(double) * n * (size_t)d->size);
 	if (!all) {
 		fprintf(stderr, "bio-train: rank %d: out of memory\n", d->rank);
@@ -74,7 +67,7 @@ static void mpi_allsum(const struct bio_nn_dist *d, double *v, size_t n)
 	memcpy(v, all, sizeof(double) * n);
 	free(all);
 	stats.stat_bytes += sizeof(double) * n;
-	stats.allsum_s += now_s() - t0;
+	stats.allsum_s += bio_clock_now_s() - t0;
 }
 
 int bio_dist_built_with_mpi(void)
@@ -249,11 +242,11 @@ static void ranges_progress(int wait)
 static void on_grads_ready(void *ctx, size_t off, size_t n)
 {
 	(void)ctx;
-	double t0 = now_s();
+	double t0 = bio_clock_now_s();
 	if (n)
 		range_begin(ov.d, ov.g, off, n);
 	ranges_progress(0);
-	stats.overlap_s += now_s() - t0;
+	stats.overlap_s += bio_clock_now_s() - t0;
 }
 
 /* The exchange's communicator and buffers for a gradient g of n floats. */
@@ -287,7 +280,7 @@ void bio_dist_reduce(const struct bio_nn_dist *d, float *g, size_t n)
 {
 	if (d->size == 1)
 		return;
-	double t0 = now_s();
+	double t0 = bio_clock_now_s();
 	if (ov.d == d && ov.g == g && ov.n > 0) {
 		/* overlapped: what the backward began; wait for the rest */
 		ranges_progress(1);
@@ -298,7 +291,7 @@ void bio_dist_reduce(const struct bio_nn_dist *d, float *g, size_t n)
 	}
 	ov.n = ov.next = 0;
 	ov.all_used = 0;
-	stats.reduce_s += now_s() - t0;
+	stats.reduce_s += bio_clock_now_s() - t0;
 	stats.steps++;
 }
 

@@ -3,6 +3,7 @@
  * code table, atomic -o output (temp file beside the target, fsync, rename; removed on failure or
  * on SIGINT/SIGTERM/SIGHUP), checked close of stdout, thread budget and a terminal progress bar.
  * Linked into every tool, never into libbio, so it may print and exit. */
+#include "bio/clock.h"
 #include "bio/stale.h"
 #include "bio/stream.h"
 #include "bio/thread.h"
@@ -17,7 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <poll.h>
 #include <unistd.h>
 
@@ -575,13 +575,6 @@ void bio_tool_output_commit(struct bio_tool *t)
 	tool_close_stdout(t);
 }
 
-static double tool_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 /* Time of the last redraw: progress bars are drawn at most 10 times a second. The bar is
  * display-only state, so it lives here rather than in struct bio_tool (whose layout is fixed). */
 static double tool_progress_last, tool_progress_start;
@@ -605,7 +598,7 @@ void bio_tool_progress(struct bio_tool *t, const char *what, unsigned long long 
 		return;
 	if (!what)
 		what = "";
-	double now = tool_now();
+	double now = bio_clock_now_s();
 	if (tool_progress_start == 0)
 		tool_progress_start = now;
 	if (now - tool_progress_last < 0.1 && !(total && done == total))

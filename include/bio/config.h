@@ -86,6 +86,10 @@ int bio_config_error(const struct bio_config *c, const char *path, struct bio_er
  * style) with keys in base order, strings quoted where needed: loading the dump as an overlay on
  * the same base reproduces the configuration. Fails only on a write error (BIO_EIO). */
 int bio_config_dump(const struct bio_config *c, FILE *f, struct bio_error *err);
+/* The same for the top-level sections named (sections borrowed; NULL: all), in base order: the one YAML
+ * emitter for configuration written out (bio-synth's synth.yaml). */
+int bio_config_dump_sections(const struct bio_config *c, FILE *f, const char *const *sections,
+			     size_t n_sections, struct bio_error *err);
 /* Calls fn for every scalar leaf (and every sequence, as a flow string "[a, b]") with its
  * dotted path and value, in dump order; stops and returns fn's value when non-zero. */
 int bio_config_foreach_leaf(const struct bio_config *c,
