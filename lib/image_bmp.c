@@ -2,7 +2,10 @@
  * BITMAPINFOHEADER (40) and its extensions (52, 56, 64, V4 108, V5 124); 1/4/8-bit palette,
  * 16-bit (5-5-5 or bit fields), 24-bit, 32-bit (BGRX or bit fields); bottom-up and top-down
  * rows; RLE8/RLE4. Every field read from the file is checked against the file size and the
- * limits before anything is allocated; palette indices past the palette are errors. */
+ * limits before anything is allocated; palette indices past the palette are errors. And the
+ * atomic BMP writer (8-bit gray with a gray palette, or 24-bit RGB). */
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -390,4 +393,91 @@ out:
 	if (rc < 0)
 		bio_image_destroy(img);
 	return rc;
+}
+
+/* ---- writer ---- */
+
+static void put_le16(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
+
+static void put_le32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+	p[2] = (uint8_t)(v >> 16);
+	p[3] = (uint8_t)(v >> 24);
+}
+
+int bio_image_save_bmp(const char *path, const uint8_t *pixels, uint32_t width, uint32_t height,
+		       int channels, struct bio_error *err)
+{
+	int rc = bio_image_check_write_args(path, pixels, width, height, channels, err);
+	if (rc < 0)
+		return rc;
+	uint32_t bits = channels == 1 ? 8 : 24;
+	uint32_t stride = ((width * bits + 31) / 32) * 4;
+	uint32_t n_colors = channels == 1 ? 256 : 0;
+	uint32_t offset = 14 + 40 + 4 * n_colors;
+	uint64_t data_bytes = (uint64_t)stride * height;
+	if (offset + data_bytes > 0xffffffffu)
+		return bio_error_set(err, BIO_EINVAL, "%s: image of %ux%u too large for BMP", path,
+				     width, height);
+
+	uint8_t hdr[14 + 40 + 1024];
+	memset(hdr, 0, sizeof hdr);
+	hdr[0] = 'B';
+	hdr[1] = 'M';
+	put_le32(hdr + 2, (uint32_t)(offset + data_bytes));
+	put_le32(hdr + 10, offset);
+	put_le32(hdr + 14, 40);
+	put_le32(hdr + 18, width);
+	put_le32(hdr + 22, height); /* positive: bottom-up rows */
+	put_le16(hdr + 26, 1);
+	put_le16(hdr + 28, bits);
+	put_le32(hdr + 30, 0); /* BI_RGB */
+	put_le32(hdr + 34, (uint32_t)data_bytes);
+	put_le32(hdr + 38, 2835); /* 72 dpi */
+	put_le32(hdr + 42, 2835);
+	put_le32(hdr + 46, n_colors);
+	put_le32(hdr + 50, 0);
+	for (uint32_t i = 0; i < n_colors; i++) {
+		uint8_t *e = hdr + 54 + 4 * i;
+		e[0] = e[1] = e[2] = (uint8_t)i;
+	}
+
+	char tmp[4096];
+	int fd = bio_image_tmp_open(tmp, sizeof tmp, path, err);
+	if (fd < 0)
+		return fd;
+	FILE *f = fdopen(fd, "wb");
+	if (!f) {
+		rc = bio_error_set(err, BIO_EIO, "%s: %s", path, strerror(errno));
+		bio_image_tmp_abort(NULL, fd, tmp);
+		return rc;
+	}
+	uint8_t *row = calloc(stride, 1);
+	if (!row) {
+		bio_image_tmp_abort(f, -1, tmp);
+		return bio_error_set(err, BIO_ENOMEM, "%s: out of memory", path);
+	}
+	fwrite(hdr, 1, offset, f);
+	for (uint32_t y = height; y-- > 0;) {
+		const uint8_t *src = pixels + (size_t)y * width * (size_t)channels;
+		if (channels == 1) {
+			memcpy(row, src, width);
+		} else {
+			for (uint32_t x = 0; x < width; x++) {
+				row[3 * x + 0] = src[3 * x + 2];
+				row[3 * x + 1] = src[3 * x + 1];
+				row[3 * x + 2] = src[3 * x + 0];
+			}
+		}
+		if (fwrite(row, 1, stride, f) != stride)
+			break;
+	}
+	free(row);
+	return bio_image_tmp_commit(f, tmp, path, err);
 }

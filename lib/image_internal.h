@@ -1,5 +1,7 @@
-/* Private interface between the image*.c files of libbio: the per-format decoders behind
- * bio_image_decode, the shared dimension check and allocation, and PIL's RGB -> L formula. */
+/* Private interface between the image*.c files of libbio, in two layers with no way back: the
+ * per-format decoders (image_<format>.c) that image.c's bio_image_decode dispatches to, and
+ * below them what they share from image_base.c (the dimension check and allocation, atomic
+ * output, the writers' argument check) and PIL's RGB -> L formula. */
 #ifndef BIO_IMAGE_INTERNAL_H
 #define BIO_IMAGE_INTERNAL_H
 
