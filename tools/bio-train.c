@@ -21,6 +21,7 @@
 #include "bio/clock.h"
 #include "bio/config.h"
 #include "bio/fs.h"
+#include "bio/git.h"
 #include "bio/header.h"
 #include "bio/model.h"
 #include "bio/nn.h"
@@ -296,61 +297,6 @@ static int read_line(char *buf, size_t cap, const char *path)
 	return buf[0] ? 0 : -1;
 }
 
-static int is_sha1(const char *s)
-{
-	return strlen(s) == 40 && strspn(s, "0123456789abcdef") == 40;
-}
-
-/* The commit checked out in the git work tree holding the current directory (read from
- * .git/HEAD, the ref file or packed-refs; no git process). 0, or -1 when there is none. */
-static int git_head(char out[41])
-{
-	char dir[4096], line[512];
-	if (!getcwd(dir, sizeof dir - 64))
-		return -1;
-	for (;;) {
-		size_t len = strlen(dir);
-		snprintf(dir + len, sizeof dir - len, "/.git/HEAD");
-		if (read_line(line, sizeof line, dir) == 0) {
-			dir[len + 5] = 0; /* ".../.git" */
-			if (is_sha1(line)) {
-				memcpy(out, line, 41);
-				return 0;
-			}
-			if (strncmp(line, "ref: ", 5) != 0 || strstr(line, ".."))
-				return -1;
-			char path[4096 + 512], ref[512];
-			snprintf(ref, sizeof ref, "%s", line + 5);
-			snprintf(path, sizeof path, "%s/%s", dir, ref);
-			if (read_line(line, sizeof line, path) == 0 && is_sha1(line)) {
-				memcpy(out, line, 41);
-				return 0;
-			}
-			snprintf(path, sizeof path, "%s/packed-refs", dir);
-			FILE *f = fopen(path, "r");
-			int rc = -1;
-			while (f && rc && fgets(line, sizeof line, f)) {
-				line[strcspn(line, "\r\n")] = 0;
-				if (strlen(line) > 41 && line[40] == ' ' && strcmp(line + 41, ref) == 0) {
-					line[40] = 0;
-					if (is_sha1(line)) {
-						memcpy(out, line, 41);
-						rc = 0;
-					}
-				}
-			}
-			if (f)
-				fclose(f);
-			return rc;
-		}
-		dir[len] = 0;
-		char *slash = strrchr(dir, '/');
-		if (!slash || slash == dir)
-			return -1;
-		*slash = 0;
-	}
-}
-
 /* Starts (or, on --resume, reopens) the tracking run: params = the flattened effective config,
  * tags, and the config as an artifact. The run id is kept in <checkpoint dir>/run_id. */
 static void track_start(struct train *tr, const char *resume, int n_threads)
@@ -432,7 +378,7 @@ static void track_start(struct train *tr, const char *resume, int n_threads)
 		bio_track_set_tag(tr->run, "bio.resumed_from", resume, NULL);
 	/* the git commit of the working directory, when there is one */
 	char commit[41];
-	if (git_head(commit) == 0)
+	if (bio_git_head(commit, NULL) == 0)
 		bio_track_set_tag(tr->run, "mlflow.source.git.commit", commit, NULL);
 	char *cpath = path_join(tr->dir, "config.yaml");
 	if (!cpath ||
