@@ -2004,3 +2004,185 @@ int bio_track_resolve_model(char **path, const char *root_uri, const char *model
 	}
 	return rc;
 }
+
+/* ---- reading a file-store run ---- */
+
+int bio_track_run_find(char **run_dir, const char *root_uri, const char *run_id,
+		       struct bio_error *err)
+{
+	*run_dir = NULL;
+	if (!run_id_ok(run_id))
+		return bio_error_set(err, BIO_EINVAL, "'%s' is not a run id", run_id);
+	char *root = root_path(root_uri, err), *exp_id = NULL;
+	if (!root)
+		return err ? err->code : BIO_ENOMEM;
+	*run_dir = run_find(root, run_id, &exp_id, err);
+	free(exp_id);
+	free(root);
+	return *run_dir ? 0 : err ? err->code : BIO_ENOTFOUND;
+}
+
+int bio_track_run_read_status(int *status, const char *run_dir, struct bio_error *err)
+{
+	char *meta = xfmt("%s/meta.yaml", run_dir);
+	if (!meta)
+		return nomem(err);
+	struct ymeta m;
+	int rc = ymeta_read(&m, meta, err);
+	int64_t st;
+	if (rc == 0) {
+		if (ymeta_int(&m, "status", &st) == 0 && st >= BIO_TRACK_RUNNING &&
+		    st <= BIO_TRACK_KILLED)
+			*status = (int)st;
+		else
+			rc = bio_error_set(err, BIO_EFORMAT, "%s: no valid status", meta);
+		ymeta_free(&m);
+	}
+	free(meta);
+	return rc;
+}
+
+void bio_track_series_free(struct bio_track_series *series, size_t n_series)
+{
+	for (size_t i = 0; series && i < n_series; i++) {
+		free(series[i].key);
+		free(series[i].timestamps);
+		free(series[i].steps);
+		free(series[i].values);
+	}
+	free(series);
+}
+
+/* One line "<timestamp_ms> <value> [<step>]\n"; 0, or -1 when it does not parse. */
+static int metric_line(int64_t *ts, double *v, int64_t *step, const char *line)
+{
+	char *end;
+	errno = 0;
+	*ts = strtoll(line, &end, 10);
+	if (end == line || *end != ' ' || errno)
+		return -1;
+	const char *p = end + 1;
+	*v = strtod(p, &end);
+	if (end == p)
+		return -1;
+	*step = 0;
+	if (*end == ' ') {
+		p = end + 1;
+		*step = strtoll(p, &end, 10);
+		if (end == p || errno)
+			return -1;
+	}
+	return *end == '\n' ? 0 : -1; /* no line break: torn by a killed writer */
+}
+
+static int read_series(struct bio_track_series *s, const char *path, struct bio_error *err)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return bio_error_set(err, BIO_EIO, "%s: %s", path, strerror(errno));
+	char *line = NULL;
+	size_t line_cap = 0, cap = 0;
+	int rc = 0;
+	while (getline(&line, &line_cap, f) > 0) {
+		int64_t ts, step;
+		double v;
+		if (metric_line(&ts, &v, &step, line) != 0)
+			continue;
+		if (s->n == cap) {
+			if (cap >= BIO_TRACK_MAX_POINTS) {
+				rc = bio_error_set(err, BIO_ELIMIT, "%s: more than %d points", path,
+						   BIO_TRACK_MAX_POINTS);
+				break;
+			}
+			cap = cap ? 2 * cap : 64;
+			int64_t *t2 = realloc(s->timestamps, cap * sizeof *t2);
+			if (t2)
+				s->timestamps = t2;
+			int64_t *s2 = realloc(s->steps, cap * sizeof *s2);
+			if (s2)
+				s->steps = s2;
+			double *v2 = realloc(s->values, cap * sizeof *v2);
+			if (v2)
+				s->values = v2;
+			if (!t2 || !s2 || !v2) {
+				rc = nomem(err);
+				break;
+			}
+		}
+		s->timestamps[s->n] = ts;
+		s->steps[s->n] = step;
+		s->values[s->n++] = v;
+	}
+	if (rc == 0 && ferror(f))
+		rc = bio_error_set(err, BIO_EIO, "%s: %s", path, strerror(errno));
+	free(line);
+	fclose(f);
+	return rc;
+}
+
+static int series_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct bio_track_series *)a)->key,
+		      ((const struct bio_track_series *)b)->key);
+}
+
+int bio_track_run_read_metrics(struct bio_track_series **series, size_t *n_series,
+			       const char *run_dir, struct bio_error *err)
+{
+	*series = NULL;
+	*n_series = 0;
+	char *mdir = xfmt("%s/metrics", run_dir);
+	if (!mdir)
+		return nomem(err);
+	DIR *d = opendir(mdir);
+	if (!d) {
+		int rc = bio_error_set(err, errno == ENOENT ? BIO_ENOTFOUND : BIO_EIO, "%s: %s", mdir,
+				       strerror(errno));
+		free(mdir);
+		return rc;
+	}
+	struct bio_track_series *out = NULL;
+	size_t n = 0, cap = 0;
+	int rc = 0;
+	struct dirent *e;
+	while (rc == 0 && (e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		char *p = xfmt("%s/%s", mdir, e->d_name);
+		struct stat st;
+		if (!p) {
+			rc = nomem(err);
+			break;
+		}
+		if (stat(p, &st) != 0 || !S_ISREG(st.st_mode)) {
+			free(p);
+			continue;
+		}
+		if (n == cap) {
+			cap = cap ? 2 * cap : 16;
+			struct bio_track_series *o2 = realloc(out, cap * sizeof *o2);
+			if (!o2) {
+				free(p);
+				rc = nomem(err);
+				break;
+			}
+			out = o2;
+		}
+		memset(&out[n], 0, sizeof out[n]);
+		out[n].key = strdup(e->d_name);
+		rc = out[n].key ? read_series(&out[n], p, err) : nomem(err);
+		n++;
+		free(p);
+	}
+	closedir(d);
+	free(mdir);
+	if (rc) {
+		bio_track_series_free(out, n);
+		return rc;
+	}
+	if (n)
+		qsort(out, n, sizeof *out, series_cmp);
+	*series = out;
+	*n_series = n;
+	return 0;
+}

@@ -176,4 +176,35 @@ int bio_track_push(size_t *n_runs, size_t *n_pending, const char *store, const c
 int bio_track_resolve_model_opts(char **path, const char *uri, const struct bio_track_opts *opts,
 				 const char *model_uri, struct bio_error *err);
 
+/* ---- reading a file-store run (reports and plots made after training) ---- */
+
+/* The directory of run run_id in the file store at root_uri (active experiments, then .trash),
+ * new in *run_dir; BIO_ENOTFOUND when no run has that id. */
+int bio_track_run_find(char **run_dir, const char *root_uri, const char *run_id,
+		       struct bio_error *err);
+/* The status (BIO_TRACK_RUNNING, ...) the meta.yaml of run_dir (borrowed) holds now, read
+ * without opening the run (bio_track_run_open would make it RUNNING). */
+int bio_track_run_read_status(int *status, const char *run_dir, struct bio_error *err);
+
+/* At most this many points are read per metric. */
+#define BIO_TRACK_MAX_POINTS 10000000
+
+/* One metric of a run, its points in file (logging) order. */
+struct bio_track_series {
+	char *key;
+	int64_t *timestamps, *steps; /* timestamps in ms since the epoch */
+	double *values;
+	size_t n;
+};
+
+/* Every metric of run_dir (borrowed): the regular files metrics/<key>, hidden ones left out,
+ * sorted by key, lines "<timestamp_ms> <value> [<step>]" (step 0 when absent). Lines that do not
+ * parse are passed over, as is a last line without its line break (a killed writer's). A new
+ * array of *n_series in *series (free with bio_track_series_free); BIO_ENOTFOUND when run_dir
+ * has no metrics folder, BIO_ELIMIT past BIO_TRACK_MAX_POINTS points in one metric. */
+int bio_track_run_read_metrics(struct bio_track_series **series, size_t *n_series,
+			       const char *run_dir, struct bio_error *err);
+/* Frees series[0..n_series) and the array (NULL is a no-op). */
+void bio_track_series_free(struct bio_track_series *series, size_t n_series);
+
 #endif

@@ -528,6 +528,66 @@ TEST(server_down_journal)
 	free(e);
 }
 
+/* The readers for reports: a run found by id, its status read without reopening it, its
+ * metrics as series sorted by key. */
+TEST(read_run_metrics_and_status)
+{
+	struct bio_error err = {0};
+	char root[128];
+	snprintf(root, sizeof root, "%s/read", tmpdir);
+	struct bio_track_run *r = bio_track_run_start(root, "exp", "reader", &err);
+	CHECK(r != NULL);
+	if (!r)
+		return;
+	CHECK_EQ(bio_track_log_metric(r, "val_loss", 0.5, 0, 1000, &err), 0);
+	CHECK_EQ(bio_track_log_metric(r, "val_loss", 0.25, 1, 2000, &err), 0);
+	CHECK_EQ(bio_track_log_metric(r, "lr", 0.1, 0, 1000, &err), 0);
+	char *dir = NULL;
+	CHECK_EQ(bio_track_run_find(&dir, root, bio_track_run_id(r), &err), 0);
+	CHECK_STR(dir, bio_track_run_dir(r));
+	int status = 0;
+	CHECK_EQ(bio_track_run_read_status(&status, dir, &err), 0);
+	CHECK_EQ(status, BIO_TRACK_RUNNING);
+	CHECK_EQ(bio_track_run_end(r, BIO_TRACK_FINISHED, &err), 0);
+	CHECK_EQ(bio_track_run_read_status(&status, dir, &err), 0);
+	CHECK_EQ(status, BIO_TRACK_FINISHED);
+	/* a torn last line (a killed writer) is passed over */
+	char *path = NULL;
+	CHECK(asprintf(&path, "%s/metrics/lr", dir) > 0);
+	FILE *f = path ? fopen(path, "a") : NULL;
+	CHECK(f != NULL);
+	if (f) {
+		fputs("3000 0.0", f);
+		fclose(f);
+	}
+	free(path);
+	struct bio_track_series *s = NULL;
+	size_t n = 0;
+	CHECK_EQ(bio_track_run_read_metrics(&s, &n, dir, &err), 0);
+	CHECK_EQ(n, 2);
+	if (n == 2) {
+		CHECK_STR(s[0].key, "lr");
+		CHECK_EQ(s[0].n, 1);
+		CHECK_STR(s[1].key, "val_loss");
+		CHECK_EQ(s[1].n, 2);
+		if (s[1].n == 2) {
+			CHECK(s[1].values[0] == 0.5 && s[1].values[1] == 0.25);
+			CHECK_EQ(s[1].steps[1], 1);
+			CHECK_EQ(s[1].timestamps[1], 2000);
+		}
+	}
+	bio_track_series_free(s, n);
+	bio_track_series_free(NULL, 0);
+	char none[] = "0123456789abcdef0123456789abcdef";
+	char *nodir = NULL;
+	CHECK_EQ(bio_track_run_find(&nodir, root, none, &err), BIO_ENOTFOUND);
+	CHECK(nodir == NULL);
+	CHECK(bio_track_run_find(&nodir, root, "../x", &err) < 0);
+	CHECK_EQ(bio_track_run_read_metrics(&s, &n, tmpdir, &err), BIO_ENOTFOUND);
+	free(dir);
+	bio_track_run_free(r);
+}
+
 int main(void)
 {
 	snprintf(tmpdir, sizeof tmpdir, "/tmp/test_track.XXXXXX");
@@ -538,6 +598,7 @@ int main(void)
 	RUN(model_registry);
 	RUN(aliases_and_directory_sources);
 	RUN(server_down_journal);
+	RUN(read_run_metrics_and_status);
 	int rc = test_summary();
 	if (rc == 0)
 		rm_rf(tmpdir);
