@@ -17,6 +17,15 @@ static int nomem(const char *path, struct bio_error *err)
 	return bio_error_set(err, BIO_ENOMEM, "%s: out of memory", path);
 }
 
+char *bio_fs_path_join(const char *dir, const char *name)
+{
+	size_t n = strlen(dir) + strlen(name) + 2;
+	char *p = malloc(n);
+	if (p)
+		snprintf(p, n, "%s/%s", dir, name);
+	return p;
+}
+
 int bio_fs_mkdir_p(const char *path, struct bio_error *err)
 {
 	char *p = strdup(path);

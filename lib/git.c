@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "bio/error.h"
+#include "bio/fs.h"
 
 /* The first line of path without its line break, into a new string; NULL when the file cannot
  * be read or the line is empty. */
@@ -36,21 +37,12 @@ static int is_sha1(const char *s)
 	return strlen(s) == 40 && strspn(s, "0123456789abcdef") == 40;
 }
 
-static char *join(const char *a, const char *b)
-{
-	size_t n = strlen(a) + strlen(b) + 2;
-	char *p = malloc(n);
-	if (p)
-		snprintf(p, n, "%s/%s", a, b);
-	return p;
-}
-
 /* The commit of ref (e.g. "refs/heads/main") in the git directory gdir: its ref file, else its
  * line of packed-refs. */
 static int ref_commit(char out[41], const char *gdir, const char *ref)
 {
 	int rc = BIO_ENOTFOUND;
-	char *path = join(gdir, ref), *line = path ? read_line(path) : NULL;
+	char *path = bio_fs_path_join(gdir, ref), *line = path ? read_line(path) : NULL;
 	if (line && is_sha1(line)) {
 		memcpy(out, line, 41);
 		rc = 0;
@@ -59,7 +51,7 @@ static int ref_commit(char out[41], const char *gdir, const char *ref)
 	free(path);
 	if (rc == 0)
 		return rc;
-	path = join(gdir, "packed-refs");
+	path = bio_fs_path_join(gdir, "packed-refs");
 	FILE *f = path ? fopen(path, "r") : NULL;
 	line = NULL;
 	size_t cap = 0;
@@ -85,7 +77,7 @@ int bio_git_head(char out[41], const char *dir)
 	char *d = dir ? strdup(dir) : getcwd(NULL, 0);
 	int rc = BIO_ENOTFOUND;
 	while (d) {
-		char *gdir = join(d, ".git"), *head = gdir ? join(gdir, "HEAD") : NULL;
+		char *gdir = bio_fs_path_join(d, ".git"), *head = gdir ? bio_fs_path_join(gdir, "HEAD") : NULL;
 		char *line = head ? read_line(head) : NULL;
 		if (line) { /* the nearest repository decides, found or not */
 			if (is_sha1(line)) {

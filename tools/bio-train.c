@@ -135,15 +135,6 @@ static _Noreturn void __attribute__((format(printf, 2, 3))) train_die(struct tra
 	bio_tool_die(tr->t, "%s", msg);
 }
 
-static char *path_join(const char *dir, const char *name)
-{
-	size_t n = strlen(dir) + strlen(name) + 2;
-	char *p = malloc(n);
-	if (p)
-		snprintf(p, n, "%s/%s", dir, name);
-	return p;
-}
-
 /* Loads the validation samples of path (its "val" split when records carry one): header and
  * records checked by the header module against the model and the training labels. */
 static void load_val(struct train *tr, const char *path, char *const *labels, size_t n_labels)
@@ -314,8 +305,8 @@ static void track_start(struct train *tr, const char *resume, int n_threads)
 		return;
 	if (bio_track_opts_from_config(&tr->track_opts, cfg, &err))
 		bio_tool_die_err(tr->t, &err);
-	tr->spool = path_join(tr->dir, "tracking");
-	char id[128], *id_path = path_join(tr->dir, "run_id");
+	tr->spool = bio_fs_path_join(tr->dir, "tracking");
+	char id[128], *id_path = bio_fs_path_join(tr->dir, "run_id");
 	if (!id_path || !tr->spool)
 		bio_tool_die(tr->t, "out of memory");
 	tr->track_opts.spool_dir = tr->spool;
@@ -331,7 +322,7 @@ static void track_start(struct train *tr, const char *resume, int n_threads)
 		if (rdir) {
 			if (slash)
 				*slash = 0;
-			rid_path = path_join(slash ? rdir : ".", "run_id");
+			rid_path = bio_fs_path_join(slash ? rdir : ".", "run_id");
 		}
 		if (rid_path && read_line(id, sizeof id, rid_path) == 0) {
 			tr->run = bio_track_run_open_opts(tr->track_uri, &tr->track_opts, id, &err);
@@ -380,7 +371,7 @@ static void track_start(struct train *tr, const char *resume, int n_threads)
 	char commit[41];
 	if (bio_git_head(commit, NULL) == 0)
 		bio_track_set_tag(tr->run, "mlflow.source.git.commit", commit, NULL);
-	char *cpath = path_join(tr->dir, "config.yaml");
+	char *cpath = bio_fs_path_join(tr->dir, "config.yaml");
 	if (!cpath ||
 	    bio_fs_write_atomic(cpath, tr->meta.config_yaml, strlen(tr->meta.config_yaml), NULL, 1,
 				&err) ||
@@ -431,7 +422,7 @@ static int sync_tracking(struct bio_tool *t, const char *dir)
 	struct bio_track_opts o;
 	if (bio_track_opts_from_config(&o, t->cfg, &err))
 		bio_tool_die_err(t, &err);
-	char *spool = path_join(dir, "tracking");
+	char *spool = bio_fs_path_join(dir, "tracking");
 	if (!spool)
 		bio_tool_die(t, "out of memory");
 	const char *root = access(spool, F_OK) == 0 ? spool : dir;
@@ -984,8 +975,8 @@ int main(int argc, char **argv)
 	tr.have_val = val_path != NULL;
 	if (tr.root && bio_fs_mkdir_p(tr.dir, &err) != 0)
 		bio_tool_die_err(&t, &err);
-	tr.last_path = path_join(tr.dir, "last.ckpt");
-	tr.best_path = path_join(tr.dir, "best.ckpt");
+	tr.last_path = bio_fs_path_join(tr.dir, "last.ckpt");
+	tr.best_path = bio_fs_path_join(tr.dir, "best.ckpt");
 	const size_t side2 = (size_t)spec.input_size * spec.input_size;
 	for (int b = 0; b < spec.n_mod; b++)
 		tr.in[b] = malloc((size_t)batch_size * side2 * sizeof(float));

@@ -8,6 +8,8 @@
 
 #include "bio/error.h"
 
+/* "dir/name" as a new string (NULL when out of memory); dir and name borrowed. */
+char *bio_fs_path_join(const char *dir, const char *name);
 /* Creates the directory path (borrowed) and its missing parents, like mkdir -p. Errors name
  * path: "<path>: cannot create directory: <cause>", or "<path>: not a directory" when path
  * exists as something else. */

@@ -64,6 +64,25 @@ static int test_n_passed, test_n_failed;
 		}                                                                          \
 	} while (0)
 
+/* A new scratch directory from a template "/tmp/NAME.XXXXXX" (modified in place); 0, or -1
+ * with the cause printed. */
+static inline int test_tmpdir_make(char *templ)
+{
+	if (mkdtemp(templ))
+		return 0;
+	perror(templ);
+	return -1;
+}
+
+/* Removes a scratch directory and everything below it (a note on stderr when it cannot). */
+static inline void test_tmpdir_remove(const char *dir)
+{
+	char cmd[4200];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", dir);
+}
+
 /* Prints the closing line and returns the exit status for main. */
 static inline int test_summary(void)
 {

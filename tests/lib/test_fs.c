@@ -115,16 +115,11 @@ TEST(csv_fields_and_clock)
 
 int main(void)
 {
-	if (!mkdtemp(root)) {
-		perror(root);
+	if (test_tmpdir_make(root))
 		return 1;
-	}
 	RUN(mkdir_p_makes_parents_and_names_the_path);
 	RUN(write_atomic_replaces_and_leaves_no_temp);
 	RUN(csv_fields_and_clock);
-	char cmd[300];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
-	if (system(cmd) != 0)
-		fprintf(stderr, "%s: not removed\n", root);
+	test_tmpdir_remove(root);
 	return test_summary();
 }

@@ -66,14 +66,9 @@ TEST(git_head_reads_every_form)
 
 int main(void)
 {
-	if (!mkdtemp(root)) {
-		perror(root);
+	if (test_tmpdir_make(root))
 		return 1;
-	}
 	RUN(git_head_reads_every_form);
-	char cmd[300];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
-	if (system(cmd) != 0)
-		fprintf(stderr, "%s: not removed\n", root);
+	test_tmpdir_remove(root);
 	return test_summary();
 }

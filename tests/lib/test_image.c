@@ -496,10 +496,8 @@ TEST(resize_float_vs_u8)
 int main(void)
 {
 	snprintf(tmpdir, sizeof tmpdir, "/tmp/test_image.XXXXXX");
-	if (!mkdtemp(tmpdir)) {
-		perror("mkdtemp");
+	if (test_tmpdir_make(tmpdir))
 		return 1;
-	}
 	RUN(round_trip);
 	RUN(reader_reuse);
 	RUN(writer_errors);
@@ -510,9 +508,6 @@ int main(void)
 	RUN(unknown_format);
 	RUN(resize_values);
 	RUN(resize_float_vs_u8);
-	char cmd[300];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-	if (system(cmd) != 0)
-		fprintf(stderr, "could not remove %s\n", tmpdir);
+	test_tmpdir_remove(tmpdir);
 	return test_summary();
 }
