@@ -28,6 +28,50 @@ static float *CONV_C1_NAME(scratch)(int h, int w, int *pw)
 	return bio_kernels_scratch(3, sizeof(float) * (size_t)(h + 2) * *pw);
 }
 
+/* Channels [0, nc) (nc 1 or 2) of one padded plane: out[c * out_ld + y w + x] = sum over (kh, kw)
+ * of k9[c 9 + kh 3 + kw] pad[y + kh][x + kw] (+ bias[c]), taps in order, one FMA each. */
+static inline void CONV_C1_NAME(plane)(const float *k9, const float *bias, int nc,
+				       const float *pad, int pw, int h, int w, float *out,
+				       size_t out_ld)
+{
+	vec_t k[2][9];
+	for (int c = 0; c < 2; c++)
+		for (int t = 0; t < 9; t++)
+			k[c][t] = VSET1(k9[(c < nc ? c : 0) * 9 + t]);
+	for (int y = 0; y < h; y++) {
+		const float *r0 = pad + (size_t)y * pw, *r1 = r0 + pw, *r2 = r1 + pw;
+		float *o0 = out + (size_t)y * w, *o1 = o0 + out_ld;
+		int x = 0;
+		for (; x + VW <= w; x += VW) {
+			vec_t in[9] = {VLOADU(r0 + x), VLOADU(r0 + x + 1), VLOADU(r0 + x + 2),
+				       VLOADU(r1 + x), VLOADU(r1 + x + 1), VLOADU(r1 + x + 2),
+				       VLOADU(r2 + x), VLOADU(r2 + x + 1), VLOADU(r2 + x + 2)};
+			vec_t s0 = VZERO(), s1 = VZERO();
+			for (int t = 0; t < 9; t++) {
+				s0 = VFMA(k[0][t], in[t], s0);
+				s1 = VFMA(k[1][t], in[t], s1);
+			}
+			if (bias) {
+				s0 = VADD(s0, VSET1(bias[0]));
+				s1 = VADD(s1, VSET1(bias[nc - 1]));
+			}
+			VSTOREU(o0 + x, s0);
+			if (nc == 2)
+				VSTOREU(o1 + x, s1);
+		}
+		for (; x < w; x++) /* a row not a multiple of the vector: the same sums, scalar */
+			for (int c = 0; c < nc; c++) {
+				float s = 0.0f;
+				for (int t = 0; t < 9; t++)
+					s = CONV_C1_SFMA(k9[c * 9 + t],
+							 (t < 3 ? r0 : t < 6 ? r1 : r2)[x + t % 3], s);
+				if (bias)
+					s += bias[c];
+				out[c * out_ld + (size_t)y * w + x] = s;
+			}
+	}
+}
+
 /* out[co * out_ld + j h w + y w + x] = sum over (kh, kw) of wt[co][kh 3 + kw] in_j[y + kh - 1]
  * [x + kw - 1] (+ bias[co] when bias), for samples j < n of in [n][h][w]. */
 void CONV_C1_NAME(forward)(const float *wt, const float *bias, int c_out, const float *in, int n,
@@ -40,41 +84,17 @@ void CONV_C1_NAME(forward)(const float *wt, const float *bias, int c_out, const 
 	const size_t hw = (size_t)h * w;
 	for (int j = 0; j < n; j++) {
 		CONV_C1_NAME(pad)(pad, pw, in + (size_t)j * hw, h, w);
-		for (int y = 0; y < h; y++) {
-			const float *r0 = pad + (size_t)y * pw, *r1 = r0 + pw, *r2 = r1 + pw;
-			int x = 0;
-			for (; x + VW <= w; x += VW) {
-				vec_t i0 = VLOADU(r0 + x), i1 = VLOADU(r0 + x + 1), i2 = VLOADU(r0 + x + 2);
-				vec_t i3 = VLOADU(r1 + x), i4 = VLOADU(r1 + x + 1), i5 = VLOADU(r1 + x + 2);
-				vec_t i6 = VLOADU(r2 + x), i7 = VLOADU(r2 + x + 1), i8 = VLOADU(r2 + x + 2);
-				for (int co = 0; co < c_out; co++) {
-					const float *k9 = wt + (size_t)co * 9;
-					vec_t s = VZERO();
-					s = VFMA(VSET1(k9[0]), i0, s);
-					s = VFMA(VSET1(k9[1]), i1, s);
-					s = VFMA(VSET1(k9[2]), i2, s);
-					s = VFMA(VSET1(k9[3]), i3, s);
-					s = VFMA(VSET1(k9[4]), i4, s);
-					s = VFMA(VSET1(k9[5]), i5, s);
-					s = VFMA(VSET1(k9[6]), i6, s);
-					s = VFMA(VSET1(k9[7]), i7, s);
-					s = VFMA(VSET1(k9[8]), i8, s);
-					if (bias)
-						s = VADD(s, VSET1(bias[co]));
-					VSTOREU(out + co * out_ld + (size_t)j * hw + (size_t)y * w + x, s);
-				}
-			}
-			for (; x < w; x++) /* a row not a multiple of the vector: the same sums, scalar */
-				for (int co = 0; co < c_out; co++) {
-					const float *k9 = wt + (size_t)co * 9;
-					float s = 0.0f;
-					for (int t = 0; t < 9; t++)
-						s = CONV_C1_SFMA(k9[t], (t < 3 ? r0 : t < 6 ? r1 : r2)[x + t % 3], s);
-					if (bias)
-						s += bias[co];
-					out[co * out_ld + (size_t)j * hw + (size_t)y * w + x] = s;
-				}
-		}
+		/* two channels at a time through the whole plane, their 18 weights in registers:
+		 * each channel's plane is written front to back (the channels' planes lie out_ld
+		 * apart, a large power of two: a pixel's 32 outputs in turn would share a few cache
+		 * sets), the input rows are re-read from L1 */
+		int co = 0;
+		for (; co + 2 <= c_out; co += 2)
+			CONV_C1_NAME(plane)(wt + (size_t)co * 9, bias ? bias + co : NULL, 2, pad, pw, h,
+					    w, out + co * out_ld + (size_t)j * hw, out_ld);
+		if (co < c_out)
+			CONV_C1_NAME(plane)(wt + (size_t)co * 9, bias ? bias + co : NULL, 1, pad, pw, h,
+					    w, out + co * out_ld + (size_t)j * hw, out_ld);
 	}
 }
 
