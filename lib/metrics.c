@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bio/rng.h"
 #include "bio/thread.h"
 
 const double bio_fmr_targets[BIO_N_FMR_TARGETS] = {1e-2, 1e-3, 0.0};
@@ -130,6 +131,8 @@ void bio_scores_destroy(struct bio_scores *s)
 {
 	free(s->genuine);
 	free(s->impostor);
+	free(s->gen_id);
+	free(s->imp_id);
 	memset(s, 0, sizeof *s);
 }
 
@@ -208,6 +211,8 @@ struct pair_job {
 	size_t row_begin, row_end;
 	const size_t *gen_off, *imp_off; /* where row a's scores start */
 	double *gen, *imp;
+	const int64_t *labels;
+	uint32_t *gen_id, *imp_id; /* NULL without ids */
 };
 
 static void *pair_worker(void *arg)
@@ -216,6 +221,9 @@ static void *pair_worker(void *arg)
 	for (size_t a = j->row_begin; a < j->row_end; a++) {
 		const float *ea = j->emb + j->idx[a] * j->dim;
 		double *g = j->gen + j->gen_off[a], *im = j->imp + j->imp_off[a];
+		uint32_t *gi = j->gen_id ? j->gen_id + j->gen_off[a] : NULL;
+		uint32_t *ii = j->imp_id ? j->imp_id + 2 * j->imp_off[a] : NULL;
+		uint32_t la = (uint32_t)j->labels[j->idx[a]];
 		int fa = j->is_first[a];
 		for (size_t b = a + 1; b < j->m; b++) {
 			int same = j->id[a] == j->id[b];
@@ -223,10 +231,17 @@ static void *pair_worker(void *arg)
 				continue;
 			const float *eb = j->emb + j->idx[b] * j->dim;
 			double s = cosine_from(dot_f32(ea, eb, j->dim), j->norm2[a], j->norm2[b]);
-			if (same)
+			if (same) {
 				*g++ = s;
-			else
+				if (gi)
+					*gi++ = la;
+			} else {
 				*im++ = s;
+				if (ii) {
+					*ii++ = la;
+					*ii++ = (uint32_t)j->labels[j->idx[b]];
+				}
+			}
 		}
 	}
 	return NULL;
@@ -245,7 +260,7 @@ static int clamp_threads(int n_threads, size_t work)
 
 int bio_scores_pairs(struct bio_scores *s, const float *emb, size_t n, size_t dim,
 		     const int64_t *labels, enum bio_pair_protocol protocol, uint64_t max_pairs,
-		     int n_threads, struct bio_error *err)
+		     int with_ids, int n_threads, struct bio_error *err)
 {
 	memset(s, 0, sizeof *s);
 	size_t *idx = NULL, *id = NULL, *cnt = NULL, *gen_off = NULL, *imp_off = NULL;
@@ -323,6 +338,14 @@ int bio_scores_pairs(struct bio_scores *s, const float *emb, size_t n, size_t di
 	}
 	s->n_genuine = go;
 	s->n_impostor = io;
+	if (with_ids) {
+		s->gen_id = malloc((go ? go : 1) * sizeof *s->gen_id);
+		s->imp_id = malloc((io ? 2 * io : 1) * sizeof *s->imp_id);
+		if (!s->gen_id || !s->imp_id) {
+			rc = bio_error_set(err, BIO_ENOMEM, "scores: out of memory for their ids");
+			goto out;
+		}
+	}
 	/* split rows so that each thread scores about the same number of pairs */
 	n_threads = clamp_threads(n_threads, m);
 	jobs = calloc((size_t)n_threads, sizeof *jobs);
@@ -336,7 +359,8 @@ int bio_scores_pairs(struct bio_scores *s, const float *emb, size_t n, size_t di
 		for (int t = 0; t < n_threads; t++) {
 			struct pair_job *j = &jobs[t];
 			*j = (struct pair_job){emb, dim, idx, id, is_first, norm2, m, fvc, a, a,
-					       gen_off, imp_off, s->genuine, s->impostor};
+					       gen_off, imp_off, s->genuine, s->impostor, labels,
+					       s->gen_id, s->imp_id};
 			uint64_t target = work_total * (uint64_t)(t + 1) / (uint64_t)n_threads;
 			while (a < m && (acc < target || t == n_threads - 1)) {
 				acc += m - 1 - a;
@@ -574,6 +598,15 @@ static void fnmr_at_fmr(double *fnmr, double *thr, double *fmr_reached, const do
 	if (g_le < ng && (!have || gen[g_le] < t))
 		t = gen[g_le];
 	*thr = t;
+}
+
+double bio_threshold_at_fmr(double *fnmr, double *fmr_reached, const double *gen_sorted,
+			    size_t ng, const double *imp_sorted, size_t ni, double target)
+{
+	BIO_ASSERT(ng > 0 && ni > 0);
+	double thr;
+	fnmr_at_fmr(fnmr, &thr, fmr_reached, gen_sorted, ng, imp_sorted, ni, target);
+	return thr;
 }
 
 int bio_verif_compute(struct bio_verif *v, const double *gen, size_t ng, const double *imp,
@@ -897,6 +930,15 @@ static int cmc_core(struct bio_cmc *cmc, const float *emb, size_t n, size_t dim,
 		acc += cmc->rate[r];
 		cmc->rate[r] = acc / (double)n_probe;
 	}
+	cmc->probe_id = malloc(n_probe * sizeof *cmc->probe_id);
+	if (!cmc->probe_id) {
+		rc = bio_error_set(err, BIO_ENOMEM, "identification: out of memory");
+		goto out;
+	}
+	for (size_t p = 0; p < n_probe; p++)
+		cmc->probe_id[p] = (uint32_t)labels[probe_idx[p]];
+	cmc->probe_rank = rank;
+	rank = NULL;
 out:
 	free(idx);
 	free(id);
@@ -947,5 +989,508 @@ double bio_cmc_rank(const struct bio_cmc *cmc, size_t k)
 void bio_cmc_destroy(struct bio_cmc *cmc)
 {
 	free(cmc->rate);
+	free(cmc->probe_rank);
+	free(cmc->probe_id);
 	memset(cmc, 0, sizeof *cmc);
+}
+
+/* ---- probe-versus-template comparison ---- */
+
+struct tmpl_job {
+	const float *emb;
+	size_t dim;
+	const size_t *probe_idx;
+	const uint32_t *probe_lab;
+	size_t n_tpl;
+	const uint32_t *tpl_lab;
+	const size_t *tpl_off;  /* template t's rows in rows[tpl_off[t] .. tpl_off[t + 1]) */
+	const float *rows;      /* the template vectors (means, or the enrolled samples) */
+	const double *rows_n2;
+	size_t p_begin, p_end;
+	double *matrix; /* n_probes x n_tpl */
+};
+
+static void *tmpl_worker(void *arg)
+{
+	struct tmpl_job *j = arg;
+	for (size_t p = j->p_begin; p < j->p_end; p++) {
+		const float *ep = j->emb + j->probe_idx[p] * j->dim;
+		double pn2 = dot_f32(ep, ep, j->dim);
+		for (size_t t = 0; t < j->n_tpl; t++) {
+			double best = -INFINITY;
+			for (size_t r = j->tpl_off[t]; r < j->tpl_off[t + 1]; r++) {
+				double sc = cosine_from(dot_f32(ep, j->rows + r * j->dim, j->dim), pn2,
+							j->rows_n2[r]);
+				if (sc > best)
+					best = sc;
+			}
+			j->matrix[p * j->n_tpl + t] = best;
+		}
+	}
+	return NULL;
+}
+
+struct lab_idx {
+	uint32_t lab;
+	size_t i;
+};
+
+static int cmp_lab_idx(const void *a, const void *b)
+{
+	const struct lab_idx *x = a, *y = b;
+	if (x->lab != y->lab)
+		return (x->lab > y->lab) - (x->lab < y->lab);
+	return (x->i > y->i) - (x->i < y->i);
+}
+
+int bio_scores_templates(struct bio_scores *s, struct bio_cmc *cmc, const float *emb, size_t n,
+			 size_t dim, const int64_t *labels, const unsigned char *is_gallery,
+			 enum bio_template_kind kind, uint64_t max_pairs, int n_threads,
+			 struct bio_error *err)
+{
+	memset(s, 0, sizeof *s);
+	memset(cmc, 0, sizeof *cmc);
+	int rc = 0;
+	size_t n_gal = 0, n_probe = 0, n_tpl = 0, cap = n ? n : 1;
+	struct lab_idx *gal = malloc(cap * sizeof *gal);
+	size_t *probe_idx = malloc(cap * sizeof *probe_idx);
+	uint32_t *lab32 = malloc(cap * sizeof *lab32), *probe_lab = malloc(cap * sizeof *probe_lab);
+	size_t *tpl_off = malloc((cap + 1) * sizeof *tpl_off);
+	uint32_t *tpl_lab = malloc(cap * sizeof *tpl_lab);
+	float *rows = NULL;
+	double *rows_n2 = NULL, *matrix = NULL;
+	struct tmpl_job *jobs = NULL;
+	if (!gal || !probe_idx || !lab32 || !probe_lab || !tpl_off || !tpl_lab) {
+		rc = bio_error_set(err, BIO_ENOMEM, "templates: out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (labels[i] < 0)
+			continue;
+		if (labels[i] > (int64_t)UINT32_MAX) {
+			rc = bio_error_set(err, BIO_ELIMIT, "templates: label %lld too large",
+					   (long long)labels[i]);
+			goto out;
+		}
+		lab32[i] = (uint32_t)labels[i];
+		if (is_gallery[i]) {
+			gal[n_gal++] = (struct lab_idx){lab32[i], i};
+		} else {
+			probe_idx[n_probe] = i;
+			probe_lab[n_probe++] = lab32[i];
+		}
+	}
+	if (n_gal == 0) {
+		rc = bio_error_set(err, BIO_EINVAL, "no enrolled samples (no templates)");
+		goto out;
+	}
+	if (n_probe == 0) {
+		rc = bio_error_set(err, BIO_EINVAL, "no probes (every sample is enrolled)");
+		goto out;
+	}
+	/* enrolled samples by label (stable: input order within a label) */
+	qsort(gal, n_gal, sizeof *gal, cmp_lab_idx);
+	for (size_t a = 0; a < n_gal; a++)
+		if (a == 0 || gal[a].lab != gal[a - 1].lab) {
+			tpl_off[n_tpl] = a;
+			tpl_lab[n_tpl++] = gal[a].lab;
+		}
+	tpl_off[n_tpl] = n_gal;
+	if ((uint64_t)n_probe * n_tpl > max_pairs) {
+		rc = bio_error_set(err, BIO_ELIMIT,
+				   "%zu probes x %zu templates make more than eval.max_pairs (%llu) "
+				   "comparisons", n_probe, n_tpl, (unsigned long long)max_pairs);
+		goto out;
+	}
+	size_t n_rows = kind == BIO_TEMPLATE_MEAN ? n_tpl : n_gal;
+	rows = malloc(n_rows * dim * sizeof *rows);
+	rows_n2 = malloc(n_rows * sizeof *rows_n2);
+	matrix = malloc((n_probe * n_tpl > 0 ? n_probe * n_tpl : 1) * sizeof *matrix);
+	if (!rows || !rows_n2 || !matrix) {
+		rc = bio_error_set(err, BIO_ENOMEM, "templates: out of memory");
+		goto out;
+	}
+	if (kind == BIO_TEMPLATE_MEAN) {
+		double *acc = calloc(dim, sizeof *acc);
+		if (!acc) {
+			rc = bio_error_set(err, BIO_ENOMEM, "templates: out of memory");
+			goto out;
+		}
+		for (size_t t = 0; t < n_tpl; t++) {
+			memset(acc, 0, dim * sizeof *acc);
+			for (size_t a = tpl_off[t]; a < tpl_off[t + 1]; a++) {
+				const float *e = emb + gal[a].i * dim;
+				double n2 = dot_f32(e, e, dim);
+				double inv = n2 > 0.0 ? 1.0 / sqrt(n2) : 0.0;
+				for (size_t k = 0; k < dim; k++)
+					acc[k] += (double)e[k] * inv;
+			}
+			double cnt = (double)(tpl_off[t + 1] - tpl_off[t]);
+			for (size_t k = 0; k < dim; k++)
+				rows[t * dim + k] = (float)(acc[k] / cnt);
+			tpl_off[t] = t;
+		}
+		tpl_off[n_tpl] = n_tpl;
+		free(acc);
+	} else {
+		for (size_t a = 0; a < n_gal; a++)
+			memcpy(rows + a * dim, emb + gal[a].i * dim, dim * sizeof *rows);
+	}
+	for (size_t r = 0; r < n_rows; r++)
+		rows_n2[r] = dot_f32(rows + r * dim, rows + r * dim, dim);
+	n_threads = clamp_threads(n_threads, n_probe);
+	jobs = calloc((size_t)n_threads, sizeof *jobs);
+	if (!jobs) {
+		rc = bio_error_set(err, BIO_ENOMEM, "templates: out of memory");
+		goto out;
+	}
+	for (int t = 0; t < n_threads; t++)
+		jobs[t] = (struct tmpl_job){emb, dim, probe_idx, probe_lab, n_tpl, tpl_lab, tpl_off,
+					    rows, rows_n2, n_probe * (size_t)t / (size_t)n_threads,
+					    n_probe * (size_t)(t + 1) / (size_t)n_threads, matrix};
+	run_parallel(tmpl_worker, jobs, sizeof *jobs, n_threads);
+	/* scores in (probe, template) order, their ids, and each mated probe's rank */
+	size_t n_gen = 0, n_imp = 0, n_mated = 0;
+	for (size_t p = 0; p < n_probe; p++)
+		for (size_t t = 0; t < n_tpl; t++) {
+			int g = tpl_lab[t] == probe_lab[p];
+			n_gen += g;
+			n_imp += !g;
+			n_mated += g;
+		}
+	s->genuine = malloc((n_gen ? n_gen : 1) * sizeof *s->genuine);
+	s->impostor = malloc((n_imp ? n_imp : 1) * sizeof *s->impostor);
+	s->gen_id = malloc((n_gen ? n_gen : 1) * sizeof *s->gen_id);
+	s->imp_id = malloc((n_imp ? 2 * n_imp : 1) * sizeof *s->imp_id);
+	cmc->n_ranks = n_tpl;
+	cmc->rate = calloc(n_tpl, sizeof *cmc->rate);
+	cmc->probe_rank = malloc((n_mated ? n_mated : 1) * sizeof *cmc->probe_rank);
+	cmc->probe_id = malloc((n_mated ? n_mated : 1) * sizeof *cmc->probe_id);
+	if (!s->genuine || !s->impostor || !s->gen_id || !s->imp_id || !cmc->rate ||
+	    !cmc->probe_rank || !cmc->probe_id) {
+		rc = bio_error_set(err, BIO_ENOMEM, "templates: out of memory");
+		goto out;
+	}
+	for (size_t p = 0; p < n_probe; p++) {
+		const double *row = matrix + p * n_tpl;
+		double own = NAN;
+		for (size_t t = 0; t < n_tpl; t++) {
+			if (tpl_lab[t] == probe_lab[p]) {
+				own = row[t];
+				s->gen_id[s->n_genuine] = probe_lab[p];
+				s->genuine[s->n_genuine++] = row[t];
+			} else {
+				s->imp_id[2 * s->n_impostor] = probe_lab[p];
+				s->imp_id[2 * s->n_impostor + 1] = tpl_lab[t];
+				s->impostor[s->n_impostor++] = row[t];
+			}
+		}
+		if (isnan(own)) {
+			cmc->n_unmated++;
+			continue;
+		}
+		size_t r = 0;
+		for (size_t t = 0; t < n_tpl; t++)
+			r += tpl_lab[t] != probe_lab[p] && row[t] >= own;
+		cmc->probe_rank[cmc->n_probes] = r;
+		cmc->probe_id[cmc->n_probes++] = probe_lab[p];
+		cmc->rate[r] += 1.0;
+	}
+	cmc->n_gallery = n_gal;
+	cmc->n_ids = n_tpl;
+	if (cmc->n_probes == 0) {
+		rc = bio_error_set(err, BIO_EINVAL, "no probes with an enrolled identity (%zu unmated)",
+				   cmc->n_unmated);
+		goto out;
+	}
+	double acc = 0.0;
+	for (size_t r = 0; r < cmc->n_ranks; r++) {
+		acc += cmc->rate[r];
+		cmc->rate[r] = acc / (double)cmc->n_probes;
+	}
+out:
+	free(gal);
+	free(probe_idx);
+	free(lab32);
+	free(probe_lab);
+	free(tpl_off);
+	free(tpl_lab);
+	free(rows);
+	free(rows_n2);
+	free(matrix);
+	free(jobs);
+	if (rc) {
+		size_t keep[4] = {cmc->n_probes, cmc->n_gallery, cmc->n_ids, cmc->n_unmated};
+		bio_cmc_destroy(cmc);
+		cmc->n_probes = keep[0];
+		cmc->n_gallery = keep[1];
+		cmc->n_ids = keep[2];
+		cmc->n_unmated = keep[3];
+		bio_scores_destroy(s);
+	}
+	return rc;
+}
+
+/* ---- the subjects bootstrap ---- */
+
+void bio_boot_weights(uint32_t *w, const uint32_t *units, size_t n_units, size_t n_labels,
+		      uint64_t seed, uint64_t b)
+{
+	struct bio_rng r;
+	memset(w, 0, n_labels * sizeof *w);
+	bio_rng_seed1(&r, seed, b);
+	for (size_t i = 0; i < n_units; i++)
+		w[units[bio_rng_below(&r, n_units)]]++;
+}
+
+double bio_percentile(const double *x, size_t n, double q)
+{
+	BIO_ASSERT(n > 0);
+	double h = q * (double)(n - 1);
+	size_t lo = (size_t)floor(h);
+	if (lo >= n - 1)
+		return x[n - 1];
+	return x[lo] + (h - (double)lo) * (x[lo + 1] - x[lo]);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+/* CI of vals[0..n) (NaN = invalid replicate); vals is reordered. */
+static void boot_ci(struct bio_boot_ci *ci, double *vals, size_t n)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (!isnan(vals[i]))
+			vals[k++] = vals[i];
+	ci->n_valid = k;
+	if (k == 0) {
+		ci->lo = ci->hi = NAN;
+		return;
+	}
+	qsort(vals, k, sizeof *vals, cmp_double);
+	ci->lo = bio_percentile(vals, k, 0.025);
+	ci->hi = bio_percentile(vals, k, 0.975);
+}
+
+/* Weighted bob.measure eer_threshold sweep (the same steps as eer_threshold, counts replaced by
+ * weights; every weight > 0): the EER (FMR + FNMR) / 2 at the minimising state. */
+static double weighted_eer(const double *neg, const uint64_t *wn, size_t nn, uint64_t tn,
+			   const double *pos, const uint64_t *wp, size_t np, uint64_t tp)
+{
+	double min_pred = 1e8, best = NAN;
+	double far = 1.0, frr = 0.0;
+	uint64_t cn = 0, cp = 0;
+	size_t pi = 0, ni = 0;
+	while (pi < np && ni < nn) {
+		double pred = fabs(far - frr);
+		if (pred <= min_pred) {
+			min_pred = pred;
+			best = (far + frr) / 2.0;
+		}
+		double cur;
+		if (pos[pi] >= neg[ni]) {
+			cur = neg[ni];
+			cn += wn[ni++];
+		} else {
+			cur = pos[pi];
+			cp += wp[pi++];
+		}
+		while (ni < nn && cur == neg[ni])
+			cn += wn[ni++];
+		while (pi < np && cur == pos[pi])
+			cp += wp[pi++];
+		far = (double)(tn - cn) / (double)tn;
+		frr = (double)cp / (double)tp;
+	}
+	double pred = fabs(far - frr);
+	if (pred < min_pred)
+		best = (far + frr) / 2.0;
+	return best;
+}
+
+/* Weighted fnmr_at_fmr: the lowest FNMR with FMR <= target. */
+static double weighted_fnmr_at(const double *gen, const uint64_t *wg_cum, size_t ng, uint64_t tg,
+			       const double *imp, const uint64_t *wi, size_t ni, uint64_t ti,
+			       double target)
+{
+	size_t top = ni;
+	uint64_t acc = 0;
+	while (top > 0) {
+		size_t first_v = top - 1;
+		uint64_t gw = wi[top - 1];
+		while (first_v > 0 && imp[first_v - 1] == imp[top - 1])
+			gw += wi[--first_v];
+		if ((double)(acc + gw) / (double)ti <= target) {
+			acc += gw;
+			top = first_v;
+		} else {
+			break;
+		}
+	}
+	if (top == 0)
+		return 0.0;
+	size_t g_le = count_at_most(gen, ng, imp[top - 1]);
+	return g_le ? (double)wg_cum[g_le - 1] / (double)tg : 0.0;
+}
+
+struct boot_sorted {
+	double v;
+	uint32_t a, b;
+};
+
+static int cmp_boot_sorted(const void *x, const void *y)
+{
+	const struct boot_sorted *p = x, *q = y;
+	if (p->v != q->v)
+		return (p->v > q->v) - (p->v < q->v);
+	if (p->a != q->a)
+		return (p->a > q->a) - (p->a < q->a);
+	return (p->b > q->b) - (p->b < q->b);
+}
+
+struct boot_job {
+	const struct boot_sorted *gen, *imp;
+	size_t ng, ni, n_labels, n_units;
+	const uint32_t *units;
+	uint64_t seed;
+	size_t b_begin, b_end;
+	double *out; /* [n_rep][BIO_BOOT_N_VERIF] */
+	int failed;
+};
+
+static void *boot_worker(void *arg)
+{
+	struct boot_job *j = arg;
+	uint32_t *w = malloc((j->n_labels ? j->n_labels : 1) * sizeof *w);
+	double *gv = malloc((j->ng ? j->ng : 1) * sizeof *gv);
+	double *iv = malloc((j->ni ? j->ni : 1) * sizeof *iv);
+	uint64_t *gw = malloc((j->ng ? j->ng : 1) * sizeof *gw);
+	uint64_t *gc = malloc((j->ng ? j->ng : 1) * sizeof *gc);
+	uint64_t *iw = malloc((j->ni ? j->ni : 1) * sizeof *iw);
+	if (!w || !gv || !iv || !gw || !gc || !iw) {
+		j->failed = 1;
+		goto out;
+	}
+	for (size_t b = j->b_begin; b < j->b_end; b++) {
+		double *o = j->out + b * BIO_BOOT_N_VERIF;
+		bio_boot_weights(w, j->units, j->n_units, j->n_labels, j->seed, b);
+		/* the drawn subjects' comparisons, zero weights left out */
+		size_t ng = 0, ni = 0;
+		uint64_t tg = 0, ti = 0;
+		for (size_t i = 0; i < j->ng; i++) {
+			uint64_t x = w[j->gen[i].a];
+			if (!x)
+				continue;
+			gv[ng] = j->gen[i].v;
+			gw[ng] = x;
+			tg += x;
+			gc[ng++] = tg;
+		}
+		for (size_t i = 0; i < j->ni; i++) {
+			uint64_t x = (uint64_t)w[j->imp[i].a] * w[j->imp[i].b];
+			if (!x)
+				continue;
+			iv[ni] = j->imp[i].v;
+			iw[ni++] = x;
+			ti += x;
+		}
+		if (ng == 0 || ni == 0) {
+			for (int k = 0; k < BIO_BOOT_N_VERIF; k++)
+				o[k] = NAN;
+			continue;
+		}
+		o[0] = weighted_eer(iv, iw, ni, ti, gv, gw, ng, tg);
+		for (int k = 0; k < BIO_N_FMR_TARGETS; k++)
+			o[1 + k] = weighted_fnmr_at(gv, gc, ng, tg, iv, iw, ni, ti,
+						    bio_fmr_targets[k]);
+	}
+out:
+	free(w);
+	free(gv);
+	free(iv);
+	free(gw);
+	free(gc);
+	free(iw);
+	return NULL;
+}
+
+int bio_boot_verif(struct bio_boot_ci ci[BIO_BOOT_N_VERIF], const struct bio_scores *s,
+		   const uint32_t *units, size_t n_units, size_t n_labels, size_t n_rep,
+		   uint64_t seed, int n_threads, struct bio_error *err)
+{
+	int rc = 0;
+	BIO_ASSERT(s->gen_id && s->imp_id);
+	struct boot_sorted *g = malloc((s->n_genuine ? s->n_genuine : 1) * sizeof *g);
+	struct boot_sorted *im = malloc((s->n_impostor ? s->n_impostor : 1) * sizeof *im);
+	double *out = NULL, *col = NULL;
+	struct boot_job *jobs = NULL;
+	if (n_rep > SIZE_MAX / (BIO_BOOT_N_VERIF * sizeof(double)))
+		return bio_error_set(err, BIO_ELIMIT, "bootstrap: too many replicates");
+	out = malloc((n_rep ? n_rep : 1) * BIO_BOOT_N_VERIF * sizeof *out);
+	col = malloc((n_rep ? n_rep : 1) * sizeof *col);
+	n_threads = clamp_threads(n_threads, n_rep);
+	jobs = calloc((size_t)n_threads, sizeof *jobs);
+	if (!g || !im || !out || !col || !jobs) {
+		rc = bio_error_set(err, BIO_ENOMEM, "bootstrap: out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < s->n_genuine; i++)
+		g[i] = (struct boot_sorted){s->genuine[i], s->gen_id[i], 0};
+	for (size_t i = 0; i < s->n_impostor; i++)
+		im[i] = (struct boot_sorted){s->impostor[i], s->imp_id[2 * i], s->imp_id[2 * i + 1]};
+	qsort(g, s->n_genuine, sizeof *g, cmp_boot_sorted);
+	qsort(im, s->n_impostor, sizeof *im, cmp_boot_sorted);
+	for (int t = 0; t < n_threads; t++)
+		jobs[t] = (struct boot_job){g, im, s->n_genuine, s->n_impostor, n_labels, n_units,
+					    units, seed, n_rep * (size_t)t / (size_t)n_threads,
+					    n_rep * (size_t)(t + 1) / (size_t)n_threads, out, 0};
+	run_parallel(boot_worker, jobs, sizeof *jobs, n_threads);
+	for (int t = 0; t < n_threads; t++)
+		if (jobs[t].failed) {
+			rc = bio_error_set(err, BIO_ENOMEM, "bootstrap: out of memory");
+			goto out;
+		}
+	for (int k = 0; k < BIO_BOOT_N_VERIF; k++) {
+		for (size_t b = 0; b < n_rep; b++)
+			col[b] = out[b * BIO_BOOT_N_VERIF + (size_t)k];
+		boot_ci(&ci[k], col, n_rep);
+	}
+out:
+	free(g);
+	free(im);
+	free(out);
+	free(col);
+	free(jobs);
+	return rc;
+}
+
+int bio_boot_rank1(struct bio_boot_ci *ci, const struct bio_cmc *cmc, const uint32_t *units,
+		   size_t n_units, size_t n_labels, size_t n_rep, uint64_t seed,
+		   struct bio_error *err)
+{
+	uint32_t *w = malloc((n_labels ? n_labels : 1) * sizeof *w);
+	double *vals = malloc((n_rep ? n_rep : 1) * sizeof *vals);
+	if (!w || !vals) {
+		free(w);
+		free(vals);
+		return bio_error_set(err, BIO_ENOMEM, "bootstrap: out of memory");
+	}
+	for (size_t b = 0; b < n_rep; b++) {
+		bio_boot_weights(w, units, n_units, n_labels, seed, b);
+		uint64_t hit = 0, tot = 0;
+		for (size_t p = 0; p < cmc->n_probes; p++) {
+			uint64_t x = w[cmc->probe_id[p]];
+			tot += x;
+			hit += cmc->probe_rank[p] == 0 ? x : 0;
+		}
+		vals[b] = tot ? (double)hit / (double)tot : NAN;
+	}
+	boot_ci(ci, vals, n_rep);
+	free(w);
+	free(vals);
+	return 0;
 }

@@ -382,7 +382,8 @@ static void compute_modality(struct eval *e, struct modality *md)
 		return;
 	}
 	int rc = bio_scores_pairs(&md->scores, md->emb, e->n_records, md->dim, e->labels,
-				  e->protocol, (uint64_t)e->max_pairs, e->t->n_threads, &err);
+				  e->protocol, (uint64_t)e->max_pairs, 0, e->t->n_threads,
+				  &err);
 	if (rc == BIO_ENOMEM)
 		bio_tool_die(e->t, "%s", err.msg);
 	if (rc < 0) {

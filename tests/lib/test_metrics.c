@@ -1,11 +1,17 @@
 /* Unit tests of lib/metrics.c on small hand-computed cases: EER (bob.measure's threshold sweep) with
  * ties, equal scores, perfect separation; FNMR at fixed FMR (FVC definitions); AUC with ties; ROC
  * points; ppndf; numpy-compatible histograms; pair scoring for both protocols and any thread count;
- * CMC ranks with ties, one class and no probes; confusion matrices; the radix sort. */
+ * CMC ranks with ties, one class and no probes; confusion matrices; the radix sort; probe-versus-
+ * template scores (mean and all); the subjects bootstrap against a brute-force repetition of the
+ * drawn subjects' scores; numpy's percentile rule. */
 #include "bio/metrics.h"
 
+#include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "bio/rng.h"
 
 #include "test.h"
 
@@ -165,7 +171,7 @@ TEST(pairs_protocols)
 	const int64_t lab[] = {0, 0, 1, 1, -1};
 	struct bio_scores s;
 	for (int threads = 1; threads <= 3; threads++) {
-		CHECK_EQ(bio_scores_pairs(&s, emb, 5, 2, lab, BIO_PAIRS_ALL, 100, threads, NULL), 0);
+		CHECK_EQ(bio_scores_pairs(&s, emb, 5, 2, lab, BIO_PAIRS_ALL, 100, 0, threads, NULL), 0);
 		CHECK_EQ(s.n_genuine, 2);
 		CHECK_EQ(s.n_impostor, 4);
 		if (s.n_genuine == 2 && s.n_impostor == 4) {
@@ -177,18 +183,18 @@ TEST(pairs_protocols)
 		}
 		bio_scores_destroy(&s);
 	}
-	CHECK_EQ(bio_scores_pairs(&s, emb, 5, 2, lab, BIO_PAIRS_FVC, 100, 2, NULL), 0);
+	CHECK_EQ(bio_scores_pairs(&s, emb, 5, 2, lab, BIO_PAIRS_FVC, 100, 0, 2, NULL), 0);
 	CHECK_EQ(s.n_genuine, 2);
 	CHECK_EQ(s.n_impostor, 1);
 	if (s.n_impostor == 1)
 		CHECK_NEAR(s.impostor[0], 0.0, 0);
 	bio_scores_destroy(&s);
 	struct bio_error err = {0};
-	CHECK_EQ(bio_scores_pairs(&s, emb, 5, 2, lab, BIO_PAIRS_ALL, 5, 1, &err), BIO_ELIMIT);
+	CHECK_EQ(bio_scores_pairs(&s, emb, 5, 2, lab, BIO_PAIRS_ALL, 5, 0, 1, &err), BIO_ELIMIT);
 	CHECK(strstr(err.msg, "max_pairs") != NULL);
 	/* one class: no impostors */
 	const int64_t one[] = {3, 3, 3, 3, 3};
-	CHECK_EQ(bio_scores_pairs(&s, emb, 5, 2, one, BIO_PAIRS_ALL, 100, 2, NULL), 0);
+	CHECK_EQ(bio_scores_pairs(&s, emb, 5, 2, one, BIO_PAIRS_ALL, 100, 0, 2, NULL), 0);
 	CHECK_EQ(s.n_genuine, 10);
 	CHECK_EQ(s.n_impostor, 0);
 	bio_scores_destroy(&s);
@@ -317,6 +323,132 @@ TEST(sort)
 	CHECK_EQ(bio_sort_scores(bad, 2, NULL), BIO_ENAN);
 }
 
+TEST(templates_mean_and_all)
+{
+	/* gallery: id1 (-1,0); id0 (1,0) and (0,1); probes p0 id0 (1,0), p1 id1 (-1,0.1),
+	 * p2 id2 (0,-1) without a template */
+	const float emb[] = {-1, 0, 1, 0, 1, 0, 0, 1, -1, 0.1f, 0, -1};
+	const int64_t lab[] = {1, 0, 0, 0, 1, 2};
+	const unsigned char gal[] = {1, 1, 0, 1, 0, 0};
+	struct bio_scores s;
+	struct bio_cmc c;
+	struct bio_error err = {0};
+	double n1 = sqrt((double)(-1.0f * -1.0f) + (double)0.1f * (double)0.1f);
+	CHECK_EQ(bio_scores_templates(&s, &c, emb, 6, 2, lab, gal, BIO_TEMPLATE_MEAN, 100, 2, &err),
+		 0);
+	CHECK_EQ(s.n_genuine, 2);
+	CHECK_EQ(s.n_impostor, 4);
+	CHECK_NEAR(s.genuine[0], sqrt(0.5), 1e-7);
+	CHECK_NEAR(s.genuine[1], 1.0 / n1, 1e-7);
+	CHECK_NEAR(s.impostor[0], -1.0, 1e-12);
+	CHECK_NEAR(s.impostor[1], (-0.5 + 0.5 * (double)0.1f) / (sqrt(0.5) * n1), 1e-7);
+	CHECK_NEAR(s.impostor[2], -sqrt(0.5), 1e-7);
+	CHECK_NEAR(s.impostor[3], 0.0, 1e-12);
+	const uint32_t want_imp[] = {0, 1, 1, 0, 2, 0, 2, 1};
+	CHECK(memcmp(s.imp_id, want_imp, sizeof want_imp) == 0);
+	CHECK_EQ(s.gen_id[0], 0);
+	CHECK_EQ(s.gen_id[1], 1);
+	CHECK_EQ(c.n_probes, 2);
+	CHECK_EQ(c.n_unmated, 1);
+	CHECK_EQ(c.n_ids, 2);
+	CHECK_EQ(c.n_gallery, 3);
+	CHECK_NEAR(bio_cmc_rank(&c, 1), 1.0, 0);
+	bio_scores_destroy(&s);
+	bio_cmc_destroy(&c);
+	CHECK_EQ(bio_scores_templates(&s, &c, emb, 6, 2, lab, gal, BIO_TEMPLATE_MAX, 100, 1, &err),
+		 0);
+	CHECK_NEAR(s.genuine[0], 1.0, 1e-12);
+	CHECK_NEAR(s.impostor[1], (double)0.1f / n1, 1e-7); /* p1 vs (0,1), its best of id0 */
+	CHECK_NEAR(s.impostor[2], 0.0, 1e-12);
+	bio_scores_destroy(&s);
+	bio_cmc_destroy(&c);
+	/* too many comparisons; nothing to enrol */
+	CHECK_EQ(bio_scores_templates(&s, &c, emb, 6, 2, lab, gal, BIO_TEMPLATE_MEAN, 5, 1, &err),
+		 BIO_ELIMIT);
+	const unsigned char none[6] = {0};
+	CHECK_EQ(bio_scores_templates(&s, &c, emb, 6, 2, lab, none, BIO_TEMPLATE_MEAN, 100, 1, &err),
+		 BIO_EINVAL);
+}
+
+TEST(percentile_numpy_rule)
+{
+	const double x[] = {1, 2, 3, 4};
+	CHECK_NEAR(bio_percentile(x, 4, 0.025), 1.075, 1e-15);
+	CHECK_NEAR(bio_percentile(x, 4, 0.975), 3.925, 1e-15);
+	CHECK_NEAR(bio_percentile(x, 1, 0.5), 1.0, 0);
+	CHECK_NEAR(bio_percentile(x, 4, 1.0), 4.0, 0);
+}
+
+static int cmp_dbl(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+TEST(bootstrap_matches_repeated_scores)
+{
+	/* 6 subjects, 3 samples each, scores rounded to 0.1 (ties): the intervals equal those of
+	 * bio_verif_compute on each replicate's scores repeated by their weights */
+	enum { N_ID = 6, N_S = 3, N = N_ID * N_S, REP = 200 };
+	float emb[N * 2];
+	int64_t lab[N];
+	struct bio_rng r;
+	bio_rng_seed(&r, 5);
+	for (int i = 0; i < N; i++) {
+		lab[i] = i / N_S;
+		emb[2 * i] = (float)(lab[i] + bio_rng_uniform(&r) * 2.5);
+		emb[2 * i + 1] = 1.0f;
+	}
+	struct bio_scores s;
+	CHECK_EQ(bio_scores_pairs(&s, emb, N, 2, lab, BIO_PAIRS_ALL, 1000, 1, 2, NULL), 0);
+	for (size_t i = 0; i < s.n_genuine; i++)
+		s.genuine[i] = round(s.genuine[i] * 10) / 10;
+	for (size_t i = 0; i < s.n_impostor; i++)
+		s.impostor[i] = round(s.impostor[i] * 10) / 10;
+	const uint32_t units[N_ID] = {0, 1, 2, 3, 4, 5};
+	struct bio_boot_ci ci[BIO_BOOT_N_VERIF];
+	CHECK_EQ(bio_boot_verif(ci, &s, units, N_ID, N_ID, REP, 9, 3, NULL), 0);
+	double vals[BIO_BOOT_N_VERIF][REP];
+	size_t n_valid = 0;
+	for (int b = 0; b < REP; b++) {
+		uint32_t w[N_ID];
+		bio_boot_weights(w, units, N_ID, N_ID, 9, (uint64_t)b);
+		size_t ng = 0, ni = 0;
+		double *g = malloc(s.n_genuine * 36 * sizeof *g + 8);
+		double *im = malloc(s.n_impostor * 36 * sizeof *im + 8);
+		for (size_t i = 0; i < s.n_genuine; i++)
+			for (uint32_t k = 0; k < w[s.gen_id[i]]; k++)
+				g[ng++] = s.genuine[i];
+		for (size_t i = 0; i < s.n_impostor; i++)
+			for (uint32_t k = 0; k < w[s.imp_id[2 * i]] * w[s.imp_id[2 * i + 1]]; k++)
+				im[ni++] = s.impostor[i];
+		if (ng && ni) {
+			qsort(g, ng, sizeof *g, cmp_dbl);
+			qsort(im, ni, sizeof *im, cmp_dbl);
+			struct bio_verif v;
+			CHECK_EQ(bio_verif_compute(&v, g, ng, im, ni, NULL), 0);
+			vals[0][n_valid] = v.eer;
+			for (int k = 0; k < BIO_N_FMR_TARGETS; k++)
+				vals[1 + k][n_valid] = v.fnmr_at_fmr[k];
+			n_valid++;
+		}
+		free(g);
+		free(im);
+	}
+	CHECK(n_valid > REP / 2);
+	for (int k = 0; k < BIO_BOOT_N_VERIF; k++) {
+		qsort(vals[k], n_valid, sizeof(double), cmp_dbl);
+		CHECK_EQ(ci[k].n_valid, n_valid);
+		CHECK_NEAR(ci[k].lo, bio_percentile(vals[k], n_valid, 0.025), 1e-15);
+		CHECK_NEAR(ci[k].hi, bio_percentile(vals[k], n_valid, 0.975), 1e-15);
+	}
+	/* the same draws whatever the thread count */
+	struct bio_boot_ci ci1[BIO_BOOT_N_VERIF];
+	CHECK_EQ(bio_boot_verif(ci1, &s, units, N_ID, N_ID, REP, 9, 1, NULL), 0);
+	CHECK(memcmp(ci, ci1, sizeof ci) == 0);
+	bio_scores_destroy(&s);
+}
+
 int main(void)
 {
 	RUN(eer_perfect_separation);
@@ -332,5 +464,8 @@ int main(void)
 	RUN(cmc_roles);
 	RUN(confusion);
 	RUN(sort);
+	RUN(templates_mean_and_all);
+	RUN(percentile_numpy_rule);
+	RUN(bootstrap_matches_repeated_scores);
 	return test_summary();
 }
