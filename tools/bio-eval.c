@@ -1,8 +1,10 @@
 /* bio-eval: reads a predictions stream and measures it the way biometrics engineers do: closed-set
  * accuracy, top-k, per-class precision/recall and the confusion matrix from the predictions; for
- * each embedding present (emb_iris, emb_fingerprint, emb_fused) verification from genuine/impostor
- * cosine scores (ROC, DET, EER, FNMR at FMR 1%, 0.1%, 0, ZeroFNMR, AUC, histograms) and
- * identification with a gallery/probe split (CMC, rank-1, rank-5). Writes a YAML report, optional
+ * each embedding present (emb_<modality> of the input's modalities, emb_fused) verification from
+ * genuine/impostor cosine scores, of every pair or of probes against enrolled templates (ROC,
+ * DET, EER, FNMR at FMR 1%, 0.1%, 0, ZeroFNMR, AUC, histograms), identification with a
+ * gallery/probe split (CMC, rank-1, rank-5), subjects-bootstrap 95% intervals, and thresholds set
+ * on a dev set (--dev) with the FMR, FNMR and HTER they give. Writes a YAML report, optional
  * CSV curves and PNG plots, and a side-by-side summary on stderr. The whole input is read and every
  * figure computed before anything is written, so bad input leaves no output behind. */
 #include <dirent.h>
@@ -22,14 +24,16 @@
 #include "bio/track.h"
 #include "tool.h"
 
-#define N_MOD 3
-static const char *const mod_names[N_MOD] = {"iris", "fingerprint", "fused"};
-static const char *const mod_keys[N_MOD] = {"emb_iris", "emb_fingerprint", "emb_fused"};
+/* Report sections: each modality of the input (its header's meta.modalities, else the emb_*
+ * keys of record 0), then "fused"; N_MOD_MAX bounds them. */
+#define N_MOD_MAX (BIO_HEADER_MAX_MODS + 1)
 
 #define MAX_DIM 65536
 #define MAX_RECORDS 50000000u
 
 struct modality {
+	char *name; /* "iris", ..., "fused" */
+	char *key;  /* "emb_<name>" */
 	int present;
 	size_t dim;
 	float *emb; /* n_records x dim */
@@ -46,6 +50,14 @@ struct modality {
 	struct bio_cmc cmc;
 	uint64_t *hist_gen, *hist_imp;
 	double hist_lo, hist_hi;
+	struct bio_scores raw;     /* the scores in comparison order (score fusion), with ids */
+	double zmean, zstd;        /* score fusion: its impostor scores' mean and deviation */
+	struct bio_boot_ci ci[BIO_BOOT_N_VERIF], ci_rank1; /* bootstrap 95% intervals */
+	int has_ci, has_ci_rank1;
+	/* --dev: the threshold at eval.dev_fmr on the dev set, and the rates it gives here */
+	int has_dev;
+	char dev_reason[BIO_ERROR_MSG_MAX];
+	double dev_thr, dev_fmr_dev, dev_fnmr_dev, dev_fmr, dev_fnmr;
 };
 
 struct eval {
@@ -55,6 +67,11 @@ struct eval {
 	double resolution;
 	enum bio_pair_protocol protocol;
 	const char *protocol_name;
+	const char *template_name; /* eval.template: pairs, mean or all */
+	int templates;             /* mean or all: probe-versus-template comparison */
+	enum bio_template_kind template_kind;
+	int64_t n_boot, boot_seed;
+	double dev_target;         /* eval.dev_fmr */
 	/* input */
 	struct bio_header h;  /* the input's header (label names, modalities) */
 	char **label_names;   /* = h.labels */
@@ -66,12 +83,13 @@ struct eval {
 	int64_t *topk_ids; /* n_records x topk, -1 padded */
 	size_t topk_seen;  /* smallest k over records */
 	int64_t max_label;
-	struct modality mod[N_MOD];
-	/* score-level fusion of iris and fingerprint: each modality's pair scores z-normalised by
-	 * its impostor scores' mean and standard deviation, then summed pair by pair */
+	int n_mod;                  /* sections: the modalities, then "fused" (the last) */
+	struct modality mod[N_MOD_MAX];
+	/* score-level fusion of the modalities: each modality's comparison scores z-normalised by
+	 * its impostor scores' mean and standard deviation, then summed comparison by comparison */
 	struct modality sfuse;
-	struct bio_scores raw[2]; /* iris, fingerprint scores in pair order (before sorting) */
-	double zmean[2], zstd[2];
+	uint32_t *units;            /* the bootstrap's subjects: the labels present, ascending */
+	size_t n_units, n_boot_labels;
 	/* results */
 	size_t n_classes;
 	size_t n_labelled, n_unknown;
@@ -80,6 +98,8 @@ struct eval {
 	struct bio_confusion conf;
 	struct eval *enrol;     /* --enrol: the gallery's predictions, or NULL */
 	const char *enrol_path;
+	struct eval *dev;       /* --dev: the predictions the thresholds are set on, or NULL */
+	const char *dev_path;
 	/* provenance: what the input's header says made it (NULL when it does not say) */
 	char *src_program, *src_version, *src_model, *src_digest;
 	char **inputs;          /* the input files as given ("-": standard input) */
@@ -93,8 +113,9 @@ static void usage(FILE *f)
 		"Usage: bio-eval [OPTIONS] [PREDICTIONS...]\n"
 		"Evaluate a predictions stream (standard input when no file or '-' is given):\n"
 		"closed-set accuracy, verification (ROC, DET, EER, FNMR at FMR) and identification\n"
-		"(CMC) for the iris, fingerprint and fused embeddings. The report (YAML) goes to -o or\n"
-		"standard output, a summary table to standard error.\n"
+		"(CMC) for each modality's embeddings (the input's modalities) and the fused ones, with\n"
+		"bootstrap 95%% confidence intervals. The report (YAML) goes to -o or standard output,\n"
+		"a summary table to standard error.\n"
 		"\n"
 		"      --curves DIR       write roc_/det_/cmc_/hist_<modality>.csv, confusion.csv and\n"
 		"                         per_class.csv into DIR\n"
@@ -110,10 +131,18 @@ static void usage(FILE *f)
 		"      --gallery N        samples per identity enrolled for identification\n"
 		"      --enrol FILE       take the gallery from the predictions in FILE (e.g. of the\n"
 		"                         training split); every input record is then a probe\n"
+		"      --template T       verification: pairs (every pair), mean (probes against each\n"
+		"                         identity's mean template of --gallery samples) or all\n"
+		"                         (against all of them, best score) (eval.template)\n"
+		"      --dev FILE         set a threshold at eval.dev_fmr on the predictions in FILE\n"
+		"                         and report FMR, FNMR and HTER at it on the input\n"
+		"      --bootstrap N      replicates of the subjects bootstrap (eval.bootstrap; 0 = no\n"
+		"                         confidence intervals)\n"
 		"  -q, --quiet            no summary table\n"
 		BIO_TOOL_COMMON_HELP
 		"\n"
-		"Config keys: eval.topk, eval.gallery, eval.histogram_bins, eval.protocol,\n"
+		"Config keys: eval.topk, eval.gallery, eval.template, eval.bootstrap,\n"
+		"eval.bootstrap_seed, eval.dev_fmr, eval.histogram_bins, eval.protocol,\n"
 		"eval.max_pairs, eval.curve_resolution, eval.plot_width, eval.plot_height.\n"
 		"See bio-eval(1).\n");
 }
@@ -129,6 +158,60 @@ static void *xrealloc(struct eval *e, void *p, size_t n, size_t size)
 }
 
 /* ---- input ---- */
+
+static void add_section(struct eval *e, const char *name, size_t len)
+{
+	if (e->n_mod >= N_MOD_MAX)
+		bio_tool_die(e->t, "more than %d embeddings per record", N_MOD_MAX);
+	struct modality *md = &e->mod[e->n_mod++];
+	md->name = strndup(name, len);
+	md->key = xrealloc(e, NULL, len + 5, 1);
+	if (!md->name)
+		bio_tool_die(e->t, "out of memory");
+	snprintf(md->key, len + 5, "emb_%s", md->name);
+}
+
+/* The sections from the header's modalities, then "fused". */
+static void sections_from_header(struct eval *e)
+{
+	for (int m = 0; m < e->h.n_mod; m++)
+		if (strcmp(e->h.modalities[m], "fused") != 0)
+			add_section(e, e->h.modalities[m], strlen(e->h.modalities[m]));
+	add_section(e, "fused", 5);
+}
+
+/* Without header modalities: the emb_* keys of record 0 in their order, then "fused". */
+static void sections_from_record(struct eval *e, const struct bio_value *rec)
+{
+	for (size_t i = 0; i < bio_value_len(rec); i++) {
+		const char *k;
+		size_t len;
+		bio_value_map_at(rec, i, &k, &len);
+		if (k && len > 4 && memcmp(k, "emb_", 4) == 0 &&
+		    !(len == 9 && memcmp(k + 4, "fused", 5) == 0) && !memchr(k, 0, len))
+			add_section(e, k + 4, len - 4);
+	}
+	add_section(e, "fused", 5);
+}
+
+/* Dies unless other (an --enrol or --dev stream) has the same sections as e. */
+static void same_sections(struct eval *e, const struct eval *other, const char *path,
+			  const char *opt)
+{
+	int same = other->n_mod == e->n_mod;
+	for (int m = 0; same && m < e->n_mod; m++)
+		same = strcmp(other->mod[m].name, e->mod[m].name) == 0;
+	if (same)
+		return;
+	char a[256] = "", b[256] = "";
+	for (int m = 0; m < e->n_mod - 1; m++)
+		snprintf(a + strlen(a), sizeof a - strlen(a), "%s%s", m ? ", " : "", e->mod[m].name);
+	for (int m = 0; m < other->n_mod - 1; m++)
+		snprintf(b + strlen(b), sizeof b - strlen(b), "%s%s", m ? ", " : "",
+			 other->mod[m].name);
+	bio_tool_die(e->t, "%s (%s): its modalities [%s] differ from the input's [%s]", path, opt,
+		     b, a);
+}
 
 /* The predictions header: label names are needed (labels and predictions are checked against
  * them); meta.topk, when present, is the length every topk list must have. */
@@ -150,6 +233,8 @@ static void read_meta(struct eval *e, struct bio_stream_reader *r)
 			     bio_stream_reader_source(r));
 	if (e->meta_topk > (int64_t)e->n_label_names)
 		e->meta_topk = (int64_t)e->n_label_names; /* the k best of fewer labels: all */
+	if (e->h.n_mod > 0)
+		sections_from_header(e);
 }
 
 static void read_records(struct eval *e, struct bio_stream_reader *r)
@@ -167,6 +252,8 @@ static void read_records(struct eval *e, struct bio_stream_reader *r)
 		const char *src = bio_stream_reader_source(r);
 		unsigned long long ri = (unsigned long long)bio_stream_reader_record_index(r);
 		size_t i = e->n_records;
+		if (i == 0 && e->n_mod == 0)
+			sections_from_record(e, rec);
 		if (i >= MAX_RECORDS)
 			bio_tool_die(e->t, "%s: more than %u records", src, MAX_RECORDS);
 		if (i == e->cap_records) {
@@ -231,30 +318,31 @@ static void read_records(struct eval *e, struct bio_stream_reader *r)
 			e->topk_seen = 0;
 		}
 		/* embeddings */
-		for (int m = 0; m < N_MOD; m++) {
+		for (int m = 0; m < e->n_mod; m++) {
 			struct modality *md = &e->mod[m];
-			const struct bio_value *ev = bio_value_get(rec, mod_keys[m]);
+			const char *mkey = md->key;
+			const struct bio_value *ev = bio_value_get(rec, mkey);
 			if (i == 0)
 				md->present = ev != NULL;
 			if ((ev != NULL) != md->present)
 				bio_tool_die(e->t, "%s: record %llu: key '%s' %s, unlike record 0", src,
-					     ri, mod_keys[m], ev ? "present" : "missing");
+					     ri, mkey, ev ? "present" : "missing");
 			if (!ev)
 				continue;
 			struct bio_tensor t;
-			if (bio_record_get_tensor(&t, r, rec, mod_keys[m], BIO_DTYPE_F32, 1, &err) < 0)
+			if (bio_record_get_tensor(&t, r, rec, mkey, BIO_DTYPE_F32, 1, &err) < 0)
 				bio_tool_die_err(e->t, &err);
 			size_t d = bio_tensor_numel(&t);
 			if (i == 0) {
 				if (d < 1 || d > MAX_DIM)
 					bio_tool_die(e->t, "%s: record %llu: key '%s': %zu values "
 							   "(1 to %d allowed)",
-						     src, ri, mod_keys[m], d, MAX_DIM);
+						     src, ri, mkey, d, MAX_DIM);
 				md->dim = d;
 			} else if (d != md->dim) {
 				bio_tool_die(e->t, "%s: record %llu: key '%s': %zu values, record 0 "
 						   "has %zu",
-					     src, ri, mod_keys[m], d, md->dim);
+					     src, ri, mkey, d, md->dim);
 			}
 			if ((i + 1) * d > md->cap) {
 				md->cap = md->cap ? 2 * md->cap : 1024 * d;
@@ -268,7 +356,7 @@ static void read_records(struct eval *e, struct bio_stream_reader *r)
 				if (!isfinite(dst[k]))
 					bio_tool_die(e->t, "%s: record %llu: key '%s': value %zu is "
 							   "not finite",
-						     src, ri, mod_keys[m], k);
+						     src, ri, mkey, k);
 		}
 		e->n_records++;
 	}
@@ -306,30 +394,37 @@ static void compute_closed(struct eval *e)
 	e->has_closed = 1;
 }
 
-/* Identification with the gallery from the enrolment stream (its first eval.gallery samples per
- * identity) and every labelled input record as a probe. */
-static int cmc_enrolled(struct eval *e, struct modality *md, struct bio_error *err)
+/* The comparison set of md for identification with an enrolment and for templates: the
+ * enrolment stream's embeddings (--enrol, its first eval.gallery samples per identity enrolled,
+ * the others left out) followed by the input's (all probes), or without --enrol the input alone
+ * with its first eval.gallery samples per identity enrolled. Arrays returned new (*n entries);
+ * 0, or -1 with err set when the enrolment has no such embeddings. */
+static int enrolment_set(struct eval *e, const struct modality *md, float **emb_out,
+			 int64_t **labels_out, unsigned char **gal_out, size_t *n_out,
+			 struct bio_error *err)
 {
 	const struct eval *en = e->enrol;
-	const struct modality *em = &en->mod[md - e->mod];
-	const char *name = mod_names[md - e->mod];
-	if (!em->present)
-		return bio_error_set(err, BIO_EINVAL, "%s: no emb_%s to enrol", e->enrol_path, name);
-	if (em->dim != md->dim)
-		return bio_error_set(err, BIO_EINVAL, "%s: emb_%s has %zu values, the input %zu",
-				     e->enrol_path, name, em->dim, md->dim);
-	size_t n = en->n_records + e->n_records;
+	const struct modality *em = en ? &en->mod[md - e->mod] : NULL;
+	if (em && !em->present)
+		return bio_error_set(err, BIO_EINVAL, "%s: no %s to enrol", e->enrol_path, md->key);
+	if (em && em->dim != md->dim)
+		return bio_error_set(err, BIO_EINVAL, "%s: %s has %zu values, the input %zu",
+				     e->enrol_path, md->key, em->dim, md->dim);
+	size_t n_en = en ? en->n_records : 0, n = n_en + e->n_records;
 	float *emb = xrealloc(e, NULL, n * md->dim, sizeof(float));
 	int64_t *labels = xrealloc(e, NULL, n, sizeof(int64_t));
 	unsigned char *gal = xrealloc(e, NULL, n, 1);
-	memcpy(emb, em->emb, en->n_records * md->dim * sizeof(float));
-	memcpy(emb + en->n_records * md->dim, md->emb, e->n_records * md->dim * sizeof(float));
+	if (en)
+		memcpy(emb, em->emb, n_en * md->dim * sizeof(float));
+	memcpy(emb + n_en * md->dim, md->emb, e->n_records * md->dim * sizeof(float));
 	/* count enrolled samples per label; labels are < n_classes (checked on input) */
-	size_t n_lab = e->n_classes > en->n_classes ? e->n_classes : en->n_classes;
+	size_t n_lab = e->n_classes;
+	if (en && en->n_classes > n_lab)
+		n_lab = en->n_classes;
 	size_t *cnt = calloc(n_lab ? n_lab : 1, sizeof *cnt);
 	if (!cnt)
 		bio_tool_die(e->t, "out of memory");
-	for (size_t i = 0; i < en->n_records; i++) {
+	for (size_t i = 0; i < n_en; i++) {
 		int64_t l = en->labels[i];
 		int use = l >= 0 && (size_t)l < n_lab && cnt[l] < (size_t)e->gallery;
 		if (use)
@@ -338,23 +433,70 @@ static int cmc_enrolled(struct eval *e, struct modality *md, struct bio_error *e
 		gal[i] = 1;
 	}
 	for (size_t i = 0; i < e->n_records; i++) {
-		labels[en->n_records + i] = e->labels[i];
-		gal[en->n_records + i] = 0;
+		int64_t l = e->labels[i];
+		labels[n_en + i] = l;
+		gal[n_en + i] = 0;
+		if (!en && l >= 0 && cnt[l] < (size_t)e->gallery) {
+			cnt[l]++;
+			gal[n_en + i] = 1;
+		}
 	}
+	free(cnt);
+	*emb_out = emb;
+	*labels_out = labels;
+	*gal_out = gal;
+	*n_out = n;
+	return 0;
+}
+
+/* Identification with the gallery from the enrolment stream (its first eval.gallery samples per
+ * identity) and every labelled input record as a probe. */
+static int cmc_enrolled(struct eval *e, struct modality *md, struct bio_error *err)
+{
+	float *emb;
+	int64_t *labels;
+	unsigned char *gal;
+	size_t n;
+	if (enrolment_set(e, md, &emb, &labels, &gal, &n, err) < 0)
+		return -1;
 	int rc = bio_cmc_compute_roles(&md->cmc, emb, n, md->dim, labels, gal, e->t->n_threads,
 				       err);
-	free(cnt);
 	free(emb);
 	free(labels);
 	free(gal);
 	return rc;
 }
 
-/* Sorts md's scores and computes its verification figures: 1, or 0 with verif_reason set. */
+/* Probe-versus-template scores and identification (eval.template mean or all). */
+static int score_templates(struct eval *e, struct modality *md, struct bio_error *err)
+{
+	float *emb;
+	int64_t *labels;
+	unsigned char *gal;
+	size_t n;
+	if (enrolment_set(e, md, &emb, &labels, &gal, &n, err) < 0)
+		return -1;
+	int rc = bio_scores_templates(&md->scores, &md->cmc, emb, n, md->dim, labels, gal,
+				      e->template_kind, (uint64_t)e->max_pairs, e->t->n_threads, err);
+	free(emb);
+	free(labels);
+	free(gal);
+	return rc;
+}
+
+/* Sorts md's scores and computes its verification figures: 1, or 0 with verif_reason set. The
+ * bootstrap intervals come first (they need the scores in comparison order, with their ids). */
 static int verify_scores(struct eval *e, struct modality *md, const char *name)
 {
 	struct bio_error err = {0};
 	struct bio_scores *s = &md->scores;
+	if (e->n_boot > 0 && s->gen_id && s->n_genuine > 0 && s->n_impostor > 0) {
+		if (bio_boot_verif(md->ci, s, e->units, e->n_units, e->n_boot_labels,
+				   (size_t)e->n_boot, (uint64_t)e->boot_seed, e->t->n_threads,
+				   &err) < 0)
+			bio_tool_die(e->t, "%s bootstrap: %s", name, err.msg);
+		md->has_ci = 1;
+	}
 	if (bio_sort_scores(s->genuine, s->n_genuine, &err) < 0 ||
 	    bio_sort_scores(s->impostor, s->n_impostor, &err) < 0)
 		bio_tool_die(e->t, "%s scores: %s", name, err.msg);
@@ -365,6 +507,23 @@ static int verify_scores(struct eval *e, struct modality *md, const char *name)
 	}
 	md->has_verif = 1;
 	return 1;
+}
+
+/* A copy of s (values and ids) in dst. */
+static void copy_scores(struct eval *e, struct bio_scores *dst, const struct bio_scores *s)
+{
+	dst->n_genuine = s->n_genuine;
+	dst->n_impostor = s->n_impostor;
+	dst->genuine = xrealloc(e, NULL, s->n_genuine + 1, sizeof(double));
+	dst->impostor = xrealloc(e, NULL, s->n_impostor + 1, sizeof(double));
+	memcpy(dst->genuine, s->genuine, s->n_genuine * sizeof(double));
+	memcpy(dst->impostor, s->impostor, s->n_impostor * sizeof(double));
+	if (s->gen_id) {
+		dst->gen_id = xrealloc(e, NULL, s->n_genuine + 1, sizeof(uint32_t));
+		dst->imp_id = xrealloc(e, NULL, 2 * s->n_impostor + 1, sizeof(uint32_t));
+		memcpy(dst->gen_id, s->gen_id, s->n_genuine * sizeof(uint32_t));
+		memcpy(dst->imp_id, s->imp_id, 2 * s->n_impostor * sizeof(uint32_t));
+	}
 }
 
 static void compute_modality(struct eval *e, struct modality *md)
@@ -381,25 +540,31 @@ static void compute_modality(struct eval *e, struct modality *md)
 		memcpy(md->cmc_reason, md->verif_reason, sizeof md->cmc_reason);
 		return;
 	}
-	int rc = bio_scores_pairs(&md->scores, md->emb, e->n_records, md->dim, e->labels,
-				  e->protocol, (uint64_t)e->max_pairs, 0, e->t->n_threads,
-				  &err);
-	if (rc == BIO_ENOMEM)
-		bio_tool_die(e->t, "%s", err.msg);
-	if (rc < 0) {
-		snprintf(md->verif_reason, sizeof md->verif_reason, "%s", err.msg);
-	} else {
-		if (md - e->mod < 2) { /* iris, fingerprint: in pair order, for the score fusion */
-			struct bio_scores *raw = &e->raw[md - e->mod];
-			raw->n_genuine = md->scores.n_genuine;
-			raw->n_impostor = md->scores.n_impostor;
-			raw->genuine = xrealloc(e, NULL, raw->n_genuine + 1, sizeof(double));
-			raw->impostor = xrealloc(e, NULL, raw->n_impostor + 1, sizeof(double));
-			memcpy(raw->genuine, md->scores.genuine, raw->n_genuine * sizeof(double));
-			memcpy(raw->impostor, md->scores.impostor, raw->n_impostor * sizeof(double));
+	int rc;
+	if (e->templates) {
+		rc = score_templates(e, md, &err);
+		if (rc == BIO_ENOMEM)
+			bio_tool_die(e->t, "%s", err.msg);
+		if (rc < 0) {
+			snprintf(md->verif_reason, sizeof md->verif_reason, "%s", err.msg);
+			snprintf(md->cmc_reason, sizeof md->cmc_reason, "%s", err.msg);
+		} else {
+			md->has_cmc = 1;
 		}
+	} else {
+		rc = bio_scores_pairs(&md->scores, md->emb, e->n_records, md->dim, e->labels,
+				      e->protocol, (uint64_t)e->max_pairs, e->n_boot > 0,
+				      e->t->n_threads, &err);
+		if (rc == BIO_ENOMEM)
+			bio_tool_die(e->t, "%s", err.msg);
+		if (rc < 0)
+			snprintf(md->verif_reason, sizeof md->verif_reason, "%s", err.msg);
+	}
+	if (rc == 0) {
+		if (md - e->mod < e->n_mod - 1) /* a modality: in comparison order, for the fusion */
+			copy_scores(e, &md->raw, &md->scores);
 		const struct bio_scores *s = &md->scores;
-		if (verify_scores(e, md, mod_names[md - e->mod]) &&
+		if (verify_scores(e, md, md->name) &&
 		    bio_roc_curve(&md->roc, &md->n_roc, s->genuine, s->n_genuine, s->impostor,
 				  s->n_impostor, e->resolution, &err) < 0)
 			bio_tool_die(e->t, "%s", err.msg);
@@ -427,78 +592,164 @@ static void compute_modality(struct eval *e, struct modality *md)
 			}
 		}
 	}
-	if (e->enrol)
-		rc = cmc_enrolled(e, md, &err);
-	else
-		rc = bio_cmc_compute(&md->cmc, md->emb, e->n_records, md->dim, e->labels,
-				     (size_t)e->gallery, e->t->n_threads, &err);
-	if (rc == BIO_ENOMEM)
-		bio_tool_die(e->t, "%s", err.msg);
-	if (rc < 0)
-		snprintf(md->cmc_reason, sizeof md->cmc_reason, "%s", err.msg);
-	else
-		md->has_cmc = 1;
+	if (!e->templates) {
+		if (e->enrol)
+			rc = cmc_enrolled(e, md, &err);
+		else
+			rc = bio_cmc_compute(&md->cmc, md->emb, e->n_records, md->dim, e->labels,
+					     (size_t)e->gallery, e->t->n_threads, &err);
+		if (rc == BIO_ENOMEM)
+			bio_tool_die(e->t, "%s", err.msg);
+		if (rc < 0)
+			snprintf(md->cmc_reason, sizeof md->cmc_reason, "%s", err.msg);
+		else
+			md->has_cmc = 1;
+	}
+	if (md->has_cmc && e->n_boot > 0) {
+		if (bio_boot_rank1(&md->ci_rank1, &md->cmc, e->units, e->n_units, e->n_boot_labels,
+				   (size_t)e->n_boot, (uint64_t)e->boot_seed, &err) < 0)
+			bio_tool_die(e->t, "%s bootstrap: %s", md->name, err.msg);
+		md->has_ci_rank1 = 1;
+	}
 }
 
 /* Score-level fusion (ISO/IEC 19795 reports it beside feature-level fusion): z-norm per
- * modality (the impostor scores' mean and population standard deviation, in double, in pair
- * order), the sum per pair, then the same verification figures. Identification is not scored
- * this way (the CMC needs every probe-gallery score of both modalities). */
+ * modality (the impostor scores' mean and population standard deviation, in double, in
+ * comparison order), the sum per comparison, then the same verification figures. Identification
+ * is not scored this way (the CMC needs every probe-gallery score of every modality). */
 static void compute_score_fusion(struct eval *e)
 {
 	struct modality *md = &e->sfuse;
+	int n = e->n_mod - 1; /* the modalities */
 	snprintf(md->cmc_reason, sizeof md->cmc_reason,
 		 "not computed for score-level fusion (verification only)");
-	if (!e->mod[0].present || !e->mod[1].present) {
+	snprintf(md->dev_reason, sizeof md->dev_reason,
+		 "not set for score-level fusion (its normalisation is estimated per set)");
+	int all = n >= 2;
+	for (int k = 0; k < n; k++)
+		all &= e->mod[k].present;
+	if (!all) {
 		snprintf(md->verif_reason, sizeof md->verif_reason,
-			 "needs both iris and fingerprint embeddings (bio-infer --embeddings)");
+			 "needs the embeddings of two or more modalities (bio-infer --embeddings)");
 		return;
 	}
 	md->present = 1;
-	const struct bio_scores *a = &e->raw[0], *b = &e->raw[1];
-	if (!a->genuine || !b->genuine) {
-		snprintf(md->verif_reason, sizeof md->verif_reason, "%s",
-			 e->mod[0].verif_reason[0] ? e->mod[0].verif_reason : e->mod[1].verif_reason);
-		return;
-	}
-	if (a->n_genuine != b->n_genuine || a->n_impostor != b->n_impostor)
-		bio_tool_die(e->t, "score fusion: the modalities scored different pairs (a bug)");
-	for (int k = 0; k < 2; k++)
+	for (int k = 0; k < n; k++)
+		if (!e->mod[k].raw.genuine) {
+			snprintf(md->verif_reason, sizeof md->verif_reason, "%s",
+				 e->mod[k].verif_reason);
+			return;
+		}
+	const struct bio_scores *a = &e->mod[0].raw;
+	for (int k = 1; k < n; k++)
+		if (e->mod[k].raw.n_genuine != a->n_genuine ||
+		    e->mod[k].raw.n_impostor != a->n_impostor)
+			bio_tool_die(e->t, "score fusion: the modalities scored different pairs (a bug)");
+	for (int k = 0; k < n; k++)
 		if (!e->mod[k].has_verif) { /* e.g. no impostors: the modality's own reason */
 			snprintf(md->verif_reason, sizeof md->verif_reason, "%s",
 				 e->mod[k].verif_reason);
 			return;
 		}
-	for (int k = 0; k < 2; k++) {
-		const struct bio_scores *x = &e->raw[k];
+	for (int k = 0; k < n; k++) {
+		struct modality *x = &e->mod[k];
 		double sum = 0.0, sq = 0.0;
-		for (size_t i = 0; i < x->n_impostor; i++)
-			sum += x->impostor[i];
-		double mean = x->n_impostor ? sum / (double)x->n_impostor : 0.0;
-		for (size_t i = 0; i < x->n_impostor; i++)
-			sq += (x->impostor[i] - mean) * (x->impostor[i] - mean);
-		e->zmean[k] = mean;
-		e->zstd[k] = x->n_impostor ? sqrt(sq / (double)x->n_impostor) : 0.0;
-		if (!(e->zstd[k] > 0.0)) {
+		for (size_t i = 0; i < x->raw.n_impostor; i++)
+			sum += x->raw.impostor[i];
+		double mean = x->raw.n_impostor ? sum / (double)x->raw.n_impostor : 0.0;
+		for (size_t i = 0; i < x->raw.n_impostor; i++)
+			sq += (x->raw.impostor[i] - mean) * (x->raw.impostor[i] - mean);
+		x->zmean = mean;
+		x->zstd = x->raw.n_impostor ? sqrt(sq / (double)x->raw.n_impostor) : 0.0;
+		if (!(x->zstd > 0.0)) {
 			snprintf(md->verif_reason, sizeof md->verif_reason,
-				 "%s: the impostor scores have no spread to normalise by",
-				 mod_names[k]);
+				 "%s: the impostor scores have no spread to normalise by", x->name);
 			return;
 		}
 	}
 	struct bio_scores *f = &md->scores;
-	f->n_genuine = a->n_genuine;
-	f->n_impostor = a->n_impostor;
-	f->genuine = xrealloc(e, NULL, f->n_genuine + 1, sizeof(double));
-	f->impostor = xrealloc(e, NULL, f->n_impostor + 1, sizeof(double));
-#define ZSUM(arr, i)                                                                           \
-	((a->arr[i] - e->zmean[0]) / e->zstd[0] + (b->arr[i] - e->zmean[1]) / e->zstd[1])
-	for (size_t i = 0; i < f->n_genuine; i++)
-		f->genuine[i] = ZSUM(genuine, i);
-	for (size_t i = 0; i < f->n_impostor; i++)
-		f->impostor[i] = ZSUM(impostor, i);
-#undef ZSUM
+	copy_scores(e, f, a); /* the ids; the values are replaced */
+	for (size_t i = 0; i < f->n_genuine; i++) {
+		double v = 0.0;
+		for (int k = 0; k < n; k++)
+			v += (e->mod[k].raw.genuine[i] - e->mod[k].zmean) / e->mod[k].zstd;
+		f->genuine[i] = v;
+	}
+	for (size_t i = 0; i < f->n_impostor; i++) {
+		double v = 0.0;
+		for (int k = 0; k < n; k++)
+			v += (e->mod[k].raw.impostor[i] - e->mod[k].zmean) / e->mod[k].zstd;
+		f->impostor[i] = v;
+	}
 	verify_scores(e, md, "score fusion");
+}
+
+/* --dev: each section's threshold at eval.dev_fmr on the dev set's scores, and the FMR, FNMR
+ * (and HTER) it gives on the input's. */
+static void compute_dev(struct eval *e)
+{
+	for (int m = 0; m < e->n_mod; m++) {
+		struct modality *md = &e->mod[m];
+		const struct modality *dm = &e->dev->mod[m];
+		if (!dm->has_verif) {
+			snprintf(md->dev_reason, sizeof md->dev_reason, "%s: %s", e->dev_path,
+				 dm->present ? dm->verif_reason : "no embeddings");
+			continue;
+		}
+		if (!md->has_verif) {
+			snprintf(md->dev_reason, sizeof md->dev_reason, "%s", md->verif_reason);
+			continue;
+		}
+		const struct bio_scores *d = &dm->scores, *s = &md->scores;
+		md->dev_thr = bio_threshold_at_fmr(&md->dev_fnmr_dev, &md->dev_fmr_dev, d->genuine,
+						   d->n_genuine, d->impostor, d->n_impostor,
+						   e->dev_target);
+		bio_fmr_fnmr(&md->dev_fmr, &md->dev_fnmr, s->genuine, s->n_genuine, s->impostor,
+			     s->n_impostor, md->dev_thr);
+		md->has_dev = 1;
+	}
+}
+
+/* Templates from the input itself: dies when eval.gallery leaves no identity a probe (every
+ * sample enrolled), naming the input, the largest count and the key. */
+static void check_gallery(struct eval *e, const char *src)
+{
+	size_t n_lab = e->n_classes ? e->n_classes : 1, most = 0;
+	size_t *cnt = calloc(n_lab, sizeof *cnt);
+	if (!cnt)
+		bio_tool_die(e->t, "out of memory");
+	for (size_t i = 0; i < e->n_records; i++)
+		if (e->labels[i] >= 0 && (size_t)e->labels[i] < n_lab &&
+		    ++cnt[e->labels[i]] > most)
+			most = cnt[e->labels[i]];
+	free(cnt);
+	if (most > 0 && most <= (size_t)e->gallery)
+		bio_tool_die(e->t, "%s: eval.gallery %lld enrols every sample (an identity has at most "
+			     "%zu): no probes are left; set eval.gallery below %zu", src,
+			     (long long)e->gallery, most, most);
+}
+
+/* The bootstrap's subjects: every label of a labelled input record or enrolled sample. */
+static void boot_units(struct eval *e)
+{
+	size_t n_lab = e->n_classes;
+	if (e->enrol && e->enrol->n_classes > n_lab)
+		n_lab = e->enrol->n_classes;
+	e->n_boot_labels = n_lab; /* the weights' index range */
+	unsigned char *seen = calloc(n_lab ? n_lab : 1, 1);
+	if (!seen)
+		bio_tool_die(e->t, "out of memory");
+	for (size_t i = 0; i < e->n_records; i++)
+		if (e->labels[i] >= 0 && (size_t)e->labels[i] < n_lab)
+			seen[e->labels[i]] = 1;
+	for (size_t i = 0; e->enrol && i < e->enrol->n_records; i++)
+		if (e->enrol->labels[i] >= 0 && (size_t)e->enrol->labels[i] < n_lab)
+			seen[e->enrol->labels[i]] = 1;
+	e->units = xrealloc(e, NULL, n_lab + 1, sizeof *e->units);
+	for (size_t l = 0; l < n_lab; l++)
+		if (seen[l])
+			e->units[e->n_units++] = (uint32_t)l;
+	free(seen);
 }
 
 /* ---- report ---- */
@@ -549,7 +800,17 @@ static const char *iso_time(char *buf, size_t cap)
 }
 
 /* The verification block of a report section (figures, or nulls and the reason). */
-static void put_verification(FILE *f, const struct modality *md)
+/* A 95% interval as [lo, hi] (null when not computed or no replicate was valid). */
+static void put_ci(FILE *f, const char *indent, const char *key, int ok,
+		   const struct bio_boot_ci *ci)
+{
+	if (ok && ci->n_valid > 0)
+		fprintf(f, "%s%s: [%.10g, %.10g]\n", indent, key, ci->lo, ci->hi);
+	else
+		fprintf(f, "%s%s: null\n", indent, key);
+}
+
+static void put_verification(FILE *f, const struct modality *md, int dev)
 {
 	const struct bio_verif *v = &md->v;
 	int ok = md->has_verif;
@@ -557,14 +818,18 @@ static void put_verification(FILE *f, const struct modality *md)
 	fprintf(f, "    n_genuine: %zu\n    n_impostor: %zu\n",
 		md->scores.n_genuine, md->scores.n_impostor);
 	put_rate(f, "    ", "eer", ok, v->eer);
+	put_ci(f, "    ", "eer_ci95", ok && md->has_ci, &md->ci[0]);
 	put_threshold(f, "    ", "eer_threshold", ok, v->eer_threshold);
 	put_rate(f, "    ", "eer_fmr", ok, v->eer_fmr);
 	put_rate(f, "    ", "eer_fnmr", ok, v->eer_fnmr);
 	put_rate(f, "    ", "fnmr_at_fmr_1pct", ok, v->fnmr_at_fmr[0]);
+	put_ci(f, "    ", "fnmr_at_fmr_1pct_ci95", ok && md->has_ci, &md->ci[1]);
 	put_threshold(f, "    ", "threshold_at_fmr_1pct", ok, v->threshold_at_fmr[0]);
 	put_rate(f, "    ", "fnmr_at_fmr_0_1pct", ok, v->fnmr_at_fmr[1]);
+	put_ci(f, "    ", "fnmr_at_fmr_0_1pct_ci95", ok && md->has_ci, &md->ci[2]);
 	put_threshold(f, "    ", "threshold_at_fmr_0_1pct", ok, v->threshold_at_fmr[1]);
 	put_rate(f, "    ", "fnmr_at_fmr_0", ok, v->fnmr_at_fmr[2]);
+	put_ci(f, "    ", "fnmr_at_fmr_0_ci95", ok && md->has_ci, &md->ci[3]);
 	put_threshold(f, "    ", "threshold_at_fmr_0", ok, v->threshold_at_fmr[2]);
 	put_rate(f, "    ", "zero_fnmr", ok, v->zero_fnmr);
 	put_threshold(f, "    ", "zero_fnmr_threshold", ok, v->zero_fnmr_threshold);
@@ -572,6 +837,22 @@ static void put_verification(FILE *f, const struct modality *md)
 	if (!ok) {
 		fputs("    reason: ", f);
 		put_qstr(f, md->verif_reason);
+		fputc('\n', f);
+	}
+	if (!dev)
+		return;
+	/* the threshold set on the dev set at eval.dev_fmr, applied here */
+	fputs("    dev_threshold:\n", f);
+	int d = md->has_dev;
+	put_threshold(f, "      ", "threshold", d, md->dev_thr);
+	put_rate(f, "      ", "dev_fmr", d, md->dev_fmr_dev);
+	put_rate(f, "      ", "dev_fnmr", d, md->dev_fnmr_dev);
+	put_rate(f, "      ", "fmr", d, md->dev_fmr);
+	put_rate(f, "      ", "fnmr", d, md->dev_fnmr);
+	put_rate(f, "      ", "hter", d, (md->dev_fmr + md->dev_fnmr) / 2.0);
+	if (!d) {
+		fputs("      reason: ", f);
+		put_qstr(f, md->dev_reason);
 		fputc('\n', f);
 	}
 }
@@ -585,14 +866,21 @@ static void write_report(struct eval *e, FILE *f)
 		(long long)e->gallery);
 	fputs("gallery_from: ", f);
 	put_qstr(f, e->enrol ? e->enrol_path : "input");
-	fputc('\n', f);
-	for (int m = 0; m < N_MOD; m++) {
+	fprintf(f, "\ntemplate: %s\n", e->template_name);
+	fprintf(f, "bootstrap:\n  replicates: %lld\n  seed: %lld\n  unit: identity\n"
+		"  subjects: %zu\n", (long long)e->n_boot, (long long)e->boot_seed, e->n_units);
+	if (e->dev) {
+		fputs("dev:\n  path: ", f);
+		put_qstr(f, e->dev_path);
+		fprintf(f, "\n  target_fmr: %.10g\n", e->dev_target);
+	}
+	for (int m = 0; m < e->n_mod; m++) {
 		struct modality *md = &e->mod[m];
-		fprintf(f, "%s:\n", mod_names[m]);
+		fprintf(f, "%s:\n", e->mod[m].name);
 		fprintf(f, "  embeddings: %s\n", md->present ? "true" : "false");
 		if (md->present)
 			fprintf(f, "  dim: %zu\n", md->dim);
-		if (m == N_MOD - 1) {
+		if (m == e->n_mod - 1) {
 			/* closed-set figures come from pred/topk, i.e. the fused classifier */
 			size_t k = (size_t)e->topk < e->topk_seen ? (size_t)e->topk : e->topk_seen;
 			int ok = e->has_closed;
@@ -616,15 +904,18 @@ static void write_report(struct eval *e, FILE *f)
 				fputc('\n', f);
 			}
 		}
-		put_verification(f, md);
+		put_verification(f, md, e->dev != NULL);
 		fputs("  identification:\n", f);
 		int ok = md->has_cmc;
 		put_rate(f, "    ", "rank1", ok, bio_cmc_rank(&md->cmc, 1));
+		put_ci(f, "    ", "rank1_ci95", ok && md->has_ci_rank1, &md->ci_rank1);
 		put_rate(f, "    ", "rank5", ok, bio_cmc_rank(&md->cmc, 5));
 		fprintf(f, "    n_gallery: %zu\n    n_probes: %zu\n", md->cmc.n_gallery,
 			md->cmc.n_probes);
-		if (e->enrol)
+		if (e->enrol || e->templates)
 			fprintf(f, "    n_unmated_probes: %zu\n", md->cmc.n_unmated);
+		if (e->templates)
+			fprintf(f, "    n_templates: %zu\n", md->cmc.n_ids);
 		if (!ok) {
 			fputs("    reason: ", f);
 			put_qstr(f, md->cmc_reason);
@@ -636,10 +927,10 @@ static void write_report(struct eval *e, FILE *f)
 		const struct modality *md = &e->sfuse;
 		fputs("score_fusion:\n  method: \"z-norm (impostor mean and standard deviation of "
 		      "each modality), sum\"\n", f);
-		for (int k = 0; k < 2 && md->has_verif; k++)
-			fprintf(f, "  %s_znorm: [%.17g, %.17g]\n", mod_names[k], e->zmean[k],
-				e->zstd[k]);
-		put_verification(f, md);
+		for (int k = 0; k < e->n_mod - 1 && md->has_verif; k++)
+			fprintf(f, "  %s_znorm: [%.17g, %.17g]\n", e->mod[k].name, e->mod[k].zmean,
+				e->mod[k].zstd);
+		put_verification(f, md, e->dev != NULL);
 	}
 	/* provenance: this program, when, on what configuration, from which inputs and model */
 	fputs("provenance:\n  program: bio-eval\n  version: ", f);
@@ -652,15 +943,16 @@ static void write_report(struct eval *e, FILE *f)
 		put_qstr(f, e->inputs[i]);
 	}
 	fputs("]\n", f);
-	const struct eval *src[2] = {e, e->enrol};
-	static const char *const what[2] = {"predictions", "enrol"};
-	for (int k = 0; k < 2; k++) {
+	const struct eval *src[3] = {e, e->enrol, e->dev};
+	const char *const paths[3] = {NULL, e->enrol_path, e->dev_path};
+	static const char *const what[3] = {"predictions", "enrol", "dev"};
+	for (int k = 0; k < 3; k++) {
 		if (!src[k])
 			continue;
 		fprintf(f, "  %s:\n", what[k]);
-		if (k == 1) {
+		if (k > 0) {
 			fputs("    path: ", f);
-			put_qstr(f, e->enrol_path);
+			put_qstr(f, paths[k]);
 			fputc('\n', f);
 		}
 		const char *const vals[4] = {src[k]->src_program, src[k]->src_version,
@@ -838,10 +1130,10 @@ static void write_curves(struct eval *e, const char *dir, int with_scores)
 	make_dir(e, dir);
 	struct afile a;
 	char name[64];
-	for (int m = 0; m < N_MOD; m++) {
+	for (int m = 0; m < e->n_mod; m++) {
 		struct modality *md = &e->mod[m];
 		if (md->has_verif) {
-			snprintf(name, sizeof name, "roc_%s.csv", mod_names[m]);
+			snprintf(name, sizeof name, "roc_%s.csv", e->mod[m].name);
 			FILE *f = afile_open(e, &a, dir, name);
 			fputs("threshold,fmr,fnmr,tmr\n", f);
 			for (size_t i = 0; i < md->n_roc; i++)
@@ -849,7 +1141,7 @@ static void write_curves(struct eval *e, const char *dir, int with_scores)
 					NUM(1, md->roc[i].fmr), NUM(2, md->roc[i].fnmr),
 					NUM(3, 1.0 - md->roc[i].fnmr));
 			afile_commit(e, &a);
-			snprintf(name, sizeof name, "det_%s.csv", mod_names[m]);
+			snprintf(name, sizeof name, "det_%s.csv", e->mod[m].name);
 			f = afile_open(e, &a, dir, name);
 			fputs("threshold,fmr,fnmr,probit_fmr,probit_fnmr\n", f);
 			for (size_t i = 0; i < md->n_roc; i++)
@@ -860,7 +1152,7 @@ static void write_curves(struct eval *e, const char *dir, int with_scores)
 			afile_commit(e, &a);
 		}
 		if (md->hist_gen) {
-			snprintf(name, sizeof name, "hist_%s.csv", mod_names[m]);
+			snprintf(name, sizeof name, "hist_%s.csv", e->mod[m].name);
 			FILE *f = afile_open(e, &a, dir, name);
 			fputs("bin_lo,bin_hi,genuine,impostor\n", f);
 			double step = (md->hist_hi - md->hist_lo) / (double)e->bins;
@@ -873,7 +1165,7 @@ static void write_curves(struct eval *e, const char *dir, int with_scores)
 			afile_commit(e, &a);
 		}
 		if (md->has_cmc) {
-			snprintf(name, sizeof name, "cmc_%s.csv", mod_names[m]);
+			snprintf(name, sizeof name, "cmc_%s.csv", e->mod[m].name);
 			FILE *f = afile_open(e, &a, dir, name);
 			fputs("rank,rate\n", f);
 			for (size_t r = 0; r < md->cmc.n_ranks; r++)
@@ -882,7 +1174,7 @@ static void write_curves(struct eval *e, const char *dir, int with_scores)
 		}
 		if (with_scores && md->present &&
 		    md->scores.n_genuine + md->scores.n_impostor > 0) {
-			snprintf(name, sizeof name, "scores_%s.csv", mod_names[m]);
+			snprintf(name, sizeof name, "scores_%s.csv", e->mod[m].name);
 			FILE *f = afile_open(e, &a, dir, name);
 			fputs("genuine,score\n", f);
 			for (size_t i = 0; i < md->scores.n_genuine; i++)
@@ -967,12 +1259,12 @@ static void write_plots(struct eval *e, const char *dir)
 {
 	make_dir(e, dir);
 	int w = (int)e->width, h = (int)e->height;
-	struct bio_plot_series det[N_MOD], roc[N_MOD], cmc[N_MOD];
-	double *buf[N_MOD][4] = {{0}};
-	char titles[N_MOD][96];
+	struct bio_plot_series det[N_MOD_MAX], roc[N_MOD_MAX], cmc[N_MOD_MAX];
+	double *buf[N_MOD_MAX][4] = {{0}};
+	char titles[N_MOD_MAX][96];
 	size_t n_det = 0, n_cmc = 0;
 	double lo_x = 1e-2, lo_y = 1e-2; /* one decade below the finest FMR / FNMR step */
-	for (int m = 0; m < N_MOD; m++) {
+	for (int m = 0; m < e->n_mod; m++) {
 		struct modality *md = &e->mod[m];
 		if (md->has_verif) {
 			size_t n = md->n_roc;
@@ -984,7 +1276,7 @@ static void write_plots(struct eval *e, const char *dir)
 				fnmr[i] = md->roc[i].fnmr;
 				tmr[i] = 1.0 - md->roc[i].fnmr;
 			}
-			snprintf(titles[m], sizeof titles[m], "%s (EER %.2f%%)", mod_names[m],
+			snprintf(titles[m], sizeof titles[m], "%s (EER %.2f%%)", e->mod[m].name,
 				 100.0 * md->v.eer);
 			det[n_det] = (struct bio_plot_series){titles[m], fmr, fnmr, n,
 							      BIO_STYLE_LINES};
@@ -998,7 +1290,7 @@ static void write_plots(struct eval *e, const char *dir)
 			double *rank = buf[m][3] = xrealloc(e, NULL, n, sizeof(double));
 			for (size_t r = 0; r < n; r++)
 				rank[r] = (double)(r + 1);
-			cmc[n_cmc++] = (struct bio_plot_series){mod_names[m], rank, md->cmc.rate, n,
+			cmc[n_cmc++] = (struct bio_plot_series){e->mod[m].name, rank, md->cmc.rate, n,
 								BIO_STYLE_LINESPOINTS};
 		}
 	}
@@ -1024,7 +1316,7 @@ static void write_plots(struct eval *e, const char *dir)
 			.ymax = 1.02, .series = cmc, .n_series = n_cmc, .integer_x = 1};
 		plot_or_die(e, dir, "cmc.png", &p, 1, 1, w, h);
 	}
-	for (int m = 0; m < N_MOD; m++) {
+	for (int m = 0; m < e->n_mod; m++) {
 		struct modality *md = &e->mod[m];
 		if (!md->hist_gen)
 			continue;
@@ -1045,7 +1337,7 @@ static void write_plots(struct eval *e, const char *dir)
 		char tg[64], ti[64], title[96], vt[64], name[64];
 		snprintf(tg, sizeof tg, "genuine (%zu)", md->scores.n_genuine);
 		snprintf(ti, sizeof ti, "impostor (%zu)", md->scores.n_impostor);
-		snprintf(title, sizeof title, "Score distributions: %s", mod_names[m]);
+		snprintf(title, sizeof title, "Score distributions: %s", e->mod[m].name);
 		snprintf(vt, sizeof vt, "EER threshold %.4g", md->v.eer_threshold);
 		struct bio_plot_series s[2] = {{ti, x, yi, nb, BIO_STYLE_BOXES},
 					       {tg, x, yg, nb, BIO_STYLE_BOXES}};
@@ -1053,13 +1345,13 @@ static void write_plots(struct eval *e, const char *dir)
 			.title = title, .xlabel = "Cosine similarity", .ylabel = "Density",
 			.series = s, .n_series = 2, .has_vline = md->has_verif,
 			.vline = md->v.eer_threshold, .vline_title = vt, .key_pos = "top left"};
-		snprintf(name, sizeof name, "hist_%s.png", mod_names[m]);
+		snprintf(name, sizeof name, "hist_%s.png", e->mod[m].name);
 		plot_or_die(e, dir, name, &p, 1, 1, w, h);
 		free(x);
 		free(yg);
 		free(yi);
 	}
-	for (int m = 0; m < N_MOD; m++)
+	for (int m = 0; m < e->n_mod; m++)
 		for (int k = 0; k < 4; k++)
 			free(buf[m][k]);
 }
@@ -1355,18 +1647,25 @@ static void track_log(struct eval *e, const struct track_target *tt, const char 
 		track_metric(e, run, NULL, name, k == (size_t)e->topk,
 			     (double)e->conf.n_topk / (double)e->conf.n_total);
 	}
-	for (int m = 0; m < N_MOD; m++) {
+	for (int m = 0; m < e->n_mod; m++) {
 		const struct modality *md = &e->mod[m];
 		const struct bio_verif *v = &md->v;
 		int ok = md->has_verif;
-		track_metric(e, run, mod_names[m], "eer", ok, v->eer);
-		track_metric(e, run, mod_names[m], "fnmr_at_fmr_1pct", ok, v->fnmr_at_fmr[0]);
-		track_metric(e, run, mod_names[m], "fnmr_at_fmr_0_1pct", ok, v->fnmr_at_fmr[1]);
-		track_metric(e, run, mod_names[m], "fnmr_at_fmr_0", ok, v->fnmr_at_fmr[2]);
-		track_metric(e, run, mod_names[m], "zero_fnmr", ok, v->zero_fnmr);
-		track_metric(e, run, mod_names[m], "auc", ok, v->auc);
-		track_metric(e, run, mod_names[m], "rank1", md->has_cmc, bio_cmc_rank(&md->cmc, 1));
-		track_metric(e, run, mod_names[m], "rank5", md->has_cmc, bio_cmc_rank(&md->cmc, 5));
+		track_metric(e, run, e->mod[m].name, "eer", ok, v->eer);
+		track_metric(e, run, e->mod[m].name, "fnmr_at_fmr_1pct", ok, v->fnmr_at_fmr[0]);
+		track_metric(e, run, e->mod[m].name, "fnmr_at_fmr_0_1pct", ok, v->fnmr_at_fmr[1]);
+		track_metric(e, run, e->mod[m].name, "fnmr_at_fmr_0", ok, v->fnmr_at_fmr[2]);
+		track_metric(e, run, e->mod[m].name, "zero_fnmr", ok, v->zero_fnmr);
+		track_metric(e, run, e->mod[m].name, "auc", ok, v->auc);
+		track_metric(e, run, e->mod[m].name, "rank1", md->has_cmc, bio_cmc_rank(&md->cmc, 1));
+		track_metric(e, run, e->mod[m].name, "rank5", md->has_cmc, bio_cmc_rank(&md->cmc, 5));
+		int ci = ok && md->has_ci && md->ci[0].n_valid > 0;
+		track_metric(e, run, e->mod[m].name, "eer_ci95_lo", ci, md->ci[0].lo);
+		track_metric(e, run, e->mod[m].name, "eer_ci95_hi", ci, md->ci[0].hi);
+		track_metric(e, run, e->mod[m].name, "dev_fmr", md->has_dev, md->dev_fmr);
+		track_metric(e, run, e->mod[m].name, "dev_fnmr", md->has_dev, md->dev_fnmr);
+		track_metric(e, run, e->mod[m].name, "dev_hter", md->has_dev,
+			     (md->dev_fmr + md->dev_fnmr) / 2.0);
 	}
 	if (bio_track_log_artifact(run, report_path, "eval", &err) < 0)
 		bio_tool_die_err(e->t, &err);
@@ -1393,65 +1692,109 @@ static void cell(FILE *f, int ok, double v, int percent)
 		fprintf(f, " %13.4f", v);
 }
 
+/* A 95% interval in percent, "lo-hi". */
+static void ci_cell(FILE *f, int ok, const struct bio_boot_ci *ci)
+{
+	char buf[32];
+	if (!ok || ci->n_valid == 0) {
+		fprintf(f, " %13s", "-");
+		return;
+	}
+	snprintf(buf, sizeof buf, "%.1f-%.1f%%", 100.0 * ci->lo, 100.0 * ci->hi);
+	fprintf(f, " %13s", buf);
+}
+
 static void write_summary(struct eval *e, FILE *f)
 {
-	fprintf(f, "bio-eval: %zu records (%zu labelled), %zu classes, %s pairs, gallery %lld/id\n",
-		e->n_records, e->n_labelled, e->n_classes, e->protocol_name, (long long)e->gallery);
+	if (e->templates)
+		fprintf(f, "bio-eval: %zu records (%zu labelled), %zu classes, probes against "
+			"templates (%s of %lld/id)\n", e->n_records, e->n_labelled, e->n_classes,
+			e->template_name, (long long)e->gallery);
+	else
+		fprintf(f, "bio-eval: %zu records (%zu labelled), %zu classes, %s pairs, gallery "
+			"%lld/id\n", e->n_records, e->n_labelled, e->n_classes, e->protocol_name,
+			(long long)e->gallery);
 	fprintf(f, "%-16s", "");
-	for (int m = 0; m < N_MOD; m++)
-		fprintf(f, " %13s", mod_names[m]);
+	for (int m = 0; m < e->n_mod; m++)
+		fprintf(f, " %13s", e->mod[m].name);
 	fputc('\n', f);
 	struct modality *md = e->mod;
 	fprintf(f, "%-16s", "accuracy");
-	cell(f, 0, 0, 1);
-	cell(f, 0, 0, 1);
+	for (int m = 0; m < e->n_mod - 1; m++)
+		cell(f, 0, 0, 1);
 	cell(f, e->has_closed, e->has_closed ? (double)e->conf.n_correct / e->conf.n_total : 0, 1);
 	char topk_row[32];
 	snprintf(topk_row, sizeof topk_row, "top-%lld", (long long)e->topk);
 	fprintf(f, "\n%-16s", topk_row);
-	cell(f, 0, 0, 1);
-	cell(f, 0, 0, 1);
+	for (int m = 0; m < e->n_mod - 1; m++)
+		cell(f, 0, 0, 1);
 	size_t k = (size_t)e->topk < e->topk_seen ? (size_t)e->topk : e->topk_seen;
 	cell(f, e->has_closed && k == (size_t)e->topk,
 	     e->has_closed ? (double)e->conf.n_topk / e->conf.n_total : 0, 1);
-	static const char *rows[] = {"EER", "FNMR@FMR=1%", "FNMR@FMR=0.1%", "FNMR@FMR=0",
-				     "ZeroFNMR (FMR)", "AUC", "rank-1", "rank-5"};
-	for (int r = 0; r < 8; r++) {
+	static const char *rows[] = {"EER", "  95% CI", "FNMR@FMR=1%", "  95% CI",
+				     "FNMR@FMR=0.1%", "FNMR@FMR=0", "ZeroFNMR (FMR)", "AUC",
+				     "rank-1", "  95% CI", "rank-5", "dev threshold", "  FMR",
+				     "  FNMR", "  HTER"};
+	int n_rows = e->dev ? 15 : 11;
+	for (int r = 0; r < n_rows; r++) {
+		if ((r == 1 || r == 3 || r == 9) && e->n_boot == 0)
+			continue;
 		fprintf(f, "\n%-16s", rows[r]);
-		for (int m = 0; m < N_MOD; m++) {
+		for (int m = 0; m < e->n_mod; m++) {
 			const struct bio_verif *v = &md[m].v;
-			int ok = md[m].has_verif;
+			int ok = md[m].has_verif, d = md[m].has_dev;
 			switch (r) {
 			case 0: cell(f, ok, v->eer, 1); break;
-			case 1: cell(f, ok, v->fnmr_at_fmr[0], 1); break;
-			case 2: cell(f, ok, v->fnmr_at_fmr[1], 1); break;
-			case 3: cell(f, ok, v->fnmr_at_fmr[2], 1); break;
-			case 4: cell(f, ok, v->zero_fnmr, 1); break;
-			case 5: cell(f, ok, v->auc, 0); break;
-			case 6: cell(f, md[m].has_cmc, bio_cmc_rank(&md[m].cmc, 1), 1); break;
-			default: cell(f, md[m].has_cmc, bio_cmc_rank(&md[m].cmc, 5), 1); break;
+			case 1: ci_cell(f, ok && md[m].has_ci, &md[m].ci[0]); break;
+			case 2: cell(f, ok, v->fnmr_at_fmr[0], 1); break;
+			case 3: ci_cell(f, ok && md[m].has_ci, &md[m].ci[1]); break;
+			case 4: cell(f, ok, v->fnmr_at_fmr[1], 1); break;
+			case 5: cell(f, ok, v->fnmr_at_fmr[2], 1); break;
+			case 6: cell(f, ok, v->zero_fnmr, 1); break;
+			case 7: cell(f, ok, v->auc, 0); break;
+			case 8: cell(f, md[m].has_cmc, bio_cmc_rank(&md[m].cmc, 1), 1); break;
+			case 9: ci_cell(f, md[m].has_ci_rank1, &md[m].ci_rank1); break;
+			case 10: cell(f, md[m].has_cmc, bio_cmc_rank(&md[m].cmc, 5), 1); break;
+			case 11: cell(f, d, md[m].dev_thr, 0); break;
+			case 12: cell(f, d, md[m].dev_fmr, 1); break;
+			case 13: cell(f, d, md[m].dev_fnmr, 1); break;
+			default: cell(f, d, (md[m].dev_fmr + md[m].dev_fnmr) / 2.0, 1); break;
 			}
 		}
 	}
 	fprintf(f, "\n%-16s", "genuine pairs");
-	for (int m = 0; m < N_MOD; m++)
+	for (int m = 0; m < e->n_mod; m++)
 		fprintf(f, " %13zu", md[m].scores.n_genuine);
 	fprintf(f, "\n%-16s", "impostor pairs");
-	for (int m = 0; m < N_MOD; m++)
+	for (int m = 0; m < e->n_mod; m++)
 		fprintf(f, " %13zu", md[m].scores.n_impostor);
 	fputc('\n', f);
-	if (e->sfuse.has_verif)
-		fprintf(f, "score-level fusion (z-norm sum of iris and fingerprint scores): EER "
-			"%.2f%%, FNMR@FMR=1%% %.2f%%, AUC %.4f\n", 100.0 * e->sfuse.v.eer,
-			100.0 * e->sfuse.v.fnmr_at_fmr[0], e->sfuse.v.auc);
-	for (int m = 0; m < N_MOD; m++) {
+	if (e->sfuse.has_verif) {
+		fprintf(f, "score-level fusion (z-norm sum of the modalities' scores): EER %.2f%%",
+			100.0 * e->sfuse.v.eer);
+		if (e->sfuse.has_ci && e->sfuse.ci[0].n_valid)
+			fprintf(f, " [95%% CI %.2f-%.2f%%]", 100.0 * e->sfuse.ci[0].lo,
+				100.0 * e->sfuse.ci[0].hi);
+		fprintf(f, ", FNMR@FMR=1%% %.2f%%", 100.0 * e->sfuse.v.fnmr_at_fmr[0]);
+		if (e->sfuse.has_ci && e->sfuse.ci[1].n_valid)
+			fprintf(f, " [95%% CI %.2f-%.2f%%]", 100.0 * e->sfuse.ci[1].lo,
+				100.0 * e->sfuse.ci[1].hi);
+		fprintf(f, ", AUC %.4f\n", e->sfuse.v.auc);
+	}
+	if (e->n_boot > 0)
+		fprintf(f, "95%% CI: %lld bootstrap replicates of the %zu subjects (seed %lld)\n",
+			(long long)e->n_boot, e->n_units, (long long)e->boot_seed);
+	if (e->dev)
+		fprintf(f, "dev threshold: set at FMR %g on %s, applied here\n", e->dev_target,
+			e->dev_path);
+	for (int m = 0; m < e->n_mod; m++) {
 		if (md[m].present && !md[m].has_verif)
-			fprintf(f, "%s verification: %s\n", mod_names[m], md[m].verif_reason);
+			fprintf(f, "%s verification: %s\n", e->mod[m].name, md[m].verif_reason);
 		if (md[m].present && !md[m].has_cmc)
-			fprintf(f, "%s identification: %s\n", mod_names[m], md[m].cmc_reason);
+			fprintf(f, "%s identification: %s\n", e->mod[m].name, md[m].cmc_reason);
 	}
 	int any = 0;
-	for (int m = 0; m < N_MOD; m++)
+	for (int m = 0; m < e->n_mod; m++)
 		any |= md[m].present;
 	if (!any)
 		fprintf(f, "no embeddings in the input (bio-infer --embeddings): verification and "
@@ -1472,7 +1815,7 @@ static void free_eval(struct eval *e)
 	free(e->labels);
 	free(e->preds);
 	free(e->topk_ids);
-	for (int m = 0; m < N_MOD; m++) {
+	for (int m = 0; m < e->n_mod; m++) {
 		struct modality *md = &e->mod[m];
 		free(md->emb);
 		bio_scores_destroy(&md->scores);
@@ -1481,12 +1824,13 @@ static void free_eval(struct eval *e)
 		free(md->hist_gen);
 		free(md->hist_imp);
 	}
-	for (int k = 0; k < 2; k++) {
-		free(e->raw[k].genuine);
-		free(e->raw[k].impostor);
+	for (int m = 0; m < e->n_mod; m++) {
+		bio_scores_destroy(&e->mod[m].raw);
+		free(e->mod[m].name);
+		free(e->mod[m].key);
 	}
-	free(e->sfuse.scores.genuine);
-	free(e->sfuse.scores.impostor);
+	bio_scores_destroy(&e->sfuse.scores);
+	free(e->units);
 	if (e->has_closed)
 		bio_confusion_destroy(&e->conf);
 }
@@ -1502,6 +1846,9 @@ int main(int argc, char **argv)
 		OPT_SCORES,
 		OPT_TRACK,
 		OPT_ENROL,
+		OPT_DEV,
+		OPT_TEMPLATE,
+		OPT_BOOTSTRAP,
 	};
 	static const struct option long_opts[] = {
 		BIO_TOOL_LONG_OPTS,
@@ -1514,13 +1861,16 @@ int main(int argc, char **argv)
 		{"track-run", required_argument, 0, OPT_TRACK},
 		{"enrol", required_argument, 0, OPT_ENROL},
 		{"enroll", required_argument, 0, OPT_ENROL},
+		{"dev", required_argument, 0, OPT_DEV},
+		{"template", required_argument, 0, OPT_TEMPLATE},
+		{"bootstrap", required_argument, 0, OPT_BOOTSTRAP},
 		{"quiet", no_argument, 0, 'q'},
 		{0, 0, 0, 0},
 	};
 	struct bio_tool t;
 	struct bio_error err = {0};
 	const char *curves = NULL, *plots = NULL, *run_dir = NULL, *protocol = NULL, *track = NULL;
-	const char *enrol = NULL;
+	const char *enrol = NULL, *dev = NULL;
 	long long gallery = -1;
 	int quiet = 0, with_scores = 0, opt;
 
@@ -1558,6 +1908,16 @@ int main(int argc, char **argv)
 		case OPT_ENROL:
 			enrol = optarg;
 			break;
+		case OPT_DEV:
+			dev = optarg;
+			break;
+		case OPT_TEMPLATE:
+			bio_tool_option_key(&t, "--template", "eval.template", optarg);
+			break;
+		case OPT_BOOTSTRAP:
+			bio_tool_parse_count(&t, "--bootstrap", optarg, 0, 1000000);
+			bio_tool_option_key(&t, "--bootstrap", "eval.bootstrap", optarg);
+			break;
 		case 'q':
 			quiet = 1;
 			break;
@@ -1585,8 +1945,23 @@ int main(int argc, char **argv)
 		    0 ||
 	    bio_config_get_int_range(t.cfg, "eval.plot_height", 150, 8000, &e.height, &err) <
 		    0 ||
-	    bio_config_get_str(t.cfg, "eval.protocol", &proto_cfg, &err) < 0)
+	    bio_config_get_str(t.cfg, "eval.protocol", &proto_cfg, &err) < 0 ||
+	    bio_config_get_str(t.cfg, "eval.template", &e.template_name, &err) < 0 ||
+	    bio_config_get_int_range(t.cfg, "eval.bootstrap", 0, 1000000, &e.n_boot, &err) < 0 ||
+	    bio_config_get_int(t.cfg, "eval.bootstrap_seed", &e.boot_seed, &err) < 0 ||
+	    bio_config_get_double_range(t.cfg, "eval.dev_fmr", 0.0, 1.0, &e.dev_target, &err) < 0)
 		bio_tool_die_err(&t, &err);
+	if (strcmp(e.template_name, "mean") == 0) {
+		e.templates = 1;
+		e.template_kind = BIO_TEMPLATE_MEAN;
+	} else if (strcmp(e.template_name, "all") == 0) {
+		e.templates = 1;
+		e.template_kind = BIO_TEMPLATE_MAX;
+	} else if (strcmp(e.template_name, "pairs") != 0) {
+		bio_config_error(t.cfg, "eval.template", &err, BIO_EINVAL,
+				 "expected pairs, mean or all, got '%s'", e.template_name);
+		bio_tool_die_err(&t, &err);
+	}
 	if (gallery > 0)
 		e.gallery = gallery;
 	if (protocol) {
@@ -1634,7 +2009,6 @@ int main(int argc, char **argv)
 		bio_tool_die(&t, "out of memory");
 	if (e.n_records == 0)
 		bio_tool_die(&t, "%s: no records to evaluate", src);
-	free(src);
 
 	struct eval en = {.t = &t, .topk = e.topk};
 	if (enrol) {
@@ -1645,6 +2019,7 @@ int main(int argc, char **argv)
 		bio_stream_reader_free(r);
 		if (en.n_records == 0)
 			bio_tool_die(&t, "%s: no records to enrol (--enrol)", enrol);
+		same_sections(&e, &en, enrol, "--enrol");
 		int same = en.n_label_names == e.n_label_names;
 		for (size_t i = 0; same && i < e.n_label_names; i++)
 			same = strcmp(en.label_names[i], e.label_names[i]) == 0;
@@ -1656,10 +2031,45 @@ int main(int argc, char **argv)
 		e.enrol = &en;
 		e.enrol_path = enrol;
 	}
+	/* --dev: the same comparisons on the dev set, for its thresholds */
+	struct eval dv = {.t = &t, .topk = e.topk, .gallery = e.gallery, .bins = e.bins,
+			  .max_pairs = e.max_pairs, .resolution = e.resolution,
+			  .protocol = e.protocol, .templates = e.templates,
+			  .template_kind = e.template_kind, .enrol = e.enrol,
+			  .enrol_path = e.enrol_path};
+	if (dev) {
+		char *dev_arg[] = {(char *)dev};
+		r = bio_tool_open_inputs(&t, 1, dev_arg, 0);
+		read_meta(&dv, r);
+		read_records(&dv, r);
+		bio_stream_reader_free(r);
+		if (dv.n_records == 0)
+			bio_tool_die(&t, "%s: no records to set thresholds on (--dev)", dev);
+		same_sections(&e, &dv, dev, "--dev");
+		for (int m = 0; m < e.n_mod; m++)
+			if (dv.mod[m].present && e.mod[m].present && dv.mod[m].dim != e.mod[m].dim)
+				bio_tool_die(&t, "%s (--dev): %s has %zu values, the input %zu", dev,
+					     e.mod[m].key, dv.mod[m].dim, e.mod[m].dim);
+		e.dev = &dv;
+		e.dev_path = dev;
+	}
 	compute_closed(&e);
-	for (int m = 0; m < N_MOD; m++)
+	if (e.templates && !e.enrol)
+		check_gallery(&e, src);
+	free(src);
+	if (e.n_boot > 0)
+		boot_units(&e);
+	for (int m = 0; m < e.n_mod; m++)
 		compute_modality(&e, &e.mod[m]);
 	compute_score_fusion(&e);
+	if (dev) {
+		compute_closed(&dv);
+		if (dv.templates && !dv.enrol)
+			check_gallery(&dv, dev);
+		for (int m = 0; m < dv.n_mod; m++)
+			compute_modality(&dv, &dv.mod[m]);
+		compute_dev(&e);
+	}
 	if (plots && !bio_plot_available())
 		bio_tool_die(&t, "--plots: cannot run %s (install gnuplot-nox, or set BIO_GNUPLOT)",
 			     getenv("BIO_GNUPLOT") ? getenv("BIO_GNUPLOT") : "gnuplot");
@@ -1708,6 +2118,10 @@ int main(int argc, char **argv)
 	free_eval(&e);
 	if (enrol)
 		free_eval(&en);
+	if (dev) {
+		dv.enrol = NULL;
+		free_eval(&dv);
+	}
 	bio_config_free(t.cfg);
 	return BIO_EXIT_OK;
 }

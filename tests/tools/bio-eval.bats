@@ -4,7 +4,9 @@
 # FVC protocol with a 2-sample gallery, unknown labels, shuffled order); the fusion gain visible in
 # the summary; degenerate inputs (one class, no embeddings, one sample per identity, no labels)
 # reported as null with a reason; bad input (one line, exit 1, no output); plots readable as PNG;
-# thread-count invariance; the man page's EXAMPLES.
+# thread-count invariance; the man page's EXAMPLES; the protocols (probe-versus-template scores,
+# the subjects bootstrap, thresholds set on a dev set) against numpy (protocol_compare.py) and a
+# hand-computed case; modalities taken from the input.
 
 bats_require_minimum_version 1.5.0
 
@@ -389,4 +391,195 @@ PY
 t = yaml.safe_load(open(sys.argv[1]))["provenance"]["time"]
 d = abs((datetime.datetime.now(datetime.timezone.utc) - t).total_seconds())
 assert d < 120, d' "$T/r2.yaml"
+}
+
+# protocol GEN_ARGS EVAL_ARGS: generate input and dev predictions, evaluate, check against the
+# numpy reimplementations of tests/python/protocol_compare.py
+protocol() {
+	"$PYTHON" "$GEN" -o "$T/p.bs" $1
+	"$PYTHON" "$GEN" -o "$T/dev.bs" $1 --sample-seed 101
+	run bio-eval -q "$T/p.bs" --dev "$T/dev.bs" -o "$T/r.yaml" $2
+	assert_success
+	run "$PYTHON" tests/python/protocol_compare.py "$T/p.bs" "$T/r.yaml" --dev "$T/dev.bs"
+	assert_success
+	assert_output --partial " 0 mismatches"
+}
+
+@test "bootstrap intervals and the dev threshold match numpy: every pair" {
+	protocol "--ids 8 --samples 4 --dim 8 --seed 3" "--bootstrap 200"
+	grep -q "eer_ci95: \[" "$T/r.yaml"
+	grep -q "rank1_ci95: \[" "$T/r.yaml"
+}
+
+@test "bootstrap and the dev threshold match numpy: exact ties, FVC pairs, seed from the config" {
+	protocol "--ids 7 --samples 4 --dim 3 --quantize --seed 4" \
+		"--protocol fvc --bootstrap 150 --set eval.bootstrap_seed=9 --set eval.dev_fmr=0.05"
+	grep -q "^  seed: 9$" "$T/r.yaml"
+	grep -q "target_fmr: 0.05$" "$T/r.yaml"
+}
+
+@test "templates: mean and all against numpy, CMC over the templates, unmated probes" {
+	protocol "--ids 9 --samples 5 --dim 8 --seed 6 --shuffle" \
+		"--template mean --gallery 2 --bootstrap 150"
+	grep -q "^template: mean$" "$T/r.yaml"
+	run grep -c "n_templates: 9$" "$T/r.yaml"
+	assert_output 3
+	protocol "--ids 9 --samples 5 --dim 8 --seed 6 --unknown 3" \
+		"--set eval.template=all --gallery 3 --bootstrap 150"
+	grep -q "^template: all$" "$T/r.yaml"
+	# an identity enrolled from --enrol only, and probes of an identity never enrolled
+	"$PYTHON" "$GEN" -o "$T/in.bs" --ids 10 --samples 3 --seed 5 --sample-seed 77
+	"$PYTHON" "$GEN" -o "$T/enr.bs" --ids 10 --drop-ids 2 --samples 4 --seed 5
+	run bio-eval -q "$T/in.bs" --enrol "$T/enr.bs" --template mean --gallery 3 -o "$T/r.yaml"
+	assert_success
+	run grep -c "n_unmated_probes: 6$" "$T/r.yaml"
+	assert_output 3
+	run grep -c "n_templates: 8$" "$T/r.yaml"
+	assert_output 3
+	# 30 probes x 8 templates: 24 genuine, 216 impostor comparisons
+	run grep -c "n_impostor: 216$" "$T/r.yaml"
+	assert_output 4
+}
+
+@test "dev threshold on a hand-computed case" {
+	# unit vectors at angles (degrees): dev A 0, 10; B 90, 100: genuine cos 10 twice, impostors
+	# cos 90, 100, 80, 90: at FMR 1% no impostor may pass, so the threshold is the lowest score
+	# above cos 80, cos 10 = 0.98480775. Eval: A 0, 20 (genuine cos 20 < it), B 90, 95 (cos 5
+	# >= it), impostors cos 90, 95, 70, 75 below: FMR 0, FNMR 1/2, HTER 1/4.
+	"$PYTHON" - "$T" <<'PY'
+import sys
+import msgpack
+import numpy as np
+def t(a):
+    a = np.asarray(a, dtype="<f4")
+    return {"dtype": "f32", "shape": list(a.shape), "data": a.tobytes()}
+def w(name, angles):
+    with open("%s/%s.bs" % (sys.argv[1], name), "wb") as f:
+        f.write(msgpack.packb({"bio-stream": 1, "kind": "predictions",
+                               "meta": {"labels": ["A", "B"], "modalities": ["iris"]}}))
+        for i, a in enumerate(angles):
+            v = t([np.cos(np.radians(a)), np.sin(np.radians(a))])
+            f.write(msgpack.packb({"id": str(i), "label": i // 2, "pred": i // 2,
+                                   "emb_iris": v, "emb_fused": v}, use_bin_type=True))
+        f.write(msgpack.packb({"end": len(angles)}))
+w("dev", [0, 10, 90, 100])
+w("eval", [0, 20, 90, 95])
+PY
+	run bio-eval "$T/eval.bs" --dev "$T/dev.bs" --bootstrap 0 -o "$T/r.yaml"
+	assert_success
+	assert_output --partial "dev threshold"
+	assert_output --regexp "  HTER +25.00% +25.00%"
+	"$PYTHON" - "$T/r.yaml" <<'PY'
+import sys, yaml, numpy as np
+d = yaml.safe_load(open(sys.argv[1]))["iris"]["verification"]["dev_threshold"]
+assert abs(d["threshold"] - np.cos(np.radians(10))) < 1e-7, d
+assert d["dev_fmr"] == 0 and d["dev_fnmr"] == 0, d
+assert d["fmr"] == 0 and d["fnmr"] == 0.5 and d["hter"] == 0.25, d
+PY
+	grep -q "eer_ci95: null" "$T/r.yaml"
+}
+
+@test "bootstrap: the same seed the same report, another seed other intervals, any -j" {
+	"$PYTHON" "$GEN" -o "$T/p.bs" --ids 12 --samples 4 --seed 8
+	bio-eval -q -j1 "$T/p.bs" -o "$T/a.yaml"
+	bio-eval -q -j2 "$T/p.bs" -o "$T/b.yaml"
+	bio-eval -q -j2 "$T/p.bs" --template mean --gallery 2 -o "$T/c.yaml"
+	bio-eval -q -j1 "$T/p.bs" --template mean --gallery 2 -o "$T/d.yaml"
+	bio-eval -q "$T/p.bs" --set eval.bootstrap_seed=43 -o "$T/e.yaml"
+	diff <(grep -v "time:" "$T/a.yaml") <(grep -v "time:" "$T/b.yaml")
+	diff <(grep -v "time:" "$T/c.yaml") <(grep -v "time:" "$T/d.yaml")
+	run diff <(grep "eer_ci95" "$T/a.yaml") <(grep "eer_ci95" "$T/e.yaml")
+	assert_failure
+	# off: no intervals, no CI rows in the summary
+	run bio-eval "$T/p.bs" --bootstrap 0 -o "$T/f.yaml"
+	refute_output --partial "95% CI"
+	run grep -c "^    [a-z_0-9]*_ci95: null" "$T/f.yaml"
+	assert_output 19 # 4 per verification block (3 sections, score fusion), rank-1 of each ...
+	run grep -c "rank1_ci95: null" "$T/f.yaml"
+	assert_output 3 # ... and rank-1 of each section
+}
+
+@test "modalities come from the input: one, three, or the emb_ keys without header modalities" {
+	"$PYTHON" - "$T" <<'PY'
+import sys
+import msgpack
+import numpy as np
+rng = np.random.default_rng(2)
+def t(a):
+    a = np.asarray(a, dtype="<f4")
+    return {"dtype": "f32", "shape": list(a.shape), "data": a.tobytes()}
+def w(name, mods, header=True):
+    base = {m: rng.standard_normal((6, 5)) for m in mods}
+    meta = {"labels": ["id%d" % i for i in range(6)]}
+    if header:
+        meta["modalities"] = mods
+    with open("%s/%s.bs" % (sys.argv[1], name), "wb") as f:
+        f.write(msgpack.packb({"bio-stream": 1, "kind": "predictions", "meta": meta}))
+        n = 0
+        for i in range(6):
+            for s in range(4):
+                r = {"id": "%d_%d" % (i, s), "label": i, "pred": i}
+                embs = [base[m][i] + 0.8 * rng.standard_normal(5) for m in mods]
+                for m, e in zip(mods, embs):
+                    r["emb_" + m] = t(e)
+                r["emb_fused"] = t(np.concatenate(embs))
+                f.write(msgpack.packb(r, use_bin_type=True))
+                n += 1
+        f.write(msgpack.packb({"end": n}))
+w("one", ["iris"])
+w("three", ["iris", "fingerprint", "face"])
+w("nohead", ["palm", "vein"], header=False)
+PY
+	run bio-eval -q "$T/three.bs" -o "$T/r3.yaml" --curves "$T/c3"
+	assert_success
+	"$PYTHON" - "$T/r3.yaml" <<'PY'
+import sys, yaml
+r = yaml.safe_load(open(sys.argv[1]))
+for m in ("iris", "fingerprint", "face", "fused"):
+    assert r[m]["verification"]["eer"] is not None, m
+assert set(r["score_fusion"]) >= {"iris_znorm", "fingerprint_znorm", "face_znorm"}, r["score_fusion"]
+assert r["score_fusion"]["verification"]["eer"] is not None
+PY
+	[ -s "$T/c3/roc_face.csv" ]
+	run bio-eval "$T/three.bs" -o /dev/null
+	assert_output --regexp "iris +fingerprint +face +fused"
+	run bio-eval -q "$T/one.bs" -o "$T/r1.yaml"
+	assert_success
+	run grep -c "^fingerprint:" "$T/r1.yaml"
+	assert_output 0
+	grep -q "needs the embeddings of two or more modalities" "$T/r1.yaml"
+	run bio-eval "$T/nohead.bs" -o "$T/rn.yaml"
+	assert_success
+	assert_output --regexp "palm +vein +fused"
+	# an enrolment or dev stream with other modalities: one line naming it
+	for opt in --enrol --dev; do
+		run bio-eval -q "$T/three.bs" $opt "$T/one.bs" -o "$T/bad.yaml"
+		assert_failure 1
+		assert_output "bio-eval: $T/one.bs ($opt): its modalities [iris] differ from the input's [iris, fingerprint, face]"
+		[ ! -e "$T/bad.yaml" ]
+	done
+}
+
+@test "protocol bad input: absurd k, malformed dev, bad keys: one line, no output" {
+	"$PYTHON" "$GEN" -o "$T/p.bs" --ids 5 --samples 4 --seed 2
+	run bio-eval -q "$T/p.bs" --template mean --gallery 4 -o "$T/r.yaml"
+	assert_failure 1
+	assert_output "bio-eval: $T/p.bs: eval.gallery 4 enrols every sample (an identity has at most 4): no probes are left; set eval.gallery below 4"
+	"$PYTHON" "$GEN" -o "$T/trunc.bs" --ids 5 --samples 4 --no-trailer
+	run bio-eval -q "$T/p.bs" --dev "$T/trunc.bs" -o "$T/r.yaml"
+	assert_failure 1
+	[ "${#lines[@]}" -eq 1 ]
+	assert_output --partial "$T/trunc.bs"
+	run bio-eval -q "$T/p.bs" --dev "$T/p.bs" --template mean --gallery 9 -o "$T/r.yaml"
+	assert_failure 1
+	[ "${#lines[@]}" -eq 1 ]
+	run bio-eval -q "$T/p.bs" --set eval.template=median -o "$T/r.yaml"
+	assert_failure 1
+	assert_output --partial "eval.template: expected pairs, mean or all, got 'median'"
+	run bio-eval -q "$T/p.bs" --bootstrap -1
+	assert_failure 2
+	run bio-eval -q "$T/p.bs" --set eval.dev_fmr=2
+	assert_failure 1
+	assert_output --partial "eval.dev_fmr"
+	[ ! -e "$T/r.yaml" ]
 }
