@@ -1276,75 +1276,17 @@ static void boot_ci(struct bio_boot_ci *ci, double *vals, size_t n)
 	ci->hi = bio_percentile(vals, k, 0.975);
 }
 
-/* Weighted bob.measure eer_threshold sweep (the same steps as eer_threshold, counts replaced by
- * weights; every weight > 0): the EER (FMR + FNMR) / 2 at the minimising state. */
-static double weighted_eer(const double *neg, const uint64_t *wn, size_t nn, uint64_t tn,
-			   const double *pos, const uint64_t *wp, size_t np, uint64_t tp)
-{
-	double min_pred = 1e8, best = NAN;
-	double far = 1.0, frr = 0.0;
-	uint64_t cn = 0, cp = 0;
-	size_t pi = 0, ni = 0;
-	while (pi < np && ni < nn) {
-		double pred = fabs(far - frr);
-		if (pred <= min_pred) {
-			min_pred = pred;
-			best = (far + frr) / 2.0;
-		}
-		double cur;
-		if (pos[pi] >= neg[ni]) {
-			cur = neg[ni];
-			cn += wn[ni++];
-		} else {
-			cur = pos[pi];
-			cp += wp[pi++];
-		}
-		while (ni < nn && cur == neg[ni])
-			cn += wn[ni++];
-		while (pi < np && cur == pos[pi])
-			cp += wp[pi++];
-		far = (double)(tn - cn) / (double)tn;
-		frr = (double)cp / (double)tp;
-	}
-	double pred = fabs(far - frr);
-	if (pred < min_pred)
-		best = (far + frr) / 2.0;
-	return best;
-}
-
-/* Weighted fnmr_at_fmr: the lowest FNMR with FMR <= target. */
-static double weighted_fnmr_at(const double *gen, const uint64_t *wg_cum, size_t ng, uint64_t tg,
-			       const double *imp, const uint64_t *wi, size_t ni, uint64_t ti,
-			       double target)
-{
-	size_t top = ni;
-	uint64_t acc = 0;
-	while (top > 0) {
-		size_t first_v = top - 1;
-		uint64_t gw = wi[top - 1];
-		while (first_v > 0 && imp[first_v - 1] == imp[top - 1])
-			gw += wi[--first_v];
-		if ((double)(acc + gw) / (double)ti <= target) {
-			acc += gw;
-			top = first_v;
-		} else {
-			break;
-		}
-	}
-	if (top == 0)
-		return 0.0;
-	size_t g_le = count_at_most(gen, ng, imp[top - 1]);
-	return g_le ? (double)wg_cum[g_le - 1] / (double)tg : 0.0;
-}
-
-struct boot_sorted {
+/* One comparison of the bootstrap's merged, sorted list: its score and who was compared; a
+ * genuine one has b = n_labels, whose weight is always 1 (so every weight is w[a] w[b], with no
+ * branch in the passes). */
+struct boot_cmp {
 	double v;
 	uint32_t a, b;
 };
 
-static int cmp_boot_sorted(const void *x, const void *y)
+static int cmp_boot_cmp(const void *x, const void *y)
 {
-	const struct boot_sorted *p = x, *q = y;
+	const struct boot_cmp *p = x, *q = y;
 	if (p->v != q->v)
 		return (p->v > q->v) - (p->v < q->v);
 	if (p->a != q->a)
@@ -1352,9 +1294,71 @@ static int cmp_boot_sorted(const void *x, const void *y)
 	return (p->b > q->b) - (p->b < q->b);
 }
 
+static inline uint64_t boot_w(const struct boot_cmp *c, const uint32_t *w)
+{
+	return (uint64_t)w[c->a] * w[c->b];
+}
+
+/* bob.measure's eer_threshold sweep (see eer_threshold) over the merged comparisons, counts
+ * replaced by weights: the state is evaluated before each group of equal scores is consumed
+ * while both sets keep weight (last minimum wins), and once more after (strictly better only);
+ * comparisons of weight 0 leave the state as it is. Returns (FMR + FNMR) / 2 at the minimum. */
+static double boot_eer(const struct boot_cmp *c, size_t n, const uint32_t *w, uint32_t gen_b,
+		       uint64_t tg, uint64_t ti)
+{
+	double min_pred = 1e8, best = NAN, far = 1.0, frr = 0.0;
+	uint64_t cg = 0, cimp = 0;
+	size_t i = 0;
+	while (i < n && cg < tg && cimp < ti) {
+		double pred = fabs(far - frr);
+		if (pred <= min_pred) {
+			min_pred = pred;
+			best = (far + frr) / 2.0;
+		}
+		double v = c[i].v;
+		for (; i < n && c[i].v == v; i++) {
+			uint64_t x = boot_w(&c[i], w), g = c[i].b == gen_b;
+			cg += x * g;
+			cimp += x * (1 - g);
+		}
+		far = (double)(ti - cimp) / (double)ti;
+		frr = (double)cg / (double)tg;
+	}
+	if (fabs(far - frr) < min_pred)
+		best = (far + frr) / 2.0;
+	return best;
+}
+
+/* fnmr_at_fmr over the merged comparisons with weights: walking down groups of equal scores,
+ * impostor groups are accepted while the accepted impostor weight stays <= target; the FNMR is
+ * the genuine weight at or below the first rejected impostor score. */
+static double boot_fnmr_at(const struct boot_cmp *c, size_t n, const uint32_t *w,
+			   uint32_t gen_b, uint64_t tg, uint64_t ti, double target)
+{
+	uint64_t acc_i = 0, above_g = 0;
+	size_t top = n;
+	while (top > 0) {
+		double v = c[top - 1].v;
+		uint64_t gw = 0, iw = 0;
+		size_t first = top;
+		while (first > 0 && c[first - 1].v == v) {
+			first--;
+			uint64_t x = boot_w(&c[first], w), g = c[first].b == gen_b;
+			gw += x * g;
+			iw += x * (1 - g);
+		}
+		if (iw > 0 && (double)(acc_i + iw) / (double)ti > target)
+			return (double)(tg - above_g) / (double)tg;
+		acc_i += iw;
+		above_g += gw;
+		top = first;
+	}
+	return 0.0; /* every impostor may be accepted */
+}
+
 struct boot_job {
-	const struct boot_sorted *gen, *imp;
-	size_t ng, ni, n_labels, n_units;
+	const struct boot_cmp *c;
+	size_t n, n_labels, n_units;
 	const uint32_t *units;
 	uint64_t seed;
 	size_t b_begin, b_end;
@@ -1365,56 +1369,31 @@ struct boot_job {
 static void *boot_worker(void *arg)
 {
 	struct boot_job *j = arg;
-	uint32_t *w = malloc((j->n_labels ? j->n_labels : 1) * sizeof *w);
-	double *gv = malloc((j->ng ? j->ng : 1) * sizeof *gv);
-	double *iv = malloc((j->ni ? j->ni : 1) * sizeof *iv);
-	uint64_t *gw = malloc((j->ng ? j->ng : 1) * sizeof *gw);
-	uint64_t *gc = malloc((j->ng ? j->ng : 1) * sizeof *gc);
-	uint64_t *iw = malloc((j->ni ? j->ni : 1) * sizeof *iw);
-	if (!w || !gv || !iv || !gw || !gc || !iw) {
+	uint32_t *w = malloc((j->n_labels + 1) * sizeof *w), gen_b = (uint32_t)j->n_labels;
+	if (!w) {
 		j->failed = 1;
-		goto out;
+		return NULL;
 	}
 	for (size_t b = j->b_begin; b < j->b_end; b++) {
 		double *o = j->out + b * BIO_BOOT_N_VERIF;
 		bio_boot_weights(w, j->units, j->n_units, j->n_labels, j->seed, b);
-		/* the drawn subjects' comparisons, zero weights left out */
-		size_t ng = 0, ni = 0;
+		w[gen_b] = 1;
 		uint64_t tg = 0, ti = 0;
-		for (size_t i = 0; i < j->ng; i++) {
-			uint64_t x = w[j->gen[i].a];
-			if (!x)
-				continue;
-			gv[ng] = j->gen[i].v;
-			gw[ng] = x;
-			tg += x;
-			gc[ng++] = tg;
+		for (size_t i = 0; i < j->n; i++) {
+			uint64_t x = boot_w(&j->c[i], w), g = j->c[i].b == gen_b;
+			tg += x * g;
+			ti += x * (1 - g);
 		}
-		for (size_t i = 0; i < j->ni; i++) {
-			uint64_t x = (uint64_t)w[j->imp[i].a] * w[j->imp[i].b];
-			if (!x)
-				continue;
-			iv[ni] = j->imp[i].v;
-			iw[ni++] = x;
-			ti += x;
-		}
-		if (ng == 0 || ni == 0) {
+		if (tg == 0 || ti == 0) {
 			for (int k = 0; k < BIO_BOOT_N_VERIF; k++)
 				o[k] = NAN;
 			continue;
 		}
-		o[0] = weighted_eer(iv, iw, ni, ti, gv, gw, ng, tg);
+		o[0] = boot_eer(j->c, j->n, w, gen_b, tg, ti);
 		for (int k = 0; k < BIO_N_FMR_TARGETS; k++)
-			o[1 + k] = weighted_fnmr_at(gv, gc, ng, tg, iv, iw, ni, ti,
-						    bio_fmr_targets[k]);
+			o[1 + k] = boot_fnmr_at(j->c, j->n, w, gen_b, tg, ti, bio_fmr_targets[k]);
 	}
-out:
 	free(w);
-	free(gv);
-	free(iv);
-	free(gw);
-	free(gc);
-	free(iw);
 	return NULL;
 }
 
@@ -1424,29 +1403,30 @@ int bio_boot_verif(struct bio_boot_ci ci[BIO_BOOT_N_VERIF], const struct bio_sco
 {
 	int rc = 0;
 	BIO_ASSERT(s->gen_id && s->imp_id);
-	struct boot_sorted *g = malloc((s->n_genuine ? s->n_genuine : 1) * sizeof *g);
-	struct boot_sorted *im = malloc((s->n_impostor ? s->n_impostor : 1) * sizeof *im);
-	double *out = NULL, *col = NULL;
-	struct boot_job *jobs = NULL;
 	if (n_rep > SIZE_MAX / (BIO_BOOT_N_VERIF * sizeof(double)))
 		return bio_error_set(err, BIO_ELIMIT, "bootstrap: too many replicates");
-	out = malloc((n_rep ? n_rep : 1) * BIO_BOOT_N_VERIF * sizeof *out);
-	col = malloc((n_rep ? n_rep : 1) * sizeof *col);
+	if (n_labels >= UINT32_MAX)
+		return bio_error_set(err, BIO_ELIMIT, "bootstrap: too many labels");
+	size_t n = s->n_genuine + s->n_impostor;
+	struct boot_cmp *c = malloc((n ? n : 1) * sizeof *c);
+	double *out = malloc((n_rep ? n_rep : 1) * BIO_BOOT_N_VERIF * sizeof *out);
+	double *col = malloc((n_rep ? n_rep : 1) * sizeof *col);
 	n_threads = clamp_threads(n_threads, n_rep);
-	jobs = calloc((size_t)n_threads, sizeof *jobs);
-	if (!g || !im || !out || !col || !jobs) {
+	struct boot_job *jobs = calloc((size_t)n_threads, sizeof *jobs);
+	if (!c || !out || !col || !jobs) {
 		rc = bio_error_set(err, BIO_ENOMEM, "bootstrap: out of memory");
 		goto out;
 	}
+	/* one merged list sorted once: each replicate is then linear passes over it */
 	for (size_t i = 0; i < s->n_genuine; i++)
-		g[i] = (struct boot_sorted){s->genuine[i], s->gen_id[i], 0};
+		c[i] = (struct boot_cmp){s->genuine[i], s->gen_id[i], (uint32_t)n_labels};
 	for (size_t i = 0; i < s->n_impostor; i++)
-		im[i] = (struct boot_sorted){s->impostor[i], s->imp_id[2 * i], s->imp_id[2 * i + 1]};
-	qsort(g, s->n_genuine, sizeof *g, cmp_boot_sorted);
-	qsort(im, s->n_impostor, sizeof *im, cmp_boot_sorted);
+		c[s->n_genuine + i] = (struct boot_cmp){s->impostor[i], s->imp_id[2 * i],
+						       s->imp_id[2 * i + 1]};
+	qsort(c, n, sizeof *c, cmp_boot_cmp);
 	for (int t = 0; t < n_threads; t++)
-		jobs[t] = (struct boot_job){g, im, s->n_genuine, s->n_impostor, n_labels, n_units,
-					    units, seed, n_rep * (size_t)t / (size_t)n_threads,
+		jobs[t] = (struct boot_job){c, n, n_labels, n_units, units, seed,
+					    n_rep * (size_t)t / (size_t)n_threads,
 					    n_rep * (size_t)(t + 1) / (size_t)n_threads, out, 0};
 	run_parallel(boot_worker, jobs, sizeof *jobs, n_threads);
 	for (int t = 0; t < n_threads; t++)
@@ -1460,8 +1440,7 @@ int bio_boot_verif(struct bio_boot_ci ci[BIO_BOOT_N_VERIF], const struct bio_sco
 		boot_ci(&ci[k], col, n_rep);
 	}
 out:
-	free(g);
-	free(im);
+	free(c);
 	free(out);
 	free(col);
 	free(jobs);
