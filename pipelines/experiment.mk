@@ -74,6 +74,19 @@ $(error the experiment configuration is invalid (see the message above))
 endif
 digest = $(shell $(EXP_CFG_CMD) | sh pipelines/digest.sh $(1) $(2))
 EXP_DATA := $(shell $(EXP_CFG_CMD) | awk '/^experiment:/{e=1;next} /^[^ ]/{e=0} e && $$1=="data:"{print $$2}')
+# The evaluation protocol (bio-pipeline(7)), from the effective config: scan.split.mode and
+# whether scan.split.test holds anything; infer.split names the split scored when set.
+EXP_SPLIT := $(shell $(EXP_CFG_CMD) | awk '/^scan:/{s=1;next} /^[^ ]/{s=0} \
+  s && /^  split:/{p=1;next} s && /^  [^ ]/{p=0} p && $$1=="mode:"{m=$$2} \
+  p && $$1=="test:"{t=($$2+0>0)} END{print m, t}')
+EXP_INFER_SPLIT := $(shell $(EXP_CFG_CMD) | awk '/^infer:/{s=1;next} /^[^ ]/{s=0} \
+  s && $$1=="split:"{v=$$2; gsub(/["\047]/,"",v); print v}')
+EXP_OPENSET := $(filter disjoint,$(firstword $(EXP_SPLIT)))
+EXP_HAS_TEST := $(filter 1,$(lastword $(EXP_SPLIT)))
+# the split the report scores: infer.split, else test when there is one, else val
+EVAL_SPLIT := $(or $(EXP_INFER_SPLIT),$(if $(EXP_HAS_TEST),test,val))
+# with a test split, val's predictions are the dev set the thresholds are set on
+DEV_SPLIT := $(if $(EXP_HAS_TEST),$(filter-out $(EVAL_SPLIT),val))
 D_SYNTH := $(call digest,synth,experiment.seed experiment.data synth)
 D_SCAN := $(call digest,$(D_SYNTH),scan)
 D_PREP := $(call digest,$(D_SCAN),prep stream)
@@ -127,6 +140,9 @@ $(SAMPLES): $(MANIFEST) $(EXP_STAMP)/bio-prep
 	$(EXP_BIN)/bio-prep $(EXP_ARGS) -o $@ $<
 
 # Training reads its batches through a pipe: no batch file on disk. The stamp appears last.
+# best.ckpt is chosen on the val split (bio-train --val reads that split only, never test). In the
+# open-set protocol (scan.split.mode disjoint) the val identities are not classes the model
+# learns, so there is no --val and best.ckpt follows the training figures.
 # MPI_NP=N trains as N ranks of mpirun instead (HOSTS=a,b for --host, MPIRUN_FLAGS for the rest,
 # e.g. '--hostfile FILE' or '--oversubscribe'; under Slurm MPIRUN=srun MPI_NP_FLAG=-n
 # MPIRUN_FLAGS=--mpi=pmix, as tests/tools/slurm.bats runs it): the ranks read one batches file in the stage's
@@ -144,29 +160,34 @@ $(MODEL_DIR)/.done: $(SAMPLES) $(EXP_STAMP)/bio-batch $(EXP_STAMP)/bio-train
 ifeq ($(strip $(MPI_NP)),)
 	$(EXP_BIN)/bio-batch $(EXP_ARGS) $< | \
 	  $(EXP_BIN)/bio-train $(EXP_ARGS) --set tracking.uri=$(MLRUNS) \
-	    --set tracking.experiment=$(EXP_NAME) --val $< -o $(MODEL_DIR).tmp
+	    --set tracking.experiment=$(EXP_NAME) $(if $(EXP_OPENSET),,--val $<) -o $(MODEL_DIR).tmp
 else
 	$(EXP_BIN)/bio-batch $(EXP_ARGS) -o $(abspath $(MODEL_DIR).tmp)/batches.bs $<
 	$(MPIRUN) $(MPI_NP_FLAG) $(MPI_NP) $(if $(HOSTS),--host $(HOSTS)) $(MPIRUN_FLAGS) \
 	  $(if $(filter mpirun mpiexec orterun,$(notdir $(firstword $(MPIRUN)))),$(foreach v,$(KERNEL_ENV),-x $v)) \
 	  $(abspath $(EXP_BIN))/bio-train $(EXP_ARGS) --set tracking.uri=$(abspath $(MLRUNS)) \
-	    --set tracking.experiment=$(EXP_NAME) --val $(abspath $<) -o $(abspath $(MODEL_DIR).tmp) \
+	    --set tracking.experiment=$(EXP_NAME) $(if $(EXP_OPENSET),,--val $(abspath $<)) \
+	    -o $(abspath $(MODEL_DIR).tmp) \
 	    $(abspath $(MODEL_DIR).tmp)/batches.bs
 	rm -f $(MODEL_DIR).tmp/batches.bs
 endif
 	rm -rf $(MODEL_DIR) && mv $(MODEL_DIR).tmp $(MODEL_DIR) && touch $@
 
-# Predictions for the held-out validation samples (the probes) and for the training samples (the
-# identification gallery: eval.gallery of them per identity are enrolled).
+# Predictions for the scored split's samples (EVAL_SPLIT: the probes), for the training samples
+# (closed-set: the identification gallery and templates, eval.gallery of them per identity
+# enrolled; open-set enrols from the scored split itself, its identities being new) and, with a
+# test split, for the val samples (the dev set of bio-eval --dev).
 $(PREDICTIONS): $(MODEL_DIR)/.done $(EXP_STAMP)/bio-infer
 	@mkdir -p $(@D)
-	$(EXP_BIN)/bio-infer $(EXP_ARGS) --split train --embeddings -m $(MODEL) -o $(@D)/enrol.bs $(SAMPLES)
-	$(EXP_BIN)/bio-infer $(EXP_ARGS) --split val --embeddings -m $(MODEL) -o $@ $(SAMPLES)
+	$(if $(EXP_OPENSET),,$(EXP_BIN)/bio-infer $(EXP_ARGS) --split train --embeddings -m $(MODEL) -o $(@D)/enrol.bs $(SAMPLES))
+	$(if $(DEV_SPLIT),$(EXP_BIN)/bio-infer $(EXP_ARGS) --split $(DEV_SPLIT) --embeddings -m $(MODEL) -o $(@D)/dev.bs $(SAMPLES))
+	$(EXP_BIN)/bio-infer $(EXP_ARGS) --split $(EVAL_SPLIT) --embeddings -m $(MODEL) -o $@ $(SAMPLES)
 
 $(REPORT): $(PREDICTIONS) $(EXP_STAMP)/bio-eval
 	rm -rf $(REPORT_DIR).tmp && mkdir -p $(REPORT_DIR).tmp
 	$(EXP_BIN)/bio-eval $(EXP_ARGS) --curves $(REPORT_DIR).tmp/curves \
-	  --plots $(REPORT_DIR).tmp/plots --enrol $(<D)/enrol.bs \
+	  --plots $(REPORT_DIR).tmp/plots $(if $(EXP_OPENSET),,--enrol $(<D)/enrol.bs) \
+	  $(if $(DEV_SPLIT),--dev $(<D)/dev.bs) \
 	  $$(test -s $(MODEL_DIR)/run_id && echo --set tracking.uri=$(MLRUNS) --track-run $$(cat $(MODEL_DIR)/run_id)) \
 	  -o $(REPORT_DIR).tmp/report.yaml $<
 	rm -rf $(REPORT_DIR) && mv $(REPORT_DIR).tmp $(REPORT_DIR)

@@ -602,3 +602,27 @@ PY
 		[ ! -e "$T/bad/last.ckpt" ]
 	done
 }
+
+@test "--val reads the val split only, never test" {
+	# the same samples with the train records relabelled test, and with val relabelled test
+	"$PYTHON" - "$SS" "$T" <<'PY'
+import sys, msgpack
+objs = list(msgpack.Unpacker(open(sys.argv[1], "rb"), raw=False))
+def write(name, change):
+    with open("%s/%s.bs" % (sys.argv[2], name), "wb") as f:
+        for o in objs:
+            if isinstance(o, dict) and o.get("split") == change:
+                o = dict(o, split="test")
+            f.write(msgpack.packb(o, use_bin_type=True))
+write("train_as_test", "train")
+write("val_as_test", "val")
+PY
+	bio-batch $C --epochs 2 "$SS" >"$T/b2.bs"
+	a=$(bio-train $C --val "$SS" -o "$T/a" -j1 "$T/b2.bs" 2>&1 | grep -o "val_loss [0-9.]* val_acc [0-9.]*")
+	b=$(bio-train $C --val "$T/train_as_test.bs" -o "$T/b" -j1 "$T/b2.bs" 2>&1 |
+		grep -o "val_loss [0-9.]* val_acc [0-9.]*")
+	[ -n "$a" ] && [ "$a" = "$b" ]
+	run bio-train $C --val "$T/val_as_test.bs" -o "$T/c" -j1 "$T/b2.bs"
+	assert_failure 1
+	assert_output "bio-train: $T/val_as_test.bs: no validation samples"
+}

@@ -205,3 +205,52 @@ assert len(a) > 1 and a == b, "predictions differ"' "$seq_dir/predictions.bs" "$
 		[ "$(grep -l 'bio-train ' "$d/$w"[12].log | wc -l)" -eq 1 ]
 	done
 }
+
+@test "closed-set with a test split: best.ckpt on val, the report on test, thresholds set on val" {
+	run run_make SET="scan.split.val=0.34 scan.split.test=0.34"
+	assert_success
+	assert_output --partial "bio-train: each epoch: loss, acc on the training batches; val_loss, val_acc on --val"
+	assert_output --regexp "bio-infer .*--split val .*-o [^ ]*/dev.bs"
+	assert_output --regexp "bio-infer .*--split test .*-o [^ ]*/predictions.bs"
+	assert_output --regexp "bio-eval .*--enrol [^ ]*/enrol.bs"
+	assert_output --regexp "--dev [^ ]*/dev.bs"
+	run_dir=$(ls -td "$W"/tiny-* | grep -E '/tiny-[0-9a-f]{16}$' | head -1)
+	"$PYTHON" - "$run_dir" <<'PY'
+import sys, yaml, msgpack
+d = sys.argv[1]
+r = yaml.safe_load(open(d + "/report.yaml"))
+u = msgpack.Unpacker(open(d + "/samples.bs", "rb"), raw=False)
+next(u)
+splits = [o.get("split") for o in u if isinstance(o, dict) and "split" in o]
+assert r["records"] == splits.count("test") == 12, (r["records"], splits.count("test"))
+assert r["dev"]["path"].endswith("/dev.bs"), r["dev"]
+assert "dev_threshold" in r["fused"]["verification"], r["fused"]["verification"]
+assert r["fused"]["verification"]["dev_threshold"]["hter"] is not None, r["fused"]
+assert r["fused"]["verification"]["eer_ci95"] is not None
+PY
+}
+
+@test "open-set (scan.split.mode disjoint): new identities enrolled as templates, no --val" {
+	run run_make SET="scan.split.mode=disjoint scan.split.val=0.34 scan.split.test=0.34 eval.template=mean eval.gallery=2"
+	assert_success
+	assert_output --partial "bio-train: each epoch: loss, acc on the training batches (no --val)"
+	refute_output --partial "enrol.bs"
+	assert_output --regexp "bio-infer .*--split test .*-o [^ ]*/predictions.bs"
+	run_dir=$(ls -td "$W"/tiny-* | grep -E '/tiny-[0-9a-f]{16}$' | head -1)
+	"$PYTHON" - "$run_dir" <<'PY'
+import sys, yaml, msgpack
+d = sys.argv[1]
+r = yaml.safe_load(open(d + "/report.yaml"))
+u = msgpack.Unpacker(open(d + "/samples.bs", "rb"), raw=False)
+next(u)
+recs = [o for o in u if isinstance(o, dict) and "split" in o]
+train = {o["label"] for o in recs if o["split"] == "train"}
+test = {o["label"] for o in recs if o["split"] == "test"}
+assert train and test and not (train & test), (train, test)
+assert r["template"] == "mean" and r["gallery_from"] == "input", r
+idf = r["fused"]["identification"]
+assert idf["n_templates"] == len(test) and idf["n_unmated_probes"] == 0, idf
+assert r["bootstrap"]["subjects"] == len(test)
+assert r["dev"]["path"].endswith("/dev.bs")
+PY
+}
