@@ -256,6 +256,13 @@ print('ok')"
 	run sh -c "bio-eval --enrol train.bs --gallery 100 -q preds.bs > report.yaml"
 	assert_success
 	grep -q 'n_gallery: 40' report.yaml
+	# the open-set example (dev.bs: other samples of the same identities, made here)
+	"$PYTHON" "$OLDPWD/$GEN" -o dev.bs --ids 10 --samples 4 --sample-seed 5
+	run sh -c "bio-eval --template mean --gallery 3 --dev dev.bs --bootstrap 2000 \\
+  --set eval.dev_fmr=0.001 -q preds.bs > report.yaml"
+	assert_success
+	grep -q '^  target_fmr: 0.001$' report.yaml
+	grep -q '^  replicates: 2000$' report.yaml
 	run sh -c "bio-eval --curves curves --scores --set eval.curve_resolution=0 -q preds.bs > report.yaml"
 	assert_success
 	[ -s curves/scores_iris.csv ]
