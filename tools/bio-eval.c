@@ -50,7 +50,7 @@ struct modality {
 	struct bio_cmc cmc;
 	uint64_t *hist_gen, *hist_imp;
 	double hist_lo, hist_hi;
-	struct bio_scores raw;     /* the scores in comparison order (score fusion), with ids */
+	struct bio_scores raw;     /* the scores in comparison order (score fusion) */
 	double zmean, zstd;        /* score fusion: its impostor scores' mean and deviation */
 	struct bio_boot_ci ci[BIO_BOOT_N_VERIF], ci_rank1; /* bootstrap 95% intervals */
 	int has_ci, has_ci_rank1;
@@ -509,8 +509,9 @@ static int verify_scores(struct eval *e, struct modality *md, const char *name)
 	return 1;
 }
 
-/* A copy of s (values and ids) in dst. */
-static void copy_scores(struct eval *e, struct bio_scores *dst, const struct bio_scores *s)
+/* A copy of s's values in dst, and of ids' ids (NULL: none). */
+static void copy_scores(struct eval *e, struct bio_scores *dst, const struct bio_scores *s,
+			const struct bio_scores *ids)
 {
 	dst->n_genuine = s->n_genuine;
 	dst->n_impostor = s->n_impostor;
@@ -518,11 +519,11 @@ static void copy_scores(struct eval *e, struct bio_scores *dst, const struct bio
 	dst->impostor = xrealloc(e, NULL, s->n_impostor + 1, sizeof(double));
 	memcpy(dst->genuine, s->genuine, s->n_genuine * sizeof(double));
 	memcpy(dst->impostor, s->impostor, s->n_impostor * sizeof(double));
-	if (s->gen_id) {
+	if (ids && ids->gen_id) {
 		dst->gen_id = xrealloc(e, NULL, s->n_genuine + 1, sizeof(uint32_t));
 		dst->imp_id = xrealloc(e, NULL, 2 * s->n_impostor + 1, sizeof(uint32_t));
-		memcpy(dst->gen_id, s->gen_id, s->n_genuine * sizeof(uint32_t));
-		memcpy(dst->imp_id, s->imp_id, 2 * s->n_impostor * sizeof(uint32_t));
+		memcpy(dst->gen_id, ids->gen_id, s->n_genuine * sizeof(uint32_t));
+		memcpy(dst->imp_id, ids->imp_id, 2 * s->n_impostor * sizeof(uint32_t));
 	}
 }
 
@@ -562,7 +563,7 @@ static void compute_modality(struct eval *e, struct modality *md)
 	}
 	if (rc == 0) {
 		if (md - e->mod < e->n_mod - 1) /* a modality: in comparison order, for the fusion */
-			copy_scores(e, &md->raw, &md->scores);
+			copy_scores(e, &md->raw, &md->scores, NULL);
 		const struct bio_scores *s = &md->scores;
 		if (verify_scores(e, md, md->name) &&
 		    bio_roc_curve(&md->roc, &md->n_roc, s->genuine, s->n_genuine, s->impostor,
@@ -668,7 +669,8 @@ static void compute_score_fusion(struct eval *e)
 		}
 	}
 	struct bio_scores *f = &md->scores;
-	copy_scores(e, f, a); /* the ids; the values are replaced */
+	/* the ids of the first modality's scores (sorting moved only their values) */
+	copy_scores(e, f, a, &e->mod[0].scores);
 	for (size_t i = 0; i < f->n_genuine; i++) {
 		double v = 0.0;
 		for (int k = 0; k < n; k++)
