@@ -124,6 +124,15 @@ int bio_prep_params_from_config(struct bio_prep_params *p, const struct bio_conf
 	return 0;
 }
 
+int bio_prep_params_for_modality(struct bio_prep_params *p, const struct bio_config *c,
+				 const char *modality, struct bio_error *err)
+{
+	int rc = bio_prep_params_from_config(p, c, err);
+	if (rc < 0 || strcmp(modality, "fingerprint") != 0)
+		return rc;
+	return bio_fp_segment_params_from_config(&p->fp, c, err);
+}
+
 /* (v / 255 - mean) / std for every 8-bit level v: the same float operations as numpy on a
  * float32 array. */
 static void build_lut(float lut[256], float mean, float std)
@@ -132,9 +141,23 @@ static void build_lut(float lut[256], float mean, float std)
 		lut[v] = ((float)v / 255.0f - mean) / std;
 }
 
-int bio_prep_image(float *out, const struct bio_image *img, const struct bio_prep_params *p,
-		   struct bio_prep_scratch *s, struct bio_error *err)
+int bio_prep_image_info(float *out, const struct bio_image *img, const struct bio_prep_params *p,
+			struct bio_prep_scratch *s, struct bio_fp_segment_info *fp,
+			struct bio_error *err)
 {
+	if (p->fp.enabled) { /* the print cropped and normalised first, then as any image */
+		struct bio_image seg;
+		struct bio_prep_params q = *p;
+		int rc;
+		if (!img || !img->pixels || !img->width || !img->height)
+			return bio_error_set(err, BIO_EINVAL, "prep: empty image");
+		if ((rc = bio_fp_segment(&seg, img, &p->fp, fp, err)) < 0)
+			return rc;
+		q.fp.enabled = 0;
+		rc = bio_prep_image_info(out, &seg, &q, s, NULL, err);
+		bio_image_destroy(&seg);
+		return rc;
+	}
 	size_t n = (size_t)p->size * p->size;
 	struct bio_resize_plan *own_plan = NULL;
 	const struct bio_resize_plan *plan;
@@ -200,14 +223,27 @@ out:
 	return rc;
 }
 
+int bio_prep_image(float *out, const struct bio_image *img, const struct bio_prep_params *p,
+		   struct bio_prep_scratch *s, struct bio_error *err)
+{
+	return bio_prep_image_info(out, img, p, s, NULL, err);
+}
+
 int bio_prep_file(float *out, const char *path, const struct bio_prep_params *p,
 		  struct bio_prep_scratch *s, struct bio_error *err)
+{
+	return bio_prep_file_info(out, path, p, s, NULL, err);
+}
+
+int bio_prep_file_info(float *out, const char *path, const struct bio_prep_params *p,
+		       struct bio_prep_scratch *s, struct bio_fp_segment_info *fp,
+		       struct bio_error *err)
 {
 	struct bio_image img = {0};
 	int rc = s ? bio_image_reader_load(&img, &s->reader, path, &p->limits, err)
 		   : bio_image_load(&img, path, &p->limits, err);
 	if (rc == 0) {
-		rc = bio_prep_image(out, &img, p, s, err);
+		rc = bio_prep_image_info(out, &img, p, s, fp, err);
 		if (rc < 0)
 			bio_error_prefix(err, "%s", path);
 	}

@@ -24,12 +24,13 @@ struct prep_job {
 	size_t strs_cap;
 	size_t off_id, off_identity, off_split, off_path[PREP_MAX_MODALITIES];
 	float *out;     /* n_mod * S * S floats */
+	struct bio_fp_segment_info fp[PREP_MAX_MODALITIES]; /* what segmentation found */
 	int rc;
 	struct bio_error err;
 };
 
 struct prep_ctx {
-	const struct bio_prep_params *params;
+	const struct bio_prep_params *params; /* one per modality */
 	int n_mod;
 	size_t pixels; /* S * S */
 	struct bio_prep_scratch **scratch; /* one per worker */
@@ -52,7 +53,8 @@ static void usage(FILE *f)
 		BIO_TOOL_COMMON_HELP
 		"\n"
 		"Config keys: prep.size, prep.resize (bilinear|area), prep.mean, prep.std,\n"
-		"prep.quantize, prep.max_width, prep.max_height, prep.max_failures.\n"
+		"prep.quantize, prep.max_width, prep.max_height, prep.max_failures, prep.fingerprint.*\n"
+		"(segment, block, threshold, min_foreground, margin: the fingerprint's segmentation).\n"
 		"See bio-prep(1).\n");
 }
 
@@ -101,25 +103,30 @@ static void prep_work(void *ud, int worker, void *slot)
 	struct prep_job *job = slot;
 
 	job->rc = 0;
+	memset(job->fp, 0, sizeof job->fp);
 	for (int m = 0; m < ctx->n_mod && job->rc == 0; m++)
-		job->rc = bio_prep_file(job->out + (size_t)m * ctx->pixels,
-					job->strs + job->off_path[m], ctx->params,
-					ctx->scratch[worker], &job->err);
+		job->rc = bio_prep_file_info(job->out + (size_t)m * ctx->pixels,
+					     job->strs + job->off_path[m], &ctx->params[m],
+					     ctx->scratch[worker], &job->fp[m], &job->err);
 }
 
 /* Writes the samples header: the input meta's keys carried forward, ours replaced. */
 static int write_header(struct bio_stream_writer *w, const struct bio_value *meta,
-			const struct bio_prep_params *p, const char *digest)
+			const struct bio_prep_params *p, char *const *modalities, int n_mod,
+			const char *digest)
 {
 	static const char *const own[] = {"program", "version", "shape", "normalize", "resize",
-					  "quantize", "prep_digest"};
+					  "quantize", "prep_digest", "segment"};
 	const size_t n_own = sizeof(own) / sizeof(own[0]);
 	size_t n_keep = 0, n = bio_value_len(meta);
 
+	int segmented = 0;
+	for (int m = 0; m < n_mod; m++)
+		segmented |= p[m].fp.enabled;
 	for (int pass = 0; pass < 2; pass++) {
 		if (pass == 1) {
 			bio_stream_begin_header(w, "samples");
-			bio_pack_map(w, n_keep + n_own);
+			bio_pack_map(w, n_keep + n_own - !segmented);
 		}
 		for (size_t i = 0; i < n; i++) {
 			const char *key;
@@ -152,17 +159,40 @@ static int write_header(struct bio_stream_writer *w, const struct bio_value *met
 	bio_pack_kv_str(w, "resize", p->filter == BIO_RESIZE_AREA ? "area" : "bilinear");
 	bio_pack_str(w, "quantize");
 	bio_pack_bool(w, p->quantize);
+	/* segment: {modality: {block, threshold, min_foreground, margin}} for the modalities
+	 * segmented (absent when none: the stream is then as it always was) */
+	int n_seg = 0;
+	for (int m = 0; m < n_mod; m++)
+		n_seg += p[m].fp.enabled;
+	if (n_seg > 0) {
+		bio_pack_str(w, "segment");
+		bio_pack_map(w, (size_t)n_seg);
+	}
+	for (int m = 0; m < n_mod; m++) {
+		if (!p[m].fp.enabled)
+			continue;
+		bio_pack_str(w, modalities[m]);
+		bio_pack_map(w, 4);
+		bio_pack_kv_int(w, "block", p[m].fp.block);
+		bio_pack_kv_double(w, "threshold", p[m].fp.threshold);
+		bio_pack_kv_double(w, "min_foreground", p[m].fp.min_foreground);
+		bio_pack_kv_int(w, "margin", p[m].fp.margin);
+	}
 	return bio_pack_kv_str(w, "prep_digest", digest);
 }
 
 static int write_sample(struct bio_stream_writer *w, const struct prep_job *job,
-			char *const *modalities, int n_mod, uint32_t size)
+			const struct bio_prep_params *p, char *const *modalities, int n_mod,
+			uint32_t size)
 {
 	int64_t shape[3] = {1, size, size};
 	size_t pixels = (size_t)size * size;
+	int n_seg = 0;
+	for (int m = 0; m < n_mod; m++)
+		n_seg += p[m].fp.enabled;
 
 	bio_stream_begin_record(w);
-	bio_pack_map(w, 4 + (size_t)n_mod);
+	bio_pack_map(w, 4 + (size_t)n_mod + (n_seg > 0));
 	bio_pack_kv_str(w, "id", job->strs + job->off_id);
 	bio_pack_kv_int(w, "label", job->label);
 	bio_pack_kv_str(w, "identity", job->strs + job->off_identity);
@@ -173,6 +203,25 @@ static int write_sample(struct bio_stream_writer *w, const struct prep_job *job,
 		bio_tensor_view(&t, BIO_DTYPE_F32, 3, shape, job->out + (size_t)m * pixels);
 		bio_pack_str(w, modalities[m]);
 		rc = bio_pack_tensor(w, &t);
+	}
+	if (n_seg > 0) { /* segment: {modality: {foreground, crop: [x, y, side], mean, std}} */
+		bio_pack_str(w, "segment");
+		bio_pack_map(w, (size_t)n_seg);
+		for (int m = 0; m < n_mod; m++) {
+			if (!p[m].fp.enabled)
+				continue;
+			const struct bio_fp_segment_info *f = &job->fp[m];
+			bio_pack_str(w, modalities[m]);
+			bio_pack_map(w, 4);
+			bio_pack_kv_double(w, "foreground", f->foreground);
+			bio_pack_str(w, "crop");
+			bio_pack_array(w, 3);
+			bio_pack_int(w, f->crop_x);
+			bio_pack_int(w, f->crop_y);
+			bio_pack_int(w, f->side);
+			bio_pack_kv_double(w, "mean", f->mean);
+			rc = bio_pack_kv_double(w, "std", f->std);
+		}
 	}
 	return rc;
 }
@@ -261,7 +310,7 @@ int main(int argc, char **argv)
 	}
 	bio_tool_load_config(&t);
 
-	struct bio_prep_params params;
+	struct bio_prep_params params; /* (the settings every modality shares) */
 	if (bio_prep_params_from_config(&params, t.cfg, &err) < 0)
 		bio_tool_die_err(&t, &err);
 	if (max_failures < 0) {
@@ -284,6 +333,10 @@ int main(int argc, char **argv)
 	const struct bio_value *meta = h.meta;
 	char *const *modalities = h.modalities;
 	size_t n_mod = (size_t)h.n_mod;
+	struct bio_prep_params mod_params[PREP_MAX_MODALITIES];
+	for (size_t m = 0; m < n_mod; m++)
+		if (bio_prep_params_for_modality(&mod_params[m], t.cfg, modalities[m], &err) < 0)
+			bio_tool_die_err(&t, &err);
 	/* Manifest paths are used as written (bio-scan writes them with its root in front). */
 	char *root = root_opt && root_opt[0] ? strdup(root_opt) : NULL;
 
@@ -292,13 +345,13 @@ int main(int argc, char **argv)
 	if (!w)
 		bio_tool_die_err(&t, &err);
 	bio_stream_writer_set_name(w, bio_tool_output_name(&t));
-	write_header(w, meta, &params, digest);
+	write_header(w, meta, mod_params, modalities, (int)n_mod, digest);
 
 	/* The ordered map and its slots: a few per thread keeps the workers busy. */
 	int n_threads = t.n_threads > 1 ? t.n_threads : 1;
 	size_t window = n_threads > 1 ? (size_t)n_threads * 4 : 1;
 	size_t pixels = (size_t)params.size * params.size;
-	struct prep_ctx ctx = {&params, (int)n_mod, pixels, NULL};
+	struct prep_ctx ctx = {mod_params, (int)n_mod, pixels, NULL};
 	struct prep_job *jobs = calloc(window, sizeof(*jobs));
 	struct prep_job **free_jobs = calloc(window, sizeof(*free_jobs));
 	ctx.scratch = calloc((size_t)n_threads, sizeof(*ctx.scratch));
@@ -320,7 +373,7 @@ int main(int argc, char **argv)
 		bio_tool_die_err(&t, &err);
 
 	/* Main loop: read records into free slots, collect finished ones in order, write them. */
-	long long n_failed = 0, n_done = 0;
+	long long n_failed = 0, n_seg_failed = 0, n_done = 0;
 	int input_done = 0, fatal = 0, stopped = 0;
 	while (!fatal && !stopped) {
 		while (!input_done && n_free > 0) {
@@ -358,9 +411,11 @@ int main(int argc, char **argv)
 			}
 			bio_tool_warn(&t, "%s", job->err.msg);
 			n_failed++;
+			for (size_t m = 0; m < n_mod; m++)
+				n_seg_failed += mod_params[m].fp.enabled && job->fp[m].failed;
 			continue;
 		}
-		int rc = write_sample(w, job, modalities, (int)n_mod, params.size);
+		int rc = write_sample(w, job, mod_params, modalities, (int)n_mod, params.size);
 		if (rc == BIO_EPIPE)
 			stopped = 1; /* downstream went away: stop quietly */
 		else if (rc < 0)
@@ -372,9 +427,13 @@ int main(int argc, char **argv)
 	if (fatal)
 		bio_tool_die_err(&t, &err);
 
-	const char *extra_keys[] = {"failed"};
-	int64_t extra_values[] = {n_failed};
-	int rc = bio_stream_finish(w, 1, extra_keys, extra_values, &err);
+	/* segment_failed: those of the failures a segmentation refused (when one runs) */
+	int segmented = 0;
+	for (size_t m = 0; m < n_mod; m++)
+		segmented |= mod_params[m].fp.enabled;
+	const char *extra_keys[] = {"failed", "segment_failed"};
+	int64_t extra_values[] = {n_failed, n_seg_failed};
+	int rc = bio_stream_finish(w, segmented ? 2 : 1, extra_keys, extra_values, &err);
 	if (rc < 0)
 		bio_tool_die_err(&t, &err); /* BIO_EPIPE (reader went away): exits 0 quietly */
 	bio_stream_writer_free(w);

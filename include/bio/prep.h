@@ -8,6 +8,7 @@
 #include "bio/config.h"
 #include "bio/error.h"
 #include "bio/image.h"
+#include "bio/segment.h"
 
 struct bio_prep_params {
 	uint32_t size;                 /* output side S (square) */
@@ -15,6 +16,9 @@ struct bio_prep_params {
 	float mean, std;               /* out = (x/255 - mean) / std */
 	int quantize;                  /* 1: round resized pixels to 8-bit levels as PIL does */
 	struct bio_image_limits limits;
+	/* fingerprint segmentation, crop and contrast before the resize (bio/segment.h); enabled
+	 * only for the modality bio_prep_params_for_modality names "fingerprint" */
+	struct bio_fp_segment_params fp;
 };
 
 /* Per-thread scratch of the preprocessing: a reused file buffer, cached resize plans (one per
@@ -33,6 +37,11 @@ void bio_prep_params_default(struct bio_prep_params *p);
  * prep.max_height from c (c borrowed); errors name the key and file:line. */
 int bio_prep_params_from_config(struct bio_prep_params *p, const struct bio_config *c,
 				struct bio_error *err);
+/* As bio_prep_params_from_config, then the settings of the modality: for "fingerprint",
+ * prep.fingerprint.* (segmentation when prep.fingerprint.segment is true); other modalities get
+ * none. */
+int bio_prep_params_for_modality(struct bio_prep_params *p, const struct bio_config *c,
+				 const char *modality, struct bio_error *err);
 /* Turns img (borrowed, 8-bit gray) into p->size * p->size normalised floats in out. s (borrowed,
  * one per thread) may be NULL: then the resize tables are built for this call alone. */
 int bio_prep_image(float *out, const struct bio_image *img, const struct bio_prep_params *p,
@@ -40,5 +49,13 @@ int bio_prep_image(float *out, const struct bio_image *img, const struct bio_pre
 /* Loads and decodes the file at path, then as bio_prep_image. Messages name the path. */
 int bio_prep_file(float *out, const char *path, const struct bio_prep_params *p,
 		  struct bio_prep_scratch *s, struct bio_error *err);
+/* As bio_prep_image / bio_prep_file; when p->fp.enabled, *fp (may be NULL) receives what the
+ * segmentation found (fp->failed set when it is what failed). */
+int bio_prep_image_info(float *out, const struct bio_image *img, const struct bio_prep_params *p,
+			struct bio_prep_scratch *s, struct bio_fp_segment_info *fp,
+			struct bio_error *err);
+int bio_prep_file_info(float *out, const char *path, const struct bio_prep_params *p,
+		       struct bio_prep_scratch *s, struct bio_fp_segment_info *fp,
+		       struct bio_error *err);
 
 #endif

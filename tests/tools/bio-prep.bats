@@ -359,3 +359,70 @@ PY
 	assert_failure 1
 	assert_output --partial "stream.max_tensor_bytes: 2000000000 is out of range [1, 268435456]"
 }
+
+@test "bio-prep: fingerprint segmentation (prep.fingerprint.segment) gives numpy's crop, contrast and bytes; -j does not change them" {
+	bio-synth --subjects 3 --samples 3 -o "$T/d" 2>/dev/null
+	bio-scan --set scan.root="$T/d" -o "$T/m.bs" 2>/dev/null
+	bio-prep --set prep.fingerprint.segment=true -j1 -o "$T/s1.bs" "$T/m.bs"
+	bio-prep --set prep.fingerprint.segment=true -j3 -o "$T/s3.bs" "$T/m.bs"
+	cmp "$T/s1.bs" "$T/s3.bs"
+	run "$PYTHON" tests/python/segment_reference.py "$T/m.bs" "$T/s1.bs"
+	assert_success
+	assert_output --partial "ok: 18 samples"
+	bio-prep --set prep.fingerprint.segment=true --set prep.fingerprint.block=8 \
+		--set prep.fingerprint.threshold=0.5 --set prep.fingerprint.margin=0 -o "$T/s8.bs" "$T/m.bs"
+	run "$PYTHON" tests/python/segment_reference.py "$T/m.bs" "$T/s8.bs" --block 8 \
+		--threshold 0.5 --margin 0
+	assert_success
+	# the header names what was done; the iris is left as it was
+	run "$PYTHON" - "$T/s1.bs" "$T/s8.bs" <<'PY'
+import sys, msgpack
+h = next(iter(msgpack.Unpacker(open(sys.argv[1], "rb"), raw=False)))
+print(sorted(h["meta"]["segment"]), h["meta"]["segment"]["fingerprint"]["block"])
+PY
+	assert_output "['fingerprint'] 16"
+	bio-prep -o "$T/plain.bs" "$T/m.bs"
+	run "$PYTHON" tests/python/prep_reference.py "$T/m.bs" "$T/plain.bs"
+	assert_success
+}
+
+@test "bio-prep: the real FVC2002 prints segment as numpy does" {
+	[ -d ../shared/data/real/fvc2002_db1_b ] || skip "no ../shared/data/real"
+	for db in db1 db2; do
+		bio-scan -c configs/datasets/fvc2002_$db.yaml -o "$T/$db.bs" 2>/dev/null
+		bio-prep -c configs/datasets/fvc2002_$db.yaml --set prep.fingerprint.segment=true \
+			-j2 -o "$T/${db}s.bs" "$T/$db.bs"
+		run "$PYTHON" tests/python/segment_reference.py "$T/$db.bs" "$T/${db}s.bs"
+		assert_success
+		assert_output --partial "ok: 80 samples"
+	done
+}
+
+@test "bio-prep: a print with no foreground fails naming the file and the key; --keep-going counts it in segment_failed" {
+	bio-synth --subjects 2 --samples 2 -o "$T/d" 2>/dev/null
+	f=$(ls "$T/d/fingerprint" | head -1)
+	"$PYTHON" -c 'import sys; from PIL import Image; Image.new("L", (128, 128), 200).save(sys.argv[1])' "$T/d/fingerprint/$f"
+	bio-scan --set scan.root="$T/d" -o "$T/m.bs" 2>/dev/null
+	run bio-prep --set prep.fingerprint.segment=true -o "$T/s.bs" "$T/m.bs"
+	assert_failure 1
+	assert_output --partial "$f"
+	assert_output --partial "prep.fingerprint.min_foreground"
+	[ "${#lines[@]}" -eq 1 ]
+	[ ! -e "$T/s.bs" ]
+	run bio-prep -k --max-failures 1 --set prep.fingerprint.segment=true -o "$T/s.bs" "$T/m.bs"
+	assert_success
+	run "$PYTHON" - "$T/s.bs" <<'PY'
+import sys, msgpack
+objs = list(msgpack.Unpacker(open(sys.argv[1], "rb"), raw=False))
+t = objs[-1]
+print(t["end"], t["failed"], t["segment_failed"])
+PY
+	assert_output "7 1 1"
+	# absurd settings are one line naming the key
+	run bio-prep --set prep.fingerprint.block=2 -o "$T/x.bs" "$T/m.bs"
+	assert_failure
+	assert_output --partial "prep.fingerprint.block"
+	run bio-prep --set prep.fingerprint.threshold=1.5 -o "$T/x.bs" "$T/m.bs"
+	assert_failure
+	assert_output --partial "prep.fingerprint.threshold"
+}
