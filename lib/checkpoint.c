@@ -44,7 +44,7 @@ void bio_ckpt_meta_destroy(struct bio_ckpt_meta *meta)
 static void pack_spec(struct bio_stream_writer *w, const struct bio_model_spec *s)
 {
 	bio_pack_str(w, "model");
-	bio_pack_map(w, 10);
+	bio_pack_map(w, 14);
 	bio_pack_kv_int(w, "input_size", s->input_size);
 	bio_pack_str(w, "channels");
 	bio_pack_array(w, (size_t)s->n_blocks);
@@ -61,6 +61,13 @@ static void pack_spec(struct bio_stream_writer *w, const struct bio_model_spec *
 	for (int i = 0; i < s->n_mod; i++)
 		bio_pack_str(w, s->modalities[i]);
 	bio_pack_kv_int(w, "n_classes", s->n_classes);
+	/* the fused embedding is a sum of L2-normalised embeddings (attention, weighted): a
+	 * checkpoint without this key is one of the raw-sum weighted fusion before it */
+	bio_pack_str(w, "fusion_normalized");
+	bio_pack_bool(w, s->fusion != BIO_FUSION_CONCAT);
+	bio_pack_kv_str(w, "loss", bio_loss_name(s->loss));
+	bio_pack_kv_double(w, "margin", s->margin);
+	bio_pack_kv_double(w, "scale", s->scale);
 }
 
 static void pack_u64_hex(struct bio_stream_writer *w, uint64_t v)
@@ -478,6 +485,28 @@ static int read_spec(struct bio_model_spec *sp, const struct bio_value *mv, cons
 		return bio_error_set(err, BIO_EFORMAT, "%s: checkpoint meta: attention fusion "
 				     "without attention_temperature (a checkpoint of the unbounded "
 				     "attention before it: retrain)", path);
+	if (sp->fusion == BIO_FUSION_WEIGHTED && !bio_value_get(mv, "fusion_normalized"))
+		return bio_error_set(err, BIO_EFORMAT, "%s: checkpoint meta: weighted fusion without "
+				     "fusion_normalized (a checkpoint of the raw-sum weighted fusion "
+				     "before it, another network: retrain)", path);
+	/* the head: a checkpoint without "loss" is one of the softmax classifier before margin
+	 * losses */
+	const struct bio_value *lv = bio_value_get(mv, "loss");
+	sp->loss = BIO_LOSS_SOFTMAX;
+	if (lv) {
+		char *ls = bio_value_strdup(lv);
+		rc = !ls || bio_loss_parse(&sp->loss, ls);
+		free(ls);
+		if (rc)
+			return bio_error_set(err, BIO_EFORMAT, "%s: checkpoint meta: bad model loss",
+					     path);
+		if ((rc = meta_double(mv, "margin", &d, path, err)))
+			return rc;
+		sp->margin = (float)d;
+		if ((rc = meta_double(mv, "scale", &d, path, err)))
+			return rc;
+		sp->scale = (float)d;
+	}
 	struct bio_header h; /* the model map's modalities: the same checks as a stream header's */
 	char src[1100];
 	snprintf(src, sizeof src, "%s: checkpoint model", path);

@@ -93,6 +93,17 @@ int bio_model_spec_from_config(struct bio_model_spec *spec, const struct bio_con
 					      err)))
 		return rc;
 	spec->attention_temperature = (float)d;
+	if ((rc = bio_config_get_str(cfg, "training.loss", &s, err)))
+		return rc;
+	if (bio_loss_parse(&spec->loss, s))
+		return bio_config_error(cfg, "training.loss", err, BIO_EINVAL,
+					"expected softmax, cosface or arcface, got '%s'", s);
+	if ((rc = bio_config_get_double_range(cfg, "training.margin", 0.0, 1.5, &d, err)))
+		return rc;
+	spec->margin = (float)d;
+	if ((rc = bio_config_get_double_range(cfg, "training.scale", 1.0, 1024.0, &d, err)))
+		return rc;
+	spec->scale = (float)d;
 	size_t nm = bio_config_count(cfg, "model.modalities");
 	if (nm < 1 || nm > BIO_MODEL_MAX_MODS)
 		return bio_config_error(cfg, "model.modalities", err, BIO_EINVAL,
@@ -158,6 +169,15 @@ int bio_model_spec_check(const struct bio_model_spec *spec, struct bio_error *er
 	    !(spec->attention_temperature >= 0.05f && spec->attention_temperature <= 100.0f))
 		return bio_error_set(err, BIO_EINVAL, "model attention temperature %g outside "
 				     "0.05..100", (double)spec->attention_temperature);
+	if (spec->loss != BIO_LOSS_SOFTMAX && spec->loss != BIO_LOSS_COSFACE &&
+	    spec->loss != BIO_LOSS_ARCFACE)
+		return bio_error_set(err, BIO_EINVAL, "unknown loss");
+	if (spec->loss != BIO_LOSS_SOFTMAX &&
+	    (!(spec->margin >= 0.0f && spec->margin <= 1.5f) ||
+	     !(spec->scale >= 1.0f && spec->scale <= 1024.0f)))
+		return bio_error_set(err, BIO_EINVAL, "model %s margin %g (0..1.5) or scale %g "
+				     "(1..1024) out of range", bio_loss_name(spec->loss),
+				     (double)spec->margin, (double)spec->scale);
 	if (spec->n_classes < 0 || spec->n_classes > 1000000)
 		return bio_error_set(err, BIO_EINVAL, "model has %d classes (2..1000000)",
 				     spec->n_classes);
@@ -174,7 +194,9 @@ int bio_model_spec_equal(const struct bio_model_spec *a, const struct bio_model_
 	if (a->input_size != b->input_size || a->n_blocks != b->n_blocks ||
 	    a->kernel != b->kernel || a->hidden != b->hidden || a->embedding != b->embedding ||
 	    a->dropout != b->dropout || a->fusion != b->fusion || a->n_mod != b->n_mod ||
-	    a->n_classes != b->n_classes)
+	    a->n_classes != b->n_classes || a->loss != b->loss)
+		return 0;
+	if (a->loss != BIO_LOSS_SOFTMAX && (a->margin != b->margin || a->scale != b->scale))
 		return 0;
 	if (a->fusion == BIO_FUSION_ATTENTION &&
 	    a->attention_temperature != b->attention_temperature)
@@ -276,7 +298,8 @@ static void make_layout(struct layout *lo, const struct bio_model_spec *spec)
 	}
 	int fused = spec->fusion == BIO_FUSION_CONCAT ? spec->n_mod * spec->embedding : spec->embedding;
 	add_tensor(lo, "classifier.", "weight", BIO_ROLE_PARAM, 2, spec->n_classes, fused, 0, 0);
-	add_tensor(lo, "classifier.", "bias", BIO_ROLE_PARAM, 1, spec->n_classes, 0, 0, 0);
+	if (spec->loss == BIO_LOSS_SOFTMAX) /* the cosine classifier has no bias */
+		add_tensor(lo, "classifier.", "bias", BIO_ROLE_PARAM, 1, spec->n_classes, 0, 0, 0);
 }
 
 /* Floats allocated with a running total of bytes. */
@@ -501,9 +524,24 @@ struct bio_model *bio_model_new(const struct bio_model_spec *spec, int max_batch
 	m->fusion.alpha = falloc((size_t)n * nm, ab);
 	int fused = bio_fusion_out_dim(&m->fusion);
 	const struct bio_model_tensor *cw = bio_model_find(m, "classifier.weight");
-	const struct bio_model_tensor *cb = bio_model_find(m, "classifier.bias");
-	m->classifier = (struct bio_linear){fused, spec->n_classes, cw->data, cb->data, cw->grad,
-					    cb->grad, NULL};
+	if (spec->loss == BIO_LOSS_SOFTMAX) {
+		const struct bio_model_tensor *cb = bio_model_find(m, "classifier.bias");
+		m->classifier = (struct bio_linear){fused, spec->n_classes, cw->data, cb->data,
+						    cw->grad, cb->grad, NULL};
+	} else {
+		struct bio_cosine *h = &m->head;
+		h->n_in = fused;
+		h->n_out = spec->n_classes;
+		h->scale = spec->scale;
+		h->w = cw->data;
+		h->dw = cw->grad;
+		h->u = falloc((size_t)n * fused, ab);
+		h->u_inv = falloc((size_t)n, ab);
+		h->v = falloc((size_t)spec->n_classes * fused, ab);
+		h->v_inv = falloc((size_t)spec->n_classes, ab);
+		if (!h->u || !h->u_inv || !h->v || !h->v_inv)
+			goto nomem;
+	}
 	m->fused = falloc((size_t)n * fused, ab);
 	m->d_fused = falloc((size_t)n * fused, ab);
 	m->logits = falloc((size_t)n * spec->n_classes, ab);
@@ -553,6 +591,10 @@ void bio_model_free(struct bio_model *m)
 	free(m->dw_part);
 	bio_nn_pool_free(m->pool);
 	free(m->d_scratch);
+	free(m->head.u);
+	free(m->head.u_inv);
+	free(m->head.v);
+	free(m->head.v_inv);
 	free(m->fusion.alpha);
 	free(m->fused);
 	free(m->d_fused);
@@ -778,7 +820,10 @@ void bio_model_forward_rng(struct bio_model *m, const float *const *inputs, int 
 		branch_forward(m, &m->branches[b], inputs[b], n_batch, training, rng);
 	TIMED(m, 3, {
 		bio_fusion_forward(&m->fusion, m->fused, (const float *const *)m->emb, n_batch);
-		bio_linear_forward(&m->classifier, m->logits, m->fused, n_batch);
+		if (m->spec.loss == BIO_LOSS_SOFTMAX)
+			bio_linear_forward(&m->classifier, m->logits, m->fused, n_batch);
+		else
+			bio_cosine_forward(&m->head, m->logits, m->fused, n_batch);
 	});
 }
 
@@ -791,20 +836,36 @@ double bio_model_loss(struct bio_model *m, const int64_t *labels, int n_batch, f
 		      int *n_correct)
 {
 	const struct bio_nn_dist *d = m->dist;
-	if (!d)
-		return bio_softmax_ce(m->d_logits, n_correct, m->logits, labels, n_batch,
-				      m->spec.n_classes, scale);
+	const struct bio_model_spec *sp = &m->spec;
+	if (!d) {
+		if (n_batch <= 0) {
+			if (n_correct)
+				*n_correct = 0;
+			return 0.0;
+		}
+		return bio_margin_ce_sum(m->d_logits, n_correct, m->logits, labels, n_batch,
+					 sp->n_classes, sp->loss, sp->margin, sp->scale,
+					 (double)scale / n_batch) / n_batch;
+	}
 	/* the sum over this rank's pieces, then over the ranks; the mean over the global batch */
 	int correct = 0;
 	double v[2];
-	v[0] = bio_softmax_ce_sum(m->d_logits, &correct, m->logits, labels, n_batch,
-				  m->spec.n_classes, (double)scale / d->n_global);
+	v[0] = bio_margin_ce_sum(m->d_logits, &correct, m->logits, labels, n_batch, sp->n_classes,
+				 sp->loss, sp->margin, sp->scale, (double)scale / d->n_global);
 	v[1] = correct;
 	if (d->size > 1)
 		d->allsum(d, v, 2);
 	if (n_correct)
 		*n_correct = (int)v[1];
 	return v[0] / d->n_global;
+}
+
+double bio_model_loss_sum(const struct bio_model *m, const float *logits, const int64_t *labels,
+			  int n_batch, int *n_correct)
+{
+	const struct bio_model_spec *sp = &m->spec;
+	return bio_margin_ce_sum(NULL, n_correct, logits, labels, n_batch, sp->n_classes, sp->loss,
+				 sp->margin, sp->scale, 1.0);
 }
 
 /* Where a parameter lies in params, and so its gradient in grads (the same layout). */
@@ -868,7 +929,11 @@ void bio_model_backward(struct bio_model *m, int n_batch, int training)
 {
 	const int nm = m->spec.n_mod;
 	TIMED(m, 7, {
-		bio_linear_backward(&m->classifier, m->d_fused, m->d_logits, m->fused, n_batch);
+		if (m->spec.loss == BIO_LOSS_SOFTMAX)
+			bio_linear_backward(&m->classifier, m->d_fused, m->d_logits, m->fused,
+					    n_batch);
+		else
+			bio_cosine_backward(&m->head, m->d_fused, m->d_logits, n_batch);
 		bio_fusion_backward(&m->fusion, m->d_emb, m->d_fused, (const float *const *)m->emb,
 				    n_batch);
 	});

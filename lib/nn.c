@@ -1273,6 +1273,188 @@ double bio_softmax_ce(float *d_logits, int *n_correct, const float *logits, cons
 				  (double)scale / n_batch) / n_batch;
 }
 
+/* ---- additive-margin softmax over a cosine classifier ---- */
+
+int bio_loss_parse(enum bio_loss_kind *out, const char *name)
+{
+	static const char *const names[] = {"softmax", "cosface", "arcface"};
+	for (int i = 0; i < 3; i++)
+		if (strcmp(name, names[i]) == 0) {
+			*out = (enum bio_loss_kind)i;
+			return 0;
+		}
+	return -1;
+}
+
+const char *bio_loss_name(enum bio_loss_kind kind)
+{
+	return kind == BIO_LOSS_COSFACE ? "cosface" : kind == BIO_LOSS_ARCFACE ? "arcface" : "softmax";
+}
+
+static double inv_norm(const float *x, int n);
+
+void bio_cosine_forward(const struct bio_cosine *l, float *out, const float *in, int n_batch)
+{
+	const int ni = l->n_in, no = l->n_out;
+	for (int c = 0; c < no; c++) {
+		const float *w = l->w + (size_t)c * ni;
+		float *v = l->v + (size_t)c * ni;
+		double inv = inv_norm(w, ni);
+		l->v_inv[c] = (float)inv;
+		for (int i = 0; i < ni; i++)
+			v[i] = (float)(w[i] * inv);
+	}
+	for (int n = 0; n < n_batch; n++) {
+		const float *x = in + (size_t)n * ni;
+		float *u = l->u + (size_t)n * ni;
+		double inv = inv_norm(x, ni);
+		l->u_inv[n] = (float)inv;
+		for (int i = 0; i < ni; i++)
+			u[i] = (float)(x[i] * inv);
+		for (int c = 0; c < no; c++) {
+			const float *v = l->v + (size_t)c * ni;
+			double z = 0.0;
+			for (int i = 0; i < ni; i++)
+				z += (double)u[i] * v[i];
+			out[(size_t)n * no + c] = (float)(l->scale * z);
+		}
+	}
+}
+
+/* With g = d(cos) = s d_out: d_in_n = (du_n - (du_n . u_n) u_n) / |in_n|, du_n = sum_c g_nc v_c;
+ * dw_c = (dv_c - (dv_c . v_c) v_c) / |w_c|, dv_c = sum_n g_nc u_n, formed (and projected) per
+ * piece, the pieces added by the tree. */
+void bio_cosine_backward(const struct bio_cosine *l, float *d_in, const float *d_out,
+			 int n_batch)
+{
+	const int ni = l->n_in, no = l->n_out;
+	const double s = l->scale;
+	for (int n = 0; n < n_batch && d_in; n++) {
+		const float *g = d_out + (size_t)n * no, *u = l->u + (size_t)n * ni;
+		float *dx = d_in + (size_t)n * ni;
+		double proj = 0.0;
+		for (int i = 0; i < ni; i++) {
+			double du = 0.0;
+			for (int c = 0; c < no; c++)
+				du += s * g[c] * l->v[(size_t)c * ni + i];
+			dx[i] = (float)du;
+			proj += du * u[i];
+		}
+		double inv = l->u_inv[n];
+		if (!(inv < 1e12f)) /* below the clamp |in| is a constant: no projection */
+			proj = 0.0;
+		for (int i = 0; i < ni; i++)
+			dx[i] = (float)(inv * (dx[i] - proj * u[i]));
+	}
+	const size_t width = (size_t)ni * no;
+	int slots = 1;
+	for (size_t np = n_pieces(n_batch); np; np >>= 1)
+		slots++;
+	float *stack = bio_kernels_scratch(SCRATCH_SUMS, sizeof(float) * width * (size_t)slots);
+	int top = 0;
+	uint64_t count = 0;
+	for (int s0 = 0; s0 < n_batch; s0 += BIO_NN_PIECE, count++) {
+		int end = n_batch - s0 < BIO_NN_PIECE ? n_batch : s0 + BIO_NN_PIECE;
+		float *leaf = stack + (size_t)top * width;
+		for (int c = 0; c < no; c++) {
+			float *lc = leaf + (size_t)c * ni;
+			const float *v = l->v + (size_t)c * ni;
+			double proj = 0.0;
+			for (int i = 0; i < ni; i++) {
+				double dv = 0.0;
+				for (int n = s0; n < end; n++)
+					dv += s * d_out[(size_t)n * no + c] * l->u[(size_t)n * ni + i];
+				lc[i] = (float)dv;
+				proj += dv * v[i];
+			}
+			double inv = l->v_inv[c];
+			if (!(inv < 1e12f))
+				proj = 0.0;
+			for (int i = 0; i < ni; i++)
+				lc[i] = (float)(inv * (lc[i] - proj * v[i]));
+		}
+		for (uint64_t k = count; k & 1; k >>= 1, top--)
+			add_into(stack + (size_t)(top - 1) * width, stack + (size_t)top * width, width);
+		top++;
+	}
+	for (int i = top - 2; i >= 0; i--)
+		add_into(stack + (size_t)i * width, stack + (size_t)(i + 1) * width, width);
+	if (top > 0)
+		add_into(l->dw, stack, width);
+}
+
+double bio_margin_ce_sum(float *d_logits, int *n_correct, const float *logits,
+			 const int64_t *labels, int n_batch, int n_classes,
+			 enum bio_loss_kind kind, float margin, float scale, double d_scale)
+{
+	if (kind == BIO_LOSS_SOFTMAX)
+		return bio_softmax_ce_sum(d_logits, n_correct, logits, labels, n_batch, n_classes,
+					  d_scale);
+	BIO_ASSERT(scale > 0.0f && margin >= 0.0f);
+	const double s = scale, m = margin;
+	const double cos_m = cos(m), sin_m = sin(m);
+	const double pi = 3.14159265358979323846;
+	const double th = cos(pi - m), mm = sin(pi - m) * m;
+	struct bio_nn_tree total;
+	bio_nn_tree_init(&total);
+	int correct = 0;
+	double z[1024], *zp = z;
+	if (n_classes > 1024)
+		zp = malloc(sizeof(double) * (size_t)n_classes);
+	BIO_ASSERT(zp);
+	for (int p = 0; p < n_batch; p += BIO_NN_PIECE) {
+		int end = n_batch - p < BIO_NN_PIECE ? n_batch : p + BIO_NN_PIECE;
+		double piece = 0.0;
+		for (int n = p; n < end; n++) {
+			const float *zr = logits + (size_t)n * n_classes;
+			int64_t y = labels[n];
+			BIO_ASSERT(y >= 0 && y < n_classes);
+			int am = 0;
+			for (int c = 1; c < n_classes; c++)
+				if (zr[c] > zr[am])
+					am = c;
+			if (am == y)
+				correct++;
+			/* the target's margin logit and its derivative w.r.t. the plain logit */
+			double cy = zr[y] / s, phi, dphi;
+			if (kind == BIO_LOSS_COSFACE) {
+				phi = cy - m;
+				dphi = 1.0;
+			} else if (cy > th) {
+				double sn = sqrt(fmax(1.0 - cy * cy, 0.0));
+				phi = cy * cos_m - sn * sin_m;
+				dphi = cos_m + (sn > 1e-12 ? sin_m * cy / sn : 0.0);
+			} else {
+				phi = cy - mm;
+				dphi = 1.0;
+			}
+			double mx = -INFINITY, sum = 0.0;
+			for (int c = 0; c < n_classes; c++) {
+				zp[c] = c == y ? s * phi : (double)zr[c];
+				if (zp[c] > mx)
+					mx = zp[c];
+			}
+			for (int c = 0; c < n_classes; c++)
+				sum += exp(zp[c] - mx);
+			double lse = mx + log(sum);
+			piece += lse - zp[y];
+			if (d_logits) {
+				float *d = d_logits + (size_t)n * n_classes;
+				for (int c = 0; c < n_classes; c++) {
+					double g = exp(zp[c] - lse) - (c == y ? 1.0 : 0.0);
+					d[c] = (float)(g * (c == y ? dphi : 1.0) * d_scale);
+				}
+			}
+		}
+		bio_nn_tree_push(&total, piece);
+	}
+	if (zp != z)
+		free(zp);
+	if (n_correct)
+		*n_correct = correct;
+	return bio_nn_tree_sum(&total);
+}
+
 /* ---- fusion ---- */
 
 int bio_fusion_out_dim(const struct bio_fusion *f)
@@ -1354,11 +1536,14 @@ void bio_fusion_forward(const struct bio_fusion *f, float *out, const float *con
 			s[m] = f->w[m];
 		softmax_small(f->alpha, s, nm);
 		for (int n = 0; n < n_batch; n++) {
+			double inv[16];
+			for (int m = 0; m < nm; m++)
+				inv[m] = inv_norm(emb[m] + (size_t)n * d, d);
 			float *o = out + (size_t)n * d;
 			for (int i = 0; i < d; i++) {
 				float v = 0.0f;
 				for (int m = 0; m < nm; m++)
-					v += f->alpha[m] * emb[m][(size_t)n * d + i];
+					v += f->alpha[m] * (float)(emb[m][(size_t)n * d + i] * inv[m]);
 				o[i] = v;
 			}
 		}
@@ -1456,17 +1641,20 @@ void bio_fusion_backward(const struct bio_fusion *f, float *const *d_emb, const 
 		if (f->kind == BIO_FUSION_ATTENTION)
 			dwv = attention_backward_piece(leaf, f, d_emb, d_out, emb, s, end, w_inv);
 		for (int n = s; n < end && f->kind == BIO_FUSION_WEIGHTED; n++) {
+			/* u = e/|e|: da_m = g . u_m, de_m = alpha_m (g - (g . u_m) u_m) / |e_m| */
 			const float *a = f->alpha;
 			const float *g = d_out + (size_t)n * d;
 			double da[16], ds[16], adot = 0.0;
 			for (int m = 0; m < nm; m++) {
 				const float *e = emb[m] + (size_t)n * d;
 				float *de = d_emb[m] + (size_t)n * d;
-				double z = 0.0;
-				for (int i = 0; i < d; i++) {
-					z += (double)g[i] * e[i];
-					de[i] = a[m] * g[i];
-				}
+				double inv = inv_norm(e, d), z = 0.0;
+				for (int i = 0; i < d; i++)
+					z += (double)g[i] * (float)(e[i] * inv);
+				/* below the clamp |e| is a constant: no projection */
+				double proj = inv < 1e12 ? z : 0.0;
+				for (int i = 0; i < d; i++)
+					de[i] = (float)(inv * a[m] * (g[i] - proj * (float)(e[i] * inv)));
 				da[m] = z;
 				adot += a[m] * z;
 			}

@@ -221,8 +221,7 @@ static void validate(struct train *tr, double *loss, double *acc)
 			in[b] = tr->val.x[b] + i * side2;
 		bio_model_forward(m, in, n, 0);
 		int c = 0;
-		double l = bio_softmax_ce(NULL, &c, m->logits, tr->val.labels + i, n,
-					  m->spec.n_classes, 1.0f);
+		double l = bio_model_loss_sum(m, m->logits, tr->val.labels + i, n, &c) / n;
 		lsum += l * n;
 		correct += c;
 	}

@@ -1,6 +1,8 @@
 /* The two-branch identification model of DESIGN.md: per modality a branch of conv blocks
  * [conv kxk pad k/2 -> batch norm -> ReLU -> max pool 2] -> flatten -> linear -> ReLU -> dropout
- * -> linear (the embedding); a fusion module (concat | attention | weighted); a linear classifier.
+ * -> linear (the embedding); a fusion module (concat | attention | weighted); a linear classifier
+ * (softmax) or a cosine classifier (CosFace, ArcFace: the fused embedding and the class weights
+ * L2-normalised).
  * Parameters, gradients, optimizer moments and activations each live in one block; every tensor
  * carries the name and layout of the equivalent PyTorch module's state_dict entry
  * ("iris.conv1.weight" [out,in,kh,kw], "iris.bn1.running_var", "fusion.score.weight",
@@ -33,6 +35,12 @@ struct bio_model_spec {
 	int n_mod;
 	char modalities[BIO_MODEL_MAX_MODS][32];
 	int n_classes;
+	/* The head (config training.loss, .margin, .scale): SOFTMAX is the linear classifier
+	 * (classifier.weight, classifier.bias); COSFACE and ARCFACE a cosine classifier
+	 * (classifier.weight only) whose logits are scale * cos(theta), the margin applied to the
+	 * target class by the loss only (inference sees no margin). */
+	enum bio_loss_kind loss;
+	float margin, scale;
 };
 
 /* Fills spec from the model.* keys of cfg (n_classes is left 0: it comes from the data).
@@ -74,7 +82,8 @@ struct bio_model {
 	size_t n_tensors;
 	struct bio_model_branch *branches; /* n_mod */
 	struct bio_fusion fusion;
-	struct bio_linear classifier;
+	struct bio_linear classifier; /* softmax head */
+	struct bio_cosine head;       /* margin heads (spec.loss != SOFTMAX) */
 	float *fused, *d_fused;      /* [max_batch][fused_dim] */
 	float *logits, *d_logits;    /* [max_batch][n_classes] */
 	float **emb, **d_emb;        /* per modality [max_batch][embedding] */
@@ -138,10 +147,14 @@ float *bio_model_dropout_mask(struct bio_model *m, int branch);
 /* Embedding of branch i after the last forward, [n][embedding]. */
 const float *bio_model_embedding(const struct bio_model *m, int branch);
 
-/* Mean softmax cross-entropy of the last forward against labels; fills m->d_logits with
- * scale * d(loss)/d(logits) (scale = 1/accumulation steps). *n_correct may be NULL. */
+/* Mean loss (spec.loss: softmax cross-entropy, or CosFace/ArcFace: bio_margin_ce_sum) of the
+ * last forward against labels; fills m->d_logits with scale * d(loss)/d(logits) (scale =
+ * 1/accumulation steps). *n_correct may be NULL. */
 double bio_model_loss(struct bio_model *m, const int64_t *labels, int n_batch, float scale,
 		      int *n_correct);
+/* The same loss without gradients (validation): the sum over the n rows of logits. */
+double bio_model_loss_sum(const struct bio_model *m, const float *logits, const int64_t *labels,
+			  int n_batch, int *n_correct);
 /* Backward pass from m->d_logits; adds into m->grads. Needs the last forward's activations. */
 void bio_model_backward(struct bio_model *m, int n_batch, int training);
 void bio_model_zero_grad(struct bio_model *m);

@@ -214,11 +214,53 @@ double bio_softmax_ce(float *d_logits, int *n_correct, const float *logits, cons
 double bio_softmax_ce_sum(float *d_logits, int *n_correct, const float *logits,
 			  const int64_t *labels, int n_batch, int n_classes, double d_scale);
 
+/* ---- additive-margin softmax (CosFace, ArcFace) over a cosine classifier ---- */
+
+enum bio_loss_kind { BIO_LOSS_SOFTMAX, BIO_LOSS_COSFACE, BIO_LOSS_ARCFACE };
+
+/* Parses "softmax" | "cosface" | "arcface"; returns 0 or -1. */
+int bio_loss_parse(enum bio_loss_kind *out, const char *name);
+const char *bio_loss_name(enum bio_loss_kind kind);
+
+/* A cosine classifier: out[n][c] = scale * cos(theta_nc) = scale * (u_n . v_c), u_n = in_n /
+ * max(|in_n|, 1e-12), v_c = w_c / max(|w_c|, 1e-12) (F.normalize of both, no bias). The
+ * scratch u [n][n_in], u_inv [n], v [n_out][n_in], v_inv [n_out] hold the last forward's
+ * normalised inputs and weights (for backward). Single-threaded, each output one loop in a
+ * fixed order. */
+struct bio_cosine {
+	int n_in, n_out;
+	float scale;      /* s > 0 */
+	float *w, *dw;    /* [n_out][n_in] */
+	float *u, *u_inv; /* scratch [max_batch][n_in], [max_batch] */
+	float *v, *v_inv; /* scratch [n_out][n_in], [n_out] */
+};
+
+/* out [n][n_out] = scale * cos(in, w); fills the scratch. */
+void bio_cosine_forward(const struct bio_cosine *l, float *out, const float *in, int n_batch);
+/* dw += ... (per piece of BIO_NN_PIECE samples, pieces added by the tree, as a linear layer's
+ * weight gradient); d_in (may be NULL) = gradient w.r.t. in. Needs the last forward's scratch. */
+void bio_cosine_backward(const struct bio_cosine *l, float *d_in, const float *d_out,
+			 int n_batch);
+
+/* The margin loss over the plain logits z = s cos(theta) of a cosine classifier, as a sum over
+ * the rows (per piece, by the tree): the target logit is replaced by s (cos - m) (CosFace) or
+ * s cos(theta + m) (ArcFace; where theta + m > pi, i.e. cos <= cos(pi - m), by s (cos - m
+ * sin(pi - m)), insightface's monotone fallback), then softmax cross-entropy. d_logits (may be
+ * NULL) receives d_scale * d(loss)/d(z) per row, chained through the margin; *n_correct counts
+ * rows whose first arg-max of z (no margin: what inference sees) is the label. SOFTMAX is
+ * bio_softmax_ce_sum (margin and scale unused). */
+double bio_margin_ce_sum(float *d_logits, int *n_correct, const float *logits,
+			 const int64_t *labels, int n_batch, int n_classes,
+			 enum bio_loss_kind kind, float margin, float scale, double d_scale);
+
 /* ---- fusion of n_mod embeddings [n][dim] ---- */
 
 enum bio_fusion_kind { BIO_FUSION_CONCAT, BIO_FUSION_ATTENTION, BIO_FUSION_WEIGHTED };
 
-/* Attention is bounded so that it cannot saturate: each embedding is L2-normalised, u_m = e_m /
+/* Weighted: alpha = softmax(w) (one pair of weights for all samples), out = sum_m alpha_m u_m
+ * over the L2-normalised embeddings u_m = e_m / max(|e_m|, 1e-12), so that the branch with the
+ * larger norm cannot dominate the sum whatever its weight.
+ * Attention is bounded so that it cannot saturate: each embedding is L2-normalised, u_m = e_m /
  * max(|e_m|, 1e-12), the score is the cosine between u_m and the score vector w over a
  * temperature T, s_m = (u_m . w / |w| + b) / T, alpha = softmax(s) over the modalities, and the
  * output is sum_m alpha_m u_m (the normalised embeddings: no branch wins by its norm). |cos| <= 1

@@ -209,6 +209,16 @@ static void run_model(const struct table *tb, const struct bio_value *meta)
 		free(mn);
 	}
 	s.n_classes = (int)meta_int(meta, "n_classes");
+	char *lo = bio_value_strdup(bio_value_get(meta, "loss")); /* absent: softmax */
+	if (lo && bio_loss_parse(&s.loss, lo)) {
+		fprintf(stderr, "nn_parity: unknown loss '%s'\n", lo);
+		exit(1);
+	}
+	free(lo);
+	if (s.loss != BIO_LOSS_SOFTMAX) {
+		s.margin = (float)meta_double(meta, "margin");
+		s.scale = (float)meta_double(meta, "scale");
+	}
 	int n = (int)meta_int(meta, "batch"), training = (int)meta_int(meta, "training");
 	struct bio_error err;
 	struct bio_model *m = bio_model_new(&s, n, &err);

@@ -475,6 +475,111 @@ TEST(softmax_ce_gradient)
 	free(d2);
 }
 
+/* ---- margin losses and the cosine classifier ---- */
+
+struct mce_ctx {
+	float *z;
+	int64_t y[6];
+	enum bio_loss_kind kind;
+	float margin, scale;
+};
+
+static double mce_loss(void *p)
+{
+	struct mce_ctx *c = p;
+	return bio_margin_ce_sum(NULL, NULL, c->z, c->y, 6, 4, c->kind, c->margin, c->scale, 1.0);
+}
+
+TEST(margin_ce_gradient)
+{
+	/* CosFace, ArcFace, and ArcFace with a margin so large that targets below cos(pi - m)
+	 * take the fallback */
+	const enum bio_loss_kind kinds[3] = {BIO_LOSS_COSFACE, BIO_LOSS_ARCFACE, BIO_LOSS_ARCFACE};
+	const float margins[3] = {0.35f, 0.5f, 1.4f};
+	for (int k = 0; k < 3; k++) {
+		struct mce_ctx c = {.y = {0, 3, 1, 1, 2, 3}, .kind = kinds[k], .margin = margins[k],
+				    .scale = 4.0f};
+		c.z = rnd(24, -0.9f * c.scale, 0.9f * c.scale); /* s cos, |cos| < 0.9 */
+		c.z[0] = -0.6f * c.scale; /* cos(pi - 1.4) = -0.17: the fallback */
+		float *d = zeros(24);
+		double l = bio_margin_ce_sum(d, NULL, c.z, c.y, 6, 4, c.kind, c.margin, c.scale, 1.0);
+		CHECK(l > 0);
+		CHECK_EQ(fd_check(bio_loss_name(c.kind), c.z, d, 24, mce_loss, &c, 1e-3f, 1e-5, 1e-3,
+				  24), 0);
+		/* no margin: the softmax cross-entropy of the logits */
+		c.margin = 0.0f;
+		CHECK_NEAR(mce_loss(&c), bio_softmax_ce_sum(NULL, NULL, c.z, c.y, 6, 4, 1.0), 1e-9);
+		/* a margin only raises the loss */
+		c.margin = margins[k];
+		CHECK(mce_loss(&c) > bio_softmax_ce_sum(NULL, NULL, c.z, c.y, 6, 4, 1.0));
+		free(c.z);
+		free(d);
+	}
+	/* a known value: CosFace on one row, cosines (0.5, 0), s 2, m 0.25: target 2 (0.25) */
+	float z[2] = {1.0f, 0.0f};
+	int64_t y = 0;
+	int correct = 0;
+	CHECK_NEAR(bio_margin_ce_sum(NULL, &correct, z, &y, 1, 2, BIO_LOSS_COSFACE, 0.25f, 2.0f,
+				     1.0), log(1.0 + exp(-0.5)), 1e-12);
+	CHECK_EQ(correct, 1); /* accuracy counts the plain logits */
+	CHECK_EQ(bio_loss_parse(&(enum bio_loss_kind){0}, "arcface"), 0);
+	CHECK_EQ(bio_loss_parse(&(enum bio_loss_kind){0}, "sphereface"), -1);
+}
+
+struct cos_ctx {
+	struct bio_cosine l;
+	float *in, *out, *r;
+	int n;
+};
+
+static double cos_loss(void *p)
+{
+	struct cos_ctx *c = p;
+	bio_cosine_forward(&c->l, c->out, c->in, c->n);
+	return dot(c->out, c->r, (size_t)c->n * c->l.n_out);
+}
+
+TEST(cosine_gradients)
+{
+	/* 9 samples: three pieces, the last short */
+	struct cos_ctx c = {.n = 9};
+	const int ni = 6, no = 4;
+	c.l = (struct bio_cosine){ni, no, 3.0f, rnd((size_t)no * ni, -1, 1), zeros((size_t)no * ni),
+				  zeros((size_t)c.n * ni), zeros(c.n), zeros((size_t)no * ni),
+				  zeros(no)};
+	c.in = rnd((size_t)c.n * ni, -1, 1);
+	c.out = zeros((size_t)c.n * no);
+	c.r = rnd((size_t)c.n * no, -1, 1);
+	float *din = zeros((size_t)c.n * ni);
+	cos_loss(&c);
+	for (size_t i = 0; i < (size_t)c.n * no; i++) /* logits are s cos: inside [-s, s] */
+		CHECK(fabsf(c.out[i]) <= 3.0f * (1.0f + 1e-6f));
+	bio_cosine_backward(&c.l, din, c.r, c.n);
+	int bad = fd_check("cosine.w", c.l.w, c.l.dw, (size_t)no * ni, cos_loss, &c, 1e-3f, 1e-4,
+			   1e-3, 24) +
+		  fd_check("cosine.in", c.in, din, (size_t)c.n * ni, cos_loss, &c, 1e-3f, 1e-4,
+			   1e-3, 24);
+	CHECK_EQ(bad, 0);
+	/* scale invariance: the logits do not change when an input or a weight row is scaled */
+	float o0 = c.out[5];
+	for (int i = 0; i < ni; i++) {
+		c.in[ni + i] *= 7.0f;
+		c.l.w[ni + i] *= 0.25f;
+	}
+	cos_loss(&c);
+	CHECK_NEAR(c.out[5], o0, 1e-5);
+	free(c.l.w);
+	free(c.l.dw);
+	free(c.l.u);
+	free(c.l.u_inv);
+	free(c.l.v);
+	free(c.l.v_inv);
+	free(c.in);
+	free(c.out);
+	free(c.r);
+	free(din);
+}
+
 /* ---- fusion ---- */
 
 struct fu_ctx {
@@ -574,11 +679,26 @@ static struct bio_model_spec tiny_spec(enum bio_fusion_kind fusion, int n_mod)
 	return s;
 }
 
+/* The fusions with the softmax head, then the margin heads (CosFace on concat, ArcFace on
+ * weighted fusion): configuration k of 5. */
+static struct bio_model_spec head_spec(int k, int *kind)
+{
+	*kind = k < 3 ? k : k == 3 ? BIO_FUSION_CONCAT : BIO_FUSION_WEIGHTED;
+	struct bio_model_spec s = tiny_spec((enum bio_fusion_kind)*kind, 2);
+	if (k >= 3) {
+		s.loss = k == 3 ? BIO_LOSS_COSFACE : BIO_LOSS_ARCFACE;
+		s.margin = k == 3 ? 0.35f : 0.5f;
+		s.scale = 2.0f; /* small: a large s makes central differences of the tiny model noisy */
+	}
+	return s;
+}
+
 TEST(model_gradients)
 {
-	for (int kind = 0; kind < 3; kind++) {
+	for (int k = 0; k < 5; k++) {
 		struct bio_error err;
-		struct bio_model_spec s = tiny_spec((enum bio_fusion_kind)kind, 2);
+		int kind;
+		struct bio_model_spec s = head_spec(k, &kind);
 		struct model_ctx c = {.n = 4, .labels = {0, 2, 1, 2}};
 		c.m = bio_model_new(&s, 4, &err);
 		CHECK(c.m != NULL);
@@ -603,11 +723,19 @@ TEST(model_gradients)
 			const struct bio_model_tensor *t = &c.m->tensors[i];
 			if (t->role != BIO_ROLE_PARAM)
 				continue;
+			/* margin heads: the head and the fusion (the branches see the same backward
+			 * as under softmax, checked above; through the normalised head their central
+			 * differences in float meet ReLU switches and rounding noise past the
+			 * tolerance; PyTorch parity checks every gradient of these models) */
+			if (s.loss != BIO_LOSS_SOFTMAX && strncmp(t->name, "classifier.", 11) != 0 &&
+			    strncmp(t->name, "fusion.", 7) != 0)
+				continue;
 			int b = fd_check(t->name, t->data, t->grad, t->numel, model_loss, &c, EPS,
 					 2e-4, 2e-2, 6);
 			if (b)
-				fprintf(stderr, "model %s: %s\n",
-					bio_fusion_name((enum bio_fusion_kind)kind), t->name);
+				fprintf(stderr, "model %s %s: %s\n",
+					bio_fusion_name((enum bio_fusion_kind)kind),
+					bio_loss_name(s.loss), t->name);
 			bad += b;
 		}
 		CHECK_EQ(bad, 0);
@@ -630,6 +758,21 @@ TEST(model_layout_and_init)
 	CHECK(bio_model_find(m, "fusion.score.weight") != NULL);
 	CHECK(bio_model_find(m, "iris.bn2.num_batches_tracked") != NULL);
 	CHECK(bio_model_find(m, "classifier.bias") != NULL);
+	{ /* the cosine classifier: a weight, no bias */
+		struct bio_model_spec sa = s;
+		sa.loss = BIO_LOSS_ARCFACE;
+		sa.margin = 0.5f;
+		sa.scale = 30.0f;
+		struct bio_model *ma = bio_model_new(&sa, 2, &err);
+		CHECK(ma != NULL);
+		CHECK(bio_model_find(ma, "classifier.weight") != NULL);
+		CHECK(bio_model_find(ma, "classifier.bias") == NULL);
+		CHECK_EQ(ma->n_params + s.n_classes, m->n_params);
+		CHECK(!bio_model_spec_equal(&s, &sa));
+		sa.margin = -0.1f;
+		CHECK(bio_model_spec_check(&sa, &err) != 0);
+		bio_model_free(ma);
+	}
 	bio_model_init_params(m, &rng);
 	t = bio_model_find(m, "iris.conv2.weight");
 	float mx = 0;
@@ -774,9 +917,10 @@ TEST(ranks_reproduce_one_process)
 {
 	struct bio_error err;
 	const int sizes[] = {28, 20, 16, 13, 5, 3};
-	for (int kind = 0; kind < 3; kind++)
+	for (int k = 0; k < 5; k++)
 		for (int bi = 0; bi < 6; bi++) {
-			struct bio_model_spec s = tiny_spec((enum bio_fusion_kind)kind, 2);
+			int kind;
+			struct bio_model_spec s = head_spec(k, &kind);
 			s.input_size = 16;
 			s.channels[0] = 4;
 			s.channels[1] = 8;
@@ -862,6 +1006,8 @@ int main(void)
 	RUN(fused_pool_matches_composition);
 	RUN(linear_gradients);
 	RUN(softmax_ce_gradient);
+	RUN(margin_ce_gradient);
+	RUN(cosine_gradients);
 	RUN(fusion_gradients);
 	RUN(model_gradients);
 	RUN(model_layout_and_init);

@@ -2,6 +2,8 @@
 """The PyTorch equivalent of biopipe's model (lib/model.c, DESIGN.md) with the same state_dict
 names and layouts, and small bio-stream helpers (msgpack + numpy). Used by the parity tests
 (torch_parity.py), the checkpoint test (check_checkpoint.py) and bench/train."""
+import math
+
 import msgpack
 import numpy as np
 import torch
@@ -53,6 +55,7 @@ class Fusion(nn.Module):
     [1 / (1 + (M-1) e^(2/T)), 1 / (1 + (M-1) e^(-2/T))]."""
 
     def __init__(self, kind, n_mod, dim, temperature=1.0):
+        """weighted: softmax(weights) over the L2-normalised embeddings."""
         super().__init__()
         self.kind = kind
         self.temperature = temperature
@@ -68,7 +71,7 @@ class Fusion(nn.Module):
         if self.kind == "attention":
             return (self.weights_of(embs).unsqueeze(-1) * F.normalize(e, dim=-1)).sum(1)
         a = torch.softmax(self.weights, 0)
-        return (a.view(1, -1, 1) * e).sum(1)
+        return (a.view(1, -1, 1) * F.normalize(e, dim=-1)).sum(1)
 
     def weights_of(self, embs):
         """The attention weights [N, M] of a list of embeddings [N, D]."""
@@ -77,17 +80,54 @@ class Fusion(nn.Module):
         return torch.softmax(F.linear(u, w, self.score.bias).squeeze(-1) / self.temperature, 1)
 
 
+class CosineHead(nn.Module):
+    """The margin losses' classifier: logits s cos(theta) between the L2-normalised input and
+    the L2-normalised class weights (no bias); the margin is the loss's (margin_loss)."""
+
+    def __init__(self, dim, n_classes, scale):
+        super().__init__()
+        self.scale = scale
+        self.weight = nn.Parameter(torch.empty(n_classes, dim))
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+
+    def forward(self, x):
+        return self.scale * F.linear(F.normalize(x, dim=-1), F.normalize(self.weight, dim=-1))
+
+
+def margin_loss(logits, labels, loss="softmax", margin=0.0, scale=1.0):
+    """Mean loss over plain logits (s cos(theta) for cosface/arcface): the target logit gets
+    s (cos - m) (CosFace) or s cos(theta + m) (ArcFace, with insightface's fallback
+    cos - m sin(pi - m) where cos <= cos(pi - m)), then cross-entropy."""
+    if loss == "softmax":
+        return F.cross_entropy(logits, labels)
+    onehot = F.one_hot(labels, logits.shape[1]).bool()
+    cos = logits / scale
+    if loss == "cosface":
+        phi = cos - margin
+    else:
+        sin = torch.sqrt((1.0 - cos * cos).clamp(0, 1))
+        phi = torch.where(cos > math.cos(math.pi - margin),
+                          cos * math.cos(margin) - sin * math.sin(margin),
+                          cos - math.sin(math.pi - margin) * margin)
+    return F.cross_entropy(torch.where(onehot, scale * phi, logits), labels)
+
+
 class BioModel(nn.Module):
     def __init__(self, modalities, n_classes, input_size=64, channels=(32, 64, 128), kernel=3,
                  hidden=256, embedding=128, dropout=0.3, fusion="concat",
-                 attention_temperature=1.0):
+                 attention_temperature=1.0, loss="softmax", margin=0.0, scale=1.0):
         super().__init__()
         self.modalities = list(modalities)
         for m in self.modalities:
             setattr(self, m, Branch(input_size, channels, kernel, hidden, embedding, dropout))
         self.fusion = Fusion(fusion, len(self.modalities), embedding, attention_temperature)
         fused = embedding * len(self.modalities) if fusion == "concat" else embedding
-        self.classifier = nn.Linear(fused, n_classes)
+        self.loss, self.margin, self.scale = loss, margin, scale
+        self.classifier = (nn.Linear(fused, n_classes) if loss == "softmax"
+                           else CosineHead(fused, n_classes, scale))
+
+    def loss_of(self, logits, labels):
+        return margin_loss(logits, labels, self.loss, self.margin, self.scale)
 
     def embeddings(self, inputs):
         return [getattr(self, m)(x) for m, x in zip(self.modalities, inputs)]
@@ -133,7 +173,8 @@ def model_from_checkpoint(path):
     ms = head["meta"]["model"]
     model = BioModel(ms["modalities"], ms["n_classes"], ms["input_size"], ms["channels"],
                      ms["kernel"], ms["hidden"], ms["embedding"], ms["dropout"], ms["fusion"],
-                     ms.get("attention_temperature", 1.0))
+                     ms.get("attention_temperature", 1.0), ms.get("loss", "softmax"),
+                     ms.get("margin", 0.0), ms.get("scale", 1.0))
     names = set(model.state_dict().keys())
     sd = {}
     for r in recs:

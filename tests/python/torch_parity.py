@@ -5,6 +5,7 @@ Each case stream (kind "checkpoint"-like: records {name, tensor}) carries the in
 (PyTorch state_dict names), and what PyTorch computed: forward outputs, loss, every gradient,
 batch-norm buffers after the step, optimizer trajectories, scheduler learning rates. Cases:
   model_<fusion>_<train|eval>[...]  the whole model (BioModel in bio_torch.py), dropout masks fixed
+  model_<cosface|arcface>_...       the same with a margin head (cosine classifier, margin loss)
   conv_<k>_<s>_<p>, conv_direct_<w> conv2d geometries, forward and all gradients
   optim_<name>                      torch.optim over 5 steps with given gradients (+ clipping)
   sched_<name>                      learning-rate sequences of the schedulers
@@ -30,10 +31,11 @@ def rec(name, arr, dtype="f32"):
 
 def model_case(out, fusion, training, mods=("iris", "fingerprint"), size=16, channels=(4, 8),
                hidden=16, emb=8, classes=5, batch=6, dropout=0.3, seed=0, name=None,
-               temperature=0.7):
+               temperature=0.7, loss="softmax", margin=0.0, scale=1.0):
     torch.manual_seed(seed)
     g = np.random.default_rng(seed)
-    m = BioModel(mods, classes, size, channels, 3, hidden, emb, dropout, fusion, temperature)
+    m = BioModel(mods, classes, size, channels, 3, hidden, emb, dropout, fusion, temperature,
+                 loss, margin, scale)
     with torch.no_grad():
         for k, v in m.state_dict().items():
             if k.endswith("running_mean"):
@@ -65,10 +67,10 @@ def model_case(out, fusion, training, mods=("iris", "fingerprint"), size=16, cha
             br.drop.mask = mask
             recs.append(rec("mask:" + md, mask.numpy()))
     logits = m(inputs)
-    loss = F.cross_entropy(logits, labels)
-    loss.backward()
+    lv = m.loss_of(logits, labels)
+    lv.backward()
     recs.append(rec("expect:logits", logits.detach().numpy()))
-    recs.append(rec("expect:loss", np.array([loss.item()]), "f64"))
+    recs.append(rec("expect:loss", np.array([lv.item()]), "f64"))
     for k, p in m.named_parameters():
         recs.append(rec("grad:" + k, p.grad.numpy()))
     for k, v in m.state_dict().items():
@@ -77,7 +79,8 @@ def model_case(out, fusion, training, mods=("iris", "fingerprint"), size=16, cha
     meta = {"case": "model", "fusion": fusion, "training": int(training),
             "modalities": list(mods), "input_size": size, "channels": list(channels),
             "hidden": hidden, "embedding": emb, "n_classes": classes, "batch": batch,
-            "dropout": dropout, "attention_temperature": temperature}
+            "dropout": dropout, "attention_temperature": temperature, "loss": loss,
+            "margin": margin, "scale": scale}
     name = name or "model_%s_%s" % (fusion, "train" if training else "eval")
     write_stream(os.path.join(out, name + ".bs"), "checkpoint", meta, recs)
 
@@ -170,6 +173,18 @@ def main():
                classes=10, batch=4, name="model_canonical_train")
     model_case(out, "weighted", True, size=20, channels=(3, 5, 6), hidden=7, emb=6, classes=3,
                batch=5, dropout=0.5, name="model_odd_train")
+    # the margin heads: both fusions that normalise and concat, train and eval; ArcFace with a
+    # margin large enough that some targets take the fallback (theta + m > pi)
+    model_case(out, "concat", True, loss="cosface", margin=0.35, scale=16.0,
+               name="model_cosface_train")
+    model_case(out, "weighted", False, loss="cosface", margin=0.2, scale=30.0,
+               name="model_cosface_eval")
+    model_case(out, "attention", True, loss="arcface", margin=0.5, scale=16.0,
+               name="model_arcface_train")
+    model_case(out, "weighted", True, loss="arcface", margin=0.5, scale=2.0, seed=2,
+               name="model_arcface_weighted_train")
+    model_case(out, "concat", True, loss="arcface", margin=1.4, scale=8.0, classes=7, batch=9,
+               seed=5, name="model_arcface_fallback_train")
     for geo in ((3, 1, 1, 9, 8), (5, 2, 2, 11, 9), (1, 1, 0, 5, 5), (3, 2, 0, 8, 7),
                 (4, 3, 1, 10, 10)):
         k, s, p, h, w = geo

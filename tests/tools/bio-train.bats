@@ -33,12 +33,12 @@ setup() {
 	assert_output --partial "Try 'bio-train --help'"
 }
 
-@test "PyTorch parity: layers, whole model in 3 fusion modes train/eval, optimizers, schedulers" {
+@test "PyTorch parity: layers, whole model in 3 fusion modes train/eval, the margin heads (CosFace, ArcFace), optimizers, schedulers" {
 	"$PYTHON" tests/python/torch_parity.py "$T/cases"
 	run "$HELPER" "$T"/cases/*.bs
 	echo "$output"
 	assert_success
-	[ "$(grep -c '^ok ' <<<"$output")" -eq 28 ]
+	[ "$(grep -c '^ok ' <<<"$output")" -eq 33 ]
 	refute_output --partial FAIL
 }
 
@@ -57,7 +57,7 @@ setup() {
 		esac
 		run env $env "$HELPER" "$T"/cases/*.bs
 		[ "$status" -eq 0 ] || { echo "$p: $output"; false; }
-		[ "$(grep -c '^ok ' <<<"$output")" -eq 28 ] || { echo "$p: $output"; false; }
+		[ "$(grep -c '^ok ' <<<"$output")" -eq 33 ] || { echo "$p: $output"; false; }
 		env $env "$BIO_BUILD/tests/test_nn" >/dev/null
 		env $env bio-train $C -o "$T/$p-1" -j1 "$T/b2.bs" 2>/dev/null
 		env $env bio-train $C -o "$T/$p-2" -j2 "$T/b2.bs" 2>/dev/null
@@ -625,4 +625,86 @@ PY
 	run bio-train $C --val "$T/val_as_test.bs" -o "$T/c" -j1 "$T/b2.bs"
 	assert_failure 1
 	assert_output "bio-train: $T/val_as_test.bs: no validation samples"
+}
+
+@test "margin heads: cosface and arcface train, load in PyTorch with the same logits (s cos, no margin), bio-infer reads them; an old checkpoint without 'loss' is softmax" {
+	for loss in cosface arcface; do
+		bio-train $C --set training.loss=$loss --set training.scale=16 -o "$T/$loss" -j1 \
+			"$FX/b6.bs" 2>/dev/null
+		run "$PYTHON" tests/python/check_checkpoint.py names "$T/$loss/last.ckpt"
+		assert_success
+		"$HELPER" --logits "$T/$loss/last.ckpt" "$SS" "$T/logits.bs"
+		run "$PYTHON" tests/python/check_checkpoint.py logits "$T/$loss/last.ckpt" "$SS" \
+			"$T/logits.bs"
+		echo "$output"
+		assert_success
+		# inference: no margin, logits inside [-s, s], the meta records the loss
+		run "$PYTHON" - "$T/logits.bs" "$T/$loss/last.ckpt" "$loss" <<'PY'
+import sys, msgpack
+sys.path.insert(0, "tests/python")
+import numpy as np
+from bio_torch import read_stream, untensor
+_, r = read_stream(sys.argv[1])
+z = untensor(r[0]["tensor"])
+assert np.abs(z).max() <= 16 * (1 + 1e-6), np.abs(z).max()
+h = next(msgpack.Unpacker(open(sys.argv[2], "rb"), raw=False))
+ms = h["meta"]["model"]
+assert ms["loss"] == sys.argv[3] and ms["scale"] == 16.0 and abs(ms["margin"] - 0.35) < 1e-7, ms
+PY
+		assert_success
+		run bio-infer $C -m "$T/$loss/last.ckpt" -o "$T/p.bs" "$SS"
+		assert_success
+		bio-train $C --set training.loss=$loss --set training.scale=16 -o "$T/$loss-2" -j2 \
+			"$FX/b6.bs" 2>/dev/null
+		cmp "$T/$loss/last.ckpt" "$T/$loss-2/last.ckpt"
+	done
+	# resuming with another head is refused
+	run bio-train $C -o "$T/cosface" --resume "$T/cosface/last.ckpt" "$FX/b6.bs"
+	assert_failure
+	# a softmax checkpoint of before margin losses (no loss, margin, scale keys) loads as softmax
+	bio-train $C -o "$T/sm" "$FX/b6.bs" 2>/dev/null
+	"$PYTHON" tests/python/mutate_stream.py "$T/sm/last.ckpt" "$T/old.ckpt" 'del meta["checksum"]
+for k in ("loss", "margin", "scale", "fusion_normalized"): del meta["model"][k]
+for r in recs: del r["crc32c"]'
+	bio-infer $C -m "$T/sm/last.ckpt" -o "$T/new.csv" --csv "$SS"
+	bio-infer $C -m "$T/old.ckpt" -o "$T/old.csv" --csv "$SS"
+	cmp "$T/new.csv" "$T/old.csv"
+}
+
+@test "training.loss, .margin, .scale: bad values are one error line naming the key" {
+	for kv in training.loss=sphereface training.loss= training.margin=-0.1 training.margin=2 \
+		training.margin=abc training.scale=0 training.scale=-30; do
+		run --separate-stderr bio-train $C --set training.loss=arcface --set "$kv" \
+			-o "$T/bad" "$FX/b6.bs"
+		[ "$status" -ne 0 ]
+		[ "$(printf '%s\n' "$stderr" | wc -l)" -eq 1 ] || fail "$kv: $stderr"
+		[[ "$stderr" == "bio-train: "*"${kv%%=*}"* ]] || fail "$kv: $stderr"
+		[ ! -e "$T/bad/last.ckpt" ]
+	done
+}
+
+@test "weighted fusion sums L2-normalised embeddings; a weighted checkpoint of the raw sum is refused with one line" {
+	bio-train $C --set model.fusion=weighted -o "$T/w" "$FX/b6.bs" 2>/dev/null
+	bio-infer $C --embeddings -m "$T/w/last.ckpt" -o "$T/p.bs" "$SS"
+	run "$PYTHON" - "$T/p.bs" <<'PY'
+import sys
+sys.path.insert(0, "tests/python")
+import numpy as np
+from bio_torch import read_stream, untensor
+_, preds = read_stream(sys.argv[1])
+for r in preds:
+    a = untensor(r["fusion_weights"])
+    u = [untensor(r[k]) / np.linalg.norm(untensor(r[k])) for k in ("emb_iris", "emb_fingerprint")]
+    f = untensor(r["emb_fused"])
+    assert np.abs(f - (a[0] * u[0] + a[1] * u[1])).max() < 1e-5
+print("ok")
+PY
+	assert_success
+	"$PYTHON" tests/python/mutate_stream.py "$T/w/last.ckpt" "$T/old.ckpt" 'del meta["checksum"]
+del meta["model"]["fusion_normalized"]
+for r in recs: del r["crc32c"]'
+	run --separate-stderr bio-infer $C -m "$T/old.ckpt" -o "$T/o.bs" "$SS"
+	assert_failure 1
+	[ "$(printf '%s\n' "$stderr" | wc -l)" -eq 1 ]
+	[[ "$stderr" == *"old.ckpt: checkpoint meta: weighted fusion without fusion_normalized"*"retrain"* ]]
 }
