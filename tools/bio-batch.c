@@ -3,10 +3,14 @@
  * for the requested epochs; --start-epoch k gives exactly the tail of an uninterrupted run. From
  * regular files it indexes where each selected record starts in one pass and re-reads records in
  * shuffled order, so memory holds one batch, not the data set; from a pipe it buffers the
- * selected samples in memory, up to batch.max_buffer_bytes. */
+ * selected samples in memory, up to batch.max_buffer_bytes. With augment.enabled, each sample of
+ * each epoch is written transformed (bio/augment.h: rotation, translation, scale, contrast,
+ * brightness, circular shift per modality), drawn from the stream of (seed, epoch, sample,
+ * modality), and the record carries the drawn parameters (aug_<modality>). */
 #include <stdlib.h>
 #include <string.h>
 
+#include "bio/augment.h"
 #include "bio/batch.h"
 #include "bio/header.h"
 #include "bio/stream.h"
@@ -52,7 +56,9 @@ static void usage(FILE *f)
 		BIO_TOOL_COMMON_HELP
 		"\n"
 		"Config keys: batch.split, batch.batch_size, batch.epochs, batch.drop_last,\n"
-		"batch.seed, batch.max_buffer_bytes (samples held in memory when reading a pipe).\n"
+		"batch.seed, batch.max_buffer_bytes (samples held in memory when reading a pipe),\n"
+		"augment.enabled, augment.<modality>.{rotate,translate,scale,contrast,brightness,\n"
+		"shift} (training-time augmentation, drawn per seed, epoch and sample).\n"
 		"See bio-batch(1).\n");
 }
 
@@ -72,7 +78,7 @@ static int get_tensors(struct batcher *b, const struct bio_value *rec, struct bi
 static const char *const own_meta[] = {"program",  "version", "batch_size",  "seed",
 				       "epochs",   "start_epoch", "batches_per_epoch",
 				       "split",    "shape",   "n_samples",   "drop_last",
-				       "shuffle"};
+				       "shuffle",  "augment"};
 
 static int is_own_meta(const char *key, size_t len)
 {
@@ -184,6 +190,14 @@ int main(int argc, char **argv)
 	const struct bio_value *meta = b.h.meta;
 	const size_t pixels = b.h.pixels;
 	const int n_mod = b.h.n_mod;
+	struct bio_augment aug[BATCH_MAX_MODALITIES];
+	int n_aug = 0;
+	for (int m = 0; m < n_mod; m++) {
+		if (bio_augment_from_config(&aug[m], t.cfg, b.h.modalities[m], &err) < 0)
+			bio_tool_die_err(&t, &err);
+		n_aug += bio_augment_active(&aug[m]);
+	}
+	const int img_h = (int)b.h.shape[1], img_w = (int)b.h.shape[2];
 
 	/* Pass 1: index the selected records (offsets in files; copies from pipes). */
 	struct entry *entries = NULL;
@@ -280,7 +294,7 @@ int main(int argc, char **argv)
 		n_keep += key && !is_own_meta(key, key_len);
 	}
 	bio_stream_begin_header(w, "batches");
-	bio_pack_map(w, n_keep + sizeof(own_meta) / sizeof(own_meta[0]));
+	bio_pack_map(w, n_keep + sizeof(own_meta) / sizeof(own_meta[0]) - (n_aug == 0));
 	for (size_t i = 0; i < n_meta; i++) {
 		const char *key;
 		size_t key_len;
@@ -307,6 +321,22 @@ int main(int argc, char **argv)
 	bio_pack_bool(w, drop_last);
 	bio_pack_str(w, "shuffle");
 	bio_pack_bool(w, shuffle);
+	if (n_aug) { /* only when augmenting: without, the stream is what it was before */
+		static const char *const names[6] = {"rotate",   "translate",  "scale",
+						     "contrast", "brightness", "shift"};
+		bio_pack_str(w, "augment");
+		bio_pack_map(w, (size_t)n_aug);
+		for (int m = 0; m < n_mod; m++) {
+			if (!bio_augment_active(&aug[m]))
+				continue;
+			const double r[6] = {aug[m].rotate,   aug[m].translate,  aug[m].scale,
+					     aug[m].contrast, aug[m].brightness, aug[m].shift};
+			bio_pack_str(w, b.h.modalities[m]);
+			bio_pack_map(w, 6);
+			for (int i = 0; i < 6; i++)
+				bio_pack_kv_double(w, names[i], r[i]);
+		}
+	}
 
 	/* Pass 2: per epoch, an order; per batch, gather its samples and write them. */
 	size_t bs = (size_t)batch_size;
@@ -316,7 +346,9 @@ int main(int argc, char **argv)
 	size_t *id_off = malloc(bs * sizeof(*id_off));
 	size_t ids_cap = 4096, ids_used;
 	char *ids = malloc(ids_cap);
-	if (!perm || !labels || !data || !id_off || !ids)
+	double *aug_rows = malloc(bs * (size_t)n_mod * BIO_AUGMENT_N_PARAMS * sizeof(double));
+	float *aug_src = malloc(pixels * sizeof(float));
+	if (!perm || !labels || !data || !id_off || !ids || !aug_rows || !aug_src)
 		bio_tool_die(&t, "out of memory for a batch of %zu samples of %zu bytes", bs,
 			     sample_bytes);
 	int wrc = 0;
@@ -365,13 +397,25 @@ int main(int argc, char **argv)
 						bio_tool_die(&t, "out of memory for batch ids");
 					ids = p;
 				}
+				for (int m = 0; m < n_mod; m++) {
+					if (!bio_augment_active(&aug[m]))
+						continue;
+					struct bio_augment_params ap;
+					float *img = data + ((size_t)m * bs + k) * pixels;
+					bio_augment_draw(&ap, &aug[m], img_h, img_w, seed,
+							 (uint64_t)epoch, perm[first + k], (uint64_t)m);
+					memcpy(aug_src, img, pixels * sizeof(float));
+					bio_augment_apply(img, aug_src, img_h, img_w, &ap);
+					bio_augment_params_pack(aug_rows + ((size_t)m * bs + k) *
+								BIO_AUGMENT_N_PARAMS, &ap);
+				}
 				memcpy(ids + ids_used, id, id_len);
 				ids[ids_used + id_len] = '\0';
 				id_off[k] = ids_used;
 				ids_used += id_len + 1;
 			}
 			bio_stream_begin_record(w);
-			bio_pack_map(w, 4 + (size_t)n_mod);
+			bio_pack_map(w, 4 + (size_t)n_mod + (size_t)n_aug);
 			bio_pack_kv_int(w, "epoch", epoch);
 			bio_pack_kv_int(w, "index", (int64_t)bi);
 			bio_pack_str(w, "ids");
@@ -390,6 +434,18 @@ int main(int argc, char **argv)
 						data + (size_t)m * bs * pixels);
 				bio_pack_str(w, b.h.modalities[m]);
 				wrc = bio_pack_tensor(w, &tm);
+			}
+			for (int m = 0; m < n_mod; m++) {
+				if (!bio_augment_active(&aug[m]))
+					continue;
+				char key[64];
+				struct bio_tensor ta;
+				int64_t ashape[2] = {(int64_t)n, BIO_AUGMENT_N_PARAMS};
+				bio_tensor_view(&ta, BIO_DTYPE_F64, 2, ashape,
+						aug_rows + (size_t)m * bs * BIO_AUGMENT_N_PARAMS);
+				snprintf(key, sizeof key, "aug_%.40s", b.h.modalities[m]);
+				bio_pack_str(w, key);
+				wrc = bio_pack_tensor(w, &ta);
 			}
 		}
 	}
@@ -417,6 +473,8 @@ int main(int argc, char **argv)
 	free(data);
 	free(id_off);
 	free(ids);
+	free(aug_rows);
+	free(aug_src);
 	bio_header_destroy(&b.h);
 	bio_stream_reader_free(b.r);
 	bio_config_free(t.cfg);

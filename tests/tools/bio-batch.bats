@@ -5,6 +5,7 @@
 
 load '/usr/lib/bats/bats-support/load'
 load '/usr/lib/bats/bats-assert/load'
+bats_require_minimum_version 1.5.0
 
 setup_file() {
 	cd "$BATS_TEST_DIRNAME/../.." || return 1
@@ -248,8 +249,98 @@ EOF
 	[ "$(wc -l < examples.sh)" -ge 3 ]
 	run bash -e -o pipefail examples.sh
 	assert_success
-	for f in batches.bs tail.bs val.bs; do [ -s "$f" ]; done
+	for f in batches.bs tail.bs augmented.bs val.bs; do [ -s "$f" ]; done
 	bio-prep -o samples64.bs manifest.bs
 	run check_batches val.bs samples64.bs val
 	assert_success
+}
+
+@test "bio-batch: augmentation is off by default; on, every image is the numpy reference warp of its sample with the recorded parameters, inside the ranges" {
+	bio-batch -b 5 -E 2 -o "$T/off.bs" "$S"
+	run "$PYTHON" -c "
+import msgpack
+o = list(msgpack.Unpacker(open('$T/off.bs', 'rb'), raw=False))
+print('augment' in o[0]['meta'], any(k.startswith('aug_') for r in o[1:-1] for k in r))"
+	assert_output "False False"
+	bio-batch -b 5 -E 2 --set augment.enabled=true -o "$T/on.bs" "$S"
+	run "$PYTHON" tests/python/augment_reference.py "$S" "$T/on.bs"
+	echo "$output"
+	assert_success
+	# large ranges: corners from the replicated border, a circular shift, strong photometry
+	bio-batch -b 5 -E 2 --set augment.enabled=true --set augment.iris.shift=0.5 \
+		--set augment.iris.rotate=0 --set augment.fingerprint.rotate=180 \
+		--set augment.fingerprint.translate=0.5 --set augment.fingerprint.scale=0.5 \
+		--set augment.fingerprint.contrast=0.9 --set augment.fingerprint.brightness=2 \
+		-o "$T/big.bs" "$S"
+	run "$PYTHON" tests/python/augment_reference.py "$S" "$T/big.bs"
+	echo "$output"
+	assert_success
+	# one modality only: the other passes through untouched
+	bio-batch -b 5 -E 1 --set augment.enabled=true --set augment.iris.rotate=0 \
+		--set augment.iris.translate=0 --set augment.iris.scale=0 --set augment.iris.contrast=0 \
+		--set augment.iris.brightness=0 -o "$T/fp.bs" "$S"
+	run "$PYTHON" - "$S" "$T/fp.bs" <<'PY'
+import sys
+sys.path.insert(0, "tests/python")
+import numpy as np
+from bio_torch import read_stream, untensor
+_, s = read_stream(sys.argv[1])
+h, b = read_stream(sys.argv[2])
+by = {r["id"]: r for r in s}
+assert list(h["meta"]["augment"]) == ["fingerprint"] and "aug_iris" not in b[0]
+for r in b:
+    for k, i in enumerate(r["ids"]):
+        assert np.array_equal(untensor(r["iris"])[k], untensor(by[i]["iris"]))
+print("iris untouched")
+PY
+	assert_output "iris untouched"
+}
+
+@test "bio-batch: augmentation is reproducible: the same bytes for the same seed; per (epoch, sample) the same image whatever the batch size, pipe or file, --start-epoch; epochs and seeds differ" {
+	a="--set augment.enabled=true"
+	bio-batch $a -b 5 -E 3 -o "$T/a.bs" "$S"
+	bio-batch $a -b 5 -E 3 -j1 -o "$T/b.bs" "$S"
+	cmp "$T/a.bs" "$T/b.bs"
+	bio-batch $a -b 5 -E 3 -j2 -o "$T/b.bs" "$S"
+	cmp "$T/a.bs" "$T/b.bs"
+	cat "$S" | bio-batch $a -b 5 -E 3 >"$T/pipe.bs"
+	cmp "$T/a.bs" "$T/pipe.bs"
+	bio-batch $a -b 3 -E 3 -o "$T/b3.bs" "$S"
+	bio-batch $a -b 5 -E 3 --start-epoch 2 -o "$T/tail.bs" "$S"
+	bio-batch $a -b 5 -E 3 --seed 99 -o "$T/s99.bs" "$S"
+	run "$PYTHON" - "$T/a.bs" "$T/b3.bs" "$T/tail.bs" "$T/s99.bs" <<'PY'
+import sys
+sys.path.insert(0, "tests/python")
+import numpy as np
+from bio_torch import read_stream, untensor
+def images(p):
+    _, recs = read_stream(p)
+    out = {}
+    for r in recs:
+        for k, i in enumerate(r["ids"]):
+            out[(r["epoch"], i)] = (untensor(r["iris"])[k].tobytes(),
+                                    untensor(r["fingerprint"])[k].tobytes(),
+                                    untensor(r["aug_fingerprint"])[k].tobytes())
+    return out
+a, b3, tail, s99 = (images(p) for p in sys.argv[1:])
+assert a == b3, "batch size changed the augmentation"
+assert tail == {k: v for k, v in a.items() if k[0] == 2}, "--start-epoch"
+ids = sorted({i for _, i in a})
+assert all(a[(0, i)] != a[(1, i)] for i in ids), "epochs repeat"
+assert all(a[k][1] != s99[k][1] for k in a), "seeds repeat"
+print("reproducible", len(a))
+PY
+	echo "$output"
+	assert_success
+}
+
+@test "bio-batch: bad augment values are one error line naming the key" {
+	for kv in augment.iris.rotate=-1 augment.fingerprint.scale=0.9 augment.iris.shift=abc \
+		augment.enabled=maybe; do
+		run --separate-stderr bio-batch --set augment.enabled=true --set "$kv" -o "$T/x.bs" "$S"
+		[ "$status" -ne 0 ]
+		[ "$(printf '%s\n' "$stderr" | wc -l)" -eq 1 ] || fail "$kv: $stderr"
+		[[ "$stderr" == "bio-batch: "*"${kv%%=*}"* ]] || fail "$kv: $stderr"
+		[ ! -e "$T/x.bs" ]
+	done
 }

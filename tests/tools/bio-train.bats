@@ -708,3 +708,18 @@ for r in recs: del r["crc32c"]'
 	[ "$(printf '%s\n' "$stderr" | wc -l)" -eq 1 ]
 	[[ "$stderr" == *"old.ckpt: checkpoint meta: weighted fusion without fusion_normalized"*"retrain"* ]]
 }
+
+@test "augmented batches (bio-batch augment.enabled) train bit-identically with -j1 and -j2, with a margin head too" {
+	bio-batch $C --epochs 3 --set augment.enabled=true "$SS" >"$T/aug.bs"
+	bio-batch $C --epochs 3 --set augment.enabled=true "$SS" >"$T/aug2.bs"
+	cmp "$T/aug.bs" "$T/aug2.bs"
+	for loss in softmax arcface; do
+		bio-train $C --set training.loss=$loss -o "$T/$loss-1" -j1 "$T/aug.bs" 2>/dev/null
+		bio-train $C --set training.loss=$loss -o "$T/$loss-2" -j2 "$T/aug2.bs" 2>/dev/null
+		cmp "$T/$loss-1/last.ckpt" "$T/$loss-2/last.ckpt"
+	done
+	# and they are not the plain batches' training
+	bio-batch $C --epochs 3 "$SS" >"$T/plain.bs"
+	bio-train $C -o "$T/plain" -j1 "$T/plain.bs" 2>/dev/null
+	! same_tensors "$T/plain/last.ckpt" "$T/softmax-1/last.ckpt" 2>/dev/null || false
+}
