@@ -1,7 +1,8 @@
 /* Neural-network layers on flat float arrays, with forward and backward passes (llm.c style):
  * conv2d (chunked im2col + one OpenBLAS sgemm per chunk of samples), batch norm (train/eval,
- * running statistics), ReLU, 2x2 max pool, linear, dropout, flatten, softmax cross-entropy and the
- * fusion modules (concat, attention, weighted). nn.c is the only file that talks to OpenBLAS.
+ * running statistics), ReLU, 2x2 max pool, linear, dropout, flatten, softmax cross-entropy, the
+ * cosine classifier and its margin losses (CosFace, ArcFace) and the fusion modules (concat,
+ * attention, weighted). nn.c is the only file that talks to OpenBLAS.
  *
  * Layouts. Convolution-stage activations are "CNHW": channel-major over the whole minibatch
  * (x[c][n][h][w]), so one GEMM covers many samples and batch norm sees each channel as one

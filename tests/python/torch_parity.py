@@ -17,7 +17,6 @@ import sys
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bio_torch import BioModel, tensor, write_stream  # noqa: E402
