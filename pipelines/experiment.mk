@@ -4,7 +4,7 @@
 #
 # as make targets. Every stage writes into a folder of $(WORK) named by a digest of the parts of
 # the effective configuration that affect it, chained with its upstream stage's digest
-# (pipelines/digest.sh), so changing one key re-runs only the stages it affects, and a second
+# (the programs' --print-digest PREV:KEYS, the config_digest of their stream headers), so changing one key re-runs only the stages it affects, and a second
 # `make` with nothing changed does nothing. Every program writes its output atomically (temp file +
 # rename) and recipes run under `bash -o pipefail`, so a failing stage fails the pipeline and
 # leaves no half-made target. The run folder $(WORK)/<name>-<digest of the whole config> links to
@@ -72,7 +72,7 @@ EXP_CHECK := $(shell $(EXP_CFG_CMD) >/dev/null && echo ok)
 ifneq ($(EXP_CHECK),ok)
 $(error the experiment configuration is invalid (see the message above))
 endif
-digest = $(shell $(EXP_CFG_CMD) | sh pipelines/digest.sh $(1) $(2))
+digest = $(shell $(EXP_BIN)/bio-scan $(EXP_ARGS) --print-digest '$(1):$(2)' | cut -c1-16)
 EXP_DATA := $(shell $(EXP_CFG_CMD) | awk '/^experiment:/{e=1;next} /^[^ ]/{e=0} e && $$1=="data:"{print $$2}')
 # The evaluation protocol (bio-pipeline(7)), from the effective config: scan.split.mode and
 # whether scan.split.test holds anything; infer.split names the split scored when set.

@@ -4,6 +4,7 @@
  * on SIGINT/SIGTERM/SIGHUP), checked close of stdout, thread budget and a terminal progress bar.
  * Linked into every tool, never into libbio, so it may print and exit. */
 #include "bio/clock.h"
+#include "bio/sha256.h"
 #include "bio/stale.h"
 #include "bio/stream.h"
 #include "bio/thread.h"
@@ -293,6 +294,9 @@ int bio_tool_common_opt(struct bio_tool *t, int opt, const char *arg)
 	case BIO_OPT_PRINT_CONFIG:
 		t->print_config = 1;
 		return 1;
+	case BIO_OPT_PRINT_DIGEST:
+		t->print_digest = arg;
+		return 1;
 	case 'o':
 		if (!*arg)
 			bio_tool_usage_error(t, "--output: empty file name");
@@ -403,6 +407,8 @@ void bio_tool_load_config(struct bio_tool *t)
 		if (bio_config_set(t->cfg, t->sets[i], &err) != 0)
 			bio_tool_die_err(t, &err);
 
+	if (t->print_digest)
+		bio_tool_print_digest(t, t->print_digest); /* exits */
 	if (t->print_config) {
 		if (bio_config_dump(t->cfg, stdout, &err) != 0 && err.code != BIO_EIO)
 			bio_tool_die_err(t, &err);
@@ -414,6 +420,53 @@ void bio_tool_load_config(struct bio_tool *t)
 		t->cfg = NULL;
 		exit(BIO_EXIT_OK);
 	}
+}
+
+void bio_tool_print_digest(struct bio_tool *t, const char *spec)
+{
+	enum { MAX_KEYS = 64, KEY_BYTES = 256 };
+	char keys[MAX_KEYS][KEY_BYTES];
+	const char *key_ptrs[MAX_KEYS];
+	size_t n_keys = 0;
+	const char *colon = strchr(spec, ':');
+	const char *p = colon ? colon + 1 : spec;
+	if (colon == spec)
+		bio_tool_usage_error(t, "--print-digest: '%s': empty PREV before ':'", spec);
+	while (*p) {
+		size_t len = strcspn(p, ", ");
+		if (len) {
+			if (n_keys == MAX_KEYS || len >= KEY_BYTES)
+				bio_tool_usage_error(t, "--print-digest: more than %d keys or a key "
+							"over %d bytes", MAX_KEYS, KEY_BYTES - 1);
+			memcpy(keys[n_keys], p, len);
+			keys[n_keys][len] = '\0';
+			key_ptrs[n_keys] = keys[n_keys];
+			n_keys++;
+		}
+		p += len;
+		p += *p != '\0';
+	}
+	if (!n_keys)
+		bio_tool_usage_error(t, "--print-digest: '%s': expected [PREV:]KEY[,KEY...]", spec);
+	struct bio_error err = {0};
+	char hex[65];
+	if (bio_config_digest(t->cfg, key_ptrs, n_keys, hex, &err) != 0)
+		bio_tool_die_err(t, &err);
+	if (colon) {
+		struct bio_sha256 s;
+		bio_sha256_init(&s);
+		bio_sha256_update(&s, spec, (size_t)(colon - spec));
+		bio_sha256_update(&s, "\n", 1);
+		bio_sha256_update(&s, hex, 64);
+		bio_sha256_update(&s, "\n", 1);
+		bio_sha256_final_hex(hex, &s);
+	}
+	printf("%s\n", hex);
+	t->output = NULL; /* the digest goes to stdout only */
+	bio_tool_output_commit(t);
+	bio_config_free(t->cfg);
+	t->cfg = NULL;
+	exit(BIO_EXIT_OK);
 }
 
 FILE *bio_tool_output_open(struct bio_tool *t)

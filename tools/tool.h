@@ -37,10 +37,11 @@ enum {
 	BIO_OPT_ENV,
 	BIO_OPT_PRINT_CONFIG,
 	BIO_OPT_VERSION,
+	BIO_OPT_PRINT_DIGEST,
 };
 
 /* Common options: -h/--help, --version, -c/--config FILE, --set k=v, --env NAME,
- * --print-config, -o/--output FILE, -j/--jobs N, -v/--verbose. */
+ * --print-config, --print-digest [PREV:]KEYS, -o/--output FILE, -j/--jobs N, -v/--verbose. */
 #define BIO_TOOL_SHORT_OPTS "hc:o:j:v"
 #define BIO_TOOL_LONG_OPTS                                                      \
 	{"help", no_argument, 0, 'h'}, {"version", no_argument, 0, BIO_OPT_VERSION}, \
@@ -48,6 +49,7 @@ enum {
 	{"set", required_argument, 0, BIO_OPT_SET},                             \
 	{"env", required_argument, 0, BIO_OPT_ENV},                             \
 	{"print-config", no_argument, 0, BIO_OPT_PRINT_CONFIG},                 \
+	{"print-digest", required_argument, 0, BIO_OPT_PRINT_DIGEST},           \
 	{"output", required_argument, 0, 'o'}, {"jobs", required_argument, 0, 'j'}, \
 	{"verbose", no_argument, 0, 'v'}
 
@@ -57,6 +59,8 @@ enum {
 	"      --set KEY=VALUE  override one config key (repeatable), e.g. --set prep.size=32\n"  \
 	"      --env NAME       environment overlay configs/env/NAME.yaml (default $BIO_ENV or dev)\n" \
 	"      --print-config   print the effective configuration as YAML and exit\n"            \
+	"      --print-digest [PREV:]KEY,...  print the SHA-256 of those sections or keys of the\n" \
+	"                       effective configuration (chained after digest PREV) and exit\n" \
 	"  -o, --output FILE    write to FILE atomically (default: standard output)\n"          \
 	"  -j, --jobs N         threads to use (default: the cores available)\n"                 \
 	"  -v, --verbose        more detail on standard error\n"                                 \
@@ -80,6 +84,7 @@ struct bio_tool {
 				    * "key=value" of options that stand for a config key */
 	int n_option_sets;
 	int print_config;
+	const char *print_digest;  /* --print-digest value, or NULL */
 	const char *output;        /* -o path or NULL for stdout */
 	int output_forced;         /* -o - given: standard output even when it is a terminal */
 	int n_threads;             /* -j, default: cores available (sched_getaffinity) */
@@ -102,8 +107,16 @@ void bio_tool_option_key(struct bio_tool *t, const char *opt, const char *key, c
  * elsewhere, e.g. a stream header). Exits 1 on failure. */
 struct bio_config *bio_tool_base_config(struct bio_tool *t);
 /* Builds t->cfg: built-in base.yaml, env overlay (configs/env/<env>.yaml, built in), -c files,
- * --set values. Exits 1 with the config error; exits 0 after printing for --print-config. */
+ * --set values. Exits 1 with the config error; exits 0 after printing for --print-config or
+ * --print-digest (bio_tool_print_digest). */
 void bio_tool_load_config(struct bio_tool *t);
+
+/* Prints the digest of the keys of spec "[PREV:]KEY[,KEY...]" (commas or spaces between keys;
+ * a key is a top-level section "prep" or a dotted key "experiment.seed") on stdout: without PREV,
+ * bio_config_digest of those keys, the config_digest a stream header carries for them; with PREV,
+ * the SHA-256 of "PREV\n<that digest>\n", so a pipeline stage's digest chains its upstream
+ * stage's. 64 hex digits and a newline. An unknown key exits 1, a malformed spec exits 2. */
+void bio_tool_print_digest(struct bio_tool *t, const char *spec);
 
 /* Opens the output: stdout, or a temp file beside -o FILE. Exits 1 on failure. */
 FILE *bio_tool_output_open(struct bio_tool *t);

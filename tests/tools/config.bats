@@ -90,6 +90,50 @@ scan_tree() {
 	done
 }
 
+@test "--print-digest: the tools' digest of named keys; a --set changes only the digests that name it" {
+	for t in "${TOOLS[@]}"; do
+		run --separate-stderr "$t" --print-digest prep,stream
+		assert_success
+		[ -z "$stderr" ] || fail "$t: stderr: $stderr"
+		[[ "$output" =~ ^[0-9a-f]{64}$ ]] || fail "$t: $output"
+		printf '%s\n' "$output" >>"$T/all"
+	done
+	[ "$(sort -u "$T/all" | wc -l)" -eq 1 ] # every program computes the same digest
+	b=${TOOLS[0]}
+	# commas or spaces, chained after PREV: SHA-256 of "PREV\n<digest>\n"
+	plain=$("$b" --print-digest prep,stream)
+	[ "$("$b" --print-digest 'prep stream')" = "$plain" ]
+	[ "$("$b" --print-digest abc:prep,stream)" = "$(printf 'abc\n%s\n' "$plain" | sha256sum | cut -c1-64)" ]
+	[ "$("$b" --print-digest abd:prep,stream)" != "$("$b" --print-digest abc:prep,stream)" ]
+	# a key in a section changes that section's digest (and a key digest naming it), nothing else
+	for spec in p:prep p:scan p:experiment.seed p:training p:prep.size; do
+		printf '%s %s\n' "$spec" "$("$b" --print-digest "$spec")" >>"$T/before"
+		printf '%s %s\n' "$spec" "$("$b" --set prep.size=32 --print-digest "$spec")" >>"$T/after"
+	done
+	run diff "$T/before" "$T/after"
+	assert_output --partial "< p:prep "
+	assert_output --partial "< p:prep.size "
+	refute_output --partial "p:scan"
+	refute_output --partial "p:experiment.seed"
+	refute_output --partial "p:training"
+	# the same value set another way gives the same digest
+	printf 'prep:\n  size: 32\n' >"$T/p.yaml"
+	[ "$("$b" -c "$T/p.yaml" --print-digest p:prep)" = "$("$b" --set prep.size=32 --print-digest p:prep)" ]
+	# bio-scan's manifest header carries the digest of its "scan" section
+	scan_tree
+	"$BIO_BUILD/bin/bio-scan" --set scan.root="$T/d" -o "$T/m.bs"
+	run "$BIO_BUILD/bin/bio-dump" --header "$T/m.bs"
+	assert_output --partial "\"config_digest\":\"$("$b" --set scan.root="$T/d" --print-digest scan)\""
+	# an unknown key: one line, exit 1; no key at all: usage, exit 2
+	run --separate-stderr "$b" --print-digest p:prep,nosuch
+	assert_failure 1
+	[ "$stderr" = "$(basename "$b"): config digest: nosuch: no such key" ]
+	run --separate-stderr "$b" --print-digest p:
+	assert_failure 2
+	run --separate-stderr "$b" --print-digest :prep
+	assert_failure 2
+}
+
 @test "BIO_ENV and --env choose the environment overlay; --env wins" {
 	t="${TOOLS[0]}"
 	for env in dev staging prod; do
