@@ -260,16 +260,19 @@ static void check_samples_meta(struct infer *in, struct bio_stream_reader *r,
 	const char *src = bio_stream_reader_source(r);
 	for (int b = 0; b < spec->n_mod; b++)
 		if (bio_header_modality(h, spec->modalities[b]) < 0)
-			bio_tool_die(t, "%s: samples lack modality '%s' that the model %s needs", src,
-				     spec->modalities[b], model_name);
+			bio_tool_die(t, "%s: the samples carry no modality '%s' that the model %s "
+				     "needs (scan.modalities of the samples, model.modalities of the "
+				     "model)", src, spec->modalities[b], model_name);
 	if (h->shape[1] != spec->input_size || h->shape[2] != spec->input_size)
-		bio_tool_die(t, "%s: samples are %lldx%lld but the model %s takes %dx%d inputs", src,
-			     (long long)h->shape[2], (long long)h->shape[1], model_name,
+		bio_tool_die(t, "%s: header meta 'shape': the samples are %lldx%lld, the model %s "
+			     "takes %dx%d (prep.size of the samples, model.input_size of the model)",
+			     src, (long long)h->shape[2], (long long)h->shape[1], model_name,
 			     spec->input_size, spec->input_size);
 	if (!h->labels)
 		return; /* unlabelled samples: nothing to compare */
 	char what[512];
-	snprintf(what, sizeof what, "%s: the samples against the model %s", src, model_name);
+	snprintf(what, sizeof what, "%s: the samples against the model %s (labels come from "
+		 "bio-scan: scan.identity, scan.root)", src, model_name);
 	if (bio_header_same_labels(h, in->labels, in->n_labels, what, &err) < 0)
 		bio_tool_die_err(t, &err);
 }
