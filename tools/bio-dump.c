@@ -250,18 +250,13 @@ int main(int argc, char **argv)
 	struct dump d = {.t = &t};
 
 	bio_tool_init(&t, "bio-dump", argc, argv);
-	while ((opt = getopt_long(argc, argv, BIO_TOOL_SHORT_OPTS, long_opts, NULL)) != -1) {
-		if (bio_tool_common_opt(&t, opt, optarg))
-			continue;
+	while ((opt = bio_tool_next_opt(&t, argc, argv, BIO_TOOL_SHORT_OPTS, long_opts, usage)) != -1)
 		switch (opt) {
-		case 'h': usage(stdout); bio_tool_output_commit(&t); return BIO_EXIT_OK;
 		case OPT_HEADER: header_only = 1; break;
 		case OPT_COUNT: count_only = 1; break;
 		case OPT_RECORD: only = bio_tool_parse_count(&t, "--record", optarg, 0, INT64_MAX); break;
 		case OPT_FULL: d.full = 1; break;
-		default: bio_tool_bad_option(&t, argv, BIO_TOOL_SHORT_OPTS, long_opts);
 		}
-	}
 	if (header_only + count_only + (only >= 0) > 1)
 		bio_tool_usage_error(&t, "--header, --count and --record exclude each other");
 	bio_tool_load_config(&t);

@@ -298,14 +298,9 @@ int main(int argc, char **argv)
 	int embeddings = -1, csv = 0, opt;
 
 	bio_tool_init(&t, "bio-infer", argc, argv);
-	while ((opt = getopt_long(argc, argv, BIO_TOOL_SHORT_OPTS "m:s:b:k:e", long_opts, NULL)) !=
-	       -1) {
-		if (bio_tool_common_opt(&t, opt, optarg))
-			continue;
+	while ((opt = bio_tool_next_opt(&t, argc, argv, BIO_TOOL_SHORT_OPTS "m:s:b:k:e", long_opts,
+					usage)) != -1) {
 		switch (opt) {
-		case 'h':
-			usage(stdout);
-			return BIO_EXIT_OK;
 		case 'm':
 			model_arg = optarg;
 			break;
@@ -331,8 +326,6 @@ int main(int argc, char **argv)
 		case OPT_SHARD:
 			bio_tool_parse_shard(&t, optarg, &shard_i, &shard_n);
 			break;
-		default:
-			bio_tool_bad_option(&t, argv, BIO_TOOL_SHORT_OPTS "m:s:b:k:e", long_opts);
 		}
 	}
 	bio_tool_load_config(&t);

@@ -283,13 +283,9 @@ int main(int argc, char **argv)
 	const char *root_opt = NULL;
 
 	bio_tool_init(&t, "bio-prep", argc, argv);
-	while ((opt = getopt_long(argc, argv, BIO_TOOL_SHORT_OPTS "k", long_opts, NULL)) != -1) {
-		if (bio_tool_common_opt(&t, opt, optarg))
-			continue;
+	while ((opt = bio_tool_next_opt(&t, argc, argv, BIO_TOOL_SHORT_OPTS "k", long_opts,
+					usage)) != -1) {
 		switch (opt) {
-		case 'h':
-			usage(stdout);
-			return BIO_EXIT_OK;
 		case 'k':
 			keep_going = 1;
 			break;
@@ -304,8 +300,6 @@ int main(int argc, char **argv)
 		case 'R':
 			root_opt = optarg;
 			break;
-		default:
-			bio_tool_bad_option(&t, argv, BIO_TOOL_SHORT_OPTS "k", long_opts);
 		}
 	}
 	bio_tool_load_config(&t);

@@ -160,20 +160,10 @@ int main(int argc, char **argv)
 	struct bio_tool t;
 	struct bio_error err = {0};
 	struct bio_scan *s = NULL;
-	int opt;
 
 	bio_tool_init(&t, "bio-scan", argc, argv);
-	while ((opt = getopt_long(argc, argv, BIO_TOOL_SHORT_OPTS, long_opts, NULL)) != -1) {
-		if (bio_tool_common_opt(&t, opt, optarg))
-			continue;
-		switch (opt) {
-		case 'h':
-			usage(stdout);
-			return BIO_EXIT_OK;
-		default:
-			bio_tool_bad_option(&t, argv, BIO_TOOL_SHORT_OPTS, long_opts);
-		}
-	}
+	while (bio_tool_next_opt(&t, argc, argv, BIO_TOOL_SHORT_OPTS, long_opts, usage) != -1)
+		; /* no options of its own */
 	if (argc - optind > 1)
 		bio_tool_usage_error(&t, "one data root expected, got %d arguments", argc - optind);
 	const char *root = optind < argc ? argv[optind] : NULL;

@@ -274,22 +274,9 @@ int main(int argc, char **argv)
 	char bad[64];
 
 	bio_tool_init(&t, "bio-synth", argc, argv);
-	while ((opt = getopt_long(argc, argv, BIO_TOOL_SHORT_OPTS "n:s:f:", long_opts, NULL)) !=
-	       -1) {
-		if (opt == 'o') { /* an output directory here, not a file */
-			if (!*optarg || !strcmp(optarg, "-"))
-				bio_tool_usage_error(&t, "--out: '%s': expected a directory",
-						     optarg);
-			out_opt = optarg;
-			continue;
-		}
-		if (bio_tool_common_opt(&t, opt, optarg))
-			continue;
+	while ((opt = bio_tool_next_opt(&t, argc, argv, BIO_TOOL_SHORT_OPTS "n:s:f:", long_opts,
+					usage)) != -1) {
 		switch (opt) {
-		case 'h':
-			usage(stdout);
-			bio_tool_output_commit(&t);
-			return BIO_EXIT_OK;
 		case 'n':
 			subjects = bio_tool_parse_count(&t, "--subjects", optarg, 1,
 							SYNTH_MAX_SUBJECTS);
@@ -351,10 +338,13 @@ int main(int argc, char **argv)
 			variation = parse_double(&t, "--variation", optarg, 0, 2);
 			bio_tool_option_key(&t, "--variation", "synth.variation", optarg);
 			break;
-		default:
-			bio_tool_bad_option(&t, argv, BIO_TOOL_SHORT_OPTS "n:s:f:", long_opts);
 		}
 	}
+	/* -o names an output directory here, not a file */
+	if (t.output_forced)
+		bio_tool_usage_error(&t, "--out: '-': expected a directory");
+	out_opt = t.output;
+	t.output = NULL;
 	if (optind < argc)
 		bio_tool_usage_error(&t, "unexpected argument '%s'", argv[optind]);
 	bio_tool_load_config(&t);

@@ -129,26 +129,31 @@ static const char *tool_name(const struct bio_tool *t)
 	return t && t->name ? t->name : "bio";
 }
 
-void bio_tool_warn(struct bio_tool *t, const char *fmt, ...)
+/* "name: message" on stderr, after ending a progress line. */
+static void tool_vwarn(struct bio_tool *t, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
+static void tool_vwarn(struct bio_tool *t, const char *fmt, va_list ap)
 {
 	char msg[BIO_ERROR_MSG_MAX];
-	va_list ap;
-	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
 	bio_tool_progress_end(t);
 	fprintf(stderr, "%s: %s\n", tool_name(t), msg);
 }
 
-void bio_tool_die(struct bio_tool *t, const char *fmt, ...)
+void bio_tool_warn(struct bio_tool *t, const char *fmt, ...)
 {
-	char msg[BIO_ERROR_MSG_MAX];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
+	tool_vwarn(t, fmt, ap);
 	va_end(ap);
-	bio_tool_progress_end(t);
-	fprintf(stderr, "%s: %s\n", tool_name(t), msg);
+}
+
+void bio_tool_die(struct bio_tool *t, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	tool_vwarn(t, fmt, ap);
+	va_end(ap);
 	if (t)
 		bio_tool_output_abort(t);
 	tool_stdout_done = 1; /* failing already: one message is enough */
@@ -316,6 +321,24 @@ int bio_tool_common_opt(struct bio_tool *t, int opt, const char *arg)
 	default:
 		return 0;
 	}
+}
+
+int bio_tool_next_opt(struct bio_tool *t, int argc, char **argv, const char *shortopts,
+		      const struct option *longopts, void (*usage)(FILE *))
+{
+	int opt;
+	while ((opt = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+		if (bio_tool_common_opt(t, opt, optarg))
+			continue;
+		if (opt == 'h') {
+			usage(stdout);
+			exit(BIO_EXIT_OK); /* stdout is checked at exit */
+		}
+		if (opt == '?' || opt == ':')
+			bio_tool_bad_option(t, argv, shortopts, longopts);
+		return opt;
+	}
+	return -1;
 }
 
 void bio_tool_option_key(struct bio_tool *t, const char *opt, const char *key, const char *value)

@@ -6,10 +6,9 @@
  *   static const struct option long_opts[] = { BIO_TOOL_LONG_OPTS, {"epochs", 1, 0, 'E'}, {0} };
  *   struct bio_tool t;
  *   bio_tool_init(&t, "bio-batch", argc, argv);
- *   while ((opt = getopt_long(argc, argv, BIO_TOOL_SHORT_OPTS "E:", long_opts, NULL)) != -1) {
- *       if (bio_tool_common_opt(&t, opt, optarg)) continue;     // -c --set --env -o -j -v ...
- *       switch (opt) { case 'h': usage(stdout); exit(0); ... default: bio_tool_usage_error(&t, NULL); }
- *   }
+ *   while ((opt = bio_tool_next_opt(&t, argc, argv, BIO_TOOL_SHORT_OPTS "E:", long_opts,
+ *                                   usage)) != -1)   // -h, -c --set --env -o -j -v ... handled
+ *       switch (opt) { case 'E': ...; }
  *   bio_tool_load_config(&t);       // base + env + -c files + --set; handles --print-config
  *   FILE *out = bio_tool_output_open(&t);  // -o FILE (temp + rename) or stdout
  *   ...
@@ -99,6 +98,12 @@ void bio_tool_init(struct bio_tool *t, const char *name, int argc, char **argv);
 /* Handles a common option; returns 1 when handled, 0 when the tool must handle opt.
  * --version prints and exits 0; a bad -j value is a usage error. */
 int bio_tool_common_opt(struct bio_tool *t, int opt, const char *arg);
+/* The next option of the tool's own, as getopt_long over shortopts and longopts returns it
+ * (optarg set), or -1 after the last: the common options are handled (bio_tool_common_opt),
+ * -h/--help prints usage(stdout) and exits 0 (stdout checked), a bad option exits 2
+ * (bio_tool_bad_option). So a main's option loop is a switch over its own options only. */
+int bio_tool_next_opt(struct bio_tool *t, int argc, char **argv, const char *shortopts,
+		      const struct option *longopts, void (*usage)(FILE *));
 /* An option that stands for a config key (bio-batch --epochs N is batch.epochs=N): queued as a
  * --set in command-line order, so --print-config, the checkpoint's config and the tracked params
  * show what ran. opt names the option in messages. */

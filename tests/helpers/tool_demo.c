@@ -16,6 +16,16 @@ const struct bio_builtin_file bio_builtin_configs[] = {
 };
 const size_t bio_n_builtin_configs = 3;
 
+/* As the programs do: exit 0 after this, stdout still checked at exit. */
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage: tool-demo [OPTIONS] < IN\nCopy standard input to the output.\n\n"
+		BIO_TOOL_COMMON_HELP
+		"      --fail-after N   die after copying N bytes\n"
+		"      --show           print demo.greeting, demo.count and -j first\n"
+		"      --no-commit      return without committing the output (a bug)\n");
+}
+
 int main(int argc, char **argv)
 {
 	enum { OPT_FAIL_AFTER = 0x2000, OPT_SHOW, OPT_NO_COMMIT };
@@ -30,17 +40,9 @@ int main(int argc, char **argv)
 	long long fail_after = -1;
 	int show = 0, no_commit = 0, opt;
 	bio_tool_init(&t, "tool-demo", argc, argv);
-	while ((opt = getopt_long(argc, argv, BIO_TOOL_SHORT_OPTS, long_opts, NULL)) != -1) {
-		if (bio_tool_common_opt(&t, opt, optarg))
-			continue;
+	while ((opt = bio_tool_next_opt(&t, argc, argv, BIO_TOOL_SHORT_OPTS, long_opts, usage)) !=
+	       -1) {
 		switch (opt) {
-		case 'h':
-			printf("Usage: tool-demo [OPTIONS] < IN\nCopy standard input to the output.\n\n"
-			       BIO_TOOL_COMMON_HELP
-			       "      --fail-after N   die after copying N bytes\n"
-			       "      --show           print demo.greeting, demo.count and -j first\n"
-			       "      --no-commit      return without committing the output (a bug)\n");
-			exit(0); /* as the programs do: stdout is still checked at exit */
 		case OPT_FAIL_AFTER:
 			fail_after = bio_tool_parse_count(&t, "--fail-after", optarg, 0, 1LL << 40);
 			break;
@@ -50,8 +52,6 @@ int main(int argc, char **argv)
 		case OPT_NO_COMMIT:
 			no_commit = 1;
 			break;
-		default:
-			bio_tool_usage_error(&t, NULL);
 		}
 	}
 	if (optind < argc)
