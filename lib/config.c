@@ -1174,24 +1174,38 @@ static int parse_int(const char *s, int64_t *out)
 	return 0;
 }
 
-int bio_config_get_int(const struct bio_config *c, const char *path, int64_t *out,
-		       struct bio_error *err)
+/* The scalar at path parsed by parse (0, BIO_ELIMIT out of range, else not of the type) into
+ * out; what names the type ("an integer"), noun its values ("integer") in messages. */
+static int get_parsed(const struct bio_config *c, const char *path, const char *what,
+		      const char *noun, int (*parse)(const char *, void *), void *out,
+		      struct bio_error *err)
 {
 	const struct node *n;
-	*out = 0;
-	int rc = get_scalar(c, path, "an integer", &n, err);
+	int rc = get_scalar(c, path, what, &n, err);
 	if (rc < 0)
 		return rc;
 	if (rc == 0)
-		return null_error(c, path, "an integer", err);
-	rc = parse_int(n->value, out);
+		return null_error(c, path, what, err);
+	rc = parse(n->value, out);
 	if (rc == BIO_ELIMIT)
-		return bio_config_error(c, path, err, BIO_EINVAL, "integer '%s' out of range",
+		return bio_config_error(c, path, err, BIO_EINVAL, "%s '%s' out of range", noun,
 					n->value);
 	if (rc != 0)
-		return bio_config_error(c, path, err, BIO_EINVAL, "expected an integer, got '%s'",
+		return bio_config_error(c, path, err, BIO_EINVAL, "expected %s, got '%s'", what,
 					n->value);
 	return 0;
+}
+
+static int parse_int_to(const char *s, void *out)
+{
+	return parse_int(s, out);
+}
+
+int bio_config_get_int(const struct bio_config *c, const char *path, int64_t *out,
+		       struct bio_error *err)
+{
+	*out = 0;
+	return get_parsed(c, path, "an integer", "integer", parse_int_to, out, err);
 }
 
 /* Strict decimal floating point: [+-](digits[.digits]|.digits)[(e|E)[+-]digits]. */
@@ -1229,24 +1243,16 @@ static int parse_double(const char *s, double *out)
 	return 0;
 }
 
+static int parse_double_to(const char *s, void *out)
+{
+	return parse_double(s, out);
+}
+
 int bio_config_get_double(const struct bio_config *c, const char *path, double *out,
 			  struct bio_error *err)
 {
-	const struct node *n;
 	*out = 0.0;
-	int rc = get_scalar(c, path, "a number", &n, err);
-	if (rc < 0)
-		return rc;
-	if (rc == 0)
-		return null_error(c, path, "a number", err);
-	rc = parse_double(n->value, out);
-	if (rc == BIO_ELIMIT)
-		return bio_config_error(c, path, err, BIO_EINVAL, "number '%s' out of range",
-					n->value);
-	if (rc != 0)
-		return bio_config_error(c, path, err, BIO_EINVAL, "expected a number, got '%s'",
-					n->value);
-	return 0;
+	return get_parsed(c, path, "a number", "number", parse_double_to, out, err);
 }
 
 int bio_config_get_bool(const struct bio_config *c, const char *path, int *out,
