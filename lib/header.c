@@ -5,28 +5,9 @@
 
 #include <inttypes.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int rec_err(struct bio_stream_reader *r, struct bio_error *err, int code, const char *key,
-		   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-
-static int rec_err(struct bio_stream_reader *r, struct bio_error *err, int code, const char *key,
-		   const char *fmt, ...)
-{
-	if (!err)
-		return code;
-	char cause[BIO_ERROR_MSG_MAX / 2];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(cause, sizeof cause, fmt, ap);
-	va_end(ap);
-	return bio_error_set(err, code, "%s: record %" PRIu64 ": key '%s': %s",
-			     bio_stream_reader_source(r), bio_stream_reader_record_index(r), key,
-			     cause);
-}
 
 static int parse_modalities(struct bio_header *h, const struct bio_value *mods, const char *src,
 			    struct bio_error *err)
@@ -194,10 +175,10 @@ static int check_label(const struct bio_header *h, struct bio_stream_reader *r, 
 	if (label == -1 && allow_unknown)
 		return 0;
 	if (label < 0)
-		return rec_err(r, err, BIO_EFORMAT, key, "%slabel %" PRId64 " is negative%s", at,
+		return bio_record_error(r, err, BIO_EFORMAT, key, "%slabel %" PRId64 " is negative%s", at,
 			       label, allow_unknown ? " (only -1, unknown, is allowed)" : "");
 	if (h->labels && label >= (int64_t)h->n_labels)
-		return rec_err(r, err, BIO_EFORMAT, key,
+		return bio_record_error(r, err, BIO_EFORMAT, key,
 			       "%slabel %" PRId64 " outside the %zu label names of the header", at,
 			       label, h->n_labels);
 	return 0;
@@ -233,13 +214,13 @@ int bio_record_check_finite(const struct bio_tensor *t, struct bio_stream_reader
 		const float *p = t->data;
 		for (size_t i = 0; i < n; i++)
 			if (!isfinite(p[i]))
-				return rec_err(r, err, BIO_ENAN, key, "non-finite value %g at element %zu",
+				return bio_record_error(r, err, BIO_ENAN, key, "non-finite value %g at element %zu",
 					       (double)p[i], i);
 	} else if (t->dtype == BIO_DTYPE_F64) {
 		const double *p = t->data;
 		for (size_t i = 0; i < n; i++)
 			if (!isfinite(p[i]))
-				return rec_err(r, err, BIO_ENAN, key, "non-finite value %g at element %zu",
+				return bio_record_error(r, err, BIO_ENAN, key, "non-finite value %g at element %zu",
 					       p[i], i);
 	}
 	return 0;
@@ -269,7 +250,7 @@ int bio_record_get_sample(struct bio_tensor *out, const struct bio_header *h,
 			snprintf(want, sizeof want, "[%" PRId64 ",%" PRId64 ",%" PRId64 "]",
 				 h->shape[0], h->shape[1], h->shape[2]);
 		}
-		return rec_err(r, err, BIO_EFORMAT, key, "shape %s, expected %s (header shape)", got,
+		return bio_record_error(r, err, BIO_EFORMAT, key, "shape %s, expected %s (header shape)", got,
 			       want);
 	}
 	return bio_record_check_finite(out, r, key, err);

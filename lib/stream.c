@@ -1353,11 +1353,8 @@ int bio_stream_read_record_at(struct bio_stream_reader *r, size_t part, uint64_t
 
 /* ---- typed record getters ---- */
 
-static int record_err(struct bio_stream_reader *r, struct bio_error *err, int code,
-		      const char *key, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-
-static int record_err(struct bio_stream_reader *r, struct bio_error *err, int code,
-		      const char *key, const char *fmt, ...)
+int bio_record_error(struct bio_stream_reader *r, struct bio_error *err, int code,
+		     const char *key, const char *fmt, ...)
 {
 	if (!err)
 		return code;
@@ -1376,9 +1373,9 @@ int bio_record_get_int(int64_t *out, struct bio_stream_reader *r, const struct b
 {
 	const struct bio_value *v = bio_value_get(rec, key);
 	if (!v)
-		return record_err(r, err, BIO_ENOTFOUND, key, "missing");
+		return bio_record_error(r, err, BIO_ENOTFOUND, key, "missing");
 	if (bio_value_int(v, out))
-		return record_err(r, err, BIO_EFORMAT, key, "not an integer (got %s)", vtype_name(v));
+		return bio_record_error(r, err, BIO_EFORMAT, key, "not an integer (got %s)", vtype_name(v));
 	return 0;
 }
 
@@ -1387,9 +1384,9 @@ int bio_record_get_str(const char **s, size_t *len, struct bio_stream_reader *r,
 {
 	const struct bio_value *v = bio_value_get(rec, key);
 	if (!v)
-		return record_err(r, err, BIO_ENOTFOUND, key, "missing");
+		return bio_record_error(r, err, BIO_ENOTFOUND, key, "missing");
 	if (bio_value_str(v, s, len))
-		return record_err(r, err, BIO_EFORMAT, key, "not a string (got %s)", vtype_name(v));
+		return bio_record_error(r, err, BIO_EFORMAT, key, "not a string (got %s)", vtype_name(v));
 	return 0;
 }
 
@@ -1400,17 +1397,17 @@ int bio_record_get_tensor(struct bio_tensor *out, struct bio_stream_reader *r,
 	const struct bio_value *v = bio_value_get(rec, key);
 	if (!v) {
 		memset(out, 0, sizeof *out);
-		return record_err(r, err, BIO_ENOTFOUND, key, "missing");
+		return bio_record_error(r, err, BIO_ENOTFOUND, key, "missing");
 	}
 	struct bio_error e;
 	int rc = bio_value_tensor(out, v, "tensor", &e);
 	if (rc)
-		return record_err(r, err, rc, key, "%s", e.msg + strlen("tensor: "));
+		return bio_record_error(r, err, rc, key, "%s", e.msg + strlen("tensor: "));
 	if (dtype >= 0 && (int)out->dtype != dtype)
-		return record_err(r, err, BIO_EFORMAT, key, "dtype %s, expected %s",
+		return bio_record_error(r, err, BIO_EFORMAT, key, "dtype %s, expected %s",
 				  bio_dtype_name(out->dtype), bio_dtype_name((enum bio_dtype)dtype));
 	if (n_dims > 0 && out->n_dims != n_dims)
-		return record_err(r, err, BIO_EFORMAT, key, "rank %d, expected %d", out->n_dims,
+		return bio_record_error(r, err, BIO_EFORMAT, key, "rank %d, expected %d", out->n_dims,
 				  n_dims);
 	return 0;
 }

@@ -92,6 +92,11 @@ int bio_value_tensor(struct bio_tensor *out, const struct bio_value *v, const ch
 
 struct bio_stream_reader;
 
+/* Sets err (may be NULL) to "<source>: record N: key 'key': <cause>" for the record r read
+ * last (N as the getters name it); returns code. For checks of a record beyond its types. */
+int bio_record_error(struct bio_stream_reader *r, struct bio_error *err, int code,
+		     const char *key, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
 int bio_record_get_int(int64_t *out, struct bio_stream_reader *r, const struct bio_value *rec,
 		       const char *key, struct bio_error *err);
 int bio_record_get_str(const char **s, size_t *len, struct bio_stream_reader *r,
