@@ -9,6 +9,7 @@
 
 #include "bio/clock.h"
 #include "bio/fs.h"
+#include "bio/str.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -16,7 +17,6 @@
 #include <math.h>
 #include <pwd.h>
 #include <regex.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,19 +46,6 @@ struct bio_track_run {
 };
 
 /* ---- small helpers ---- */
-
-static char *xfmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static char *xfmt(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	char *s = NULL;
-	if (vasprintf(&s, fmt, ap) < 0)
-		s = NULL;
-	va_end(ap);
-	return s;
-}
 
 static int nomem(struct bio_error *err)
 {
@@ -781,7 +768,7 @@ static char *store_open(const char *root_uri, int create, struct bio_error *err)
 		return NULL;
 	}
 	free(p);
-	char *trash = xfmt("%s/.trash", abs);
+	char *trash = bio_str_fmt("%s/.trash", abs);
 	if (!trash || (mkdir(trash, 0777) != 0 && errno != EEXIST)) {
 		bio_error_set(err, BIO_EIO, "%s: %s", trash ? trash : abs, strerror(errno));
 		free(trash);
@@ -796,10 +783,10 @@ static char *store_open(const char *root_uri, int create, struct bio_error *err)
 static int experiment_create(const char *root, const char *id, const char *name,
 			     struct bio_error *err)
 {
-	char *dir = xfmt("%s/%s", root, id);
-	char *meta = xfmt("%s/%s/meta.yaml", root, id);
+	char *dir = bio_str_fmt("%s/%s", root, id);
+	char *meta = bio_str_fmt("%s/%s/meta.yaml", root, id);
 	char *uri = path_to_uri(root);
-	char *loc = uri ? xfmt("%s/%s", uri, id) : NULL;
+	char *loc = uri ? bio_str_fmt("%s/%s", uri, id) : NULL;
 	int rc;
 	if (!dir || !meta || !loc) {
 		rc = nomem(err);
@@ -837,7 +824,7 @@ static int experiment_find(char **id, const char *parent, const char *name, stru
 	while ((e = readdir(d))) {
 		if (e->d_name[0] == '.' || strcmp(e->d_name, "models") == 0)
 			continue;
-		char *meta = xfmt("%s/%s/meta.yaml", parent, e->d_name);
+		char *meta = bio_str_fmt("%s/%s/meta.yaml", parent, e->d_name);
 		if (!meta) {
 			rc = nomem(err);
 			break;
@@ -868,7 +855,7 @@ static int experiment_get_or_create(char **id, const char *root, const char *nam
 	int rc = experiment_find(id, root, name, err);
 	if (rc || *id)
 		return rc;
-	char *trash = xfmt("%s/.trash", root);
+	char *trash = bio_str_fmt("%s/.trash", root);
 	if (!trash)
 		return nomem(err);
 	char *deleted = NULL;
@@ -892,7 +879,7 @@ static int experiment_get_or_create(char **id, const char *root, const char *nam
 		r &= INT64_MAX;
 		if (r < 100000000000000000ULL)
 			r += 100000000000000000ULL;
-		*id = xfmt("%" PRIu64, r);
+		*id = bio_str_fmt("%" PRIu64, r);
 		if (!*id)
 			return nomem(err);
 		rc = experiment_create(root, *id, name, err);
@@ -923,7 +910,7 @@ static const char *user_name(void)
 /* Writes the run's meta.yaml; with_deleted adds "deleted_time: null" as MLflow does at creation. */
 static int run_write_meta(const struct bio_track_run *r, int with_deleted, struct bio_error *err)
 {
-	char *meta = xfmt("%s/meta.yaml", r->run_dir);
+	char *meta = bio_str_fmt("%s/meta.yaml", r->run_dir);
 	if (!meta)
 		return nomem(err);
 	struct yv kv[16] = {
@@ -985,7 +972,7 @@ static int tag_write(struct bio_track_run *r, const char *key, const char *value
 	if (strlen(value) > BIO_TRACK_MAX_TAG_VALUE)
 		return bio_error_set(err, BIO_ELIMIT, "%s: tag '%s': value of %zu bytes exceeds %d",
 				     r->run_dir, k, strlen(value), BIO_TRACK_MAX_TAG_VALUE);
-	char *path = xfmt("%s/tags/%s", r->run_dir, k);
+	char *path = bio_str_fmt("%s/tags/%s", r->run_dir, k);
 	if (!path)
 		return nomem(err);
 	int rc = bio_fs_write_atomic(path, value, strlen(value), r->run_dir, 0, err);
@@ -1014,7 +1001,7 @@ struct bio_track_run *bio_track_run_start(const char *root_uri, const char *expe
 	r->root = store_open(root_uri, 1, err);
 	if (!r->root)
 		goto fail;
-	char *zero = xfmt("%s/0", r->root);
+	char *zero = bio_str_fmt("%s/0", r->root);
 	if (!zero) {
 		nomem(err);
 		goto fail;
@@ -1042,12 +1029,12 @@ struct bio_track_run *bio_track_run_start(const char *root_uri, const char *expe
 	if (uuid4_hex(id, err) != 0)
 		goto fail;
 	r->run_id = strdup(id);
-	r->run_dir = xfmt("%s/%s/%s", r->root, r->exp_id, id);
-	r->artifact_dir = xfmt("%s/artifacts", r->run_dir ? r->run_dir : "");
+	r->run_dir = bio_str_fmt("%s/%s/%s", r->root, r->exp_id, id);
+	r->artifact_dir = bio_str_fmt("%s/artifacts", r->run_dir ? r->run_dir : "");
 	char *root_uri_s = path_to_uri(r->root);
-	r->artifact_uri = root_uri_s ? xfmt("%s/%s/%s/artifacts", root_uri_s, r->exp_id, id) : NULL;
+	r->artifact_uri = root_uri_s ? bio_str_fmt("%s/%s/%s/artifacts", root_uri_s, r->exp_id, id) : NULL;
 	free(root_uri_s);
-	r->run_name = run_name && *run_name ? strdup(run_name) : xfmt("run-%.8s", id);
+	r->run_name = run_name && *run_name ? strdup(run_name) : bio_str_fmt("run-%.8s", id);
 	r->user_id = strdup(user_name());
 	r->lifecycle = strdup("active");
 	if (!r->run_id || !r->run_dir || !r->artifact_dir || !r->artifact_uri || !r->run_name ||
@@ -1065,7 +1052,7 @@ struct bio_track_run *bio_track_run_start(const char *root_uri, const char *expe
 	rc = run_write_meta(r, 1, err);
 	const char *subdirs[] = {"metrics", "params", "artifacts", "tags"};
 	for (size_t i = 0; !rc && i < sizeof subdirs / sizeof subdirs[0]; i++) {
-		char *d = xfmt("%s/%s", r->run_dir, subdirs[i]);
+		char *d = bio_str_fmt("%s/%s", r->run_dir, subdirs[i]);
 		rc = d ? bio_fs_mkdir_p(d, err) : nomem(err);
 		free(d);
 	}
@@ -1088,16 +1075,16 @@ static char *run_find(const char *root, const char *run_id, char **exp_id, struc
 {
 	const char *parents[2] = {"", "/.trash"};
 	for (int k = 0; k < 2; k++) {
-		char *parent = xfmt("%s%s", root, parents[k]);
+		char *parent = bio_str_fmt("%s%s", root, parents[k]);
 		DIR *d = parent ? opendir(parent) : NULL;
 		struct dirent *e;
 		while (d && (e = readdir(d))) {
 			if (e->d_name[0] == '.' || strcmp(e->d_name, "models") == 0)
 				continue;
-			char *meta = xfmt("%s/%s/%s/meta.yaml", parent, e->d_name, run_id);
+			char *meta = bio_str_fmt("%s/%s/%s/meta.yaml", parent, e->d_name, run_id);
 			if (meta && access(meta, F_OK) == 0) {
 				*exp_id = strdup(e->d_name);
-				char *dir = xfmt("%s/%s/%s", parent, e->d_name, run_id);
+				char *dir = bio_str_fmt("%s/%s/%s", parent, e->d_name, run_id);
 				free(meta);
 				closedir(d);
 				free(parent);
@@ -1154,7 +1141,7 @@ static struct bio_track_run *run_load(const char *root_uri, const char *run_id, 
 	r->run_dir = run_find(r->root, run_id, &r->exp_id, err);
 	if (!r->run_dir)
 		goto fail;
-	meta = xfmt("%s/meta.yaml", r->run_dir);
+	meta = bio_str_fmt("%s/meta.yaml", r->run_dir);
 	if (!meta || ymeta_read(&m, meta, err) != 0)
 		goto fail;
 	const char *v;
@@ -1176,7 +1163,7 @@ static struct bio_track_run *run_load(const char *root_uri, const char *run_id, 
 	r->lifecycle = strdup(life ? life : "active");
 	r->artifact_uri = auri ? strdup(auri) : NULL;
 	char *ad = auri ? uri_to_path(auri) : NULL;
-	r->artifact_dir = ad ? ad : xfmt("%s/artifacts", r->run_dir);
+	r->artifact_dir = ad ? ad : bio_str_fmt("%s/artifacts", r->run_dir);
 	if (!r->run_id || !r->run_name || !r->user_id || !r->lifecycle || !r->artifact_dir) {
 		nomem(err);
 		goto fail;
@@ -1290,7 +1277,7 @@ int bio_track_log_param(struct bio_track_run *r, const char *key, const char *va
 	if (len > BIO_TRACK_MAX_PARAM_VALUE)
 		return bio_error_set(err, BIO_ELIMIT, "%s: param '%s': value of %zu bytes exceeds %d",
 				     r->run_dir, k, len, BIO_TRACK_MAX_PARAM_VALUE);
-	char *path = xfmt("%s/params/%s", r->run_dir, k);
+	char *path = bio_str_fmt("%s/params/%s", r->run_dir, k);
 	if (!path)
 		return nomem(err);
 	char *old;
@@ -1390,7 +1377,7 @@ int bio_track_log_metric(struct bio_track_run *r, const char *key, double value,
 		timestamp_ms = bio_clock_now_ms();
 	if (timestamp_ms < 0)
 		return bio_error_set(err, BIO_EINVAL, "metric '%s': negative timestamp", k);
-	char *path = xfmt("%s/metrics/%s", r->run_dir, k);
+	char *path = bio_str_fmt("%s/metrics/%s", r->run_dir, k);
 	if (!path)
 		return nomem(err);
 	int rc = bio_fs_mkdir_parent(path, err);
@@ -1457,9 +1444,9 @@ int bio_track_log_artifact(struct bio_track_run *r, const char *src_path, const 
 	base = base ? base + 1 : src_path;
 	if (!*base)
 		return bio_error_set(err, BIO_EINVAL, "%s: not a file name", src_path);
-	char *dst = subdir && *subdir ? xfmt("%s/%s/%s", r->artifact_dir, subdir, base)
-				      : xfmt("%s/%s", r->artifact_dir, base);
-	char *tmp = xfmt("%s/.bio-tmp-XXXXXX", r->run_dir);
+	char *dst = subdir && *subdir ? bio_str_fmt("%s/%s/%s", r->artifact_dir, subdir, base)
+				      : bio_str_fmt("%s/%s", r->artifact_dir, base);
+	char *tmp = bio_str_fmt("%s/.bio-tmp-XXXXXX", r->run_dir);
 	int in = -1, out = -1, rc = 0;
 	char *buf = malloc(1 << 16);
 	if (!dst || !tmp || !buf) {
@@ -1539,7 +1526,7 @@ int bio_track_run_close_stale(const char *root_uri, const char *run_id, struct b
 	if (!root)
 		return err ? err->code : BIO_ENOTFOUND;
 	if (!(run_dir = run_find(root, run_id, &exp_id, err)) ||
-	    !(meta = xfmt("%s/meta.yaml", run_dir)) || ymeta_read(&m, meta, err) != 0) {
+	    !(meta = bio_str_fmt("%s/meta.yaml", run_dir)) || ymeta_read(&m, meta, err) != 0) {
 		rc = err && err->code ? err->code : BIO_ENOMEM;
 		goto out;
 	}
@@ -1584,7 +1571,7 @@ static int64_t model_max_version(const char *model_dir, int skip_deleted)
 		if (*end || v <= 0 || v <= max)
 			continue;
 		if (skip_deleted) {
-			char *meta = xfmt("%s/%s/meta.yaml", model_dir, e->d_name);
+			char *meta = bio_str_fmt("%s/%s/meta.yaml", model_dir, e->d_name);
 			struct ymeta m;
 			struct bio_error e2;
 			int ok = meta && ymeta_read(&m, meta, &e2) == 0;
@@ -1606,7 +1593,7 @@ static int64_t model_max_version(const char *model_dir, int skip_deleted)
 static int model_write_meta(const char *model_dir, const char *name, int64_t created,
 			    int64_t updated, const char *description, struct bio_error *err)
 {
-	char *meta = xfmt("%s/meta.yaml", model_dir);
+	char *meta = bio_str_fmt("%s/meta.yaml", model_dir);
 	if (!meta)
 		return nomem(err);
 	struct yv kv[] = {
@@ -1634,8 +1621,8 @@ int bio_track_register_model(int64_t *version, const char *root_uri, const char 
 	char *root = store_open(root_uri, 1, err);
 	if (!root)
 		return err ? err->code : BIO_EIO;
-	char *model_dir = xfmt("%s/models/%s", root, name);
-	char *model_meta = model_dir ? xfmt("%s/meta.yaml", model_dir) : NULL;
+	char *model_dir = bio_str_fmt("%s/models/%s", root, name);
+	char *model_meta = model_dir ? bio_str_fmt("%s/meta.yaml", model_dir) : NULL;
 	struct ymeta m = {0};
 	int rc = 0;
 	if (!model_dir || !model_meta) {
@@ -1660,7 +1647,7 @@ int bio_track_register_model(int64_t *version, const char *root_uri, const char 
 	int64_t v = model_max_version(model_dir, 0) + 1;
 	char *vdir = NULL;
 	for (int attempt = 0; attempt < 16; attempt++, v++) {
-		vdir = xfmt("%s/version-%" PRId64, model_dir, v);
+		vdir = bio_str_fmt("%s/version-%" PRId64, model_dir, v);
 		if (!vdir) {
 			rc = nomem(err);
 			goto out;
@@ -1680,7 +1667,7 @@ int bio_track_register_model(int64_t *version, const char *root_uri, const char 
 		rc = bio_error_set(err, BIO_EIO, "%s: cannot allocate a new version", model_dir);
 		goto out;
 	}
-	char *vmeta = xfmt("%s/meta.yaml", vdir);
+	char *vmeta = bio_str_fmt("%s/meta.yaml", vdir);
 	if (!vmeta) {
 		free(vdir);
 		rc = nomem(err);
@@ -1754,10 +1741,10 @@ int bio_track_set_alias(const char *root_uri, const char *name, const char *alia
 	char *root = store_open(root_uri, 0, err);
 	if (!root)
 		return err ? err->code : BIO_ENOTFOUND;
-	char *model_dir = xfmt("%s/models/%s", root, name);
-	char *vmeta = model_dir ? xfmt("%s/version-%" PRId64 "/meta.yaml", model_dir, version) : NULL;
-	char *apath = model_dir ? xfmt("%s/aliases/%s", model_dir, alias) : NULL;
-	char *mmeta = model_dir ? xfmt("%s/meta.yaml", model_dir) : NULL;
+	char *model_dir = bio_str_fmt("%s/models/%s", root, name);
+	char *vmeta = model_dir ? bio_str_fmt("%s/version-%" PRId64 "/meta.yaml", model_dir, version) : NULL;
+	char *apath = model_dir ? bio_str_fmt("%s/aliases/%s", model_dir, alias) : NULL;
+	char *mmeta = model_dir ? bio_str_fmt("%s/meta.yaml", model_dir) : NULL;
 	char num[32];
 	struct ymeta m = {0};
 	if (!model_dir || !vmeta || !apath || !mmeta) {
@@ -1790,7 +1777,7 @@ out:
 int bio_track_pick_model_file(char **path, const char *dir, struct bio_error *err)
 {
 	*path = NULL;
-	char *best = xfmt("%s/best.ckpt", dir);
+	char *best = bio_str_fmt("%s/best.ckpt", dir);
 	if (!best)
 		return nomem(err);
 	if (access(best, R_OK) == 0) {
@@ -1807,7 +1794,7 @@ int bio_track_pick_model_file(char **path, const char *dir, struct bio_error *er
 	while ((e = readdir(d))) {
 		if (e->d_name[0] == '.')
 			continue;
-		char *p = xfmt("%s/%s", dir, e->d_name);
+		char *p = bio_str_fmt("%s/%s", dir, e->d_name);
 		struct stat st;
 		if (p && stat(p, &st) == 0 && S_ISREG(st.st_mode) && n++ == 0) {
 			only = p;
@@ -1849,14 +1836,14 @@ static int resolve_models_uri(char **path, const char *root, const char *uri, in
 		rc = bio_error_set(err, BIO_EINVAL, "%s: bad model name", uri);
 		goto out;
 	}
-	model_dir = xfmt("%s/models/%s", root, name);
+	model_dir = bio_str_fmt("%s/models/%s", root, name);
 	if (!model_dir) {
 		rc = nomem(err);
 		goto out;
 	}
 	int64_t v = 0;
 	if (*slash == '@') {
-		char *apath = xfmt("%s/aliases/%s", model_dir, slash + 1), *txt = NULL;
+		char *apath = bio_str_fmt("%s/aliases/%s", model_dir, slash + 1), *txt = NULL;
 		if (!apath) {
 			rc = nomem(err);
 			goto out;
@@ -1892,7 +1879,7 @@ static int resolve_models_uri(char **path, const char *root, const char *uri, in
 			goto out;
 		}
 	}
-	meta = xfmt("%s/version-%" PRId64 "/meta.yaml", model_dir, v);
+	meta = bio_str_fmt("%s/version-%" PRId64 "/meta.yaml", model_dir, v);
 	if (!meta) {
 		rc = nomem(err);
 		goto out;
@@ -1949,13 +1936,13 @@ static int resolve_uri(char **path, const char *root, const char *uri, int depth
 		free(exp);
 		if (!dir)
 			return err ? err->code : BIO_ENOTFOUND;
-		char *meta = xfmt("%s/meta.yaml", dir);
+		char *meta = bio_str_fmt("%s/meta.yaml", dir);
 		struct ymeta m = {0};
 		int rc = meta ? ymeta_read(&m, meta, err) : nomem(err);
 		char *adir = NULL;
 		if (!rc) {
 			const char *au = ymeta_get(&m, "artifact_uri");
-			adir = au ? uri_to_path(au) : xfmt("%s/artifacts", dir);
+			adir = au ? uri_to_path(au) : bio_str_fmt("%s/artifacts", dir);
 			if (!adir)
 				rc = au ? bio_error_set(err, BIO_EUNSUPPORTED,
 							"%s: artifact_uri '%s' is not local", meta, au)
@@ -1965,7 +1952,7 @@ static int resolve_uri(char **path, const char *root, const char *uri, int depth
 			const char *rest = spec + idlen;
 			while (*rest == '/')
 				rest++;
-			*path = *rest ? xfmt("%s/%s", adir, rest) : strdup(adir);
+			*path = *rest ? bio_str_fmt("%s/%s", adir, rest) : strdup(adir);
 			if (!*path)
 				rc = nomem(err);
 		}
@@ -2024,7 +2011,7 @@ int bio_track_run_find(char **run_dir, const char *root_uri, const char *run_id,
 
 int bio_track_run_read_status(int *status, const char *run_dir, struct bio_error *err)
 {
-	char *meta = xfmt("%s/meta.yaml", run_dir);
+	char *meta = bio_str_fmt("%s/meta.yaml", run_dir);
 	if (!meta)
 		return nomem(err);
 	struct ymeta m;
@@ -2131,7 +2118,7 @@ int bio_track_run_read_metrics(struct bio_track_series **series, size_t *n_serie
 {
 	*series = NULL;
 	*n_series = 0;
-	char *mdir = xfmt("%s/metrics", run_dir);
+	char *mdir = bio_str_fmt("%s/metrics", run_dir);
 	if (!mdir)
 		return nomem(err);
 	DIR *d = opendir(mdir);
@@ -2148,7 +2135,7 @@ int bio_track_run_read_metrics(struct bio_track_series **series, size_t *n_serie
 	while (rc == 0 && (e = readdir(d))) {
 		if (e->d_name[0] == '.')
 			continue;
-		char *p = xfmt("%s/%s", mdir, e->d_name);
+		char *p = bio_str_fmt("%s/%s", mdir, e->d_name);
 		struct stat st;
 		if (!p) {
 			rc = nomem(err);

@@ -20,6 +20,7 @@
 
 #include "bio/clock.h"
 #include "bio/fs.h"
+#include "bio/str.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -27,7 +28,6 @@
 #include <float.h>
 #include <inttypes.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,19 +60,6 @@ struct remote {
 
 static const char *const status_names[] = {"", "RUNNING", "SCHEDULED", "FINISHED", "FAILED",
 					   "KILLED"};
-
-static char *xfmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static char *xfmt(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	char *s = NULL;
-	if (vasprintf(&s, fmt, ap) < 0)
-		s = NULL;
-	va_end(ap);
-	return s;
-}
 
 static int nomem(struct bio_error *err)
 {
@@ -123,9 +110,9 @@ static char *cache_dir(const struct bio_track_opts *o)
 		return strdup(o->cache_dir);
 	const char *x = getenv("XDG_CACHE_HOME");
 	if (x && *x == '/')
-		return xfmt("%s/biopipe", x);
+		return bio_str_fmt("%s/biopipe", x);
 	const char *home = getenv("HOME");
-	return xfmt("%s/.cache/biopipe", home && *home ? home : "/tmp");
+	return bio_str_fmt("%s/.cache/biopipe", home && *home ? home : "/tmp");
 }
 
 static struct bio_http *http_for(const char *uri, const struct bio_track_opts *o,
@@ -151,7 +138,7 @@ static struct bio_http *http_for(const char *uri, const struct bio_track_opts *o
 static int api(json_t **resp, enum bio_http_fate *fate, struct bio_http *h, const char *method,
 	       const char *endpoint, json_t *body, int idempotent, struct bio_error *err)
 {
-	char *path = xfmt("/api/2.0/mlflow/%s", endpoint);
+	char *path = bio_str_fmt("/api/2.0/mlflow/%s", endpoint);
 	if (!path) {
 		json_decref(body);
 		return nomem(err);
@@ -295,8 +282,8 @@ static int walk(const char *dir, const char *rel, file_fn fn, void *ud, struct b
 	for (int i = 0; i < n; i++) {
 		const char *nm = names[i]->d_name;
 		if (!rc && nm[0] != '.') {
-			char *p = xfmt("%s/%s", dir, nm);
-			char *r = *rel ? xfmt("%s/%s", rel, nm) : strdup(nm);
+			char *p = bio_str_fmt("%s/%s", dir, nm);
+			char *r = *rel ? bio_str_fmt("%s/%s", rel, nm) : strdup(nm);
 			struct stat st;
 			int ok = p && r && stat(p, &st) == 0;
 			if (!p || !r)
@@ -344,7 +331,7 @@ static int experiment_id(char **id, struct remote *rm, const char *name, struct 
 {
 	*id = NULL;
 	char *q = bio_http_escape(name, 0);
-	char *ep = q ? xfmt("experiments/get-by-name?experiment_name=%s", q) : NULL;
+	char *ep = q ? bio_str_fmt("experiments/get-by-name?experiment_name=%s", q) : NULL;
 	free(q);
 	if (!ep)
 		return nomem(err);
@@ -386,7 +373,7 @@ static void state_set_run(json_t *st, const json_t *info)
 /* A run created by an unanswered runs/create: found by its tag bio.spool_run_id. */
 static int find_created(struct remote *rm, const char *exp_id, struct bio_error *err)
 {
-	char *filter = xfmt("tags.`bio.spool_run_id` = '%s'", rm->local_id);
+	char *filter = bio_str_fmt("tags.`bio.spool_run_id` = '%s'", rm->local_id);
 	if (!filter)
 		return nomem(err);
 	json_t *body = json_pack("{s:[s],s:s,s:i}", "experiment_ids", exp_id, "filter", filter,
@@ -490,7 +477,7 @@ static int send_kv_batch(struct kv_ctx *c, struct bio_error *err)
 			}
 			json_object_set(c->acked, k, json_object_get(one, "value"));
 			if (r1) {
-				char *rk = xfmt("%s/%s", c->kind, k);
+				char *rk = bio_str_fmt("%s/%s", c->kind, k);
 				if (rk)
 					json_object_set_new(refused, rk, json_string(e1.msg));
 				free(rk);
@@ -530,7 +517,7 @@ static int kv_file(void *ud, const char *rel, const char *path, struct bio_error
 static int send_kv(struct remote *rm, const struct bio_track_run *run, const char *kind,
 		   struct bio_error *err)
 {
-	char *dir = xfmt("%s/%s", bio_track_run_dir(run), kind);
+	char *dir = bio_str_fmt("%s/%s", bio_track_run_dir(run), kind);
 	struct kv_ctx c = {rm, kind, state_obj(rm, kind), json_array(), json_object()};
 	int rc = dir && c.batch && c.batch_vals ? 0 : nomem(err);
 	if (!rc)
@@ -624,8 +611,8 @@ static int get_history(struct point **out, size_t *n_out, struct remote *rm, con
 	int rc = rid && k ? 0 : nomem(err);
 	while (!rc) {
 		char *tq = token ? bio_http_escape(token, 0) : NULL;
-		char *ep = xfmt("metrics/get-history?run_id=%s&metric_key=%s&max_results=%d%s%s", rid,
-				k, HISTORY_PAGE, tq ? "&page_token=" : "", tq ? tq : "");
+		char *ep = bio_str_fmt("metrics/get-history?run_id=%s&metric_key=%s&max_results=%d%s%s",
+				       rid, k, HISTORY_PAGE, tq ? "&page_token=" : "", tq ? tq : "");
 		free(tq);
 		json_t *resp = NULL;
 		rc = ep ? api(&resp, NULL, rm->http, "GET", ep, NULL, 1, err) : nomem(err);
@@ -740,7 +727,7 @@ static int reconcile(struct remote *rm, struct mkey *k, struct bio_error *err)
 
 static int send_metrics(struct remote *rm, const struct bio_track_run *run, struct bio_error *err)
 {
-	char *dir = xfmt("%s/metrics", bio_track_run_dir(run));
+	char *dir = bio_str_fmt("%s/metrics", bio_track_run_dir(run));
 	struct metric_ctx c = {rm, NULL, 0, 0};
 	int rc = dir ? walk(dir, "", metric_file, &c, err) : nomem(err);
 	free(dir);
@@ -844,9 +831,9 @@ static int art_file(void *ud, const char *rel, const char *path, struct bio_erro
 	const char *old = jstr(c->acked, rel);
 	if (old && strcmp(old, sig) == 0)
 		return 0;
-	char *full = xfmt("%s/%s", c->base, rel);
+	char *full = bio_str_fmt("%s/%s", c->base, rel);
 	char *esc = full ? bio_http_escape(full, 1) : NULL;
-	char *url = esc ? xfmt("/api/2.0/mlflow-artifacts/artifacts/%s", esc) : NULL;
+	char *url = esc ? bio_str_fmt("/api/2.0/mlflow-artifacts/artifacts/%s", esc) : NULL;
 	int rc = url ? bio_http_put_file(c->rm->http, url, path, err) : nomem(err);
 	if (rc == 0) {
 		json_object_set_new(c->acked, rel, json_string(sig));
@@ -873,7 +860,7 @@ static int send_artifacts(struct remote *rm, const struct bio_track_run *run,
 	/* a journal moved with its checkpoint directory: meta.yaml's artifact_uri names the old
 	 * place, the artifacts are under the run directory */
 	const char *adir = bio_track_run_artifact_dir(run);
-	char *here = xfmt("%s/artifacts", bio_track_run_dir(run));
+	char *here = bio_str_fmt("%s/artifacts", bio_track_run_dir(run));
 	struct stat st;
 	if (here && stat(adir, &st) != 0 && stat(here, &st) == 0)
 		adir = here;
@@ -889,9 +876,9 @@ static int find_version(int64_t *version, struct remote *rm, const char *name, c
 			struct bio_error *err)
 {
 	*version = 0;
-	char *f = xfmt("name='%s' and run_id='%s'", name, server_id(rm));
+	char *f = bio_str_fmt("name='%s' and run_id='%s'", name, server_id(rm));
 	char *q = f ? bio_http_escape(f, 0) : NULL;
-	char *ep = q ? xfmt("model-versions/search?filter=%s&max_results=1000", q) : NULL;
+	char *ep = q ? bio_str_fmt("model-versions/search?filter=%s&max_results=1000", q) : NULL;
 	free(f);
 	free(q);
 	if (!ep)
@@ -923,7 +910,7 @@ static int send_registration(struct remote *rm, json_t *reg, struct bio_error *e
 			rc = 0;
 		if (rc)
 			return rc;
-		char *source = xfmt("runs:/%s/%s", server_id(rm), path);
+		char *source = bio_str_fmt("runs:/%s/%s", server_id(rm), path);
 		if (!source)
 			return nomem(err);
 		if (json_is_true(json_object_get(reg, "create_sent")))
@@ -1033,7 +1020,7 @@ static int send_status(struct remote *rm, const struct bio_track_run *run, struc
  * could otherwise both send a point): an flock on <state>.lock, and the state re-read under it. */
 static int flush_all(struct remote *rm, struct bio_track_run *run, struct bio_error *err)
 {
-	char *lock = xfmt("%s.lock", rm->state_path);
+	char *lock = bio_str_fmt("%s.lock", rm->state_path);
 	int fd = lock ? open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0666) : -1;
 	free(lock);
 	if (fd < 0)
@@ -1133,7 +1120,7 @@ static int attach(struct bio_track_run *run, const char *uri, json_t *state,
 	}
 	struct bio_track_run_info info;
 	bio_track_run_info(run, &info);
-	rm->state_path = xfmt("%s/%s", bio_track_run_dir(run), STATE_FILE);
+	rm->state_path = bio_str_fmt("%s/%s", bio_track_run_dir(run), STATE_FILE);
 	rm->spool_root = strdup(info.root);
 	rm->local_id = strdup(bio_track_run_id(run));
 	if (!rm->state_path || !rm->spool_root || !rm->local_id) {
@@ -1172,7 +1159,7 @@ static char *spool_of(const struct bio_track_opts *o)
 	if (o && o->spool_dir && *o->spool_dir)
 		return strdup(o->spool_dir);
 	char *c = cache_dir(o);
-	char *s = c ? xfmt("%s/spool", c) : NULL;
+	char *s = c ? bio_str_fmt("%s/spool", c) : NULL;
 	free(c);
 	return s;
 }
@@ -1218,7 +1205,7 @@ static int find_by_spool_id(json_t **run, struct bio_http *h, const char *id,
 		json_array_append_new(ids, json_string(jstr(json_array_get(exps, i), "experiment_id")));
 	json_decref(resp);
 	resp = NULL;
-	char *filter = xfmt("tags.`bio.spool_run_id` = '%s'", id);
+	char *filter = bio_str_fmt("tags.`bio.spool_run_id` = '%s'", id);
 	if (!rc && filter && json_array_size(ids))
 		rc = api(&resp, NULL, h, "POST", "runs/search",
 			 json_pack("{s:O,s:s,s:i}", "experiment_ids", ids, "filter", filter,
@@ -1259,7 +1246,7 @@ struct bio_track_run *bio_track_run_open_opts(const char *uri, const struct bio_
 	 * bio.spool_run_id): check it exists, then journal what is logged to it */
 	struct bio_http *h = http_for(uri, o, err);
 	char *q = bio_http_escape(run_id, 0);
-	char *ep = q ? xfmt("runs/get?run_id=%s", q) : NULL;
+	char *ep = q ? bio_str_fmt("runs/get?run_id=%s", q) : NULL;
 	json_t *resp = NULL;
 	int rc = !h ? (err ? err->code : BIO_EINVAL)
 	       : ep ? api(&resp, NULL, h, "GET", ep, NULL, 1, err)
@@ -1292,13 +1279,13 @@ struct bio_track_run *bio_track_run_open_opts(const char *uri, const struct bio_
 	json_t *tags = json_object();
 	json_t *st = json_pack("{s:s,s:b,s:s}", "uri", uri, "attached", 1, "status", "RUNNING");
 	json_object_set_new(st, "tags", tags);
-	char *tdir = xfmt("%s/tags", bio_track_run_dir(run));
+	char *tdir = bio_str_fmt("%s/tags", bio_track_run_dir(run));
 	DIR *d = tdir ? opendir(tdir) : NULL;
 	struct dirent *de;
 	while (d && (de = readdir(d))) {
 		if (de->d_name[0] == '.')
 			continue;
-		char *p = xfmt("%s/%s", tdir, de->d_name);
+		char *p = bio_str_fmt("%s/%s", tdir, de->d_name);
 		char *v = p ? slurp(p, BIO_TRACK_MAX_TAG_VALUE + 16, NULL) : NULL;
 		if (v)
 			json_object_set_new(tags, de->d_name, json_string(v));
@@ -1328,7 +1315,7 @@ int bio_track_run_register(int64_t *version, struct bio_track_run *run, const ch
 	if (!rm) {
 		struct bio_track_run_info info;
 		bio_track_run_info(run, &info);
-		char *src = xfmt("runs:/%s/%s", bio_track_run_id(run), artifact_path);
+		char *src = bio_str_fmt("runs:/%s/%s", bio_track_run_id(run), artifact_path);
 		if (!src)
 			return nomem(err);
 		rc = bio_track_register_model(version, info.root, name, src, bio_track_run_id(run),
@@ -1376,13 +1363,13 @@ int bio_track_sync(size_t *n_runs, size_t *n_pending, const char *spool_dir,
 	while ((e = readdir(d))) {
 		if (e->d_name[0] == '.' || strcmp(e->d_name, "models") == 0)
 			continue;
-		char *exp = xfmt("%s/%s", spool_dir, e->d_name);
+		char *exp = bio_str_fmt("%s/%s", spool_dir, e->d_name);
 		DIR *rd = exp ? opendir(exp) : NULL;
 		struct dirent *re;
 		while (rd && (re = readdir(rd))) {
 			if (re->d_name[0] == '.')
 				continue;
-			char *sp = xfmt("%s/%s/%s", exp, re->d_name, STATE_FILE);
+			char *sp = bio_str_fmt("%s/%s/%s", exp, re->d_name, STATE_FILE);
 			int have = sp && access(sp, F_OK) == 0;
 			free(sp);
 			if (!have)
@@ -1473,7 +1460,7 @@ static int push_state(json_t **st, const char *run_dir, const char *exp_dir, con
 		      struct bio_error *err)
 {
 	*st = NULL;
-	char *sp = xfmt("%s/%s", run_dir, STATE_FILE);
+	char *sp = bio_str_fmt("%s/%s", run_dir, STATE_FILE);
 	if (!sp)
 		return nomem(err);
 	if (access(sp, F_OK) == 0) {
@@ -1492,7 +1479,7 @@ static int push_state(json_t **st, const char *run_dir, const char *exp_dir, con
 		return 0;
 	}
 	free(sp);
-	char *meta = xfmt("%s/meta.yaml", exp_dir), *name = NULL;
+	char *meta = bio_str_fmt("%s/meta.yaml", exp_dir), *name = NULL;
 	int rc = meta ? bio_track_meta_get(&name, meta, "name", err) : nomem(err);
 	free(meta);
 	if (rc)
@@ -1506,15 +1493,15 @@ static int push_state(json_t **st, const char *run_dir, const char *exp_dir, con
  * runs:/<that run>/PATH, with their aliases (each once: keyed by the store's name and version). */
 static int push_registry(json_t *states, const char *root, struct bio_error *err)
 {
-	char *models = xfmt("%s/models", root);
+	char *models = bio_str_fmt("%s/models", root);
 	char **names = NULL;
 	size_t n_names = 0;
 	int rc = models ? list_dir(&names, &n_names, models, err) : nomem(err);
 	for (size_t i = 0; !rc && i < n_names; i++) {
-		char *mdir = xfmt("%s/%s", models, names[i]);
+		char *mdir = bio_str_fmt("%s/%s", models, names[i]);
 		char **vs = NULL, **as = NULL;
 		size_t n_vs = 0, n_as = 0;
-		char *adir = mdir ? xfmt("%s/aliases", mdir) : NULL;
+		char *adir = mdir ? bio_str_fmt("%s/aliases", mdir) : NULL;
 		rc = adir ? list_dir(&vs, &n_vs, mdir, err) : nomem(err);
 		if (!rc)
 			rc = list_dir(&as, &n_as, adir, err);
@@ -1535,7 +1522,7 @@ static int push_registry(json_t *states, const char *root, struct bio_error *err
 			int64_t want = nums[k];
 			char vname[32];
 			snprintf(vname, sizeof vname, "version-%" PRId64, want);
-			char *meta = xfmt("%s/%s/meta.yaml", mdir, vname);
+			char *meta = bio_str_fmt("%s/%s/meta.yaml", mdir, vname);
 			char *src = NULL, *stage = NULL;
 			struct bio_error e2;
 			if (!meta || bio_track_meta_get(&src, meta, "source", &e2) != 0 ||
@@ -1579,7 +1566,7 @@ static int push_registry(json_t *states, const char *root, struct bio_error *err
 							      path, "store_version", (json_int_t)want);
 					json_t *al = json_array();
 					for (size_t a = 0; a < n_as; a++) {
-						char *ap = xfmt("%s/%s", adir, as[a]);
+						char *ap = bio_str_fmt("%s/%s", adir, as[a]);
 						char *txt = ap ? slurp(ap, 64, NULL) : NULL;
 						if (txt && strtoll(txt, NULL, 10) == want)
 							json_array_append_new(al, json_string(as[a]));
@@ -1619,13 +1606,13 @@ int bio_track_push(size_t *n_runs, size_t *n_pending, const char *store, const c
 	for (size_t i = 0; !rc && i < n_exps; i++) {
 		if (strcmp(exps[i], "models") == 0)
 			continue;
-		char *edir = xfmt("%s/%s", root, exps[i]);
+		char *edir = bio_str_fmt("%s/%s", root, exps[i]);
 		char **runs = NULL;
 		size_t n_r = 0;
 		rc = edir ? list_dir(&runs, &n_r, edir, err) : nomem(err);
 		for (size_t j = 0; !rc && j < n_r; j++) {
-			char *rdir = xfmt("%s/%s", edir, runs[j]);
-			char *meta = rdir ? xfmt("%s/meta.yaml", rdir) : NULL;
+			char *rdir = bio_str_fmt("%s/%s", edir, runs[j]);
+			char *meta = rdir ? bio_str_fmt("%s/meta.yaml", rdir) : NULL;
 			char *life = NULL;
 			struct bio_error e2;
 			if (!meta || access(meta, F_OK) != 0 ||
@@ -1700,11 +1687,11 @@ static int model_version(json_t **mv, struct bio_http *h, const char *spec, cons
 		goto out;
 	}
 	if (*slash == '@') {
-		ep = xfmt("registered-models/alias?name=%s&alias=%s", qn, qv);
+		ep = bio_str_fmt("registered-models/alias?name=%s&alias=%s", qn, qv);
 	} else if (strcmp(slash + 1, "latest") == 0) {
-		char *f = xfmt("name='%s'", name);
+		char *f = bio_str_fmt("name='%s'", name);
 		char *qf = f ? bio_http_escape(f, 0) : NULL;
-		ep = qf ? xfmt("model-versions/search?filter=%s&max_results=1000", qf) : NULL;
+		ep = qf ? bio_str_fmt("model-versions/search?filter=%s&max_results=1000", qf) : NULL;
 		free(f);
 		free(qf);
 	} else {
@@ -1715,7 +1702,7 @@ static int model_version(json_t **mv, struct bio_http *h, const char *spec, cons
 					   "or 'latest'", uri, slash + 1);
 			goto out;
 		}
-		ep = xfmt("model-versions/get?name=%s&version=%s", qn, qv);
+		ep = bio_str_fmt("model-versions/get?name=%s&version=%s", qn, qv);
 	}
 	if (!ep) {
 		rc = nomem(err);
@@ -1777,7 +1764,7 @@ static int source_path(char **ppath, struct bio_http *h, const char *src, int de
 		size_t idlen = strcspn(spec, "/");
 		char *id = strndup(spec, idlen);
 		char *q = id ? bio_http_escape(id, 0) : NULL;
-		char *ep = q ? xfmt("runs/get?run_id=%s", q) : NULL;
+		char *ep = q ? bio_str_fmt("runs/get?run_id=%s", q) : NULL;
 		free(id);
 		free(q);
 		if (!ep)
@@ -1796,7 +1783,7 @@ static int source_path(char **ppath, struct bio_http *h, const char *src, int de
 			const char *rest = spec + idlen;
 			while (*rest == '/')
 				rest++;
-			*ppath = *rest ? xfmt("%s/%s", base, rest) : strdup(base);
+			*ppath = *rest ? bio_str_fmt("%s/%s", base, rest) : strdup(base);
 			if (!*ppath)
 				rc = nomem(err);
 		}
@@ -1845,7 +1832,7 @@ int bio_track_resolve_model_opts(char **path, const char *uri, const struct bio_
 		goto out;
 	/* a directory (a listing with entries): its best.ckpt, else its only file */
 	char *q = bio_http_escape(pp, 0);
-	ep = q ? xfmt("/api/2.0/mlflow-artifacts/artifacts?path=%s", q) : NULL;
+	ep = q ? bio_str_fmt("/api/2.0/mlflow-artifacts/artifacts?path=%s", q) : NULL;
 	free(q);
 	if (!ep) {
 		rc = nomem(err);
@@ -1870,7 +1857,7 @@ int bio_track_resolve_model_opts(char **path, const char *uri, const struct bio_
 	} else if (pick && (n_files == 1 || strcmp(jstr(pick, "path"), "best.ckpt") == 0)) {
 		const char *fp = jstr(pick, "path");
 		const char *base = strrchr(fp, '/');
-		file = xfmt("%s/%s", pp, base ? base + 1 : fp);
+		file = bio_str_fmt("%s/%s", pp, base ? base + 1 : fp);
 		size = jint(pick, "file_size");
 	} else {
 		rc = bio_error_set(err, BIO_ENOTFOUND, "%s: %s holds no best.ckpt", model_uri, pp);
@@ -1885,7 +1872,7 @@ int bio_track_resolve_model_opts(char **path, const char *uri, const struct bio_
 		goto out;
 	}
 	cache = cache_dir(o);
-	dst = cache ? xfmt("%s/artifacts/%s", cache, file) : NULL;
+	dst = cache ? bio_str_fmt("%s/artifacts/%s", cache, file) : NULL;
 	if (!dst) {
 		rc = nomem(err);
 		goto out;
@@ -1903,7 +1890,7 @@ int bio_track_resolve_model_opts(char **path, const char *uri, const struct bio_
 	if (rc)
 		goto out;
 	char *qf = bio_http_escape(file, 1);
-	char *url = qf ? xfmt("/api/2.0/mlflow-artifacts/artifacts/%s", qf) : NULL;
+	char *url = qf ? bio_str_fmt("/api/2.0/mlflow-artifacts/artifacts/%s", qf) : NULL;
 	free(qf);
 	rc = url ? bio_http_get_file(h, url, dst, err) : nomem(err);
 	free(url);
