@@ -1368,6 +1368,19 @@ int bio_record_error(struct bio_stream_reader *r, struct bio_error *err, int cod
 			     record_desc(rd, sizeof rd, r), key, cause);
 }
 
+int bio_record_in_split(struct bio_stream_reader *r, const struct bio_value *rec,
+			const char *split, struct bio_error *err)
+{
+	if (!split)
+		return 1;
+	const char *s;
+	size_t len;
+	int rc = bio_record_get_str(&s, &len, r, rec, "split", err);
+	if (rc < 0)
+		return rc;
+	return len == strlen(split) && memcmp(s, split, len) == 0;
+}
+
 int bio_record_get_int(int64_t *out, struct bio_stream_reader *r, const struct bio_value *rec,
 		       const char *key, struct bio_error *err)
 {

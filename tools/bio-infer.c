@@ -182,6 +182,104 @@ static void check_samples_meta(struct infer *in, struct bio_stream_reader *r,
 		bio_tool_die_err(t, &err);
 }
 
+/* The CSV column names, or the predictions stream's header (in->out open). */
+static void write_header(struct infer *in, const char *model_arg, int64_t epoch)
+{
+	struct bio_error err = {0};
+	const struct bio_model_spec *spec = &in->e.model->spec;
+	if (in->csv) {
+		fputs("id,label,label_name,pred,pred_name,score,topk,topk_scores", in->out);
+		if (in->embeddings) {
+			for (int m = 0; m < spec->n_mod; m++)
+				fprintf(in->out, ",emb_%s", spec->modalities[m]);
+			fputs(",emb_fused", in->out);
+		}
+		fputc('\n', in->out);
+		return;
+	}
+	in->w = bio_stream_writer_new(in->out, &err);
+	if (!in->w)
+		bio_tool_die_err(in->t, &err);
+	bio_stream_writer_set_name(in->w, bio_tool_output_name(in->t));
+	struct bio_stream_writer *w = in->w;
+	bio_stream_begin_header(w, "predictions");
+	bio_pack_map(w, 11);
+	bio_pack_kv_str(w, "program", "bio-infer");
+	bio_pack_kv_str(w, "version", BIO_VERSION);
+	bio_pack_kv_str(w, "model", model_arg);
+	bio_pack_str(w, "labels");
+	bio_pack_array(w, in->n_labels);
+	for (size_t i = 0; i < in->n_labels; i++)
+		bio_pack_str(w, in->labels[i]);
+	bio_pack_str(w, "modalities");
+	bio_pack_array(w, (size_t)spec->n_mod);
+	for (int m = 0; m < spec->n_mod; m++)
+		bio_pack_str(w, spec->modalities[m]);
+	bio_pack_kv_str(w, "fusion", bio_fusion_name(spec->fusion));
+	bio_pack_kv_int(w, "topk", in->topk);
+	bio_pack_str(w, "embeddings");
+	bio_pack_bool(w, in->embeddings);
+	bio_pack_kv_int(w, "embedding_dim", in->e.emb_dim);
+	bio_pack_kv_int(w, "fused_dim", in->e.fused_dim);
+	bio_pack_kv_int(w, "epoch", epoch);
+}
+
+/* The checkpoint file of -m MODEL (new): the path itself, or for models:/ and runs:/ the file
+ * the tracking store resolves it to (from a server, downloaded into tracking.cache_dir). */
+static char *model_file(struct bio_tool *t, const char *model_arg)
+{
+	struct bio_error err = {0};
+	char *path = NULL;
+	if (strncmp(model_arg, "models:/", 8) == 0 || strncmp(model_arg, "runs:/", 6) == 0) {
+		const char *uri;
+		struct bio_track_opts topts;
+		if (bio_config_get_str(t->cfg, "tracking.uri", &uri, &err) < 0 ||
+		    bio_track_opts_from_config(&topts, t->cfg, &err) < 0 ||
+		    bio_track_resolve_model_opts(&path, uri, &topts, model_arg, &err) < 0)
+			bio_tool_die_err(t, &err);
+	} else if (!(path = strdup(model_arg))) {
+		bio_tool_die(t, "out of memory");
+	}
+	return path;
+}
+
+/* Queues record rec of r (one of the samples to predict) in the pending batch. */
+static void queue_sample(struct infer *in, struct bio_stream_reader *r, const struct bio_header *h,
+			 const struct bio_value *rec)
+{
+	struct bio_tool *t = in->t;
+	struct bio_error err = {0};
+	const struct bio_model_spec *spec = &in->e.model->spec;
+	const char *id;
+	size_t id_len;
+	int64_t label = -1;
+	if (bio_record_get_str(&id, &id_len, r, rec, "id", &err) < 0)
+		bio_tool_die_err(t, &err);
+	/* no label: unknown (-1 in the predictions); a label present is a class index */
+	if (bio_value_get(rec, "label") &&
+	    bio_record_get_label(&label, h, r, rec, "label", 0, &err) < 0)
+		bio_tool_die_err(t, &err);
+	if (label >= spec->n_classes)
+		bio_tool_die(t, "%s: record %llu: key 'label': label %lld outside the model's %d "
+			     "classes", bio_stream_reader_source(r),
+			     (unsigned long long)bio_stream_reader_record_index(r), (long long)label,
+			     spec->n_classes);
+	int slot = in->n_pending;
+	for (int m = 0; m < spec->n_mod; m++) {
+		struct bio_tensor tv;
+		if (bio_record_get_sample(&tv, h, r, rec, spec->modalities[m], 0, &err) < 0)
+			bio_tool_die_err(t, &err);
+		memcpy(in->e.inputs[m] + (size_t)slot * in->e.pixels, tv.data, tv.data_bytes);
+	}
+	in->ids[slot] = strndup(id, id_len);
+	if (!in->ids[slot])
+		bio_tool_die(t, "out of memory");
+	in->true_labels[slot] = label;
+	in->n_pending++;
+	if (in->n_pending == in->e.batch_size)
+		flush_batch(in);
+}
+
 int main(int argc, char **argv)
 {
 	enum { OPT_CSV = 0x2000, OPT_SHARD };
@@ -253,21 +351,7 @@ int main(int argc, char **argv)
 	if (!split[0])
 		split = NULL;
 
-	/* The model: a file, or a registered version in the tracking store. */
-	char *model_path = NULL;
-	if (strncmp(model_arg, "models:/", 8) == 0 || strncmp(model_arg, "runs:/", 6) == 0) {
-		/* from a tracking server, the file is downloaded into tracking.cache_dir */
-		const char *uri;
-		struct bio_track_opts topts;
-		if (bio_config_get_str(t.cfg, "tracking.uri", &uri, &err) < 0 ||
-		    bio_track_opts_from_config(&topts, t.cfg, &err) < 0 ||
-		    bio_track_resolve_model_opts(&model_path, uri, &topts, model_arg, &err) < 0)
-			bio_tool_die_err(&t, &err);
-	} else {
-		model_path = strdup(model_arg);
-		if (!model_path)
-			bio_tool_die(&t, "out of memory");
-	}
+	char *model_path = model_file(&t, model_arg);
 	/* Threads work on different samples, each with its own copy of the model; OpenBLAS runs
 	 * single-threaded inside them so the thread budget is not exceeded. */
 	bio_nn_set_threads(1);
@@ -306,41 +390,7 @@ int main(int argc, char **argv)
 
 	/* Output header. */
 	in.out = csv ? bio_tool_output_open(&t) : bio_tool_output_open_stream(&t);
-	if (csv) {
-		fputs("id,label,label_name,pred,pred_name,score,topk,topk_scores", in.out);
-		if (embeddings) {
-			for (int m = 0; m < spec->n_mod; m++)
-				fprintf(in.out, ",emb_%s", spec->modalities[m]);
-			fputs(",emb_fused", in.out);
-		}
-		fputc('\n', in.out);
-	} else {
-		in.w = bio_stream_writer_new(in.out, &err);
-		if (!in.w)
-			bio_tool_die_err(&t, &err);
-		bio_stream_writer_set_name(in.w, bio_tool_output_name(&t));
-		struct bio_stream_writer *w = in.w;
-		bio_stream_begin_header(w, "predictions");
-		bio_pack_map(w, 11);
-		bio_pack_kv_str(w, "program", "bio-infer");
-		bio_pack_kv_str(w, "version", BIO_VERSION);
-		bio_pack_kv_str(w, "model", model_arg);
-		bio_pack_str(w, "labels");
-		bio_pack_array(w, in.n_labels);
-		for (size_t i = 0; i < in.n_labels; i++)
-			bio_pack_str(w, in.labels[i]);
-		bio_pack_str(w, "modalities");
-		bio_pack_array(w, (size_t)spec->n_mod);
-		for (int m = 0; m < spec->n_mod; m++)
-			bio_pack_str(w, spec->modalities[m]);
-		bio_pack_kv_str(w, "fusion", bio_fusion_name(spec->fusion));
-		bio_pack_kv_int(w, "topk", in.topk);
-		bio_pack_str(w, "embeddings");
-		bio_pack_bool(w, embeddings);
-		bio_pack_kv_int(w, "embedding_dim", in.e.emb_dim);
-		bio_pack_kv_int(w, "fused_dim", in.e.fused_dim);
-		bio_pack_kv_int(w, "epoch", meta.epoch);
-	}
+	write_header(&in, model_arg, meta.epoch);
 
 	/* Batches of samples through the model. */
 	uint64_t n_seen = 0, n_written = 0;
@@ -353,43 +403,12 @@ int main(int argc, char **argv)
 			break;
 		if ((long long)(n_seen++ % (uint64_t)shard_n) != shard_i)
 			continue;
-		if (split) {
-			const char *s;
-			size_t len;
-			if (bio_record_get_str(&s, &len, r, rec, "split", &err) < 0)
-				bio_tool_die_err(&t, &err);
-			if (len != strlen(split) || memcmp(s, split, len) != 0)
-				continue;
-		}
-		const char *id;
-		size_t id_len;
-		int64_t label = -1;
-		if (bio_record_get_str(&id, &id_len, r, rec, "id", &err) < 0)
+		if ((rc = bio_record_in_split(r, rec, split, &err)) < 0)
 			bio_tool_die_err(&t, &err);
-		/* no label: unknown (-1 in the predictions); a label present is a class index */
-		if (bio_value_get(rec, "label") &&
-		    bio_record_get_label(&label, &sh, r, rec, "label", 0, &err) < 0)
-			bio_tool_die_err(&t, &err);
-		if (label >= spec->n_classes)
-			bio_tool_die(&t, "%s: record %llu: key 'label': label %lld outside the model's "
-				     "%d classes", bio_stream_reader_source(r),
-				     (unsigned long long)bio_stream_reader_record_index(r),
-				     (long long)label, spec->n_classes);
-		int slot = in.n_pending;
-		for (int m = 0; m < spec->n_mod; m++) {
-			struct bio_tensor tv;
-			if (bio_record_get_sample(&tv, &sh, r, rec, spec->modalities[m], 0, &err) < 0)
-				bio_tool_die_err(&t, &err);
-			memcpy(in.e.inputs[m] + (size_t)slot * in.e.pixels, tv.data, tv.data_bytes);
-		}
-		in.ids[slot] = strndup(id, id_len);
-		if (!in.ids[slot])
-			bio_tool_die(&t, "out of memory");
-		in.true_labels[slot] = label;
-		in.n_pending++;
+		if (rc == 0)
+			continue;
+		queue_sample(&in, r, &sh, rec);
 		n_written++;
-		if (in.n_pending == in.e.batch_size)
-			flush_batch(&in);
 		bio_tool_progress(&t, "samples", n_written, 0);
 	}
 	flush_batch(&in);

@@ -97,6 +97,11 @@ struct bio_stream_reader;
 int bio_record_error(struct bio_stream_reader *r, struct bio_error *err, int code,
 		     const char *key, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
+/* 1 when the string key "split" of rec equals split (split NULL: every record), 0 when it is
+ * another split, <0 (err set) when the key is missing or not a string. */
+int bio_record_in_split(struct bio_stream_reader *r, const struct bio_value *rec,
+			const char *split, struct bio_error *err);
+
 int bio_record_get_int(int64_t *out, struct bio_stream_reader *r, const struct bio_value *rec,
 		       const char *key, struct bio_error *err);
 int bio_record_get_str(const char **s, size_t *len, struct bio_stream_reader *r,

@@ -81,6 +81,8 @@ TEST(prep_run_in_order_on_any_thread_count)
 					input_done = 1;
 					break;
 				}
+				CHECK_EQ(bio_record_in_split(r, rec, "train", &err), 1);
+				CHECK_EQ(bio_record_in_split(r, rec, "val", &err), 0);
 				CHECK_EQ(bio_prep_job_fill(job, r, rec, &h, dir, &err), 0);
 				bio_prep_run_submit(run, job);
 				n_in++;

@@ -337,6 +337,13 @@ TEST(record_getters)
 	CHECK(((float *)t.data)[1] == 1.5f);
 	CHECK_EQ(bio_record_get_tensor(&t, r, rec, "label", -1, 0, &err), BIO_EFORMAT);
 	CHECK(strstr(err.msg, "not a map") != NULL);
+	/* split selection: every record without a split asked for, else by the "split" key */
+	CHECK_EQ(bio_record_in_split(r, rec, NULL, &err), 1);
+	CHECK_EQ(bio_record_in_split(r, rec, "train", &err), BIO_ENOTFOUND);
+	CHECK_STR(err.msg, "s.bin: record 1: key 'split': missing");
+	/* the error of a check beyond the types */
+	CHECK_EQ(bio_record_error(r, &err, BIO_EINVAL, "x", "%d too many", 3), BIO_EINVAL);
+	CHECK_STR(err.msg, "s.bin: record 1: key 'x': 3 too many");
 	bio_stream_reader_free(r);
 	free(m.data);
 }
