@@ -1153,8 +1153,10 @@ int bio_config_get_str(const struct bio_config *c, const char *path, const char 
 	return rc < 0 ? rc : 0;
 }
 
-static int parse_int(const char *s, int64_t *out)
+/* out: an int64_t. */
+static int parse_int(const char *s, void *out_v)
 {
+	int64_t *out = out_v;
 	const char *p = s;
 	int neg = 0;
 	if (*p == '-' || *p == '+')
@@ -1196,21 +1198,18 @@ static int get_parsed(const struct bio_config *c, const char *path, const char *
 	return 0;
 }
 
-static int parse_int_to(const char *s, void *out)
-{
-	return parse_int(s, out);
-}
-
 int bio_config_get_int(const struct bio_config *c, const char *path, int64_t *out,
 		       struct bio_error *err)
 {
 	*out = 0;
-	return get_parsed(c, path, "an integer", "integer", parse_int_to, out, err);
+	return get_parsed(c, path, "an integer", "integer", parse_int, out, err);
 }
 
 /* Strict decimal floating point: [+-](digits[.digits]|.digits)[(e|E)[+-]digits]. */
-static int parse_double(const char *s, double *out)
+/* out: a double. */
+static int parse_double(const char *s, void *out_v)
 {
+	double *out = out_v;
 	const char *p = s;
 	if (*p == '-' || *p == '+')
 		p++;
@@ -1243,16 +1242,11 @@ static int parse_double(const char *s, double *out)
 	return 0;
 }
 
-static int parse_double_to(const char *s, void *out)
-{
-	return parse_double(s, out);
-}
-
 int bio_config_get_double(const struct bio_config *c, const char *path, double *out,
 			  struct bio_error *err)
 {
 	*out = 0.0;
-	return get_parsed(c, path, "a number", "number", parse_double_to, out, err);
+	return get_parsed(c, path, "a number", "number", parse_double, out, err);
 }
 
 int bio_config_get_bool(const struct bio_config *c, const char *path, int *out,

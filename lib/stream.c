@@ -484,22 +484,31 @@ fail:
 	return NULL;
 }
 
+/* A reader of one part named name (copied). */
+static struct bio_stream_reader *reader_one(const char *name, const struct bio_stream_limits *lim,
+					    struct bio_error *err)
+{
+	struct bio_stream_reader *r = reader_alloc(1, lim, err);
+	if (!r)
+		return NULL;
+	if (!(r->parts[0].name = strdup(name))) {
+		bio_error_set(err, BIO_ENOMEM, "out of memory opening a stream reader");
+		bio_stream_reader_free(r);
+		return NULL;
+	}
+	return r;
+}
+
 struct bio_stream_reader *bio_stream_reader_open_file(FILE *f, const char *name,
 						      const struct bio_stream_limits *lim,
 						      struct bio_error *err)
 {
-	struct bio_stream_reader *r = reader_alloc(1, lim, err);
+	struct bio_stream_reader *r = reader_one(name ? name : "<stream>", lim, err);
 	if (!r)
 		return NULL;
 	struct stream_part *p = &r->parts[0];
 	p->kind = SRC_FILE;
 	p->f = f;
-	p->name = strdup(name ? name : "<stream>");
-	if (!p->name) {
-		bio_error_set(err, BIO_ENOMEM, "out of memory opening a stream reader");
-		bio_stream_reader_free(r);
-		return NULL;
-	}
 	struct stat st;
 	int fd = fileno(f);
 	if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
@@ -516,7 +525,7 @@ struct bio_stream_reader *bio_stream_reader_open_mem(const void *buf, size_t len
 						     const struct bio_stream_limits *lim,
 						     struct bio_error *err)
 {
-	struct bio_stream_reader *r = reader_alloc(1, lim, err);
+	struct bio_stream_reader *r = reader_one(name ? name : "<memory>", lim, err);
 	if (!r)
 		return NULL;
 	struct stream_part *p = &r->parts[0];
@@ -524,12 +533,6 @@ struct bio_stream_reader *bio_stream_reader_open_mem(const void *buf, size_t len
 	p->mem = buf;
 	p->mem_len = len;
 	p->seekable = 1;
-	p->name = strdup(name ? name : "<memory>");
-	if (!p->name) {
-		bio_error_set(err, BIO_ENOMEM, "out of memory opening a stream reader");
-		bio_stream_reader_free(r);
-		return NULL;
-	}
 	return r;
 }
 

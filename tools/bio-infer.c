@@ -11,7 +11,6 @@
 #include "bio/csv.h"
 #include "bio/header.h"
 #include "bio/infer.h"
-#include "bio/kernels.h"
 #include "bio/model.h"
 #include "bio/nn.h"
 #include "bio/stream.h"
@@ -330,13 +329,7 @@ int main(int argc, char **argv)
 		}
 	}
 	bio_tool_load_config(&t);
-	{
-		struct bio_error kerr = {0};
-		if (bio_kernels_init(&kerr) != 0)
-			bio_tool_die_err(&t, &kerr);
-		if (t.verbose)
-			bio_tool_warn(&t, "%s", bio_kernels_describe());
-	}
+	bio_tool_kernels_init(&t);
 	if (!model_arg)
 		bio_tool_usage_error(&t, "no model given (-m CHECKPOINT or -m models:/NAME/VERSION)");
 	/* the options are --sets of these keys (bio_tool_option_key): the config holds what runs */

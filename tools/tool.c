@@ -4,6 +4,7 @@
  * on SIGINT/SIGTERM/SIGHUP), checked close of stdout, thread budget and a terminal progress bar.
  * Linked into every tool, never into libbio, so it may print and exit. */
 #include "bio/clock.h"
+#include "bio/kernels.h"
 #include "bio/sha256.h"
 #include "bio/stale.h"
 #include "bio/stream.h"
@@ -490,6 +491,15 @@ void bio_tool_print_digest(struct bio_tool *t, const char *spec)
 	bio_config_free(t->cfg);
 	t->cfg = NULL;
 	exit(BIO_EXIT_OK);
+}
+
+void bio_tool_kernels_init(struct bio_tool *t)
+{
+	struct bio_error err = {0};
+	if (bio_kernels_init(&err) != 0)
+		bio_tool_die_err(t, &err);
+	if (t->verbose)
+		bio_tool_warn(t, "%s", bio_kernels_describe());
 }
 
 FILE *bio_tool_output_open(struct bio_tool *t)

@@ -123,6 +123,10 @@ void bio_tool_load_config(struct bio_tool *t);
  * stage's. 64 hex digits and a newline. An unknown key exits 1, a malformed spec exits 2. */
 void bio_tool_print_digest(struct bio_tool *t, const char *spec);
 
+/* Picks the compute kernels for this CPU (bio_kernels_init; exits 1 on failure) and with -v
+ * says which. */
+void bio_tool_kernels_init(struct bio_tool *t);
+
 /* Opens the output: stdout, or a temp file beside -o FILE. Exits 1 on failure. */
 FILE *bio_tool_output_open(struct bio_tool *t);
 /* Same for a binary bio-stream: refuses (usage error, exit 2) to write it to standard output
