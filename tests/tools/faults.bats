@@ -6,6 +6,7 @@
 
 load '/usr/lib/bats/bats-support/load'
 load '/usr/lib/bats/bats-assert/load'
+load 'train_fixture'
 bats_require_minimum_version 1.5.0
 
 setup_file() {
@@ -13,10 +14,7 @@ setup_file() {
 	export FX="$BATS_FILE_TMPDIR/fx"
 	mkdir -p "$FX"
 	local s="--set prep.size=16 --set model.input_size=16 --set model.channels=[4,8] --set model.hidden=16 --set model.embedding=8"
-	echo "$s" >"$FX/sets"
-	bio-synth --subjects 3 --samples 4 --size 32 -o "$FX/data" 2>/dev/null
-	bio-scan --set scan.split.val=0.25 -o "$FX/manifest.bs" "$FX/data" 2>/dev/null
-	bio-prep $s -o "$FX/samples.bs" "$FX/manifest.bs"
+	prepared_fixture "$FX" 32 $s
 	bio-batch --batch-size 6 --epochs 2 "$FX/samples.bs" >"$FX/b2.bs"
 	bio-train $s --set tracking.enabled=false -o "$FX/ck" "$FX/b2.bs" 2>/dev/null
 	bio-infer -e -m "$FX/ck/best.ckpt" -o "$FX/p.bs" "$FX/samples.bs"

@@ -10,6 +10,7 @@
 
 load '/usr/lib/bats/bats-support/load'
 load '/usr/lib/bats/bats-assert/load'
+load 'train_fixture'
 
 VENDOR="$BATS_TEST_DIRNAME/../../../shared/vendor/mlflow"
 
@@ -52,10 +53,7 @@ setup_file() {
 	export PORT URI="http://127.0.0.1:$PORT"
 	start_server
 	local s="--set prep.size=32 --set model.input_size=32 --set model.channels=[8,16] --set model.hidden=32 --set model.embedding=16"
-	echo "$s" > "$FIX/sets"
-	bio-synth --subjects 3 --samples 4 --size 48 -o "$FIX/data" 2>/dev/null
-	bio-scan --set scan.split.val=0.25 -o "$FIX/manifest.bs" "$FIX/data" 2>/dev/null
-	bio-prep $s -o "$FIX/samples.bs" "$FIX/manifest.bs"
+	prepared_fixture "$FIX" 48 $s
 	bio-batch --batch-size 6 --epochs 3 "$FIX/samples.bs" > "$FIX/b3.bs"
 	bio-batch --batch-size 6 --epochs 6 "$FIX/samples.bs" > "$FIX/b6.bs"
 }

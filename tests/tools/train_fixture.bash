@@ -26,6 +26,19 @@ EOF2
 	export SS="$FX/samples.bs"
 }
 
+# prepared_fixture DIR PX SET...: 3 subjects x 4 samples drawn at PX pixels into DIR/data,
+# scanned with a quarter of each identity held out (DIR/manifest.bs) and prepared with the --set
+# options SET... (also written to DIR/sets) into DIR/samples.bs
+prepared_fixture() {
+	local dir=$1 px=$2
+	shift 2
+	mkdir -p "$dir"
+	echo "$*" >"$dir/sets"
+	bio-synth --subjects 3 --samples 4 --size "$px" -o "$dir/data" 2>/dev/null
+	bio-scan --set scan.split.val=0.25 -o "$dir/manifest.bs" "$dir/data" 2>/dev/null
+	bio-prep "$@" -o "$dir/samples.bs" "$dir/manifest.bs"
+}
+
 # ckpt_epoch FILE: the "epoch" of a checkpoint's meta
 ckpt_epoch() {
 	"$PYTHON" -c 'import sys, msgpack; u = msgpack.Unpacker(open(sys.argv[1], "rb"), raw=False)
