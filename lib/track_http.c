@@ -66,6 +66,16 @@ static int nomem(struct bio_error *err)
 	return bio_error_set(err, BIO_ENOMEM, "out of memory (tracking server client)");
 }
 
+/* "<prefix><raw, URL-escaped><suffix>", the path of a GET with one query value (new; NULL when
+ * out of memory or raw is NULL). */
+static char *endpoint(const char *prefix, const char *raw, const char *suffix)
+{
+	char *q = raw ? bio_http_escape(raw, 0) : NULL;
+	char *ep = q ? bio_str_fmt("%s%s%s", prefix, q, suffix) : NULL;
+	free(q);
+	return ep;
+}
+
 int bio_track_uri_is_server(const char *uri)
 {
 	return uri && (strncmp(uri, "http://", 7) == 0 || strncmp(uri, "https://", 8) == 0);
@@ -330,9 +340,7 @@ static char *slurp(const char *path, size_t max, struct bio_error *err)
 static int experiment_id(char **id, struct remote *rm, const char *name, struct bio_error *err)
 {
 	*id = NULL;
-	char *q = bio_http_escape(name, 0);
-	char *ep = q ? bio_str_fmt("experiments/get-by-name?experiment_name=%s", q) : NULL;
-	free(q);
+	char *ep = endpoint("experiments/get-by-name?experiment_name=", name, "");
 	if (!ep)
 		return nomem(err);
 	json_t *resp = NULL;
@@ -877,10 +885,8 @@ static int find_version(int64_t *version, struct remote *rm, const char *name, c
 {
 	*version = 0;
 	char *f = bio_str_fmt("name='%s' and run_id='%s'", name, server_id(rm));
-	char *q = f ? bio_http_escape(f, 0) : NULL;
-	char *ep = q ? bio_str_fmt("model-versions/search?filter=%s&max_results=1000", q) : NULL;
+	char *ep = endpoint("model-versions/search?filter=", f, "&max_results=1000");
 	free(f);
-	free(q);
 	if (!ep)
 		return nomem(err);
 	json_t *resp = NULL;
@@ -1164,12 +1170,9 @@ static char *spool_of(const struct bio_track_opts *o)
 	return s;
 }
 
-struct bio_track_run *bio_track_run_start_opts(const char *uri, const struct bio_track_opts *o,
-					       const char *experiment_name, const char *run_name,
-					       struct bio_error *err)
+/* The journal folder (spool_of), created; NULL with err set on failure. */
+static char *spool_made(const struct bio_track_opts *o, struct bio_error *err)
 {
-	if (!bio_track_uri_is_server(uri))
-		return bio_track_run_start(uri, experiment_name, run_name, err);
 	char *spool = spool_of(o);
 	if (!spool || bio_fs_mkdir_p(spool, err) != 0) {
 		if (!spool)
@@ -1177,6 +1180,18 @@ struct bio_track_run *bio_track_run_start_opts(const char *uri, const struct bio
 		free(spool);
 		return NULL;
 	}
+	return spool;
+}
+
+struct bio_track_run *bio_track_run_start_opts(const char *uri, const struct bio_track_opts *o,
+					       const char *experiment_name, const char *run_name,
+					       struct bio_error *err)
+{
+	if (!bio_track_uri_is_server(uri))
+		return bio_track_run_start(uri, experiment_name, run_name, err);
+	char *spool = spool_made(o, err);
+	if (!spool)
+		return NULL;
 	/* the journal's own experiment is the Default one: names belong to the server */
 	struct bio_track_run *run = bio_track_run_start(spool, NULL, run_name, err);
 	free(spool);
@@ -1225,13 +1240,9 @@ struct bio_track_run *bio_track_run_open_opts(const char *uri, const struct bio_
 {
 	if (!bio_track_uri_is_server(uri))
 		return bio_track_run_open(uri, run_id, err);
-	char *spool = spool_of(o);
-	if (!spool || bio_fs_mkdir_p(spool, err) != 0) {
-		if (!spool)
-			nomem(err);
-		free(spool);
+	char *spool = spool_made(o, err);
+	if (!spool)
 		return NULL;
-	}
 	struct bio_track_run *run = bio_track_run_open(spool, run_id, NULL);
 	if (run) { /* a journal of ours */
 		free(spool);
@@ -1690,10 +1701,8 @@ static int model_version(json_t **mv, struct bio_http *h, const char *spec, cons
 		ep = bio_str_fmt("registered-models/alias?name=%s&alias=%s", qn, qv);
 	} else if (strcmp(slash + 1, "latest") == 0) {
 		char *f = bio_str_fmt("name='%s'", name);
-		char *qf = f ? bio_http_escape(f, 0) : NULL;
-		ep = qf ? bio_str_fmt("model-versions/search?filter=%s&max_results=1000", qf) : NULL;
+		ep = endpoint("model-versions/search?filter=", f, "&max_results=1000");
 		free(f);
-		free(qf);
 	} else {
 		char *end;
 		long long v = strtoll(slash + 1, &end, 10);
@@ -1763,10 +1772,8 @@ static int source_path(char **ppath, struct bio_http *h, const char *src, int de
 		const char *spec = src + 6;
 		size_t idlen = strcspn(spec, "/");
 		char *id = strndup(spec, idlen);
-		char *q = id ? bio_http_escape(id, 0) : NULL;
-		char *ep = q ? bio_str_fmt("runs/get?run_id=%s", q) : NULL;
+		char *ep = endpoint("runs/get?run_id=", id, "");
 		free(id);
-		free(q);
 		if (!ep)
 			return nomem(err);
 		json_t *resp = NULL;
@@ -1831,9 +1838,7 @@ int bio_track_resolve_model_opts(char **path, const char *uri, const struct bio_
 	if (rc)
 		goto out;
 	/* a directory (a listing with entries): its best.ckpt, else its only file */
-	char *q = bio_http_escape(pp, 0);
-	ep = q ? bio_str_fmt("/api/2.0/mlflow-artifacts/artifacts?path=%s", q) : NULL;
-	free(q);
+	ep = endpoint("/api/2.0/mlflow-artifacts/artifacts?path=", pp, "");
 	if (!ep) {
 		rc = nomem(err);
 		goto out;
