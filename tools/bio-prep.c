@@ -34,10 +34,17 @@ static void usage(FILE *f)
 		"See bio-prep(1).\n");
 }
 
-/* Writes the samples header: the input meta's keys carried forward, ours replaced. */
+/* Writes the samples header: the input meta's keys carried forward, ours replaced, with the
+ * digest of cfg's prep section. BIO_ENOTFOUND (err set) when cfg has none. */
 static int write_header(struct bio_stream_writer *w, const struct bio_value *meta,
-			const struct bio_prep_params *p, const char *digest)
+			const struct bio_prep_params *p, const struct bio_config *cfg,
+			struct bio_error *err)
 {
+	static const char *const digest_keys[] = {"prep"};
+	char digest[65];
+	int rc = bio_config_digest(cfg, digest_keys, 1, digest, err);
+	if (rc < 0)
+		return rc;
 	static const char *const own[] = {"program", "version", "shape", "normalize", "resize",
 					  "quantize", "prep_digest"};
 	const size_t n_own = sizeof(own) / sizeof(own[0]);
@@ -104,6 +111,18 @@ static int write_sample(struct bio_stream_writer *w, const struct bio_prep_job *
 	return rc;
 }
 
+/* The next record of r whose index modulo shard_n is shard_i: 1, 0 at the end, <0 on error. */
+static int next_in_shard(struct bio_stream_reader *r, const struct bio_value **rec,
+			 long long shard_i, long long shard_n, struct bio_error *err)
+{
+	int rc;
+	do
+		rc = bio_stream_read_record(r, rec, err);
+	while (rc == 1 &&
+	       (long long)(bio_stream_reader_record_index(r) % (uint64_t)shard_n) != shard_i);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option long_opts[] = {
@@ -148,30 +167,24 @@ int main(int argc, char **argv)
 	if (bio_config_get_int_range(t.cfg, "prep.max_failures", 0, INT64_MAX, &max_failures,
 				     &err) < 0)
 		bio_tool_die_err(&t, &err);
-	static const char *const digest_keys[] = {"prep"};
-	char digest[65];
-	if (bio_config_digest(t.cfg, digest_keys, 1, digest, &err) < 0)
-		bio_tool_die_err(&t, &err);
 
 	/* Inputs: files, or standard input. */
 	struct bio_stream_reader *r = bio_tool_open_inputs(&t, argc, argv, optind);
 	struct bio_header h; /* modalities named by the header; labels when it has them */
 	if (bio_header_read(&h, r, "manifest", BIO_HEADER_MODALITIES, &err) < 0)
 		bio_tool_die_err(&t, &err);
-	const struct bio_value *meta = h.meta;
-	char *const *modalities = h.modalities;
-	size_t n_mod = (size_t)h.n_mod;
 	/* Manifest paths are used as written (bio-scan writes them with its root in front). */
-	char *root = root_opt && root_opt[0] ? strdup(root_opt) : NULL;
+	const char *root = root_opt && root_opt[0] ? root_opt : NULL;
 
 	FILE *out = bio_tool_output_open_stream(&t);
 	struct bio_stream_writer *w = bio_stream_writer_new(out, &err);
 	if (!w)
 		bio_tool_die_err(&t, &err);
 	bio_stream_writer_set_name(w, bio_tool_output_name(&t));
-	write_header(w, meta, &params, digest);
+	if (write_header(w, h.meta, &params, t.cfg, &err) < 0 && err.code) /* the digest */
+		bio_tool_die_err(&t, &err);
 
-	struct bio_prep_run *run = bio_prep_run_new(&params, (int)n_mod, t.n_threads, &err);
+	struct bio_prep_run *run = bio_prep_run_new(&params, h.n_mod, t.n_threads, &err);
 	if (!run)
 		bio_tool_die_err(&t, &err);
 
@@ -182,11 +195,7 @@ int main(int argc, char **argv)
 	while (!fatal && !stopped) {
 		while (!input_done && (job = bio_prep_run_slot(run))) {
 			const struct bio_value *rec;
-			int rc;
-			do /* the records of this shard */
-				rc = bio_stream_read_record(r, &rec, &err);
-			while (rc == 1 && (long long)(bio_stream_reader_record_index(r) %
-						      (uint64_t)shard_n) != shard_i);
+			int rc = next_in_shard(r, &rec, shard_i, shard_n, &err);
 			input_done = rc == 0;
 			fatal = rc < 0 || (rc == 1 && bio_prep_job_fill(job, r, rec, &h, root, &err) < 0);
 			if (rc != 1 || fatal)
@@ -205,7 +214,7 @@ int main(int argc, char **argv)
 			n_failed++;
 			continue;
 		}
-		int rc = write_sample(w, job, modalities, (int)n_mod, params.size);
+		int rc = write_sample(w, job, h.modalities, h.n_mod, params.size);
 		if (rc == BIO_EPIPE)
 			stopped = 1; /* downstream went away: stop quietly */
 		else if (rc < 0)
@@ -229,7 +238,6 @@ int main(int argc, char **argv)
 			n_failed, t.n_threads, t.n_threads == 1 ? "" : "s");
 
 	bio_header_destroy(&h);
-	free(root);
 	bio_stream_reader_free(r);
 	bio_config_free(t.cfg);
 	if (n_failed > max_failures) {

@@ -91,6 +91,20 @@ static int parse_fingers(const char *list, char *bad, size_t bad_size)
 	return n_fingers ? 0 : (snprintf(bad, bad_size, "(empty)"), -1);
 }
 
+/* --modalities iris, fingerprint or both: sets *iris and/or *print (repeated options add up). */
+static void parse_modalities(struct bio_tool *t, const char *arg, int *iris, int *print)
+{
+	if (!strcmp(arg, "iris"))
+		*iris = 1;
+	else if (!strcmp(arg, "fingerprint"))
+		*print = 1;
+	else if (!strcmp(arg, "iris,fingerprint") || !strcmp(arg, "fingerprint,iris"))
+		*iris = *print = 1;
+	else
+		bio_tool_usage_error(t, "--modalities: invalid value '%s' (expected iris, fingerprint "
+				     "or iris,fingerprint)", arg);
+}
+
 static double parse_double(struct bio_tool *t, const char *opt, const char *arg, double lo,
 			   double hi)
 {
@@ -147,7 +161,7 @@ int main(int argc, char **argv)
 	struct bio_error err = {0};
 	const char *out_opt = NULL, *mods_opt = NULL;
 	int do_iris = 0, do_print = 0, opt;
-	char bad[64];
+	char bad[64], list[BIO_TOOL_OPTION_SET_BYTES];
 
 	bio_tool_init(&t, "bio-synth", argc, argv);
 	while ((opt = bio_tool_next_opt(&t, argc, argv, BIO_TOOL_SHORT_OPTS "n:s:f:", long_opts,
@@ -184,23 +198,11 @@ int main(int argc, char **argv)
 			if (parse_fingers(optarg, bad, sizeof bad) < 0)
 				bio_tool_usage_error(&t, "--fingers: invalid finger '%s' (expected thumb, index, middle, ring or little)",
 						     bad);
-			{
-				char list[BIO_TOOL_OPTION_SET_BYTES];
-				snprintf(list, sizeof list, "[%s]", optarg);
-				bio_tool_option_key(&t, "--fingers", "synth.fingers", list);
-			}
+			snprintf(list, sizeof list, "[%s]", optarg);
+			bio_tool_option_key(&t, "--fingers", "synth.fingers", list);
 			break;
 		case OPT_MODS:
-			if (!strcmp(optarg, "iris"))
-				do_iris = 1;
-			else if (!strcmp(optarg, "fingerprint"))
-				do_print = 1;
-			else if (!strcmp(optarg, "iris,fingerprint") ||
-				 !strcmp(optarg, "fingerprint,iris"))
-				do_iris = do_print = 1;
-			else
-				bio_tool_usage_error(&t, "--modalities: invalid value '%s' (expected iris, fingerprint or iris,fingerprint)",
-						     optarg);
+			parse_modalities(&t, optarg, &do_iris, &do_print);
 			mods_opt = optarg;
 			break;
 		case OPT_NOLASH:
