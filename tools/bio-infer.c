@@ -279,6 +279,40 @@ static void queue_sample(struct infer *in, struct bio_stream_reader *r, const st
 		flush_batch(in);
 }
 
+/* Every sample of r in the shard and split (NULL: all) through the model and out; returns the
+ * number predicted. */
+static uint64_t predict_all(struct infer *in, struct bio_stream_reader *r,
+			    const struct bio_header *h, const char *split, long long shard_i,
+			    long long shard_n)
+{
+	struct bio_error err = {0};
+	in->true_labels = calloc((size_t)in->e.batch_size, sizeof(int64_t));
+	in->ids = calloc((size_t)in->e.batch_size, sizeof(char *));
+	in->order = calloc((size_t)in->e.n_classes, sizeof(int));
+	in->probs = calloc((size_t)in->e.n_classes, sizeof(double));
+	if (!in->true_labels || !in->ids || !in->order || !in->probs)
+		bio_tool_die(in->t, "out of memory");
+	uint64_t n_seen = 0, n_written = 0;
+	for (;;) {
+		const struct bio_value *rec;
+		int rc = bio_stream_read_record(r, &rec, &err);
+		if (rc < 0)
+			bio_tool_die_err(in->t, &err);
+		if (rc == 0)
+			break;
+		if ((long long)(n_seen++ % (uint64_t)shard_n) != shard_i)
+			continue;
+		if ((rc = bio_record_in_split(r, rec, split, &err)) < 0)
+			bio_tool_die_err(in->t, &err);
+		if (rc == 0)
+			continue;
+		queue_sample(in, r, h, rec);
+		bio_tool_progress(in->t, "samples", ++n_written, 0);
+	}
+	flush_batch(in);
+	return n_written;
+}
+
 int main(int argc, char **argv)
 {
 	enum { OPT_CSV = 0x2000, OPT_SHARD };
@@ -374,37 +408,13 @@ int main(int argc, char **argv)
 	if (bio_header_read(&sh, r, "samples", BIO_HEADER_MODALITIES | BIO_HEADER_SHAPE, &err) < 0)
 		bio_tool_die_err(&t, &err);
 	check_samples_meta(&in, r, &sh, model_path);
-	in.true_labels = calloc((size_t)in.e.batch_size, sizeof(int64_t));
-	in.ids = calloc((size_t)in.e.batch_size, sizeof(char *));
-	in.order = calloc((size_t)spec->n_classes, sizeof(int));
-	in.probs = calloc((size_t)spec->n_classes, sizeof(double));
-	if (!in.true_labels || !in.ids || !in.order || !in.probs)
-		bio_tool_die(&t, "out of memory");
 
 	/* Output header. */
 	in.out = csv ? bio_tool_output_open(&t) : bio_tool_output_open_stream(&t);
 	write_header(&in, model_arg, meta.epoch);
 
 	/* Batches of samples through the model. */
-	uint64_t n_seen = 0, n_written = 0;
-	for (;;) {
-		const struct bio_value *rec;
-		int rc = bio_stream_read_record(r, &rec, &err);
-		if (rc < 0)
-			bio_tool_die_err(&t, &err);
-		if (rc == 0)
-			break;
-		if ((long long)(n_seen++ % (uint64_t)shard_n) != shard_i)
-			continue;
-		if ((rc = bio_record_in_split(r, rec, split, &err)) < 0)
-			bio_tool_die_err(&t, &err);
-		if (rc == 0)
-			continue;
-		queue_sample(&in, r, &sh, rec);
-		n_written++;
-		bio_tool_progress(&t, "samples", n_written, 0);
-	}
-	flush_batch(&in);
+	uint64_t n_written = predict_all(&in, r, &sh, split, shard_i, shard_n);
 	bio_tool_progress_end(&t);
 	if (!csv && bio_stream_finish(in.w, 0, NULL, NULL, &err) < 0)
 		bio_tool_die_err(&t, &err); /* BIO_EPIPE (reader went away): exits 0 quietly */
