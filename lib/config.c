@@ -728,6 +728,23 @@ static size_t edit_distance(const char *a, const char *b)
 	return row[lb];
 }
 
+/* Cuts the dotted path back to its first keep bytes. */
+static void path_cut(struct sbuf *path, size_t keep)
+{
+	path->len = keep;
+	if (path->p)
+		path->p[keep] = '\0';
+}
+
+/* Sets the dotted path to its first keep bytes (a map's path) and ".key" (one of its keys). */
+static void path_child(struct sbuf *path, size_t keep, const char *key)
+{
+	path_cut(path, keep);
+	if (keep)
+		sb_addc(path, '.');
+	sb_add(path, key);
+}
+
 /* Looks for a known key named like key elsewhere in the tree (first in base order). */
 static int find_key_anywhere(const struct node *n, const char *key, struct sbuf *path)
 {
@@ -735,28 +752,16 @@ static int find_key_anywhere(const struct node *n, const char *key, struct sbuf 
 		return 0;
 	size_t keep = path->len;
 	for (size_t i = 0; i < n->n_kids; i++) {
-		path->len = keep;
-		if (path->p)
-			path->p[keep] = '\0';
-		if (keep)
-			sb_addc(path, '.');
-		sb_add(path, n->kids[i]->key);
+		path_child(path, keep, n->kids[i]->key);
 		if (!strcmp(n->kids[i]->key, key))
 			return 1;
 	}
 	for (size_t i = 0; i < n->n_kids; i++) {
-		path->len = keep;
-		if (path->p)
-			path->p[keep] = '\0';
-		if (keep)
-			sb_addc(path, '.');
-		sb_add(path, n->kids[i]->key);
+		path_child(path, keep, n->kids[i]->key);
 		if (find_key_anywhere(n->kids[i], key, path))
 			return 1;
 	}
-	path->len = keep;
-	if (path->p)
-		path->p[keep] = '\0';
+	path_cut(path, keep);
 	return 0;
 }
 
@@ -799,9 +804,7 @@ static int merge_map(const struct node *root, struct node *dst, struct node *ov,
 		return bio_error_set(err, BIO_ENOMEM, "out of memory");
 	for (size_t i = 0; i < ov->n_kids && rc == 0; i++) {
 		struct node *o = ov->kids[i];
-		path->len = keep;
-		if (path->p)
-			path->p[keep] = '\0';
+		path_cut(path, keep);
 		char *parent_path = strdup(sb_str(path));
 		if (!parent_path) {
 			rc = bio_error_set(err, BIO_ENOMEM, "out of memory");
@@ -870,9 +873,7 @@ static int merge_map(const struct node *root, struct node *dst, struct node *ov,
 		dst->kids[pos] = copy;
 		node_free(d);
 	}
-	path->len = keep;
-	if (path->p)
-		path->p[keep] = '\0';
+	path_cut(path, keep);
 	free(idx);
 	return rc;
 }
@@ -1510,12 +1511,7 @@ static int leaves(const struct node *n, struct sbuf *path, struct sbuf *val,
 	}
 	size_t keep = path->len;
 	for (size_t i = 0; i < n->n_kids; i++) {
-		path->len = keep;
-		if (path->p)
-			path->p[keep] = '\0';
-		if (keep)
-			sb_addc(path, '.');
-		sb_add(path, n->kids[i]->key);
+		path_child(path, keep, n->kids[i]->key);
 		int rc = leaves(n->kids[i], path, val, fn, ud);
 		if (rc != 0)
 			return rc;
