@@ -293,16 +293,12 @@ static uint64_t predict_all(struct infer *in, struct bio_stream_reader *r,
 	if (!in->true_labels || !in->ids || !in->order || !in->probs)
 		bio_tool_die(in->t, "out of memory");
 	uint64_t n_seen = 0, n_written = 0;
-	for (;;) {
-		const struct bio_value *rec;
-		int rc = bio_stream_read_record(r, &rec, &err);
-		if (rc < 0)
-			bio_tool_die_err(in->t, &err);
-		if (rc == 0)
-			break;
+	const struct bio_value *rec;
+	while ((rec = bio_tool_next_record(in->t, r))) {
 		if ((long long)(n_seen++ % (uint64_t)shard_n) != shard_i)
 			continue;
-		if ((rc = bio_record_in_split(r, rec, split, &err)) < 0)
+		int rc = bio_record_in_split(r, rec, split, &err);
+		if (rc < 0)
 			bio_tool_die_err(in->t, &err);
 		if (rc == 0)
 			continue;

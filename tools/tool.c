@@ -761,6 +761,16 @@ struct bio_stream_reader *bio_tool_open_inputs(struct bio_tool *t, int argc, cha
 	return r;
 }
 
+const struct bio_value *bio_tool_next_record(struct bio_tool *t, struct bio_stream_reader *r)
+{
+	struct bio_error err = {0};
+	const struct bio_value *rec;
+	int rc = bio_stream_read_record(r, &rec, &err);
+	if (rc < 0)
+		bio_tool_die_err(t, &err);
+	return rc ? rec : NULL;
+}
+
 void bio_tool_parse_shard(struct bio_tool *t, const char *arg, long long *shard_i,
 			  long long *shard_n)
 {

@@ -171,6 +171,10 @@ void bio_tool_stream_limits(struct bio_tool *t, struct bio_stream_limits *lim);
  * input) as one bio-stream with the bounds of bio_tool_stream_limits. Exits 1 on failure. */
 struct bio_stream_reader *bio_tool_open_inputs(struct bio_tool *t, int argc, char **argv,
 					       int first);
+/* The next record of r (borrowed until the next read), or NULL after the last; a read error
+ * (bad or truncated input) exits 1 with its message. */
+struct bio_value;
+const struct bio_value *bio_tool_next_record(struct bio_tool *t, struct bio_stream_reader *r);
 /* Parses a --shard value "I/N" (0 <= I < N <= 1000000); a bad value is a usage error. */
 void bio_tool_parse_shard(struct bio_tool *t, const char *arg, long long *shard_i,
 			  long long *shard_n);
