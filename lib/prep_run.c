@@ -7,7 +7,7 @@
 #include "bio/thread.h"
 
 struct bio_prep_run {
-	const struct bio_prep_params *params;
+	const struct bio_prep_params *params; /* [n_mod] */
 	int n_mod, n_threads;
 	size_t pixels; /* S * S */
 	struct bio_prep_scratch **scratch; /* one per worker */
@@ -102,10 +102,11 @@ static void prep_work(void *ud, int worker, void *slot)
 	struct bio_prep_job *job = slot;
 
 	job->rc = 0;
+	memset(job->fp, 0, sizeof job->fp);
 	for (int m = 0; m < run->n_mod && job->rc == 0; m++)
-		job->rc = bio_prep_file(job->out + (size_t)m * run->pixels,
-					job->strs + job->off_path[m], run->params,
-					run->scratch[worker], &job->err);
+		job->rc = bio_prep_file_info(job->out + (size_t)m * run->pixels,
+					     job->strs + job->off_path[m], &run->params[m],
+					     run->scratch[worker], &job->fp[m], &job->err);
 }
 
 struct bio_prep_run *bio_prep_run_new(const struct bio_prep_params *p, int n_mod, int n_threads,

@@ -30,15 +30,16 @@ static void usage(FILE *f)
 		BIO_TOOL_COMMON_HELP
 		"\n"
 		"Config keys: prep.size, prep.resize (bilinear|area), prep.mean, prep.std,\n"
-		"prep.quantize, prep.max_width, prep.max_height, prep.max_failures.\n"
+		"prep.quantize, prep.max_width, prep.max_height, prep.max_failures, prep.fingerprint.*\n"
+		"(segment, block, threshold, min_foreground, margin: the fingerprint's segmentation).\n"
 		"See bio-prep(1).\n");
 }
 
 /* Writes the samples header: the input meta's keys carried forward, ours replaced, with the
  * digest of cfg's prep section. BIO_ENOTFOUND (err set) when cfg has none. */
 static int write_header(struct bio_stream_writer *w, const struct bio_value *meta,
-			const struct bio_prep_params *p, const struct bio_config *cfg,
-			struct bio_error *err)
+			const struct bio_prep_params *p, char *const *modalities, int n_mod,
+			const struct bio_config *cfg, struct bio_error *err)
 {
 	static const char *const digest_keys[] = {"prep"};
 	char digest[65];
@@ -46,14 +47,16 @@ static int write_header(struct bio_stream_writer *w, const struct bio_value *met
 	if (rc < 0)
 		return rc;
 	static const char *const own[] = {"program", "version", "shape", "normalize", "resize",
-					  "quantize", "prep_digest"};
+					  "quantize", "prep_digest", "segment"};
 	const size_t n_own = sizeof(own) / sizeof(own[0]);
-	size_t n_keep = 0, n = bio_value_len(meta);
+	size_t n_keep = 0, n = bio_value_len(meta), n_seg = 0;
+	for (int m = 0; m < n_mod; m++)
+		n_seg += (size_t)p[m].fp.enabled;
 
 	for (int pass = 0; pass < 2; pass++) {
-		if (pass == 1) {
+		if (pass == 1) { /* (segment only when a modality is segmented) */
 			bio_stream_begin_header(w, "samples");
-			bio_pack_map(w, n_keep + n_own);
+			bio_pack_map(w, n_keep + n_own - (n_seg == 0));
 		}
 		for (size_t i = 0; i < n; i++) {
 			const char *key;
@@ -86,17 +89,34 @@ static int write_header(struct bio_stream_writer *w, const struct bio_value *met
 	bio_pack_kv_str(w, "resize", p->filter == BIO_RESIZE_AREA ? "area" : "bilinear");
 	bio_pack_str(w, "quantize");
 	bio_pack_bool(w, p->quantize);
+	if (n_seg > 0) { /* segment: {modality: {block, threshold, min_foreground, margin}} */
+		bio_pack_str(w, "segment");
+		bio_pack_map(w, n_seg);
+		for (int m = 0; m < n_mod; m++) {
+			if (!p[m].fp.enabled)
+				continue;
+			bio_pack_str(w, modalities[m]);
+			bio_pack_map(w, 4);
+			bio_pack_kv_int(w, "block", p[m].fp.block);
+			bio_pack_kv_double(w, "threshold", p[m].fp.threshold);
+			bio_pack_kv_double(w, "min_foreground", p[m].fp.min_foreground);
+			bio_pack_kv_int(w, "margin", p[m].fp.margin);
+		}
+	}
 	return bio_pack_kv_str(w, "prep_digest", digest);
 }
 
 static int write_sample(struct bio_stream_writer *w, const struct bio_prep_job *job,
-			char *const *modalities, int n_mod, uint32_t size)
+			const struct bio_prep_params *p, char *const *modalities, int n_mod,
+			uint32_t size)
 {
 	int64_t shape[3] = {1, size, size};
-	size_t pixels = (size_t)size * size;
+	size_t pixels = (size_t)size * size, n_seg = 0;
+	for (int m = 0; m < n_mod; m++)
+		n_seg += (size_t)p[m].fp.enabled;
 
 	bio_stream_begin_record(w);
-	bio_pack_map(w, 4 + (size_t)n_mod);
+	bio_pack_map(w, 4 + (size_t)n_mod + (n_seg > 0));
 	bio_pack_kv_str(w, "id", job->strs + job->off_id);
 	bio_pack_kv_int(w, "label", job->label);
 	bio_pack_kv_str(w, "identity", job->strs + job->off_identity);
@@ -107,6 +127,25 @@ static int write_sample(struct bio_stream_writer *w, const struct bio_prep_job *
 		bio_tensor_view(&t, BIO_DTYPE_F32, 3, shape, job->out + (size_t)m * pixels);
 		bio_pack_str(w, modalities[m]);
 		rc = bio_pack_tensor(w, &t);
+	}
+	if (n_seg > 0) { /* segment: {modality: {foreground, crop: [x, y, side], mean, std}} */
+		bio_pack_str(w, "segment");
+		bio_pack_map(w, n_seg);
+		for (int m = 0; m < n_mod; m++) {
+			if (!p[m].fp.enabled)
+				continue;
+			const struct bio_fp_segment_info *f = &job->fp[m];
+			bio_pack_str(w, modalities[m]);
+			bio_pack_map(w, 4);
+			bio_pack_kv_double(w, "foreground", f->foreground);
+			bio_pack_str(w, "crop");
+			bio_pack_array(w, 3);
+			bio_pack_int(w, f->crop_x);
+			bio_pack_int(w, f->crop_y);
+			bio_pack_int(w, f->side);
+			bio_pack_kv_double(w, "mean", f->mean);
+			rc = bio_pack_kv_double(w, "std", f->std);
+		}
 	}
 	return rc;
 }
@@ -160,7 +199,7 @@ int main(int argc, char **argv)
 	}
 	bio_tool_load_config(&t);
 
-	struct bio_prep_params params;
+	struct bio_prep_params params; /* (what every modality shares) */
 	if (bio_prep_params_from_config(&params, t.cfg, &err) < 0)
 		bio_tool_die_err(&t, &err);
 	int64_t max_failures; /* --max-failures is a --set of it */
@@ -173,6 +212,13 @@ int main(int argc, char **argv)
 	struct bio_header h; /* modalities named by the header; labels when it has them */
 	if (bio_header_read(&h, r, "manifest", BIO_HEADER_MODALITIES, &err) < 0)
 		bio_tool_die_err(&t, &err);
+	struct bio_prep_params mod_params[BIO_HEADER_MAX_MODS]; /* each modality's own */
+	int segmented = 0;
+	for (int m = 0; m < h.n_mod; m++) {
+		if (bio_prep_params_for_modality(&mod_params[m], t.cfg, h.modalities[m], &err) < 0)
+			bio_tool_die_err(&t, &err);
+		segmented |= mod_params[m].fp.enabled;
+	}
 	/* Manifest paths are used as written (bio-scan writes them with its root in front). */
 	const char *root = root_opt && root_opt[0] ? root_opt : NULL;
 
@@ -181,15 +227,16 @@ int main(int argc, char **argv)
 	if (!w)
 		bio_tool_die_err(&t, &err);
 	bio_stream_writer_set_name(w, bio_tool_output_name(&t));
-	if (write_header(w, h.meta, &params, t.cfg, &err) < 0 && err.code) /* the digest */
+	if (write_header(w, h.meta, mod_params, h.modalities, h.n_mod, t.cfg, &err) < 0 &&
+	    err.code) /* the digest */
 		bio_tool_die_err(&t, &err);
 
-	struct bio_prep_run *run = bio_prep_run_new(&params, h.n_mod, t.n_threads, &err);
+	struct bio_prep_run *run = bio_prep_run_new(mod_params, h.n_mod, t.n_threads, &err);
 	if (!run)
 		bio_tool_die_err(&t, &err);
 
 	/* Main loop: read records into free slots, collect finished ones in order, write them. */
-	long long n_failed = 0, n_done = 0;
+	long long n_failed = 0, n_seg_failed = 0, n_done = 0;
 	int input_done = 0, fatal = 0, stopped = 0;
 	struct bio_prep_job *job;
 	while (!fatal && !stopped) {
@@ -212,9 +259,11 @@ int main(int argc, char **argv)
 			}
 			bio_tool_warn(&t, "%s", job->err.msg);
 			n_failed++;
+			for (int m = 0; m < h.n_mod; m++)
+				n_seg_failed += mod_params[m].fp.enabled && job->fp[m].failed;
 			continue;
 		}
-		int rc = write_sample(w, job, h.modalities, h.n_mod, params.size);
+		int rc = write_sample(w, job, mod_params, h.modalities, h.n_mod, params.size);
 		if (rc == BIO_EPIPE)
 			stopped = 1; /* downstream went away: stop quietly */
 		else if (rc < 0)
@@ -226,9 +275,10 @@ int main(int argc, char **argv)
 	if (fatal)
 		bio_tool_die_err(&t, &err);
 
-	const char *extra_keys[] = {"failed"};
-	int64_t extra_values[] = {n_failed};
-	int rc = bio_stream_finish(w, 1, extra_keys, extra_values, &err);
+	/* (segment_failed: those of the failures a segmentation refused, when one runs) */
+	const char *extra_keys[] = {"failed", "segment_failed"};
+	int64_t extra_values[] = {n_failed, n_seg_failed};
+	int rc = bio_stream_finish(w, segmented ? 2 : 1, extra_keys, extra_values, &err);
 	if (rc < 0)
 		bio_tool_die_err(&t, &err); /* BIO_EPIPE (reader went away): exits 0 quietly */
 	bio_stream_writer_free(w);

@@ -21,6 +21,7 @@ struct bio_prep_job {
 	size_t strs_cap;
 	size_t off_id, off_identity, off_split, off_path[BIO_HEADER_MAX_MODS];
 	float *out;     /* n_mod * S * S floats, the modalities in header order */
+	struct bio_fp_segment_info fp[BIO_HEADER_MAX_MODS]; /* what a segmentation found */
 	int rc;         /* 0, or the error of preparing one of its images (err) */
 	struct bio_error err;
 };
@@ -34,7 +35,8 @@ int bio_prep_job_fill(struct bio_prep_job *job, struct bio_stream_reader *r,
 
 struct bio_prep_run;
 
-/* A new run preparing n_mod images per job with params p (borrowed; must outlive the run) on
+/* A new run preparing n_mod images per job, image m with params p[m] (borrowed; must outlive
+ * the run; every p[m].size the same) on
  * n_threads threads, with 4 job slots per thread (1 for one thread). NULL on failure (err set). */
 struct bio_prep_run *bio_prep_run_new(const struct bio_prep_params *p, int n_mod, int n_threads,
 				      struct bio_error *err);
