@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bio/csv.h"
 #include "bio/header.h"
 #include "bio/metrics.h"
 #include "bio/plot.h"
@@ -1088,25 +1089,10 @@ static void make_dir(struct eval *e, const char *dir)
 	}
 }
 
-static void put_csv_field(FILE *f, const char *s)
-{
-	if (strpbrk(s, ",\"\n\r") == NULL) {
-		fputs(s, f);
-		return;
-	}
-	fputc('"', f);
-	for (; *s; s++) {
-		if (*s == '"')
-			fputc('"', f);
-		fputc(*s, f);
-	}
-	fputc('"', f);
-}
-
 static void put_class_name(struct eval *e, FILE *f, size_t k)
 {
 	if (k < e->n_label_names) {
-		put_csv_field(f, e->label_names[k]);
+		bio_csv_put_field(f, e->label_names[k]);
 	} else {
 		fprintf(f, "%zu", k);
 	}
@@ -1386,76 +1372,33 @@ static const char *metric_label(const char *key)
 	return key;
 }
 
-static int read_metric_file(struct eval *e, struct metric_series *s, const char *path)
-{
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return -1;
-	char line[256];
-	size_t cap = 0;
-	while (fgets(line, sizeof line, f)) {
-		long long ts, step = 0;
-		double v;
-		int k = sscanf(line, "%lld %lf %lld", &ts, &v, &step);
-		if (k < 2)
-			continue;
-		if (s->n == cap) {
-			cap = cap ? 2 * cap : 64;
-			if (cap > 10000000)
-				break;
-			s->x = xrealloc(e, s->x, cap, sizeof(double));
-			s->y = xrealloc(e, s->y, cap, sizeof(double));
-		}
-		s->x[s->n] = (double)step + 1; /* epochs count from 1, as bio-train prints them */
-		s->y[s->n++] = v;
-	}
-	fclose(f);
-	return 0;
-}
-
 static void plot_training(struct eval *e, const char *plots, const char *run_dir, int required)
 {
-	size_t len = strlen(run_dir) + 16;
-	char *mdir = xrealloc(e, NULL, len, 1);
-	snprintf(mdir, len, "%s/metrics", run_dir);
-	DIR *d = opendir(mdir);
-	if (!d && !required) {
+	struct bio_error err = {0};
+	struct bio_track_series *all = NULL;
+	size_t n_all = 0;
+	int rc = bio_track_run_read_metrics(&all, &n_all, run_dir, &err);
+	if (rc == BIO_ENOTFOUND && !required) {
 		bio_tool_warn(e->t, "%s: no metrics: no training curves", run_dir);
-		free(mdir);
 		return;
 	}
-	if (!d)
-		bio_tool_die(e->t, "%s: %s (--run-dir must be a tracking run directory)", mdir,
-			     strerror(errno));
+	if (rc < 0)
+		bio_tool_die(e->t, "%s (--run-dir must be a tracking run directory)", err.msg);
+	/* the series by key (the store's order), epochs counted from 1 as bio-train prints
+	 * them; our own figures (eval_*, logged at step 0) left out */
 	struct metric_series ser[64];
 	size_t n = 0;
-	struct dirent *de;
-	while ((de = readdir(d)) && n < 64) {
-		if (de->d_name[0] == '.' || strncmp(de->d_name, "eval_", 5) == 0)
-			continue; /* our own figures, logged at step 0 */
-		size_t pl = strlen(mdir) + strlen(de->d_name) + 2;
-		char *p = xrealloc(e, NULL, pl, 1);
-		snprintf(p, pl, "%s/%s", mdir, de->d_name);
-		struct stat sb;
-		if (stat(p, &sb) == 0 && S_ISREG(sb.st_mode)) {
-			memset(&ser[n], 0, sizeof ser[n]);
-			ser[n].name = strdup(de->d_name);
-			if (ser[n].name && read_metric_file(e, &ser[n], p) == 0 && ser[n].n > 0)
-				n++;
-			else
-				free(ser[n].name);
-		}
-		free(p);
+	for (size_t i = 0; i < n_all && n < 64; i++) {
+		if (strncmp(all[i].key, "eval_", 5) == 0 || all[i].n == 0)
+			continue;
+		ser[n].name = all[i].key;
+		ser[n].n = all[i].n;
+		ser[n].x = xrealloc(e, NULL, all[i].n, sizeof(double));
+		ser[n].y = all[i].values;
+		for (size_t k = 0; k < all[i].n; k++)
+			ser[n].x[k] = (double)all[i].steps[k] + 1;
+		n++;
 	}
-	closedir(d);
-	free(mdir);
-	/* sort by name for a stable legend */
-	for (size_t i = 1; i < n; i++)
-		for (size_t j = i; j > 0 && strcmp(ser[j - 1].name, ser[j].name) > 0; j--) {
-			struct metric_series t = ser[j];
-			ser[j] = ser[j - 1];
-			ser[j - 1] = t;
-		}
 	/* panels: losses, rates (accuracy, ...), throughput, learning rate */
 	static const char *const titles[4] = {"Loss", "Accuracy", "Throughput", "Learning rate"};
 	static const char *const ylabels[4] = {"Loss", "Rate", "Samples/s", "lr"};
@@ -1489,11 +1432,9 @@ static void plot_training(struct eval *e, const char *plots, const char *run_dir
 		plot_or_die(e, plots, "training_curves.png", panels, np, cols,
 			    (int)(e->width * (int64_t)cols * 3 / 4 + 100),
 			    (int)(e->height * (int64_t)rows * 3 / 4 + (rows == 1 ? e->height / 4 : 0)));
-	for (size_t i = 0; i < n; i++) {
-		free(ser[i].name);
+	for (size_t i = 0; i < n; i++)
 		free(ser[i].x);
-		free(ser[i].y);
-	}
+	bio_track_series_free(all, n_all);
 }
 
 /* ---- tracking store ---- */
@@ -1528,32 +1469,17 @@ static void track_resolve(struct eval *e, struct track_target *tt, const char *r
 		tt->root = up;
 	} else {
 		const char *root = strncmp(uri, "file://", 7) == 0 ? uri + 7 : uri;
+		struct bio_error err = {0};
 		tt->root = strdup(root);
 		tt->run_id = strdup(run);
 		if (!tt->root || !tt->run_id)
 			bio_tool_die(e->t, "out of memory");
-		DIR *d = opendir(tt->root);
-		if (!d)
-			bio_tool_die(e->t, "--track-run %s: %s: %s (tracking.uri)", run, tt->root,
-				     strerror(errno));
-		struct dirent *de;
-		while (!tt->run_dir && (de = readdir(d))) {
-			if (de->d_name[0] == '.' || strcmp(de->d_name, "models") == 0 ||
-			    strchr(run, '/'))
-				continue;
-			size_t n = strlen(tt->root) + strlen(de->d_name) + strlen(run) + 16;
-			char *meta = xrealloc(e, NULL, n, 1);
-			snprintf(meta, n, "%s/%s/%s/meta.yaml", tt->root, de->d_name, run);
-			if (access(meta, F_OK) == 0) {
-				meta[strlen(meta) - strlen("/meta.yaml")] = '\0';
-				tt->run_dir = meta;
-			} else {
-				free(meta);
-			}
-		}
-		closedir(d);
-		if (!tt->run_dir)
+		int rc = strchr(run, '/') ? BIO_ENOTFOUND
+					  : bio_track_run_find(&tt->run_dir, uri, run, &err);
+		if (rc == BIO_ENOTFOUND)
 			bio_tool_die(e->t, "--track-run %s: no such run in %s", run, tt->root);
+		if (rc < 0)
+			bio_tool_die(e->t, "--track-run %s: %s (tracking.uri)", run, err.msg);
 	}
 	size_t n = strlen(tt->run_dir) + 16;
 	char *meta = xrealloc(e, NULL, n, 1);
@@ -1566,22 +1492,10 @@ static void track_resolve(struct eval *e, struct track_target *tt, const char *r
 /* The status the run's meta.yaml holds now (RUNNING when unreadable). */
 static int track_status(const struct track_target *tt)
 {
-	size_t n = strlen(tt->run_dir) + 16;
-	char *meta = malloc(n);
+	struct bio_error err = {0};
 	int status = BIO_TRACK_RUNNING;
-	if (!meta)
-		return status;
-	snprintf(meta, n, "%s/meta.yaml", tt->run_dir);
-	FILE *f = fopen(meta, "r");
-	char line[256];
-	while (f && fgets(line, sizeof line, f)) {
-		int v;
-		if (sscanf(line, "status: %d", &v) == 1)
-			status = v;
-	}
-	if (f)
-		fclose(f);
-	free(meta);
+	if (bio_track_run_read_status(&status, tt->run_dir, &err) < 0)
+		status = BIO_TRACK_RUNNING;
 	return status;
 }
 
