@@ -1620,6 +1620,38 @@ int bio_stream_begin_header(struct bio_stream_writer *w, const char *kind)
 	return bio_pack_str(w, "meta");
 }
 
+/* 1 when meta's entry i has a string key not in own[0..n_own) (then *key, *len are set). */
+static int carried(const struct bio_value *meta, size_t i, const char *const *own, size_t n_own,
+		   const char **key, size_t *len)
+{
+	bio_value_map_at(meta, i, key, len);
+	if (!*key)
+		return 0;
+	for (size_t k = 0; k < n_own; k++)
+		if (strlen(own[k]) == *len && memcmp(own[k], *key, *len) == 0)
+			return 0;
+	return 1;
+}
+
+int bio_stream_begin_header_carry(struct bio_stream_writer *w, const char *kind,
+				  const struct bio_value *meta, const char *const *own,
+				  size_t n_own, size_t n_new)
+{
+	const size_t n = meta ? bio_value_len(meta) : 0;
+	const char *key;
+	size_t len, n_keep = 0;
+	for (size_t i = 0; i < n; i++)
+		n_keep += (size_t)carried(meta, i, own, n_own, &key, &len);
+	bio_stream_begin_header(w, kind);
+	int rc = bio_pack_map(w, n_keep + n_new);
+	for (size_t i = 0; i < n; i++)
+		if (carried(meta, i, own, n_own, &key, &len)) {
+			bio_pack_strn(w, key, len);
+			rc = bio_pack_value(w, bio_value_map_at(meta, i, &key, &len));
+		}
+	return rc;
+}
+
 int bio_stream_begin_record(struct bio_stream_writer *w)
 {
 	w->n_records++;

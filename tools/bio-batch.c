@@ -80,14 +80,6 @@ static const char *const own_meta[] = {"program",  "version", "batch_size",  "se
 				       "split",    "shape",   "n_samples",   "drop_last",
 				       "shuffle",  "augment"};
 
-static int is_own_meta(const char *key, size_t len)
-{
-	for (size_t k = 0; k < sizeof(own_meta) / sizeof(own_meta[0]); k++)
-		if (strlen(own_meta[k]) == len && memcmp(own_meta[k], key, len) == 0)
-			return 1;
-	return 0;
-}
-
 int main(int argc, char **argv)
 {
 	enum { OPT_START = 0x2000, OPT_SEED, OPT_DROP, OPT_NOSHUF };
@@ -286,24 +278,8 @@ int main(int argc, char **argv)
 	if (!w)
 		bio_tool_die_err(&t, &err);
 	bio_stream_writer_set_name(w, bio_tool_output_name(&t));
-	size_t n_meta = bio_value_len(meta), n_keep = 0;
-	for (size_t i = 0; i < n_meta; i++) {
-		const char *key;
-		size_t key_len;
-		bio_value_map_at(meta, i, &key, &key_len);
-		n_keep += key && !is_own_meta(key, key_len);
-	}
-	bio_stream_begin_header(w, "batches");
-	bio_pack_map(w, n_keep + sizeof(own_meta) / sizeof(own_meta[0]) - (n_aug == 0));
-	for (size_t i = 0; i < n_meta; i++) {
-		const char *key;
-		size_t key_len;
-		const struct bio_value *val = bio_value_map_at(meta, i, &key, &key_len);
-		if (key && !is_own_meta(key, key_len)) {
-			bio_pack_strn(w, key, key_len);
-			bio_pack_value(w, val);
-		}
-	}
+	const size_t n_own = sizeof(own_meta) / sizeof(own_meta[0]);
+	bio_stream_begin_header_carry(w, "batches", meta, own_meta, n_own, n_own - (n_aug == 0));
 	bio_pack_kv_str(w, "program", "bio-batch");
 	bio_pack_kv_str(w, "version", BIO_VERSION);
 	bio_pack_kv_int(w, "batch_size", batch_size);

@@ -49,32 +49,11 @@ static int write_header(struct bio_stream_writer *w, const struct bio_value *met
 	static const char *const own[] = {"program", "version", "shape", "normalize", "resize",
 					  "quantize", "prep_digest", "segment"};
 	const size_t n_own = sizeof(own) / sizeof(own[0]);
-	size_t n_keep = 0, n = bio_value_len(meta), n_seg = 0;
+	size_t n_seg = 0;
 	for (int m = 0; m < n_mod; m++)
 		n_seg += (size_t)p[m].fp.enabled;
-
-	for (int pass = 0; pass < 2; pass++) {
-		if (pass == 1) { /* (segment only when a modality is segmented) */
-			bio_stream_begin_header(w, "samples");
-			bio_pack_map(w, n_keep + n_own - (n_seg == 0));
-		}
-		for (size_t i = 0; i < n; i++) {
-			const char *key;
-			size_t key_len;
-			const struct bio_value *v = bio_value_map_at(meta, i, &key, &key_len);
-			int mine = !key;
-			for (size_t k = 0; k < n_own && !mine; k++)
-				mine = strlen(own[k]) == key_len && memcmp(own[k], key, key_len) == 0;
-			if (mine)
-				continue;
-			if (pass == 0) {
-				n_keep++;
-			} else {
-				bio_pack_strn(w, key, key_len);
-				bio_pack_value(w, v);
-			}
-		}
-	}
+	/* (segment only when a modality is segmented) */
+	bio_stream_begin_header_carry(w, "samples", meta, own, n_own, n_own - (n_seg == 0));
 	bio_pack_kv_str(w, "program", "bio-prep");
 	bio_pack_kv_str(w, "version", BIO_VERSION);
 	bio_pack_str(w, "shape");

@@ -166,6 +166,13 @@ void bio_stream_writer_set_name(struct bio_stream_writer *w, const char *name);
 /* Writes map{"bio-stream":1, "kind":kind, "meta": ...}: the caller then packs exactly one value
  * (usually a map) as the meta. */
 int bio_stream_begin_header(struct bio_stream_writer *w, const char *kind);
+/* The header of a stage that carries its input's meta forward: as bio_stream_begin_header, then a
+ * meta map holding the entries of meta (borrowed, may be NULL) whose keys are strings not in
+ * own[0..n_own), in their order, with room for n_new more entries, which the caller packs next
+ * (its own keys, replacing the input's). */
+int bio_stream_begin_header_carry(struct bio_stream_writer *w, const char *kind,
+				  const struct bio_value *meta, const char *const *own,
+				  size_t n_own, size_t n_new);
 /* Starts a record: the caller then packs exactly one map. Counts records. */
 int bio_stream_begin_record(struct bio_stream_writer *w);
 /* Writes the trailer {"end": N, extra keys...}: n_extra (key, value) integer pairs, then
