@@ -1275,15 +1275,23 @@ double bio_softmax_ce(float *d_logits, int *n_correct, const float *logits, cons
 
 /* ---- additive-margin softmax over a cosine classifier ---- */
 
+/* The index of name in names[0..n), or -1. */
+static int name_index(const char *const *names, int n, const char *name)
+{
+	for (int i = 0; i < n; i++)
+		if (strcmp(name, names[i]) == 0)
+			return i;
+	return -1;
+}
+
+static const char *const loss_names[] = {"softmax", "cosface", "arcface"};
+
 int bio_loss_parse(enum bio_loss_kind *out, const char *name)
 {
-	static const char *const names[] = {"softmax", "cosface", "arcface"};
-	for (int i = 0; i < 3; i++)
-		if (strcmp(name, names[i]) == 0) {
-			*out = (enum bio_loss_kind)i;
-			return 0;
-		}
-	return -1;
+	int i = name_index(loss_names, 3, name);
+	if (i >= 0)
+		*out = (enum bio_loss_kind)i;
+	return i >= 0 ? 0 : -1;
 }
 
 const char *bio_loss_name(enum bio_loss_kind kind)
@@ -1465,12 +1473,10 @@ int bio_fusion_out_dim(const struct bio_fusion *f)
 int bio_fusion_parse(enum bio_fusion_kind *out, const char *name)
 {
 	static const char *const names[] = {"concat", "attention", "weighted"};
-	for (int i = 0; i < 3; i++)
-		if (strcmp(name, names[i]) == 0) {
-			*out = (enum bio_fusion_kind)i;
-			return 0;
-		}
-	return -1;
+	int i = name_index(names, 3, name);
+	if (i >= 0)
+		*out = (enum bio_fusion_kind)i;
+	return i >= 0 ? 0 : -1;
 }
 
 const char *bio_fusion_name(enum bio_fusion_kind kind)
