@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "bio/csv.h"
+#include "bio/fs.h"
 #include "bio/header.h"
 #include "bio/metrics.h"
 #include "bio/plot.h"
@@ -1066,27 +1067,16 @@ static void afile_commit(struct eval *e, struct afile *a)
 
 static void make_dir(struct eval *e, const char *dir)
 {
-	char *p = strdup(dir);
-	if (!p)
-		bio_tool_die(e->t, "out of memory");
-	for (char *s = p + 1; *s; s++) {
-		if (*s != '/')
-			continue;
-		*s = '\0';
-		if (mkdir(p, 0777) != 0 && errno != EEXIST)
-			bio_tool_die(e->t, "%s: %s", p, strerror(errno));
-		*s = '/';
-	}
-	if (mkdir(p, 0777) == 0) {
-		if (pending.n_dirs < sizeof pending.dirs / sizeof pending.dirs[0])
-			pending.dirs[pending.n_dirs++] = p; /* ours: removed at exit if left empty */
-		else
-			free(p);
-	} else if (errno != EEXIST) {
-		bio_tool_die(e->t, "%s: %s", p, strerror(errno));
-	} else {
+	struct stat sb;
+	struct bio_error err = {0};
+	const int existed = stat(dir, &sb) == 0;
+	if (bio_fs_mkdir_p(dir, &err) < 0)
+		bio_tool_die_err(e->t, &err);
+	char *p = existed ? NULL : strdup(dir);
+	if (p && pending.n_dirs < sizeof pending.dirs / sizeof pending.dirs[0])
+		pending.dirs[pending.n_dirs++] = p; /* ours: removed at exit if left empty */
+	else
 		free(p);
-	}
 }
 
 static void put_class_name(struct eval *e, FILE *f, size_t k)
