@@ -370,6 +370,30 @@ static double iris_tex_at(const struct bio_synth_iris *m, double rho, double th)
 	return v0 + (v1 - v0) * tr;
 }
 
+void bio_synth_iris_truth(const struct bio_synth_iris *m, uint32_t sample,
+			  struct bio_synth_iris_truth *t)
+{
+	/* the first draws of bio_synth_iris_render, in its order */
+	const double S = m->p.size, var = m->p.variation;
+	struct bio_rng r;
+	uint64_t keys[4] = {KEY_IRIS_SAMPLE, m->subject, (uint64_t)m->side, sample};
+	bio_rng_seed_keys(&r, m->p.seed, keys, 4);
+	double scale = 1 + var * bio_rng_range(&r, -0.05, 0.05);
+	double R = m->radius * S * scale;
+	double cx = S / 2 + var * bio_rng_range(&r, -0.05, 0.05) * S;
+	double cy = S / 2 + var * bio_rng_range(&r, -0.04, 0.04) * S;
+	double rot = var * bio_rng_range(&r, -5, 5) * PI / 180;
+	double pupil = clampd(m->pupil + var * bio_rng_range(&r, -0.05, 0.05), 0.2, 0.65);
+	double cr = cos(rot), sr = sin(rot);
+	/* the render samples pixel (x, y) at (x + 0.5, y + 0.5) */
+	t->iris_x = cx - 0.5;
+	t->iris_y = cy - 0.5;
+	t->iris_r = R;
+	t->pupil_x = cx + (m->pupil_dx * cr - m->pupil_dy * sr) * R - 0.5;
+	t->pupil_y = cy + (m->pupil_dx * sr + m->pupil_dy * cr) * R - 0.5;
+	t->pupil_r = pupil * R;
+}
+
 int bio_synth_iris_render(uint8_t *out, const struct bio_synth_iris *m, uint32_t sample,
 			  struct bio_error *err)
 {

@@ -64,6 +64,16 @@ void bio_synth_iris_free(struct bio_synth_iris *m);
 int bio_synth_iris_render(uint8_t *out, const struct bio_synth_iris *m, uint32_t sample,
 			  struct bio_error *err);
 
+/* Where sample `sample` of the iris model m (borrowed) draws its circles, in pixel-index
+ * coordinates (pixel (0, 0)'s centre is (0, 0)): the limbus (iris) and the pupil boundary, each
+ * as centre x, y and radius; the truth a segmentation is tested against. */
+struct bio_synth_iris_truth {
+	double iris_x, iris_y, iris_r;
+	double pupil_x, pupil_y, pupil_r;
+};
+void bio_synth_iris_truth(const struct bio_synth_iris *m, uint32_t sample,
+			  struct bio_synth_iris_truth *t);
+
 /* Builds the fingerprint model of (subject, side, finger); free with bio_synth_print_free. */
 int bio_synth_print_new(struct bio_synth_print **out, const struct bio_synth_params *p,
 			uint32_t subject, int side, int finger, struct bio_error *err);
