@@ -57,4 +57,58 @@ int bio_fp_segment(struct bio_image *out, const struct bio_image *in,
 		   const struct bio_fp_segment_params *p, struct bio_fp_segment_info *info,
 		   struct bio_error *err);
 
+/* Iris segmentation and Daugman rubber-sheet normalisation (bio-prep, before the resize, for
+ * the modality named iris), on an 8-bit gray eye image of side s = min(width, height). A
+ * circle's jump at an angle is the mean of the smoothed image at 1, 2, 3 px outside it minus at
+ * 1, 2, 3 px inside; the pupil score of a circle is the mean of the middle half of its jumps
+ * at 64 (or 32) angles, the limbus score the smaller of the two lateral arcs' (16 angles from
+ * 30 degrees above the horizontal to 40 below, on each side, middle half of each):
+ *
+ *  1. the image smoothed (two 3 x 3 box passes); lo its 0.2th percentile level;
+ *  2. pupil-first candidates: a centre-surround search over squares (integral image), every
+ *     centre in the middle 60% and every r in 0.045..0.25 s, scored (F - m) r / (m - lo + 8)^2
+ *     with m the mean of the square of half-side 0.7 r and F the second darkest of the four
+ *     sides of the frame between half-sides 1.2 r and 1.6 r; the 6 best that do not overlap;
+ *     each refined by its pupil score (centre +-0.3 r, radius 0.75..1.35 r), its limbus found
+ *     (centre within 0.4 pupil radii, radius max(1.5 pr, 0.15 s)..min(5.2 pr, 0.5 s)), the pupil
+ *     searched again inside that limbus (centre within 0.1 R, radius 0.18..0.7 R, the pupil score
+ *     over the darkness of its inside) and the limbus again around it;
+ *  3. limbus-first candidates: every 2 px in the middle 40%, radius 0.2..0.5 s, by limbus
+ *     score, the 6 best that do not overlap; each gets the pupil inside it and the limbus again;
+ *  4. of all candidate pairs whose circles nest as an eye's do (centres at most 0.12 R apart,
+ *     pupil 0.15..0.72 R) with a pupil score of at least 4 and a limbus score of at least 2 gray
+ *     levels, the one with the largest product of the two;
+ *  5. the strip: row i at rho = (i + 0.5) / H from the pupil boundary to the limbus, column j
+ *     at angle 2 pi j / W (image axes, y down), sampled bilinearly from the unsmoothed image,
+ *     rounded to 8 bits.
+ *
+ * It fails (BIO_EINVAL, "iris segmentation failed: ...") when no pair qualifies (a flat image).
+ * Doubles in a fixed order, one thread: the same bytes for the same image. */
+struct bio_iris_segment_params {
+	int enabled;
+	int strip_height, strip_width; /* the polar strip (4..1024 each) */
+};
+
+struct bio_iris_segment_info {
+	int failed;      /* 1: the segmentation refused the image (the error says why) */
+	double pupil[3]; /* centre x, y (pixel-index coordinates) and radius */
+	double iris[3];  /* the limbus, likewise */
+};
+
+/* Reads prep.iris.segment, .strip_height and .strip_width from c; errors name the key. */
+int bio_iris_segment_params_from_config(struct bio_iris_segment_params *p,
+					const struct bio_config *c, struct bio_error *err);
+
+/* Finds the pupil and limbus circles of the 8-bit gray image in (borrowed) into *info (failed
+ * cleared on success). */
+int bio_iris_find(struct bio_iris_segment_info *info, const struct bio_image *in,
+		  struct bio_error *err);
+
+/* Finds the circles, then unwraps the iris into *out (a new 8-bit gray strip_width x
+ * strip_height image; the caller destroys it with bio_image_destroy) and fills *info (may be
+ * NULL). On failure *out is left empty and the message says why. */
+int bio_iris_segment(struct bio_image *out, const struct bio_image *in,
+		     const struct bio_iris_segment_params *p, struct bio_iris_segment_info *info,
+		     struct bio_error *err);
+
 #endif
