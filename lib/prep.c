@@ -128,7 +128,11 @@ int bio_prep_params_for_modality(struct bio_prep_params *p, const struct bio_con
 				 const char *modality, struct bio_error *err)
 {
 	int rc = bio_prep_params_from_config(p, c, err);
-	if (rc < 0 || strcmp(modality, "fingerprint") != 0)
+	if (rc < 0)
+		return rc;
+	if (strcmp(modality, "iris") == 0)
+		return bio_iris_segment_params_from_config(&p->iris, c, err);
+	if (strcmp(modality, "fingerprint") != 0)
 		return rc;
 	return bio_fp_segment_params_from_config(&p->fp, c, err);
 }
@@ -143,8 +147,21 @@ static void build_lut(float lut[256], float mean, float std)
 
 int bio_prep_image_info(float *out, const struct bio_image *img, const struct bio_prep_params *p,
 			struct bio_prep_scratch *s, struct bio_fp_segment_info *fp,
-			struct bio_error *err)
+			struct bio_iris_segment_info *iris, struct bio_error *err)
 {
+	if (p->iris.enabled) { /* the iris unwrapped into its strip first, then as any image */
+		struct bio_image strip;
+		struct bio_prep_params q = *p;
+		int rc;
+		if (!img || !img->pixels || !img->width || !img->height)
+			return bio_error_set(err, BIO_EINVAL, "prep: empty image");
+		if ((rc = bio_iris_segment(&strip, img, &p->iris, iris, err)) < 0)
+			return rc;
+		q.iris.enabled = 0;
+		rc = bio_prep_image_info(out, &strip, &q, s, NULL, NULL, err);
+		bio_image_destroy(&strip);
+		return rc;
+	}
 	if (p->fp.enabled) { /* the print cropped and normalised first, then as any image */
 		struct bio_image seg;
 		struct bio_prep_params q = *p;
@@ -154,7 +171,7 @@ int bio_prep_image_info(float *out, const struct bio_image *img, const struct bi
 		if ((rc = bio_fp_segment(&seg, img, &p->fp, fp, err)) < 0)
 			return rc;
 		q.fp.enabled = 0;
-		rc = bio_prep_image_info(out, &seg, &q, s, NULL, err);
+		rc = bio_prep_image_info(out, &seg, &q, s, NULL, NULL, err);
 		bio_image_destroy(&seg);
 		return rc;
 	}
@@ -226,24 +243,24 @@ out:
 int bio_prep_image(float *out, const struct bio_image *img, const struct bio_prep_params *p,
 		   struct bio_prep_scratch *s, struct bio_error *err)
 {
-	return bio_prep_image_info(out, img, p, s, NULL, err);
+	return bio_prep_image_info(out, img, p, s, NULL, NULL, err);
 }
 
 int bio_prep_file(float *out, const char *path, const struct bio_prep_params *p,
 		  struct bio_prep_scratch *s, struct bio_error *err)
 {
-	return bio_prep_file_info(out, path, p, s, NULL, err);
+	return bio_prep_file_info(out, path, p, s, NULL, NULL, err);
 }
 
 int bio_prep_file_info(float *out, const char *path, const struct bio_prep_params *p,
 		       struct bio_prep_scratch *s, struct bio_fp_segment_info *fp,
-		       struct bio_error *err)
+		       struct bio_iris_segment_info *iris, struct bio_error *err)
 {
 	struct bio_image img = {0};
 	int rc = s ? bio_image_reader_load(&img, &s->reader, path, &p->limits, err)
 		   : bio_image_load(&img, path, &p->limits, err);
 	if (rc == 0) {
-		rc = bio_prep_image_info(out, &img, p, s, fp, err);
+		rc = bio_prep_image_info(out, &img, p, s, fp, iris, err);
 		if (rc < 0)
 			bio_error_prefix(err, "%s", path);
 	}

@@ -103,10 +103,12 @@ static void prep_work(void *ud, int worker, void *slot)
 
 	job->rc = 0;
 	memset(job->fp, 0, sizeof job->fp);
+	memset(job->iris, 0, sizeof job->iris);
 	for (int m = 0; m < run->n_mod && job->rc == 0; m++)
 		job->rc = bio_prep_file_info(job->out + (size_t)m * run->pixels,
 					     job->strs + job->off_path[m], &run->params[m],
-					     run->scratch[worker], &job->fp[m], &job->err);
+					     run->scratch[worker], &job->fp[m], &job->iris[m],
+					     &job->err);
 }
 
 struct bio_prep_run *bio_prep_run_new(const struct bio_prep_params *p, int n_mod, int n_threads,

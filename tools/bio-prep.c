@@ -13,6 +13,12 @@
 #include "bio/stream.h"
 #include "tool.h"
 
+/* 1 when modality params p run a segmentation (fingerprint or iris) before the resize. */
+static int segmented(const struct bio_prep_params *p)
+{
+	return p->fp.enabled || p->iris.enabled;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -31,7 +37,8 @@ static void usage(FILE *f)
 		"\n"
 		"Config keys: prep.size, prep.resize (bilinear|area), prep.mean, prep.std,\n"
 		"prep.quantize, prep.max_width, prep.max_height, prep.max_failures, prep.fingerprint.*\n"
-		"(segment, block, threshold, min_foreground, margin: the fingerprint's segmentation).\n"
+		"(segment, block, threshold, min_foreground, margin: the fingerprint's segmentation),\n"
+		"prep.iris.* (segment, strip_height, strip_width: the iris's segmentation and strip).\n"
 		"See bio-prep(1).\n");
 }
 
@@ -51,7 +58,7 @@ static int write_header(struct bio_stream_writer *w, const struct bio_value *met
 	const size_t n_own = sizeof(own) / sizeof(own[0]);
 	size_t n_seg = 0;
 	for (int m = 0; m < n_mod; m++)
-		n_seg += (size_t)p[m].fp.enabled;
+		n_seg += (size_t)segmented(&p[m]);
 	/* (segment only when a modality is segmented) */
 	bio_stream_begin_header_carry(w, "samples", meta, own, n_own, n_own - (n_seg == 0));
 	bio_pack_kv_str(w, "program", "bio-prep");
@@ -68,13 +75,22 @@ static int write_header(struct bio_stream_writer *w, const struct bio_value *met
 	bio_pack_kv_str(w, "resize", p->filter == BIO_RESIZE_AREA ? "area" : "bilinear");
 	bio_pack_str(w, "quantize");
 	bio_pack_bool(w, p->quantize);
-	if (n_seg > 0) { /* segment: {modality: {block, threshold, min_foreground, margin}} */
+	if (n_seg > 0) { /* segment: {modality: {block, threshold, min_foreground, margin} or
+			  * {strip: [height, width]}} */
 		bio_pack_str(w, "segment");
 		bio_pack_map(w, n_seg);
 		for (int m = 0; m < n_mod; m++) {
-			if (!p[m].fp.enabled)
+			if (!segmented(&p[m]))
 				continue;
 			bio_pack_str(w, modalities[m]);
+			if (p[m].iris.enabled) {
+				bio_pack_map(w, 1);
+				bio_pack_str(w, "strip");
+				bio_pack_array(w, 2);
+				bio_pack_int(w, p[m].iris.strip_height);
+				bio_pack_int(w, p[m].iris.strip_width);
+				continue;
+			}
 			bio_pack_map(w, 4);
 			bio_pack_kv_int(w, "block", p[m].fp.block);
 			bio_pack_kv_double(w, "threshold", p[m].fp.threshold);
@@ -92,7 +108,7 @@ static int write_sample(struct bio_stream_writer *w, const struct bio_prep_job *
 	int64_t shape[3] = {1, size, size};
 	size_t pixels = (size_t)size * size, n_seg = 0;
 	for (int m = 0; m < n_mod; m++)
-		n_seg += (size_t)p[m].fp.enabled;
+		n_seg += (size_t)segmented(&p[m]);
 
 	bio_stream_begin_record(w);
 	bio_pack_map(w, 4 + (size_t)n_mod + (n_seg > 0));
@@ -107,14 +123,28 @@ static int write_sample(struct bio_stream_writer *w, const struct bio_prep_job *
 		bio_pack_str(w, modalities[m]);
 		rc = bio_pack_tensor(w, &t);
 	}
-	if (n_seg > 0) { /* segment: {modality: {foreground, crop: [x, y, side], mean, std}} */
+	if (n_seg > 0) { /* segment: {modality: {foreground, crop: [x, y, side], mean, std} or
+			  * {pupil: [x, y, r], iris: [x, y, r]}} */
 		bio_pack_str(w, "segment");
 		bio_pack_map(w, n_seg);
 		for (int m = 0; m < n_mod; m++) {
-			if (!p[m].fp.enabled)
+			if (!segmented(&p[m]))
 				continue;
-			const struct bio_fp_segment_info *f = &job->fp[m];
 			bio_pack_str(w, modalities[m]);
+			if (p[m].iris.enabled) {
+				const struct bio_iris_segment_info *g = &job->iris[m];
+				bio_pack_map(w, 2);
+				bio_pack_str(w, "pupil");
+				bio_pack_array(w, 3);
+				for (int k = 0; k < 3; k++)
+					bio_pack_double(w, g->pupil[k]);
+				bio_pack_str(w, "iris");
+				rc = bio_pack_array(w, 3);
+				for (int k = 0; k < 3; k++)
+					rc = bio_pack_double(w, g->iris[k]);
+				continue;
+			}
+			const struct bio_fp_segment_info *f = &job->fp[m];
 			bio_pack_map(w, 4);
 			bio_pack_kv_double(w, "foreground", f->foreground);
 			bio_pack_str(w, "crop");
@@ -192,11 +222,11 @@ int main(int argc, char **argv)
 	if (bio_header_read(&h, r, "manifest", BIO_HEADER_MODALITIES, &err) < 0)
 		bio_tool_die_err(&t, &err);
 	struct bio_prep_params mod_params[BIO_HEADER_MAX_MODS]; /* each modality's own */
-	int segmented = 0;
+	int any_segmented = 0;
 	for (int m = 0; m < h.n_mod; m++) {
 		if (bio_prep_params_for_modality(&mod_params[m], t.cfg, h.modalities[m], &err) < 0)
 			bio_tool_die_err(&t, &err);
-		segmented |= mod_params[m].fp.enabled;
+		any_segmented |= segmented(&mod_params[m]);
 	}
 	/* Manifest paths are used as written (bio-scan writes them with its root in front). */
 	const char *root = root_opt && root_opt[0] ? root_opt : NULL;
@@ -239,7 +269,8 @@ int main(int argc, char **argv)
 			bio_tool_warn(&t, "%s", job->err.msg);
 			n_failed++;
 			for (int m = 0; m < h.n_mod; m++)
-				n_seg_failed += mod_params[m].fp.enabled && job->fp[m].failed;
+				n_seg_failed += (mod_params[m].fp.enabled && job->fp[m].failed) ||
+						(mod_params[m].iris.enabled && job->iris[m].failed);
 			continue;
 		}
 		int rc = write_sample(w, job, mod_params, h.modalities, h.n_mod, params.size);
@@ -257,7 +288,7 @@ int main(int argc, char **argv)
 	/* (segment_failed: those of the failures a segmentation refused, when one runs) */
 	const char *extra_keys[] = {"failed", "segment_failed"};
 	int64_t extra_values[] = {n_failed, n_seg_failed};
-	int rc = bio_stream_finish(w, segmented ? 2 : 1, extra_keys, extra_values, &err);
+	int rc = bio_stream_finish(w, any_segmented ? 2 : 1, extra_keys, extra_values, &err);
 	if (rc < 0)
 		bio_tool_die_err(&t, &err); /* BIO_EPIPE (reader went away): exits 0 quietly */
 	bio_stream_writer_free(w);

@@ -19,6 +19,9 @@ struct bio_prep_params {
 	/* fingerprint segmentation, crop and contrast before the resize (bio/segment.h); enabled
 	 * only for the modality bio_prep_params_for_modality names "fingerprint" */
 	struct bio_fp_segment_params fp;
+	/* iris segmentation and rubber-sheet strip before the resize (bio/segment.h); enabled only
+	 * for the modality named "iris" */
+	struct bio_iris_segment_params iris;
 };
 
 /* Per-thread scratch of the preprocessing: a reused file buffer, cached resize plans (one per
@@ -38,8 +41,8 @@ void bio_prep_params_default(struct bio_prep_params *p);
 int bio_prep_params_from_config(struct bio_prep_params *p, const struct bio_config *c,
 				struct bio_error *err);
 /* As bio_prep_params_from_config, then the settings of the modality: for "fingerprint",
- * prep.fingerprint.* (segmentation when prep.fingerprint.segment is true); other modalities get
- * none. */
+ * prep.fingerprint.* (segmentation when prep.fingerprint.segment is true), for "iris",
+ * prep.iris.* (segmentation when prep.iris.segment is true); other modalities get none. */
 int bio_prep_params_for_modality(struct bio_prep_params *p, const struct bio_config *c,
 				 const char *modality, struct bio_error *err);
 /* Turns img (borrowed, 8-bit gray) into p->size * p->size normalised floats in out. s (borrowed,
@@ -50,12 +53,13 @@ int bio_prep_image(float *out, const struct bio_image *img, const struct bio_pre
 int bio_prep_file(float *out, const char *path, const struct bio_prep_params *p,
 		  struct bio_prep_scratch *s, struct bio_error *err);
 /* As bio_prep_image / bio_prep_file; when p->fp.enabled, *fp (may be NULL) receives what the
- * segmentation found (fp->failed set when it is what failed). */
+ * segmentation found (fp->failed set when it is what failed); likewise *iris (may be NULL)
+ * when p->iris.enabled. */
 int bio_prep_image_info(float *out, const struct bio_image *img, const struct bio_prep_params *p,
 			struct bio_prep_scratch *s, struct bio_fp_segment_info *fp,
-			struct bio_error *err);
+			struct bio_iris_segment_info *iris, struct bio_error *err);
 int bio_prep_file_info(float *out, const char *path, const struct bio_prep_params *p,
 		       struct bio_prep_scratch *s, struct bio_fp_segment_info *fp,
-		       struct bio_error *err);
+		       struct bio_iris_segment_info *iris, struct bio_error *err);
 
 #endif

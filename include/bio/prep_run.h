@@ -22,6 +22,7 @@ struct bio_prep_job {
 	size_t off_id, off_identity, off_split, off_path[BIO_HEADER_MAX_MODS];
 	float *out;     /* n_mod * S * S floats, the modalities in header order */
 	struct bio_fp_segment_info fp[BIO_HEADER_MAX_MODS]; /* what a segmentation found */
+	struct bio_iris_segment_info iris[BIO_HEADER_MAX_MODS];
 	int rc;         /* 0, or the error of preparing one of its images (err) */
 	struct bio_error err;
 };

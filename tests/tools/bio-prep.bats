@@ -386,6 +386,58 @@ PY
 	assert_success
 }
 
+@test "bio-prep: iris segmentation (prep.iris.segment) records the circles and unwraps a strip; -j does not change the bytes" {
+	bio-synth --subjects 3 --samples 2 -o "$T/d" 2>/dev/null
+	bio-scan --set scan.root="$T/d" -o "$T/m.bs" 2>/dev/null
+	bio-prep --set prep.iris.segment=true -j1 -o "$T/s1.bs" "$T/m.bs"
+	bio-prep --set prep.iris.segment=true -j3 -o "$T/s3.bs" "$T/m.bs"
+	cmp "$T/s1.bs" "$T/s3.bs"
+	run "$PYTHON" - "$T/s1.bs" <<'PY'
+import sys, msgpack
+objs = list(msgpack.Unpacker(open(sys.argv[1], "rb"), raw=False))
+h, recs, t = objs[0], objs[1:-1], objs[-1]
+print(sorted(h["meta"]["segment"]), h["meta"]["segment"]["iris"]["strip"])
+ok = 0
+for r in recs:
+    s = r["segment"]["iris"]
+    (px, py, pr), (ix, iy, ir) = s["pupil"], s["iris"]
+    ok += 5 < pr < ir < 64 and abs(px - ix) < 0.15 * ir and abs(py - iy) < 0.15 * ir
+print(len(recs), ok, t["segment_failed"])
+PY
+	assert_success
+	assert_line --index 0 "['iris'] [32, 128]"
+	assert_line --index 1 "12 12 0"
+	# a different strip changes the samples, not their shape
+	bio-prep --set prep.iris.segment=true --set prep.iris.strip_height=16 -o "$T/s16.bs" "$T/m.bs"
+	! cmp -s "$T/s1.bs" "$T/s16.bs"
+	run bio-prep --set prep.iris.strip_width=2 -o "$T/x.bs" "$T/m.bs"
+	assert_failure
+	assert_output --partial "prep.iris.strip_width"
+}
+
+@test "bio-prep: an iris image with no pupil fails naming the file and the key; --keep-going counts it in segment_failed" {
+	bio-synth --subjects 2 --samples 2 -o "$T/d" 2>/dev/null
+	f=$(ls "$T/d/iris" | head -1)
+	"$PYTHON" -c 'import sys; from PIL import Image; Image.new("L", (128, 128), 120).save(sys.argv[1])' "$T/d/iris/$f"
+	bio-scan --set scan.root="$T/d" -o "$T/m.bs" 2>/dev/null
+	run bio-prep --set prep.iris.segment=true -o "$T/s.bs" "$T/m.bs"
+	assert_failure 1
+	assert_output --partial "$f"
+	assert_output --partial "iris segmentation failed"
+	assert_output --partial "prep.iris.segment"
+	[ "${#lines[@]}" -eq 1 ]
+	[ ! -e "$T/s.bs" ]
+	run bio-prep -k --max-failures 1 --set prep.iris.segment=true -j3 -o "$T/s.bs" "$T/m.bs"
+	assert_success
+	run "$PYTHON" - "$T/s.bs" <<'PY'
+import sys, msgpack
+objs = list(msgpack.Unpacker(open(sys.argv[1], "rb"), raw=False))
+t = objs[-1]
+print(t["end"], t["failed"], t["segment_failed"])
+PY
+	assert_output "7 1 1"
+}
+
 @test "bio-prep: the real FVC2002 prints segment as numpy does" {
 	[ -d ../shared/data/real/fvc2002_db1_b ] || skip "no ../shared/data/real"
 	for db in db1 db2; do
