@@ -268,10 +268,18 @@ static int cmp_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* The mean of the middle half of v[0..n) (sorted in place). */
+/* The mean of the middle half of v[0..n) (sorted in place; insertion sort: n <= 64). */
 static double mid_mean(double *v, int n)
 {
-	qsort(v, (size_t)n, sizeof *v, cmp_double);
+	for (int i = 1; i < n; i++) {
+		double x = v[i];
+		int k = i;
+		while (k > 0 && v[k - 1] > x) {
+			v[k] = v[k - 1];
+			k--;
+		}
+		v[k] = x;
+	}
 	int a = n / 4, b = n - n / 4;
 	double s = 0;
 	for (int i = a; i < b; i++)
