@@ -40,13 +40,20 @@ static double dist(double ax, double ay, double bx, double by)
 	return sqrt((ax - bx) * (ax - bx) + (ay - by) * (ay - by));
 }
 
+/* BIO_TEST_SEGMENT_FULL=1: every size (96, 128, 200) and 4 subjects x 2 eyes x 2 samples per
+ * look, about 90 s; else 96 and 128 px, 2 subjects x 2 eyes x 1 sample (a few seconds, as make
+ * test and the sanitizer build run it). */
 TEST(truth)
 {
 	static const uint32_t sizes[] = {96, 128, 200};
+	const char *full_env = getenv("BIO_TEST_SEGMENT_FULL");
+	const int full = full_env && strcmp(full_env, "1") == 0;
+	const size_t n_sizes = full ? 3 : 2;
+	const uint32_t n_subjects = full ? 4 : 2, n_samples = full ? 2 : 1;
 	for (size_t li = 0; li < sizeof looks / sizeof looks[0]; li++) {
 		double worst_p = 0, worst_i = 0, worst_ptol = 0, worst_itol = 0;
 		int n_failed = 0;
-		for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+		for (size_t si = 0; si < n_sizes; si++) {
 			const uint32_t S = sizes[si];
 			const double ptol = 0.02 * S + 1, itol = 0.03 * S + 1;
 			struct bio_synth_params p;
@@ -55,12 +62,12 @@ TEST(truth)
 			uint8_t *px = malloc((size_t)S * S);
 			struct bio_rng r;
 			bio_rng_seed2(&r, 7, li, S);
-			for (uint32_t subject = 0; subject < 4; subject++)
+			for (uint32_t subject = 0; subject < n_subjects; subject++)
 				for (int side = 0; side < 2; side++) {
 					struct bio_error err = {0};
 					struct bio_synth_iris *m;
 					CHECK_EQ(bio_synth_iris_new(&m, &p, subject, side, &err), 0);
-					for (uint32_t sample = 0; sample < 2; sample++) {
+					for (uint32_t sample = 0; sample < n_samples; sample++) {
 						struct bio_synth_iris_truth t;
 						struct bio_iris_segment_info f;
 						CHECK_EQ(bio_synth_iris_render(px, m, sample, &err), 0);
