@@ -149,30 +149,21 @@ int bio_prep_image_info(float *out, const struct bio_image *img, const struct bi
 			struct bio_prep_scratch *s, struct bio_fp_segment_info *fp,
 			struct bio_iris_segment_info *iris, struct bio_error *err)
 {
-	if (p->iris.enabled) { /* the iris unwrapped into its strip first, then as any image */
-		struct bio_image strip;
+	if (p->iris.enabled || p->fp.enabled) {
+		/* the iris unwrapped into its strip, or the print cropped and normalised, first;
+		 * then as any image */
+		struct bio_image pre;
 		struct bio_prep_params q = *p;
 		int rc;
 		if (!img || !img->pixels || !img->width || !img->height)
 			return bio_error_set(err, BIO_EINVAL, "prep: empty image");
-		if ((rc = bio_iris_segment(&strip, img, &p->iris, iris, err)) < 0)
+		rc = p->iris.enabled ? bio_iris_segment(&pre, img, &p->iris, iris, err)
+				     : bio_fp_segment(&pre, img, &p->fp, fp, err);
+		if (rc < 0)
 			return rc;
-		q.iris.enabled = 0;
-		rc = bio_prep_image_info(out, &strip, &q, s, NULL, NULL, err);
-		bio_image_destroy(&strip);
-		return rc;
-	}
-	if (p->fp.enabled) { /* the print cropped and normalised first, then as any image */
-		struct bio_image seg;
-		struct bio_prep_params q = *p;
-		int rc;
-		if (!img || !img->pixels || !img->width || !img->height)
-			return bio_error_set(err, BIO_EINVAL, "prep: empty image");
-		if ((rc = bio_fp_segment(&seg, img, &p->fp, fp, err)) < 0)
-			return rc;
-		q.fp.enabled = 0;
-		rc = bio_prep_image_info(out, &seg, &q, s, NULL, NULL, err);
-		bio_image_destroy(&seg);
+		q.iris.enabled = q.fp.enabled = 0;
+		rc = bio_prep_image_info(out, &pre, &q, s, NULL, NULL, err);
+		bio_image_destroy(&pre);
 		return rc;
 	}
 	size_t n = (size_t)p->size * p->size;

@@ -371,18 +371,16 @@ static void cand_add(struct pupil_cand *c, int *n, double score, int x, int y, i
 	c[k] = (struct pupil_cand){score, x, y, r};
 }
 
-/* Refines the pupil circle (*cx, *cy, *cr) by its edge: centre +-0.3 r by 1 px, radius
- * 0.75..1.35 r by 0.5 (at most 0.27 side); returns the best circle's score. */
-static double refine_pupil(const struct iris_img *im, int side, double *cx, double *cy,
-			   double *cr)
+/* The best pupil circle by its edge, centres within +-d px of (*cx, *cy) by 1 px, radii ra..rb
+ * by 0.5 (those under 2 passed over), into (*cx, *cy, *cr); returns its score. */
+static double search_pupil(const struct iris_img *im, int d, double ra, double rb, double *cx,
+			   double *cy, double *cr)
 {
-	const double x0 = *cx, y0 = *cy, r0 = *cr;
+	const double x0 = *cx, y0 = *cy;
 	double s_best = -1e300;
-	const int d = (int)ceil(0.3 * r0);
 	for (int dy = -d; dy <= d; dy++)
 		for (int dx = -d; dx <= d; dx++)
-			for (double r = floor(0.75 * r0 * 2) / 2; r <= 1.35 * r0 && r <= 0.27 * side;
-			     r += 0.5) {
+			for (double r = ra; r <= rb; r += 0.5) {
 				if (r < 2)
 					continue;
 				double sc = pupil_score_n(im, x0 + dx, y0 + dy, r, IRIS_N_ANGLES);
@@ -396,25 +394,19 @@ static double refine_pupil(const struct iris_img *im, int side, double *cx, doub
 	return s_best;
 }
 
+/* Refines the pupil circle (*cx, *cy, *cr) by its edge: centre +-0.3 r by 1 px, radius
+ * 0.75..1.35 r by 0.5 (at most 0.27 side); returns the best circle's score. */
+static double refine_pupil(const struct iris_img *im, int side, double *cx, double *cy,
+			   double *cr)
+{
+	const double r0 = *cr, rb = 1.35 * r0 < 0.27 * side ? 1.35 * r0 : 0.27 * side;
+	return search_pupil(im, (int)ceil(0.3 * r0), floor(0.75 * r0 * 2) / 2, rb, cx, cy, cr);
+}
+
 /* Refines (*cx, *cy, *cr): centre +-1 px, radius +-1 by 0.5, 64 angles; returns the score. */
 static double refine_pupil_small(const struct iris_img *im, double *cx, double *cy, double *cr)
 {
-	const double x0 = *cx, y0 = *cy, r0 = *cr;
-	double s_best = -1e300;
-	for (int dy = -1; dy <= 1; dy++)
-		for (int dx = -1; dx <= 1; dx++)
-			for (double r = r0 - 1; r <= r0 + 1; r += 0.5) {
-				if (r < 2)
-					continue;
-				double sc = pupil_score_n(im, x0 + dx, y0 + dy, r, IRIS_N_ANGLES);
-				if (sc > s_best) {
-					s_best = sc;
-					*cx = x0 + dx;
-					*cy = y0 + dy;
-					*cr = r;
-				}
-			}
-	return s_best;
+	return search_pupil(im, 1, *cr - 1, *cr + 1, cx, cy, cr);
 }
 
 /* The limbus around the pupil (px, py, pr): centre within 0.4 pr (every 2 px, then +-1),
