@@ -504,6 +504,23 @@ static int circles_nest(double px, double py, double pr, double ix, double iy, d
 #define IRIS_MIN_PUPIL_CONTRAST 4.0
 #define IRIS_MIN_LIMBUS_JUMP 2.0
 
+/* dst = the 3-tap mean of src along (dx, dy) = (1, 0) (rows) or (0, 1) (columns), the edges
+ * replicated. */
+static void box3_1d(double *dst, const double *src, int w, int h, int dx, int dy)
+{
+	for (int y = 0; y < h; y++)
+		for (int x = 0; x < w; x++) {
+			double s = 0;
+			for (int d = -1; d <= 1; d++) {
+				int xx = x + d * dx, yy = y + d * dy;
+				xx = xx < 0 ? 0 : xx >= w ? w - 1 : xx;
+				yy = yy < 0 ? 0 : yy >= h ? h - 1 : yy;
+				s += src[(size_t)yy * w + xx];
+			}
+			dst[(size_t)y * w + x] = s / 3;
+		}
+}
+
 int bio_iris_find(struct bio_iris_segment_info *info, const struct bio_image *in,
 		  struct bio_error *err)
 {
@@ -526,24 +543,8 @@ int bio_iris_find(struct bio_iris_segment_info *info, const struct bio_image *in
 	for (size_t i = 0; i < n; i++)
 		v[i] = in->pixels[i];
 	for (int pass = 0; pass < 2; pass++) {
-		for (int y = 0; y < h; y++)
-			for (int x = 0; x < w; x++) {
-				double s = 0;
-				for (int d = -1; d <= 1; d++) {
-					int xx = x + d < 0 ? 0 : x + d >= w ? w - 1 : x + d;
-					s += v[(size_t)y * w + xx];
-				}
-				t[(size_t)y * w + x] = s / 3;
-			}
-		for (int y = 0; y < h; y++)
-			for (int x = 0; x < w; x++) {
-				double s = 0;
-				for (int d = -1; d <= 1; d++) {
-					int yy = y + d < 0 ? 0 : y + d >= h ? h - 1 : y + d;
-					s += t[(size_t)yy * w + x];
-				}
-				v[(size_t)y * w + x] = s / 3;
-			}
+		box3_1d(t, v, w, h, 1, 0);
+		box3_1d(v, t, w, h, 0, 1);
 	}
 	const struct iris_img im = {w, h, v};
 	size_t hist[256] = {0};
