@@ -366,6 +366,21 @@ static void read_records(struct eval *e, struct bio_stream_reader *r)
 		e->topk_seen = 0;
 }
 
+/* Reads the second input path (--enrol, --dev; option names it) into x: not empty ("<path>: no
+ * records <purpose> (<option>)"), with the sections of e. */
+static void read_side(struct eval *e, struct eval *x, const char *path, const char *purpose,
+		      const char *option)
+{
+	char *arg[] = {(char *)path};
+	struct bio_stream_reader *r = bio_tool_open_inputs(e->t, 1, arg, 0);
+	read_meta(x, r);
+	read_records(x, r);
+	bio_stream_reader_free(r);
+	if (x->n_records == 0)
+		bio_tool_die(e->t, "%s: no records %s (%s)", path, purpose, option);
+	same_sections(e, x, path, option);
+}
+
 /* ---- computation ---- */
 
 static void compute_closed(struct eval *e)
@@ -1918,14 +1933,7 @@ int main(int argc, char **argv)
 
 	struct eval en = {.t = &t, .topk = e.topk};
 	if (enrol) {
-		char *enrol_arg[] = {(char *)enrol};
-		r = bio_tool_open_inputs(&t, 1, enrol_arg, 0);
-		read_meta(&en, r);
-		read_records(&en, r);
-		bio_stream_reader_free(r);
-		if (en.n_records == 0)
-			bio_tool_die(&t, "%s: no records to enrol (--enrol)", enrol);
-		same_sections(&e, &en, enrol, "--enrol");
+		read_side(&e, &en, enrol, "to enrol", "--enrol");
 		int same = en.n_label_names == e.n_label_names;
 		for (size_t i = 0; same && i < e.n_label_names; i++)
 			same = strcmp(en.label_names[i], e.label_names[i]) == 0;
@@ -1944,14 +1952,7 @@ int main(int argc, char **argv)
 			  .template_kind = e.template_kind, .enrol = e.enrol,
 			  .enrol_path = e.enrol_path};
 	if (dev) {
-		char *dev_arg[] = {(char *)dev};
-		r = bio_tool_open_inputs(&t, 1, dev_arg, 0);
-		read_meta(&dv, r);
-		read_records(&dv, r);
-		bio_stream_reader_free(r);
-		if (dv.n_records == 0)
-			bio_tool_die(&t, "%s: no records to set thresholds on (--dev)", dev);
-		same_sections(&e, &dv, dev, "--dev");
+		read_side(&e, &dv, dev, "to set thresholds on", "--dev");
 		for (int m = 0; m < e.n_mod; m++)
 			if (dv.mod[m].present && e.mod[m].present && dv.mod[m].dim != e.mod[m].dim)
 				bio_tool_die(&t, "%s (--dev): %s has %zu values, the input %zu", dev,
