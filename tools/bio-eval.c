@@ -716,7 +716,7 @@ static void compute_dev(struct eval *e)
 			continue;
 		}
 		if (!md->has_verif) {
-			snprintf(md->dev_reason, sizeof md->dev_reason, "%s", md->verif_reason);
+			memcpy(md->dev_reason, md->verif_reason, sizeof md->dev_reason);
 			continue;
 		}
 		const struct bio_scores *d = &dm->scores, *s = &md->scores;
