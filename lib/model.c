@@ -463,12 +463,12 @@ struct bio_model *bio_model_new(const struct bio_model_spec *spec, int max_batch
 		br->fc1 = (struct bio_linear){flat, spec->hidden, param(m, mod, "fc", 1, "weight", 0),
 					      param(m, mod, "fc", 1, "bias", 0),
 					      param(m, mod, "fc", 1, "weight", 1),
-					      param(m, mod, "fc", 1, "bias", 1), NULL};
+					      param(m, mod, "fc", 1, "bias", 1), NULL, NULL};
 		br->fc2 = (struct bio_linear){spec->hidden, spec->embedding,
 					      param(m, mod, "fc", 2, "weight", 0),
 					      param(m, mod, "fc", 2, "bias", 0),
 					      param(m, mod, "fc", 2, "weight", 1),
-					      param(m, mod, "fc", 2, "bias", 1), NULL};
+					      param(m, mod, "fc", 2, "bias", 1), NULL, NULL};
 		br->flat = falloc((size_t)n * flat, ab);
 		br->h1 = falloc((size_t)n * spec->hidden, ab);
 		br->mask = falloc((size_t)n * spec->hidden, ab);
@@ -487,19 +487,21 @@ struct bio_model *bio_model_new(const struct bio_model_spec *spec, int max_batch
 	for (int i = 0, cin = 1; i < spec->n_blocks; cin = spec->channels[i], i++)
 		if ((size_t)spec->channels[i] * cin * k * k > max_dw)
 			max_dw = (size_t)spec->channels[i] * cin * k * k;
-	m->col_floats = max_col * chunk;
-	m->col = falloc(m->col_floats, ab);
+	m->col_floats = max_col * chunk; /* (taken per thread only where a layer needs im2col) */
 	m->dw_part = falloc(max_dw * n_chunks, ab);
 	/* d_scratch: gradients of pool outputs and dense layers (the gradient of a conv output
 	 * reuses that block's xhat) */
 	size_t dense = (size_t)n * (flat > spec->hidden ? flat : spec->hidden);
 	m->d_half = max_pool > dense ? max_pool : dense;
-	m->d_scratch = falloc(m->d_half * 2, ab);
-	if (!m->col || !m->dw_part || !m->d_scratch)
+	/* one half can live in block 1's normalised-output buffer, which backward only uses (to
+	 * recompute it) at block 1, where that half is no longer needed (branch_backward) */
+	size_t x0 = (size_t)spec->channels[0] * n * spec->input_size * spec->input_size;
+	m->d_shared = m->d_half <= x0 ? m->branches[0].xhat[0] : NULL;
+	m->d_scratch = falloc(m->d_half * (m->d_shared ? 1 : 2), ab);
+	if (!m->dw_part || !m->d_scratch)
 		goto nomem;
 	for (int b = 0; b < nm; b++)
 		for (int i = 0; i < spec->n_blocks; i++) {
-			m->branches[b].conv[i].col = m->col;
 			m->branches[b].conv[i].col_floats = m->col_floats;
 			m->branches[b].conv[i].chunk = chunk;
 			m->branches[b].conv[i].dw_part = m->dw_part;
@@ -527,7 +529,7 @@ struct bio_model *bio_model_new(const struct bio_model_spec *spec, int max_batch
 	if (spec->loss == BIO_LOSS_SOFTMAX) {
 		const struct bio_model_tensor *cb = bio_model_find(m, "classifier.bias");
 		m->classifier = (struct bio_linear){fused, spec->n_classes, cw->data, cb->data,
-						    cw->grad, cb->grad, NULL};
+						    cw->grad, cb->grad, NULL, NULL};
 	} else {
 		struct bio_cosine *h = &m->head;
 		h->n_in = fused;
@@ -587,7 +589,6 @@ void bio_model_free(struct bio_model *m)
 	free(m->branches);
 	free(m->emb);
 	free(m->d_emb);
-	free(m->col);
 	free(m->dw_part);
 	bio_nn_pool_free(m->pool);
 	free(m->d_scratch);
@@ -678,9 +679,35 @@ void bio_model_set_dist(struct bio_model *m, const struct bio_nn_dist *dist)
 			m->branches[b].bn[i].dist = dist;
 }
 
+/* Where a parameter lies in params, and so its gradient in grads (the same layout). */
+static size_t param_off(const struct bio_model *m, const float *param)
+{
+	return (size_t)(param - m->params);
+}
+
 void bio_model_zero_grad(struct bio_model *m)
 {
-	memset(m->grads, 0, m->n_params * sizeof(float));
+	size_t b = 0;
+	for (int i = 0; i < m->n_fused; i++) { /* (in ascending order) */
+		memset(m->grads + b, 0, (m->fused_skip[2 * i] - b) * sizeof(float));
+		b = m->fused_skip[2 * i + 1];
+	}
+	memset(m->grads + b, 0, (m->n_params - b) * sizeof(float));
+}
+
+void bio_model_fuse_adam(struct bio_model *m, float *mom_m, float *mom_v,
+			 const struct bio_adam *c)
+{
+	m->n_fused = m->spec.n_mod;
+	for (int b = 0; b < m->spec.n_mod; b++) {
+		struct bio_linear *l = &m->branches[b].fc1;
+		size_t off = param_off(m, l->w);
+		m->fc1_fused[b] = (struct bio_lin_fused){c, mom_m + off, mom_v + off};
+		m->fused_skip[2 * b] = off;
+		m->fused_skip[2 * b + 1] = off + (size_t)l->n_in * l->n_out;
+		l->fused = &m->fc1_fused[b];
+		l->dw = NULL;
+	}
 }
 
 float *bio_model_dropout_mask(struct bio_model *m, int branch)
@@ -706,11 +733,6 @@ int bio_model_set_threads(struct bio_model *m, int n_threads, struct bio_error *
 {
 	if (n_threads < 1)
 		n_threads = 1;
-	float *col = realloc(m->col, m->col_floats * (size_t)n_threads * sizeof(float));
-	if (!col)
-		return bio_error_set(err, BIO_ENOMEM, "out of memory for %d threads", n_threads);
-	m->activation_bytes += m->col_floats * (size_t)(n_threads - m->n_threads) * sizeof(float);
-	m->col = col;
 	struct bio_nn_pool *pool = bio_nn_pool_new(n_threads);
 	if (!pool)
 		return bio_error_set(err, BIO_ENOMEM, "cannot start %d threads", n_threads);
@@ -721,7 +743,6 @@ int bio_model_set_threads(struct bio_model *m, int n_threads, struct bio_error *
 	for (int b = 0; b < m->spec.n_mod; b++) {
 		struct bio_model_branch *br = &m->branches[b];
 		for (int i = 0; i < m->spec.n_blocks; i++) {
-			br->conv[i].col = m->col;
 			br->conv[i].pool = pool;
 			br->bn[i].pool = pool;
 		}
@@ -868,12 +889,6 @@ double bio_model_loss_sum(const struct bio_model *m, const float *logits, const 
 				 sp->margin, sp->scale, 1.0);
 }
 
-/* Where a parameter lies in params, and so its gradient in grads (the same layout). */
-static size_t param_off(const struct bio_model *m, const float *param)
-{
-	return (size_t)(param - m->params);
-}
-
 static void grads_ready(struct bio_model *m, size_t lo, size_t hi)
 {
 	if (m->grad_ready && hi > lo)
@@ -888,8 +903,15 @@ static void branch_backward(struct bio_model *m, struct bio_model_branch *br, co
 	const size_t nh = (size_t)n * sp->hidden;
 	const int drop = training && sp->dropout > 0.0f;
 	/* d_scratch holds two halves that alternate: the gradient of a pool output is read from
-	 * one while the conv backward writes the previous block's pool gradient into the other. */
-	float *half_a = m->d_scratch, *half_b = m->d_scratch + m->d_half;
+	 * one while the conv backward writes the previous block's pool gradient into the other.
+	 * Block 1 reads its pool gradient from d_scratch itself, so that the other half may be the
+	 * buffer block 1 then recomputes its output in (m->d_shared). */
+	float *half_a = m->d_scratch, *half_b = m->d_shared ? m->d_shared : m->d_scratch + m->d_half;
+	if ((nb - 1) % 2) { /* (each block swaps the halves) */
+		float *h = half_a;
+		half_a = half_b;
+		half_b = h;
+	}
 	float *d_h = half_a, *d_flat = half_b, *dp = half_a;
 	TIMED(m, 6, {
 		bio_linear_backward(&br->fc2, d_h, d_emb, drop ? br->h1d : br->h1, n);

@@ -109,7 +109,8 @@ static void sum2_f(double *sa, double *sab, const float *a, const float *b, size
 /* ---- pieces and trees (bio/nn.h): the order of every sum over the samples of a batch ---- */
 
 void *bio_kernels_scratch(int slot, size_t bytes);
-enum { SCRATCH_SUMS = 8, SCRATCH_TREE = 9 }; /* kernels.c's slots 0-7 are the kernels' */
+enum { SCRATCH_SUMS = 8, SCRATCH_TREE = 9, SCRATCH_COL = 10, SCRATCH_FUSED = 11 }; /* (kernels.c's
+										   * slots 0-7 are the kernels') */
 
 static size_t n_pieces(int n_batch)
 {
@@ -409,10 +410,21 @@ static void col2im(const struct bio_conv2d *l, float *d_in, const float *col, in
 	}
 }
 
+void *bio_kernels_scratch(int slot, size_t bytes);
+
+/* Thread t's im2col buffer: the layer's own when it has one, else this thread's scratch (taken
+ * only by the layers that need one, so a model of direct kernels holds none). */
+static float *col_scratch(const struct bio_conv2d *l, int t)
+{
+	if (l->col)
+		return l->col + (size_t)t * l->col_floats;
+	return bio_kernels_scratch(SCRATCH_COL, sizeof(float) * l->col_floats);
+}
+
 static int conv_chunk(const struct bio_conv2d *l, int n_batch)
 {
 	size_t per = bio_conv2d_col_floats(l);
-	BIO_ASSERT(l->col && l->col_floats >= per);
+	BIO_ASSERT(l->col_floats >= per);
 	size_t nc = l->col_floats / per;
 	if (l->chunk > 0 && (size_t)l->chunk < nc)
 		nc = (size_t)l->chunk;
@@ -453,7 +465,7 @@ static void conv_forward_chunks(void *ctx, size_t c0, size_t c1, int t)
 	const int kk = l->c_in * l->k * l->k, n_batch = j->n_batch;
 	const size_t hw = (size_t)l->h_out * l->w_out, ld = hw * n_batch;
 	const int direct = l->k == 1 && l->stride == 1 && l->pad == 0;
-	float *colbuf = l->col + (size_t)t * l->col_floats;
+	float *colbuf = NULL;
 	for (size_t c = c0; c < c1; c++) {
 		int n0 = (int)c * j->chunk;
 		int nc = n_batch - n0 < j->chunk ? n_batch - n0 : j->chunk;
@@ -468,12 +480,13 @@ static void conv_forward_chunks(void *ctx, size_t c0, size_t c1, int t)
 					    j->out + n0 * hw, ld);
 			continue;
 		}
-		const float *col = colbuf;
+		const float *col;
 		int ldb = (int)(nc * hw);
 		if (direct) {
 			col = j->in + n0 * hw; /* in [c_in][n][hw] is already the column matrix */
 			ldb = (int)ld;
 		} else {
+			col = colbuf = colbuf ? colbuf : col_scratch(l, t);
 			im2col(l, colbuf, j->in, n_batch, n0, nc);
 		}
 		bio_nn_sgemm(0, 0, l->c_out, (int)(nc * hw), kk, 1.0f, l->w, kk, col, ldb, 0.0f,
@@ -555,12 +568,12 @@ static void conv_backward_chunks(void *ctx, size_t c0, size_t c1, int t)
 	const int kk = l->c_in * l->k * l->k, n_batch = j->n_batch;
 	const size_t hw = (size_t)l->h_out * l->w_out, ld = hw * n_batch;
 	const int direct = l->k == 1 && l->stride == 1 && l->pad == 0;
-	float *colbuf = l->col + (size_t)t * l->col_floats;
+	float *colbuf = NULL;
 	for (size_t c = c0; c < c1; c++) {
 		int n0 = (int)c * j->chunk;
 		int nc = n_batch - n0 < j->chunk ? n_batch - n0 : j->chunk;
 		int cols = (int)(nc * hw);
-		const float *col = colbuf;
+		const float *col = NULL;
 		int ldc = cols;
 		/* dw [c_out][kk] (+)= d_out_chunk [c_out][cols] col^T: into this chunk's partial
 		 * when there is one, so that the sum over chunks runs in a fixed order */
@@ -579,6 +592,7 @@ static void conv_backward_chunks(void *ctx, size_t c0, size_t c1, int t)
 				col = j->in + n0 * hw;
 				ldc = (int)ld;
 			} else {
+				col = colbuf = colbuf ? colbuf : col_scratch(l, t);
 				im2col(l, colbuf, j->in, n_batch, n0, nc);
 			}
 			bio_nn_sgemm(0, 1, l->c_out, kk, cols, 1.0f, j->d_out + n0 * hw, (int)ld,
@@ -594,6 +608,7 @@ static void conv_backward_chunks(void *ctx, size_t c0, size_t c1, int t)
 				     (int)ld, 0.0f, j->d_in + n0 * hw, (int)ld);
 		} else {
 			/* dcol [kk][cols] = W^T d_out_chunk, then scattered back */
+			colbuf = colbuf ? colbuf : col_scratch(l, t);
 			bio_nn_sgemm(1, 0, kk, cols, l->c_out, 1.0f, l->w, kk, j->d_out + n0 * hw,
 				     (int)ld, 0.0f, colbuf, cols);
 			col2im(l, j->d_in, colbuf, n_batch, n0, nc);
@@ -1169,8 +1184,24 @@ static void lin_dw_blocks(void *ctx, size_t b0, size_t b1, int t)
 		for (int s = 0; s < j->n_batch; s++)
 			memcpy(blk + (size_t)s * ld, j->in + (size_t)s * l->n_in + c0,
 			       sizeof(float) * (size_t)nc);
-		bio_lin_dw_tree(l->dw + c0, (size_t)l->n_in, l->n_out, nc, j->d_out,
-				(size_t)l->n_out, blk, ld, j->n_batch);
+		if (!l->fused) {
+			bio_lin_dw_tree(l->dw + c0, (size_t)l->n_in, l->n_out, nc, j->d_out,
+					(size_t)l->n_out, blk, ld, j->n_batch);
+			continue;
+		}
+		/* the block's gradient from zero in a tile (the same additions as into a zeroed
+		 * dw), then each row's part of it into Adam */
+		float *tile = bio_kernels_scratch(SCRATCH_FUSED,
+						  sizeof(float) * LIN_DW_COLS * (size_t)l->n_out);
+		memset(tile, 0, sizeof(float) * LIN_DW_COLS * (size_t)l->n_out);
+		bio_lin_dw_tree(tile, LIN_DW_COLS, l->n_out, nc, j->d_out, (size_t)l->n_out, blk, ld,
+				j->n_batch);
+		const struct bio_lin_fused *f = l->fused;
+		for (int r = 0; r < l->n_out; r++) {
+			size_t o = (size_t)r * l->n_in + (size_t)c0;
+			bio_adam(l->w + o, tile + (size_t)r * LIN_DW_COLS, f->m + o, f->v + o,
+				 (size_t)nc, f->c);
+		}
 	}
 }
 
@@ -1208,11 +1239,15 @@ void bio_linear_backward(const struct bio_linear *l, float *d_in, const float *d
 			 const float *in, int n_batch)
 {
 	struct lin_job j = {l, NULL, d_in, in, d_out, n_batch};
+	/* (a fused step changes w: the input gradient first) */
+	if (d_in && l->fused)
+		bio_nn_parallel_for(l->pool, (size_t)(l->n_in + LIN_IN_BLOCK - 1) / LIN_IN_BLOCK,
+				    lin_dx_blocks, &j);
 	bio_nn_parallel_for(l->pool, (size_t)(l->n_in + LIN_DW_COLS - 1) / LIN_DW_COLS,
 			    lin_dw_blocks, &j);
 	if (l->db)
 		lin_db(&j);
-	if (d_in)
+	if (d_in && !l->fused)
 		bio_nn_parallel_for(l->pool, (size_t)(l->n_in + LIN_IN_BLOCK - 1) / LIN_IN_BLOCK,
 				    lin_dx_blocks, &j);
 }

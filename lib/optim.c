@@ -86,11 +86,30 @@ BIO_CLONES static void step_range(void *ctx, size_t b, size_t e, int t)
 		}
 		return;
 	}
-	const double step = (double)o->step;
-	const double bc1 = 1.0 - pow(o->beta1, step), bc2 = 1.0 - pow(o->beta2, step);
-	const struct bio_adam c = {
+	struct bio_adam c;
+	bio_optim_adam_consts(o, o->step, &c);
+	/* [b, e) less the skip ranges */
+	while (b < e) {
+		size_t stop = e, next = e;
+		for (int i = 0; i < o->n_skip; i++) {
+			size_t lo = o->skip[2 * i], hi = o->skip[2 * i + 1];
+			if (hi > b && lo < stop) {
+				stop = lo > b ? lo : b;
+				next = hi;
+			}
+		}
+		if (stop > b)
+			bio_adam(params + b, grads + b, o->m + b, o->v + b, stop - b, &c);
+		b = stop == e ? e : next;
+	}
+}
+
+void bio_optim_adam_consts(const struct bio_optim *o, int64_t step, struct bio_adam *c)
+{
+	const double bc1 = 1.0 - pow(o->beta1, (double)step), bc2 = 1.0 - pow(o->beta2, (double)step);
+	*c = (struct bio_adam){
 		.decay = (float)(1.0 - o->lr * o->weight_decay),
-		.wd = wd,
+		.wd = (float)o->weight_decay,
 		.b1 = (float)o->beta1,
 		.one_b1 = (float)(1.0 - o->beta1),
 		.b2 = (float)o->beta2,
@@ -100,7 +119,6 @@ BIO_CLONES static void step_range(void *ctx, size_t b, size_t e, int t)
 		.neg_step = (float)(-(o->lr / bc1)),
 		.adamw = o->kind == BIO_OPTIM_ADAMW,
 	};
-	bio_adam(params + b, grads + b, o->m + b, o->v + b, e - b, &c);
 }
 
 void bio_optim_step_pool(struct bio_optim *o, float *params, const float *grads, size_t n,

@@ -87,10 +87,10 @@ struct bio_model {
 	float *fused, *d_fused;      /* [max_batch][fused_dim] */
 	float *logits, *d_logits;    /* [max_batch][n_classes] */
 	float **emb, **d_emb;        /* per modality [max_batch][embedding] */
-	float *d_scratch;            /* shared scratch: 2 halves of d_half floats */
+	float *d_scratch;            /* shared scratch: 2 halves of d_half floats, or 1 and d_shared */
 	size_t d_half;
-	float *col;                  /* im2col scratch: col_floats per thread */
-	size_t col_floats;
+	float *d_shared;             /* NULL, or the second half: in block 1's output buffer */
+	size_t col_floats;           /* im2col scratch per thread (nn.c takes it where needed) */
 	float *dw_part;              /* per-chunk conv weight-gradient partials */
 	struct bio_nn_pool *pool;    /* NULL until bio_model_set_threads */
 	int n_threads;
@@ -106,6 +106,10 @@ struct bio_model {
 	void (*grad_ready)(void *ctx, size_t off, size_t n);
 	void *grad_ready_ctx;
 	double timers[8];            /* see bio_model_timer_names */
+	/* bio_model_fuse_adam: each branch's fc1 step, and the ranges of params it covers */
+	struct bio_lin_fused fc1_fused[BIO_MODEL_MAX_MODS];
+	size_t fused_skip[2 * BIO_MODEL_MAX_MODS];
+	int n_fused;
 };
 
 /* Builds a model for batches of up to max_batch samples; all blocks preallocated, params zero.
@@ -157,7 +161,17 @@ double bio_model_loss_sum(const struct bio_model *m, const float *logits, const 
 			  int n_batch, int *n_correct);
 /* Backward pass from m->d_logits; adds into m->grads. Needs the last forward's activations. */
 void bio_model_backward(struct bio_model *m, int n_batch, int training);
+/* Zeroes the gradients (but for those of fused layers, which are never formed). */
 void bio_model_zero_grad(struct bio_model *m);
+/* Fuses an Adam step into each branch's fc1 (struct bio_lin_fused), the bulk of the weights: its
+ * weight gradient is then never formed and its part of grads (most of their bytes) never
+ * touched, so never resident. mom_m, mom_v: the optimizer's moments (laid out as
+ * params); c: the constants of the coming step, which the caller sets before each backward
+ * (bio_optim_adam_consts). m->fused_skip then names the fused ranges, for the optimizer to skip
+ * (struct bio_optim's skip). For a plain step per batch only: no gradient accumulation,
+ * clipping or data-parallel reduction, which need the whole gradient. */
+void bio_model_fuse_adam(struct bio_model *m, float *mom_m, float *mom_v,
+			 const struct bio_adam *c);
 /* Data-parallel training (borrowed, NULL = one process): forward, loss and backward then take
  * dist's n samples, [s0, s0 + n) of a global batch of n_global (n may be 0), synchronise the
  * batch-norm statistics and sums over the ranks, draw the dropout masks of the whole global batch

@@ -190,16 +190,29 @@ void bio_flatten_backward(float *d_in, const float *d_out, int c, int n_batch, i
 
 /* ---- linear ---- */
 
+struct bio_adam;
+
+/* An Adam step fused into a linear layer's backward: each block of columns of the weight
+ * gradient goes from a small tile straight into the update of w (moments m, v laid out as w),
+ * so dw is neither written nor read. Each element gets the bits of bio_adam on the gradient
+ * bio_linear_backward would have added to a zeroed dw. */
+struct bio_lin_fused {
+	const struct bio_adam *c;
+	float *m, *v;
+};
+
 struct bio_linear {
 	int n_in, n_out;
 	float *w, *b;   /* [n_out][n_in], [n_out] */
 	float *dw, *db;
 	struct bio_nn_pool *pool; /* may be NULL */
+	const struct bio_lin_fused *fused; /* NULL: dw += the weight gradient */
 };
 
 /* out [n][n_out] = in [n][n_in] W^T + b. */
 void bio_linear_forward(const struct bio_linear *l, float *out, const float *in, int n_batch);
-/* dw, db += ...; d_in (may be NULL) = d_out W. */
+/* dw, db += ...; d_in (may be NULL) = d_out W (with l->fused: d_in first, then w stepped in
+ * place and dw untouched). */
 void bio_linear_backward(const struct bio_linear *l, float *d_in, const float *d_out,
 			 const float *in, int n_batch);
 

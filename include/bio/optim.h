@@ -25,14 +25,23 @@ struct bio_optim {
 	int64_t step;         /* optimizer steps taken */
 	float *m, *v;         /* moments, n floats each (SGD uses m as momentum buffer); borrowed */
 	size_t n;
+	/* [skip[2i], skip[2i + 1]) for i < n_skip: parameters whose step is fused into backward
+	 * (bio_model_fuse_adam), left alone by bio_optim_step; borrowed */
+	const size_t *skip;
+	int n_skip;
 };
+
+struct bio_adam;
+/* The Adam/AdamW constants of step `step` (o->step + 1 for the coming one) at o->lr. */
+void bio_optim_adam_consts(const struct bio_optim *o, int64_t step, struct bio_adam *c);
 
 /* Reads training.optimizer, lr, momentum, nesterov, weight_decay, beta1, beta2, eps. */
 int bio_optim_from_config(struct bio_optim *o, const struct bio_config *cfg, struct bio_error *err);
 const char *bio_optim_name(enum bio_optim_kind kind);
 /* Parses "sgd" | "adam" | "adamw"; 0 or -1. */
 int bio_optim_parse(enum bio_optim_kind *out, const char *name);
-/* One update of params[0..n) from grads (borrowed); uses and advances o->m, o->v, o->step. */
+/* One update of params[0..n) from grads (borrowed), but for o's skip ranges; uses and advances
+ * o->m, o->v, o->step. */
 void bio_optim_step(struct bio_optim *o, float *params, const float *grads, size_t n);
 /* Same, with the elementwise update spread over pool's threads (may be NULL). */
 void bio_optim_step_pool(struct bio_optim *o, float *params, const float *grads, size_t n,

@@ -416,7 +416,7 @@ TEST(linear_gradients)
 	struct lin_ctx c = {.n = 4};
 	int ni = 7, no = 5;
 	c.l = (struct bio_linear){ni, no, rnd((size_t)ni * no, -1, 1), rnd(no, -1, 1),
-				  zeros((size_t)ni * no), zeros(no), NULL};
+				  zeros((size_t)ni * no), zeros(no), NULL, NULL};
 	c.in = rnd((size_t)c.n * ni, -1, 1);
 	c.out = zeros((size_t)c.n * no);
 	c.r = rnd((size_t)c.n * no, -1, 1);
