@@ -392,6 +392,7 @@ struct bio_model *bio_model_new(const struct bio_model_spec *spec, int max_batch
 
 	const int n = max_batch, nm = spec->n_mod, k = spec->kernel;
 	size_t *ab = &m->activation_bytes;
+	m->c1_fused = k == 3 && spec->input_size % 2 == 0;
 	size_t max_col = 0, max_pool = 0;
 	m->branches = calloc(nm, sizeof *m->branches);
 	m->emb = calloc(nm, sizeof *m->emb);
@@ -437,16 +438,19 @@ struct bio_model *bio_model_new(const struct bio_model_spec *spec, int max_batch
 			stats += 2 * c;
 			size_t conv_n = (size_t)c * n * side * side;
 			size_t pool_n = (size_t)c * n * (side / 2) * (side / 2);
-			/* block 1's normalised output (the largest) is not kept: one buffer serves
-			 * every branch, and backward recomputes it from the input */
-			if (i > 0 || b == 0)
+			/* block 1's output (the largest) is not kept: with a 3x3 kernel the block is
+			 * done in pieces (bio_c1_block_forward: no buffer), else one buffer serves
+			 * every branch and backward recomputes it from the input */
+			if (i == 0 && m->c1_fused)
+				br->xhat[i] = NULL;
+			else if (i > 0 || b == 0)
 				br->xhat[i] = falloc(conv_n, ab);
 			else
 				br->xhat[i] = m->branches[0].xhat[0];
 			br->pool[i] = falloc(pool_n, ab);
 			br->argmax[i] = calloc(pool_n, 1);
 			*ab += pool_n;
-			if (!br->xhat[i] || !br->pool[i] || !br->argmax[i])
+			if ((!br->xhat[i] && !(i == 0 && m->c1_fused)) || !br->pool[i] || !br->argmax[i])
 				goto nomem;
 			if (pool_n > max_pool)
 				max_pool = pool_n;
@@ -496,7 +500,7 @@ struct bio_model *bio_model_new(const struct bio_model_spec *spec, int max_batch
 	/* one half can live in block 1's normalised-output buffer, which backward only uses (to
 	 * recompute it) at block 1, where that half is no longer needed (branch_backward) */
 	size_t x0 = (size_t)spec->channels[0] * n * spec->input_size * spec->input_size;
-	m->d_shared = m->d_half <= x0 ? m->branches[0].xhat[0] : NULL;
+	m->d_shared = m->d_half <= x0 && !m->c1_fused ? m->branches[0].xhat[0] : NULL;
 	m->d_scratch = falloc(m->d_half * (m->d_shared ? 1 : 2), ab);
 	if (!m->dw_part || !m->d_scratch)
 		goto nomem;
@@ -794,6 +798,14 @@ static void branch_forward(struct bio_model *m, struct bio_model_branch *br, con
 	br->input = input;
 	for (int i = 0; i < sp->n_blocks; i++) {
 		int c = sp->channels[i];
+		if (i == 0 && m->c1_fused) {
+			BIO_ASSERT(bio_c1_block_fits(&br->conv[0], n));
+			TIMED(m, 0, bio_c1_block_forward(&br->conv[0], &br->bn[0], br->pool[0],
+							 br->argmax[0], x, n, training));
+			x = br->pool[0];
+			side /= 2;
+			continue;
+		}
 		/* conv into xhat, normalised in place, then affine+ReLU+pool */
 		TIMED(m, 0, bio_conv2d_forward(&br->conv[i], br->xhat[i], x, n));
 		TIMED(m, 1, {
@@ -927,6 +939,13 @@ static void branch_backward(struct bio_model *m, struct bio_model_branch *br, co
 	const size_t hi = param_off(m, br->fc2.b) + (size_t)sp->embedding;
 	grads_ready(m, mid, hi);
 	for (int i = nb - 1; i >= 0; i--) {
+		if (i == 0 && m->c1_fused) {
+			TIMED(m, 4, bio_c1_block_backward(&br->conv[0], &br->bn[0], dp, br->pool[0],
+							  br->argmax[0], br->input, n, training));
+			if (m->grad_ready)
+				m->grad_ready(m->grad_ready_ctx, 0, 0);
+			continue;
+		}
 		if (i == 0) /* recompute block 1's normalised conv output (bit-identical) */
 			TIMED(m, 4, {
 				bio_conv2d_forward(&br->conv[0], br->xhat[0], br->input, n);

@@ -109,8 +109,8 @@ static void sum2_f(double *sa, double *sab, const float *a, const float *b, size
 /* ---- pieces and trees (bio/nn.h): the order of every sum over the samples of a batch ---- */
 
 void *bio_kernels_scratch(int slot, size_t bytes);
-enum { SCRATCH_SUMS = 8, SCRATCH_TREE = 9, SCRATCH_COL = 10, SCRATCH_FUSED = 11 }; /* (kernels.c's
-										   * slots 0-7 are the kernels') */
+/* bio_kernels_scratch's slots of this file (0-7 are the kernels') */
+enum { SCRATCH_SUMS = 8, SCRATCH_TREE = 9, SCRATCH_COL = 10, SCRATCH_FUSED = 11, SCRATCH_C1 = 12 };
 
 static size_t n_pieces(int n_batch)
 {
@@ -705,6 +705,26 @@ struct bn_job {
 	double *s1, *s2; /* [c]: per-channel sums (SUMS/SUMS2 write, USE reads) */
 };
 
+/* Channel c's mean and inverse deviation from the sum sx and squared deviations v of mc values,
+ * and the running statistics moved towards them. */
+static void bn_batch_stats(const struct bio_batchnorm *l, size_t c, double sx, double v, double mc)
+{
+	double mu = sx / mc;
+	double var = v / mc;
+	l->mean[c] = (float)mu;
+	l->invstd[c] = (float)(1.0 / sqrt(var + l->eps));
+	double unbiased = mc > 1 ? v / (mc - 1) : var;
+	l->running_mean[c] = (1.0f - l->momentum) * l->running_mean[c] + l->momentum * (float)mu;
+	l->running_var[c] = (1.0f - l->momentum) * l->running_var[c] +
+			    l->momentum * (float)unbiased;
+}
+
+static void bn_running_stats(const struct bio_batchnorm *l, size_t c)
+{
+	l->mean[c] = l->running_mean[c];
+	l->invstd[c] = (float)(1.0 / sqrt((double)l->running_var[c] + l->eps));
+}
+
 BIO_CLONES static void bn_forward_channels(void *ctx, size_t c0, size_t c1, int t)
 {
 	const struct bn_job *j = ctx;
@@ -734,21 +754,12 @@ BIO_CLONES static void bn_forward_channels(void *ctx, size_t c0, size_t c1, int 
 				sx = piece_sum(x, j->n_batch, (size_t)l->spatial);
 				v = piece_sqdev(x, j->n_batch, (size_t)l->spatial, (float)(sx / mc));
 			}
-			double mu = sx / mc;
-			double var = v / mc;
-			mean = (float)mu;
-			invstd = (float)(1.0 / sqrt(var + l->eps));
-			double unbiased = mc > 1 ? v / (mc - 1) : var;
-			l->running_mean[c] = (1.0f - l->momentum) * l->running_mean[c] +
-					     l->momentum * (float)mu;
-			l->running_var[c] = (1.0f - l->momentum) * l->running_var[c] +
-					    l->momentum * (float)unbiased;
+			bn_batch_stats(l, c, sx, v, mc);
 		} else {
-			mean = l->running_mean[c];
-			invstd = (float)(1.0 / sqrt((double)l->running_var[c] + l->eps));
+			bn_running_stats(l, c);
 		}
-		l->mean[c] = mean;
-		l->invstd[c] = invstd;
+		mean = l->mean[c];
+		invstd = l->invstd[c];
 		const float g = l->gamma[c], b = l->beta[c];
 		normalize(xh, x, m, mean, invstd);
 		if (o)
@@ -985,6 +996,246 @@ void bio_bn_relu_pool_backward(const struct bio_batchnorm *l, float *xhat_dx,
 	j.phase = BN_USE;
 	bio_nn_parallel_for(l->pool, (size_t)l->c, bnrp_channels, &j);
 	free(s);
+}
+
+/* ---- the first block fused: 1-channel 3x3 conv, batch norm, affine, ReLU, 2x2 max pool ---- */
+
+enum { C1_GROUP = 16 }; /* channels per work item: a piece of them is 2 x 4 x 64 x 64 floats */
+
+int bio_c1_block_fits(const struct bio_conv2d *cv, int n_batch)
+{
+	return conv_is_c1(cv) && cv->dw_part && cv->b && cv->h_in % 2 == 0 && cv->w_in % 2 == 0 &&
+	       conv_chunk(cv, n_batch) == (n_batch < BIO_NN_PIECE ? n_batch : BIO_NN_PIECE);
+}
+
+enum c1_pass { C1_SUM, C1_SQDEV, C1_POOL, C1_GRAD_SUMS, C1_GRAD };
+
+struct c1_job {
+	const struct bio_conv2d *cv;
+	const struct bio_batchnorm *bn;
+	const float *in, *d_pool, *pool_out;
+	float *out;      /* forward: the pool output */
+	uint8_t *argmax;
+	int n_batch, training, n_groups;
+	size_t n_pieces;
+	enum c1_pass pass;
+	double *la, *lb; /* [c][n_pieces] the pieces' sums */
+	float *lf;       /* [c][n_pieces] the pieces' conv-bias gradient sums */
+	const float *mdy, *mdyx; /* C1_GRAD: per channel */
+};
+
+/* Work item it: piece p's conv output of a group of channels, recomputed into this thread's
+ * buffer (layout [channel][sample of the piece][h][w]), normalised when the pass needs it. */
+BIO_CLONES static void c1_items(void *ctx, size_t i0, size_t i1, int t)
+{
+	const struct c1_job *j = ctx;
+	const struct bio_conv2d *l = j->cv;
+	const struct bio_batchnorm *bn = j->bn;
+	const int h = l->h_in, w = l->w_in, ho = h / 2, wo = w / 2, nb = j->n_batch;
+	const size_t plane = (size_t)h * w, pplane = (size_t)ho * wo;
+	(void)t;
+	float *buf = bio_kernels_scratch(SCRATCH_C1, sizeof(float) * C1_GROUP * BIO_NN_PIECE * plane);
+	for (size_t it = i0; it < i1; it++) {
+		const size_t p = it / (size_t)j->n_groups;
+		const int c0 = (int)(it % (size_t)j->n_groups) * C1_GROUP;
+		const int gc = l->c_out - c0 < C1_GROUP ? l->c_out - c0 : C1_GROUP;
+		const int n0 = (int)p * BIO_NN_PIECE;
+		const int cnt = nb - n0 < BIO_NN_PIECE ? nb - n0 : BIO_NN_PIECE;
+		const size_t len = (size_t)cnt * plane;
+		bio_conv3x3_c1_forward(l->w + (size_t)c0 * 9, l->b + c0, gc, j->in + (size_t)n0 * plane,
+				       cnt, h, w, buf, len);
+		for (int k = 0; k < gc; k++) {
+			const size_t c = (size_t)(c0 + k), leaf = c * j->n_pieces + p;
+			float *x = buf + (size_t)k * len;
+			if (j->pass == C1_SUM) {
+				j->la[leaf] = sum_f(x, len);
+				continue;
+			}
+			if (j->pass == C1_SQDEV) {
+				j->lb[leaf] = sum_sqdev_f(x, len, bn->mean[c]);
+				continue;
+			}
+			normalize(x, x, len, bn->mean[c], bn->invstd[c]);
+			const size_t q0 = (c * (size_t)nb + (size_t)n0) * pplane;
+			if (j->pass == C1_POOL) {
+				const float g = bn->gamma[c], b = bn->beta[c];
+				for (int n = 0; n < cnt; n++)
+					for (int oh = 0; oh < ho; oh++) {
+						const float *r0 = x + n * plane + (size_t)(2 * oh) * w;
+						size_t q = q0 + n * pplane + (size_t)oh * wo;
+						bio_relu_pool2_row(j->out + q, j->argmax + q, r0, r0 + w,
+								   wo, g, b);
+					}
+				continue;
+			}
+			const float *dp = j->d_pool + q0, *po = j->pool_out + q0;
+			const uint8_t *am = j->argmax + q0;
+			if (j->pass == C1_GRAD_SUMS) { /* as bnrp_channels forms them */
+				double a = 0.0, ab = 0.0;
+				for (int n = 0; n < cnt; n++)
+					for (int oh = 0; oh < ho; oh++) {
+						size_t q = n * pplane + (size_t)oh * wo;
+						const float *x0 = x + n * plane + (size_t)(2 * oh) * w;
+						float r1, r2;
+						bio_pool2_grad_sums(&r1, &r2, dp + q, po + q, am + q, x0,
+								    x0 + w, wo);
+						a += r1;
+						ab += r2;
+					}
+				j->la[leaf] = a;
+				j->lb[leaf] = ab;
+				continue;
+			}
+			const float a = bn->gamma[c] * bn->invstd[c];
+			if (j->training)
+				bn_dx_dense(x, len, a, j->mdy[c], j->mdyx[c]);
+			else
+				memset(x, 0, len * sizeof(float));
+			for (int n = 0; n < cnt; n++)
+				for (int oh = 0; oh < ho; oh++) {
+					size_t q = n * pplane + (size_t)oh * wo;
+					float *x0 = x + n * plane + (size_t)(2 * oh) * w;
+					bio_pool2_grad_scatter(x0, x0 + w, dp + q, po + q, am + q, wo, a);
+				}
+			j->lf[leaf] = (float)sum_f(x, len); /* conv_db_channels' piece sum */
+		}
+		if (j->pass == C1_GRAD) /* this chunk's partial weight gradient, these channels */
+			bio_conv3x3_c1_dweights(l->dw_part + (p * (size_t)l->c_out + (size_t)c0) * 9, gc,
+						j->in + (size_t)n0 * plane, buf, cnt, h, w,
+						(size_t)cnt * plane, 0);
+	}
+}
+
+static void c1_run(struct c1_job *j, enum c1_pass pass)
+{
+	j->pass = pass;
+	bio_nn_parallel_for(j->cv->pool, j->n_pieces * (size_t)j->n_groups, c1_items, j);
+}
+
+/* Sets up j and its leaves; 0, or -1 out of memory. */
+static int c1_job_init(struct c1_job *j, const struct bio_conv2d *cv,
+		       const struct bio_batchnorm *bn, const float *in, int n_batch, int training)
+{
+	*j = (struct c1_job){.cv = cv, .bn = bn, .in = in, .n_batch = n_batch,
+			     .training = training, .n_groups = (cv->c_out + C1_GROUP - 1) / C1_GROUP,
+			     .n_pieces = n_pieces(n_batch)};
+	size_t n = (size_t)cv->c_out * j->n_pieces;
+	j->la = malloc(sizeof(double) * (2 * n + 2 * (size_t)cv->c_out));
+	j->lf = malloc(sizeof(float) * (n + 2 * (size_t)cv->c_out));
+	if (!j->la || !j->lf) {
+		free(j->la);
+		free(j->lf);
+		return -1;
+	}
+	j->lb = j->la + n;
+	return 0;
+}
+
+/* Channel c's leaves added by the tree, in piece order. */
+static double c1_tree(const double *leaves, size_t c, size_t n_pieces)
+{
+	struct bio_nn_tree t;
+	bio_nn_tree_init(&t);
+	for (size_t p = 0; p < n_pieces; p++)
+		bio_nn_tree_push(&t, leaves[c * n_pieces + p]);
+	return bio_nn_tree_sum(&t);
+}
+
+void bio_c1_block_forward(const struct bio_conv2d *cv, const struct bio_batchnorm *bn,
+			  float *pool_out, uint8_t *argmax, const float *in, int n_batch,
+			  int training)
+{
+	/* (a rank with no samples still takes part in the sums over the ranks) */
+	struct c1_job j;
+	if (c1_job_init(&j, cv, bn, in, n_batch, training))
+		abort();
+	j.out = pool_out;
+	j.argmax = argmax;
+	const size_t nc = (size_t)cv->c_out;
+	double *s1 = j.la + 2 * nc * j.n_pieces, *s2 = s1 + nc;
+	const double mc = (double)dist_count(bn->dist, n_batch, (size_t)bn->spatial);
+	if (training) {
+		/* bn_forward_channels' sums: the mean first (over the ranks), then the squared
+		 * deviations from it */
+		c1_run(&j, C1_SUM);
+		for (size_t c = 0; c < nc; c++)
+			s1[c] = c1_tree(j.la, c, j.n_pieces);
+		dist_allsum(bn->dist, s1, nc);
+		for (size_t c = 0; c < nc; c++)
+			bn->mean[c] = (float)(s1[c] / mc);
+		c1_run(&j, C1_SQDEV);
+		for (size_t c = 0; c < nc; c++)
+			s2[c] = c1_tree(j.lb, c, j.n_pieces);
+		dist_allsum(bn->dist, s2, nc);
+		for (size_t c = 0; c < nc; c++)
+			bn_batch_stats(bn, c, s1[c], s2[c], mc);
+		if (bn->num_batches_tracked)
+			(*bn->num_batches_tracked)++;
+	} else {
+		for (size_t c = 0; c < nc; c++)
+			bn_running_stats(bn, c);
+	}
+	c1_run(&j, C1_POOL);
+	free(j.la);
+	free(j.lf);
+}
+
+void bio_c1_block_backward(const struct bio_conv2d *cv, const struct bio_batchnorm *bn,
+			   const float *d_pool, const float *pool_out, const uint8_t *argmax,
+			   const float *in, int n_batch, int training)
+{
+	struct c1_job j;
+	if (c1_job_init(&j, cv, bn, in, n_batch, training))
+		abort();
+	j.d_pool = d_pool;
+	j.pool_out = pool_out;
+	j.argmax = (uint8_t *)argmax; /* (read only in backward) */
+	const size_t nc = (size_t)cv->c_out, np = j.n_pieces;
+	const int dist = training && bn->dist && bn->dist->size > 1;
+	double *s = j.la + 2 * nc * np;
+	float *mdy = j.lf + nc * np, *mdyx = mdy + nc;
+	/* bnrp_channels' sums (dgamma, dbeta from this rank's, the coefficients over the ranks) */
+	c1_run(&j, C1_GRAD_SUMS);
+	for (size_t c = 0; c < nc; c++) {
+		struct bio_nn_tree t1, t2;
+		struct tree_f f1 = {{0}, 0, 0}, f2 = {{0}, 0, 0};
+		bio_nn_tree_init(&t1);
+		bio_nn_tree_init(&t2);
+		for (size_t p = 0; p < np; p++) {
+			double a = j.la[c * np + p], ab = j.lb[c * np + p];
+			bio_nn_tree_push(&t1, a);
+			bio_nn_tree_push(&t2, ab);
+			tree_f_push(&f1, (float)a);
+			tree_f_push(&f2, (float)ab);
+		}
+		s[2 * c] = bio_nn_tree_sum(&t1);
+		s[2 * c + 1] = bio_nn_tree_sum(&t2);
+		bn->dgamma[c] += tree_f_sum(&f2);
+		bn->dbeta[c] += tree_f_sum(&f1);
+	}
+	if (dist)
+		dist_allsum(bn->dist, s, 2 * nc);
+	const double mc = (double)dist_count(bn->dist, n_batch, (size_t)bn->spatial);
+	for (size_t c = 0; c < nc; c++) {
+		mdy[c] = (float)(s[2 * c] / mc);
+		mdyx[c] = (float)(s[2 * c + 1] / mc);
+	}
+	j.mdy = mdy;
+	j.mdyx = mdyx;
+	/* the conv output's gradient per piece: its bias sums and each chunk's weight partial
+	 * (conv_db_channels, conv_backward_chunks), then the partials' tree (dw_sum_range) */
+	c1_run(&j, C1_GRAD);
+	for (size_t c = 0; c < nc && np > 0; c++) { /* (no samples: the conv's gradients as they were) */
+		struct tree_f tf = {{0}, 0, 0};
+		for (size_t p = 0; p < np; p++)
+			tree_f_push(&tf, j.lf[c * np + p]);
+		cv->db[c] += tree_f_sum(&tf);
+	}
+	struct dw_sum_job sj = {cv->dw, cv->dw_part, nc * 9, np};
+	if (np > 0)
+		bio_nn_parallel_for(cv->pool, sj.n, dw_sum_range, &sj);
+	free(j.la);
+	free(j.lf);
 }
 
 /* ---- elementwise ---- */

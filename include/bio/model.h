@@ -90,6 +90,7 @@ struct bio_model {
 	float *d_scratch;            /* shared scratch: 2 halves of d_half floats, or 1 and d_shared */
 	size_t d_half;
 	float *d_shared;             /* NULL, or the second half: in block 1's output buffer */
+	int c1_fused;                /* block 1 in pieces (bio_c1_block_forward), no xhat[0] */
 	size_t col_floats;           /* im2col scratch per thread (nn.c takes it where needed) */
 	float *dw_part;              /* per-chunk conv weight-gradient partials */
 	struct bio_nn_pool *pool;    /* NULL until bio_model_set_threads */

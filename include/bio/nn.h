@@ -183,6 +183,23 @@ void bio_bn_relu_pool_backward(const struct bio_batchnorm *l, float *xhat_dx,
 			       const float *d_pool, const float *pool_out, const uint8_t *argmax,
 			       int n_batch, int h, int w, int training);
 
+/* A first block (cv: 3x3, stride 1, padding 1, one input channel, with bias and per-chunk
+ * weight-gradient partials; then bn, affine, ReLU, 2x2 max pool) done a piece of samples and
+ * two channels at a time in a small per-thread buffer, the conv recomputed in each pass instead
+ * of kept: the forward gives the bits of bio_conv2d_forward, bio_batchnorm_forward and
+ * bio_affine_relu_maxpool2_forward, the backward those of that conv recomputed,
+ * bio_batchnorm_renormalize, bio_bn_relu_pool_backward and bio_conv2d_backward (no input
+ * gradient), without their [c][n][h][w] conv output: the largest activation of the model, and
+ * 5 passes over it that went through memory. bio_c1_block_fits says whether cv is such a conv
+ * (for batches of n_batch). */
+int bio_c1_block_fits(const struct bio_conv2d *cv, int n_batch);
+void bio_c1_block_forward(const struct bio_conv2d *cv, const struct bio_batchnorm *bn,
+			  float *pool_out, uint8_t *argmax, const float *in, int n_batch,
+			  int training);
+void bio_c1_block_backward(const struct bio_conv2d *cv, const struct bio_batchnorm *bn,
+			   const float *d_pool, const float *pool_out, const uint8_t *argmax,
+			   const float *in, int n_batch, int training);
+
 /* ---- flatten: CNHW [c][n][s] <-> row-major [n][c*s] (PyTorch's NCHW flatten order) ---- */
 
 void bio_flatten_forward(float *out, const float *in, int c, int n_batch, int spatial);

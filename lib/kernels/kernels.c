@@ -120,8 +120,8 @@ static int init_rc;
 
 /* Per-thread scratch buffers of the kernels, freed when the thread exits (pool threads come and
  * go with their models). */
-enum { N_SLOTS = 12 }; /* 0-7 the kernels, 8-9 nn.c's sums over pieces, 10-11 its im2col and
-			* fused weight-gradient tiles */
+enum { N_SLOTS = 13 }; /* 0-7 the kernels, 8-9 nn.c's sums over pieces, 10-12 its im2col,
+			* fused weight-gradient tiles and fused first block */
 struct scratch {
 	void *p[N_SLOTS];
 	size_t cap[N_SLOTS];

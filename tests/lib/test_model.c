@@ -1,6 +1,7 @@
 /* Unit tests of lib/model.c: bio_model_clone (a clone holds the source's parameters, running
  * statistics and batch counts, and predicts what the source predicts, bit for bit) and
- * bio_model_fuse_adam (the fused step is the plain one, bit for bit). */
+ * bio_model_fuse_adam (the fused step is the plain one, bit for bit), and nn.c's fused first
+ * block (the unfused layers' bits). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,10 +133,121 @@ TEST(fused_adam_is_the_plain_step)
 		}
 }
 
+struct c1_case {
+	struct bio_conv2d cv;
+	struct bio_batchnorm bn;
+	int64_t tracked;
+	float *in, *pool, *dp;
+	uint8_t *argmax;
+};
+
+static float *c1_rnd(struct bio_rng *r, size_t n)
+{
+	float *p = malloc(n * sizeof(float));
+	for (size_t i = 0; i < n; i++)
+		p[i] = bio_rng_uniform_f(r) * 2 - 1;
+	return p;
+}
+
+/* A first block of c channels on h x w; the same random weights for the same seed. */
+static void c1_case_new(struct c1_case *k, int c, int n, int h, int w, struct bio_nn_pool *pool)
+{
+	struct bio_rng r;
+	bio_rng_seed(&r, 21);
+	memset(k, 0, sizeof *k);
+	bio_conv2d_setup(&k->cv, 1, c, 3, 1, 1, h, w);
+	k->cv.w = c1_rnd(&r, (size_t)c * 9);
+	k->cv.b = c1_rnd(&r, (size_t)c);
+	k->cv.dw = calloc((size_t)c * 9, sizeof(float));
+	k->cv.db = calloc((size_t)c, sizeof(float));
+	k->cv.chunk = BIO_NN_PIECE;
+	k->cv.col_floats = bio_conv2d_col_floats(&k->cv) * BIO_NN_PIECE;
+	k->cv.dw_part = calloc((size_t)c * 9 * (size_t)((n + BIO_NN_PIECE - 1) / BIO_NN_PIECE),
+			       sizeof(float));
+	k->cv.pool = pool;
+	k->bn = (struct bio_batchnorm){.c = c, .spatial = h * w, .eps = 1e-5f, .momentum = 0.1f,
+				       .pool = pool, .num_batches_tracked = &k->tracked};
+	k->bn.gamma = c1_rnd(&r, (size_t)c);
+	k->bn.beta = c1_rnd(&r, (size_t)c);
+	k->bn.dgamma = calloc((size_t)c, sizeof(float));
+	k->bn.dbeta = calloc((size_t)c, sizeof(float));
+	k->bn.running_mean = c1_rnd(&r, (size_t)c);
+	k->bn.running_var = calloc((size_t)c, sizeof(float));
+	for (int i = 0; i < c; i++)
+		k->bn.running_var[i] = 0.5f + (float)i;
+	k->bn.mean = calloc((size_t)c, sizeof(float));
+	k->bn.invstd = calloc((size_t)c, sizeof(float));
+	size_t pn = (size_t)c * n * (h / 2) * (w / 2);
+	k->in = c1_rnd(&r, (size_t)n * h * w);
+	k->dp = c1_rnd(&r, pn);
+	k->pool = calloc(pn, sizeof(float));
+	k->argmax = calloc(pn, 1);
+}
+
+static void c1_case_free(struct c1_case *k)
+{
+	void *p[] = {k->cv.w, k->cv.b, k->cv.dw, k->cv.db, k->cv.dw_part, k->bn.gamma, k->bn.beta,
+		     k->bn.dgamma, k->bn.dbeta, k->bn.running_mean, k->bn.running_var, k->bn.mean,
+		     k->bn.invstd, k->in, k->dp, k->pool, k->argmax};
+	for (size_t i = 0; i < sizeof p / sizeof *p; i++)
+		free(p[i]);
+}
+
+#define SAME(a, b, n) (memcmp((a), (b), (n) * sizeof *(a)) == 0)
+
+/* bio_c1_block_forward and _backward give what the conv, batch norm, pool and their backward
+ * give, bit for bit: outputs, arg-maxes, running statistics, every gradient; for batches that
+ * end in a partial piece, odd channel counts (a partial group), training and eval, 1 and 2
+ * threads. */
+TEST(fused_first_block_is_the_layers)
+{
+	const int shapes[][4] = {{5, 9, 8, 8}, {32, 32, 16, 16}, {3, 1, 6, 10}, {4, 4, 8, 4}};
+	for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++)
+		for (int threads = 1; threads <= 2; threads++)
+			for (int training = 0; training <= 1; training++) {
+				const int c = shapes[si][0], n = shapes[si][1], h = shapes[si][2],
+					  w = shapes[si][3];
+				struct bio_nn_pool *pool = bio_nn_pool_new(threads);
+				struct c1_case a, b;
+				c1_case_new(&a, c, n, h, w, pool);
+				c1_case_new(&b, c, n, h, w, pool);
+				CHECK(bio_c1_block_fits(&b.cv, n));
+				float *x = malloc(sizeof(float) * (size_t)c * n * h * w);
+				bio_conv2d_forward(&a.cv, x, a.in, n);
+				bio_batchnorm_forward(&a.bn, NULL, x, x, n, training);
+				bio_affine_relu_maxpool2_forward(a.pool, a.argmax, x, a.bn.gamma,
+								 a.bn.beta, c, n, h, w);
+				bio_conv2d_forward(&a.cv, x, a.in, n);
+				bio_batchnorm_renormalize(&a.bn, x, x, n);
+				bio_bn_relu_pool_backward(&a.bn, x, a.dp, a.pool, a.argmax, n, h, w,
+							  training);
+				bio_conv2d_backward(&a.cv, NULL, x, a.in, n);
+				bio_c1_block_forward(&b.cv, &b.bn, b.pool, b.argmax, b.in, n, training);
+				bio_c1_block_backward(&b.cv, &b.bn, b.dp, b.pool, b.argmax, b.in, n,
+						      training);
+				size_t pn = (size_t)c * n * (h / 2) * (w / 2);
+				CHECK(SAME(a.pool, b.pool, pn));
+				CHECK(SAME(a.argmax, b.argmax, pn));
+				CHECK(SAME(a.bn.running_mean, b.bn.running_mean, c));
+				CHECK(SAME(a.bn.running_var, b.bn.running_var, c));
+				CHECK(SAME(a.bn.mean, b.bn.mean, c) && SAME(a.bn.invstd, b.bn.invstd, c));
+				CHECK_EQ(a.tracked, b.tracked);
+				CHECK(SAME(a.bn.dgamma, b.bn.dgamma, c));
+				CHECK(SAME(a.bn.dbeta, b.bn.dbeta, c));
+				CHECK(SAME(a.cv.db, b.cv.db, c));
+				CHECK(SAME(a.cv.dw, b.cv.dw, (size_t)c * 9));
+				free(x);
+				c1_case_free(&a);
+				c1_case_free(&b);
+				bio_nn_pool_free(pool);
+			}
+}
+
 int main(void)
 {
 	bio_nn_set_threads(1);
 	RUN(model_clone_predicts_the_same);
 	RUN(fused_adam_is_the_plain_step);
+	RUN(fused_first_block_is_the_layers);
 	return test_summary();
 }
