@@ -42,6 +42,21 @@ const struct bio_dist_stats *bio_dist_stats(void)
 	return &stats;
 }
 
+void bio_dist_say_stats(const struct bio_nn_dist *d, size_t n_params)
+{
+	const struct bio_dist_stats *ds = &stats;
+	fprintf(stderr, "bio-train: rank %d of %d: %llu steps, gradient sums %.2f ms/step, "
+		"%.0f bytes sent/step (the gradient: %zu bytes), during backward %.2f "
+		"ms/step, statistics sums %.2f ms/step, %.0f bytes sent/step\n", d->rank,
+		d->size, ds->steps,
+		ds->steps ? 1e3 * ds->reduce_s / (double)ds->steps : 0.0,
+		ds->steps ? (double)ds->bytes_sent / (double)ds->steps : 0.0,
+		n_params * sizeof(float),
+		ds->steps ? 1e3 * ds->overlap_s / (double)ds->steps : 0.0,
+		ds->steps ? 1e3 * ds->allsum_s / (double)ds->steps : 0.0,
+		ds->steps ? (double)ds->stat_bytes / (double)ds->steps : 0.0);
+}
+
 #ifdef BIO_HAVE_MPI
 
 static int mpi_on;

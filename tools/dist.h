@@ -41,6 +41,9 @@ void bio_dist_bcast(const struct bio_nn_dist *d, void *buf, size_t bytes, int ro
 /* 1 on every rank when flag is non-zero on any. */
 int bio_dist_any(const struct bio_nn_dist *d, int flag);
 const struct bio_dist_stats *bio_dist_stats(void);
+/* Prints this rank's statistics (steps, time and bytes of the sums per step; the gradient of
+ * n_params floats) as one line on stderr (bio-train -v under mpirun). */
+void bio_dist_say_stats(const struct bio_nn_dist *d, size_t n_params);
 /* Ends MPI (every rank); the process may then exit. */
 void bio_dist_finalize(const struct bio_nn_dist *d);
 /* Takes the whole job down after a fatal error on this rank (exit status code). */
