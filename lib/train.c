@@ -645,8 +645,6 @@ static int end_epoch(struct bio_train *tr, int *stop, struct bio_error *err)
 	tr->meta.val_loss = vl;
 	tr->meta.val_accuracy = va;
 	int stopping = comm_any(tr, stopped_by(tr) != 0); /* every rank stops at the same epoch */
-	if (h->progress_end)
-		h->progress_end(h->ud);
 	say_epoch(tr, tl, ta, vl, va, lr, t_val, elapsed, improved);
 	if ((rc = track_epoch(tr, tl, ta, vl, va, lr, t_val, elapsed, err)))
 		return rc;

@@ -5,7 +5,6 @@
  * (bio-batch --start-epoch E). One line per epoch on stderr. SIGINT/SIGTERM finish the current
  * epoch, checkpoint and exit. The training itself is libbio's (bio/train.h); this file parses the
  * options, starts the ranks (dist.h) and says what training has to say. */
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -16,11 +15,6 @@
 #include "tool.h"
 
 static volatile sig_atomic_t stop_signal;
-
-static void on_stop(int sig)
-{
-	stop_signal = sig;
-}
 
 static void usage(FILE *f)
 {
@@ -63,11 +57,6 @@ static void progress(void *ud, unsigned long long done, unsigned long long total
 	bio_tool_progress(ud, "batches", done, total);
 }
 
-static void progress_end(void *ud)
-{
-	bio_tool_progress_end(ud);
-}
-
 static struct bio_config *base_config(void *ud)
 {
 	return bio_tool_base_config(ud);
@@ -77,13 +66,7 @@ static struct bio_config *base_config(void *ud)
 static void catch_stop(void *ud)
 {
 	(void)ud;
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_stop;
-	sa.sa_flags = SA_RESTART;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
+	bio_tool_catch_stop(&stop_signal);
 }
 
 int main(int argc, char **argv)
@@ -111,7 +94,7 @@ int main(int argc, char **argv)
 				   .limits = &lim,
 				   .comm = {&dist, bio_dist_attach, bio_dist_reduce, bio_dist_bcast,
 					    bio_dist_any},
-				   .hooks = {&t, say, progress, progress_end, base_config, catch_stop}};
+				   .hooks = {&t, say, progress, base_config, catch_stop}};
 	const char *sync_dir = NULL, *push_store = NULL;
 	int opt;
 	bio_tool_init(&t, "bio-train", argc, argv);

@@ -108,6 +108,25 @@ static void tool_catch_signals(void)
 	}
 }
 
+static volatile sig_atomic_t *tool_stop_flag;
+
+static void tool_on_stop(int sig)
+{
+	*tool_stop_flag = sig;
+}
+
+void bio_tool_catch_stop(volatile sig_atomic_t *flag)
+{
+	tool_stop_flag = flag;
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = tool_on_stop;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+}
+
 void bio_tool_init(struct bio_tool *t, const char *name, int argc, char **argv)
 {
 	memset(t, 0, sizeof *t);

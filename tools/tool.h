@@ -18,6 +18,7 @@
 #define BIO_TOOL_H
 
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 
 #include "bio/config.h"
@@ -95,6 +96,9 @@ struct bio_tool {
 
 /* Initialises t for program name; installs SIGPIPE handling (ignored: writes fail with EPIPE). */
 void bio_tool_init(struct bio_tool *t, const char *name, int argc, char **argv);
+/* From now on SIGINT and SIGTERM set *flag to the signal's number instead of ending the program
+ * (bio-train finishes the epoch, checkpoints and stops); the temp output is then not removed. */
+void bio_tool_catch_stop(volatile sig_atomic_t *flag);
 /* Handles a common option; returns 1 when handled, 0 when the tool must handle opt.
  * --version prints and exits 0; a bad -j value is a usage error. */
 int bio_tool_common_opt(struct bio_tool *t, int opt, const char *arg);

@@ -20,11 +20,11 @@
 /* What the caller does with what training has to say (every hook may be NULL). */
 struct bio_train_hooks {
 	void *ud;
-	/* one line for the user (standard error: "bio-train: " msg "\n") */
+	/* one line for the user (standard error: "bio-train: " msg "\n"; a progress line on the
+	 * screen ends first: every epoch ends with its line) */
 	void (*say)(void *ud, const char *msg);
-	/* done of total batches of the epoch (total 0: unknown), and the end of that line */
+	/* done of total batches of the epoch so far (total 0: unknown) */
 	void (*progress)(void *ud, unsigned long long done, unsigned long long total);
-	void (*progress_end)(void *ud);
 	/* a new configuration holding the built-in base only (for checking the header's
 	 * synth_yaml); NULL on failure */
 	struct bio_config *(*base_config)(void *ud);
