@@ -862,6 +862,91 @@ fail:
 	return NULL;
 }
 
+/* The first field in which the checkpoint's model (a) differs from the configured one (b),
+ * named by its config key with both values, as err. */
+static int spec_differs(const struct bio_model_spec *a, const struct bio_model_spec *b,
+			const char *ckpt, struct bio_error *err)
+{
+	char va[256] = "", vb[256] = "";
+	const char *key = NULL;
+#define SPEC_INT(field, name)                                                                   \
+	if (!key && a->field != b->field) {                                                     \
+		key = name;                                                                     \
+		snprintf(va, sizeof va, "%d", (int)a->field);                                   \
+		snprintf(vb, sizeof vb, "%d", (int)b->field);                                   \
+	}
+#define SPEC_FLOAT(field, name)                                                                 \
+	if (!key && a->field != b->field) {                                                     \
+		key = name;                                                                     \
+		snprintf(va, sizeof va, "%g", (double)a->field);                                \
+		snprintf(vb, sizeof vb, "%g", (double)b->field);                                \
+	}
+	if (a->n_classes != b->n_classes)
+		return bio_error_set(err, BIO_EINVAL, "%s: the checkpoint's model has %d classes, "
+				     "the batches carry %d labels (labels come from bio-scan: "
+				     "scan.identity, scan.root)", ckpt, a->n_classes, b->n_classes);
+	SPEC_INT(input_size, "model.input_size")
+	SPEC_INT(kernel, "model.kernel")
+	SPEC_INT(hidden, "model.hidden")
+	SPEC_INT(embedding, "model.embedding")
+	SPEC_FLOAT(dropout, "model.dropout")
+	if (!key && a->fusion != b->fusion) {
+		key = "model.fusion";
+		snprintf(va, sizeof va, "%s", bio_fusion_name(a->fusion));
+		snprintf(vb, sizeof vb, "%s", bio_fusion_name(b->fusion));
+	}
+	if (!key && a->loss != b->loss) {
+		key = "training.loss";
+		snprintf(va, sizeof va, "%s", bio_loss_name(a->loss));
+		snprintf(vb, sizeof vb, "%s", bio_loss_name(b->loss));
+	}
+	if (!key && a->loss != BIO_LOSS_SOFTMAX) {
+		SPEC_FLOAT(margin, "training.margin")
+		SPEC_FLOAT(scale, "training.scale")
+	}
+	if (!key && a->fusion == BIO_FUSION_ATTENTION) {
+		SPEC_FLOAT(attention_temperature, "model.attention_temperature")
+	}
+#undef SPEC_INT
+#undef SPEC_FLOAT
+	int same = !key && a->n_blocks == b->n_blocks;
+	for (int i = 0; same && i < a->n_blocks; i++)
+		same = a->channels[i] == b->channels[i];
+	if (!key && !same) {
+		key = "model.channels";
+		const struct bio_model_spec *sp[2] = {a, b};
+		char *out[2] = {va, vb};
+		for (int k = 0; k < 2; k++) {
+			size_t n = 0;
+			for (int i = 0; i < sp[k]->n_blocks && n < sizeof va - 16; i++)
+				n += (size_t)snprintf(out[k] + n, sizeof va - n, "%s%d",
+						      i ? ", " : "[", sp[k]->channels[i]);
+			snprintf(out[k] + n, sizeof va - n, "]");
+		}
+	}
+	same = !key && a->n_mod == b->n_mod;
+	for (int i = 0; same && i < a->n_mod; i++)
+		same = strcmp(a->modalities[i], b->modalities[i]) == 0;
+	if (!key && !same) {
+		key = "model.modalities";
+		const struct bio_model_spec *sp[2] = {a, b};
+		char *out[2] = {va, vb};
+		for (int k = 0; k < 2; k++) {
+			size_t n = 0;
+			for (int i = 0; i < sp[k]->n_mod && n < sizeof va - 48; i++)
+				n += (size_t)snprintf(out[k] + n, sizeof va - n, "%s%.32s",
+						      i ? ", " : "[", sp[k]->modalities[i]);
+			snprintf(out[k] + n, sizeof va - n, "]");
+		}
+	}
+	if (!key)
+		return bio_error_set(err, BIO_EINVAL, "%s: the checkpoint's model differs from the "
+				     "configured one (model.* keys or the number of classes)", ckpt);
+	return bio_error_set(err, BIO_EINVAL, "%s: the checkpoint's model differs from the "
+			     "configured one: %s %s in the checkpoint, %s configured", ckpt, key, va,
+			     vb);
+}
+
 /* The model, optimizer and training state from checkpoint o->resume, checked against the
  * configured model, the batches' labels and the seed. */
 static int load_resume(struct bio_train *tr, int64_t batch_size, struct bio_error *err)
@@ -876,16 +961,19 @@ static int load_resume(struct bio_train *tr, int64_t batch_size, struct bio_erro
 		say(&tr->opts.hooks, "%s: no checksums (written before checkpoints had them): loaded "
 		    "unchecked", resume);
 	if (!bio_model_spec_equal(&tr->m->spec, &tr->spec))
-		return bio_error_set(err, BIO_EINVAL, "%s: the checkpoint's model differs from the "
-				     "configured one (model.* keys or the number of classes)", resume);
+		return spec_differs(&tr->m->spec, &tr->spec, resume, err);
 	if (tr->meta.n_labels != tr->n_labels)
-		return bio_error_set(err, BIO_EINVAL, "%s: label names differ from the batches'",
-				     resume);
+		return bio_error_set(err, BIO_EINVAL, "%s: label names differ from the batches' (%zu "
+				     "in the checkpoint, %zu in the batches; labels come from bio-scan: "
+				     "scan.identity, scan.root)", resume, tr->meta.n_labels,
+				     tr->n_labels);
 	for (size_t i = 0; i < tr->meta.n_labels; i++)
 		if (strcmp(tr->meta.labels[i], tr->label_names[i]) != 0)
 			return bio_error_set(err, BIO_EINVAL, "%s: label names differ from the "
-					     "batches' (label %zu: '%s' vs '%s')", resume, i,
-					     tr->meta.labels[i], tr->label_names[i]);
+					     "batches' (label %zu: '%s' in the checkpoint, '%s' in the "
+					     "batches; labels come from bio-scan: scan.identity, "
+					     "scan.root)", resume, i, tr->meta.labels[i],
+					     tr->label_names[i]);
 	if (tr->meta.seed != (uint64_t)tr->seed)
 		return bio_error_set(err, BIO_EINVAL, "%s: the checkpoint was trained with "
 				     "experiment.seed %" PRIu64 ", the config says %" PRId64, resume,
@@ -1191,8 +1279,10 @@ int bio_train_run(struct bio_train *tr, struct bio_stream_reader *r, struct bio_
 	}
 	if (tr->epochs_total > 0 && expect_epoch >= tr->epochs_total) {
 		rc = bio_error_set(err, BIO_EINVAL, "%s: the checkpoint has completed %" PRId64
-				   " epochs; the batches stop at epoch %" PRId64 ": nothing to train",
-				   resume ? resume : src, expect_epoch, tr->epochs_total);
+				   " epochs; the batches stop at epoch %" PRId64 " (batch.epochs %"
+				   PRId64 "): nothing to train (bio-batch --epochs above %" PRId64
+				   " continues it)", resume ? resume : src, expect_epoch,
+				   tr->epochs_total, tr->epochs_total, expect_epoch);
 		goto out;
 	}
 	if ((rc = setup_run(tr, batch_size, err)) ||

@@ -1,12 +1,14 @@
 /* The training engine (lib/train.c) on a tiny batches stream written here: the epoch lines come
  * through the say hook, last.ckpt and best.ckpt are written, a run resumed from the first
- * epoch's last.ckpt ends with the same bytes as the uninterrupted run, and a resume refusal names
- * the config key and both values. Reads configs/base.yaml (make unit runs from the source tree). */
+ * epoch's last.ckpt ends with the same bytes as the uninterrupted run, the upstream values are
+ * recorded in the config, and the resume refusals name the config key and both values. Reads
+ * configs/base.yaml (make unit runs from the source tree). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "bio/checkpoint.h"
 #include "bio/config.h"
 #include "bio/rng.h"
 #include "bio/stream.h"
@@ -208,12 +210,28 @@ TEST(train_and_resume)
 	snprintf(q, sizeof q, "%s/best.ckpt", d1);
 	CHECK(same_file(p, q));
 
-	/* a resume refusal names the key and both values */
+	/* what ran upstream is recorded: the header's epochs in the checkpoint's config */
+	struct bio_model *m = NULL;
+	struct bio_ckpt_meta meta;
+	memset(&meta, 0, sizeof meta);
+	CHECK_EQ(bio_checkpoint_load(&m, NULL, NULL, &meta, q, BATCH, &err), 0);
+	CHECK(meta.config_yaml && strstr(meta.config_yaml, "\n  epochs: 3\n") != NULL);
+	bio_ckpt_meta_destroy(&meta);
+	bio_model_free(m);
+
+	/* the resume refusals name the key and both values */
 	snprintf(p, sizeof p, "%s/last.ckpt", d1);
 	snprintf(q, sizeof q, "%s/x", tmp);
+	rc = train(small_config("model.hidden=6"), rest, q, p, &said, &err);
+	CHECK(rc != 0);
+	CHECK(strstr(err.msg, "model.hidden 8 in the checkpoint, 6 configured") != NULL);
 	rc = train(small_config("experiment.seed=5"), rest, q, p, &said, &err);
 	CHECK(rc != 0);
 	CHECK(strstr(err.msg, "experiment.seed 42, the config says 5") != NULL);
+	rc = train(small_config(NULL), all, q, p, &said, &err);
+	CHECK(rc != 0);
+	CHECK(strstr(err.msg, "completed 3 epochs; the batches stop at epoch 3 (batch.epochs 3)") !=
+	      NULL);
 }
 
 TEST(bad_config)

@@ -382,7 +382,10 @@ sys.stdout.buffer.write(b"".join(msgpack.packb(o) for o in objs))' >"$T/single.b
 	assert_failure 1
 	run bio-train $C --set model.hidden=32 -o "$T/r" --resume "$T/keep.ckpt" "$T/rest.bs"
 	assert_failure 1
-	assert_output --partial "differs from the configured one"
+	assert_output --partial "differs from the configured one: model.hidden 16 in the checkpoint, 32 configured"
+	run bio-train $C --set 'model.channels=[4,16]' -o "$T/r" --resume "$T/keep.ckpt" "$T/rest.bs"
+	assert_failure 1
+	assert_output --partial "model.channels [4, 8] in the checkpoint, [4, 16] configured"
 	run bio-train $C --set training.optimizer=sgd -o "$T/r" --resume "$T/keep.ckpt" "$T/rest.bs"
 	assert_failure 1
 	assert_output --partial "optimizer"

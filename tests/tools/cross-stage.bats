@@ -48,11 +48,17 @@ setup() {
 	run bio-train $C --resume "$FX/ck/last.ckpt" -o "$T/x" "$T/b6.bs"
 	assert_failure 1
 	[ "${#lines[@]}" -eq 1 ]
-	assert_output "bio-train: $FX/ck/last.ckpt: the checkpoint's model differs from the configured one (model.* keys or the number of classes)"
+	assert_output "bio-train: $FX/ck/last.ckpt: the checkpoint's model has 10 classes, the batches carry 12 labels (labels come from bio-scan: scan.identity, scan.root)"
 	# the checkpoint has done the one epoch the batches hold
 	run bio-train $C --resume "$FX/ck/last.ckpt" -o "$T/x" "$FX/b1.bs"
 	assert_failure 1
-	assert_output "bio-train: $FX/ck/last.ckpt: the checkpoint has completed 1 epochs; the batches stop at epoch 1: nothing to train"
+	assert_output "bio-train: $FX/ck/last.ckpt: the checkpoint has completed 1 epochs; the batches stop at epoch 1 (batch.epochs 1): nothing to train (bio-batch --epochs above 1 continues it)"
+	# another model: the key and both values
+	bio-batch $C --epochs 3 --start-epoch 1 "$SS" >"$T/b3.bs"
+	run bio-train $C --set model.hidden=32 --resume "$FX/ck/last.ckpt" -o "$T/x" "$T/b3.bs"
+	assert_failure 1
+	[ "${#lines[@]}" -eq 1 ]
+	assert_output "bio-train: $FX/ck/last.ckpt: the checkpoint's model differs from the configured one: model.hidden 16 in the checkpoint, 32 configured"
 	[ ! -e "$T/x" ]
 }
 
