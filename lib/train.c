@@ -862,6 +862,22 @@ fail:
 	return NULL;
 }
 
+/* "[a, b, ...]": sp's channels (modalities 0) or modality names (1), into out[cap]. */
+static void spec_list(char *out, size_t cap, const struct bio_model_spec *sp, int modalities)
+{
+	int count = modalities ? sp->n_mod : sp->n_blocks;
+	size_t n = 0;
+	for (int i = 0; i < count && n + 1 < cap; i++) {
+		int w = modalities ? snprintf(out + n, cap - n, "%s%.32s", i ? ", " : "[",
+					      sp->modalities[i])
+				   : snprintf(out + n, cap - n, "%s%d", i ? ", " : "[",
+					      sp->channels[i]);
+		n += w > 0 ? (size_t)w : 0;
+	}
+	if (n + 1 < cap)
+		snprintf(out + n, cap - n, "%s]", count ? "" : "[");
+}
+
 /* The first field in which the checkpoint's model (a) differs from the configured one (b),
  * named by its config key with both values, as err. */
 static int spec_differs(const struct bio_model_spec *a, const struct bio_model_spec *b,
@@ -914,30 +930,16 @@ static int spec_differs(const struct bio_model_spec *a, const struct bio_model_s
 		same = a->channels[i] == b->channels[i];
 	if (!key && !same) {
 		key = "model.channels";
-		const struct bio_model_spec *sp[2] = {a, b};
-		char *out[2] = {va, vb};
-		for (int k = 0; k < 2; k++) {
-			size_t n = 0;
-			for (int i = 0; i < sp[k]->n_blocks && n < sizeof va - 16; i++)
-				n += (size_t)snprintf(out[k] + n, sizeof va - n, "%s%d",
-						      i ? ", " : "[", sp[k]->channels[i]);
-			snprintf(out[k] + n, sizeof va - n, "]");
-		}
+		spec_list(va, sizeof va, a, 0);
+		spec_list(vb, sizeof vb, b, 0);
 	}
 	same = !key && a->n_mod == b->n_mod;
 	for (int i = 0; same && i < a->n_mod; i++)
 		same = strcmp(a->modalities[i], b->modalities[i]) == 0;
 	if (!key && !same) {
 		key = "model.modalities";
-		const struct bio_model_spec *sp[2] = {a, b};
-		char *out[2] = {va, vb};
-		for (int k = 0; k < 2; k++) {
-			size_t n = 0;
-			for (int i = 0; i < sp[k]->n_mod && n < sizeof va - 48; i++)
-				n += (size_t)snprintf(out[k] + n, sizeof va - n, "%s%.32s",
-						      i ? ", " : "[", sp[k]->modalities[i]);
-			snprintf(out[k] + n, sizeof va - n, "]");
-		}
+		spec_list(va, sizeof va, a, 1);
+		spec_list(vb, sizeof vb, b, 1);
 	}
 	if (!key)
 		return bio_error_set(err, BIO_EINVAL, "%s: the checkpoint's model differs from the "
@@ -1291,6 +1293,8 @@ int bio_train_run(struct bio_train *tr, struct bio_stream_reader *r, struct bio_
 		goto out;
 out:
 	bio_header_destroy(&bh);
+	if (rc == BIO_EPIPE) /* training writes no stream: not a reader that went away */
+		rc = err->code = BIO_EIO;
 	return rc ? train_fail(tr, rc) : 0;
 }
 
