@@ -57,7 +57,7 @@ struct bio_train_opts {
 	int verbose;
 	double t_launch;           /* bio_clock_now_s() when the program started */
 	const volatile sig_atomic_t *stop; /* non-zero (a signal number): stop after this epoch */
-	const struct bio_stream_limits *limits; /* for reading the validation stream */
+	const struct bio_stream_limits *limits; /* reading the validation stream (NULL: defaults) */
 	struct bio_train_comm comm;
 	struct bio_train_hooks hooks;
 };
@@ -84,13 +84,13 @@ size_t bio_train_n_params(const struct bio_train *tr);
 void bio_train_free(struct bio_train *tr);
 
 /* Sends what the runs of checkpoint directory dir (its tracking/ journal, or dir itself) could
- * not send to their tracking server, with tracking.* of cfg; says how many are complete. Returns
- * 0 when all are, else an error. */
+ * not send to their tracking server, with tracking.* of cfg; says through h how many are
+ * complete. Borrowed arguments. Returns 0 when all are, else an error. */
 int bio_train_sync_tracking(const struct bio_config *cfg, const char *dir,
 			    const struct bio_train_hooks *h, struct bio_error *err);
 /* Sends every run and registered version of file store `store` to the tracking server at
- * tracking.uri of cfg; says how many are complete. Returns 0 when all are; BIO_EUNSUPPORTED when
- * tracking.uri is not a server's (the caller's usage error); else an error. */
+ * tracking.uri of cfg; says through h how many are complete. Borrowed arguments. Returns 0 when
+ * all are; BIO_EUNSUPPORTED when tracking.uri is not a server's (the caller's usage error). */
 int bio_train_push_tracking(const struct bio_config *cfg, const char *store,
 			    const struct bio_train_hooks *h, struct bio_error *err);
 
