@@ -18,6 +18,7 @@
 #include "bio/fs.h"
 #include "bio/git.h"
 #include "bio/header.h"
+#include "bio/kernels.h"
 #include "bio/optim.h"
 #include "bio/rng.h"
 #include "bio/track.h"
@@ -58,6 +59,8 @@ struct bio_train {
 	int64_t es_patience;
 	int es_max;      /* early-stopping metric maximised */
 	int best_full;   /* training.best_full: best.ckpt with the optimizer state */
+	int fused;       /* Adam fused into fc1's backward (bio_model_fuse_adam) */
+	struct bio_adam fused_c;
 	int legend_done; /* the epoch lines' legend was said */
 	/* the epoch in progress */
 	int64_t epoch;
@@ -1112,6 +1115,15 @@ static int setup_run(struct bio_train *tr, int64_t batch_size, struct bio_error 
 		if (tr->opts.comm.attach)
 			tr->opts.comm.attach(tr->dist, tr->m);
 	}
+	/* a plain Adam step per batch: fc1's (most of the weights) done inside backward, so its
+	 * gradient (a sixth of the training memory) is never formed; the same bits */
+	if (tr->o.kind != BIO_OPTIM_SGD && tr->accumulate == 1 && tr->clip <= 0.0 &&
+	    tr->dist->size <= 1) {
+		bio_model_fuse_adam(tr->m, tr->o.m, tr->o.v, &tr->fused_c);
+		tr->o.skip = tr->m->fused_skip;
+		tr->o.n_skip = tr->m->n_fused;
+		tr->fused = 1;
+	}
 	if (tr->root && (rc = track_start(tr, err)))
 		return rc;
 	if (tr->opts.register_name && !tr->run && tr->root)
@@ -1181,6 +1193,8 @@ static int train_batch(struct bio_train *tr, const struct bio_header *bh,
 				     " batch %" PRId64 ": the loss is not finite; stopped, last good "
 				     "checkpoint kept", src, ri, epoch, index);
 	double t1 = bio_clock_now_s();
+	if (tr->fused)
+		bio_optim_adam_consts(&tr->o, tr->o.step + 1, &tr->fused_c);
 	bio_model_backward(tr->m, n_own, 1);
 	/* the ranks' gradients added by the tree: each rank then holds one process's */
 	comm_reduce(tr, tr->m->grads, tr->m->n_params);
