@@ -1000,7 +1000,7 @@ void bio_bn_relu_pool_backward(const struct bio_batchnorm *l, float *xhat_dx,
 
 /* ---- the first block fused: 1-channel 3x3 conv, batch norm, affine, ReLU, 2x2 max pool ---- */
 
-enum { C1_GROUP = 16 }; /* channels per work item: a piece of them is 2 x 4 x 64 x 64 floats */
+enum { C1_GROUP = 4 }; /* channels per work item: a piece of them is 4 x 4 x 64 x 64 floats (256 KB) */
 
 int bio_c1_block_fits(const struct bio_conv2d *cv, int n_batch)
 {

@@ -185,7 +185,7 @@ void bio_bn_relu_pool_backward(const struct bio_batchnorm *l, float *xhat_dx,
 
 /* A first block (cv: 3x3, stride 1, padding 1, one input channel, with bias and per-chunk
  * weight-gradient partials; then bn, affine, ReLU, 2x2 max pool) done a piece of samples and
- * two channels at a time in a small per-thread buffer, the conv recomputed in each pass instead
+ * four channels at a time in a small per-thread buffer, the conv recomputed in each pass instead
  * of kept: the forward gives the bits of bio_conv2d_forward, bio_batchnorm_forward and
  * bio_affine_relu_maxpool2_forward, the backward those of that conv recomputed,
  * bio_batchnorm_renormalize, bio_bn_relu_pool_backward and bio_conv2d_backward (no input
