@@ -494,16 +494,34 @@ struct bio_model *bio_model_new(const struct bio_model_spec *spec, int max_batch
 	m->col_floats = max_col * chunk; /* (taken per thread only where a layer needs im2col) */
 	m->dw_part = falloc(max_dw * n_chunks, ab);
 	/* d_scratch: gradients of pool outputs and dense layers (the gradient of a conv output
-	 * reuses that block's xhat) */
-	size_t dense = (size_t)n * (flat > spec->hidden ? flat : spec->hidden);
-	m->d_half = max_pool > dense ? max_pool : dense;
-	/* one half can live in block 1's normalised-output buffer, which backward only uses (to
-	 * recompute it) at block 1, where that half is no longer needed (branch_backward) */
+	 * reuses that block's xhat), in two halves that alternate (branch_backward): half 0 holds
+	 * fc2's input gradient, then the last pool output's; half 1 fc1's input gradient; then
+	 * each block writes the previous block's pool gradient into the other half. Each half as
+	 * large as what it holds. */
+	size_t need[2] = {(size_t)n * spec->hidden, (size_t)n * flat};
+	{
+		int side = spec->input_size >> (spec->n_blocks - 1);
+		size_t last = (size_t)n * spec->channels[spec->n_blocks - 1] * (side / 2) * (side / 2);
+		if (last > need[0])
+			need[0] = last;
+		for (int i = spec->n_blocks - 1, cur = 0; i >= 1; i--, cur = !cur) {
+			int s = spec->input_size >> (i - 1);
+			size_t pn = (size_t)n * spec->channels[i - 1] * (s / 2) * (s / 2);
+			if (pn > need[!cur])
+				need[!cur] = pn;
+		}
+	}
+	/* the half block 1 reads its pool gradient from is d_scratch; the other one can live in
+	 * block 1's normalised-output buffer when there is one, which backward only uses (to
+	 * recompute it) at block 1, where that half is no longer needed */
+	const int z = (spec->n_blocks - 1) % 2;
 	size_t x0 = (size_t)spec->channels[0] * n * spec->input_size * spec->input_size;
-	m->d_shared = m->d_half <= x0 && !m->c1_fused ? m->branches[0].xhat[0] : NULL;
-	m->d_scratch = falloc(m->d_half * (m->d_shared ? 1 : 2), ab);
+	float *shared = need[!z] <= x0 && !m->c1_fused ? m->branches[0].xhat[0] : NULL;
+	m->d_scratch = falloc(need[z] + (shared ? 0 : need[!z]), ab);
 	if (!m->dw_part || !m->d_scratch)
 		goto nomem;
+	m->d_halves[z] = m->d_scratch;
+	m->d_halves[!z] = shared ? shared : m->d_scratch + need[z];
 	for (int b = 0; b < nm; b++)
 		for (int i = 0; i < spec->n_blocks; i++) {
 			m->branches[b].conv[i].col_floats = m->col_floats;
@@ -914,16 +932,9 @@ static void branch_backward(struct bio_model *m, struct bio_model_branch *br, co
 	const int nb = sp->n_blocks, fs = feature_side(sp);
 	const size_t nh = (size_t)n * sp->hidden;
 	const int drop = training && sp->dropout > 0.0f;
-	/* d_scratch holds two halves that alternate: the gradient of a pool output is read from
-	 * one while the conv backward writes the previous block's pool gradient into the other.
-	 * Block 1 reads its pool gradient from d_scratch itself, so that the other half may be the
-	 * buffer block 1 then recomputes its output in (m->d_shared). */
-	float *half_a = m->d_scratch, *half_b = m->d_shared ? m->d_shared : m->d_scratch + m->d_half;
-	if ((nb - 1) % 2) { /* (each block swaps the halves) */
-		float *h = half_a;
-		half_a = half_b;
-		half_b = h;
-	}
+	/* two halves that alternate (bio_model_new): the gradient of a pool output is read from
+	 * one while the conv backward writes the previous block's pool gradient into the other */
+	float *half_a = m->d_halves[0], *half_b = m->d_halves[1];
 	float *d_h = half_a, *d_flat = half_b, *dp = half_a;
 	TIMED(m, 6, {
 		bio_linear_backward(&br->fc2, d_h, d_emb, drop ? br->h1d : br->h1, n);

@@ -87,9 +87,8 @@ struct bio_model {
 	float *fused, *d_fused;      /* [max_batch][fused_dim] */
 	float *logits, *d_logits;    /* [max_batch][n_classes] */
 	float **emb, **d_emb;        /* per modality [max_batch][embedding] */
-	float *d_scratch;            /* shared scratch: 2 halves of d_half floats, or 1 and d_shared */
-	size_t d_half;
-	float *d_shared;             /* NULL, or the second half: in block 1's output buffer */
+	float *d_scratch;            /* backward's gradient scratch */
+	float *d_halves[2];          /* its two halves (one may lie in block 1's output buffer) */
 	int c1_fused;                /* block 1 in pieces (bio_c1_block_forward), no xhat[0] */
 	size_t col_floats;           /* im2col scratch per thread (nn.c takes it where needed) */
 	float *dw_part;              /* per-chunk conv weight-gradient partials */

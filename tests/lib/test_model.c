@@ -2,7 +2,9 @@
  * statistics and batch counts, and predicts what the source predicts, bit for bit) and
  * bio_model_fuse_adam (the fused step is the plain one, bit for bit), and nn.c's fused first
  * block (the unfused layers' bits). */
+#include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -243,11 +245,72 @@ TEST(fused_first_block_is_the_layers)
 			}
 }
 
+/* A model whose first block is not fused (5 x 5 kernels: block 1's output kept in one buffer,
+ * which then also holds half of backward's gradient scratch; 3 blocks, so the halves swap
+ * roles): its gradients match central differences of the loss, for 1 and 3 blocks' weights. */
+TEST(unfused_model_gradients_match_differences)
+{
+	struct bio_error err;
+	struct bio_model_spec s = {.input_size = 16, .n_blocks = 3, .channels = {3, 4, 5},
+				   .kernel = 5, .hidden = 6, .embedding = 5,
+				   .fusion = BIO_FUSION_CONCAT, .n_mod = 2, .n_classes = 3};
+	strcpy(s.modalities[0], "iris");
+	strcpy(s.modalities[1], "fingerprint");
+	enum { N = 5, PX = 16 * 16 };
+	float in0[N * PX], in1[N * PX];
+	int64_t y[N] = {0, 1, 2, 1, 0};
+	struct bio_rng r;
+	bio_rng_seed(&r, 17);
+	for (int i = 0; i < N * PX; i++) {
+		in0[i] = bio_rng_uniform_f(&r) * 2 - 1;
+		in1[i] = bio_rng_uniform_f(&r) * 2 - 1;
+	}
+	const float *in[2] = {in0, in1};
+	struct bio_model *m = bio_model_new(&s, N, &err);
+	CHECK(m != NULL);
+	if (!m)
+		return;
+	CHECK(!m->c1_fused);
+	bio_model_init_params(m, &r);
+	bio_model_forward(m, in, N, 1);
+	bio_model_loss(m, y, N, 1.0f, NULL);
+	bio_model_backward(m, N, 1);
+	const char *names[] = {"iris.conv1.weight", "fingerprint.conv1.weight",
+			       "fingerprint.conv2.weight", "iris.conv3.weight", "iris.bn1.weight"};
+	int bad = 0;
+	for (size_t k = 0; k < sizeof names / sizeof *names; k++) {
+		const struct bio_model_tensor *t = bio_model_find(m, names[k]);
+		CHECK(t != NULL);
+		if (!t)
+			continue;
+		for (int e = 0; e < 3; e++) {
+			float *p = t->data + (size_t)e * 7, keep = *p, g = t->grad[(size_t)e * 7];
+			const float h = 1e-3f;
+			*p = keep + h;
+			bio_model_forward(m, in, N, 1);
+			double up = bio_model_loss(m, y, N, 1.0f, NULL);
+			*p = keep - h;
+			bio_model_forward(m, in, N, 1);
+			double down = bio_model_loss(m, y, N, 1.0f, NULL);
+			*p = keep;
+			double fd = (up - down) / (2.0 * h);
+			if (fabs(fd - g) > 2e-3 + 2e-2 * fabs(fd)) {
+				fprintf(stderr, "%s[%d]: backward %g, differences %g\n", names[k], e * 7,
+					g, fd);
+				bad++;
+			}
+		}
+	}
+	CHECK_EQ(bad, 0);
+	bio_model_free(m);
+}
+
 int main(void)
 {
 	bio_nn_set_threads(1);
 	RUN(model_clone_predicts_the_same);
 	RUN(fused_adam_is_the_plain_step);
 	RUN(fused_first_block_is_the_layers);
+	RUN(unfused_model_gradients_match_differences);
 	return test_summary();
 }
