@@ -29,8 +29,6 @@ static void usage(FILE *f)
 		"      --half             store checkpoint weights as f16 (training.half)\n"
 		"      --full             best.ckpt with the optimizer state too, as last.ckpt\n"
 		"                         (training.best_full; default: weights only)\n"
-		"  -o, --output DIR       checkpoint directory (default training.checkpoint_dir);\n"
-		"                         writes DIR/last.ckpt and DIR/best.ckpt\n"
 		"      --layer-times      print a per-layer time breakdown at the end\n"
 		"      --register NAME    register the run's checkpoints/ directory (best.ckpt) as a\n"
 		"                         new version of model NAME in the tracking store\n"
@@ -39,7 +37,10 @@ static void usage(FILE *f)
 		"                         to their tracking server (DIR/tracking), then exit\n"
 		"      --push-tracking MLRUNS  send every run (and registered version) of file store\n"
 		"                         MLRUNS to the tracking server at tracking.uri, then exit\n"
-		BIO_TOOL_COMMON_HELP
+		BIO_TOOL_COMMON_HELP_HEAD
+		"  -o, --output DIR     checkpoint directory (default training.checkpoint_dir):\n"
+		"                       DIR/last.ckpt and DIR/best.ckpt\n"
+		BIO_TOOL_COMMON_HELP_TAIL
 		"\nConfig keys: model.* (architecture), training.* (optimizer, lr, scheduler,\n"
 		"early_stopping, accumulate, clip_grad_norm, checkpoint_dir, half, best_full),\n"
 		"experiment.seed, "

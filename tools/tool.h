@@ -53,15 +53,20 @@ enum {
 	{"output", required_argument, 0, 'o'}, {"jobs", required_argument, 0, 'j'}, \
 	{"verbose", no_argument, 0, 'v'}
 
-/* Lines for the common options, to print in each tool's --help. */
-#define BIO_TOOL_COMMON_HELP                                                                  \
+/* Lines for the common options, to print in each tool's --help (a tool whose -o is not a file
+ * of its output, as bio-train's checkpoint directory, prints HEAD, its own -o line, TAIL). */
+#define BIO_TOOL_COMMON_HELP_HEAD                                                             \
 	"  -c, --config FILE    merge a YAML config file (repeatable; later files override)\n"   \
 	"      --set KEY=VALUE  override one config key (repeatable), e.g. --set prep.size=32\n"  \
 	"      --env NAME       environment overlay configs/env/NAME.yaml (default $BIO_ENV or dev)\n" \
 	"      --print-config   print the effective configuration as YAML and exit\n"            \
 	"      --print-digest [PREV:]KEY,...  print the SHA-256 of those sections or keys of the\n" \
-	"                       effective configuration (chained after digest PREV) and exit\n" \
+	"                       effective configuration (chained after digest PREV) and exit\n"
+#define BIO_TOOL_COMMON_HELP                                                                  \
+	BIO_TOOL_COMMON_HELP_HEAD                                                             \
 	"  -o, --output FILE    write to FILE atomically (default: standard output)\n"          \
+	BIO_TOOL_COMMON_HELP_TAIL
+#define BIO_TOOL_COMMON_HELP_TAIL                                                             \
 	"  -j, --jobs N         threads to use (default: the cores available)\n"                 \
 	"  -v, --verbose        more detail on standard error\n"                                 \
 	"  -h, --help           show this help and exit\n"                                        \
