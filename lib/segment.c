@@ -1,5 +1,6 @@
 /* Fingerprint segmentation, crop and contrast normalisation (include/bio/segment.h). */
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -287,11 +288,12 @@ static double mid_mean(double *v, int n)
 	return s / (b - a);
 }
 
-/* The jump across the circle (cx, cy, r) at angle th: the mean of 3 samples outside (r + 1..3)
- * minus the mean of 3 inside (r - 3..1). */
-static double iris_jump(const struct iris_img *im, double cx, double cy, double r, double th)
+/* The jump across the circle (cx, cy, r) at the angle of cosine c and sine s: the mean of 3
+ * samples outside (r + 1..3) minus the mean of 3 inside (r - 3..1). */
+static double iris_jump(const struct iris_img *im, double cx, double cy, double r, double c,
+			double s)
 {
-	double c = cos(th), s = sin(th), d = 0;
+	double d = 0;
 	for (int k = 1; k <= 3; k++) {
 		double ro = r + k, ri = r - k > 0 ? r - k : 0;
 		d += iris_at(im, cx + ro * c, cy + ro * s) - iris_at(im, cx + ri * c, cy + ri * s);
@@ -300,28 +302,57 @@ static double iris_jump(const struct iris_img *im, double cx, double cy, double 
 }
 
 #define IRIS_N_ANGLES 64
+#define IRIS_N_ARC 16
 
-/* The pupil score of the circle: the middle half of the jumps at n_angles (<= 64) angles. */
+/* The cosines and sines of the angles the scores look at, computed once (the searches call the
+ * scores millions of times per image): the full circle at 64 and at 32 angles, and the limbus
+ * arcs (right, then left). */
+static double ring64[IRIS_N_ANGLES][2], ring32[IRIS_N_ANGLES / 2][2], arcs[IRIS_N_ARC][2][2];
+static pthread_once_t rings_once = PTHREAD_ONCE_INIT;
+
+static void rings_init(void)
+{
+	for (int a = 0; a < IRIS_N_ANGLES; a++) {
+		double th = 2 * IRIS_PI * a / IRIS_N_ANGLES;
+		ring64[a][0] = cos(th);
+		ring64[a][1] = sin(th);
+	}
+	for (int a = 0; a < IRIS_N_ANGLES / 2; a++) {
+		double th = 2 * IRIS_PI * a / (IRIS_N_ANGLES / 2);
+		ring32[a][0] = cos(th);
+		ring32[a][1] = sin(th);
+	}
+	for (int a = 0; a < IRIS_N_ARC; a++) {
+		double t = (-30.0 + 70.0 * a / (IRIS_N_ARC - 1)) * IRIS_PI / 180;
+		arcs[a][0][0] = cos(t);
+		arcs[a][0][1] = sin(t);
+		arcs[a][1][0] = cos(IRIS_PI - t);
+		arcs[a][1][1] = sin(IRIS_PI - t);
+	}
+}
+
+/* The pupil score of the circle: the middle half of the jumps at n_angles (64 or 32) angles. */
 static double pupil_score_n(const struct iris_img *im, double cx, double cy, double r,
 			    int n_angles)
 {
+	pthread_once(&rings_once, rings_init);
+	double(*ring)[2] = n_angles == IRIS_N_ANGLES ? ring64 : ring32;
+	BIO_ASSERT(n_angles == IRIS_N_ANGLES || n_angles == IRIS_N_ANGLES / 2);
 	double j[IRIS_N_ANGLES];
 	for (int a = 0; a < n_angles; a++)
-		j[a] = iris_jump(im, cx, cy, r, 2 * IRIS_PI * a / n_angles);
+		j[a] = iris_jump(im, cx, cy, r, ring[a][0], ring[a][1]);
 	return mid_mean(j, n_angles);
 }
-
-#define IRIS_N_ARC 16
 
 /* The limbus score of the circle: on each side the middle half of the jumps at 16 angles from
  * 30 degrees above the horizontal to 40 below; the smaller side. */
 static double limbus_score(const struct iris_img *im, double cx, double cy, double r)
 {
+	pthread_once(&rings_once, rings_init);
 	double jr[IRIS_N_ARC], jl[IRIS_N_ARC];
 	for (int a = 0; a < IRIS_N_ARC; a++) {
-		double t = (-30.0 + 70.0 * a / (IRIS_N_ARC - 1)) * IRIS_PI / 180;
-		jr[a] = iris_jump(im, cx, cy, r, t);
-		jl[a] = iris_jump(im, cx, cy, r, IRIS_PI - t);
+		jr[a] = iris_jump(im, cx, cy, r, arcs[a][0][0], arcs[a][0][1]);
+		jl[a] = iris_jump(im, cx, cy, r, arcs[a][1][0], arcs[a][1][1]);
 	}
 	double r_ = mid_mean(jr, IRIS_N_ARC), l_ = mid_mean(jl, IRIS_N_ARC);
 	return r_ < l_ ? r_ : l_;
