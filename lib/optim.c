@@ -191,7 +191,7 @@ int bio_sched_from_config(struct bio_sched *s, const struct bio_config *cfg, int
 	    (rc = bio_config_get_str(cfg, "training.early_stopping.metric", &metric,
 				      err)))
 		return rc;
-	s->plateau_max = strcmp(metric, "val_loss") != 0;
+	s->plateau_max = strcmp(metric, "val_accuracy") == 0; /* (val_loss, val_eer: minimised) */
 	s->best = s->plateau_max ? -INFINITY : INFINITY;
 	s->t_max = t_max < 1 ? 1 : t_max;
 	s->lr = s->base_lr;

@@ -19,6 +19,7 @@
 #include "bio/git.h"
 #include "bio/header.h"
 #include "bio/kernels.h"
+#include "bio/metrics.h"
 #include "bio/optim.h"
 #include "bio/rng.h"
 #include "bio/track.h"
@@ -57,7 +58,9 @@ struct bio_train {
 	int accumulate;
 	double clip;
 	int64_t es_patience;
-	int es_max;      /* early-stopping metric maximised */
+	int es_max;      /* early-stopping metric maximised (val_accuracy) */
+	int es_eer;      /* the metric is val_eer: the fused embeddings' verification EER */
+	double last_eer; /* with es_eer: the last validation's */
 	int best_full;   /* training.best_full: best.ckpt with the optimizer state */
 	int fused;       /* Adam fused into fc1's backward (bio_model_fuse_adam) */
 	struct bio_adam fused_c;
@@ -211,6 +214,19 @@ static int load_val(struct bio_train *tr, const char *path, char *const *labels,
 	rc = 0;
 	if (v->n == 0)
 		rc = bio_error_set(err, BIO_EFORMAT, "%s: no validation samples", path);
+	if (!rc && tr->es_eer) { /* (before training, not after its first epoch) */
+		unsigned char *seen = calloc(n_labels ? n_labels : 1, 1);
+		int pair = 0;
+		for (size_t i = 0; seen && i < v->n && !pair; i++)
+			if (v->labels[i] >= 0 && (size_t)v->labels[i] < n_labels)
+				pair = seen[v->labels[i]]++ > 0;
+		if (!seen)
+			rc = bio_error_set(err, BIO_ENOMEM, "%s: out of memory", path);
+		else if (!pair)
+			rc = bio_error_set(err, BIO_EINVAL, "%s: val_eer (training.early_stopping."
+					   "metric): no identity has two validation samples", path);
+		free(seen);
+	}
 	tr->have_val = 1;
 out:
 	bio_header_destroy(&h);
@@ -218,13 +234,46 @@ out:
 	return rc;
 }
 
-/* Mean loss and accuracy of the model in eval mode over the validation set. */
-static void validate(struct bio_train *tr, double *loss, double *acc)
+/* The EER of every pair of validation samples (eval.protocol all) scored by the cosine of
+ * their fused embeddings emb [n][dim], as bio-eval scores bio-infer's. */
+static int val_eer(struct bio_train *tr, double *eer, const float *emb, size_t dim,
+		   struct bio_error *err)
+{
+	struct bio_scores sc;
+	memset(&sc, 0, sizeof sc);
+	struct bio_verif v;
+	int rc = bio_scores_pairs(&sc, emb, tr->val.n, dim, tr->val.labels, BIO_PAIRS_ALL,
+				  50000000, 0, tr->opts.n_threads, err);
+	if (!rc && sc.n_genuine == 0)
+		rc = bio_error_set(err, BIO_EINVAL, "%s: val_eer (training.early_stopping.metric): "
+				   "no identity has two validation samples", tr->opts.val_path);
+	if (!rc && sc.n_impostor == 0)
+		rc = bio_error_set(err, BIO_EINVAL, "%s: val_eer (training.early_stopping.metric): "
+				   "the validation samples are of one identity", tr->opts.val_path);
+	if (!rc && !(rc = bio_sort_scores(sc.genuine, sc.n_genuine, err)) &&
+	    !(rc = bio_sort_scores(sc.impostor, sc.n_impostor, err)) &&
+	    !(rc = bio_verif_compute(&v, sc.genuine, sc.n_genuine, sc.impostor, sc.n_impostor,
+				     err)))
+		*eer = v.eer;
+	bio_scores_destroy(&sc);
+	return rc;
+}
+
+/* Mean loss and accuracy of the model in eval mode over the validation set, and with es_eer the
+ * fused embeddings' EER (else NaN). */
+static int validate(struct bio_train *tr, double *loss, double *acc, double *eer,
+		    struct bio_error *err)
 {
 	struct bio_model *m = tr->m;
 	const size_t side2 = (size_t)m->spec.input_size * m->spec.input_size;
+	const size_t dim = (size_t)bio_fusion_out_dim(&m->fusion);
 	double lsum = 0.0;
 	int64_t correct = 0;
+	float *emb = NULL;
+	*eer = NAN;
+	if (tr->es_eer && !(emb = malloc(tr->val.n * dim * sizeof(float))))
+		return bio_error_set(err, BIO_ENOMEM, "out of memory for %zu validation embeddings",
+				     tr->val.n);
 	for (size_t i = 0; i < tr->val.n; i += (size_t)m->max_batch) {
 		int n = (int)(tr->val.n - i < (size_t)m->max_batch ? tr->val.n - i : (size_t)m->max_batch);
 		const float *in[BIO_MODEL_MAX_MODS];
@@ -235,9 +284,14 @@ static void validate(struct bio_train *tr, double *loss, double *acc)
 		double l = bio_model_loss_sum(m, m->logits, tr->val.labels + i, n, &c) / n;
 		lsum += l * n;
 		correct += c;
+		if (emb)
+			memcpy(emb + i * dim, m->fused, (size_t)n * dim * sizeof(float));
 	}
 	*loss = lsum / (double)tr->val.n;
 	*acc = (double)correct / (double)tr->val.n;
+	int rc = emb ? val_eer(tr, eer, emb, dim, err) : 0;
+	free(emb);
+	return rc;
 }
 
 /* ---- tracking ---- */
@@ -559,6 +613,7 @@ static int track_epoch(struct bio_train *tr, double tl, double ta, double vl, do
 	    (rc = track_metric(tr, "train_accuracy", ta, err)) ||
 	    (tr->have_val && ((rc = track_metric(tr, "val_loss", vl, err)) ||
 			      (rc = track_metric(tr, "val_accuracy", va, err)))) ||
+	    (tr->es_eer && (rc = track_metric(tr, "val_eer", tr->last_eer, err))) ||
 	    (rc = track_metric(tr, "lr", lr, err)) ||
 	    (rc = track_metric(tr, "data_load_time", tr->t_data, err)) ||
 	    (rc = track_metric(tr, "forward_time", tr->t_fwd, err)) ||
@@ -585,14 +640,20 @@ static void say_epoch(struct bio_train *tr, double tl, double ta, double vl, dou
 		say(h, "each epoch: loss, acc on the training batches%s; lr; samples/s trained; time "
 		    "in all (data, forward, backward%s); rss = peak memory; * = best so far by %s "
 		    "(best.ckpt)",
-		    tr->have_val ? "; val_loss, val_acc on --val" : " (no --val)",
+		    tr->have_val ? (tr->es_eer ? "; val_loss, val_acc, val_eer (EER of every pair "
+						 "by fused embeddings) on --val"
+					       : "; val_loss, val_acc on --val")
+				 : " (no --val)",
 		    tr->have_val ? ", val" : "",
-		    tr->have_val ? (tr->es_max ? "val_acc" : "val_loss")
+		    tr->have_val ? (tr->es_eer ? "val_eer" : tr->es_max ? "val_acc" : "val_loss")
 				 : (tr->es_max ? "training acc" : "training loss"));
 	}
-	char val_part[64] = "", val_time[32] = "";
+	char val_part[96] = "", val_time[32] = "";
 	if (tr->have_val) {
-		snprintf(val_part, sizeof val_part, " val_loss %.4f val_acc %.4f", vl, va);
+		int k = snprintf(val_part, sizeof val_part, " val_loss %.4f val_acc %.4f", vl, va);
+		if (tr->es_eer)
+			snprintf(val_part + k, sizeof val_part - (size_t)k, " val_eer %.4f",
+				 tr->last_eer);
 		snprintf(val_time, sizeof val_time, " val %.2fs", t_val);
 	}
 	say(h, "epoch %" PRId64 "/%" PRId64 " loss %.4f acc %.4f%s lr %.3g samples/s %.1f time "
@@ -619,12 +680,16 @@ static int end_epoch(struct bio_train *tr, int *stop, struct bio_error *err)
 	double vl = NAN, va = NAN, t_val = bio_clock_now_s();
 	if (tr->have_val) {
 		/* rank 0 holds the validation set; every rank takes its figures */
-		double v[2] = {NAN, NAN};
-		if (tr->root)
-			validate(tr, &v[0], &v[1]);
+		double v[4] = {NAN, NAN, NAN, 0};
+		if (tr->root && validate(tr, &v[0], &v[1], &v[2], err))
+			v[3] = 1;
 		comm_bcast(tr, v, sizeof v);
+		if (v[3] != 0) /* (rank 0's message; the others stop with it) */
+			return tr->root ? err->code : bio_error_set(err, BIO_EINVAL, "validation failed "
+								    "on rank 0");
 		vl = v[0];
 		va = v[1];
+		tr->last_eer = v[2];
 		if (!isfinite(vl))
 			return bio_error_set(err, BIO_ENAN, "epoch %" PRId64 ": validation loss is "
 					     "not finite; last good checkpoint kept", tr->epoch);
@@ -633,7 +698,7 @@ static int end_epoch(struct bio_train *tr, int *stop, struct bio_error *err)
 	double lr = tr->o.lr;
 	double elapsed = bio_clock_now_s() - tr->t_start;
 	double metric_loss = tr->have_val ? vl : tl, metric_acc = tr->have_val ? va : ta;
-	double metric = tr->es_max ? metric_acc : metric_loss;
+	double metric = tr->es_eer ? tr->last_eer : tr->es_max ? metric_acc : metric_loss;
 	tr->o.lr = bio_sched_epoch_end(&tr->s, metric);
 	int improved = tr->meta.best_epoch < 0 ||
 		       (tr->es_max ? metric > tr->meta.best_metric : metric < tr->meta.best_metric);
@@ -677,7 +742,8 @@ static int end_epoch(struct bio_train *tr, int *stop, struct bio_error *err)
 		if (tr->root)
 			say(h, "early stopping after epoch %" PRId64 " (best epoch %" PRId64 ", %s "
 			    "%.4f)", tr->epoch + 1, tr->meta.best_epoch + 1,
-			    tr->es_max ? "val_accuracy" : "val_loss", tr->meta.best_metric);
+			    tr->es_eer ? "val_eer" : tr->es_max ? "val_accuracy" : "val_loss",
+			    tr->meta.best_metric);
 		*stop = 1;
 	}
 	return 0;
@@ -845,13 +911,21 @@ struct bio_train *bio_train_new(struct bio_config *cfg, const struct bio_train_o
 				     &tr->es_patience, err) ||
 	    bio_config_get_str(cfg, "training.early_stopping.metric", &s, err))
 		goto fail;
-	if (strcmp(s, "val_accuracy") != 0 && strcmp(s, "val_loss") != 0) {
+	if (strcmp(s, "val_accuracy") != 0 && strcmp(s, "val_loss") != 0 &&
+	    strcmp(s, "val_eer") != 0) {
 		bio_error_set(err, BIO_EINVAL, "%s: training.early_stopping.metric: expected "
-			      "val_accuracy or val_loss, got '%s'",
+			      "val_accuracy, val_loss or val_eer, got '%s'",
 			      bio_config_origin(cfg, "training.early_stopping.metric"), s);
 		goto fail;
 	}
 	tr->es_max = strcmp(s, "val_accuracy") == 0;
+	tr->es_eer = strcmp(s, "val_eer") == 0;
+	if (tr->es_eer && !o->val_path) {
+		bio_error_set(err, BIO_EINVAL, "%s: training.early_stopping.metric val_eer needs "
+			      "validation samples (--val)",
+			      bio_config_origin(cfg, "training.early_stopping.metric"));
+		goto fail;
+	}
 	if (bio_config_get_str(cfg, "training.checkpoint_dir", &tr->dir, err))
 		goto fail;
 	if (o->output_dir)

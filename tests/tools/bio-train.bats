@@ -726,3 +726,48 @@ for r in recs: del r["crc32c"]'
 	bio-train $C -o "$T/plain" -j1 "$T/plain.bs" 2>/dev/null
 	! same_tensors "$T/plain/last.ckpt" "$T/softmax-1/last.ckpt" 2>/dev/null || false
 }
+
+@test "training.early_stopping.metric val_eer: best.ckpt is the epoch of the lowest EER of the fused embeddings on --val, which is bio-eval's EER of them; no --val or no genuine pair: one error line" {
+	# half of each identity's samples for validation: two per identity, so genuine pairs
+	bio-scan --set scan.root="$FX/synth" --set scan.split.val=0.5 >"$T/m.bs" 2>/dev/null
+	bio-prep --set prep.size=16 "$T/m.bs" >"$T/s.bs"
+	bio-batch $C --epochs 5 "$T/s.bs" >"$T/b.bs"
+	run bio-train $C --set training.lr=0.01 --set training.early_stopping.metric=val_eer \
+		--val "$T/s.bs" -o "$T/ck" "$T/b.bs"
+	assert_success
+	printf '%s\n' "$output" >"$T/out"
+	assert_output --partial "best so far by val_eer"
+	bio-infer --set infer.split=val --set infer.embeddings=true -m "$T/ck/best.ckpt" \
+		"$T/s.bs" >"$T/p.bs" 2>/dev/null
+	bio-eval -o "$T/report.yaml" "$T/p.bs" 2>/dev/null
+	"$PYTHON" - "$T/out" "$T/ck" "$T/report.yaml" <<'PY'
+import re, sys, msgpack, yaml
+lines = [l for l in open(sys.argv[1]).read().splitlines()
+         if re.search(r" epoch [0-9]+/[0-9]+ loss", l)]
+eer = [float(re.search(r"val_eer ([0-9.]+)", l).group(1)) for l in lines]
+marks = [l.endswith("*") for l in lines]
+best, best_epoch = None, None
+for e, v in enumerate(eer):
+    imp = best is None or v < best
+    assert imp == marks[e], (e, v, best, marks)
+    if imp:
+        best, best_epoch = v, e
+meta = next(msgpack.Unpacker(open(sys.argv[2] + "/best.ckpt", "rb"), raw=False))["meta"]
+assert meta["epoch"] == best_epoch + 1, (meta["epoch"], best_epoch)
+fused = yaml.safe_load(open(sys.argv[3]))["fused"]["verification"]["eer"]
+assert abs(fused - best) < 5.1e-5, (fused, best)
+print("best epoch", best_epoch + 1, "val_eer", best, "bio-eval", fused)
+PY
+	run --separate-stderr bio-train $C --set training.early_stopping.metric=val_eer \
+		-o "$T/bad" "$T/b.bs"
+	assert_failure
+	[ "$stderr" = "bio-train: --set: training.early_stopping.metric val_eer needs validation samples (--val)" ] ||
+		fail "$stderr"
+	# the fixture's own split: one validation sample per identity
+	run --separate-stderr bio-train $C --set training.early_stopping.metric=val_eer \
+		--val "$SS" -o "$T/bad" "$T/b.bs"
+	assert_failure
+	[ "$stderr" = "bio-train: $SS: val_eer (training.early_stopping.metric): no identity has two validation samples" ] ||
+		fail "$stderr"
+	[ ! -e "$T/bad/last.ckpt" ]
+}
