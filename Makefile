@@ -107,7 +107,7 @@ $(BUILD)/tests/helpers/%: tests/helpers/%.c $(LIBBIO)
 	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(WARN) $(CFLAGS) -MMD -MP $(DEP_TARGETS) -o $@ $< $(LIBBIO) $(LDFLAGS) $(LDLIBS)
 
 # Fuzz harnesses built with a plain main() that replays files: corpora run as regression tests.
-$(BUILD)/fuzz-regress/%: tests/fuzz/%.c tests/fuzz/replay.c $(LIBBIO)
+$(BUILD)/fuzz-regress/%: tests/fuzz/%.c tests/fuzz/replay.c tests/fuzz/fuzz.h $(LIBBIO)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(WARN) $(CFLAGS) -o $@ $< tests/fuzz/replay.c $(LIBBIO) $(LDFLAGS) $(LDLIBS)
 

@@ -12,6 +12,7 @@
 #include <cblas.h>
 
 #include "bio/kernels.h"
+#include "pool.h"
 
 void bio_sgemm_generic(int, int, int, int, int, float, const float *, int, const float *, int,
 		       float, float *, int);
@@ -46,20 +47,6 @@ LIN_DECL(generic)
 LIN_DECL(avx2)
 LIN_DECL(avx512)
 
-void bio_relu_pool2_row_generic(float *out, uint8_t *argmax, const float *r0, const float *r1,
-				int wo, float g, float b);
-void bio_relu_pool2_row_avx512(float *out, uint8_t *argmax, const float *r0, const float *r1,
-			       int wo, float g, float b);
-void bio_relu_pool2_row_avx2(float *out, uint8_t *argmax, const float *r0, const float *r1,
-			     int wo, float g, float b);
-void bio_pool2_grad_sums_generic(float *r1, float *r2, const float *dp, const float *po,
-				 const uint8_t *am, const float *x0, const float *x1, int wo);
-void bio_pool2_grad_sums_avx512(float *r1, float *r2, const float *dp, const float *po,
-				const uint8_t *am, const float *x0, const float *x1, int wo);
-void bio_pool2_grad_sums_avx2(float *r1, float *r2, const float *dp, const float *po,
-			      const uint8_t *am, const float *x0, const float *x1, int wo);
-void bio_pool2_grad_scatter_generic(float *x0, float *x1, const float *dp, const float *po,
-				    const uint8_t *am, int wo, float a);
 void bio_pool2_grad_scatter_avx512(float *x0, float *x1, const float *dp, const float *po,
 				   const uint8_t *am, int wo, float a);
 

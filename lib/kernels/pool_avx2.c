@@ -13,14 +13,7 @@
 #include <immintrin.h>
 #include <stdint.h>
 
-void bio_relu_pool2_row_generic(float *out, uint8_t *argmax, const float *r0, const float *r1,
-				int wo, float g, float b);
-void bio_relu_pool2_row_avx2(float *out, uint8_t *argmax, const float *r0, const float *r1,
-			     int wo, float g, float b);
-void bio_pool2_grad_sums_generic(float *r1, float *r2, const float *dp, const float *po,
-				 const uint8_t *am, const float *x0, const float *x1, int wo);
-void bio_pool2_grad_sums_avx2(float *r1, float *r2, const float *dp, const float *po,
-			      const uint8_t *am, const float *x0, const float *x1, int wo);
+#include "pool.h"
 
 static inline __m256 affine_relu(__m256 x, __m256 g, __m256 b)
 {

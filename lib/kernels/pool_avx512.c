@@ -12,10 +12,7 @@
 #include <immintrin.h>
 #include <stdint.h>
 
-void bio_relu_pool2_row_generic(float *out, uint8_t *argmax, const float *r0, const float *r1,
-				int wo, float g, float b);
-void bio_relu_pool2_row_avx512(float *out, uint8_t *argmax, const float *r0, const float *r1,
-			       int wo, float g, float b);
+#include "pool.h"
 
 static inline __m512 affine_relu(__m512 x, __m512 g, __m512 b)
 {
@@ -83,15 +80,6 @@ void bio_relu_pool2_row_avx512(float *out, uint8_t *argmax, const float *r0, con
 	if (j < wo)
 		bio_relu_pool2_row_generic(out + j, argmax + j, r0 + 2 * j, r1 + 2 * j, wo - j, g, b);
 }
-
-void bio_pool2_grad_sums_generic(float *r1, float *r2, const float *dp, const float *po,
-				 const uint8_t *am, const float *x0, const float *x1, int wo);
-void bio_pool2_grad_sums_avx512(float *r1, float *r2, const float *dp, const float *po,
-				const uint8_t *am, const float *x0, const float *x1, int wo);
-void bio_pool2_grad_scatter_generic(float *x0, float *x1, const float *dp, const float *po,
-				    const uint8_t *am, int wo, float a);
-void bio_pool2_grad_scatter_avx512(float *x0, float *x1, const float *dp, const float *po,
-				   const uint8_t *am, int wo, float a);
 
 /* lanes 0..15 of the 16 windows' arg-max positions, and the mask of windows passing a gradient */
 static inline __m512i window_k(const uint8_t *am)

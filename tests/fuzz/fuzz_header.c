@@ -10,19 +10,14 @@
 
 #include "bio/header.h"
 #include "bio/stream.h"
+#include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct bio_stream_limits lim;
-	bio_stream_limits_default(&lim);
-	lim.max_object_bytes = 1 << 20;
-	lim.max_tensor_bytes = 1 << 20;
-	lim.max_items = 1 << 16;
 	struct bio_error err = {0};
-	struct bio_stream_reader *r = bio_stream_reader_open_mem(data, size, "fuzz", &lim, &err);
-	BIO_ASSERT(r != NULL);
+	struct bio_stream_reader *r = fuzz_reader_open(data, size, &err);
 	struct bio_header h;
 	int rc = bio_header_read(&h, r, NULL,
 				 BIO_HEADER_LABELS | BIO_HEADER_MODALITIES | BIO_HEADER_SHAPE, &err);

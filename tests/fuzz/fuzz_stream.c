@@ -11,6 +11,7 @@
 
 #include "bio/header.h"
 #include "bio/stream.h"
+#include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -90,14 +91,8 @@ static size_t encode(const struct bio_value *v, char **buf)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct bio_stream_limits lim;
-	bio_stream_limits_default(&lim);
-	lim.max_object_bytes = 1 << 20;
-	lim.max_tensor_bytes = 1 << 20;
-	lim.max_items = 1 << 16;
 	struct bio_error err = {0};
-	struct bio_stream_reader *r = bio_stream_reader_open_mem(data, size, "fuzz", &lim, &err);
-	BIO_ASSERT(r != NULL);
+	struct bio_stream_reader *r = fuzz_reader_open(data, size, &err);
 	const struct bio_value *meta = NULL;
 	int rc = bio_stream_read_header(r, NULL, &meta, &err);
 	if (rc < 0) {
