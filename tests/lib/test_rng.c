@@ -17,6 +17,13 @@ TEST(splitmix64_reference)
 		CHECK(bio_splitmix64(&s) == want[i]);
 }
 
+/* The next n outputs of r are want[0..n). */
+static void check_next(struct bio_rng *r, const uint64_t *want, int n)
+{
+	for (int i = 0; i < n; i++)
+		CHECK(bio_rng_next(r) == want[i]);
+}
+
 TEST(xoshiro_reference)
 {
 	static const uint64_t want[6] = {11520ull, 0ull, 1509978240ull, 1215971899390074240ull,
@@ -24,8 +31,7 @@ TEST(xoshiro_reference)
 	struct bio_rng r;
 	const uint64_t st[4] = {1, 2, 3, 4};
 	CHECK_EQ(bio_rng_set_state(&r, st), 0);
-	for (int i = 0; i < 6; i++)
-		CHECK(bio_rng_next(&r) == want[i]);
+	check_next(&r, want, 6);
 }
 
 TEST(seed_reference)
@@ -34,8 +40,7 @@ TEST(seed_reference)
 					 12544586762248559009ull, 17057574109182124193ull};
 	struct bio_rng r;
 	bio_rng_seed(&r, 42);
-	for (int i = 0; i < 4; i++)
-		CHECK(bio_rng_next(&r) == want[i]);
+	check_next(&r, want, 4);
 }
 
 TEST(jump_reference)
@@ -62,8 +67,7 @@ TEST(state_roundtrip)
 	for (int i = 0; i < 8; i++)
 		x[i] = bio_rng_next(&a);
 	CHECK_EQ(bio_rng_set_state(&b, saved), 0);
-	for (int i = 0; i < 8; i++)
-		CHECK(bio_rng_next(&b) == x[i]);
+	check_next(&b, x, 8);
 	const uint64_t zero[4] = {0, 0, 0, 0};
 	uint64_t before = b.s[0];
 	CHECK_EQ(bio_rng_set_state(&b, zero), -1);

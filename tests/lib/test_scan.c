@@ -20,24 +20,26 @@ static const char *const PAIR[] = {"sample"};
 #define IRIS_RE "^([0-9]+)_([LR])_([0-9]+)\\.(bmp|png)$"
 #define FP_RE "^([0-9]+)_([LR])_([a-z]+)_([0-9]+)\\.(bmp|BMP|png)$"
 
-static struct bio_scan_modality_spec iris_spec(const char *root)
+/* A modality named as its folder, with the identity and pairing fields of both test layouts. */
+static struct bio_scan_modality_spec spec(const char *name, const char *root, const char *pattern,
+					  const char *const *fields, size_t n_fields)
 {
 	struct bio_scan_modality_spec sp = {
-		.name = "iris", .root = root, .dir = "iris", .pattern = IRIS_RE,
-		.fields = IRIS_FIELDS, .n_fields = 3, .identity = IDENT, .n_identity = 2,
+		.name = name, .root = root, .dir = name, .pattern = pattern,
+		.fields = fields, .n_fields = n_fields, .identity = IDENT, .n_identity = 2,
 		.pair_by = PAIR, .n_pair_by = 1,
 	};
 	return sp;
 }
 
+static struct bio_scan_modality_spec iris_spec(const char *root)
+{
+	return spec("iris", root, IRIS_RE, IRIS_FIELDS, 3);
+}
+
 static struct bio_scan_modality_spec fp_spec(const char *root)
 {
-	struct bio_scan_modality_spec sp = {
-		.name = "fingerprint", .root = root, .dir = "fingerprint", .pattern = FP_RE,
-		.fields = FP_FIELDS, .n_fields = 4, .identity = IDENT, .n_identity = 2,
-		.pair_by = PAIR, .n_pair_by = 1,
-	};
-	return sp;
+	return spec("fingerprint", root, FP_RE, FP_FIELDS, 4);
 }
 
 static struct bio_scan *new_scan(int chimeric, int mode, double val, double test, uint64_t seed)

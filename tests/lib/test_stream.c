@@ -36,6 +36,14 @@ static void mb_close(struct membuf *m)
 	fclose(m->f);
 }
 
+/* Closes m and reads back its bytes: a reader named name (NULL on error, with err set). */
+static struct bio_stream_reader *mb_reader(struct membuf *m, const char *name,
+					   const struct bio_stream_limits *lim, struct bio_error *err)
+{
+	mb_close(m);
+	return bio_stream_reader_open_mem(m->data, m->len, name, lim, err);
+}
+
 static void write_header(struct bio_stream_writer *w, const char *kind)
 {
 	bio_stream_begin_header(w, kind);
@@ -64,6 +72,14 @@ static void write_simple(struct membuf *m, const char *kind, int n, int64_t fail
 	const char *keys[1] = {"failed"};
 	int64_t vals[1] = {failed};
 	CHECK_EQ(bio_stream_finish(m->w, failed ? 1 : 0, keys, vals, NULL), 0);
+}
+
+/* m opened, holding write_simple's stream, closed: its bytes in m->data. */
+static void simple_stream(struct membuf *m, const char *kind, int n, int64_t failed)
+{
+	mb_open(m);
+	write_simple(m, kind, n, failed);
+	mb_close(m);
 }
 
 /* Reads everything; returns the final status (0 clean end, < 0 error); *n_out records. */
@@ -271,9 +287,8 @@ TEST(empty_values)
 	const char *keys[1] = {""};
 	int64_t vals[1] = {4};
 	CHECK_EQ(bio_stream_finish(m.w, 1, keys, vals, NULL), 0);
-	mb_close(&m);
 	struct bio_error err = {0};
-	struct bio_stream_reader *r = bio_stream_reader_open_mem(m.data, m.len, "e", NULL, &err);
+	struct bio_stream_reader *r = mb_reader(&m, "e", NULL, &err);
 	const struct bio_value *rec;
 	CHECK_EQ(bio_stream_read_record(r, &rec, &err), 1);
 	const char *s = NULL, *key = NULL;
@@ -312,9 +327,7 @@ TEST(f16_values)
 TEST(record_getters)
 {
 	struct membuf m;
-	mb_open(&m);
-	write_simple(&m, "samples", 3, 0);
-	mb_close(&m);
+	simple_stream(&m, "samples", 3, 0);
 	struct bio_error err = {0};
 	struct bio_stream_reader *r = bio_stream_reader_open_mem(m.data, m.len, "s.bin", NULL, &err);
 	const struct bio_value *rec;
@@ -364,15 +377,9 @@ TEST(multi_part_and_concatenated)
 	char dir[] = "/tmp/test_stream.XXXXXX";
 	BIO_ASSERT(mkdtemp(dir));
 	struct membuf a, b, c;
-	mb_open(&a);
-	write_simple(&a, "samples", 3, 1);
-	mb_close(&a);
-	mb_open(&b);
-	write_simple(&b, "samples", 0, 0);
-	mb_close(&b);
-	mb_open(&c);
-	write_simple(&c, "samples", 4, 2);
-	mb_close(&c);
+	simple_stream(&a, "samples", 3, 1);
+	simple_stream(&b, "samples", 0, 0);
+	simple_stream(&c, "samples", 4, 2);
 	char *pa = write_tmp(dir, "a", a.data, a.len);
 	char *pb = write_tmp(dir, "b", b.data, b.len);
 	/* c is the concatenation of c and a in one file */
@@ -453,9 +460,7 @@ TEST(many_parts)
 	char dir[] = "/tmp/test_stream_many.XXXXXX";
 	BIO_ASSERT(mkdtemp(dir));
 	struct membuf m;
-	mb_open(&m);
-	write_simple(&m, "samples", 1, 1);
-	mb_close(&m);
+	simple_stream(&m, "samples", 1, 1);
 	enum { N = 400 };
 	char **paths = calloc(N, sizeof *paths);
 	for (int i = 0; i < N; i++) {
@@ -513,12 +518,8 @@ TEST(many_parts)
 TEST(kind_mismatch)
 {
 	struct membuf a, b;
-	mb_open(&a);
-	write_simple(&a, "samples", 2, 0);
-	mb_close(&a);
-	mb_open(&b);
-	write_simple(&b, "batches", 1, 0);
-	mb_close(&b);
+	simple_stream(&a, "samples", 2, 0);
+	simple_stream(&b, "batches", 1, 0);
 	struct bio_error err = {0};
 	struct bio_stream_reader *r = bio_stream_reader_open_mem(a.data, a.len, "a", NULL, &err);
 	CHECK_EQ(bio_stream_read_header(r, "manifest", NULL, &err), BIO_EFORMAT);
@@ -542,9 +543,7 @@ TEST(kind_mismatch)
 TEST(truncation_every_byte)
 {
 	struct membuf m;
-	mb_open(&m);
-	write_simple(&m, "samples", 3, 1);
-	mb_close(&m);
+	simple_stream(&m, "samples", 3, 1);
 	int n_bad = 0;
 	for (size_t cut = 0; cut < m.len; cut++) {
 		struct bio_error err = {0};
@@ -572,10 +571,8 @@ TEST(truncation_every_byte)
 		bio_pack_map(p.w, 1);
 		bio_pack_kv_int(p.w, "label", i);
 	}
-	fflush(p.f);
-	mb_close(&p);
 	struct bio_error err = {0};
-	struct bio_stream_reader *r = bio_stream_reader_open_mem(p.data, p.len, "<stdin>", NULL, &err);
+	struct bio_stream_reader *r = mb_reader(&p, "<stdin>", NULL, &err);
 	int64_t n;
 	CHECK_EQ(read_all(r, &n, &err), BIO_ETRUNC);
 	CHECK_EQ(n, 2);
@@ -597,10 +594,8 @@ TEST(count_mismatch)
 	bio_pack_kv_int(m.w, "label", 0);
 	bio_pack_map(m.w, 1);
 	bio_pack_kv_int(m.w, "end", 2);
-	fflush(m.f);
-	mb_close(&m);
 	struct bio_error err = {0};
-	struct bio_stream_reader *r = bio_stream_reader_open_mem(m.data, m.len, "m", NULL, &err);
+	struct bio_stream_reader *r = mb_reader(&m, "m", NULL, &err);
 	int64_t n;
 	CHECK_EQ(read_all(r, &n, &err), BIO_EFORMAT);
 	CHECK_STR(err.msg, "m: trailer says 2 records, the stream had 1");
@@ -617,9 +612,7 @@ static int read_raw_record(const void *raw, size_t raw_len, const struct bio_str
 	write_header(m.w, "samples");
 	fflush(m.f);
 	fwrite(raw, 1, raw_len, m.f);
-	fflush(m.f);
-	mb_close(&m);
-	struct bio_stream_reader *r = bio_stream_reader_open_mem(m.data, m.len, "raw", lim, err);
+	struct bio_stream_reader *r = mb_reader(&m, "raw", lim, err);
 	const struct bio_value *rec;
 	int rc = bio_stream_read_record(r, &rec, err);
 	bio_stream_reader_free(r);
@@ -745,9 +738,8 @@ TEST(bad_tensors)
 		char zeros[64] = {0};
 		bio_pack_bin(m.w, zeros, cases[c].bytes);
 		bio_stream_finish(m.w, 0, NULL, NULL, NULL);
-		mb_close(&m);
 		struct bio_error err = {0};
-		struct bio_stream_reader *r = bio_stream_reader_open_mem(m.data, m.len, "m", NULL, &err);
+		struct bio_stream_reader *r = mb_reader(&m, "m", NULL, &err);
 		const struct bio_value *rec;
 		CHECK_EQ(bio_stream_read_record(r, &rec, &err), 1);
 		struct bio_tensor t;
