@@ -52,8 +52,7 @@ setup_file() {
 	PORT=$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 	export PORT URI="http://127.0.0.1:$PORT"
 	start_server
-	local s="--set prep.size=32 --set model.input_size=32 --set model.channels=[8,16] --set model.hidden=32 --set model.embedding=16"
-	prepared_fixture "$FIX" 48 $s
+	prepared_fixture "$FIX" 48 $MODEL32_SETS
 	bio-batch --batch-size 6 --epochs 3 "$FIX/samples.bs" > "$FIX/b3.bs"
 	bio-batch --batch-size 6 --epochs 6 "$FIX/samples.bs" > "$FIX/b6.bs"
 }

@@ -6,6 +6,7 @@
 
 load '/usr/lib/bats/bats-support/load'
 load '/usr/lib/bats/bats-assert/load'
+load 'train_fixture'
 
 setup_file() {
 	export PYTHON="${PYTHON:-/usr/bin/python3}"
@@ -14,13 +15,7 @@ setup_file() {
 	bio-synth -o "$FX/synth" --subjects 3 --samples 4 --size 32 >/dev/null 2>&1
 	bio-scan -o "$FX/manifest.bs" "$FX/synth" 2>/dev/null
 	bio-prep --set prep.size=16 -o "$FX/samples.bs" "$FX/manifest.bs"
-	cat >"$FX/small.yaml" <<'EOF2'
-model:
-  input_size: 16
-  channels: [4, 8]
-  hidden: 16
-  embedding: 8
-EOF2
+	small_model "$FX/small.yaml"
 }
 
 setup() {

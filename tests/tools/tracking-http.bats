@@ -11,12 +11,7 @@ load '/usr/lib/bats/bats-assert/load'
 load 'train_fixture'
 
 setup_file() {
-	export PYTHON="${PYTHON:-/usr/bin/python3}"
-	export FIX="$BATS_FILE_TMPDIR/fx"
-	mkdir -p "$FIX"
-	cd "$BATS_TEST_DIRNAME/../.." || exit 1
-	local s="--set prep.size=32 --set model.input_size=32 --set model.channels=[8,16] --set model.hidden=32 --set model.embedding=16"
-	prepared_fixture "$FIX" 48 $s
+	fixture32
 	bio-batch --batch-size 6 --epochs 4 "$FIX/samples.bs" > "$FIX/b4.bs"
 }
 

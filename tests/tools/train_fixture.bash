@@ -1,5 +1,16 @@
-# Shared by the training and pipeline tests (bio-train.bats, mpi.bats, slurm.bats, pipeline.bats):
-# `load train_fixture`.
+# Shared by the training, inference and pipeline tests (bio-train.bats, bio-infer.bats,
+# recorded.bats, tracking-http.bats, mpi.bats, slurm.bats, pipeline.bats, ...): `load train_fixture`.
+
+# small_model FILE: the small model's config (16 px, channels [4, 8]) written to FILE
+small_model() {
+	cat >"$1" <<'EOF2'
+model:
+  input_size: 16
+  channels: [4, 8]
+  hidden: 16
+  embedding: 8
+EOF2
+}
 
 # small_fixture: a small prepared set and a small model (5 subjects x 4 samples, 16 px) in
 # $BATS_FILE_TMPDIR/fx; exports PYTHON, FX, C (the config option) and SS (the samples stream).
@@ -11,12 +22,8 @@ small_fixture() {
 		>/dev/null 2>&1
 	bio-scan --set scan.root="$FX/synth" >"$FX/manifest.bs" 2>/dev/null
 	bio-prep --set prep.size=16 "$FX/manifest.bs" >"$FX/samples.bs"
-	cat >"$FX/small.yaml" <<'EOF2'
-model:
-  input_size: 16
-  channels: [4, 8]
-  hidden: 16
-  embedding: 8
+	small_model "$FX/small.yaml"
+	cat >>"$FX/small.yaml" <<'EOF2'
 batch:
   batch_size: 8
 tracking:
@@ -37,6 +44,18 @@ prepared_fixture() {
 	bio-synth --subjects 3 --samples 4 --size "$px" -o "$dir/data" 2>/dev/null
 	bio-scan --set scan.split.val=0.25 -o "$dir/manifest.bs" "$dir/data" 2>/dev/null
 	bio-prep "$@" -o "$dir/samples.bs" "$dir/manifest.bs"
+}
+
+# The --set options of a 32-pixel model (channels [8, 16]) and of its samples.
+MODEL32_SETS="--set prep.size=32 --set model.input_size=32 --set model.channels=[8,16] --set model.hidden=32 --set model.embedding=16"
+
+# fixture32: exports PYTHON and FIX ($BATS_FILE_TMPDIR/fx), goes to the tree's root and prepares
+# 48-pixel images for the 32-pixel model into $FIX (prepared_fixture "$FIX" 48 $MODEL32_SETS)
+fixture32() {
+	export PYTHON="${PYTHON:-/usr/bin/python3}"
+	export FIX="$BATS_FILE_TMPDIR/fx"
+	cd "$BATS_TEST_DIRNAME/../.." || exit 1
+	prepared_fixture "$FIX" 48 $MODEL32_SETS
 }
 
 # ckpt_epoch FILE: the "epoch" of a checkpoint's meta
