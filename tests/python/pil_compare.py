@@ -401,23 +401,18 @@ def jpeg_fixtures(d, rng):
     smooth = np.stack([(xx * 4) % 256, (yy * 6) % 256, (xx + yy) * 2 % 256], -1).astype(np.uint8)
     noisy = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
     for nm, a in (("smooth", smooth), ("noisy", noisy)):
-        for q in (75, 95):
-            for sub in (0, 1, 2):
-                p = f"{d}/jpg_{nm}_q{q}_s{sub}.jpg"
-                Image.fromarray(a).save(p, quality=q, subsampling=sub)
-                out.append(p)
-        p = f"{d}/jpg_{nm}_progressive.jpg"
-        Image.fromarray(a).save(p, quality=85, progressive=True)
-        out.append(p)
-        p = f"{d}/jpg_{nm}_gray.jpg"
-        Image.fromarray(a).convert("L").save(p, quality=90)
-        out.append(p)
-        p = f"{d}/jpg_{nm}_optimize.jpg"
-        Image.fromarray(a).save(p, quality=80, optimize=True)
-        out.append(p)
-        p = f"{d}/jpg_{nm}_cmyk.jpg"
-        Image.fromarray(a).convert("CMYK").save(p, quality=90)
-        out.append(p)
+        im = Image.fromarray(a)
+        # (file name suffix, image, save options)
+        variants = [(f"q{q}_s{sub}", im, dict(quality=q, subsampling=sub))
+                    for q in (75, 95) for sub in (0, 1, 2)]
+        variants += [("progressive", im, dict(quality=85, progressive=True)),
+                     ("gray", im.convert("L"), dict(quality=90)),
+                     ("optimize", im, dict(quality=80, optimize=True)),
+                     ("cmyk", im.convert("CMYK"), dict(quality=90))]
+        for suffix, img, opts in variants:
+            p = f"{d}/jpg_{nm}_{suffix}.jpg"
+            img.save(p, **opts)
+            out.append(p)
     return out
 
 

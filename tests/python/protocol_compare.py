@@ -19,8 +19,8 @@ import numpy as np
 import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sklearn_compare import (bob_eer_threshold_vec, check, checked, failures, farfrr,  # noqa: E402
-                             pair_scores, read_stream, tensor)
+from sklearn_compare import (bob_eer_threshold_vec, check, farfrr,  # noqa: E402
+                             pair_masks, pair_scores, read_stream, report, tensor)
 
 M64 = (1 << 64) - 1
 GOLDEN = 0x9E3779B97F4A7C15
@@ -153,18 +153,7 @@ def section_scores(emb, labels, rep):
         keep = labels >= 0
         lab = labels[keep]
         gen, imp = pair_scores(emb, labels, rep["protocol"])
-        iu, ju = np.triu_indices(len(lab), 1)
-        same = lab[iu] == lab[ju]
-        if rep["protocol"] == "fvc":
-            first = np.zeros(len(lab), bool)
-            seen = set()
-            for i, l in enumerate(lab):
-                if l not in seen:
-                    first[i] = True
-                    seen.add(l)
-            imask = ~same & first[iu] & first[ju]
-        else:
-            imask = ~same
+        iu, ju, same, imask = pair_masks(lab, rep["protocol"])
         return (gen, lab[iu[same]], imp, np.stack([lab[iu[imask]], lab[ju[imask]]], 1),
                 None, None)
     return template_scores(emb, labels, rep["gallery_per_identity"], rep["template"])
@@ -262,13 +251,7 @@ def main():
         for k, name in enumerate(KEYS):
             check("score_fusion %s_ci95 (numpy bootstrap)" % name, sf[name + "_ci95"],
                   ci95(vals[:, k]), TOL)
-    width = max(len(c[0]) for c in checked) if checked else 10
-    for name, dev_, tol in checked:
-        print("%-*s  max dev %-9.3g (tol %g)" % (width, name, dev_, tol))
-    for f in failures:
-        print("MISMATCH " + f, file=sys.stderr)
-    print("%d checks, %d mismatches" % (len(checked), len(failures)))
-    return 1 if failures else 0
+    return report()
 
 
 if __name__ == "__main__":

@@ -37,6 +37,17 @@ def check(name, got, want, tol):
         failures.append("%s: deviation %.3g > %.3g" % (name, dev, tol))
 
 
+def report():
+    """Prints each check's largest deviation and every mismatch; the exit status (1: a mismatch)."""
+    width = max(len(c[0]) for c in checked) if checked else 10
+    for name, dev, tol in checked:
+        print("%-*s  max dev %-9.3g (tol %g)" % (width, name, dev, tol))
+    for f in failures:
+        print("MISMATCH " + f, file=sys.stderr)
+    print("%d checks, %d mismatches" % (len(checked), len(failures)))
+    return 1 if failures else 0
+
+
 def read_stream(path):
     with open(path, "rb") as f:
         objs = list(msgpack.Unpacker(f, raw=False))
@@ -56,6 +67,22 @@ def read_csv(path):
     return rows[0], rows[1:]
 
 
+def pair_masks(lab, protocol):
+    """The pairs i < j of the labels lab, as bio-eval orders them: (iu, ju, genuine mask, impostor
+    mask); with protocol fvc only the first samples of two identities make an impostor pair."""
+    iu, ju = np.triu_indices(len(lab), 1)
+    same = lab[iu] == lab[ju]
+    if protocol != "fvc":
+        return iu, ju, same, ~same
+    first = np.zeros(len(lab), bool)
+    seen = set()
+    for i, l in enumerate(lab):
+        if l not in seen:
+            first[i] = True
+            seen.add(l)
+    return iu, ju, same, ~same & first[iu] & first[ju]
+
+
 def pair_scores(emb, labels, protocol):
     """Genuine/impostor cosine scores in bio-eval's pair order (i < j over labelled samples)."""
     keep = labels >= 0
@@ -65,19 +92,8 @@ def pair_scores(emb, labels, protocol):
     dots = e @ e.T
     den = np.outer(n2, n2)
     cos = np.where(den > 0, dots / np.sqrt(np.where(den > 0, den, 1)), 0.0)
-    first = np.zeros(len(lab), bool)
-    seen = set()
-    for i, l in enumerate(lab):
-        if l not in seen:
-            first[i] = True
-            seen.add(l)
-    iu, ju = np.triu_indices(len(lab), 1)
-    same = lab[iu] == lab[ju]
+    iu, ju, same, imp_mask = pair_masks(lab, protocol)
     gen = cos[iu[same], ju[same]]
-    if protocol == "fvc":
-        imp_mask = ~same & first[iu] & first[ju]
-    else:
-        imp_mask = ~same
     return gen, cos[iu[imp_mask], ju[imp_mask]]
 
 
@@ -333,13 +349,7 @@ def main():
     elif sf["eer"] is not None or not sf.get("reason"):
         failures.append("score_fusion: a modality is missing but eer is not null with a reason")
 
-    width = max(len(c[0]) for c in checked) if checked else 10
-    for name, dev, tol in checked:
-        print("%-*s  max dev %-9.3g (tol %g)" % (width, name, dev, tol))
-    for f in failures:
-        print("MISMATCH " + f, file=sys.stderr)
-    print("%d checks, %d mismatches" % (len(checked), len(failures)))
-    return 1 if failures else 0
+    return report()
 
 
 if __name__ == "__main__":
