@@ -11,6 +11,7 @@
  *        of a samples stream, written to OUT as a stream with one record {name: "logits"}.
  *        nn_parity --bench-infer CKPT BATCH N THREADS   eval-mode samples/s of N batches (bench) */
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,18 @@
 #define TOL_GRAD 1e-4
 #define TOL_OPT 1e-5
 #define TOL_LR 1e-9
+
+/* "nn_parity: " and the message on stderr, then exit 1. */
+__attribute__((noreturn, format(printf, 1, 2))) static void die(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("nn_parity: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+	exit(1);
+}
 
 struct named {
 	char *name;
@@ -56,10 +69,8 @@ static const struct named *get(const struct table *tb, const char *name)
 static const struct named *need(const struct table *tb, const char *name)
 {
 	const struct named *t = get(tb, name);
-	if (!t) {
-		fprintf(stderr, "nn_parity: missing tensor '%s'\n", name);
-		exit(1);
-	}
+	if (!t)
+		die("missing tensor '%s'", name);
 	return t;
 }
 
@@ -99,27 +110,21 @@ static int read_table(struct table *tb, const char *path, char *case_name, size_
 	struct bio_error err;
 	const char *paths[1] = {path};
 	struct bio_stream_reader *r = bio_stream_reader_open(paths, 1, NULL, &err);
-	if (!r || bio_stream_read_header(r, "checkpoint", meta_out, &err)) {
-		fprintf(stderr, "nn_parity: %s\n", err.msg);
-		exit(1);
-	}
+	if (!r || bio_stream_read_header(r, "checkpoint", meta_out, &err))
+		die("%s", err.msg);
 	const struct bio_value *c = bio_value_get(*meta_out, "case");
 	const char *s;
 	size_t len;
-	if (bio_value_str(c, &s, &len) || len >= case_len) {
-		fprintf(stderr, "nn_parity: %s: no case\n", path);
-		exit(1);
-	}
+	if (bio_value_str(c, &s, &len) || len >= case_len)
+		die("%s: no case", path);
 	memcpy(case_name, s, len);
 	case_name[len] = 0;
 	const struct bio_value *rec;
 	int rc;
 	while ((rc = bio_stream_read_record(r, &rec, &err)) == 1) {
 		struct bio_tensor t;
-		if (bio_record_get_tensor(&t, r, rec, "tensor", -1, 0, &err)) {
-			fprintf(stderr, "nn_parity: %s\n", err.msg);
-			exit(1);
-		}
+		if (bio_record_get_tensor(&t, r, rec, "tensor", -1, 0, &err))
+			die("%s", err.msg);
 		tb->t = realloc(tb->t, (tb->n + 1) * sizeof *tb->t);
 		struct named *nm = &tb->t[tb->n++];
 		nm->name = bio_value_strdup(bio_value_get(rec, "name"));
@@ -140,15 +145,12 @@ static int read_table(struct table *tb, const char *path, char *case_name, size_
 				memcpy(&x, d + 8 * i, 8);
 				nm->v[i] = (double)x;
 			} else {
-				fprintf(stderr, "nn_parity: unexpected dtype\n");
-				exit(1);
+				die("unexpected dtype");
 			}
 		}
 	}
-	if (rc < 0) {
-		fprintf(stderr, "nn_parity: %s\n", err.msg);
-		exit(1);
-	}
+	if (rc < 0)
+		die("%s", err.msg);
 	*r_out = r;
 	return 0;
 }
@@ -156,20 +158,16 @@ static int read_table(struct table *tb, const char *path, char *case_name, size_
 static int64_t meta_int(const struct bio_value *meta, const char *key)
 {
 	int64_t v = 0;
-	if (bio_value_int(bio_value_get(meta, key), &v)) {
-		fprintf(stderr, "nn_parity: meta key '%s' missing\n", key);
-		exit(1);
-	}
+	if (bio_value_int(bio_value_get(meta, key), &v))
+		die("meta key '%s' missing", key);
 	return v;
 }
 
 static double meta_double(const struct bio_value *meta, const char *key)
 {
 	double v = 0;
-	if (bio_value_double(bio_value_get(meta, key), &v)) {
-		fprintf(stderr, "nn_parity: meta key '%s' missing\n", key);
-		exit(1);
-	}
+	if (bio_value_double(bio_value_get(meta, key), &v))
+		die("meta key '%s' missing", key);
 	return v;
 }
 
@@ -210,10 +208,8 @@ static void run_model(const struct table *tb, const struct bio_value *meta)
 	}
 	s.n_classes = (int)meta_int(meta, "n_classes");
 	char *lo = bio_value_strdup(bio_value_get(meta, "loss")); /* absent: softmax */
-	if (lo && bio_loss_parse(&s.loss, lo)) {
-		fprintf(stderr, "nn_parity: unknown loss '%s'\n", lo);
-		exit(1);
-	}
+	if (lo && bio_loss_parse(&s.loss, lo))
+		die("unknown loss '%s'", lo);
 	free(lo);
 	if (s.loss != BIO_LOSS_SOFTMAX) {
 		s.margin = (float)meta_double(meta, "margin");
@@ -222,19 +218,15 @@ static void run_model(const struct table *tb, const struct bio_value *meta)
 	int n = (int)meta_int(meta, "batch"), training = (int)meta_int(meta, "training");
 	struct bio_error err;
 	struct bio_model *m = bio_model_new(&s, n, &err);
-	if (!m) {
-		fprintf(stderr, "nn_parity: %s\n", err.msg);
-		exit(1);
-	}
+	if (!m)
+		die("%s", err.msg);
 	char name[128];
 	for (size_t i = 0; i < m->n_tensors; i++) {
 		struct bio_model_tensor *t = &m->tensors[i];
 		snprintf(name, sizeof name, "param:%s", t->name);
 		const struct named *src = need(tb, name);
-		if (src->numel != (t->role == BIO_ROLE_COUNT ? 1 : t->numel)) {
-			fprintf(stderr, "nn_parity: %s: size mismatch\n", t->name);
-			exit(1);
-		}
+		if (src->numel != (t->role == BIO_ROLE_COUNT ? 1 : t->numel))
+			die("%s: size mismatch", t->name);
 		if (t->role == BIO_ROLE_COUNT)
 			*t->count = (int64_t)src->v[0];
 		else
