@@ -181,6 +181,23 @@ TEST(layers_agree_across_paths)
 	free(dout);
 }
 
+/* The weight gradient of 3x3 tap t (pad 1) by the definition, in double: the sum over n samples
+ * of h x w planes, one after another in dy and in, of dy at (y, x) times in at the tap's shift. */
+static double ref_dweight(const float *dy, const float *in, int t, int n, int h, int w)
+{
+	const size_t hw = (size_t)h * w;
+	double s = 0;
+	for (int j = 0; j < n; j++)
+		for (int y = 0; y < h; y++)
+			for (int x = 0; x < w; x++) {
+				int yy = y + t / 3 - 1, xx = x + t % 3 - 1;
+				if (yy >= 0 && yy < h && xx >= 0 && xx < w)
+					s += (double)dy[j * hw + (size_t)y * w + x] *
+					     in[j * hw + (size_t)yy * w + xx];
+			}
+	return s;
+}
+
 /* The first layer's direct kernel (1 channel, 3x3, pad 1) against the definition, on every path:
  * forward and the weight gradient, rows of 40 (vectors and a tail). */
 TEST(conv_c1_matches_the_definition)
@@ -209,16 +226,7 @@ TEST(conv_c1_matches_the_definition)
 						e_out = fmax(e_out, fabs(out[o] - s));
 					}
 			for (int t = 0; t < 9; t++) {
-				double s = 0;
-				for (int j = 0; j < n; j++)
-					for (int y = 0; y < h; y++)
-						for (int x = 0; x < w; x++) {
-							int yy = y + t / 3 - 1, xx = x + t % 3 - 1;
-							if (yy >= 0 && yy < h && xx >= 0 && xx < w)
-								s += (double)dy[(size_t)c * n * h * w +
-										((size_t)j * h + y) * w + x] *
-								     in[((size_t)j * h + yy) * w + xx];
-						}
+				double s = ref_dweight(dy + (size_t)c * n * h * w, in, t, n, h, w);
 				e_dw = fmax(e_dw, fabs(dw[c * 9 + t] - s));
 			}
 		}
@@ -292,15 +300,7 @@ TEST(conv3x3_direct_matches_the_definition)
 		for (int c = 0; c < co; c++)
 			for (int i = 0; i < ci; i++)
 				for (int t = 0; t < 9; t++) {
-					double s = 0;
-					for (int j = 0; j < n; j++)
-						for (int y = 0; y < h; y++)
-							for (int x = 0; x < w; x++) {
-								int yy = y + t / 3 - 1, xx = x + t % 3 - 1;
-								if (yy >= 0 && yy < h && xx >= 0 && xx < w)
-									s += (double)dy[c * ld + j * hw + y * w + x] *
-									     in[i * ld + j * hw + yy * w + xx];
-							}
+					double s = ref_dweight(dy + c * ld, in + i * ld, t, n, h, w);
 					e_dw = fmax(e_dw, fabs(dw[(c * ci + i) * 9 + t] - s));
 				}
 		if (!(e_out < 1e-4 && e_dx < 1e-4 && e_dw < 1e-3))

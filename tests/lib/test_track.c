@@ -39,6 +39,14 @@ static char *slurp(const char *fmt, ...)
 	fclose(f);
 	return buf;
 }
+/* The file rel of run r's directory holds exactly want. */
+static void check_run_file(const struct bio_track_run *r, const char *rel, const char *want)
+{
+	char *got = slurp("%s/%s", bio_track_run_dir(r), rel);
+	CHECK_STR(got, want);
+	free(got);
+}
+
 
 static int matches(const char *text, const char *pattern)
 {
@@ -149,12 +157,8 @@ TEST(run_tree_and_files)
 			  "tags: \\[\\]\n"
 			  "user_id: [^\n]+\n$"));
 	free(mr);
-	char *t = slurp("%s/tags/mlflow.runName", bio_track_run_dir(r));
-	CHECK_STR(t, "first");
-	free(t);
-	t = slurp("%s/tags/mlflow.source.type", bio_track_run_dir(r));
-	CHECK_STR(t, "LOCAL");
-	free(t);
+	check_run_file(r, "tags/mlflow.runName", "first");
+	check_run_file(r, "tags/mlflow.source.type", "LOCAL");
 
 	/* params: raw value, immutable, limits, sanitised keys with subdirectories */
 	CHECK_EQ(bio_track_log_param(r, "training.lr", "0.001", &err), 0);
@@ -168,16 +172,10 @@ TEST(run_tree_and_files)
 	CHECK_EQ(bio_track_log_param(r, "big", big, &err), BIO_ELIMIT);
 	big[BIO_TRACK_MAX_PARAM_VALUE] = '\0';
 	CHECK_EQ(bio_track_log_param(r, "big", big, &err), 0);
-	p = slurp("%s/params/training.lr", bio_track_run_dir(r));
-	CHECK_STR(p, "0.001");
-	free(p);
-	p = slurp("%s/params/model/fusion_kind_", bio_track_run_dir(r));
-	CHECK_STR(p, "concat");
-	free(p);
+	check_run_file(r, "params/training.lr", "0.001");
+	check_run_file(r, "params/model/fusion_kind_", "concat");
 	CHECK_EQ(bio_track_log_param(r, "empty", "", &err), 0);
-	p = slurp("%s/params/empty", bio_track_run_dir(r));
-	CHECK_STR(p, "");
-	free(p);
+	check_run_file(r, "params/empty", "");
 
 	/* metrics: "<ts> <value> <step>\n", values as Python's repr */
 	struct {
@@ -209,11 +207,9 @@ TEST(run_tree_and_files)
 		snprintf(line, sizeof line, "%lld %s %zu\n", 1700000000000LL + (long long)i, vals[i].s, i);
 		strcat(expect, line);
 	}
-	char *mf = slurp("%s/metrics/train/loss", bio_track_run_dir(r));
-	CHECK_STR(mf, expect);
-	free(mf);
+	check_run_file(r, "metrics/train/loss", expect);
 	CHECK_EQ(bio_track_log_metric(r, "lr", 0.001, 3, 0, &err), 0);
-	mf = slurp("%s/metrics/lr", bio_track_run_dir(r));
+	char *mf = slurp("%s/metrics/lr", bio_track_run_dir(r));
 	CHECK(matches(mf, "^1[0-9]{12} 0\\.001 3\n$"));
 	free(mf);
 	CHECK_EQ(bio_track_log_metric(r, "lr", 0.001, 3, -5, &err), BIO_EINVAL);
@@ -225,9 +221,7 @@ TEST(run_tree_and_files)
 	mr = slurp("%s/meta.yaml", bio_track_run_dir(r));
 	CHECK(matches(mr, "\nrun_name: renamed\n"));
 	free(mr);
-	t = slurp("%s/tags/note", bio_track_run_dir(r));
-	CHECK_STR(t, "line1\nline2");
-	free(t);
+	check_run_file(r, "tags/note", "line1\nline2");
 
 	/* artifacts */
 	char src[160];
@@ -264,9 +258,7 @@ TEST(run_tree_and_files)
 	CHECK_STR(bio_track_run_experiment_id(r), eid1);
 	char want_name[16];
 	snprintf(want_name, sizeof want_name, "run-%.8s", bio_track_run_id(r));
-	t = slurp("%s/tags/mlflow.runName", bio_track_run_dir(r));
-	CHECK_STR(t, want_name);
-	free(t);
+	check_run_file(r, "tags/mlflow.runName", want_name);
 	bio_track_run_end(r, BIO_TRACK_KILLED, &err);
 	bio_track_run_free(r);
 	r = bio_track_run_start(root, NULL, "in default", &err);
@@ -356,19 +348,30 @@ TEST(yaml_quoting_matches_pyyaml)
 	CHECK(strstr(err.msg, "deleted state") != NULL);
 }
 
-TEST(model_registry)
+/* A run "r" of experiment "train" in the store tmpdir/STORE (its path in root) that logged a
+ * file tmpdir/FILE (its path in src) holding "checkpoint" under "checkpoints". */
+static struct bio_track_run *run_with_checkpoint(char *root, size_t root_size, char *src,
+						 size_t src_size, const char *store,
+						 const char *file, struct bio_error *err)
 {
-	char root[128];
-	snprintf(root, sizeof root, "%s/reg", tmpdir);
-	struct bio_error err = {0};
-	struct bio_track_run *r = bio_track_run_start(root, "train", "r", &err);
+	snprintf(root, root_size, "%s/%s", tmpdir, store);
+	struct bio_track_run *r = bio_track_run_start(root, "train", "r", err);
 	BIO_ASSERT(r);
-	char src[160];
-	snprintf(src, sizeof src, "%s/best.bin", tmpdir);
+	snprintf(src, src_size, "%s/%s", tmpdir, file);
 	FILE *f = fopen(src, "wb");
+	BIO_ASSERT(f);
 	fputs("checkpoint", f);
 	fclose(f);
-	CHECK_EQ(bio_track_log_artifact(r, src, "checkpoints", &err), 0);
+	CHECK_EQ(bio_track_log_artifact(r, src, "checkpoints", err), 0);
+	return r;
+}
+
+TEST(model_registry)
+{
+	char root[128], src[160];
+	struct bio_error err = {0};
+	struct bio_track_run *r =
+		run_with_checkpoint(root, sizeof root, src, sizeof src, "reg", "best.bin", &err);
 	char source[256];
 	snprintf(source, sizeof source, "runs:/%s/checkpoints/best.bin", bio_track_run_id(r));
 	int64_t v = 0;
@@ -439,17 +442,10 @@ TEST(model_registry)
 
 TEST(aliases_and_directory_sources)
 {
-	char root[128];
-	snprintf(root, sizeof root, "%s/alias", tmpdir);
+	char root[128], src[160];
 	struct bio_error err = {0};
-	struct bio_track_run *r = bio_track_run_start(root, "train", "r", &err);
-	BIO_ASSERT(r);
-	char src[160];
-	snprintf(src, sizeof src, "%s/best.ckpt", tmpdir);
-	FILE *f = fopen(src, "wb");
-	fputs("checkpoint", f);
-	fclose(f);
-	CHECK_EQ(bio_track_log_artifact(r, src, "checkpoints", &err), 0);
+	struct bio_track_run *r =
+		run_with_checkpoint(root, sizeof root, src, sizeof src, "alias", "best.ckpt", &err);
 	int64_t v = 0;
 	CHECK_EQ(bio_track_run_register(&v, r, "m", "checkpoints", "champion", &err), 0);
 	CHECK_EQ(v, 1);
