@@ -5,6 +5,7 @@
 
 load '/usr/lib/bats/bats-support/load'
 load '/usr/lib/bats/bats-assert/load'
+load 'mutate'
 bats_require_minimum_version 1.5.0
 
 setup_file() {
@@ -213,32 +214,18 @@ EOF
 }
 
 @test "bio-batch: samples it would pass on wrong are refused: NaN, labels out of range, bad header" {
-	m() { "$PYTHON" tests/python/mutate_stream.py "$S" "$T/bad.bs" "$1"; }
-	m 'set_f32(recs[4]["iris"], 5, float("nan"))'
+	mutated "$S" 'set_f32(recs[4]["iris"], 5, float("nan"))'
 	run bio-batch -o "$T/o.bs" "$T/bad.bs"
 	assert_failure 1
 	assert_output "bio-batch: $T/bad.bs: record 4: key 'iris': non-finite value nan at element 5"
 	[ ! -e "$T/o.bs" ]
-	m 'recs[1]["label"] = -1'
-	run bio-batch -o "$T/o.bs" "$T/bad.bs"
-	assert_failure 1
-	assert_output --partial "record 1: key 'label': label -1 is negative"
-	m 'recs[0]["label"] = 2**40'
-	run bio-batch -o "$T/o.bs" "$T/bad.bs"
-	assert_failure 1
-	assert_output --regexp "record 0: key 'label': label 1099511627776 outside the [0-9]+ label names"
-	m 'meta["modalities"] = ["iris", "iris"]'
-	run bio-batch -o "$T/o.bs" "$T/bad.bs"
-	assert_failure 1
-	assert_output --partial "'iris' is listed twice"
-	m 'del meta["labels"]'
-	run bio-batch -o "$T/o.bs" "$T/bad.bs"
-	assert_failure 1
-	assert_output --partial "header meta has no 'labels'"
-	m 'meta["shape"] = [1, 8, 8]'
-	run bio-batch -o "$T/o.bs" "$T/bad.bs"
-	assert_failure 1
-	assert_output --partial "expected [1,8,8] (header shape)"
+	refuses_each "$S" bio-batch -o "$T/o.bs" "$T/bad.bs" <<'EOF'
+recs[1]["label"] = -1|partial|record 1: key 'label': label -1 is negative
+recs[0]["label"] = 2**40|regexp|record 0: key 'label': label 1099511627776 outside the [0-9]+ label names
+meta["modalities"] = ["iris", "iris"]|partial|'iris' is listed twice
+del meta["labels"]|partial|header meta has no 'labels'
+meta["shape"] = [1, 8, 8]|partial|expected [1,8,8] (header shape)
+EOF
 	[ ! -e "$T/o.bs" ]
 }
 

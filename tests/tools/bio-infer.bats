@@ -7,6 +7,7 @@
 load '/usr/lib/bats/bats-support/load'
 load '/usr/lib/bats/bats-assert/load'
 load 'train_fixture'
+load 'mutate'
 
 setup_file() {
 	fixture32
@@ -230,27 +231,19 @@ PY
 }
 
 @test "samples it would pass on wrong are refused: label -1 or out of range, NaN pixels, a modality twice" {
-	m() { "$PYTHON" tests/python/mutate_stream.py "$S" "$T/bad.bs" "$1"; }
-	m 'recs[2]["label"] = -1'
+	mutated "$S" 'recs[2]["label"] = -1'
 	run bio-infer -m "$CK" -o "$T/x.bs" "$T/bad.bs"
 	assert_failure 1
 	assert_output "bio-infer: $T/bad.bs: record 2: key 'label': label -1 is negative"
 	[ ! -e "$T/x.bs" ]
-	m 'recs[1]["label"] = 99'
-	run bio-infer -m "$CK" -o "$T/x.bs" "$T/bad.bs"
-	assert_failure 1
-	assert_output --partial "record 1: key 'label': label 99 outside the 6 label names"
-	m 'set_f32(recs[0]["iris"], 7, float("inf"))'
-	run bio-infer -m "$CK" -o "$T/x.bs" "$T/bad.bs"
-	assert_failure 1
-	assert_output --partial "record 0: key 'iris': non-finite value inf at element 7"
-	m 'meta["modalities"] = ["iris", "fingerprint", "iris"]'
-	run bio-infer -m "$CK" -o "$T/x.bs" "$T/bad.bs"
-	assert_failure 1
-	assert_output --partial "'iris' is listed twice"
+	refuses_each "$S" bio-infer -m "$CK" -o "$T/x.bs" "$T/bad.bs" <<'EOF'
+recs[1]["label"] = 99|partial|record 1: key 'label': label 99 outside the 6 label names
+set_f32(recs[0]["iris"], 7, float("inf"))|partial|record 0: key 'iris': non-finite value inf at element 7
+meta["modalities"] = ["iris", "fingerprint", "iris"]|partial|'iris' is listed twice
+EOF
 	[ ! -e "$T/x.bs" ]
 	# unlabelled samples (no label key) are fine: label -1 in the predictions
-	m 'for r in recs: del r["label"]'
+	mutated "$S" 'for r in recs: del r["label"]'
 	run bio-infer -m "$CK" -o "$T/x.bs" "$T/bad.bs"
 	assert_success
 }

@@ -4,6 +4,7 @@
 
 load '/usr/lib/bats/bats-support/load'
 load '/usr/lib/bats/bats-assert/load'
+load 'mutate'
 
 setup_file() {
 	cd "$BATS_TEST_DIRNAME/../.." || return 1
@@ -301,23 +302,18 @@ EOF
 
 @test "bio-prep: a manifest with a label outside its names or a modality twice is refused; so is an RLE BMP run past its row" {
 	cd "$FIX"
-	m() { "$PYTHON" "$OLDPWD/tests/python/mutate_stream.py" manifest.bs "$T/bad.bs" "$1"; }
 	T="$BATS_TEST_TMPDIR"
-	m 'recs[2]["label"] = len(meta["labels"])'
+	mutated manifest.bs 'recs[2]["label"] = len(meta["labels"])'
 	run bio-prep -o "$T/o.bs" "$T/bad.bs"
 	assert_failure 1
 	assert_output --regexp "^bio-prep: $T/bad.bs: record 2: key 'label': label [0-9]+ outside the [0-9]+ label names of the header$"
-	m 'meta["modalities"] = ["iris", "iris"]'
-	run bio-prep -o "$T/o.bs" "$T/bad.bs"
-	assert_failure 1
-	assert_output --partial "'iris' is listed twice"
-	m 'meta["modalities"] = ["iris", "split"]'
-	run bio-prep -o "$T/o.bs" "$T/bad.bs"
-	assert_failure 1
-	assert_output --partial "'split' is a reserved record key"
+	refuses_each manifest.bs bio-prep -o "$T/o.bs" "$T/bad.bs" <<'EOF'
+meta["modalities"] = ["iris", "iris"]|partial|'iris' is listed twice
+meta["modalities"] = ["iris", "split"]|partial|'split' is a reserved record key
+EOF
 	[ ! -e "$T/o.bs" ]
 	cp "$OLDPWD/tests/bad/image/bmp_rle8_run_overflow.bmp" "$T/rle.bmp"
-	m "recs[0][\"iris\"] = \"$T/rle.bmp\""
+	mutated manifest.bs "recs[0][\"iris\"] = \"$T/rle.bmp\""
 	run bio-prep -o "$T/o.bs" "$T/bad.bs"
 	assert_failure 1
 	assert_output --partial "rle.bmp: BMP RLE run of 6 pixels at x=0 overflows row 0 (width 4)"

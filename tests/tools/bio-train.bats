@@ -9,6 +9,7 @@
 load '/usr/lib/bats/bats-support/load'
 load '/usr/lib/bats/bats-assert/load'
 load 'train_fixture'
+load 'mutate'
 bats_require_minimum_version 1.5.0
 
 setup_file() {
@@ -472,29 +473,20 @@ EOF
 
 @test "bad input it would train on is refused: ids longer than the batch, a modality twice, labels out of range, --val header shape" {
 	bio-batch $C --epochs 1 "$SS" >"$T/b1.bs"
-	m() { "$PYTHON" tests/python/mutate_stream.py "$1" "$T/bad.bs" "$2"; }
-	m "$T/b1.bs" 'recs[1]["ids"].append("extra")'
-	run bio-train $C -o "$T/x" "$T/bad.bs"
-	assert_failure 1
-	assert_output --regexp "bad.bs: record 1: key 'ids': [0-9]+ ids for a batch of [0-9]+ labels"
-	m "$T/b1.bs" 'meta["modalities"] = ["iris", "fingerprint", "iris"]'
+	mutated "$T/b1.bs" 'meta["modalities"] = ["iris", "fingerprint", "iris"]'
 	run bio-train $C -o "$T/x" "$T/bad.bs"
 	assert_failure 1
 	assert_output --partial "'iris' is listed twice"
 	[ "${#lines[@]}" -eq 1 ]
-	m "$T/b1.bs" 'set_i64(recs[0]["label"], 2, len(meta["labels"]))'
-	run bio-train $C -o "$T/x" "$T/bad.bs"
-	assert_failure 1
-	assert_output --partial "record 0: key 'label': item 2: label 10 outside the 10 label names"
+	refuses_each "$T/b1.bs" bio-train $C -o "$T/x" "$T/bad.bs" <<'EOF'
+recs[1]["ids"].append("extra")|regexp|bad.bs: record 1: key 'ids': [0-9]+ ids for a batch of [0-9]+ labels
+set_i64(recs[0]["label"], 2, len(meta["labels"]))|partial|record 0: key 'label': item 2: label 10 outside the 10 label names
+EOF
 	# a validation stream whose header shape lies about its records
-	m "$SS" 'meta["shape"] = [1, 16, 17]'
-	run bio-train $C -o "$T/x" --val "$T/bad.bs" "$T/b1.bs"
-	assert_failure 1
-	assert_output --partial "the validation samples are 17x16"
-	m "$SS" 'import copy; t = recs[3]["iris"]; t["shape"] = [1, 8, 32]'
-	run bio-train $C -o "$T/x" --val "$T/bad.bs" "$T/b1.bs"
-	assert_failure 1
-	assert_output --partial "record 3: key 'iris': shape [1,8,32], expected [1,16,16] (header shape)"
+	refuses_each "$SS" bio-train $C -o "$T/x" --val "$T/bad.bs" "$T/b1.bs" <<'EOF'
+meta["shape"] = [1, 16, 17]|partial|the validation samples are 17x16
+import copy; t = recs[3]["iris"]; t["shape"] = [1, 8, 32]|partial|record 3: key 'iris': shape [1,8,32], expected [1,16,16] (header shape)
+EOF
 	[ ! -e "$T/x/last.ckpt" ]
 }
 
