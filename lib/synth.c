@@ -201,6 +201,25 @@ static int alloc_floats(float **out, size_t n, struct bio_error *err)
 	return 0;
 }
 
+/* One capture of the model m (size x size pixels) into out: draw fills the float plane img and
+ * quantises it into out, with tmp (as large) for its scratch; both planes are this function's. */
+static int render_planes(uint8_t *out, uint32_t size, const void *m, uint32_t sample,
+			 void (*draw)(uint8_t *out, float *img, float *tmp, const void *m,
+				      uint32_t sample),
+			 struct bio_error *err)
+{
+	const size_t n = (size_t)size * size;
+	float *img = NULL, *tmp = NULL;
+	int rc = alloc_floats(&img, n, err);
+	if (!rc)
+		rc = alloc_floats(&tmp, n, err);
+	if (!rc)
+		draw(out, img, tmp, m, sample);
+	free(img);
+	free(tmp);
+	return rc;
+}
+
 /* ---------------------------------------------------------------------- iris ---- */
 
 #define IRIS_NR 64   /* radial samples of the texture, pupil (0) to limbus (1) */
@@ -394,17 +413,12 @@ void bio_synth_iris_truth(const struct bio_synth_iris *m, uint32_t sample,
 	t->pupil_r = pupil * R;
 }
 
-int bio_synth_iris_render(uint8_t *out, const struct bio_synth_iris *m, uint32_t sample,
-			  struct bio_error *err)
+/* The iris capture of sample into out, drawn on the float plane img (tmp its scratch). */
+static void iris_draw(uint8_t *out, float *img, float *tmp, const void *model, uint32_t sample)
 {
+	const struct bio_synth_iris *m = model;
 	const int s = (int)m->p.size;
 	const double S = s;
-	float *img = NULL, *tmp = NULL;
-	int rc = alloc_floats(&img, (size_t)s * s, err);
-	if (!rc)
-		rc = alloc_floats(&tmp, (size_t)s * s, err);
-	if (rc)
-		goto out;
 	struct bio_rng r;
 	uint64_t keys[4] = {KEY_IRIS_SAMPLE, m->subject, (uint64_t)m->side, sample};
 	bio_rng_seed_keys(&r, m->p.seed, keys, 4);
@@ -532,10 +546,12 @@ int bio_synth_iris_render(uint8_t *out, const struct bio_synth_iris *m, uint32_t
 	double bright = var * bio_rng_range(&r, -18, 18);
 	double noise_sd = m->p.noise * 255 * bio_rng_range(&r, 0.7, 1.3);
 	finish(out, img, (size_t)s * s, contrast, bright, noise_sd, &r);
-out:
-	free(img);
-	free(tmp);
-	return rc;
+}
+
+int bio_synth_iris_render(uint8_t *out, const struct bio_synth_iris *m, uint32_t sample,
+			  struct bio_error *err)
+{
+	return render_planes(out, m->p.size, m, sample, iris_draw, err);
 }
 
 /* --------------------------------------------------------------- fingerprint ---- */
@@ -783,17 +799,12 @@ static double print_tmpl_at(const struct bio_synth_print *m, double u, double v)
 	return a + (b - a) * ty;
 }
 
-int bio_synth_print_render(uint8_t *out, const struct bio_synth_print *m, uint32_t sample,
-			   struct bio_error *err)
+/* The print capture of sample into out, drawn on the float plane img (tmp its scratch). */
+static void print_draw(uint8_t *out, float *img, float *tmp, const void *model, uint32_t sample)
 {
+	const struct bio_synth_print *m = model;
 	const int s = (int)m->p.size;
 	const double S = s;
-	float *img = NULL, *tmp = NULL;
-	int rc = alloc_floats(&img, (size_t)s * s, err);
-	if (!rc)
-		rc = alloc_floats(&tmp, (size_t)s * s, err);
-	if (rc)
-		goto out;
 	struct bio_rng r;
 	bio_rng_seed_keys(&r, m->p.seed,
 			  (const uint64_t[5]){KEY_PRINT_SAMPLE, m->subject, (uint64_t)m->side,
@@ -880,8 +891,10 @@ int bio_synth_print_render(uint8_t *out, const struct bio_synth_print *m, uint32
 	double bright = var * bio_rng_range(&r, -12, 12);
 	double noise_sd = m->p.noise * 255 * bio_rng_range(&r, 0.7, 1.3);
 	finish(out, img, (size_t)s * s, contrast, bright, noise_sd, &r);
-out:
-	free(img);
-	free(tmp);
-	return rc;
+}
+
+int bio_synth_print_render(uint8_t *out, const struct bio_synth_print *m, uint32_t sample,
+			   struct bio_error *err)
+{
+	return render_planes(out, m->p.size, m, sample, print_draw, err);
 }
