@@ -523,6 +523,18 @@ static double pupil_in_limbus(const struct iris_img *im, int lo, double ix, doub
 	return j_best;
 }
 
+/* The pupil (px, py, pr) and limbus (ix, iy, ir) circles into info. */
+static void set_circles(struct bio_iris_segment_info *info, double px, double py, double pr,
+			double ix, double iy, double ir)
+{
+	info->pupil[0] = px;
+	info->pupil[1] = py;
+	info->pupil[2] = pr;
+	info->iris[0] = ix;
+	info->iris[1] = iy;
+	info->iris[2] = ir;
+}
+
 /* 1 when the pupil (px, py, pr) sits in the limbus (ix, iy, ir) as an eye's does: centres at
  * most 0.12 ir apart, pr 0.15..0.72 ir. */
 static int circles_nest(double px, double py, double pr, double ix, double iy, double ir)
@@ -657,12 +669,7 @@ int bio_iris_find(struct bio_iris_segment_info *info, const struct bio_image *in
 		    !circles_nest(px, py, pr, ix, iy, ir))
 			continue;
 		best = pj * lj;
-		info->pupil[0] = px;
-		info->pupil[1] = py;
-		info->pupil[2] = pr;
-		info->iris[0] = ix;
-		info->iris[1] = iy;
-		info->iris[2] = ir;
+		set_circles(info, px, py, pr, ix, iy, ir);
 	}
 	for (int i = 0; i < n_cand; i++) {
 		double px = cand[i].x, py = cand[i].y, pr = cand[i].r, ix, iy, ir;
@@ -678,12 +685,7 @@ int bio_iris_find(struct bio_iris_segment_info *info, const struct bio_image *in
 			continue;
 		if (pj * lj > best) {
 			best = pj * lj;
-			info->pupil[0] = px;
-			info->pupil[1] = py;
-			info->pupil[2] = pr;
-			info->iris[0] = ix;
-			info->iris[1] = iy;
-			info->iris[2] = ir;
+			set_circles(info, px, py, pr, ix, iy, ir);
 		}
 	}
 	if (best < 0) {
