@@ -502,13 +502,24 @@ static int cfg_list(const struct bio_config *c, const char *path, struct name_li
 	return 0;
 }
 
-/* A modality's own root, dir and pattern are optional (a modality a config adds need not
- * name them): "" when absent. */
-static int opt_str(const struct bio_config *cfg, const char *key, const char **out,
-		   struct bio_error *err)
+/* A modality's own root, dir and pattern (scan.<name>.<leaf>) are optional (a modality a config
+ * adds need not name them): "" when absent. */
+static int mod_str(const struct bio_config *cfg, const char *name, const char *leaf,
+		   const char **out, struct bio_error *err)
 {
+	char key[256];
+	snprintf(key, sizeof key, "scan.%s.%s", name, leaf);
 	*out = "";
 	return bio_config_has(cfg, key) ? bio_config_get_str(cfg, key, out, err) : 0;
+}
+
+/* The list of names scan.<name>.<leaf> of modality name (cfg_list). */
+static int mod_list(const struct bio_config *cfg, const char *name, const char *leaf,
+		    struct name_list *out, struct bio_error *err)
+{
+	char key[256];
+	snprintf(key, sizeof key, "scan.%s.%s", name, leaf);
+	return cfg_list(cfg, key, out, err);
 }
 
 int bio_scan_from_config(struct bio_scan **out, const struct bio_config *cfg,
@@ -591,27 +602,17 @@ int bio_scan_from_config(struct bio_scan **out, const struct bio_config *cfg,
 					      name, key);
 			goto out;
 		}
-		snprintf(key, sizeof key, "scan.%s.root", name);
-		if ((rc = opt_str(cfg, key, &m_root, err)))
-			goto out;
-		snprintf(key, sizeof key, "scan.%s.dir", name);
-		if ((rc = opt_str(cfg, key, &dir, err)))
-			goto out;
-		snprintf(key, sizeof key, "scan.%s.pattern", name);
-		if ((rc = opt_str(cfg, key, &pattern, err)))
+		if ((rc = mod_str(cfg, name, "root", &m_root, err)) ||
+		    (rc = mod_str(cfg, name, "dir", &dir, err)) ||
+		    (rc = mod_str(cfg, name, "pattern", &pattern, err)))
 			goto out;
 		free(fields.items);
 		free(m_ident.items);
 		free(m_pair.items);
 		fields.items = m_ident.items = m_pair.items = NULL;
-		snprintf(key, sizeof key, "scan.%s.fields", name);
-		if ((rc = cfg_list(cfg, key, &fields, err)))
-			goto out;
-		snprintf(key, sizeof key, "scan.%s.identity", name);
-		if ((rc = cfg_list(cfg, key, &m_ident, err)))
-			goto out;
-		snprintf(key, sizeof key, "scan.%s.pair_by", name);
-		if ((rc = cfg_list(cfg, key, &m_pair, err)))
+		if ((rc = mod_list(cfg, name, "fields", &fields, err)) ||
+		    (rc = mod_list(cfg, name, "identity", &m_ident, err)) ||
+		    (rc = mod_list(cfg, name, "pair_by", &m_pair, err)))
 			goto out;
 		struct bio_scan_modality_spec sp = {
 			.name = name,
