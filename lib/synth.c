@@ -193,6 +193,21 @@ static void finish(uint8_t *out, const float *img, size_t n, double contrast, do
 	}
 }
 
+/* The end of every capture: the optics' blur (sigma 0.3..blur_hi x size/128), contrast 1 +- dc
+ * and brightness +- db (both scaled by p->variation), sensor noise (p->noise), and img rounded
+ * into out; r's draws in that order. */
+static void capture_end(uint8_t *out, float *img, float *tmp, int s,
+			const struct bio_synth_params *p, struct bio_rng *r, double blur_hi, double dc,
+			double db)
+{
+	const double var = p->variation;
+	blur(img, tmp, s, s, bio_rng_range(r, 0.3, blur_hi) * s / 128);
+	double contrast = 1 + var * bio_rng_range(r, -dc, dc);
+	double bright = var * bio_rng_range(r, -db, db);
+	double noise_sd = p->noise * 255 * bio_rng_range(r, 0.7, 1.3);
+	finish(out, img, (size_t)s * s, contrast, bright, noise_sd, r);
+}
+
 static int alloc_floats(float **out, size_t n, struct bio_error *err)
 {
 	*out = malloc(n * sizeof **out);
@@ -541,11 +556,7 @@ static void iris_draw(uint8_t *out, float *img, float *tmp, const void *model, u
 				img[yy * s + xx] += (float)((250 - img[yy * s + xx]) * g);
 			}
 	}
-	blur(img, tmp, s, s, bio_rng_range(&r, 0.3, 1.1) * S / 128);
-	double contrast = 1 + var * bio_rng_range(&r, -0.2, 0.2);
-	double bright = var * bio_rng_range(&r, -18, 18);
-	double noise_sd = m->p.noise * 255 * bio_rng_range(&r, 0.7, 1.3);
-	finish(out, img, (size_t)s * s, contrast, bright, noise_sd, &r);
+	capture_end(out, img, tmp, s, &m->p, &r, 1.1, 0.2, 18);
 }
 
 int bio_synth_iris_render(uint8_t *out, const struct bio_synth_iris *m, uint32_t sample,
@@ -886,11 +897,7 @@ static void print_draw(uint8_t *out, float *img, float *tmp, const void *model, 
 			img[y * s + x] = (float)val;
 		}
 	}
-	blur(img, tmp, s, s, bio_rng_range(&r, 0.3, 0.8) * S / 128);
-	double contrast = 1 + var * bio_rng_range(&r, -0.15, 0.15);
-	double bright = var * bio_rng_range(&r, -12, 12);
-	double noise_sd = m->p.noise * 255 * bio_rng_range(&r, 0.7, 1.3);
-	finish(out, img, (size_t)s * s, contrast, bright, noise_sd, &r);
+	capture_end(out, img, tmp, s, &m->p, &r, 0.8, 0.15, 12);
 }
 
 int bio_synth_print_render(uint8_t *out, const struct bio_synth_print *m, uint32_t sample,
