@@ -633,29 +633,21 @@ int bio_scan_from_config(struct bio_scan **out, const struct bio_config *cfg,
 		enum bio_scan_spec_part part;
 		rc = add_modality_impl(s, &sp, &part, err);
 		if (rc) {
-			switch (part) {
-			case BIO_SCAN_PART_PATTERN:
-				snprintf(key, sizeof key, "scan.%s.pattern", name);
-				break;
-			case BIO_SCAN_PART_FIELDS:
-				snprintf(key, sizeof key, "scan.%s.fields", name);
-				break;
-			case BIO_SCAN_PART_IDENTITY:
-				if (m_ident.n)
-					snprintf(key, sizeof key, "scan.%s.identity", name);
-				else
-					snprintf(key, sizeof key, "scan.identity");
-				break;
-			case BIO_SCAN_PART_PAIR_BY:
-				if (m_pair.n)
-					snprintf(key, sizeof key, "scan.%s.pair_by", name);
-				else
-					snprintf(key, sizeof key, "scan.pair_by");
-				break;
-			default:
+			/* the key of the part at fault: the modality's own, or the scan-wide identity
+			 * and pair_by lists it fell back to */
+			const char *leaf = part == BIO_SCAN_PART_PATTERN    ? "pattern"
+					   : part == BIO_SCAN_PART_FIELDS   ? "fields"
+					   : part == BIO_SCAN_PART_IDENTITY ? "identity"
+					   : part == BIO_SCAN_PART_PAIR_BY  ? "pair_by"
+									    : NULL;
+			int own = (part != BIO_SCAN_PART_IDENTITY || m_ident.n) &&
+				  (part != BIO_SCAN_PART_PAIR_BY || m_pair.n);
+			if (!leaf)
 				snprintf(key, sizeof key, "scan.modalities");
-				break;
-			}
+			else if (own)
+				snprintf(key, sizeof key, "scan.%s.%s", name, leaf);
+			else
+				snprintf(key, sizeof key, "scan.%s", leaf);
 			char msg[BIO_ERROR_MSG_MAX], pkey[256];
 			snprintf(msg, sizeof msg, "%s", err ? err->msg : "");
 			snprintf(pkey, sizeof pkey, "scan.%s.pattern", name);
