@@ -83,11 +83,13 @@ int bio_track_uri_is_server(const char *uri)
 
 void bio_track_opts_init(struct bio_track_opts *o)
 {
+	struct bio_http_opts h; /* the HTTP client's own defaults, one table for both */
+	bio_http_opts_init(&h);
 	memset(o, 0, sizeof *o);
-	o->timeout_s = 30;
-	o->connect_timeout_s = 5;
-	o->retries = 3;
-	o->backoff_s = 0.5;
+	o->timeout_s = h.timeout_s;
+	o->connect_timeout_s = h.connect_timeout_s;
+	o->retries = h.retries;
+	o->backoff_s = h.backoff_s;
 }
 
 int bio_track_opts_from_config(struct bio_track_opts *o, const struct bio_config *cfg,
