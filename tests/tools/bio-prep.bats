@@ -411,19 +411,27 @@ PY
 	assert_output --partial "prep.iris.strip_width"
 }
 
-@test "bio-prep: an iris image with no pupil fails naming the file and the key; --keep-going counts it in segment_failed" {
+# segment_refuses MOD GRAY KEEP_GOING_OPTS EXPECT...: in a set of 2 x 2 subjects and samples
+# ($T/d, scanned into $T/m.bs) the first MOD image made flat GRAY (its name in f): segmenting MOD
+# fails with one line naming the file and each EXPECT and writes nothing; with --keep-going
+# --max-failures 1 (and KEEP_GOING_OPTS) the trailer counts 7 records, 1 failed, 1 segment_failed
+segment_refuses() {
+	local mod=$1 gray=$2 kopts=$3 e
+	shift 3
 	bio-synth --subjects 2 --samples 2 -o "$T/d" 2>/dev/null
-	f=$(ls "$T/d/iris" | head -1)
-	"$PYTHON" -c 'import sys; from PIL import Image; Image.new("L", (128, 128), 120).save(sys.argv[1])' "$T/d/iris/$f"
+	f=$(ls "$T/d/$mod" | head -1)
+	"$PYTHON" -c 'import sys; from PIL import Image; Image.new("L", (128, 128), int(sys.argv[2])).save(sys.argv[1])' "$T/d/$mod/$f" "$gray"
 	bio-scan --set scan.root="$T/d" -o "$T/m.bs" 2>/dev/null
-	run bio-prep --set prep.iris.segment=true -o "$T/s.bs" "$T/m.bs"
+	run bio-prep --set "prep.$mod.segment=true" -o "$T/s.bs" "$T/m.bs"
 	assert_failure 1
 	assert_output --partial "$f"
-	assert_output --partial "iris segmentation failed"
-	assert_output --partial "prep.iris.segment"
+	for e in "$@"; do
+		assert_output --partial "$e"
+	done
 	[ "${#lines[@]}" -eq 1 ]
 	[ ! -e "$T/s.bs" ]
-	run bio-prep -k --max-failures 1 --set prep.iris.segment=true -j3 -o "$T/s.bs" "$T/m.bs"
+	# shellcheck disable=SC2086
+	run bio-prep -k --max-failures 1 --set "prep.$mod.segment=true" $kopts -o "$T/s.bs" "$T/m.bs"
 	assert_success
 	run "$PYTHON" - "$T/s.bs" <<'PY'
 import sys, msgpack
@@ -432,6 +440,10 @@ t = objs[-1]
 print(t["end"], t["failed"], t["segment_failed"])
 PY
 	assert_output "7 1 1"
+}
+
+@test "bio-prep: an iris image with no pupil fails naming the file and the key; --keep-going counts it in segment_failed" {
+	segment_refuses iris 120 -j3 "iris segmentation failed" "prep.iris.segment"
 }
 
 @test "bio-prep: the real FVC2002 prints segment as numpy does" {
@@ -447,25 +459,7 @@ PY
 }
 
 @test "bio-prep: a print with no foreground fails naming the file and the key; --keep-going counts it in segment_failed" {
-	bio-synth --subjects 2 --samples 2 -o "$T/d" 2>/dev/null
-	f=$(ls "$T/d/fingerprint" | head -1)
-	"$PYTHON" -c 'import sys; from PIL import Image; Image.new("L", (128, 128), 200).save(sys.argv[1])' "$T/d/fingerprint/$f"
-	bio-scan --set scan.root="$T/d" -o "$T/m.bs" 2>/dev/null
-	run bio-prep --set prep.fingerprint.segment=true -o "$T/s.bs" "$T/m.bs"
-	assert_failure 1
-	assert_output --partial "$f"
-	assert_output --partial "prep.fingerprint.min_foreground"
-	[ "${#lines[@]}" -eq 1 ]
-	[ ! -e "$T/s.bs" ]
-	run bio-prep -k --max-failures 1 --set prep.fingerprint.segment=true -o "$T/s.bs" "$T/m.bs"
-	assert_success
-	run "$PYTHON" - "$T/s.bs" <<'PY'
-import sys, msgpack
-objs = list(msgpack.Unpacker(open(sys.argv[1], "rb"), raw=False))
-t = objs[-1]
-print(t["end"], t["failed"], t["segment_failed"])
-PY
-	assert_output "7 1 1"
+	segment_refuses fingerprint 200 "" "prep.fingerprint.min_foreground"
 	# absurd settings are one line naming the key
 	run bio-prep --set prep.fingerprint.block=2 -o "$T/x.bs" "$T/m.bs"
 	assert_failure
