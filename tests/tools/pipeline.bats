@@ -206,6 +206,20 @@ assert len(a) > 1 and a == b, "predictions differ"' "$seq_dir/predictions.bs" "$
 	done
 }
 
+# check_latest_run < PY: the Python PY run with d (the newest run folder of $W), r (its
+# report.yaml) and recs (the records of its samples.bs that carry a split)
+check_latest_run() {
+	local run_dir
+	run_dir=$(ls -td "$W"/tiny-* | grep -E '/tiny-[0-9a-f]{16}$' | head -1)
+	"$PYTHON" -c 'import sys, yaml, msgpack
+d = sys.argv[1]
+r = yaml.safe_load(open(d + "/report.yaml"))
+u = msgpack.Unpacker(open(d + "/samples.bs", "rb"), raw=False)
+next(u)
+recs = [o for o in u if isinstance(o, dict) and "split" in o]
+exec(sys.stdin.read())' "$run_dir"
+}
+
 @test "closed-set with a test split: best.ckpt on val, the report on test, thresholds set on val" {
 	run run_make SET="scan.split.val=0.34 scan.split.test=0.34"
 	assert_success
@@ -214,14 +228,8 @@ assert len(a) > 1 and a == b, "predictions differ"' "$seq_dir/predictions.bs" "$
 	assert_output --regexp "bio-infer .*--split test .*-o [^ ]*/predictions.bs"
 	assert_output --regexp "bio-eval .*--enrol [^ ]*/enrol.bs"
 	assert_output --regexp "--dev [^ ]*/dev.bs"
-	run_dir=$(ls -td "$W"/tiny-* | grep -E '/tiny-[0-9a-f]{16}$' | head -1)
-	"$PYTHON" - "$run_dir" <<'PY'
-import sys, yaml, msgpack
-d = sys.argv[1]
-r = yaml.safe_load(open(d + "/report.yaml"))
-u = msgpack.Unpacker(open(d + "/samples.bs", "rb"), raw=False)
-next(u)
-splits = [o.get("split") for o in u if isinstance(o, dict) and "split" in o]
+	check_latest_run <<'PY'
+splits = [o["split"] for o in recs]
 assert r["records"] == splits.count("test") == 12, (r["records"], splits.count("test"))
 assert r["dev"]["path"].endswith("/dev.bs"), r["dev"]
 assert "dev_threshold" in r["fused"]["verification"], r["fused"]["verification"]
@@ -236,14 +244,7 @@ PY
 	assert_output --partial "bio-train: each epoch: loss, acc on the training batches (no --val)"
 	refute_output --partial "enrol.bs"
 	assert_output --regexp "bio-infer .*--split test .*-o [^ ]*/predictions.bs"
-	run_dir=$(ls -td "$W"/tiny-* | grep -E '/tiny-[0-9a-f]{16}$' | head -1)
-	"$PYTHON" - "$run_dir" <<'PY'
-import sys, yaml, msgpack
-d = sys.argv[1]
-r = yaml.safe_load(open(d + "/report.yaml"))
-u = msgpack.Unpacker(open(d + "/samples.bs", "rb"), raw=False)
-next(u)
-recs = [o for o in u if isinstance(o, dict) and "split" in o]
+	check_latest_run <<'PY'
 train = {o["label"] for o in recs if o["split"] == "train"}
 test = {o["label"] for o in recs if o["split"] == "test"}
 assert train and test and not (train & test), (train, test)
