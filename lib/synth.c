@@ -404,28 +404,49 @@ static double iris_tex_at(const struct bio_synth_iris *m, double rho, double th)
 	return v0 + (v1 - v0) * tr;
 }
 
+/* Where a capture puts the eye (pixel-centre coordinates): the limbus (cx, cy, R), the pupil
+ * (pcx, pcy, P), the rotation rot (radians). */
+struct iris_pose {
+	double cx, cy, R, pcx, pcy, P, rot;
+};
+
+/* The pose of sample: r seeded for the sample and advanced past the pose's draws (the first of
+ * every capture, so the render and bio_synth_iris_truth agree). */
+static void iris_pose(struct iris_pose *g, struct bio_rng *r, const struct bio_synth_iris *m,
+		      uint32_t sample)
+{
+	const double S = m->p.size, var = m->p.variation;
+	uint64_t keys[4] = {KEY_IRIS_SAMPLE, m->subject, (uint64_t)m->side, sample};
+	bio_rng_seed_keys(r, m->p.seed, keys, 4);
+	double scale = 1 + var * bio_rng_range(r, -0.05, 0.05);
+	double R = m->radius * S * scale;
+	double cx = S / 2 + var * bio_rng_range(r, -0.05, 0.05) * S;
+	double cy = S / 2 + var * bio_rng_range(r, -0.04, 0.04) * S;
+	double rot = var * bio_rng_range(r, -5, 5) * PI / 180;
+	double pupil = clampd(m->pupil + var * bio_rng_range(r, -0.05, 0.05), 0.2, 0.65);
+	double cr = cos(rot), sr = sin(rot);
+	g->cx = cx;
+	g->cy = cy;
+	g->R = R;
+	g->pcx = cx + (m->pupil_dx * cr - m->pupil_dy * sr) * R;
+	g->pcy = cy + (m->pupil_dx * sr + m->pupil_dy * cr) * R;
+	g->P = pupil * R;
+	g->rot = rot;
+}
+
 void bio_synth_iris_truth(const struct bio_synth_iris *m, uint32_t sample,
 			  struct bio_synth_iris_truth *t)
 {
-	/* the first draws of bio_synth_iris_render, in its order */
-	const double S = m->p.size, var = m->p.variation;
 	struct bio_rng r;
-	uint64_t keys[4] = {KEY_IRIS_SAMPLE, m->subject, (uint64_t)m->side, sample};
-	bio_rng_seed_keys(&r, m->p.seed, keys, 4);
-	double scale = 1 + var * bio_rng_range(&r, -0.05, 0.05);
-	double R = m->radius * S * scale;
-	double cx = S / 2 + var * bio_rng_range(&r, -0.05, 0.05) * S;
-	double cy = S / 2 + var * bio_rng_range(&r, -0.04, 0.04) * S;
-	double rot = var * bio_rng_range(&r, -5, 5) * PI / 180;
-	double pupil = clampd(m->pupil + var * bio_rng_range(&r, -0.05, 0.05), 0.2, 0.65);
-	double cr = cos(rot), sr = sin(rot);
+	struct iris_pose g;
+	iris_pose(&g, &r, m, sample);
 	/* the render samples pixel (x, y) at (x + 0.5, y + 0.5) */
-	t->iris_x = cx - 0.5;
-	t->iris_y = cy - 0.5;
-	t->iris_r = R;
-	t->pupil_x = cx + (m->pupil_dx * cr - m->pupil_dy * sr) * R - 0.5;
-	t->pupil_y = cy + (m->pupil_dx * sr + m->pupil_dy * cr) * R - 0.5;
-	t->pupil_r = pupil * R;
+	t->iris_x = g.cx - 0.5;
+	t->iris_y = g.cy - 0.5;
+	t->iris_r = g.R;
+	t->pupil_x = g.pcx - 0.5;
+	t->pupil_y = g.pcy - 0.5;
+	t->pupil_r = g.P;
 }
 
 /* The iris capture of sample into out, drawn on the float plane img (tmp its scratch). */
@@ -435,21 +456,13 @@ static void iris_draw(uint8_t *out, float *img, float *tmp, const void *model, u
 	const int s = (int)m->p.size;
 	const double S = s;
 	struct bio_rng r;
-	uint64_t keys[4] = {KEY_IRIS_SAMPLE, m->subject, (uint64_t)m->side, sample};
-	bio_rng_seed_keys(&r, m->p.seed, keys, 4);
+	struct iris_pose pose;
+	iris_pose(&pose, &r, m, sample);
 	const double var = m->p.variation; /* scales every capture change below */
 
 	/* Capture conditions. */
-	double scale = 1 + var * bio_rng_range(&r, -0.05, 0.05);
-	double R = m->radius * S * scale;
-	double cx = S / 2 + var * bio_rng_range(&r, -0.05, 0.05) * S;
-	double cy = S / 2 + var * bio_rng_range(&r, -0.04, 0.04) * S;
-	double rot = var * bio_rng_range(&r, -5, 5) * PI / 180;
-	double pupil = clampd(m->pupil + var * bio_rng_range(&r, -0.05, 0.05), 0.2, 0.65);
-	double P = pupil * R;
-	double cr = cos(rot), sr = sin(rot);
-	double pcx = cx + (m->pupil_dx * cr - m->pupil_dy * sr) * R;
-	double pcy = cy + (m->pupil_dx * sr + m->pupil_dy * cr) * R;
+	const double R = pose.R, cx = pose.cx, cy = pose.cy, rot = pose.rot, P = pose.P;
+	const double pcx = pose.pcx, pcy = pose.pcy;
 	double up = clampd(m->lid_upper + var * bio_rng_range(&r, -0.2, 0.2), 0.35, 1.3) * R;
 	double lo = clampd(m->lid_lower + var * bio_rng_range(&r, -0.2, 0.2), 0.55, 1.4) * R;
 	double lid_span = bio_rng_range(&r, 2.2, 2.8) * R; /* half width of the eye opening */
