@@ -42,6 +42,81 @@ static void usage(FILE *f)
 		"See bio-prep(1).\n");
 }
 
+/* The key "segment" and its map {modality: pack_one(the modality's params, its index, ctx)} over
+ * the n_seg segmented modalities; nothing when n_seg is 0. The status of the last pack. */
+static int pack_segment(struct bio_stream_writer *w, const struct bio_prep_params *p,
+			char *const *modalities, int n_mod, size_t n_seg,
+			int (*pack_one)(struct bio_stream_writer *w, const struct bio_prep_params *pm,
+					int m, const void *ctx),
+			const void *ctx)
+{
+	int rc = 0;
+	if (n_seg == 0)
+		return 0;
+	bio_pack_str(w, "segment");
+	bio_pack_map(w, n_seg);
+	for (int m = 0; m < n_mod; m++) {
+		if (!segmented(&p[m]))
+			continue;
+		bio_pack_str(w, modalities[m]);
+		rc = pack_one(w, &p[m], m, ctx);
+	}
+	return rc;
+}
+
+/* The header's settings of a segmented modality: {strip: [height, width]} or {block, threshold,
+ * min_foreground, margin}. */
+static int pack_settings(struct bio_stream_writer *w, const struct bio_prep_params *pm, int m,
+			 const void *ctx)
+{
+	(void)m;
+	(void)ctx;
+	if (pm->iris.enabled) {
+		bio_pack_map(w, 1);
+		bio_pack_str(w, "strip");
+		bio_pack_array(w, 2);
+		bio_pack_int(w, pm->iris.strip_height);
+		return bio_pack_int(w, pm->iris.strip_width);
+	}
+	bio_pack_map(w, 4);
+	bio_pack_kv_int(w, "block", pm->fp.block);
+	bio_pack_kv_double(w, "threshold", pm->fp.threshold);
+	bio_pack_kv_double(w, "min_foreground", pm->fp.min_foreground);
+	return bio_pack_kv_int(w, "margin", pm->fp.margin);
+}
+
+/* What the segmentation of modality m found in the job (ctx): {pupil: [x, y, r], iris: [x, y, r]}
+ * or {foreground, crop: [x, y, side], mean, std}. */
+static int pack_found(struct bio_stream_writer *w, const struct bio_prep_params *pm, int m,
+		      const void *ctx)
+{
+	const struct bio_prep_job *job = ctx;
+	int rc = 0;
+	if (pm->iris.enabled) {
+		const struct bio_iris_segment_info *g = &job->iris[m];
+		bio_pack_map(w, 2);
+		bio_pack_str(w, "pupil");
+		bio_pack_array(w, 3);
+		for (int k = 0; k < 3; k++)
+			bio_pack_double(w, g->pupil[k]);
+		bio_pack_str(w, "iris");
+		rc = bio_pack_array(w, 3);
+		for (int k = 0; k < 3; k++)
+			rc = bio_pack_double(w, g->iris[k]);
+		return rc;
+	}
+	const struct bio_fp_segment_info *f = &job->fp[m];
+	bio_pack_map(w, 4);
+	bio_pack_kv_double(w, "foreground", f->foreground);
+	bio_pack_str(w, "crop");
+	bio_pack_array(w, 3);
+	bio_pack_int(w, f->crop_x);
+	bio_pack_int(w, f->crop_y);
+	bio_pack_int(w, f->side);
+	bio_pack_kv_double(w, "mean", f->mean);
+	return bio_pack_kv_double(w, "std", f->std);
+}
+
 /* Writes the samples header: the input meta's keys carried forward, ours replaced, with the
  * digest of cfg's prep section. BIO_ENOTFOUND (err set) when cfg has none. */
 static int write_header(struct bio_stream_writer *w, const struct bio_value *meta,
@@ -75,29 +150,7 @@ static int write_header(struct bio_stream_writer *w, const struct bio_value *met
 	bio_pack_kv_str(w, "resize", p->filter == BIO_RESIZE_AREA ? "area" : "bilinear");
 	bio_pack_str(w, "quantize");
 	bio_pack_bool(w, p->quantize);
-	if (n_seg > 0) { /* segment: {modality: {block, threshold, min_foreground, margin} or
-			  * {strip: [height, width]}} */
-		bio_pack_str(w, "segment");
-		bio_pack_map(w, n_seg);
-		for (int m = 0; m < n_mod; m++) {
-			if (!segmented(&p[m]))
-				continue;
-			bio_pack_str(w, modalities[m]);
-			if (p[m].iris.enabled) {
-				bio_pack_map(w, 1);
-				bio_pack_str(w, "strip");
-				bio_pack_array(w, 2);
-				bio_pack_int(w, p[m].iris.strip_height);
-				bio_pack_int(w, p[m].iris.strip_width);
-				continue;
-			}
-			bio_pack_map(w, 4);
-			bio_pack_kv_int(w, "block", p[m].fp.block);
-			bio_pack_kv_double(w, "threshold", p[m].fp.threshold);
-			bio_pack_kv_double(w, "min_foreground", p[m].fp.min_foreground);
-			bio_pack_kv_int(w, "margin", p[m].fp.margin);
-		}
-	}
+	pack_segment(w, p, modalities, n_mod, n_seg, pack_settings, NULL);
 	return bio_pack_kv_str(w, "prep_digest", digest);
 }
 
@@ -123,39 +176,8 @@ static int write_sample(struct bio_stream_writer *w, const struct bio_prep_job *
 		bio_pack_str(w, modalities[m]);
 		rc = bio_pack_tensor(w, &t);
 	}
-	if (n_seg > 0) { /* segment: {modality: {foreground, crop: [x, y, side], mean, std} or
-			  * {pupil: [x, y, r], iris: [x, y, r]}} */
-		bio_pack_str(w, "segment");
-		bio_pack_map(w, n_seg);
-		for (int m = 0; m < n_mod; m++) {
-			if (!segmented(&p[m]))
-				continue;
-			bio_pack_str(w, modalities[m]);
-			if (p[m].iris.enabled) {
-				const struct bio_iris_segment_info *g = &job->iris[m];
-				bio_pack_map(w, 2);
-				bio_pack_str(w, "pupil");
-				bio_pack_array(w, 3);
-				for (int k = 0; k < 3; k++)
-					bio_pack_double(w, g->pupil[k]);
-				bio_pack_str(w, "iris");
-				rc = bio_pack_array(w, 3);
-				for (int k = 0; k < 3; k++)
-					rc = bio_pack_double(w, g->iris[k]);
-				continue;
-			}
-			const struct bio_fp_segment_info *f = &job->fp[m];
-			bio_pack_map(w, 4);
-			bio_pack_kv_double(w, "foreground", f->foreground);
-			bio_pack_str(w, "crop");
-			bio_pack_array(w, 3);
-			bio_pack_int(w, f->crop_x);
-			bio_pack_int(w, f->crop_y);
-			bio_pack_int(w, f->side);
-			bio_pack_kv_double(w, "mean", f->mean);
-			rc = bio_pack_kv_double(w, "std", f->std);
-		}
-	}
+	if (n_seg > 0)
+		rc = pack_segment(w, p, modalities, n_mod, n_seg, pack_found, job);
 	return rc;
 }
 
