@@ -116,24 +116,25 @@ EOF
 	[ ! -e out.bs ]
 }
 
+# scan_refuses FILE TEXT: bio-scan of the tree d with the config FILE holding TEXT (a printf
+# format) exits 1
+scan_refuses() {
+	# shellcheck disable=SC2059
+	printf "$2" >"$1"
+	run bio-scan -c "$1" d
+	assert_failure 1
+}
+
 @test "bad regex and group errors name the config key and file:line" {
 	cd "$T"
 	synth_tree d 1 2
-	printf 'scan:\n  iris:\n    pattern: "^([0-9]+_([LR])"\n' > bad.yaml
-	run bio-scan -c bad.yaml d
-	assert_failure 1
+	scan_refuses bad.yaml 'scan:\n  iris:\n    pattern: "^([0-9]+_([LR])"\n'
 	assert_output --regexp "^bio-scan: bad.yaml:3: scan.iris.pattern: invalid regular expression '\^\(\[0-9\]\+_\(\[LR\]\)': "
-	printf 'scan:\n  fingerprint:\n    pattern: "^([0-9]+)_(.*)$"\n' > groups.yaml
-	run bio-scan -c groups.yaml d
-	assert_failure 1
+	scan_refuses groups.yaml 'scan:\n  fingerprint:\n    pattern: "^([0-9]+)_(.*)$"\n'
 	assert_output --regexp "^bio-scan: configs/base.yaml:[0-9]+: scan.fingerprint.fields: names 4 capture groups but the pattern has 2 \\(field 'finger' would be group 3\\); scan.fingerprint.pattern is from groups.yaml:3\$"
-	printf 'scan:\n  iris:\n    fields: [subject, side, sample, ext, more]\n' > fields.yaml
-	run bio-scan -c fields.yaml d
-	assert_failure 1
+	scan_refuses fields.yaml 'scan:\n  iris:\n    fields: [subject, side, sample, ext, more]\n'
 	assert_output --regexp "^bio-scan: fields.yaml:3: scan.iris.fields: names 5 capture groups but the pattern has 4 \\(field 'more' would be group 5\\); scan.iris.pattern is from configs/base.yaml:[0-9]+\$"
-	printf 'scan:\n  identity: [subject, eye]\n' > ident.yaml
-	run bio-scan -c ident.yaml d
-	assert_failure 1
+	scan_refuses ident.yaml 'scan:\n  identity: [subject, eye]\n'
 	assert_output "bio-scan: ident.yaml:2: scan.identity: field 'eye' is not among the fields of modality 'iris'"
 	run bio-scan --set scan.split.mode=random d
 	assert_failure 1
