@@ -369,11 +369,17 @@ sys.stdout.buffer.write(b"".join(msgpack.packb(o) for o in objs))' >"$T/single.b
 	[ ! -e "$T/e/last.ckpt" ]
 }
 
-@test "bad --resume: corrupt, truncated or mismatched checkpoints fail and overwrite nothing" {
+# resumable N: 2 epochs trained into $T/r (its batches $T/b2.bs), its last.ckpt kept as
+# $T/keep.ckpt, and the batches of epochs 2 to N to resume with in $T/rest.bs
+resumable() {
 	bio-batch $C --epochs 2 "$SS" >"$T/b2.bs"
 	bio-train $C -o "$T/r" "$T/b2.bs" 2>/dev/null
 	cp "$T/r/last.ckpt" "$T/keep.ckpt"
-	bio-batch $C --epochs 4 --start-epoch 2 "$SS" >"$T/rest.bs"
+	bio-batch $C --epochs "$1" --start-epoch 2 "$SS" >"$T/rest.bs"
+}
+
+@test "bad --resume: corrupt, truncated or mismatched checkpoints fail and overwrite nothing" {
+	resumable 4
 	head -c 3000 "$T/keep.ckpt" >"$T/trunc.ckpt"
 	run bio-train $C -o "$T/r" --resume "$T/trunc.ckpt" "$T/rest.bs"
 	assert_failure 1
@@ -491,10 +497,7 @@ EOF
 }
 
 @test "checkpoints are checksummed: a flipped byte is refused by --resume; old ones load unchecked" {
-	bio-batch $C --epochs 2 "$SS" >"$T/b2.bs"
-	bio-train $C -o "$T/r" "$T/b2.bs" 2>/dev/null
-	cp "$T/r/last.ckpt" "$T/keep.ckpt"
-	bio-batch $C --epochs 3 --start-epoch 2 "$SS" >"$T/rest.bs"
+	resumable 3
 	size=$(stat -c %s "$T/keep.ckpt")
 	flip() { "$PYTHON" -c "
 import sys
@@ -587,14 +590,21 @@ PY
 	assert_success
 }
 
+# bad_setting KEY=VALUE OPTION...: bio-train with the OPTIONs and --set KEY=VALUE on $FX/b6.bs
+# fails with one line on stderr naming KEY, and writes no checkpoint
+bad_setting() {
+	local kv=$1
+	shift
+	run --separate-stderr bio-train $C "$@" --set "$kv" -o "$T/bad" "$FX/b6.bs"
+	[ "$status" -ne 0 ]
+	[ "$(printf '%s\n' "$stderr" | wc -l)" -eq 1 ] || fail "$kv: $stderr"
+	[[ "$stderr" == "bio-train: "*"${kv%%=*}"* ]] || fail "$kv: $stderr"
+	[ ! -e "$T/bad/last.ckpt" ]
+}
+
 @test "model.attention_temperature: a bad value is one error line naming the key" {
 	for v in 0 -1 1000 abc; do
-		run --separate-stderr bio-train $C --set model.fusion=attention \
-			--set model.attention_temperature=$v -o "$T/bad" "$FX/b6.bs"
-		[ "$status" -ne 0 ]
-		[ "$(printf '%s\n' "$stderr" | wc -l)" -eq 1 ] || fail "$v: $stderr"
-		[[ "$stderr" == "bio-train: "*"model.attention_temperature"* ]] || fail "$v: $stderr"
-		[ ! -e "$T/bad/last.ckpt" ]
+		bad_setting "model.attention_temperature=$v" --set model.fusion=attention
 	done
 }
 
@@ -669,12 +679,7 @@ for r in recs: del r["crc32c"]'
 @test "training.loss, .margin, .scale: bad values are one error line naming the key" {
 	for kv in training.loss=sphereface training.loss= training.margin=-0.1 training.margin=2 \
 		training.margin=abc training.scale=0 training.scale=-30; do
-		run --separate-stderr bio-train $C --set training.loss=arcface --set "$kv" \
-			-o "$T/bad" "$FX/b6.bs"
-		[ "$status" -ne 0 ]
-		[ "$(printf '%s\n' "$stderr" | wc -l)" -eq 1 ] || fail "$kv: $stderr"
-		[[ "$stderr" == "bio-train: "*"${kv%%=*}"* ]] || fail "$kv: $stderr"
-		[ ! -e "$T/bad/last.ckpt" ]
+		bad_setting "$kv" --set training.loss=arcface
 	done
 }
 
