@@ -16,12 +16,7 @@ setup_file() {
 setup() {
 	cd "$BATS_TEST_DIRNAME/../.." || exit 1
 	T="$BATS_TEST_TMPDIR"
-	if ! command -v mpirun >/dev/null; then
-		skip "mpirun not installed (openmpi-bin)"
-	fi
-	if ! ldd "$(command -v bio-train)" | grep -q libmpi; then
-		skip "bio-train built without MPI (libopenmpi-dev)"
-	fi
+	need_mpi
 	# Open MPI's own allocations (its op and dlopened components) are never freed: under the
 	# sanitizer build, ranks run without leak detection (the single-process runs keep it, and the
 	# rank split is leak-checked in the unit test that runs ranks as threads)
@@ -119,17 +114,10 @@ setup() {
 
 @test "make experiment MPI_NP=2: the pipeline trains as two ranks and gets the one-process model" {
 	tiny_experiment "$T/tiny.yaml"
-	mk() { make --no-print-directory EXP_STAGE=1 BUILD="$BIO_BUILD" CONFIG="$T/tiny.yaml" "$@" experiment-run; }
-	mk WORK="$T/one" MLRUNS="$T/ml1" >"$T/log1" 2>&1 || { cat "$T/log1"; false; }
-	env "$NOLEAK" make --no-print-directory EXP_STAGE=1 BUILD="$BIO_BUILD" CONFIG="$T/tiny.yaml" \
-		WORK="$T/two" MLRUNS="$T/ml2" MPI_NP=2 experiment-run \
-		MPIRUN_FLAGS="--oversubscribe --allow-run-as-root --mca btl self,tcp --mca btl_tcp_if_include lo --mca oob_tcp_if_include lo" \
+	experiment_run WORK="$T/one" MLRUNS="$T/ml1" >"$T/log1" 2>&1 || { cat "$T/log1"; false; }
+	(export "${NOLEAK?}" && experiment_run WORK="$T/two" MLRUNS="$T/ml2" MPI_NP=2 \
+		MPIRUN_FLAGS="--oversubscribe --allow-run-as-root --mca btl self,tcp --mca btl_tcp_if_include lo --mca oob_tcp_if_include lo") \
 		>"$T/log2" 2>&1 || { cat "$T/log2"; false; }
 	grep -q "mpirun -np 2" "$T/log2"
-	a=$(ls -d "$T"/one/train-*) b=$(ls -d "$T"/two/train-*)
-	# the same stage digest, and the same weights and optimizer state (the checkpoints' metas
-	# differ only by the tracking run each was logged to)
-	[ "$(basename "$a")" = "$(basename "$b")" ]
-	[ ! -e "$b/batches.bs" ]
-	same_tensors "$a/last.ckpt" "$b/last.ckpt"
+	same_trained_model "$T/one" "$T/two"
 }

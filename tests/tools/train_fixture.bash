@@ -87,6 +87,34 @@ model:
 YAML
 }
 
+# need_mpi: skips the test unless mpirun is installed and bio-train is built with MPI
+need_mpi() {
+	if ! command -v mpirun >/dev/null; then
+		skip "mpirun not installed (openmpi-bin)"
+	fi
+	if ! ldd "$(command -v bio-train)" | grep -q libmpi; then
+		skip "bio-train built without MPI (libopenmpi-dev)"
+	fi
+}
+
+# experiment_run VAR=VALUE...: make experiment-run (EXP_STAGE=1) of the config $T/tiny.yaml
+# (tiny_experiment) with the build under test and the make variables VAR=VALUE...
+experiment_run() {
+	make --no-print-directory EXP_STAGE=1 BUILD="$BIO_BUILD" CONFIG="$T/tiny.yaml" "$@" experiment-run
+}
+
+# same_trained_model ONE TWO: the experiments in the work folders ONE and TWO trained the same
+# model: the same stage digest, and the same weights and optimizer state (the checkpoints' metas
+# differ only by the tracking run each was logged to); TWO's batches were not kept
+same_trained_model() {
+	local a b
+	a=$(ls -d "$1"/train-*)
+	b=$(ls -d "$2"/train-*)
+	[ "$(basename "$a")" = "$(basename "$b")" ]
+	[ ! -e "$b/batches.bs" ]
+	same_tensors "$a/last.ckpt" "$b/last.ckpt"
+}
+
 # same_tensors A B: the two checkpoints hold the same tensors, bit for bit (their metas may
 # differ, e.g. by the tracking run each was logged to)
 same_tensors() {
