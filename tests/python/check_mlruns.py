@@ -254,22 +254,34 @@ class Checker:
                 if os.path.isdir(os.path.join(models, m)):
                     self.check_model(root, os.path.join(models, m))
 
-    def check_experiment(self, parent, eid, deleted):
-        d = os.path.join(parent, eid)
+    def load_meta(self, d, absent, counter, known, required):
+        """The path of d's meta.yaml and its content, counted in counts[counter] once read; None
+        for the content when the file is absent (the note absent), unreadable, or without one of
+        the required keys (a note; keys outside known are a note too)."""
         meta_path = os.path.join(d, "meta.yaml")
         if not os.path.exists(meta_path):
-            self.bad(d, "experiment directory without meta.yaml")
-            return
+            self.bad(d, absent)
+            return meta_path, None
         m = self.load_yaml(meta_path)
         if m is None:
-            return
-        self.counts["experiments"] += 1
-        extra = set(m) - EXPERIMENT_KEYS
-        missing = {"artifact_location", "experiment_id", "lifecycle_stage", "name"} - set(m)
+            return meta_path, None
+        self.counts[counter] += 1
+        extra = set(m) - known
+        missing = set(required) - set(m)
         if extra:
             self.bad(meta_path, "unknown keys %s" % sorted(extra))
         if missing:
             self.bad(meta_path, "missing keys %s" % sorted(missing))
+            return meta_path, None
+        return meta_path, m
+
+    def check_experiment(self, parent, eid, deleted):
+        d = os.path.join(parent, eid)
+        meta_path, m = self.load_meta(d, "experiment directory without meta.yaml", "experiments",
+                                      EXPERIMENT_KEYS,
+                                      {"artifact_location", "experiment_id", "lifecycle_stage",
+                                       "name"})
+        if m is None:
             return
         if not isinstance(m["experiment_id"], str):
             self.bad(meta_path, "experiment_id %r is not a string" % (m["experiment_id"],))
@@ -307,20 +319,9 @@ class Checker:
                 self.check_run(rd, r, eid, loc if isinstance(loc, str) else "")
 
     def check_run(self, d, rid, eid, exp_loc):
-        meta_path = os.path.join(d, "meta.yaml")
-        if not os.path.exists(meta_path):
-            self.bad(d, "run directory without meta.yaml (MLflow skips it)")
-            return
-        m = self.load_yaml(meta_path)
+        meta_path, m = self.load_meta(d, "run directory without meta.yaml (MLflow skips it)", "runs",
+                                      RUN_KEYS, RUN_REQUIRED)
         if m is None:
-            return
-        self.counts["runs"] += 1
-        extra = set(m) - RUN_KEYS
-        missing = RUN_REQUIRED - set(m)
-        if extra:
-            self.bad(meta_path, "unknown keys %s" % sorted(extra))
-        if missing:
-            self.bad(meta_path, "missing keys %s" % sorted(missing))
             return
         if not RUN_ID_RE.match(rid):
             self.bad(d, "run id %r does not match %s" % (rid, RUN_ID_RE.pattern))
