@@ -348,6 +348,16 @@ TEST(yaml_quoting_matches_pyyaml)
 	CHECK(strstr(err.msg, "deleted state") != NULL);
 }
 
+/* The model URI uri resolves in the store root to the path want. */
+static void check_resolves(const char *root, const char *uri, const char *want)
+{
+	char *path = NULL;
+	struct bio_error err = {0};
+	CHECK_EQ(bio_track_resolve_model(&path, root, uri, &err), 0);
+	CHECK_STR(path, want);
+	free(path);
+}
+
 /* A run "r" of experiment "train" in the store tmpdir/STORE (its path in root) that logged a
  * file tmpdir/FILE (its path in src) holding "checkpoint" under "checkpoints". */
 static struct bio_track_run *run_with_checkpoint(char *root, size_t root_size, char *src,
@@ -410,30 +420,20 @@ TEST(model_registry)
 
 	char *path = NULL, want[512];
 	snprintf(want, sizeof want, "%s/checkpoints/best.bin", bio_track_run_artifact_dir(r));
-	CHECK_EQ(bio_track_resolve_model(&path, root, "models:/biometric/1", &err), 0);
-	CHECK_STR(path, want);
-	free(path);
-	CHECK_EQ(bio_track_resolve_model(&path, root, "models:/biometric/latest", &err), 0);
-	CHECK_STR(path, src);
-	free(path);
-	CHECK_EQ(bio_track_resolve_model(&path, root, source, &err), 0);
-	CHECK_STR(path, want);
-	free(path);
+	check_resolves(root, "models:/biometric/1", want);
+	check_resolves(root, "models:/biometric/latest", src);
+	check_resolves(root, source, want);
 	CHECK_EQ(bio_track_resolve_model(&path, root, "models:/biometric/3", &err), BIO_ENOTFOUND);
 	CHECK_EQ(bio_track_resolve_model(&path, root, "models:/nomodel/latest", &err), BIO_ENOTFOUND);
 	CHECK_EQ(bio_track_resolve_model(&path, root, "models:/biometric/x", &err), BIO_EINVAL);
 	CHECK_EQ(bio_track_resolve_model(&path, root, "s3://bucket/x", &err), BIO_EUNSUPPORTED);
-	CHECK_EQ(bio_track_resolve_model(&path, root, "/plain/path.bin", &err), 0);
-	CHECK_STR(path, "/plain/path.bin");
-	free(path);
+	check_resolves(root, "/plain/path.bin", "/plain/path.bin");
 	/* a deleted latest version is passed over */
 	char sed[512];
 	snprintf(sed, sizeof sed, "sed -i 's/current_stage: None/current_stage: Deleted_Internal/' "
 		 "'%s/models/biometric/version-2/meta.yaml'", root);
 	CHECK_EQ(system(sed), 0);
-	CHECK_EQ(bio_track_resolve_model(&path, root, "models:/biometric/latest", &err), 0);
-	CHECK_STR(path, want);
-	free(path);
+	check_resolves(root, "models:/biometric/latest", want);
 	CHECK_EQ(bio_track_resolve_model(&path, root, "models:/biometric/2", &err), BIO_ENOTFOUND);
 	bio_track_run_end(r, BIO_TRACK_FINISHED, &err);
 	bio_track_run_free(r);
@@ -457,12 +457,8 @@ TEST(aliases_and_directory_sources)
 	free(m);
 	char *path = NULL, want[512];
 	snprintf(want, sizeof want, "%s/checkpoints/best.ckpt", bio_track_run_artifact_dir(r));
-	CHECK_EQ(bio_track_resolve_model(&path, root, "models:/m@champion", &err), 0);
-	CHECK_STR(path, want);
-	free(path);
-	CHECK_EQ(bio_track_resolve_model(&path, root, "models:/m/1", &err), 0);
-	CHECK_STR(path, want);
-	free(path);
+	check_resolves(root, "models:/m@champion", want);
+	check_resolves(root, "models:/m/1", want);
 	CHECK_EQ(bio_track_resolve_model(&path, root, "models:/m@nosuch", &err), BIO_ENOTFOUND);
 	CHECK_EQ(bio_track_resolve_model(&path, root, "models:/m@bad!", &err), BIO_EINVAL);
 	CHECK_EQ(bio_track_set_alias(root, "m", "prod", 2, &err), BIO_ENOTFOUND);
