@@ -75,6 +75,19 @@ static void add(struct bio_scan *s, size_t m, const char *rel, int want)
 	CHECK_EQ(rc, want);
 }
 
+/* A file to add: modality, relative path, the add_path status wanted. */
+struct added {
+	size_t m;
+	const char *rel;
+	int want;
+};
+
+static void add_all(struct bio_scan *s, const struct added *files, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		add(s, files[i].m, files[i].rel, files[i].want);
+}
+
 /* subjects x sides x samples files of both modalities. */
 static void add_grid(struct bio_scan *s, int subjects, int samples, int skip_fp_sample)
 {
@@ -233,11 +246,9 @@ TEST(labels_natural_and_single_modality)
 		.n_pair_by = 1,
 	};
 	CHECK_EQ(bio_scan_add_modality(s, &sp, NULL, &err), 0);
-	add(s, 0, "10_1.tif", 1);
-	add(s, 0, "9_2.tif", 1);
-	add(s, 0, "9_10.tif", 1);
-	add(s, 0, "9_1.tif", 1);
-	add(s, 0, "100_1.tif", 1);
+	static const struct added files[] = {{0, "10_1.tif", 1}, {0, "9_2.tif", 1},
+		{0, "9_10.tif", 1}, {0, "9_1.tif", 1}, {0, "100_1.tif", 1}};
+	add_all(s, files, sizeof files / sizeof *files);
 	CHECK_EQ(bio_scan_build(s, &err), 0);
 	CHECK_EQ(bio_scan_n_records(s), 5);
 	CHECK_EQ(bio_scan_n_labels(s), 3);
@@ -317,10 +328,9 @@ TEST(stratified_split)
 	/* tiny identities keep one training sample each */
 	struct bio_scan *s = two_modalities(0, BIO_SCAN_STRATIFIED, 0.5, 0.5, 3);
 	add_grid(s, 3, 1, 0);
-	add(s, 0, "004_L_01.bmp", 1);
-	add(s, 0, "004_L_02.bmp", 1);
-	add(s, 1, "004_L_thumb_01.BMP", 1);
-	add(s, 1, "004_L_thumb_02.BMP", 1);
+	static const struct added files[] = {{0, "004_L_01.bmp", 1}, {0, "004_L_02.bmp", 1},
+		{1, "004_L_thumb_01.BMP", 1}, {1, "004_L_thumb_02.BMP", 1}};
+	add_all(s, files, sizeof files / sizeof *files);
 	CHECK_EQ(bio_scan_build(s, &err), 0);
 	for (size_t r = 0; r < bio_scan_n_records(s); r++)
 		if (strcmp(bio_scan_label_name(s, bio_scan_record_label(s, r)), "004_L") != 0)
@@ -607,11 +617,9 @@ TEST(from_config)
 	CHECK_EQ(bio_scan_from_config(&s, c, NULL, &err), 0);
 	CHECK_STR(bio_scan_modality_base(s, 0), "data/synth/iris");
 	CHECK_STR(bio_scan_modality_base(s, 1), "fvc");
-	add(s, 0, "001_L_01.bmp", 1);
-	add(s, 0, "001_R_01.bmp", 1);
-	add(s, 1, "101_1.tif", 1);
-	add(s, 1, "102_1.tif", 1);
-	add(s, 1, "001_L_thumb_01.BMP", 0);
+	static const struct added files[] = {{0, "001_L_01.bmp", 1}, {0, "001_R_01.bmp", 1},
+		{1, "101_1.tif", 1}, {1, "102_1.tif", 1}, {1, "001_L_thumb_01.BMP", 0}};
+	add_all(s, files, sizeof files / sizeof *files);
 	CHECK_EQ(bio_scan_build(s, &err), 0);
 	CHECK_EQ(bio_scan_n_labels(s), 2);
 	CHECK_STR(bio_scan_label_name(s, 1), "001_R+102");
