@@ -325,6 +325,16 @@ static int ps_next(struct parse *ps, yaml_event_t *ev, const char *text, size_t 
 	return 0;
 }
 
+/* Parses past one event whose content is not needed (a stream or document marker). */
+static int ps_skip(struct parse *ps, const char *text, size_t len)
+{
+	yaml_event_t ev;
+	int rc = ps_next(ps, &ev, text, len);
+	if (rc == 0)
+		yaml_event_delete(&ev);
+	return rc;
+}
+
 static int tag_ok(const yaml_char_t *tag, enum node_kind kind, int *is_str)
 {
 	static const char pre[] = "tag:yaml.org,2002:";
@@ -604,9 +614,8 @@ static int parse_layer(struct node **out, const char *name, const char *text, si
 	struct node *root = NULL;
 	yaml_event_t ev;
 	int have_ev = 0;
-	if ((rc = ps_next(&ps, &ev, text, len)) != 0) /* STREAM_START */
+	if ((rc = ps_skip(&ps, text, len)) != 0) /* STREAM_START */
 		goto out;
-	yaml_event_delete(&ev);
 	if ((rc = ps_next(&ps, &ev, text, len)) != 0)
 		goto out;
 	have_ev = 1;
@@ -632,9 +641,8 @@ static int parse_layer(struct node **out, const char *name, const char *text, si
 				   name, mark.line + 1, kind_name(root->kind));
 		goto out;
 	}
-	if ((rc = ps_next(&ps, &ev, text, len)) != 0) /* DOCUMENT_END */
+	if ((rc = ps_skip(&ps, text, len)) != 0) /* DOCUMENT_END */
 		goto out;
-	yaml_event_delete(&ev);
 	if ((rc = ps_next(&ps, &ev, text, len)) != 0)
 		goto out;
 	have_ev = 1;
