@@ -258,6 +258,18 @@ static int clamp_threads(int n_threads, size_t work)
 	return n_threads;
 }
 
+/* n_threads clamped to the work and a zeroed array of that many jobs of job_size bytes, the
+ * caller's to free; NULL when out of memory (err set, naming what). */
+static void *alloc_jobs(int *n_threads, size_t work, size_t job_size, const char *what,
+			struct bio_error *err)
+{
+	*n_threads = clamp_threads(*n_threads, work);
+	void *jobs = calloc((size_t)*n_threads, job_size);
+	if (!jobs)
+		bio_error_set(err, BIO_ENOMEM, "%s: out of memory", what);
+	return jobs;
+}
+
 int bio_scores_pairs(struct bio_scores *s, const float *emb, size_t n, size_t dim,
 		     const int64_t *labels, enum bio_pair_protocol protocol, uint64_t max_pairs,
 		     int with_ids, int n_threads, struct bio_error *err)
@@ -347,10 +359,9 @@ int bio_scores_pairs(struct bio_scores *s, const float *emb, size_t n, size_t di
 		}
 	}
 	/* split rows so that each thread scores about the same number of pairs */
-	n_threads = clamp_threads(n_threads, m);
-	jobs = calloc((size_t)n_threads, sizeof *jobs);
+	jobs = alloc_jobs(&n_threads, m, sizeof *jobs, "scores", err);
 	if (!jobs) {
-		rc = bio_error_set(err, BIO_ENOMEM, "scores: out of memory");
+		rc = BIO_ENOMEM;
 		goto out;
 	}
 	{
@@ -894,10 +905,9 @@ static int cmc_core(struct bio_cmc *cmc, const float *emb, size_t n, size_t dim,
 					   gallery_per_id, gallery_per_id == 1 ? "" : "s");
 		goto out;
 	}
-	n_threads = clamp_threads(n_threads, n_probe);
-	jobs = calloc((size_t)n_threads, sizeof *jobs);
+	jobs = alloc_jobs(&n_threads, n_probe, sizeof *jobs, "identification", err);
 	if (!jobs) {
-		rc = bio_error_set(err, BIO_ENOMEM, "identification: out of memory");
+		rc = BIO_ENOMEM;
 		goto out;
 	}
 	for (int t = 0; t < n_threads; t++)
@@ -1138,10 +1148,9 @@ int bio_scores_templates(struct bio_scores *s, struct bio_cmc *cmc, const float 
 	}
 	for (size_t r = 0; r < n_rows; r++)
 		rows_n2[r] = dot_f32(rows + r * dim, rows + r * dim, dim);
-	n_threads = clamp_threads(n_threads, n_probe);
-	jobs = calloc((size_t)n_threads, sizeof *jobs);
+	jobs = alloc_jobs(&n_threads, n_probe, sizeof *jobs, "templates", err);
 	if (!jobs) {
-		rc = bio_error_set(err, BIO_ENOMEM, "templates: out of memory");
+		rc = BIO_ENOMEM;
 		goto out;
 	}
 	for (int t = 0; t < n_threads; t++)
