@@ -356,12 +356,18 @@ PY
 	assert_output --partial "stream.max_tensor_bytes: 2000000000 is out of range [1, 268435456]"
 }
 
-@test "bio-prep: fingerprint segmentation (prep.fingerprint.segment) gives numpy's crop, contrast and bytes; -j does not change them" {
-	bio-synth --subjects 3 --samples 3 -o "$T/d" 2>/dev/null
+# segmented_any_j MOD SAMPLES: 3 subjects x SAMPLES drawn into $T/d and scanned into $T/m.bs,
+# MOD segmented by -j1 into $T/s1.bs and by -j3 into $T/s3.bs, the same bytes
+segmented_any_j() {
+	bio-synth --subjects 3 --samples "$2" -o "$T/d" 2>/dev/null
 	bio-scan --set scan.root="$T/d" -o "$T/m.bs" 2>/dev/null
-	bio-prep --set prep.fingerprint.segment=true -j1 -o "$T/s1.bs" "$T/m.bs"
-	bio-prep --set prep.fingerprint.segment=true -j3 -o "$T/s3.bs" "$T/m.bs"
+	bio-prep --set "prep.$1.segment=true" -j1 -o "$T/s1.bs" "$T/m.bs"
+	bio-prep --set "prep.$1.segment=true" -j3 -o "$T/s3.bs" "$T/m.bs"
 	cmp "$T/s1.bs" "$T/s3.bs"
+}
+
+@test "bio-prep: fingerprint segmentation (prep.fingerprint.segment) gives numpy's crop, contrast and bytes; -j does not change them" {
+	segmented_any_j fingerprint 3
 	run "$PYTHON" tests/python/segment_reference.py "$T/m.bs" "$T/s1.bs"
 	assert_success
 	assert_output --partial "ok: 18 samples"
@@ -383,11 +389,7 @@ PY
 }
 
 @test "bio-prep: iris segmentation (prep.iris.segment) records the circles and unwraps a strip; -j does not change the bytes" {
-	bio-synth --subjects 3 --samples 2 -o "$T/d" 2>/dev/null
-	bio-scan --set scan.root="$T/d" -o "$T/m.bs" 2>/dev/null
-	bio-prep --set prep.iris.segment=true -j1 -o "$T/s1.bs" "$T/m.bs"
-	bio-prep --set prep.iris.segment=true -j3 -o "$T/s3.bs" "$T/m.bs"
-	cmp "$T/s1.bs" "$T/s3.bs"
+	segmented_any_j iris 2
 	run "$PYTHON" - "$T/s1.bs" <<'PY'
 import sys, msgpack
 objs = list(msgpack.Unpacker(open(sys.argv[1], "rb"), raw=False))
