@@ -240,7 +240,7 @@ TEST(bad_config)
 	struct bio_config *c = small_config("training.early_stopping.metric=acc");
 	struct bio_train_opts o = {.n_threads = 1};
 	CHECK(bio_train_new(c, &o, &err) == NULL);
-	CHECK(strstr(err.msg, "training.early_stopping.metric: expected val_accuracy or val_loss, "
+	CHECK(strstr(err.msg, "training.early_stopping.metric: expected val_accuracy, val_loss or val_eer, "
 			      "got 'acc'") != NULL);
 	bio_config_free(c);
 }
