@@ -16,6 +16,21 @@
 #include "bio/rng.h"
 #include "test.h"
 
+/* The two test modalities, and inputs for them: n values each in [-1, 1), drawn in turn. */
+static void two_modalities(struct bio_model_spec *s)
+{
+	strcpy(s->modalities[0], "iris");
+	strcpy(s->modalities[1], "fingerprint");
+}
+
+static void two_inputs(float *a, float *b, size_t n, struct bio_rng *r)
+{
+	for (size_t i = 0; i < n; i++) {
+		a[i] = bio_rng_uniform_f(r) * 2 - 1;
+		b[i] = bio_rng_uniform_f(r) * 2 - 1;
+	}
+}
+
 TEST(model_clone_predicts_the_same)
 {
 	struct bio_error err;
@@ -23,16 +38,12 @@ TEST(model_clone_predicts_the_same)
 				   .kernel = 3, .hidden = 6, .embedding = 5, .dropout = 0.25f,
 				   .fusion = BIO_FUSION_ATTENTION, .attention_temperature = 1.0f,
 				   .n_mod = 2, .n_classes = 3};
-	strcpy(s.modalities[0], "iris");
-	strcpy(s.modalities[1], "fingerprint");
+	two_modalities(&s);
 	enum { N = 4 };
 	float in0[N * 64], in1[N * 64];
 	struct bio_rng r;
 	bio_rng_seed(&r, 7);
-	for (int i = 0; i < N * 64; i++) {
-		in0[i] = bio_rng_uniform_f(&r) * 2 - 1;
-		in1[i] = bio_rng_uniform_f(&r) * 2 - 1;
-	}
+	two_inputs(in0, in1, N * 64, &r);
 	const float *in[2] = {in0, in1};
 	struct bio_model *m = bio_model_new(&s, N, &err);
 	CHECK(m != NULL);
@@ -75,17 +86,13 @@ TEST(fused_adam_is_the_plain_step)
 	struct bio_model_spec s = {.input_size = 16, .n_blocks = 2, .channels = {8, 16},
 				   .kernel = 3, .hidden = 24, .embedding = 8,
 				   .fusion = BIO_FUSION_CONCAT, .n_mod = 2, .n_classes = 5};
-	strcpy(s.modalities[0], "iris");
-	strcpy(s.modalities[1], "fingerprint");
+	two_modalities(&s);
 	enum { N = 6, PX = 16 * 16 };
 	float in0[N * PX], in1[N * PX];
 	int64_t y[N];
 	struct bio_rng r;
 	bio_rng_seed(&r, 3);
-	for (int i = 0; i < N * PX; i++) {
-		in0[i] = bio_rng_uniform_f(&r) * 2 - 1;
-		in1[i] = bio_rng_uniform_f(&r) * 2 - 1;
-	}
+	two_inputs(in0, in1, N * PX, &r);
 	for (int i = 0; i < N; i++)
 		y[i] = i % 5;
 	const float *in[2] = {in0, in1};
@@ -254,17 +261,13 @@ TEST(unfused_model_gradients_match_differences)
 	struct bio_model_spec s = {.input_size = 16, .n_blocks = 3, .channels = {3, 4, 5},
 				   .kernel = 5, .hidden = 6, .embedding = 5,
 				   .fusion = BIO_FUSION_CONCAT, .n_mod = 2, .n_classes = 3};
-	strcpy(s.modalities[0], "iris");
-	strcpy(s.modalities[1], "fingerprint");
+	two_modalities(&s);
 	enum { N = 5, PX = 16 * 16 };
 	float in0[N * PX], in1[N * PX];
 	int64_t y[N] = {0, 1, 2, 1, 0};
 	struct bio_rng r;
 	bio_rng_seed(&r, 17);
-	for (int i = 0; i < N * PX; i++) {
-		in0[i] = bio_rng_uniform_f(&r) * 2 - 1;
-		in1[i] = bio_rng_uniform_f(&r) * 2 - 1;
-	}
+	two_inputs(in0, in1, N * PX, &r);
 	const float *in[2] = {in0, in1};
 	struct bio_model *m = bio_model_new(&s, N, &err);
 	CHECK(m != NULL);
