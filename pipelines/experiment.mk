@@ -142,7 +142,9 @@ $(SAMPLES): $(MANIFEST) $(EXP_STAMP)/bio-prep
 # Training reads its batches through a pipe: no batch file on disk. The stamp appears last.
 # best.ckpt is chosen on the val split (bio-train --val reads that split only, never test). In the
 # open-set protocol (scan.split.mode disjoint) the val identities are not classes the model
-# learns, so there is no --val and best.ckpt follows the training figures.
+# learns: best.ckpt is then the epoch of the lowest EER of their fused embeddings
+# (training.early_stopping.metric val_eer), the dev identities that also set the thresholds;
+# the report scores the test identities, which neither choice saw.
 # MPI_NP=N trains as N ranks of mpirun instead (HOSTS=a,b for --host, MPIRUN_FLAGS for the rest,
 # e.g. '--hostfile FILE' or '--oversubscribe'; under Slurm MPIRUN=srun MPI_NP_FLAG=-n
 # MPIRUN_FLAGS=--mpi=pmix, as tests/tools/slurm.bats runs it): the ranks read one batches file in the stage's
@@ -150,6 +152,7 @@ $(SAMPLES): $(MANIFEST) $(EXP_STAMP)/bio-prep
 # path on every host (a shared file system); mpirun passes the kernel choice on (-x, KERNEL_ENV
 # in pipelines/prep.mk; srun passes the whole environment). The model is the one process's, bit for bit, so the
 # stage's digest does not depend on MPI_NP.
+VAL_METRIC := $(if $(EXP_OPENSET),--set training.early_stopping.metric=val_eer)
 MPI_NP ?=
 HOSTS ?=
 MPIRUN ?= mpirun
@@ -160,13 +163,13 @@ $(MODEL_DIR)/.done: $(SAMPLES) $(EXP_STAMP)/bio-batch $(EXP_STAMP)/bio-train
 ifeq ($(strip $(MPI_NP)),)
 	$(EXP_BIN)/bio-batch $(EXP_ARGS) $< | \
 	  $(EXP_BIN)/bio-train $(EXP_ARGS) --set tracking.uri=$(MLRUNS) \
-	    --set tracking.experiment=$(EXP_NAME) $(if $(EXP_OPENSET),,--val $<) -o $(MODEL_DIR).tmp
+	    --set tracking.experiment=$(EXP_NAME) --val $< $(VAL_METRIC) -o $(MODEL_DIR).tmp
 else
 	$(EXP_BIN)/bio-batch $(EXP_ARGS) -o $(abspath $(MODEL_DIR).tmp)/batches.bs $<
 	$(MPIRUN) $(MPI_NP_FLAG) $(MPI_NP) $(if $(HOSTS),--host $(HOSTS)) $(MPIRUN_FLAGS) \
 	  $(if $(filter mpirun mpiexec orterun,$(notdir $(firstword $(MPIRUN)))),$(foreach v,$(KERNEL_ENV),-x $v)) \
 	  $(abspath $(EXP_BIN))/bio-train $(EXP_ARGS) --set tracking.uri=$(abspath $(MLRUNS)) \
-	    --set tracking.experiment=$(EXP_NAME) $(if $(EXP_OPENSET),,--val $(abspath $<)) \
+	    --set tracking.experiment=$(EXP_NAME) --val $(abspath $<) $(VAL_METRIC) \
 	    -o $(abspath $(MODEL_DIR).tmp) \
 	    $(abspath $(MODEL_DIR).tmp)/batches.bs
 	rm -f $(MODEL_DIR).tmp/batches.bs

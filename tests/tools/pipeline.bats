@@ -238,10 +238,11 @@ assert r["fused"]["verification"]["eer_ci95"] is not None
 PY
 }
 
-@test "open-set (scan.split.mode disjoint): new identities enrolled as templates, no --val" {
+@test "open-set (scan.split.mode disjoint): new identities enrolled as templates, best.ckpt by the dev identities' EER" {
 	run run_make SET="scan.split.mode=disjoint scan.split.val=0.34 scan.split.test=0.34 eval.template=mean eval.gallery=2"
 	assert_success
-	assert_output --partial "bio-train: each epoch: loss, acc on the training batches (no --val)"
+	assert_output --partial "* = best so far by val_eer (best.ckpt)"
+	assert_output --regexp "epoch 1/[0-9]+ .* val_eer [0-9.]+ "
 	refute_output --partial "enrol.bs"
 	assert_output --regexp "bio-infer .*--split test .*-o [^ ]*/predictions.bs"
 	check_latest_run <<'PY'
