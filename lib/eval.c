@@ -105,19 +105,9 @@ struct bio_eval *bio_eval_new(const struct bio_config *cfg, int n_threads, struc
 	e->inputs = stdin_name;
 	e->n_inputs = 1;
 	/* the enrolment is only read; the dev set is evaluated as the input is, without the
-	 * bootstrap */
-	ev->en.topk = e->topk;
-	ev->en.n_threads = n_threads;
-	struct eval_set *d = &ev->dv;
-	d->n_threads = n_threads;
-	d->topk = e->topk;
-	d->gallery = e->gallery;
-	d->bins = e->bins;
-	d->max_pairs = e->max_pairs;
-	d->resolution = e->resolution;
-	d->protocol = e->protocol;
-	d->templates = e->templates;
-	d->template_kind = e->template_kind;
+	 * bootstrap (nothing is read yet: e holds only settings) */
+	ev->en = ev->dv = *e;
+	ev->dv.n_boot = 0;
 	return ev;
 }
 

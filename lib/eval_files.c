@@ -180,7 +180,7 @@ static const char *num_short(char buf[32], double v)
 
 #define NUM(i, v) num_short(nbuf[i], (v))
 
-/* name (a printf format of the section name) with "genuine,score" lines of s. */
+/* dir/name: a "genuine,score" line per score of s (genuine 1, impostor 0). */
 static int write_scores(struct eval_pending *p, const char *dir, const char *name,
 			const struct bio_scores *s, struct bio_error *err)
 {
