@@ -18,6 +18,7 @@
 #include "bio/header.h"
 #include "bio/stale.h"
 #include "bio/stream.h"
+#include "free_list.h"
 
 void bio_optim_bind(struct bio_optim *o, struct bio_model *m)
 {
@@ -30,9 +31,7 @@ void bio_ckpt_meta_destroy(struct bio_ckpt_meta *meta)
 {
 	if (!meta)
 		return;
-	for (size_t i = 0; i < meta->n_labels; i++)
-		free(meta->labels[i]);
-	free(meta->labels);
+	bio_free_strs(meta->labels, meta->n_labels);
 	free(meta->config_yaml);
 	meta->labels = NULL;
 	meta->n_labels = 0;

@@ -17,6 +17,8 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "free_list.h"
+
 enum node_kind { NODE_SCALAR, NODE_SEQ, NODE_MAP };
 
 struct node {
@@ -42,11 +44,7 @@ static void node_free(struct node *n)
 		return;
 	for (size_t i = 0; i < n->n_kids; i++)
 		node_free(n->kids[i]);
-	free(n->kids);
-	free(n->key);
-	free(n->value);
-	free(n->origin);
-	free(n);
+	BIO_FREE(n->kids, n->key, n->value, n->origin, n);
 }
 
 static struct node *node_new(enum node_kind kind, const char *origin)

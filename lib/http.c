@@ -15,6 +15,8 @@
 
 #include <curl/curl.h>
 
+#include "free_list.h"
+
 struct bio_http {
 	CURL *curl;
 	char errbuf[CURL_ERROR_SIZE]; /* libcurl's detail of the last failure */
@@ -75,12 +77,7 @@ void bio_http_free(struct bio_http *h)
 		return;
 	if (h->curl)
 		curl_easy_cleanup(h->curl);
-	free(h->base);
-	free(h->token);
-	free(h->username);
-	free(h->password);
-	free(h->ca_file);
-	free(h);
+	BIO_FREE(h->base, h->token, h->username, h->password, h->ca_file, h);
 }
 
 struct bio_http *bio_http_new(const char *base_url, const struct bio_http_opts *opts,

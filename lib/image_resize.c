@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "free_list.h"
 #include "image_internal.h"
 
 #if defined(__SSE2__) && !defined(BIO_RESIZE_NO_SIMD)
@@ -132,10 +133,7 @@ static int axis_init(struct bio_resize_axis *a, uint32_t in_size, uint32_t out_s
 
 static void axis_destroy(struct bio_resize_axis *a)
 {
-	free(a->bounds);
-	free(a->kk);
-	free(a->kh);
-	free(a->kl);
+	BIO_FREE(a->bounds, a->kk, a->kh, a->kl);
 }
 
 void bio_image_resize_plan_free(struct bio_resize_plan *plan)

@@ -12,6 +12,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "free_list.h"
+
 const char *const bio_model_timer_names[BIO_MODEL_N_TIMERS] = {
 	"conv_forward", "bn_relu_pool_forward", "dense_forward", "head_forward",
 	"conv_backward", "bn_relu_pool_backward", "dense_backward", "head_backward",
@@ -599,37 +601,16 @@ void bio_model_free(struct bio_model *m)
 				free(br->pool[i]);
 				free(br->argmax[i]);
 			}
-			free(br->flat);
-			free(br->h1);
-			free(br->mask);
-			free(br->h1d);
-			free(br->emb);
+			BIO_FREE(br->flat, br->h1, br->mask, br->h1d, br->emb);
 			if (m->d_emb)
 				free(m->d_emb[b]);
 		}
 	}
-	free(m->branches);
-	free(m->emb);
-	free(m->d_emb);
-	free(m->dw_part);
+	BIO_FREE(m->branches, m->emb, m->d_emb, m->dw_part);
 	bio_nn_pool_free(m->pool);
-	free(m->d_scratch);
-	free(m->head.u);
-	free(m->head.u_inv);
-	free(m->head.v);
-	free(m->head.v_inv);
-	free(m->fusion.alpha);
-	free(m->fused);
-	free(m->d_fused);
-	free(m->logits);
-	free(m->d_logits);
-	free(m->params);
-	free(m->grads);
-	free(m->moments);
-	free(m->buffers);
-	free(m->counts);
-	free(m->tensors);
-	free(m);
+	BIO_FREE(m->d_scratch, m->head.u, m->head.u_inv, m->head.v, m->head.v_inv, m->fusion.alpha,
+		 m->fused, m->d_fused, m->logits, m->d_logits, m->params, m->grads, m->moments,
+		 m->buffers, m->counts, m->tensors, m);
 }
 
 struct bio_model *bio_model_clone(const struct bio_model *src, int max_batch,

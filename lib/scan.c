@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 
 #include "bio/rng.h"
+#include "free_list.h"
 
 /* ---- arena: strings that live as long as the scan ---- */
 
@@ -224,24 +225,11 @@ static void modality_destroy(struct scan_modality *m)
 {
 	if (m->re_ok)
 		regfree(&m->re);
-	for (size_t i = 0; i < m->n_fields; i++)
-		free(m->fields[i]);
-	for (size_t i = 0; i < m->n_ident; i++)
-		free(m->ident_names[i]);
-	for (size_t i = 0; i < m->n_pair; i++)
-		free(m->pair_names[i]);
-	free(m->fields);
-	free(m->ident_names);
-	free(m->pair_names);
-	free(m->ident_groups);
-	free(m->pair_groups);
-	free(m->name);
-	free(m->root);
-	free(m->dir);
-	free(m->pattern);
-	free(m->base);
-	free(m->files);
-	free(m->spans);
+	bio_free_strs(m->fields, m->n_fields);
+	bio_free_strs(m->ident_names, m->n_ident);
+	bio_free_strs(m->pair_names, m->n_pair);
+	BIO_FREE(m->ident_groups, m->pair_groups, m->name, m->root, m->dir, m->pattern, m->base,
+		 m->files, m->spans);
 }
 
 void bio_scan_free(struct bio_scan *s)
@@ -250,14 +238,7 @@ void bio_scan_free(struct bio_scan *s)
 		return;
 	for (size_t i = 0; i < s->n_mod; i++)
 		modality_destroy(&s->mod[i]);
-	free(s->unparsed);
-	free(s->unpaired);
-	free(s->dups);
-	free(s->skipped);
-	free(s->recs);
-	free(s->labels);
-	free(s->buf);
-	free(s->root);
+	BIO_FREE(s->unparsed, s->unpaired, s->dups, s->skipped, s->recs, s->labels, s->buf, s->root);
 	arena_free(&s->arena);
 	free(s);
 }

@@ -19,6 +19,8 @@
 
 #include <msgpack.h>
 
+#include "free_list.h"
+
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "bio-stream tensors are little-endian; this host is not (byte swapping is not implemented)"
 #endif
@@ -551,11 +553,7 @@ void bio_stream_reader_free(struct bio_stream_reader *r)
 		msgpack_unpacker_destroy(&r->unp);
 	for (size_t i = 0; i < r->n_sums; i++)
 		free(r->sums[i].key);
-	free(r->sums);
-	free(r->kind);
-	free(r->stack);
-	free(r->scratch);
-	free(r->ra_buf);
+	BIO_FREE(r->sums, r->kind, r->stack, r->scratch, r->ra_buf);
 	if (r->ra_zone)
 		msgpack_zone_free(r->ra_zone);
 	free(r);

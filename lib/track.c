@@ -28,6 +28,8 @@
 
 #include <yaml.h>
 
+#include "free_list.h"
+
 struct bio_track_run {
 	char *root;          /* absolute path of the store */
 	char *exp_id;
@@ -944,16 +946,8 @@ void bio_track_run_free(struct bio_track_run *r)
 		return;
 	if (r->hooks && r->hooks->free)
 		r->hooks->free(r->hook_ud);
-	free(r->root);
-	free(r->exp_id);
-	free(r->run_id);
-	free(r->run_dir);
-	free(r->artifact_dir);
-	free(r->artifact_uri);
-	free(r->run_name);
-	free(r->user_id);
-	free(r->lifecycle);
-	free(r);
+	BIO_FREE(r->root, r->exp_id, r->run_id, r->run_dir, r->artifact_dir, r->artifact_uri,
+		 r->run_name, r->user_id, r->lifecycle, r);
 }
 
 const char *bio_track_run_id(const struct bio_track_run *r) { return r->run_id; }

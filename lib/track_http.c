@@ -38,6 +38,8 @@
 
 #include <jansson.h>
 
+#include "free_list.h"
+
 #define STATE_FILE "bio-remote.json"
 #define MAX_BATCH_METRICS 1000
 #define MAX_BATCH_PARAMS 100
@@ -267,10 +269,7 @@ static void remote_free(void *ud)
 		return;
 	bio_http_free(rm->http);
 	json_decref(rm->st);
-	free(rm->state_path);
-	free(rm->spool_root);
-	free(rm->local_id);
-	free(rm);
+	BIO_FREE(rm->state_path, rm->spool_root, rm->local_id, rm);
 }
 
 static const char *server_id(const struct remote *rm)

@@ -24,6 +24,7 @@
 #include "bio/rng.h"
 #include "bio/track.h"
 #include "bio/train.h"
+#include "free_list.h"
 
 #ifndef BIO_VERSION
 #define BIO_VERSION "0.1.0"
@@ -1419,16 +1420,9 @@ void bio_train_free(struct bio_train *tr)
 		free(tr->in[b]);
 		free(tr->val.x[b]);
 	}
-	if (tr->label_names)
-		for (size_t i = 0; i < tr->n_labels; i++)
-			free(tr->label_names[i]);
-	free(tr->label_names);
-	free(tr->val.labels);
-	free(tr->labels);
-	free(tr->seen_label);
-	free(tr->last_path);
-	free(tr->best_path);
-	free(tr->spool);
+	bio_free_strs(tr->label_names, tr->n_labels);
+	BIO_FREE(tr->val.labels, tr->labels, tr->seen_label, tr->last_path, tr->best_path,
+		 tr->spool);
 	bio_ckpt_meta_destroy(&tr->meta);
 	free(tr);
 }
