@@ -52,17 +52,27 @@ static int test_n_passed, test_n_failed;
 
 #define TEST(name) static void test_##name(void)
 
-#define RUN(name)                                                                          \
-	do {                                                                               \
-		int before_ = test_failed_checks;                                          \
-		test_##name();                                                             \
-		if (test_failed_checks == before_) {                                       \
-			test_n_passed++;                                                   \
-		} else {                                                                   \
-			test_n_failed++;                                                   \
-			fprintf(stderr, "FAIL %s\n", #name);                               \
-		}                                                                          \
-	} while (0)
+/* Runs one test and counts it passed or failed (FAIL and its name on stderr). */
+static inline void test_run(const char *name, void (*fn)(void))
+{
+	int before = test_failed_checks;
+	fn();
+	if (test_failed_checks == before) {
+		test_n_passed++;
+	} else {
+		test_n_failed++;
+		fprintf(stderr, "FAIL %s\n", name);
+	}
+}
+
+#define RUN(name) test_run(#name, test_##name)
+
+/* One entry of a table of tests: TEST_CASE(name) for a TEST(name). */
+struct test_case {
+	const char *name;
+	void (*fn)(void);
+};
+#define TEST_CASE(name) {#name, test_##name}
 
 /* A new scratch directory from a template "/tmp/NAME.XXXXXX" (modified in place); 0, or -1
  * with the cause printed. */
@@ -88,6 +98,18 @@ static inline int test_summary(void)
 {
 	printf("%d passed, %d failed\n", test_n_passed, test_n_failed);
 	return test_n_failed ? 1 : 0;
+}
+
+/* main for tests sharing one scratch directory: makes dir from its template (modified in
+ * place), runs the n tests of t in order, removes dir; the exit status for main. */
+static inline int test_main_in_tmpdir(char *dir, const struct test_case *t, size_t n)
+{
+	if (test_tmpdir_make(dir))
+		return 1;
+	for (size_t i = 0; i < n; i++)
+		test_run(t[i].name, t[i].fn);
+	test_tmpdir_remove(dir);
+	return test_summary();
 }
 
 #endif

@@ -115,11 +115,10 @@ TEST(csv_fields_and_clock)
 
 int main(void)
 {
-	if (test_tmpdir_make(root))
-		return 1;
-	RUN(mkdir_p_makes_parents_and_names_the_path);
-	RUN(write_atomic_replaces_and_leaves_no_temp);
-	RUN(csv_fields_and_clock);
-	test_tmpdir_remove(root);
-	return test_summary();
+	static const struct test_case tests[] = {
+		TEST_CASE(mkdir_p_makes_parents_and_names_the_path),
+		TEST_CASE(write_atomic_replaces_and_leaves_no_temp),
+		TEST_CASE(csv_fields_and_clock),
+	};
+	return test_main_in_tmpdir(root, tests, sizeof tests / sizeof tests[0]);
 }

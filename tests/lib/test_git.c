@@ -66,9 +66,6 @@ TEST(git_head_reads_every_form)
 
 int main(void)
 {
-	if (test_tmpdir_make(root))
-		return 1;
-	RUN(git_head_reads_every_form);
-	test_tmpdir_remove(root);
-	return test_summary();
+	static const struct test_case tests[] = {TEST_CASE(git_head_reads_every_form)};
+	return test_main_in_tmpdir(root, tests, sizeof tests / sizeof tests[0]);
 }

@@ -496,18 +496,17 @@ TEST(resize_float_vs_u8)
 int main(void)
 {
 	snprintf(tmpdir, sizeof tmpdir, "/tmp/test_image.XXXXXX");
-	if (test_tmpdir_make(tmpdir))
-		return 1;
-	RUN(round_trip);
-	RUN(reader_reuse);
-	RUN(writer_errors);
-	RUN(limits);
-	RUN(truncation);
-	RUN(bmp_bad_input);
-	RUN(png_bad_input);
-	RUN(unknown_format);
-	RUN(resize_values);
-	RUN(resize_float_vs_u8);
-	test_tmpdir_remove(tmpdir);
-	return test_summary();
+	static const struct test_case tests[] = {
+		TEST_CASE(round_trip),
+		TEST_CASE(reader_reuse),
+		TEST_CASE(writer_errors),
+		TEST_CASE(limits),
+		TEST_CASE(truncation),
+		TEST_CASE(bmp_bad_input),
+		TEST_CASE(png_bad_input),
+		TEST_CASE(unknown_format),
+		TEST_CASE(resize_values),
+		TEST_CASE(resize_float_vs_u8),
+	};
+	return test_main_in_tmpdir(tmpdir, tests, sizeof tests / sizeof tests[0]);
 }

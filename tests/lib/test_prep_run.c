@@ -121,9 +121,6 @@ TEST(prep_run_in_order_on_any_thread_count)
 
 int main(void)
 {
-	if (test_tmpdir_make(dir) != 0)
-		return 1;
-	RUN(prep_run_in_order_on_any_thread_count);
-	test_tmpdir_remove(dir);
-	return test_summary();
+	static const struct test_case tests[] = {TEST_CASE(prep_run_in_order_on_any_thread_count)};
+	return test_main_in_tmpdir(dir, tests, sizeof tests / sizeof tests[0]);
 }

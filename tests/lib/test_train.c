@@ -261,11 +261,10 @@ TEST(tracking_helpers)
 
 int main(void)
 {
-	if (test_tmpdir_make(tmp))
-		return 1;
-	RUN(train_and_resume);
-	RUN(bad_config);
-	RUN(tracking_helpers);
-	test_tmpdir_remove(tmp);
-	return test_summary();
+	static const struct test_case tests[] = {
+		TEST_CASE(train_and_resume),
+		TEST_CASE(bad_config),
+		TEST_CASE(tracking_helpers),
+	};
+	return test_main_in_tmpdir(tmp, tests, sizeof tests / sizeof tests[0]);
 }
