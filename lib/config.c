@@ -1160,6 +1160,27 @@ int bio_config_get_str(const struct bio_config *c, const char *path, const char 
 	return rc < 0 ? rc : 0;
 }
 
+int bio_config_get_choice(const struct bio_config *c, const char *path,
+			  const char *const *names, int n, int *out, struct bio_error *err)
+{
+	const char *s;
+	int rc = bio_config_get_str(c, path, &s, err);
+	if (rc)
+		return rc;
+	for (int i = 0; i < n; i++)
+		if (strcmp(s, names[i]) == 0) {
+			*out = i;
+			return 0;
+		}
+	char list[512];
+	size_t len = 0;
+	list[0] = '\0';
+	for (int i = 0; i < n && len < sizeof list; i++)
+		len += (size_t)snprintf(list + len, sizeof list - len, "%s%s",
+					i == 0 ? "" : i == n - 1 ? " or " : ", ", names[i]);
+	return bio_config_error(c, path, err, BIO_EINVAL, "expected %s, got '%s'", list, s);
+}
+
 /* out: an int64_t. */
 static int parse_int(const char *s, void *out_v)
 {

@@ -152,31 +152,25 @@ double bio_clip_grad_norm(float *grads, size_t n, double max_norm)
 
 /* ---- schedules ---- */
 
+static const char *const sched_names[] = {[BIO_SCHED_NONE] = "none", [BIO_SCHED_STEP] = "step",
+					  [BIO_SCHED_COSINE] = "cosine",
+					  [BIO_SCHED_PLATEAU] = "plateau"};
+
 const char *bio_sched_name(enum bio_sched_kind kind)
 {
-	static const char *const names[] = {"none", "step", "cosine", "plateau"};
-	return names[kind];
+	return sched_names[kind];
 }
 
 int bio_sched_from_config(struct bio_sched *s, const struct bio_config *cfg, int64_t t_max,
 			  struct bio_error *err)
 {
-	const char *name, *metric;
+	const char *metric;
 	int rc;
 	memset(s, 0, sizeof *s);
-	if ((rc = bio_config_get_str(cfg, "training.scheduler", &name, err)))
+	int kind;
+	if ((rc = bio_config_get_choice(cfg, "training.scheduler", sched_names, 4, &kind, err)))
 		return rc;
-	if (strcmp(name, "none") == 0)
-		s->kind = BIO_SCHED_NONE;
-	else if (strcmp(name, "step") == 0)
-		s->kind = BIO_SCHED_STEP;
-	else if (strcmp(name, "cosine") == 0)
-		s->kind = BIO_SCHED_COSINE;
-	else if (strcmp(name, "plateau") == 0)
-		s->kind = BIO_SCHED_PLATEAU;
-	else
-		return bio_config_error(cfg, "training.scheduler", err, BIO_EINVAL,
-					"expected none, step, cosine or plateau, got '%s'", name);
+	s->kind = (enum bio_sched_kind)kind;
 	if ((rc = bio_config_get_double_range(cfg, "training.lr", 0.0, 1e3, &s->base_lr, err)) ||
 	    (rc = bio_config_get_int_range(cfg, "training.step_size", 1, 1000000000,
 					    &s->step_size, err)) ||

@@ -86,12 +86,13 @@ int bio_prep_params_from_config(struct bio_prep_params *p, const struct bio_conf
 {
 	int64_t size, w, h, px, fb;
 	double mean, std;
-	const char *resize;
-	int quantize, rc;
+	static const char *const filters[] = {[BIO_RESIZE_BILINEAR] = "bilinear",
+					      [BIO_RESIZE_AREA] = "area"};
+	int filter, quantize, rc;
 
 	bio_prep_params_default(p);
 	if ((rc = bio_config_get_int_range(c, "prep.size", 1, 4096, &size, err)) < 0 ||
-	    (rc = bio_config_get_str(c, "prep.resize", &resize, err)) < 0 ||
+	    (rc = bio_config_get_choice(c, "prep.resize", filters, 2, &filter, err)) < 0 ||
 	    (rc = bio_config_get_double(c, "prep.mean", &mean, err)) < 0 ||
 	    (rc = bio_config_get_double_range(c, "prep.std", 1e-12, 1e12, &std, err)) < 0 ||
 	    (rc = bio_config_get_bool(c, "prep.quantize", &quantize, err)) < 0 ||
@@ -104,13 +105,7 @@ int bio_prep_params_from_config(struct bio_prep_params *p, const struct bio_conf
 	    (rc = bio_config_get_int_range(c, "prep.max_file_bytes", 1, (int64_t)1 << 40,
 					   &fb, err)) < 0)
 		return rc;
-	if (strcmp(resize, "bilinear") == 0)
-		p->filter = BIO_RESIZE_BILINEAR;
-	else if (strcmp(resize, "area") == 0)
-		p->filter = BIO_RESIZE_AREA;
-	else
-		return bio_config_error(c, "prep.resize", err, BIO_EINVAL,
-					"expected bilinear or area, got '%s'", resize);
+	p->filter = (enum bio_resize_filter)filter;
 	if (!isfinite(mean))
 		return bio_config_error(c, "prep.mean", err, BIO_EINVAL, "not a finite number");
 	p->size = (uint32_t)size;

@@ -65,6 +65,10 @@ int bio_config_get_double(const struct bio_config *c, const char *path, double *
 			  struct bio_error *err);
 int bio_config_get_bool(const struct bio_config *c, const char *path, int *out,
 			struct bio_error *err);
+/* The string at path as an index into the n names (borrowed): *out is i where names[i] matches;
+ * any other value fails with "expected a, b or c, got 'x'". */
+int bio_config_get_choice(const struct bio_config *c, const char *path,
+			  const char *const *names, int n, int *out, struct bio_error *err);
 /* Range-checked integer/double getters: value outside [min, max] is an error naming file:line. */
 int bio_config_get_int_range(const struct bio_config *c, const char *path, int64_t min,
 			     int64_t max, int64_t *out, struct bio_error *err);
