@@ -181,14 +181,7 @@ static int png_decode_inner(struct png_ctx *c)
 int bio_image_decode_png(struct bio_image *img, const uint8_t *buf, size_t len, const char *name,
 			 const struct bio_image_limits *lim, struct bio_error *err)
 {
-	struct png_ctx c;
-	memset(&c, 0, sizeof c);
-	c.buf = buf;
-	c.len = len;
-	c.name = name;
-	c.lim = lim;
-	c.err = err;
-	c.img = img;
+	struct png_ctx c = {.buf = buf, .len = len, .name = name, .lim = lim, .err = err, .img = img};
 	c.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &c, png_error_cb, png_warning_cb);
 	if (c.png)
 		c.info = png_create_info_struct(c.png);
@@ -268,12 +261,7 @@ int bio_image_save_png(const char *path, const uint8_t *pixels, uint32_t width, 
 	int fd = bio_image_tmp_open(tmp, sizeof tmp, path, err);
 	if (fd < 0)
 		return fd;
-	struct png_wctx c;
-	memset(&c, 0, sizeof c);
-	c.pixels = pixels;
-	c.width = width;
-	c.height = height;
-	c.channels = channels;
+	struct png_wctx c = {.pixels = pixels, .width = width, .height = height, .channels = channels};
 	c.f = fdopen(fd, "wb");
 	if (!c.f) {
 		rc = bio_error_set(err, BIO_EIO, "%s: %s", path, strerror(errno));

@@ -292,11 +292,7 @@ static int tiff_read_rgba(struct bio_image *img, TIFF *tif, const struct tiff_fm
 int bio_image_decode_tiff(struct bio_image *img, const uint8_t *buf, size_t len, const char *name,
 			  const struct bio_image_limits *lim, struct bio_error *err)
 {
-	struct tiff_mem m;
-	memset(&m, 0, sizeof m);
-	m.buf = buf;
-	m.len = len;
-	m.name = name;
+	struct tiff_mem m = {.buf = buf, .len = len, .name = name};
 	pthread_once(&tiff_once, tiff_silence);
 	int crc = tiff_check_ifd_chain(buf, len, name, err);
 	if (crc < 0)

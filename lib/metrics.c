@@ -486,13 +486,13 @@ int bio_sort_scores(double *x, size_t n, struct bio_error *err)
 
 /* ---- verification ---- */
 
-/* Number of elements of sorted x that are < t (lower bound) / <= t (upper bound). */
-static size_t count_below(const double *x, size_t n, double t)
+/* The number of values in sorted x below t, or with at_most, not above t. */
+static size_t count_sorted(const double *x, size_t n, double t, int at_most)
 {
 	size_t lo = 0, hi = n;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		if (x[mid] < t)
+		if (x[mid] < t || (at_most && x[mid] == t))
 			lo = mid + 1;
 		else
 			hi = mid;
@@ -500,17 +500,14 @@ static size_t count_below(const double *x, size_t n, double t)
 	return lo;
 }
 
+static size_t count_below(const double *x, size_t n, double t)
+{
+	return count_sorted(x, n, t, 0);
+}
+
 static size_t count_at_most(const double *x, size_t n, double t)
 {
-	size_t lo = 0, hi = n;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (x[mid] <= t)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
+	return count_sorted(x, n, t, 1);
 }
 
 void bio_fmr_fnmr(double *fmr, double *fnmr, const double *gen_sorted, size_t ng,
