@@ -486,13 +486,15 @@ fail:
 	return NULL;
 }
 
-/* A reader of one part named name (copied). */
-static struct bio_stream_reader *reader_one(const char *name, const struct bio_stream_limits *lim,
+/* A reader of one part: a copy of init (its name unset) named name (copied). */
+static struct bio_stream_reader *reader_one(const char *name, const struct stream_part *init,
+					    const struct bio_stream_limits *lim,
 					    struct bio_error *err)
 {
 	struct bio_stream_reader *r = reader_alloc(1, lim, err);
 	if (!r)
 		return NULL;
+	r->parts[0] = *init;
 	if (!(r->parts[0].name = strdup(name))) {
 		bio_error_set(err, BIO_ENOMEM, "out of memory opening a stream reader");
 		bio_stream_reader_free(r);
@@ -505,37 +507,26 @@ struct bio_stream_reader *bio_stream_reader_open_file(FILE *f, const char *name,
 						      const struct bio_stream_limits *lim,
 						      struct bio_error *err)
 {
-	struct bio_stream_reader *r = reader_one(name ? name : "<stream>", lim, err);
-	if (!r)
-		return NULL;
-	struct stream_part *p = &r->parts[0];
-	p->kind = SRC_FILE;
-	p->f = f;
+	struct stream_part p = {.kind = SRC_FILE, .fd = -1, .f = f};
 	struct stat st;
 	int fd = fileno(f);
 	if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
 		off_t pos = ftello(f);
 		if (pos >= 0) {
-			p->seekable = 1;
-			p->base = (uint64_t)pos;
+			p.seekable = 1;
+			p.base = (uint64_t)pos;
 		}
 	}
-	return r;
+	return reader_one(name ? name : "<stream>", &p, lim, err);
 }
 
 struct bio_stream_reader *bio_stream_reader_open_mem(const void *buf, size_t len, const char *name,
 						     const struct bio_stream_limits *lim,
 						     struct bio_error *err)
 {
-	struct bio_stream_reader *r = reader_one(name ? name : "<memory>", lim, err);
-	if (!r)
-		return NULL;
-	struct stream_part *p = &r->parts[0];
-	p->kind = SRC_MEM;
-	p->mem = buf;
-	p->mem_len = len;
-	p->seekable = 1;
-	return r;
+	const struct stream_part p = {.kind = SRC_MEM, .fd = -1, .mem = buf, .mem_len = len,
+				      .seekable = 1};
+	return reader_one(name ? name : "<memory>", &p, lim, err);
 }
 
 void bio_stream_reader_free(struct bio_stream_reader *r)
@@ -674,26 +665,18 @@ static enum scan_result scan_object(struct bio_stream_reader *r, const uint8_t *
 		}
 		switch (k) {
 		case K_STR:
-			if (n > lim->max_str_bytes)
-				return scan_fail(sc, BIO_ELIMIT,
-						 "string of %" PRIu64 " bytes exceeds the limit of %zu", n,
-						 lim->max_str_bytes);
-			body = (size_t)n;
-			break;
 		case K_BIN:
-			if (n > lim->max_tensor_bytes)
+		case K_EXT: {
+			/* a bin is a tensor's data; strings and exts share the string limit */
+			size_t max = k == K_BIN ? lim->max_tensor_bytes : lim->max_str_bytes;
+			if (n > max)
 				return scan_fail(sc, BIO_ELIMIT,
-						 "bin of %" PRIu64 " bytes exceeds the tensor limit of %zu",
-						 n, lim->max_tensor_bytes);
+						 "%s of %" PRIu64 " bytes exceeds the %s of %zu",
+						 k == K_STR ? "string" : k == K_BIN ? "bin" : "ext", n,
+						 k == K_BIN ? "tensor limit" : "limit", max);
 			body = (size_t)n;
 			break;
-		case K_EXT:
-			if (n > lim->max_str_bytes)
-				return scan_fail(sc, BIO_ELIMIT,
-						 "ext of %" PRIu64 " bytes exceeds the limit of %zu", n,
-						 lim->max_str_bytes);
-			body = (size_t)n;
-			break;
+		}
 		case K_ARRAY:
 		case K_MAP:
 			if (n > lim->max_items)
