@@ -127,21 +127,31 @@ struct bio_nn_pool *bio_nn_pool_new(int n_threads)
 	return p;
 }
 
+/* The end of a pool's life: when running, sets *stop under mu, wakes the workers waiting on
+ * cv_work and joins the n threads; then destroys mu and both conditions. */
+static void workers_end(int running, pthread_mutex_t *mu, pthread_cond_t *cv_work,
+			pthread_cond_t *cv_done, int *stop, const pthread_t *threads, int n)
+{
+	if (running) {
+		pthread_mutex_lock(mu);
+		*stop = 1;
+		pthread_cond_broadcast(cv_work);
+		pthread_mutex_unlock(mu);
+		for (int i = 0; i < n; i++)
+			pthread_join(threads[i], NULL);
+	}
+	pthread_mutex_destroy(mu);
+	pthread_cond_destroy(cv_work);
+	pthread_cond_destroy(cv_done);
+}
+
 void bio_nn_pool_free(struct bio_nn_pool *p)
 {
 	if (!p)
 		return;
-	if (p->threads) {
-		pthread_mutex_lock(&p->mu);
-		p->quit = 1;
-		pthread_cond_broadcast(&p->cv_work);
-		pthread_mutex_unlock(&p->mu);
-		for (int i = 1; i < p->n_threads; i++)
-			pthread_join(p->threads[i], NULL);
-	}
-	pthread_mutex_destroy(&p->mu);
-	pthread_cond_destroy(&p->cv_work);
-	pthread_cond_destroy(&p->cv_done);
+	/* threads[0] is the caller's own slot: workers are 1..n_threads-1 */
+	workers_end(p->threads != NULL, &p->mu, &p->cv_work, &p->cv_done, &p->quit,
+		    p->threads ? p->threads + 1 : NULL, p->n_threads - 1);
 	free(p->threads);
 	free(p->workers);
 	free(p);
@@ -290,17 +300,8 @@ void bio_omap_free(struct bio_omap *m)
 {
 	if (!m)
 		return;
-	if (m->n_threads > 0) {
-		pthread_mutex_lock(&m->mu);
-		m->stop = 1;
-		pthread_cond_broadcast(&m->cv_work);
-		pthread_mutex_unlock(&m->mu);
-		for (int t = 0; t < m->n_threads; t++)
-			pthread_join(m->threads[t], NULL);
-	}
-	pthread_cond_destroy(&m->cv_done);
-	pthread_cond_destroy(&m->cv_work);
-	pthread_mutex_destroy(&m->mu);
+	workers_end(m->n_threads > 0, &m->mu, &m->cv_work, &m->cv_done, &m->stop, m->threads,
+		    m->n_threads);
 	free(m->threads);
 	free(m->workers);
 	free(m->ring);
