@@ -823,28 +823,50 @@ void bio_batchnorm_renormalize(const struct bio_batchnorm *l, float *xhat, const
 	bio_nn_parallel_for(l->pool, (size_t)l->c, bn_renormalize_channels, &j);
 }
 
-/* Per piece: sum(dy) and sum(dy * xhat) of channel c, into the double trees (the input
- * gradient's coefficients) and the float trees (dbeta, dgamma). */
+/* A channel's batch-norm gradient sums over the pieces: each piece's sum(dy) and sum(dy xhat)
+ * into double trees (the input gradient's coefficients) and float trees (dbeta, dgamma). */
+struct grad_trees {
+	struct bio_nn_tree t1, t2;
+	struct tree_f f1, f2;
+};
+
+static void grad_trees_init(struct grad_trees *g)
+{
+	bio_nn_tree_init(&g->t1);
+	bio_nn_tree_init(&g->t2);
+	g->f1 = g->f2 = (struct tree_f){{0}, 0, 0};
+}
+
+static void grad_trees_push(struct grad_trees *g, double a, double ab)
+{
+	bio_nn_tree_push(&g->t1, a);
+	bio_nn_tree_push(&g->t2, ab);
+	tree_f_push(&g->f1, (float)a);
+	tree_f_push(&g->f2, (float)ab);
+}
+
+static void grad_trees_sum(const struct grad_trees *g, double *sdy, double *sdyx, float *gdy,
+			   float *gdyx)
+{
+	*sdy = bio_nn_tree_sum(&g->t1);
+	*sdyx = bio_nn_tree_sum(&g->t2);
+	*gdy = tree_f_sum(&g->f1);
+	*gdyx = tree_f_sum(&g->f2);
+}
+
+/* Per piece: sum(dy) and sum(dy * xhat) of channel c, by grad_trees. */
 static void bn_grad_sums(double *sdy, double *sdyx, float *gdy, float *gdyx, const float *dy,
 			 const float *xh, int nb, size_t plane)
 {
-	struct bio_nn_tree t1, t2;
-	struct tree_f f1 = {{0}, 0, 0}, f2 = {{0}, 0, 0};
-	bio_nn_tree_init(&t1);
-	bio_nn_tree_init(&t2);
+	struct grad_trees g;
+	grad_trees_init(&g);
 	for (int s = 0; s < nb; s += BIO_NN_PIECE) {
 		int cnt = nb - s < BIO_NN_PIECE ? nb - s : BIO_NN_PIECE;
 		double a, ab;
 		sum2_f(&a, &ab, dy + (size_t)s * plane, xh + (size_t)s * plane, (size_t)cnt * plane);
-		bio_nn_tree_push(&t1, a);
-		bio_nn_tree_push(&t2, ab);
-		tree_f_push(&f1, (float)a);
-		tree_f_push(&f2, (float)ab);
+		grad_trees_push(&g, a, ab);
 	}
-	*sdy = bio_nn_tree_sum(&t1);
-	*sdyx = bio_nn_tree_sum(&t2);
-	*gdy = tree_f_sum(&f1);
-	*gdyx = tree_f_sum(&f2);
+	grad_trees_sum(&g, sdy, sdyx, gdy, gdyx);
 }
 
 BIO_CLONES static void bn_backward_channels(void *ctx, size_t c0, size_t c1, int t)
@@ -921,10 +943,8 @@ BIO_CLONES static void bnrp_channels(void *ctx, size_t c0, size_t c1, int t)
 			/* the gradient of the batch-norm output is dp at each window's arg-max where
 			 * the pooled value is positive, zero elsewhere: its sums need only those
 			 * positions; per piece, then the trees */
-			struct bio_nn_tree t1, t2;
-			struct tree_f f1 = {{0}, 0, 0}, f2 = {{0}, 0, 0};
-			bio_nn_tree_init(&t1);
-			bio_nn_tree_init(&t2);
+			struct grad_trees g;
+			grad_trees_init(&g);
 			for (int s = 0; s < nb; s += BIO_NN_PIECE) {
 				int end = nb - s < BIO_NN_PIECE ? nb : s + BIO_NN_PIECE;
 				double a = 0.0, ab = 0.0;
@@ -940,15 +960,12 @@ BIO_CLONES static void bnrp_channels(void *ctx, size_t c0, size_t c1, int t)
 						ab += r2;
 					}
 				}
-				bio_nn_tree_push(&t1, a);
-				bio_nn_tree_push(&t2, ab);
-				tree_f_push(&f1, (float)a);
-				tree_f_push(&f2, (float)ab);
+				grad_trees_push(&g, a, ab);
 			}
-			sdy = bio_nn_tree_sum(&t1);
-			sdyx = bio_nn_tree_sum(&t2);
-			l->dgamma[c] += tree_f_sum(&f2);
-			l->dbeta[c] += tree_f_sum(&f1);
+			float gdy, gdyx;
+			grad_trees_sum(&g, &sdy, &sdyx, &gdy, &gdyx);
+			l->dgamma[c] += gdyx;
+			l->dbeta[c] += gdy;
 			if (j->phase == BN_SUMS) {
 				j->s1[2 * c] = sdy;
 				j->s1[2 * c + 1] = sdyx;
@@ -1197,21 +1214,14 @@ void bio_c1_block_backward(const struct bio_conv2d *cv, const struct bio_batchno
 	/* bnrp_channels' sums (dgamma, dbeta from this rank's, the coefficients over the ranks) */
 	c1_run(&j, C1_GRAD_SUMS);
 	for (size_t c = 0; c < nc; c++) {
-		struct bio_nn_tree t1, t2;
-		struct tree_f f1 = {{0}, 0, 0}, f2 = {{0}, 0, 0};
-		bio_nn_tree_init(&t1);
-		bio_nn_tree_init(&t2);
-		for (size_t p = 0; p < np; p++) {
-			double a = j.la[c * np + p], ab = j.lb[c * np + p];
-			bio_nn_tree_push(&t1, a);
-			bio_nn_tree_push(&t2, ab);
-			tree_f_push(&f1, (float)a);
-			tree_f_push(&f2, (float)ab);
-		}
-		s[2 * c] = bio_nn_tree_sum(&t1);
-		s[2 * c + 1] = bio_nn_tree_sum(&t2);
-		bn->dgamma[c] += tree_f_sum(&f2);
-		bn->dbeta[c] += tree_f_sum(&f1);
+		struct grad_trees g;
+		grad_trees_init(&g);
+		for (size_t p = 0; p < np; p++)
+			grad_trees_push(&g, j.la[c * np + p], j.lb[c * np + p]);
+		float gdy, gdyx;
+		grad_trees_sum(&g, &s[2 * c], &s[2 * c + 1], &gdy, &gdyx);
+		bn->dgamma[c] += gdyx;
+		bn->dbeta[c] += gdy;
 	}
 	if (dist)
 		dist_allsum(bn->dist, s, 2 * nc);
