@@ -215,17 +215,24 @@ static int load_val(struct bio_train *tr, const char *path, char *const *labels,
 	rc = 0;
 	if (v->n == 0)
 		rc = bio_error_set(err, BIO_EFORMAT, "%s: no validation samples", path);
-	if (!rc && tr->es_eer) { /* (before training, not after its first epoch) */
+	if (!rc && tr->es_eer) { /* genuine and impostor pairs: before training, not after
+				  * its first epoch */
 		unsigned char *seen = calloc(n_labels ? n_labels : 1, 1);
 		int pair = 0;
-		for (size_t i = 0; seen && i < v->n && !pair; i++)
-			if (v->labels[i] >= 0 && (size_t)v->labels[i] < n_labels)
-				pair = seen[v->labels[i]]++ > 0;
+		size_t ids = 0;
+		for (size_t i = 0; seen && i < v->n; i++)
+			if (v->labels[i] >= 0 && (size_t)v->labels[i] < n_labels) {
+				ids += seen[v->labels[i]] == 0;
+				pair |= seen[v->labels[i]]++ > 0;
+			}
 		if (!seen)
 			rc = bio_error_set(err, BIO_ENOMEM, "%s: out of memory", path);
 		else if (!pair)
 			rc = bio_error_set(err, BIO_EINVAL, "%s: val_eer (training.early_stopping."
 					   "metric): no identity has two validation samples", path);
+		else if (ids < 2)
+			rc = bio_error_set(err, BIO_EINVAL, "%s: val_eer (training.early_stopping."
+					   "metric): the validation samples are of one identity", path);
 		free(seen);
 	}
 	tr->have_val = 1;
@@ -243,14 +250,9 @@ static int val_eer(struct bio_train *tr, double *eer, const float *emb, size_t d
 	struct bio_scores sc;
 	memset(&sc, 0, sizeof sc);
 	struct bio_verif v;
+	/* (load_val made sure of genuine and impostor pairs) */
 	int rc = bio_scores_pairs(&sc, emb, tr->val.n, dim, tr->val.labels, BIO_PAIRS_ALL,
 				  50000000, 0, tr->opts.n_threads, err);
-	if (!rc && sc.n_genuine == 0)
-		rc = bio_error_set(err, BIO_EINVAL, "%s: val_eer (training.early_stopping.metric): "
-				   "no identity has two validation samples", tr->opts.val_path);
-	if (!rc && sc.n_impostor == 0)
-		rc = bio_error_set(err, BIO_EINVAL, "%s: val_eer (training.early_stopping.metric): "
-				   "the validation samples are of one identity", tr->opts.val_path);
 	if (!rc && !(rc = bio_sort_scores(sc.genuine, sc.n_genuine, err)) &&
 	    !(rc = bio_sort_scores(sc.impostor, sc.n_impostor, err)) &&
 	    !(rc = bio_verif_compute(&v, sc.genuine, sc.n_genuine, sc.impostor, sc.n_impostor,

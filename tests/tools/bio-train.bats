@@ -766,5 +766,21 @@ PY
 	assert_failure
 	[ "$stderr" = "bio-train: $SS: val_eer (training.early_stopping.metric): no identity has two validation samples" ] ||
 		fail "$stderr"
+	# validation samples of one identity: no impostor pair
+	"$PYTHON" - "$T/s.bs" "$T/one.bs" <<'PY'
+import sys, msgpack
+objs = list(msgpack.Unpacker(open(sys.argv[1], "rb"), raw=False))
+first = next(o["label"] for o in objs if isinstance(o, dict) and o.get("split") == "val")
+with open(sys.argv[2], "wb") as f:
+    for o in objs:
+        if isinstance(o, dict) and o.get("split") == "val" and o["label"] != first:
+            o = dict(o, split="train")
+        f.write(msgpack.packb(o, use_bin_type=True))
+PY
+	run --separate-stderr bio-train $C --set training.early_stopping.metric=val_eer \
+		--val "$T/one.bs" -o "$T/bad" "$T/b.bs"
+	assert_failure
+	[ "$stderr" = "bio-train: $T/one.bs: val_eer (training.early_stopping.metric): the validation samples are of one identity" ] ||
+		fail "$stderr"
 	[ ! -e "$T/bad/last.ckpt" ]
 }
