@@ -5,6 +5,7 @@
  * kept; batch-norm output and ReLU are fused into the pool, and in backward the block's xhat is
  * overwritten by its gradient; scratch is shared by the branches. */
 #include "bio/model.h"
+#include "bio/kernels.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -457,7 +458,7 @@ struct bio_model *bio_model_new(const struct bio_model_spec *spec, int max_batch
 			if (pool_n > max_pool)
 				max_pool = pool_n;
 			/* the direct kernels' packed weights (forward, input gradient) */
-			size_t nw = (size_t)c * cin * k * k;
+			size_t nw = BIO_CONV3X3_PACKED(cin, c);
 			if (cin > 1 && (!(cv->wp = falloc(nw, ab)) || !(cv->wp_flip = falloc(nw, ab))))
 				goto nomem;
 			size_t col = bio_conv2d_col_floats(cv);

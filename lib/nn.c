@@ -507,7 +507,7 @@ BIO_CLONES static void conv_bias_channels(void *ctx, size_t c0, size_t c1, int t
  * temporary one (*tmp, freed by the caller). */
 static const float *conv_packed(const struct bio_conv2d *l, float *buf, int flip, float **tmp)
 {
-	size_t n = (size_t)l->c_out * l->c_in * 9;
+	size_t n = BIO_CONV3X3_PACKED(l->c_in, l->c_out);
 	if (flip ? !conv_dx_is_direct(l) : !conv_is_direct(l))
 		return NULL;
 	if (!flip && buf && l->frozen)
@@ -515,9 +515,9 @@ static const float *conv_packed(const struct bio_conv2d *l, float *buf, int flip
 	if (!buf && !(buf = *tmp = malloc(n * sizeof(float))))
 		abort(); /* (only layers built outside a model, in tests) */
 	if (flip)
-		bio_conv3x3_pack(buf, l->w, 1, l->c_out, l->c_in);
+		bio_conv3x3_pack(buf, l->w, 1, l->c_out, l->c_in, l->h_in, l->w_in);
 	else
-		bio_conv3x3_pack(buf, l->w, 0, l->c_in, l->c_out);
+		bio_conv3x3_pack(buf, l->w, 0, l->c_in, l->c_out, l->h_in, l->w_in);
 	return buf;
 }
 

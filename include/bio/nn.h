@@ -92,7 +92,7 @@ struct bio_conv2d {
 	float *dw_part;               /* backward scratch: c_out*c_in*k*k floats per chunk; NULL:
 				       * accumulate straight into dw (single-threaded only) */
 	struct bio_nn_pool *pool;     /* may be NULL */
-	float *wp, *wp_flip;          /* the direct kernels' packed weights (c_out c_in k k floats
+	float *wp, *wp_flip;          /* the direct kernels' packed weights (BIO_CONV3X3_PACKED floats
 				       * each; NULL: not direct), repacked by every call unless
 				       * frozen (bio_conv2d_freeze) */
 	int frozen;

@@ -94,6 +94,33 @@ static inline void conv_hsum(const __m256 *v, float *out)
 #define CONV_NAME(x) bio_conv3x3_##x##_avx2
 #include "conv3x3.h"
 
+#define VSUB(a, b) _mm256_sub_ps(a, b)
+#define WINO_ZIP(a, b, lo, hi)                                                                  \
+	do {                                                                                    \
+		__m256 u_ = _mm256_unpacklo_ps(a, b), w_ = _mm256_unpackhi_ps(a, b);             \
+		lo = _mm256_permute2f128_ps(u_, w_, 0x20);                                      \
+		hi = _mm256_permute2f128_ps(u_, w_, 0x31);                                      \
+	} while (0)
+/* e[i] = p[2 i], o[i] = p[2 i + 1], i < n: 8 at a time, then one by one */
+static inline void wino_deint(const float *p, float *e, float *o, int n)
+{
+	int i = 0;
+	for (; i + 8 <= n; i += 8) {
+		__m256 a = _mm256_loadu_ps(p + 2 * i), b = _mm256_loadu_ps(p + 2 * i + 8);
+		/* (a0 a2 b0 b2 | a4 a6 b4 b6), then its 64-bit quarters 0 2 1 3 */
+		__m256 ev = _mm256_shuffle_ps(a, b, 0x88), od = _mm256_shuffle_ps(a, b, 0xDD);
+		_mm256_storeu_ps(e + i, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(ev), 0xD8)));
+		_mm256_storeu_ps(o + i, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(od), 0xD8)));
+	}
+	for (; i < n; i++) {
+		e[i] = p[2 * i];
+		o[i] = p[2 * i + 1];
+	}
+}
+#define WINO_DEINT(p, e, o, n) wino_deint(p, e, o, n)
+#define WINO_NAME(x) bio_wino_##x##_avx2
+#include "wino.h"
+
 #define NT_MA 2
 #define NT_NB 4
 #include "gemm_nt.h"

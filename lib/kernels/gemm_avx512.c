@@ -98,6 +98,41 @@ static inline void conv_hsum(const __m512 *v, float *out)
 #define CONV_NAME(x) bio_conv3x3_##x##_avx512
 #include "conv3x3.h"
 
+#define VSUB(a, b) _mm512_sub_ps(a, b)
+#define WINO_ZIP(a, b, lo, hi)                                                                  \
+	do {                                                                                    \
+		lo = _mm512_permutex2var_ps(a, _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3,  \
+							       18, 2, 17, 1, 16, 0), b);      \
+		hi = _mm512_permutex2var_ps(a, _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, \
+							       11, 26, 10, 25, 9, 24, 8), b); \
+	} while (0)
+/* e[i] = p[2 i], o[i] = p[2 i + 1], i < n: 16 at a time, then 8, then one by one */
+static inline void wino_deint(const float *p, float *e, float *o, int n)
+{
+	const __m512i ie = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+	const __m512i io = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+	int i = 0;
+	for (; i + 16 <= n; i += 16) {
+		__m512 a = _mm512_loadu_ps(p + 2 * i), b = _mm512_loadu_ps(p + 2 * i + 16);
+		_mm512_storeu_ps(e + i, _mm512_permutex2var_ps(a, ie, b));
+		_mm512_storeu_ps(o + i, _mm512_permutex2var_ps(a, io, b));
+	}
+	for (; i + 8 <= n; i += 8) {
+		__m512 a = _mm512_permutexvar_ps(_mm512_set_epi32(15, 13, 11, 9, 7, 5, 3, 1, 14, 12,
+								  10, 8, 6, 4, 2, 0),
+						 _mm512_loadu_ps(p + 2 * i));
+		_mm256_storeu_ps(e + i, _mm512_castps512_ps256(a));
+		_mm256_storeu_ps(o + i, _mm512_extractf32x8_ps(a, 1));
+	}
+	for (; i < n; i++) {
+		e[i] = p[2 * i];
+		o[i] = p[2 * i + 1];
+	}
+}
+#define WINO_DEINT(p, e, o, n) wino_deint(p, e, o, n)
+#define WINO_NAME(x) bio_wino_##x##_avx512
+#include "wino.h"
+
 #define NT_MA 4
 #define NT_NB 4
 #include "gemm_nt.h"

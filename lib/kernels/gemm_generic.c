@@ -60,6 +60,30 @@ static inline void conv_hsum(const __m128 *v, float *out)
 #define CONV_NAME(x) bio_conv3x3_##x##_generic
 #include "conv3x3.h"
 
+#define VSUB(a, b) _mm_sub_ps(a, b)
+#define WINO_ZIP(a, b, lo, hi)                                                                  \
+	do {                                                                                    \
+		lo = _mm_unpacklo_ps(a, b);                                                     \
+		hi = _mm_unpackhi_ps(a, b);                                                     \
+	} while (0)
+/* e[i] = p[2 i], o[i] = p[2 i + 1], i < n: 4 at a time, then one by one */
+static inline void wino_deint(const float *p, float *e, float *o, int n)
+{
+	int i = 0;
+	for (; i + 4 <= n; i += 4) {
+		__m128 a = _mm_loadu_ps(p + 2 * i), b = _mm_loadu_ps(p + 2 * i + 4);
+		_mm_storeu_ps(e + i, _mm_shuffle_ps(a, b, 0x88));
+		_mm_storeu_ps(o + i, _mm_shuffle_ps(a, b, 0xDD));
+	}
+	for (; i < n; i++) {
+		e[i] = p[2 * i];
+		o[i] = p[2 * i + 1];
+	}
+}
+#define WINO_DEINT(p, e, o, n) wino_deint(p, e, o, n)
+#define WINO_NAME(x) bio_wino_##x##_generic
+#include "wino.h"
+
 #define NT_MA 2
 #define NT_NB 4
 #include "gemm_nt.h"

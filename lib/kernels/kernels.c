@@ -35,7 +35,11 @@ C1_DECL(avx512)
 	void bio_conv3x3_forward_##isa(const float *, const float *, int, int, const float *,    \
 				       size_t, int, int, int, float *, size_t);                   \
 	void bio_conv3x3_dweights_##isa(float *, int, int, const float *, size_t, const float *,  \
-					size_t, int, int, int, int);
+					size_t, int, int, int, int);                               \
+	int bio_wino_fits_##isa(int, int, int);                                                  \
+	void bio_wino_pack_##isa(float *, const float *, int, int, int);                         \
+	void bio_wino_forward_##isa(const float *, const float *, int, int, const float *,       \
+				    size_t, int, int, int, float *, size_t);
 CONV_DECL(generic)
 CONV_DECL(avx2)
 CONV_DECL(avx512)
@@ -69,6 +73,11 @@ static const struct {
 			float *, size_t);
 	void (*dweights)(float *, int, int, const float *, size_t, const float *, size_t, int, int,
 			 int, int);
+	/* Winograd F(2x2, 3x3) (wino.h): the shapes it takes, pack, forward */
+	int (*wino_fits)(int, int, int);
+	void (*wino_pack)(float *, const float *, int, int, int);
+	void (*wino_forward)(const float *, const float *, int, int, const float *, size_t, int, int,
+			     int, float *, size_t);
 	void (*lin_dw)(float *, size_t, int, int, const float *, size_t, const float *, size_t,
 		       int);
 	/* the batch-norm affine + ReLU + max-pool row and its backward (generic where a path has
@@ -82,16 +91,19 @@ static const struct {
 } isas[BIO_ISA_COUNT] = {
 	[BIO_ISA_GENERIC] = {"generic", bio_sgemm_generic, bio_conv_c1_forward_generic,
 			     bio_conv_c1_dweights_generic, 4, 4, bio_conv3x3_pack_generic, bio_conv3x3_forward_generic,
-			     bio_conv3x3_dweights_generic, bio_lin_dw_tree_generic,
+			     bio_conv3x3_dweights_generic, bio_wino_fits_generic, bio_wino_pack_generic,
+			     bio_wino_forward_generic, bio_lin_dw_tree_generic,
 			     bio_relu_pool2_row_generic, bio_pool2_grad_sums_generic,
 			     bio_pool2_grad_scatter_generic, bio_adam_generic},
 	[BIO_ISA_AVX2] = {"avx2", bio_sgemm_avx2, bio_conv_c1_forward_avx2,
 			  bio_conv_c1_dweights_avx2, 8, 4, bio_conv3x3_pack_avx2, bio_conv3x3_forward_avx2,
-			  bio_conv3x3_dweights_avx2, bio_lin_dw_tree_avx2, bio_relu_pool2_row_avx2,
+			  bio_conv3x3_dweights_avx2, bio_wino_fits_avx2, bio_wino_pack_avx2,
+			     bio_wino_forward_avx2, bio_lin_dw_tree_avx2, bio_relu_pool2_row_avx2,
 			  bio_pool2_grad_sums_avx2, bio_pool2_grad_scatter_generic, bio_adam_avx2},
 	[BIO_ISA_AVX512] = {"avx512", bio_sgemm_avx512, bio_conv_c1_forward_avx512,
 			    bio_conv_c1_dweights_avx512, 16, 8, bio_conv3x3_pack_avx512, bio_conv3x3_forward_avx512,
-			    bio_conv3x3_dweights_avx512, bio_lin_dw_tree_avx512,
+			    bio_conv3x3_dweights_avx512, bio_wino_fits_avx512, bio_wino_pack_avx512,
+			     bio_wino_forward_avx512, bio_lin_dw_tree_avx512,
 			    bio_relu_pool2_row_avx512, bio_pool2_grad_sums_avx512,
 			    bio_pool2_grad_scatter_avx512, bio_adam_avx512},
 };
@@ -100,6 +112,7 @@ static enum bio_isa current = BIO_ISA_GENERIC;
 static int chosen;
 static int use_openblas; /* the GEMMs go to OpenBLAS (its core suits this CPU, or BIO_BLAS) */
 static int conv_gemm;	 /* BIO_CONV=gemm: every convolution through im2col + GEMM */
+static int conv_direct;	 /* BIO_CONV=direct: the direct 3x3 kernels also where Winograd fits */
 static const char *why = "";
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static struct bio_error init_err;
@@ -241,9 +254,11 @@ static void choose_conv(void)
 	const char *c = getenv("BIO_CONV");
 	if (c && !strcmp(c, "gemm"))
 		conv_gemm = 1;
-	else if (c && *c && strcmp(c, "direct") != 0 && strcmp(c, "auto") != 0)
+	else if (c && !strcmp(c, "direct"))
+		conv_direct = 1;
+	else if (c && *c && strcmp(c, "auto") != 0)
 		init_rc = bio_error_set(&init_err, BIO_EINVAL,
-					"BIO_CONV=%s: unknown (expected direct, gemm or auto)", c);
+					"BIO_CONV=%s: unknown (expected auto, direct or gemm)", c);
 }
 
 static void choose(void)
@@ -328,7 +343,9 @@ const char *bio_kernels_describe(void)
 	supported_names(have);
 	enum bio_isa isa = bio_kernels_isa();
 	const char *conv = conv_gemm ? "3x3 convolutions by im2col + GEMM (BIO_CONV=gemm)"
-				     : "3x3 convolutions direct";
+			   : conv_direct ? "3x3 convolutions direct (BIO_CONV=direct)"
+					 : "3x3 convolutions Winograd F(2x2,3x3) where the shape fits, "
+					   "else direct";
 	if (use_openblas)
 		snprintf(line, sizeof line,
 			 "kernels %s (cpu: %s); %s; GEMMs by OpenBLAS, core %s (%s)",
@@ -380,9 +397,18 @@ int bio_conv3x3_direct(int c_out, int wd)
 	return !conv_gemm && c_out % isas[isa].mr == 0 && wd % isas[isa].vw == 0;
 }
 
-void bio_conv3x3_pack(float *wp, const float *w, int flip, int c_in, int c_out)
+int bio_conv3x3_winograd(int c_out, int h, int wd)
 {
-	isas[bio_kernels_isa()].pack(wp, w, flip, c_in, c_out);
+	return bio_conv3x3_direct(c_out, wd) && !conv_direct &&
+	       isas[bio_kernels_isa()].wino_fits(c_out, h, wd);
+}
+
+void bio_conv3x3_pack(float *wp, const float *w, int flip, int c_in, int c_out, int h, int wd)
+{
+	if (bio_conv3x3_winograd(c_out, h, wd))
+		isas[bio_kernels_isa()].wino_pack(wp, w, flip, c_in, c_out);
+	else
+		isas[bio_kernels_isa()].pack(wp, w, flip, c_in, c_out);
 }
 
 void bio_conv3x3_forward(const float *wp, const float *bias, int c_in, int c_out,
@@ -391,8 +417,12 @@ void bio_conv3x3_forward(const float *wp, const float *bias, int c_in, int c_out
 {
 	if (!bio_conv3x3_direct(c_out, wd))
 		abort(); /* (the callers ask first) */
-	isas[bio_kernels_isa()].forward(wp, bias, c_in, c_out, in, in_ld, n, h, wd, out,
-					out_ld);
+	if (bio_conv3x3_winograd(c_out, h, wd))
+		isas[bio_kernels_isa()].wino_forward(wp, bias, c_in, c_out, in, in_ld, n, h, wd, out,
+						     out_ld);
+	else
+		isas[bio_kernels_isa()].forward(wp, bias, c_in, c_out, in, in_ld, n, h, wd, out,
+						out_ld);
 }
 
 void bio_conv3x3_dweights(float *dw, int c_in, int c_out, const float *in, size_t in_ld,

@@ -247,26 +247,29 @@ TEST(conv_c1_matches_the_definition)
 	free(out);
 }
 
-/* The direct 3x3 kernels on every path: forward (+ bias), the flipped (input-gradient) form and
- * the weight gradient against the definition in double; a sample's outputs do not depend on the
- * other samples of its call; accumulate adds. */
-TEST(conv3x3_direct_matches_the_definition)
+/* The 3x3 kernels on every path on h x w planes (Winograd where wino says it fits, else direct):
+ * forward (+ bias), the flipped (input-gradient) form and the weight gradient against the
+ * definition in double; a sample's outputs do not depend on the other samples of its call;
+ * accumulate adds. */
+static void conv3x3_check(int h, int w, int wino)
 {
-	const int ci = 8, co = 16, n = 3, h = 7, w = 32; /* (both a multiple of every MR) */
+	const int ci = 8, co = 16, n = 3; /* (both a multiple of every MR) */
 	const size_t hw = (size_t)h * w, ld = (size_t)n * hw;
 	float *wt = rnd((size_t)co * ci * 9), *b = rnd(co), *in = rnd(ci * ld), *dy = rnd(co * ld);
 	float *out = malloc(sizeof(float) * co * ld), *one = malloc(sizeof(float) * co * ld);
 	float *dx = malloc(sizeof(float) * ci * ld), *dw = malloc(sizeof(float) * co * ci * 9);
-	float *dw2 = malloc(sizeof(float) * co * ci * 9), *wp = malloc(sizeof(float) * co * ci * 9);
-	float *wpf = malloc(sizeof(float) * co * ci * 9);
+	float *dw2 = malloc(sizeof(float) * co * ci * 9);
+	float *wp = malloc(sizeof(float) * BIO_CONV3X3_PACKED(ci, co));
+	float *wpf = malloc(sizeof(float) * BIO_CONV3X3_PACKED(ci, co));
 	for (int isa = 0; isa < BIO_ISA_COUNT; isa++) {
 		if (bio_kernels_set_isa((enum bio_isa)isa) != 0)
 			continue;
 		CHECK(bio_conv3x3_direct(co, w) && bio_conv3x3_direct(8, 16));
 		CHECK(!bio_conv3x3_direct(co, 6) && !bio_conv3x3_direct(3, w));
-		bio_conv3x3_pack(wp, wt, 0, ci, co);
+		CHECK(bio_conv3x3_winograd(co, h, w) == wino && bio_conv3x3_winograd(ci, h, w) == wino);
+		bio_conv3x3_pack(wp, wt, 0, ci, co, h, w);
 		bio_conv3x3_forward(wp, b, ci, co, in, ld, n, h, w, out, ld);
-		bio_conv3x3_pack(wpf, wt, 1, co, ci);
+		bio_conv3x3_pack(wpf, wt, 1, co, ci, h, w);
 		bio_conv3x3_forward(wpf, NULL, co, ci, dy, ld, n, h, w, dx, ld);
 		bio_conv3x3_dweights(dw, ci, co, in, ld, dy, ld, n, h, w, 0);
 		double e_out = 0, e_dx = 0, e_dw = 0;
@@ -329,6 +332,25 @@ TEST(conv3x3_direct_matches_the_definition)
 	free(dw2);
 	free(wp);
 	free(wpf);
+}
+
+TEST(conv3x3_direct_matches_the_definition)
+{
+	conv3x3_check(7, 32, 0); /* (h odd: no 2 x 2 tiles) */
+}
+
+/* Winograd F(2x2, 3x3): tile vectors within a tile row (32 wide) and across rows (16 wide), blocks
+ * of tile vectors across samples; shapes it does not take */
+TEST(conv3x3_winograd_matches_the_definition)
+{
+	conv3x3_check(8, 32, 1);
+	conv3x3_check(16, 16, 1);
+	for (int isa = 0; isa < BIO_ISA_COUNT; isa++) {
+		if (bio_kernels_set_isa((enum bio_isa)isa) != 0)
+			continue;
+		CHECK(!bio_conv3x3_winograd(16, 7, 32) && !bio_conv3x3_winograd(16, 8, 30));
+		CHECK(!bio_conv3x3_winograd(10, 8, 32) && !bio_conv3x3_winograd(16, 2, 8));
+	}
 }
 
 /* A linear layer's weight gradient on every path: within float rounding of the definition in
@@ -527,6 +549,7 @@ int main(void)
 	RUN(layers_agree_across_paths);
 	RUN(conv_c1_matches_the_definition);
 	RUN(conv3x3_direct_matches_the_definition);
+	RUN(conv3x3_winograd_matches_the_definition);
 	RUN(lin_dw_tree_is_the_definition);
 	RUN(relu_pool2_row_is_the_definition);
 	RUN(pool2_grad_rows_are_the_definition);

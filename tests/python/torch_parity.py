@@ -6,7 +6,7 @@ Each case stream (kind "checkpoint"-like: records {name, tensor}) carries the in
 batch-norm buffers after the step, optimizer trajectories, scheduler learning rates. Cases:
   model_<fusion>_<train|eval>[...]  the whole model (BioModel in bio_torch.py), dropout masks fixed
   model_<cosface|arcface>_...       the same with a margin head (cosine classifier, margin loss)
-  conv_<k>_<s>_<p>, conv_direct_<w> conv2d geometries, forward and all gradients
+  conv_<k>_<s>_<p>, conv_direct_<w>, conv_wino_<w> conv2d geometries, forward and all gradients
   optim_<name>                      torch.optim over 5 steps with given gradients (+ clipping)
   sched_<name>                      learning-rate sequences of the schedulers
 
@@ -192,6 +192,10 @@ def main():
     # odd heights, several tiles and row blocks, input-channel counts not a multiple of anything
     conv_case(out, 5, 16, 3, 1, 1, 7, 32, 3, name="conv_direct_32")
     conv_case(out, 3, 8, 3, 1, 1, 5, 16, 2, name="conv_direct_16")
+    # Winograd F(2x2, 3x3) (even planes; channels of 8, so the input gradient takes it too): tile
+    # vectors within a tile row and across rows
+    conv_case(out, 8, 16, 3, 1, 1, 8, 32, 3, name="conv_wino_32")
+    conv_case(out, 16, 8, 3, 1, 1, 16, 16, 2, name="conv_wino_16")
     optim_case(out, "sgd", "sgd", lr=0.1)
     optim_case(out, "sgd_momentum", "sgd", lr=0.05, momentum=0.9)
     optim_case(out, "sgd_nesterov_wd", "sgd", lr=0.05, momentum=0.9, nesterov=True,

@@ -39,26 +39,28 @@ setup() {
 	run "$HELPER" "$T"/cases/*.bs
 	echo "$output"
 	assert_success
-	[ "$(grep -c '^ok ' <<<"$output")" -eq 33 ]
+	[ "$(grep -c '^ok ' <<<"$output")" -eq 35 ]
 	refute_output --partial FAIL
 }
 
-@test "PyTorch parity, finite differences and -j determinism on every kernel path, OpenBLAS, im2col" {
+@test "PyTorch parity, finite differences and -j determinism on every kernel path, OpenBLAS, direct, im2col" {
 	"$PYTHON" tests/python/torch_parity.py "$T/cases"
 	# the paths this CPU runs, as bio-train -v names them: "(cpu: avx512 avx2 generic)"
 	paths=$(bio-train -v $C -o "$T/none" </dev/null 2>&1 | sed -n 's/.*(cpu: \([a-z0-9 ]*\)).*/\1/p')
 	[ -n "$paths" ]
 	bio-batch $C --epochs 2 "$SS" >"$T/b2.bs"
-	# each ISA path (direct convolutions), OpenBLAS, and every convolution by im2col + GEMM
-	for p in $paths openblas gemm; do
+	# each ISA path (Winograd convolutions where they fit), OpenBLAS, the direct convolutions
+	# only, and every convolution by im2col + GEMM
+	for p in $paths openblas direct gemm; do
 		case $p in
 		openblas) env="BIO_BLAS=openblas" ;;
+		direct) env="BIO_CONV=direct" ;;
 		gemm) env="BIO_CONV=gemm" ;;
 		*) env="BIO_CPU=$p" ;;
 		esac
 		run env $env "$HELPER" "$T"/cases/*.bs
 		[ "$status" -eq 0 ] || { echo "$p: $output"; false; }
-		[ "$(grep -c '^ok ' <<<"$output")" -eq 33 ] || { echo "$p: $output"; false; }
+		[ "$(grep -c '^ok ' <<<"$output")" -eq 35 ] || { echo "$p: $output"; false; }
 		env $env "$BIO_BUILD/tests/test_nn" >/dev/null
 		env $env bio-train $C -o "$T/$p-1" -j1 "$T/b2.bs" 2>/dev/null
 		env $env bio-train $C -o "$T/$p-2" -j2 "$T/b2.bs" 2>/dev/null
@@ -81,6 +83,10 @@ setup() {
 	done
 	run env BIO_CONV=gemm bio-train -v $C -o "$T/gemm" </dev/null
 	[[ "$output" == *"3x3 convolutions by im2col + GEMM (BIO_CONV=gemm)"* ]]
+	run env BIO_CONV=direct bio-train -v $C -o "$T/direct" </dev/null
+	[[ "$output" == *"3x3 convolutions direct (BIO_CONV=direct)"* ]]
+	run bio-train -v $C -o "$T/auto" </dev/null
+	[[ "$output" == *"3x3 convolutions Winograd F(2x2,3x3) where the shape fits, else direct"* ]]
 }
 
 @test "parity check can fail: a perturbed reference is caught" {

@@ -1,0 +1,233 @@
+/* Winograd F(2x2, 3x3) convolution, stride 1, padding 1: each 2 x 2 block of outputs (a tile) from
+ * the 4 x 4 inputs around it with 16 multiplications per input channel where the direct kernel
+ * (conv3x3.h) takes 36, 2.25 times fewer (Lavin and Gray, "Fast algorithms for convolutional
+ * neural networks", 2016). Included by each vector ISA's file after conv3x3.h, with its VW,
+ * vec_t, VZERO, VSET1, VLOADU, VSTOREU, VFMA, VADD and CONV_MR, and
+ *
+ *   VSUB(a, b)             a - b
+ *   WINO_ZIP(a, b, lo, hi) lo = a0 b0 a1 b1 ... (the first VW / 2 lanes of each), hi = the rest
+ *   WINO_DEINT(p, e, o, n) e[i] = p[2 i], o[i] = p[2 i + 1], i < n (n a multiple of VW / 2)
+ *   WINO_NAME(x)           the name of function x here
+ *
+ * The transforms (B, G, A of the paper, entries 0, +-1 and 1/2):
+ *   U = G g G^T  (g the 3 x 3 weights, once per call of pack)
+ *   V = B^T d B  (d a tile's 4 x 4 padded inputs)
+ *   y = A^T M A  (M[xi] = sum over ci of U[xi] V[xi], xi < 16: 16 small GEMMs)
+ * Every output is the same sequence of operations wherever it lies and whichever thread computes
+ * it: V by fixed adds, each M[xi] a sum over ci in order of one FMA each from zero, then A's adds,
+ * then + bias. The batch-size and thread-count independence of the direct kernel holds; the bits
+ * differ from it (the sums are grouped otherwise), within rounding of the same convolution.
+ *
+ * Lanes are tiles: the VW tiles t0 .. t0 + VW - 1 of one sample (t = ty tw + tx, tw = w / 2 tiles
+ * a row), a tile vector. Before the transform each input plane is split into eight arrays
+ * [parity of the padded row][column c of the tile, 0..3][(th + 1) tw], entry k tw + tx holding
+ * padded(2 k + parity, 2 tx + c): then input (r, c) of tiles t0.. is one contiguous load at
+ * (r / 2) tw + t0 of array (r % 2, c), across tile rows too. wino_fits says which shapes work:
+ * h and w even, the tiles of a sample a whole number of vectors, half a vector of tiles in one
+ * tile row (the outputs are stored half a vector at a time). */
+#include <stddef.h>
+#include <string.h>
+
+#define WINO_NB 3 /* tile vectors per register tile (with CONV_MR output channels) */
+
+int WINO_NAME(fits)(int c_out, int h, int wd);
+int WINO_NAME(fits)(int c_out, int h, int wd)
+{
+	const int th = h / 2, tw = wd / 2;
+	return h > 0 && wd > 0 && h % 2 == 0 && wd % 2 == 0 && c_out % CONV_MR == 0 &&
+	       tw % (VW / 2) == 0 && (th * tw) % VW == 0 && th * tw / VW >= 2;
+}
+
+/* u [16][c_out / MR][c_in][MR] = G g G^T of each (output, input) channel pair's 3 x 3 weights
+ * from w [c_out][c_in][9]; when flip, from w [c_in][c_out][9] transposed and flipped (as
+ * conv3x3.h's pack: the input gradient of the layer whose weights w are). */
+void WINO_NAME(pack)(float *u, const float *w, int flip, int c_in, int c_out);
+void WINO_NAME(pack)(float *u, const float *w, int flip, int c_in, int c_out)
+{
+	const int ncb = c_out / CONV_MR;
+	for (int o = 0; o < c_out; o++)
+		for (int ci = 0; ci < c_in; ci++) {
+			float g[9], t[4][3];
+			for (int k = 0; k < 9; k++)
+				g[k] = flip ? w[((size_t)ci * c_out + o) * 9 + 8 - k]
+					    : w[((size_t)o * c_in + ci) * 9 + k];
+			for (int c = 0; c < 3; c++) { /* t = G g */
+				t[0][c] = g[c];
+				t[1][c] = 0.5f * (g[c] + g[3 + c] + g[6 + c]);
+				t[2][c] = 0.5f * (g[c] - g[3 + c] + g[6 + c]);
+				t[3][c] = g[6 + c];
+			}
+			const int cb = o / CONV_MR, r = o % CONV_MR;
+			for (int i = 0; i < 4; i++) { /* U = t G^T */
+				float v[4] = {t[i][0], 0.5f * (t[i][0] + t[i][1] + t[i][2]),
+					      0.5f * (t[i][0] - t[i][1] + t[i][2]), t[i][2]};
+				for (int c = 0; c < 4; c++)
+					u[((((size_t)(i * 4 + c) * ncb + cb) * c_in + ci) * CONV_MR) +
+					  r] = v[c];
+			}
+		}
+}
+
+/* s [j][ci][8][(th + 1) tw]: the split planes (above) of samples j < n of in (channel stride ld). */
+static void WINO_NAME(split)(float *s, const float *in, size_t ld, int c_in, int n, int h,
+			     int wd)
+{
+	const int th = h / 2, tw = wd / 2;
+	const size_t sp = (size_t)(th + 1) * tw, hw = (size_t)h * wd;
+	for (int j = 0; j < n; j++)
+		for (int ci = 0; ci < c_in; ci++) {
+			float *restrict d = s + ((size_t)j * c_in + ci) * 8 * sp;
+			const float *restrict p = in + ci * ld + j * hw;
+			for (int y = 0; y < h + 2; y++) { /* padded row y: parity y % 2, row y / 2 */
+				float *restrict a = d + (size_t)(y % 2) * 4 * sp + (size_t)(y / 2) * tw;
+				if (y == 0 || y == h + 1) {
+					for (int c = 0; c < 4; c++)
+						for (int x = 0; x < tw; x++)
+							a[c * sp + x] = 0.0f;
+					continue;
+				}
+				const float *restrict row = p + (size_t)(y - 1) * wd;
+				/* column c of tile tx: padded column 2 tx + c, input column 2 tx + c - 1:
+				 * c = 1 the even input columns, 2 the odd ones, 0 the odd ones a tile to
+				 * the right (a zero first), 3 the even ones a tile to the left (a zero
+				 * last) */
+				WINO_DEINT(row, a + sp, a + 2 * sp, tw);
+				a[0] = 0.0f;
+				memcpy(a + 1, a + 2 * sp, sizeof(float) * (size_t)(tw - 1));
+				memcpy(a + 3 * sp, a + sp + 1, sizeof(float) * (size_t)(tw - 1));
+				a[3 * sp + tw - 1] = 0.0f;
+			}
+		}
+}
+
+/* v[(xi c_in + ci) NB + b] = B^T d B of the tile vector at sp-array base src (channel ci at
+ * src + ci 8 sp), tiles t0.. (offset t0 in the arrays). */
+static inline void WINO_NAME(in_tf)(vec_t *v, const float *src, size_t sp, int tw, int c_in,
+				    int b)
+{
+	for (int ci = 0; ci < c_in; ci++) {
+		const float *a = src + (size_t)ci * 8 * sp;
+		vec_t d[4][4], e[4][4];
+		_Pragma("GCC unroll 4") for (int r = 0; r < 4; r++)
+			_Pragma("GCC unroll 4") for (int c = 0; c < 4; c++)
+				d[r][c] = VLOADU(a + ((size_t)(r % 2) * 4 + c) * sp + (size_t)(r / 2) * tw);
+		_Pragma("GCC unroll 4") for (int c = 0; c < 4; c++) { /* B^T d */
+			e[0][c] = VSUB(d[0][c], d[2][c]);
+			e[1][c] = VADD(d[1][c], d[2][c]);
+			e[2][c] = VSUB(d[2][c], d[1][c]);
+			e[3][c] = VSUB(d[1][c], d[3][c]);
+		}
+		_Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) { /* (B^T d) B */
+			vec_t *o = v + ((size_t)(r * 4) * c_in + ci) * WINO_NB + b;
+			const size_t step = (size_t)c_in * WINO_NB;
+			o[0] = VSUB(e[r][0], e[r][2]);
+			o[step] = VADD(e[r][1], e[r][2]);
+			o[2 * step] = VSUB(e[r][2], e[r][1]);
+			o[3 * step] = VSUB(e[r][1], e[r][3]);
+		}
+	}
+}
+
+/* m[r NB + b] = sum over ci < c_in of u[ci MR + r] v[ci NB + b], r < MR, b < NB_ (one xi). */
+#define WINO_TILE(NB_)                                                                         \
+	static inline void WINO_NAME(gemm##NB_)(const float *u, const vec_t *v, int c_in,        \
+						vec_t *m)                                         \
+	{                                                                                      \
+		vec_t acc[CONV_MR][NB_];                                                       \
+		_Pragma("GCC unroll 16") for (int r = 0; r < CONV_MR; r++)                     \
+			_Pragma("GCC unroll 4") for (int b = 0; b < NB_; b++) acc[r][b] = VZERO(); \
+		for (int ci = 0; ci < c_in; ci++, u += CONV_MR, v += WINO_NB) {                \
+			vec_t x[NB_];                                                          \
+			_Pragma("GCC unroll 4") for (int b = 0; b < NB_; b++) x[b] = v[b];     \
+			_Pragma("GCC unroll 16") for (int r = 0; r < CONV_MR; r++)             \
+			{                                                                      \
+				vec_t a = VSET1(u[r]);                                         \
+				_Pragma("GCC unroll 4") for (int b = 0; b < NB_; b++)          \
+					acc[r][b] = VFMA(a, x[b], acc[r][b]);                  \
+			}                                                                      \
+		}                                                                              \
+		_Pragma("GCC unroll 16") for (int r = 0; r < CONV_MR; r++)                     \
+			_Pragma("GCC unroll 4") for (int b = 0; b < NB_; b++)                  \
+				m[r * WINO_NB + b] = acc[r][b];                                \
+	}
+WINO_TILE(1)
+WINO_TILE(2)
+WINO_TILE(3)
+
+/* out [c_out] (channel stride out_ld) = conv(in [c_in] (stride in_ld)) + bias, samples j < n,
+ * with the weights packed by WINO_NAME(pack). */
+void WINO_NAME(forward)(const float *u, const float *bias, int c_in, int c_out, const float *in,
+			size_t in_ld, int n, int h, int wd, float *out, size_t out_ld);
+void WINO_NAME(forward)(const float *u, const float *bias, int c_in, int c_out, const float *in,
+			size_t in_ld, int n, int h, int wd, float *out, size_t out_ld)
+{
+	const int th = h / 2, tw = wd / 2, vps = th * tw / VW, ncb = c_out / CONV_MR;
+	const size_t sp = (size_t)(th + 1) * tw, hw = (size_t)h * wd;
+	/* the split planes of two samples (a block of tile vectors spans at most two: wino_fits
+	 * asks for at least two vectors a sample), sample j in ring slot j % 2 */
+	const size_t per_j = 8 * sp * c_in;
+	float *s = bio_kernels_scratch(6, sizeof(float) * 2 * per_j);
+	vec_t *v = bio_kernels_scratch(7, sizeof(vec_t) * 16 * c_in * WINO_NB);
+	vec_t *m = bio_kernels_scratch(5, sizeof(vec_t) * 16 * CONV_MR * WINO_NB);
+	const int n_vec = n * vps;
+	int split = -1; /* the last sample split */
+	for (int g0 = 0; g0 < n_vec; g0 += WINO_NB) {
+		const int nb = n_vec - g0 < WINO_NB ? n_vec - g0 : WINO_NB;
+		for (int b = 0; b < nb; b++) {
+			const int g = g0 + b, j = g / vps, t0 = g % vps * VW;
+			if (j > split) {
+				split = j;
+				WINO_NAME(split)(s + (size_t)(j % 2) * per_j, in + j * hw, in_ld, c_in,
+						 1, h, wd);
+			}
+			WINO_NAME(in_tf)(v, s + (size_t)(j % 2) * per_j + t0, sp, tw, c_in, b);
+		}
+		for (int cb = 0; cb < ncb; cb++) {
+			for (int xi = 0; xi < 16; xi++) {
+				const float *ut = u + ((size_t)xi * ncb + cb) * c_in * CONV_MR;
+				const vec_t *vt = v + (size_t)xi * c_in * WINO_NB;
+				vec_t *mt = m + (size_t)xi * CONV_MR * WINO_NB;
+				if (nb == 3)
+					WINO_NAME(gemm3)(ut, vt, c_in, mt);
+				else if (nb == 2)
+					WINO_NAME(gemm2)(ut, vt, c_in, mt);
+				else
+					WINO_NAME(gemm1)(ut, vt, c_in, mt);
+			}
+			for (int r = 0; r < CONV_MR; r++) {
+				const int co = cb * CONV_MR + r;
+				const vec_t bv = VSET1(bias ? bias[co] : 0.0f);
+				for (int b = 0; b < nb; b++) {
+					const int g = g0 + b, j = g / vps, t0 = g % vps * VW;
+					const vec_t *q = m + (size_t)r * WINO_NB + b;
+					const size_t st = (size_t)CONV_MR * WINO_NB; /* xi's stride */
+					vec_t s0[4], s1[4];
+					_Pragma("GCC unroll 4") for (int c = 0; c < 4; c++) { /* A^T M */
+						vec_t m0 = q[c * st], m1 = q[(4 + c) * st];
+						vec_t m2 = q[(8 + c) * st], m3 = q[(12 + c) * st];
+						s0[c] = VADD(VADD(m0, m1), m2);
+						s1[c] = VSUB(VSUB(m1, m2), m3);
+					}
+					vec_t y[2][2]; /* (A^T M) A, + bias */
+					y[0][0] = VADD(VADD(VADD(s0[0], s0[1]), s0[2]), bv);
+					y[0][1] = VADD(VSUB(VSUB(s0[1], s0[2]), s0[3]), bv);
+					y[1][0] = VADD(VADD(VADD(s1[0], s1[1]), s1[2]), bv);
+					y[1][1] = VADD(VSUB(VSUB(s1[1], s1[2]), s1[3]), bv);
+					float *o = out + (size_t)co * out_ld + (size_t)j * hw;
+					const int ta = t0, tb = t0 + VW / 2; /* each half's first tile */
+					_Pragma("GCC unroll 2") for (int a = 0; a < 2; a++) {
+						vec_t lo, hi;
+						WINO_ZIP(y[a][0], y[a][1], lo, hi);
+						VSTOREU(o + (size_t)(2 * (ta / tw) + a) * wd + 2 * (ta % tw),
+							lo);
+						VSTOREU(o + (size_t)(2 * (tb / tw) + a) * wd + 2 * (tb % tw),
+							hi);
+					}
+				}
+			}
+		}
+	}
+}
+
+#undef WINO_TILE
+#undef WINO_NB
