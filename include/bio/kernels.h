@@ -68,11 +68,12 @@ void bio_conv3x3_c1_dweights(float *dw, int c_out, const float *in, const float 
  * [c_in][c_out][9] and is packed transposed and flipped, which makes the input gradient of that
  * layer from its output gradient (c_in, c_out then name the gradient's). Forward: out =
  * conv(in) + bias (bias may be NULL). The weight gradient dw [c_out][c_in][9] (+)= d_out x in
- * over samples j < n (always direct). Fixed summation orders (conv3x3.h, wino.h): no result
+ * over samples j < n (Winograd too where bio_conv3x3_winograd_dw says so). Fixed summation orders (conv3x3.h, wino.h): no result
  * depends on the samples beside it in a call or on the thread that computes it. */
 #define BIO_CONV3X3_PACKED(c_in, c_out) ((size_t)(c_in) * (size_t)(c_out) * 16)
 int bio_conv3x3_direct(int c_out, int wd);
 int bio_conv3x3_winograd(int c_out, int h, int wd);
+int bio_conv3x3_winograd_dw(int c_in, int c_out, int h, int wd);
 void bio_conv3x3_pack(float *wp, const float *w, int flip, int c_in, int c_out, int h, int wd);
 void bio_conv3x3_forward(const float *wp, const float *bias, int c_in, int c_out,
 			 const float *in, size_t in_ld, int n, int h, int wd, float *out,

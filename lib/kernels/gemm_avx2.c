@@ -94,6 +94,7 @@ static inline void conv_hsum(const __m256 *v, float *out)
 #define CONV_NAME(x) bio_conv3x3_##x##_avx2
 #include "conv3x3.h"
 
+#define VMUL(a, b) _mm256_mul_ps(a, b)
 #define VSUB(a, b) _mm256_sub_ps(a, b)
 #define WINO_ZIP(a, b, lo, hi)                                                                  \
 	do {                                                                                    \
@@ -129,7 +130,6 @@ static inline void wino_deint(const float *p, float *e, float *o, int n)
 #define LIN_NAME(x) bio_lin_##x##_avx2
 #include "lin_dw.h"
 
-#define VMUL(a, b) _mm256_mul_ps(a, b)
 #define VDIV(a, b) _mm256_div_ps(a, b)
 #define VSQRT(a) _mm256_sqrt_ps(a)
 #define ADAM_NAME bio_adam_avx2

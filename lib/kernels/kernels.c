@@ -39,7 +39,10 @@ C1_DECL(avx512)
 	int bio_wino_fits_##isa(int, int, int);                                                  \
 	void bio_wino_pack_##isa(float *, const float *, int, int, int);                         \
 	void bio_wino_forward_##isa(const float *, const float *, int, int, const float *,       \
-				    size_t, int, int, int, float *, size_t);
+				    size_t, int, int, int, float *, size_t);                       \
+	int bio_wino_dw_fits_##isa(int, int, int, int);                                          \
+	void bio_wino_dweights_##isa(float *, int, int, const float *, size_t, const float *,    \
+				     size_t, int, int, int, int);
 CONV_DECL(generic)
 CONV_DECL(avx2)
 CONV_DECL(avx512)
@@ -78,6 +81,9 @@ static const struct {
 	void (*wino_pack)(float *, const float *, int, int, int);
 	void (*wino_forward)(const float *, const float *, int, int, const float *, size_t, int, int,
 			     int, float *, size_t);
+	int (*wino_dw_fits)(int, int, int, int);
+	void (*wino_dweights)(float *, int, int, const float *, size_t, const float *, size_t, int,
+			      int, int, int);
 	void (*lin_dw)(float *, size_t, int, int, const float *, size_t, const float *, size_t,
 		       int);
 	/* the batch-norm affine + ReLU + max-pool row and its backward (generic where a path has
@@ -92,18 +98,21 @@ static const struct {
 	[BIO_ISA_GENERIC] = {"generic", bio_sgemm_generic, bio_conv_c1_forward_generic,
 			     bio_conv_c1_dweights_generic, 4, 4, bio_conv3x3_pack_generic, bio_conv3x3_forward_generic,
 			     bio_conv3x3_dweights_generic, bio_wino_fits_generic, bio_wino_pack_generic,
-			     bio_wino_forward_generic, bio_lin_dw_tree_generic,
+			     bio_wino_forward_generic, bio_wino_dw_fits_generic,
+			     bio_wino_dweights_generic, bio_lin_dw_tree_generic,
 			     bio_relu_pool2_row_generic, bio_pool2_grad_sums_generic,
 			     bio_pool2_grad_scatter_generic, bio_adam_generic},
 	[BIO_ISA_AVX2] = {"avx2", bio_sgemm_avx2, bio_conv_c1_forward_avx2,
 			  bio_conv_c1_dweights_avx2, 8, 4, bio_conv3x3_pack_avx2, bio_conv3x3_forward_avx2,
 			  bio_conv3x3_dweights_avx2, bio_wino_fits_avx2, bio_wino_pack_avx2,
-			     bio_wino_forward_avx2, bio_lin_dw_tree_avx2, bio_relu_pool2_row_avx2,
+			     bio_wino_forward_avx2, bio_wino_dw_fits_avx2,
+			     bio_wino_dweights_avx2, bio_lin_dw_tree_avx2, bio_relu_pool2_row_avx2,
 			  bio_pool2_grad_sums_avx2, bio_pool2_grad_scatter_generic, bio_adam_avx2},
 	[BIO_ISA_AVX512] = {"avx512", bio_sgemm_avx512, bio_conv_c1_forward_avx512,
 			    bio_conv_c1_dweights_avx512, 16, 8, bio_conv3x3_pack_avx512, bio_conv3x3_forward_avx512,
 			    bio_conv3x3_dweights_avx512, bio_wino_fits_avx512, bio_wino_pack_avx512,
-			     bio_wino_forward_avx512, bio_lin_dw_tree_avx512,
+			     bio_wino_forward_avx512, bio_wino_dw_fits_avx512,
+			     bio_wino_dweights_avx512, bio_lin_dw_tree_avx512,
 			    bio_relu_pool2_row_avx512, bio_pool2_grad_sums_avx512,
 			    bio_pool2_grad_scatter_avx512, bio_adam_avx512},
 };
@@ -403,6 +412,12 @@ int bio_conv3x3_winograd(int c_out, int h, int wd)
 	       isas[bio_kernels_isa()].wino_fits(c_out, h, wd);
 }
 
+int bio_conv3x3_winograd_dw(int c_in, int c_out, int h, int wd)
+{
+	return bio_conv3x3_direct(c_out, wd) && !conv_direct &&
+	       isas[bio_kernels_isa()].wino_dw_fits(c_in, c_out, h, wd);
+}
+
 void bio_conv3x3_pack(float *wp, const float *w, int flip, int c_in, int c_out, int h, int wd)
 {
 	if (bio_conv3x3_winograd(c_out, h, wd))
@@ -430,8 +445,12 @@ void bio_conv3x3_dweights(float *dw, int c_in, int c_out, const float *in, size_
 {
 	if (!bio_conv3x3_direct(c_out, wd))
 		abort();
-	isas[bio_kernels_isa()].dweights(dw, c_in, c_out, in, in_ld, d_out, d_ld, n, h, wd,
-					 accumulate);
+	if (bio_conv3x3_winograd_dw(c_in, c_out, h, wd))
+		isas[bio_kernels_isa()].wino_dweights(dw, c_in, c_out, in, in_ld, d_out, d_ld, n, h,
+						      wd, accumulate);
+	else
+		isas[bio_kernels_isa()].dweights(dw, c_in, c_out, in, in_ld, d_out, d_ld, n, h, wd,
+						 accumulate);
 }
 
 static inline float affine_relu1(float x, float g, float b)

@@ -100,11 +100,13 @@ static void WINO_NAME(split)(float *s, const float *in, size_t ld, int c_in, int
 		}
 }
 
-/* v[(xi c_in + ci) NB + b] = B^T d B of the tile vector at sp-array base src (channel ci at
- * src + ci 8 sp), tiles t0.. (offset t0 in the arrays). */
+/* v[xi vs + ci NB + b] = B^T d B of the tile vector at sp-array base src (channel ci at src +
+ * ci 8 sp), tiles t0.. (offset t0 in the arrays); vs = c_in NB + 1 (so that the 16 stores do
+ * not lie a multiple of 4 KiB apart, in one set of L1). */
 static inline void WINO_NAME(in_tf)(vec_t *v, const float *src, size_t sp, int tw, int c_in,
 				    int b)
 {
+	const size_t vs = (size_t)c_in * WINO_NB + 1;
 	for (int ci = 0; ci < c_in; ci++) {
 		const float *a = src + (size_t)ci * 8 * sp;
 		vec_t d[4][4], e[4][4];
@@ -118,8 +120,8 @@ static inline void WINO_NAME(in_tf)(vec_t *v, const float *src, size_t sp, int t
 			e[3][c] = VSUB(d[1][c], d[3][c]);
 		}
 		_Pragma("GCC unroll 4") for (int r = 0; r < 4; r++) { /* (B^T d) B */
-			vec_t *o = v + ((size_t)(r * 4) * c_in + ci) * WINO_NB + b;
-			const size_t step = (size_t)c_in * WINO_NB;
+			vec_t *o = v + (size_t)(r * 4) * vs + (size_t)ci * WINO_NB + b;
+			const size_t step = vs;
 			o[0] = VSUB(e[r][0], e[r][2]);
 			o[step] = VADD(e[r][1], e[r][2]);
 			o[2 * step] = VSUB(e[r][2], e[r][1]);
@@ -167,7 +169,8 @@ void WINO_NAME(forward)(const float *u, const float *bias, int c_in, int c_out, 
 	 * asks for at least two vectors a sample), sample j in ring slot j % 2 */
 	const size_t per_j = 8 * sp * c_in;
 	float *s = bio_kernels_scratch(6, sizeof(float) * 2 * per_j);
-	vec_t *v = bio_kernels_scratch(7, sizeof(vec_t) * 16 * c_in * WINO_NB);
+	const size_t vs = (size_t)c_in * WINO_NB + 1; /* (in_tf's) */
+	vec_t *v = bio_kernels_scratch(7, sizeof(vec_t) * 16 * vs);
 	vec_t *m = bio_kernels_scratch(5, sizeof(vec_t) * 16 * CONV_MR * WINO_NB);
 	const int n_vec = n * vps;
 	int split = -1; /* the last sample split */
@@ -185,7 +188,7 @@ void WINO_NAME(forward)(const float *u, const float *bias, int c_in, int c_out, 
 		for (int cb = 0; cb < ncb; cb++) {
 			for (int xi = 0; xi < 16; xi++) {
 				const float *ut = u + ((size_t)xi * ncb + cb) * c_in * CONV_MR;
-				const vec_t *vt = v + (size_t)xi * c_in * WINO_NB;
+				const vec_t *vt = v + xi * vs;
 				vec_t *mt = m + (size_t)xi * CONV_MR * WINO_NB;
 				if (nb == 3)
 					WINO_NAME(gemm3)(ut, vt, c_in, mt);
@@ -228,6 +231,174 @@ void WINO_NAME(forward)(const float *u, const float *bias, int c_in, int c_out, 
 		}
 	}
 }
+
+/* The weight gradient by the same transforms (the forward's gradient with respect to U): for
+ * each tile, Yh = A dy A^T (dy the tile's 2 x 2 output gradients) and Xh = B^T d B as above;
+ * S[xi][co][ci] = the sum over tiles of Yh[xi][co] Xh[xi][ci], 16 GEMMs that reduce over the
+ * tiles; dw = G^T S G. Xh is formed from the input transposed to channels-last (the vector
+ * lanes are input channels), Yh from the output gradient split like the input above (the lanes
+ * are tiles; its entries are the broadcast operand). Each S element is one chain of FMAs over
+ * the call's samples, then their tiles, in order, from zero: the same bits whatever the
+ * blocking (WINO_TB tiles at a time) or thread. */
+#define WINO_TB 32 /* tiles a block */
+#define WINO_PAD 16 /* floats after each xi's block: the 16 stores of a transform would otherwise
+		     * lie a multiple of 4 KiB apart and share one set of L1 */
+
+int WINO_NAME(dw_fits)(int c_in, int c_out, int h, int wd);
+int WINO_NAME(dw_fits)(int c_in, int c_out, int h, int wd)
+{
+	return h > 0 && wd > 0 && h % 2 == 0 && wd % 2 == 0 && c_out % CONV_MR == 0 &&
+	       c_in % (2 * VW) == 0 && (h / 2 * (wd / 2)) % WINO_TB == 0;
+}
+
+/* S[co][ci .. ci + 2 VW) += sum over tt < TB of yh[r TB + tt] xh[tt ci_n + ..] for the MR rows
+ * r at yh (output channel co0 + r), S rows ld apart */
+static inline void WINO_NAME(dw_tile)(float *S, size_t ld, const float *yh, const float *xh,
+				      int ci_n)
+{
+	vec_t acc[CONV_MR][2];
+	_Pragma("GCC unroll 16") for (int r = 0; r < CONV_MR; r++)
+	{
+		acc[r][0] = VLOADU(S + r * ld);
+		acc[r][1] = VLOADU(S + r * ld + VW);
+	}
+	for (int tt = 0; tt < WINO_TB; tt++) {
+		const vec_t x0 = VLOADU(xh + (size_t)tt * ci_n), x1 = VLOADU(xh + (size_t)tt * ci_n + VW);
+		_Pragma("GCC unroll 16") for (int r = 0; r < CONV_MR; r++)
+		{
+			const vec_t a = VSET1(yh[r * WINO_TB + tt]);
+			acc[r][0] = VFMA(a, x0, acc[r][0]);
+			acc[r][1] = VFMA(a, x1, acc[r][1]);
+		}
+	}
+	_Pragma("GCC unroll 16") for (int r = 0; r < CONV_MR; r++)
+	{
+		VSTOREU(S + r * ld, acc[r][0]);
+		VSTOREU(S + r * ld + VW, acc[r][1]);
+	}
+}
+
+/* dw [c_out][c_in][9] (+)= sum over samples j < n and pixels of d_out[co] times the input under
+ * each tap (overwrite when accumulate is 0), layouts as conv3x3.h's dweights */
+void WINO_NAME(dweights)(float *dw, int c_in, int c_out, const float *in, size_t in_ld,
+			 const float *d_out, size_t d_ld, int n, int h, int wd, int accumulate);
+void WINO_NAME(dweights)(float *dw, int c_in, int c_out, const float *in, size_t in_ld,
+			 const float *d_out, size_t d_ld, int n, int h, int wd, int accumulate)
+{
+	const int th = h / 2, tw = wd / 2, tps = th * tw, pw = wd + 2;
+	const size_t hw = (size_t)h * wd, per_ci = (size_t)(h + 2) * pw;
+	const size_t sq = (size_t)tps;		/* floats of one of the four dy splits */
+	const size_t s_n = (size_t)16 * c_out * c_in; /* S */
+	float *xt = bio_kernels_scratch(6, sizeof(float) * (per_ci * c_in + 4 * sq * c_out));
+	float *q = xt + per_ci * c_in; /* [co][a][b][tps]: dy at (2 ty + a, 2 tx + b) */
+	const size_t ys = (size_t)WINO_TB * c_out + WINO_PAD, xs = (size_t)WINO_TB * c_in + WINO_PAD;
+	float *yh = bio_kernels_scratch(7, sizeof(float) * 16 * (ys + xs)); /* [xi (ys)][co][tt] */
+	float *xh = yh + 16 * ys;					    /* [xi (xs)][tt][ci] */
+	float *S = bio_kernels_scratch(5, sizeof(float) * s_n);
+	memset(S, 0, sizeof(float) * s_n);
+	memset(xt, 0, sizeof(float) * per_ci * c_in);
+	for (int j = 0; j < n; j++) {
+		/* xt [(h + 2) (w + 2)][ci]: the padded input, channels last (the borders stay 0) */
+		for (int ci = 0; ci < c_in; ci++) {
+			const float *p = in + ci * in_ld + j * hw;
+			for (int y = 0; y < h; y++)
+				for (int x = 0; x < wd; x++)
+					xt[((size_t)(y + 1) * pw + x + 1) * c_in + ci] = p[(size_t)y * wd + x];
+		}
+		for (int co = 0; co < c_out; co++) {
+			const float *p = d_out + co * d_ld + j * hw;
+			float *qc = q + (size_t)co * 4 * sq;
+			for (int y = 0; y < h; y++)
+				WINO_DEINT(p + (size_t)y * wd, qc + (size_t)(y % 2) * 2 * sq + (size_t)(y / 2) * tw,
+					   qc + ((size_t)(y % 2) * 2 + 1) * sq + (size_t)(y / 2) * tw, tw);
+		}
+		for (int t0 = 0; t0 < tps; t0 += WINO_TB) {
+			/* yh [xi][co][tt] = A dy A^T (A = [1 0; 1 1; 1 -1; 0 -1]) */
+			for (int co = 0; co < c_out; co++)
+				for (int v = 0; v < WINO_TB; v += VW) {
+					const float *qc = q + (size_t)co * 4 * sq + t0 + v;
+					const vec_t y00 = VLOADU(qc), y01 = VLOADU(qc + sq);
+					const vec_t y10 = VLOADU(qc + 2 * sq), y11 = VLOADU(qc + 3 * sq);
+					vec_t z[4][2] = {{y00, y01},
+							 {VADD(y00, y10), VADD(y01, y11)},
+							 {VSUB(y00, y10), VSUB(y01, y11)},
+							 {VSUB(VZERO(), y10), VSUB(VZERO(), y11)}};
+					_Pragma("GCC unroll 4") for (int i = 0; i < 4; i++)
+					{
+						float *o = yh + (size_t)(i * 4) * ys + (size_t)co * WINO_TB + v;
+						const size_t st = ys;
+						VSTOREU(o, z[i][0]);
+						VSTOREU(o + st, VADD(z[i][0], z[i][1]));
+						VSTOREU(o + 2 * st, VSUB(z[i][0], z[i][1]));
+						VSTOREU(o + 3 * st, VSUB(VZERO(), z[i][1]));
+					}
+				}
+			/* xh [xi][tt][ci] = B^T d B, VW input channels at a time */
+			for (int tt = 0; tt < WINO_TB; tt++) {
+				const int t = t0 + tt, ty = t / tw, tx = t % tw;
+				const float *base = xt + ((size_t)(2 * ty) * pw + 2 * tx) * c_in;
+				for (int cv = 0; cv < c_in; cv += VW) {
+					vec_t d[4][4], e[4][4];
+					_Pragma("GCC unroll 4") for (int r = 0; r < 4; r++)
+						_Pragma("GCC unroll 4") for (int c = 0; c < 4; c++)
+							d[r][c] = VLOADU(base + ((size_t)r * pw + c) * c_in + cv);
+					_Pragma("GCC unroll 4") for (int c = 0; c < 4; c++)
+					{
+						e[0][c] = VSUB(d[0][c], d[2][c]);
+						e[1][c] = VADD(d[1][c], d[2][c]);
+						e[2][c] = VSUB(d[2][c], d[1][c]);
+						e[3][c] = VSUB(d[1][c], d[3][c]);
+					}
+					_Pragma("GCC unroll 4") for (int r = 0; r < 4; r++)
+					{
+						float *o = xh + (size_t)(r * 4) * xs + (size_t)tt * c_in + cv;
+						const size_t st = xs;
+						VSTOREU(o, VSUB(e[r][0], e[r][2]));
+						VSTOREU(o + st, VADD(e[r][1], e[r][2]));
+						VSTOREU(o + 2 * st, VSUB(e[r][2], e[r][1]));
+						VSTOREU(o + 3 * st, VSUB(e[r][1], e[r][3]));
+					}
+				}
+			}
+			for (int xi = 0; xi < 16; xi++)
+				for (int co = 0; co < c_out; co += CONV_MR)
+					for (int cv = 0; cv < c_in; cv += 2 * VW)
+						WINO_NAME(dw_tile)(S + ((size_t)xi * c_out + co) * c_in + cv,
+								   (size_t)c_in,
+								   yh + xi * ys + (size_t)co * WINO_TB,
+								   xh + xi * xs + cv, c_in);
+		}
+	}
+	/* dw = G^T S G per channel pair (G^T = [1 1/2 1/2 0; 0 1/2 -1/2 0; 0 1/2 1/2 1]), VW input
+	 * channels at a time */
+	const vec_t half = VSET1(0.5f);
+	for (int co = 0; co < c_out; co++)
+		for (int cv = 0; cv < c_in; cv += VW) {
+			vec_t m[4][4], t[3][4];
+			float g[9][VW];
+			_Pragma("GCC unroll 16") for (int xi = 0; xi < 16; xi++)
+				m[xi / 4][xi % 4] = VLOADU(S + ((size_t)xi * c_out + co) * c_in + cv);
+			_Pragma("GCC unroll 4") for (int c = 0; c < 4; c++)
+			{
+				t[0][c] = VADD(m[0][c], VMUL(half, VADD(m[1][c], m[2][c])));
+				t[1][c] = VMUL(half, VSUB(m[1][c], m[2][c]));
+				t[2][c] = VADD(VMUL(half, VADD(m[1][c], m[2][c])), m[3][c]);
+			}
+			_Pragma("GCC unroll 3") for (int r = 0; r < 3; r++)
+			{
+				VSTOREU(g[r * 3], VADD(t[r][0], VMUL(half, VADD(t[r][1], t[r][2]))));
+				VSTOREU(g[r * 3 + 1], VMUL(half, VSUB(t[r][1], t[r][2])));
+				VSTOREU(g[r * 3 + 2], VADD(VMUL(half, VADD(t[r][1], t[r][2])), t[r][3]));
+			}
+			float *o = dw + ((size_t)co * c_in + cv) * 9;
+			for (int l = 0; l < VW; l++)
+				for (int k = 0; k < 9; k++)
+					o[l * 9 + k] = accumulate ? o[l * 9 + k] + g[k][l] : g[k][l];
+		}
+}
+
+#undef WINO_TB
+#undef WINO_PAD
 
 #undef WINO_TILE
 #undef WINO_NB

@@ -251,9 +251,9 @@ TEST(conv_c1_matches_the_definition)
  * forward (+ bias), the flipped (input-gradient) form and the weight gradient against the
  * definition in double; a sample's outputs do not depend on the other samples of its call;
  * accumulate adds. */
-static void conv3x3_check(int h, int w, int wino)
+static void conv3x3_check(int h, int w, int ci, int wino)
 {
-	const int ci = 8, co = 16, n = 3; /* (both a multiple of every MR) */
+	const int co = 16, n = 3; /* (both a multiple of every MR) */
 	const size_t hw = (size_t)h * w, ld = (size_t)n * hw;
 	float *wt = rnd((size_t)co * ci * 9), *b = rnd(co), *in = rnd(ci * ld), *dy = rnd(co * ld);
 	float *out = malloc(sizeof(float) * co * ld), *one = malloc(sizeof(float) * co * ld);
@@ -267,6 +267,8 @@ static void conv3x3_check(int h, int w, int wino)
 		CHECK(bio_conv3x3_direct(co, w) && bio_conv3x3_direct(8, 16));
 		CHECK(!bio_conv3x3_direct(co, 6) && !bio_conv3x3_direct(3, w));
 		CHECK(bio_conv3x3_winograd(co, h, w) == wino && bio_conv3x3_winograd(ci, h, w) == wino);
+		CHECK(wino || !bio_conv3x3_winograd_dw(ci, co, h, w));
+		CHECK(!wino || ci % 32 != 0 || bio_conv3x3_winograd_dw(ci, co, h, w));
 		bio_conv3x3_pack(wp, wt, 0, ci, co, h, w);
 		bio_conv3x3_forward(wp, b, ci, co, in, ld, n, h, w, out, ld);
 		bio_conv3x3_pack(wpf, wt, 1, co, ci, h, w);
@@ -336,20 +338,23 @@ static void conv3x3_check(int h, int w, int wino)
 
 TEST(conv3x3_direct_matches_the_definition)
 {
-	conv3x3_check(7, 32, 0); /* (h odd: no 2 x 2 tiles) */
+	conv3x3_check(7, 32, 8, 0); /* (h odd: no 2 x 2 tiles) */
 }
 
 /* Winograd F(2x2, 3x3): tile vectors within a tile row (32 wide) and across rows (16 wide), blocks
  * of tile vectors across samples; shapes it does not take */
 TEST(conv3x3_winograd_matches_the_definition)
 {
-	conv3x3_check(8, 32, 1);
-	conv3x3_check(16, 16, 1);
+	conv3x3_check(8, 32, 8, 1);   /* (the weight gradient direct: 8 input channels) */
+	conv3x3_check(8, 32, 32, 1);  /* (and Winograd) */
+	conv3x3_check(16, 16, 32, 1);
 	for (int isa = 0; isa < BIO_ISA_COUNT; isa++) {
 		if (bio_kernels_set_isa((enum bio_isa)isa) != 0)
 			continue;
 		CHECK(!bio_conv3x3_winograd(16, 7, 32) && !bio_conv3x3_winograd(16, 8, 30));
 		CHECK(!bio_conv3x3_winograd(10, 8, 32) && !bio_conv3x3_winograd(16, 2, 8));
+		CHECK(!bio_conv3x3_winograd_dw(32, 16, 7, 32) && !bio_conv3x3_winograd_dw(20, 16, 8, 32));
+		CHECK(!bio_conv3x3_winograd_dw(32, 16, 4, 8)); /* (16 tiles: no whole block) */
 	}
 }
 

@@ -39,7 +39,7 @@ setup() {
 	run "$HELPER" "$T"/cases/*.bs
 	echo "$output"
 	assert_success
-	[ "$(grep -c '^ok ' <<<"$output")" -eq 35 ]
+	[ "$(grep -c '^ok ' <<<"$output")" -eq 36 ]
 	refute_output --partial FAIL
 }
 
@@ -60,7 +60,7 @@ setup() {
 		esac
 		run env $env "$HELPER" "$T"/cases/*.bs
 		[ "$status" -eq 0 ] || { echo "$p: $output"; false; }
-		[ "$(grep -c '^ok ' <<<"$output")" -eq 35 ] || { echo "$p: $output"; false; }
+		[ "$(grep -c '^ok ' <<<"$output")" -eq 36 ] || { echo "$p: $output"; false; }
 		env $env "$BIO_BUILD/tests/test_nn" >/dev/null
 		env $env bio-train $C -o "$T/$p-1" -j1 "$T/b2.bs" 2>/dev/null
 		env $env bio-train $C -o "$T/$p-2" -j2 "$T/b2.bs" 2>/dev/null
