@@ -248,7 +248,7 @@ int WINO_NAME(dw_fits)(int c_in, int c_out, int h, int wd);
 int WINO_NAME(dw_fits)(int c_in, int c_out, int h, int wd)
 {
 	return h > 0 && wd > 0 && h % 2 == 0 && wd % 2 == 0 && c_out % CONV_MR == 0 &&
-	       c_in % (2 * VW) == 0 && (h / 2 * (wd / 2)) % WINO_TB == 0;
+	       c_in % (2 * VW) == 0 && c_in % 8 == 0 && (h / 2 * (wd / 2)) % WINO_TB == 0;
 }
 
 /* S[co][ci .. ci + 2 VW) += sum over tt < TB of yh[r TB + tt] xh[tt ci_n + ..] for the MR rows
@@ -298,12 +298,17 @@ void WINO_NAME(dweights)(float *dw, int c_in, int c_out, const float *in, size_t
 	memset(S, 0, sizeof(float) * s_n);
 	memset(xt, 0, sizeof(float) * per_ci * c_in);
 	for (int j = 0; j < n; j++) {
-		/* xt [(h + 2) (w + 2)][ci]: the padded input, channels last (the borders stay 0) */
-		for (int ci = 0; ci < c_in; ci++) {
-			const float *p = in + ci * in_ld + j * hw;
+		/* xt [(h + 2) (w + 2)][ci]: the padded input, channels last (the borders stay 0),
+		 * 8 channels at a time (their planes lie in_ld apart, often a large power of two:
+		 * more at once would share one set of L1) */
+		for (int c0 = 0; c0 < c_in; c0 += 8) {
+			const float *p = in + c0 * in_ld + j * hw;
 			for (int y = 0; y < h; y++)
-				for (int x = 0; x < wd; x++)
-					xt[((size_t)(y + 1) * pw + x + 1) * c_in + ci] = p[(size_t)y * wd + x];
+				for (int x = 0; x < wd; x++) {
+					float *o = xt + ((size_t)(y + 1) * pw + x + 1) * c_in + c0;
+					const float *src = p + (size_t)y * wd + x;
+					_Pragma("GCC unroll 8") for (int c = 0; c < 8; c++) o[c] = src[c * in_ld];
+				}
 		}
 		for (int co = 0; co < c_out; co++) {
 			const float *p = d_out + co * d_ld + j * hw;
