@@ -19,6 +19,7 @@ for p in $paths openblas; do
 	if [ "$p" = openblas ]; then env="BIO_BLAS=openblas"; else env="BIO_CPU=$p"; fi
 	env $env "$BUILD/bench/layer_bench" "$N" "$J" 7 >/tmp/bench-kernels-bio.$$
 	head -2 /tmp/bench-kernels-bio.$$
+	echo "(GFLOP/s and %peak count a direct convolution's FLOPs, 2 x 9 x c_in x c_out per pixel: for the Winograd layers they are effective rates and can pass 100%)"
 	printf '%-24s %10s %8s %7s %10s %8s\n' "$p" "bio ms" "GFLOP/s" "%peak" "torch ms" "speedup"
 	tail -n +3 /tmp/bench-kernels-bio.$$ | while read -r l op s g pct; do
 		ts=$(awk -v k="$l $op" '$1" "$2 == k {print $3}' /tmp/bench-kernels-torch.$$)
