@@ -5,7 +5,7 @@
  * backward); seconds per call (median of REPS), GFLOP/s, and % of the fp32 FMA peak of THREADS
  * cores measured here (a loop of independent FMAs on the widest vectors the path uses). The
  * FLOPs are a direct convolution's (2 x 9 x c_in x c_out per output pixel) whatever the kernel:
- * where Winograd F(2x2,3x3) runs (2.25 times fewer multiplications) the rates are effective ones
+ * where Winograd runs (F(4x4,3x3): 4 times fewer multiplications) the rates are effective ones
  * and can pass the peak.
  *
  *   layer_bench [BATCH] [THREADS] [REPS] [CHUNK]      one line per op: "name seconds gflops pct"

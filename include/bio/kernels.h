@@ -61,16 +61,17 @@ void bio_conv3x3_c1_dweights(float *dw, int c_out, const float *in, const float 
 /* Direct 3x3 convolution (stride 1, padding 1, any input channels; lib/kernels/conv3x3.h): 1
  * when it takes c_out output channels on planes wd wide on the chosen path (not with BIO_CONV=gemm,
  * which sends every convolution through im2col + GEMM). Channel c of sample j at p + c ld +
- * j h wd. Where bio_conv3x3_winograd says so, the forward runs Winograd F(2x2, 3x3) instead
- * (lib/kernels/wino.h; not with BIO_CONV=direct): 2.25 times fewer multiplications, the same
- * convolution within rounding. The weights are packed first, for the kernel the path chosen now
+ * j h wd. Where bio_conv3x3_winograd says so, the forward runs Winograd instead (not with
+ * BIO_CONV=direct): it returns 4 for F(4x4, 3x3) (lib/kernels/wino4.h, 4 times fewer
+ * multiplications: planes a multiple of 4), 2 for F(2x2, 3x3) (wino.h, 2.25 times: even planes),
+ * 0 for the direct kernel; each the same convolution within rounding. The weights are packed first, for the kernel the path chosen now
  * runs on h x wd planes (BIO_CONV3X3_PACKED floats at wp): w [c_out][c_in][9]; with flip, w is
  * [c_in][c_out][9] and is packed transposed and flipped, which makes the input gradient of that
  * layer from its output gradient (c_in, c_out then name the gradient's). Forward: out =
  * conv(in) + bias (bias may be NULL). The weight gradient dw [c_out][c_in][9] (+)= d_out x in
  * over samples j < n (Winograd too where bio_conv3x3_winograd_dw says so). Fixed summation orders (conv3x3.h, wino.h): no result
  * depends on the samples beside it in a call or on the thread that computes it. */
-#define BIO_CONV3X3_PACKED(c_in, c_out) ((size_t)(c_in) * (size_t)(c_out) * 16)
+#define BIO_CONV3X3_PACKED(c_in, c_out) ((size_t)(c_in) * (size_t)(c_out) * 36)
 int bio_conv3x3_direct(int c_out, int wd);
 int bio_conv3x3_winograd(int c_out, int h, int wd);
 int bio_conv3x3_winograd_dw(int c_in, int c_out, int h, int wd);

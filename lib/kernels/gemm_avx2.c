@@ -121,6 +121,8 @@ static inline void wino_deint(const float *p, float *e, float *o, int n)
 #define WINO_DEINT(p, e, o, n) wino_deint(p, e, o, n)
 #define WINO_NAME(x) bio_wino_##x##_avx2
 #include "wino.h"
+#define W4_NAME(x) bio_wino4_##x##_avx2
+#include "wino4.h"
 
 #define NT_MA 2
 #define NT_NB 4

@@ -40,6 +40,10 @@ C1_DECL(avx512)
 	void bio_wino_pack_##isa(float *, const float *, int, int, int);                         \
 	void bio_wino_forward_##isa(const float *, const float *, int, int, const float *,       \
 				    size_t, int, int, int, float *, size_t);                       \
+	int bio_wino4_fits_##isa(int, int, int);                                                 \
+	void bio_wino4_pack_##isa(float *, const float *, int, int, int);                        \
+	void bio_wino4_forward_##isa(const float *, const float *, int, int, const float *,      \
+				     size_t, int, int, int, float *, size_t);                      \
 	int bio_wino_dw_fits_##isa(int, int, int, int);                                          \
 	void bio_wino_dweights_##isa(float *, int, int, const float *, size_t, const float *,    \
 				     size_t, int, int, int, int);
@@ -81,6 +85,11 @@ static const struct {
 	void (*wino_pack)(float *, const float *, int, int, int);
 	void (*wino_forward)(const float *, const float *, int, int, const float *, size_t, int, int,
 			     int, float *, size_t);
+	/* Winograd F(4x4, 3x3) (wino4.h) */
+	int (*wino4_fits)(int, int, int);
+	void (*wino4_pack)(float *, const float *, int, int, int);
+	void (*wino4_forward)(const float *, const float *, int, int, const float *, size_t, int,
+			      int, int, float *, size_t);
 	int (*wino_dw_fits)(int, int, int, int);
 	void (*wino_dweights)(float *, int, int, const float *, size_t, const float *, size_t, int,
 			      int, int, int);
@@ -98,20 +107,23 @@ static const struct {
 	[BIO_ISA_GENERIC] = {"generic", bio_sgemm_generic, bio_conv_c1_forward_generic,
 			     bio_conv_c1_dweights_generic, 4, 4, bio_conv3x3_pack_generic, bio_conv3x3_forward_generic,
 			     bio_conv3x3_dweights_generic, bio_wino_fits_generic, bio_wino_pack_generic,
-			     bio_wino_forward_generic, bio_wino_dw_fits_generic,
+			     bio_wino_forward_generic, bio_wino4_fits_generic,
+			     bio_wino4_pack_generic, bio_wino4_forward_generic, bio_wino_dw_fits_generic,
 			     bio_wino_dweights_generic, bio_lin_dw_tree_generic,
 			     bio_relu_pool2_row_generic, bio_pool2_grad_sums_generic,
 			     bio_pool2_grad_scatter_generic, bio_adam_generic},
 	[BIO_ISA_AVX2] = {"avx2", bio_sgemm_avx2, bio_conv_c1_forward_avx2,
 			  bio_conv_c1_dweights_avx2, 8, 4, bio_conv3x3_pack_avx2, bio_conv3x3_forward_avx2,
 			  bio_conv3x3_dweights_avx2, bio_wino_fits_avx2, bio_wino_pack_avx2,
-			     bio_wino_forward_avx2, bio_wino_dw_fits_avx2,
+			     bio_wino_forward_avx2, bio_wino4_fits_avx2,
+			     bio_wino4_pack_avx2, bio_wino4_forward_avx2, bio_wino_dw_fits_avx2,
 			     bio_wino_dweights_avx2, bio_lin_dw_tree_avx2, bio_relu_pool2_row_avx2,
 			  bio_pool2_grad_sums_avx2, bio_pool2_grad_scatter_generic, bio_adam_avx2},
 	[BIO_ISA_AVX512] = {"avx512", bio_sgemm_avx512, bio_conv_c1_forward_avx512,
 			    bio_conv_c1_dweights_avx512, 16, 8, bio_conv3x3_pack_avx512, bio_conv3x3_forward_avx512,
 			    bio_conv3x3_dweights_avx512, bio_wino_fits_avx512, bio_wino_pack_avx512,
-			     bio_wino_forward_avx512, bio_wino_dw_fits_avx512,
+			     bio_wino_forward_avx512, bio_wino4_fits_avx512,
+			     bio_wino4_pack_avx512, bio_wino4_forward_avx512, bio_wino_dw_fits_avx512,
 			     bio_wino_dweights_avx512, bio_lin_dw_tree_avx512,
 			    bio_relu_pool2_row_avx512, bio_pool2_grad_sums_avx512,
 			    bio_pool2_grad_scatter_avx512, bio_adam_avx512},
@@ -353,8 +365,8 @@ const char *bio_kernels_describe(void)
 	enum bio_isa isa = bio_kernels_isa();
 	const char *conv = conv_gemm ? "3x3 convolutions by im2col + GEMM (BIO_CONV=gemm)"
 			   : conv_direct ? "3x3 convolutions direct (BIO_CONV=direct)"
-					 : "3x3 convolutions Winograd F(2x2,3x3) where the shape fits, "
-					   "else direct";
+					 : "3x3 convolutions Winograd F(4x4,3x3) or F(2x2,3x3) where the "
+					   "shape fits, else direct";
 	if (use_openblas)
 		snprintf(line, sizeof line,
 			 "kernels %s (cpu: %s); %s; GEMMs by OpenBLAS, core %s (%s)",
@@ -406,10 +418,18 @@ int bio_conv3x3_direct(int c_out, int wd)
 	return !conv_gemm && c_out % isas[isa].mr == 0 && wd % isas[isa].vw == 0;
 }
 
+/* the forward kernel on this shape: 4 Winograd F(4x4, 3x3), 2 F(2x2, 3x3), 0 direct */
+static int conv3x3_kind(int c_out, int h, int wd)
+{
+	if (!bio_conv3x3_direct(c_out, wd) || conv_direct)
+		return 0;
+	enum bio_isa isa = bio_kernels_isa();
+	return isas[isa].wino4_fits(c_out, h, wd) ? 4 : isas[isa].wino_fits(c_out, h, wd) ? 2 : 0;
+}
+
 int bio_conv3x3_winograd(int c_out, int h, int wd)
 {
-	return bio_conv3x3_direct(c_out, wd) && !conv_direct &&
-	       isas[bio_kernels_isa()].wino_fits(c_out, h, wd);
+	return conv3x3_kind(c_out, h, wd);
 }
 
 int bio_conv3x3_winograd_dw(int c_in, int c_out, int h, int wd)
@@ -420,7 +440,10 @@ int bio_conv3x3_winograd_dw(int c_in, int c_out, int h, int wd)
 
 void bio_conv3x3_pack(float *wp, const float *w, int flip, int c_in, int c_out, int h, int wd)
 {
-	if (bio_conv3x3_winograd(c_out, h, wd))
+	const int kind = conv3x3_kind(c_out, h, wd);
+	if (kind == 4)
+		isas[bio_kernels_isa()].wino4_pack(wp, w, flip, c_in, c_out);
+	else if (kind == 2)
 		isas[bio_kernels_isa()].wino_pack(wp, w, flip, c_in, c_out);
 	else
 		isas[bio_kernels_isa()].pack(wp, w, flip, c_in, c_out);
@@ -432,7 +455,11 @@ void bio_conv3x3_forward(const float *wp, const float *bias, int c_in, int c_out
 {
 	if (!bio_conv3x3_direct(c_out, wd))
 		abort(); /* (the callers ask first) */
-	if (bio_conv3x3_winograd(c_out, h, wd))
+	const int kind = conv3x3_kind(c_out, h, wd);
+	if (kind == 4)
+		isas[bio_kernels_isa()].wino4_forward(wp, bias, c_in, c_out, in, in_ld, n, h, wd,
+						      out, out_ld);
+	else if (kind == 2)
 		isas[bio_kernels_isa()].wino_forward(wp, bias, c_in, c_out, in, in_ld, n, h, wd, out,
 						     out_ld);
 	else

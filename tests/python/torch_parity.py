@@ -192,11 +192,13 @@ def main():
     # odd heights, several tiles and row blocks, input-channel counts not a multiple of anything
     conv_case(out, 5, 16, 3, 1, 1, 7, 32, 3, name="conv_direct_32")
     conv_case(out, 3, 8, 3, 1, 1, 5, 16, 2, name="conv_direct_16")
-    # Winograd F(2x2, 3x3) (even planes; channels of 8, so the input gradient takes it too): tile
-    # vectors within a tile row and across rows; 32 input channels for its weight gradient
+    # Winograd F(4x4, 3x3) (planes a multiple of 4; channels of 8, so the input gradient takes it
+    # too): tile vectors within a tile row and across rows; 32 input channels for the weight
+    # gradient's F(2x2, 3x3); F(2x2, 3x3) forward on 6 rows
     conv_case(out, 8, 16, 3, 1, 1, 8, 32, 3, name="conv_wino_32")
     conv_case(out, 16, 8, 3, 1, 1, 16, 16, 2, name="conv_wino_16")
     conv_case(out, 32, 16, 3, 1, 1, 16, 16, 3, name="conv_wino_dw")
+    conv_case(out, 8, 16, 3, 1, 1, 6, 32, 2, name="conv_wino2_6")
     optim_case(out, "sgd", "sgd", lr=0.1)
     optim_case(out, "sgd_momentum", "sgd", lr=0.05, momentum=0.9)
     optim_case(out, "sgd_nesterov_wd", "sgd", lr=0.05, momentum=0.9, nesterov=True,

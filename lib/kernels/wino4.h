@@ -1,0 +1,262 @@
+/* Winograd F(4x4, 3x3) convolution, stride 1, padding 1: each 4 x 4 block of outputs (a tile)
+ * from the 6 x 6 inputs around it with 36 multiplications per input channel where the direct
+ * kernel takes 144 (4 times fewer; F(2x2, 3x3) of wino.h, 2.25). Included by each vector ISA's
+ * file after wino.h, with the same macros (W4_NAME(x) the name of function x here). The forward
+ * and the input gradient of the 3x3 layers run here where the shape fits (w4_fits), else in
+ * wino.h; the weight gradient stays in wino.h.
+ *
+ * The transforms (Lavin and Gray 2016, points 0, 1, -1, 2, -2, infinity):
+ *   B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1]
+ *   G   = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]
+ *   A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]
+ * Every output is the same sequence of operations wherever it lies and whichever thread or call
+ * computes it, as in wino.h. Lanes are the tiles t = ty tw + tx (tw = w / 4) of one sample. Each
+ * input plane is split into 24 arrays [padded row mod 4][tile column c, 0..5][(th + 1) tw], entry
+ * k tw + tx = padded(4 k + row mod 4, 4 tx + c): input (r, c) of tiles t0.. is one contiguous load
+ * at (r / 4) tw + t0 of array (r % 4, c). The outputs are stored a quarter vector of tiles (one
+ * row of pixels of VW / 4 tiles) at a time. */
+#include <stddef.h>
+#include <string.h>
+
+#define W4_NB 3 /* tile vectors per register tile (with CONV_MR output channels) */
+
+int W4_NAME(fits)(int c_out, int h, int wd);
+int W4_NAME(fits)(int c_out, int h, int wd)
+{
+	const int th = h / 4, tw = wd / 4;
+	return h > 0 && wd > 0 && h % 4 == 0 && wd % 4 == 0 && c_out % CONV_MR == 0 &&
+	       tw % (VW / 4) == 0 && (th * tw) % VW == 0;
+}
+
+/* u [36][c_out / MR][c_in][MR] = G g G^T (in double, then rounded) of each channel pair's 3 x 3
+ * weights, from w as wino.h's pack (flip: transposed and flipped). */
+void W4_NAME(pack)(float *u, const float *w, int flip, int c_in, int c_out);
+void W4_NAME(pack)(float *u, const float *w, int flip, int c_in, int c_out)
+{
+	static const double G[6][3] = {{0.25, 0, 0},
+				       {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+				       {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+				       {1.0 / 24, 1.0 / 12, 1.0 / 6},
+				       {1.0 / 24, -1.0 / 12, 1.0 / 6},
+				       {0, 0, 1}};
+	const int ncb = c_out / CONV_MR;
+	for (int o = 0; o < c_out; o++)
+		for (int ci = 0; ci < c_in; ci++) {
+			double g[9], t[6][3];
+			for (int k = 0; k < 9; k++)
+				g[k] = flip ? w[((size_t)ci * c_out + o) * 9 + 8 - k]
+					    : w[((size_t)o * c_in + ci) * 9 + k];
+			for (int i = 0; i < 6; i++) /* t = G g */
+				for (int c = 0; c < 3; c++)
+					t[i][c] = G[i][0] * g[c] + G[i][1] * g[3 + c] + G[i][2] * g[6 + c];
+			const int cb = o / CONV_MR, r = o % CONV_MR;
+			for (int i = 0; i < 6; i++) /* U = t G^T */
+				for (int c = 0; c < 6; c++)
+					u[((((size_t)(i * 6 + c) * ncb + cb) * c_in + ci) * CONV_MR) + r] =
+						(float)(t[i][0] * G[c][0] + t[i][1] * G[c][1] +
+							t[i][2] * G[c][2]);
+		}
+}
+
+/* s [ci][24][(th + 1) tw]: the split planes (above) of one sample of in (channel stride ld). */
+static void W4_NAME(split)(float *s, const float *in, size_t ld, int c_in, int h, int wd)
+{
+	const int th = h / 4, tw = wd / 4;
+	const size_t sp = (size_t)(th + 1) * tw;
+	for (int ci = 0; ci < c_in; ci++) {
+		float *restrict d = s + (size_t)ci * 24 * sp;
+		const float *restrict p = in + ci * ld;
+		for (int k = 0; k <= th; k++)
+			for (int res = 0; res < 4; res++) {
+				const int y = 4 * k + res; /* padded row: input row y - 1 */
+				float *restrict a = d + (size_t)res * 6 * sp + (size_t)k * tw;
+				if (y < 1 || y > h) {
+					for (int c = 0; c < 6; c++)
+						memset(a + c * sp, 0, sizeof(float) * (size_t)tw);
+					continue;
+				}
+				const float *restrict row = p + (size_t)(y - 1) * wd;
+				/* column c of tile tx: input column 4 tx + c - 1 */
+				for (int x = 0; x < tw; x++) {
+					a[sp + x] = row[4 * x];
+					a[2 * sp + x] = row[4 * x + 1];
+					a[3 * sp + x] = row[4 * x + 2];
+					a[4 * sp + x] = row[4 * x + 3];
+				}
+				a[0] = 0.0f;
+				for (int x = 1; x < tw; x++)
+					a[x] = row[4 * x - 1];
+				for (int x = 0; x + 1 < tw; x++)
+					a[5 * sp + x] = row[4 * x + 4];
+				a[5 * sp + tw - 1] = 0.0f;
+			}
+	}
+}
+
+/* o[i * st] = (B^T x)[i] for the six vectors x */
+#define W4_BT(x, o, st)                                                                        \
+	do {                                                                                   \
+		const vec_t t1_ = VFMA(m4, x[2], x[4]), t2_ = VFMA(m4, x[1], x[3]);             \
+		const vec_t t3_ = VSUB(x[4], x[2]), t4_ = VMUL(two, VSUB(x[3], x[1]));          \
+		o[0] = VFMA(four, x[0], VFMA(m5, x[2], x[4]));                                   \
+		o[st] = VADD(t1_, t2_);                                                         \
+		o[2 * st] = VSUB(t1_, t2_);                                                     \
+		o[3 * st] = VADD(t3_, t4_);                                                     \
+		o[4 * st] = VSUB(t3_, t4_);                                                     \
+		o[5 * st] = VFMA(four, x[1], VFMA(m5, x[3], x[5]));                              \
+	} while (0)
+
+/* v[xi vs + ci NB + b] = B^T d B of the tile vector at split base src (channel ci at src + ci 24
+ * sp), vs = c_in NB + 1 */
+static inline void W4_NAME(in_tf)(vec_t *v, const float *src, size_t sp, int tw, int c_in, int b)
+{
+	const size_t vs = (size_t)c_in * W4_NB + 1;
+	const vec_t four = VSET1(4.0f), m4 = VSET1(-4.0f), m5 = VSET1(-5.0f), two = VSET1(2.0f);
+	for (int ci = 0; ci < c_in; ci++) {
+		const float *a = src + (size_t)ci * 24 * sp;
+		vec_t e[6][6]; /* e = B^T d, by columns */
+		_Pragma("GCC unroll 6") for (int c = 0; c < 6; c++)
+		{
+			vec_t x[6];
+			_Pragma("GCC unroll 6") for (int r = 0; r < 6; r++)
+				x[r] = VLOADU(a + ((size_t)(r % 4) * 6 + c) * sp + (size_t)(r / 4) * tw);
+			vec_t col[6];
+			vec_t *o = col;
+			W4_BT(x, o, 1);
+			_Pragma("GCC unroll 6") for (int i = 0; i < 6; i++) e[i][c] = col[i];
+		}
+		_Pragma("GCC unroll 6") for (int i = 0; i < 6; i++)
+		{
+			vec_t *o = v + (size_t)(i * 6) * vs + (size_t)ci * W4_NB + b;
+			W4_BT(e[i], o, vs);
+		}
+	}
+}
+
+/* m[r NB + b] = sum over ci < c_in of u[ci MR + r] v[ci NB + b], r < MR, b < NB_ (one xi). */
+#define W4_TILE(NB_)                                                                           \
+	static inline void W4_NAME(gemm##NB_)(const float *u, const vec_t *v, int c_in, vec_t *m) \
+	{                                                                                      \
+		vec_t acc[CONV_MR][NB_];                                                       \
+		_Pragma("GCC unroll 16") for (int r = 0; r < CONV_MR; r++)                     \
+			_Pragma("GCC unroll 4") for (int b = 0; b < NB_; b++) acc[r][b] = VZERO(); \
+		for (int ci = 0; ci < c_in; ci++, u += CONV_MR, v += W4_NB) {                  \
+			vec_t x[NB_];                                                          \
+			_Pragma("GCC unroll 4") for (int b = 0; b < NB_; b++) x[b] = v[b];     \
+			_Pragma("GCC unroll 16") for (int r = 0; r < CONV_MR; r++)             \
+			{                                                                      \
+				vec_t a = VSET1(u[r]);                                         \
+				_Pragma("GCC unroll 4") for (int b = 0; b < NB_; b++)          \
+					acc[r][b] = VFMA(a, x[b], acc[r][b]);                  \
+			}                                                                      \
+		}                                                                              \
+		_Pragma("GCC unroll 16") for (int r = 0; r < CONV_MR; r++)                     \
+			_Pragma("GCC unroll 4") for (int b = 0; b < NB_; b++)                  \
+				m[r * W4_NB + b] = acc[r][b];                                  \
+	}
+W4_TILE(1)
+W4_TILE(2)
+W4_TILE(3)
+
+/* y[i] = (A^T m)[i], i < 4, for the six vectors m */
+#define W4_AT(m, y)                                                                            \
+	do {                                                                                   \
+		const vec_t s12_ = VADD(m[1], m[2]), d12_ = VSUB(m[1], m[2]);                   \
+		const vec_t s34_ = VADD(m[3], m[4]), d34_ = VSUB(m[3], m[4]);                   \
+		y[0] = VADD(VADD(m[0], s12_), s34_);                                            \
+		y[1] = VFMA(two, d34_, d12_);                                                   \
+		y[2] = VFMA(four, s34_, s12_);                                                  \
+		y[3] = VADD(VFMA(eight, d34_, d12_), m[5]);                                     \
+	} while (0)
+
+/* out [c_out] (channel stride out_ld) = conv(in [c_in] (stride in_ld)) + bias, samples j < n,
+ * with the weights packed by W4_NAME(pack). */
+void W4_NAME(forward)(const float *u, const float *bias, int c_in, int c_out, const float *in,
+		      size_t in_ld, int n, int h, int wd, float *out, size_t out_ld);
+void W4_NAME(forward)(const float *u, const float *bias, int c_in, int c_out, const float *in,
+		      size_t in_ld, int n, int h, int wd, float *out, size_t out_ld)
+{
+	const int th = h / 4, tw = wd / 4, vps = th * tw / VW, ncb = c_out / CONV_MR;
+	const size_t sp = (size_t)(th + 1) * tw, hw = (size_t)h * wd;
+	/* the split planes of the samples a block of tile vectors can span, sample j in ring slot
+	 * j % ring */
+	const int ring = (W4_NB - 1 + vps - 1) / vps + 1;
+	const size_t per_j = 24 * sp * c_in;
+	float *s = bio_kernels_scratch(6, sizeof(float) * ring * per_j);
+	const size_t vs = (size_t)c_in * W4_NB + 1; /* (in_tf's) */
+	vec_t *v = bio_kernels_scratch(7, sizeof(vec_t) * 36 * vs);
+	vec_t *m = bio_kernels_scratch(5, sizeof(vec_t) * 36 * CONV_MR * W4_NB);
+	const vec_t two = VSET1(2.0f), four = VSET1(4.0f), eight = VSET1(8.0f);
+	const int n_vec = n * vps;
+	int split = -1; /* the last sample split */
+	for (int g0 = 0; g0 < n_vec; g0 += W4_NB) {
+		const int nb = n_vec - g0 < W4_NB ? n_vec - g0 : W4_NB;
+		for (int b = 0; b < nb; b++) {
+			const int g = g0 + b, j = g / vps, t0 = g % vps * VW;
+			if (j > split) {
+				split = j;
+				W4_NAME(split)(s + (size_t)(j % ring) * per_j, in + j * hw, in_ld, c_in,
+					       h, wd);
+			}
+			W4_NAME(in_tf)(v, s + (size_t)(j % ring) * per_j + t0, sp, tw, c_in, b);
+		}
+		for (int cb = 0; cb < ncb; cb++) {
+			for (int xi = 0; xi < 36; xi++) {
+				const float *ut = u + ((size_t)xi * ncb + cb) * c_in * CONV_MR;
+				const vec_t *vt = v + xi * vs;
+				vec_t *mt = m + (size_t)xi * CONV_MR * W4_NB;
+				if (nb == 3)
+					W4_NAME(gemm3)(ut, vt, c_in, mt);
+				else if (nb == 2)
+					W4_NAME(gemm2)(ut, vt, c_in, mt);
+				else
+					W4_NAME(gemm1)(ut, vt, c_in, mt);
+			}
+			for (int r = 0; r < CONV_MR; r++) {
+				const int co = cb * CONV_MR + r;
+				const vec_t bv = VSET1(bias ? bias[co] : 0.0f);
+				for (int b = 0; b < nb; b++) {
+					const int g = g0 + b, j = g / vps, t0 = g % vps * VW;
+					const vec_t *q = m + (size_t)r * W4_NB + b;
+					const size_t st = (size_t)CONV_MR * W4_NB; /* xi's stride */
+					vec_t f[4][6];			   /* A^T M, by columns */
+					_Pragma("GCC unroll 6") for (int c = 0; c < 6; c++)
+					{
+						vec_t x[6], y[4];
+						_Pragma("GCC unroll 6") for (int i = 0; i < 6; i++)
+							x[i] = q[(i * 6 + c) * st];
+						W4_AT(x, y);
+						_Pragma("GCC unroll 4") for (int a = 0; a < 4; a++)
+							f[a][c] = y[a];
+					}
+					float *o = out + (size_t)co * out_ld + (size_t)j * hw;
+					_Pragma("GCC unroll 4") for (int a = 0; a < 4; a++)
+					{
+						vec_t y[4]; /* (A^T M) A: output row a of each tile, + bias */
+						W4_AT(f[a], y);
+						_Pragma("GCC unroll 4") for (int c = 0; c < 4; c++) y[c] =
+							VADD(y[c], bv);
+						/* interleaved: quarter k holds tiles t0 + k VW / 4 .. */
+						vec_t p0, p1, p2, p3, z[4];
+						WINO_ZIP(y[0], y[2], p0, p1);
+						WINO_ZIP(y[1], y[3], p2, p3);
+						WINO_ZIP(p0, p2, z[0], z[1]);
+						WINO_ZIP(p1, p3, z[2], z[3]);
+						_Pragma("GCC unroll 4") for (int k = 0; k < 4; k++)
+						{
+							const int t = t0 + k * (VW / 4);
+							VSTOREU(o + (size_t)(4 * (t / tw) + a) * wd +
+									4 * (t % tw),
+								z[k]);
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+#undef W4_TILE
+#undef W4_NB
+#undef W4_BT
+#undef W4_AT
