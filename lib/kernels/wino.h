@@ -156,6 +156,24 @@ WINO_TILE(1)
 WINO_TILE(2)
 WINO_TILE(3)
 
+/* m[xi MR NB ..] = the tiles of output-channel block cb for each xi < n_xi: u [n_xi][ncb][c_in]
+ * [MR], v[xi vs ..] (nb tile vectors); the forward's GEMMs (also wino4.h's) */
+static inline void WINO_NAME(gemms)(const float *u, const vec_t *v, size_t vs, vec_t *m, int n_xi,
+				    int ncb, int cb, int c_in, int nb)
+{
+	for (int xi = 0; xi < n_xi; xi++) {
+		const float *ut = u + ((size_t)xi * ncb + cb) * c_in * CONV_MR;
+		const vec_t *vt = v + xi * vs;
+		vec_t *mt = m + (size_t)xi * CONV_MR * WINO_NB;
+		if (nb == 3)
+			WINO_NAME(gemm3)(ut, vt, c_in, mt);
+		else if (nb == 2)
+			WINO_NAME(gemm2)(ut, vt, c_in, mt);
+		else
+			WINO_NAME(gemm1)(ut, vt, c_in, mt);
+	}
+}
+
 /* out [c_out] (channel stride out_ld) = conv(in [c_in] (stride in_ld)) + bias, samples j < n,
  * with the weights packed by WINO_NAME(pack). */
 void WINO_NAME(forward)(const float *u, const float *bias, int c_in, int c_out, const float *in,
@@ -186,17 +204,7 @@ void WINO_NAME(forward)(const float *u, const float *bias, int c_in, int c_out, 
 			WINO_NAME(in_tf)(v, s + (size_t)(j % 2) * per_j + t0, sp, tw, c_in, b);
 		}
 		for (int cb = 0; cb < ncb; cb++) {
-			for (int xi = 0; xi < 16; xi++) {
-				const float *ut = u + ((size_t)xi * ncb + cb) * c_in * CONV_MR;
-				const vec_t *vt = v + xi * vs;
-				vec_t *mt = m + (size_t)xi * CONV_MR * WINO_NB;
-				if (nb == 3)
-					WINO_NAME(gemm3)(ut, vt, c_in, mt);
-				else if (nb == 2)
-					WINO_NAME(gemm2)(ut, vt, c_in, mt);
-				else
-					WINO_NAME(gemm1)(ut, vt, c_in, mt);
-			}
+			WINO_NAME(gemms)(u, v, vs, m, 16, ncb, cb, c_in, nb);
 			for (int r = 0; r < CONV_MR; r++) {
 				const int co = cb * CONV_MR + r;
 				const vec_t bv = VSET1(bias ? bias[co] : 0.0f);

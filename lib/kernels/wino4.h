@@ -133,30 +133,9 @@ static inline void W4_NAME(in_tf)(vec_t *v, const float *src, size_t sp, int tw,
 	}
 }
 
-/* m[r NB + b] = sum over ci < c_in of u[ci MR + r] v[ci NB + b], r < MR, b < NB_ (one xi). */
-#define W4_TILE(NB_)                                                                           \
-	static inline void W4_NAME(gemm##NB_)(const float *u, const vec_t *v, int c_in, vec_t *m) \
-	{                                                                                      \
-		vec_t acc[CONV_MR][NB_];                                                       \
-		_Pragma("GCC unroll 16") for (int r = 0; r < CONV_MR; r++)                     \
-			_Pragma("GCC unroll 4") for (int b = 0; b < NB_; b++) acc[r][b] = VZERO(); \
-		for (int ci = 0; ci < c_in; ci++, u += CONV_MR, v += W4_NB) {                  \
-			vec_t x[NB_];                                                          \
-			_Pragma("GCC unroll 4") for (int b = 0; b < NB_; b++) x[b] = v[b];     \
-			_Pragma("GCC unroll 16") for (int r = 0; r < CONV_MR; r++)             \
-			{                                                                      \
-				vec_t a = VSET1(u[r]);                                         \
-				_Pragma("GCC unroll 4") for (int b = 0; b < NB_; b++)          \
-					acc[r][b] = VFMA(a, x[b], acc[r][b]);                  \
-			}                                                                      \
-		}                                                                              \
-		_Pragma("GCC unroll 16") for (int r = 0; r < CONV_MR; r++)                     \
-			_Pragma("GCC unroll 4") for (int b = 0; b < NB_; b++)                  \
-				m[r * W4_NB + b] = acc[r][b];                                  \
-	}
-W4_TILE(1)
-W4_TILE(2)
-W4_TILE(3)
+/* The 36 GEMMs are wino.h's (WINO_NAME(gemms): register tiles m[r NB + b] = sum over ci of
+ * u[ci MR + r] v[ci NB + b], with its NB, which W4_NB equals). */
+_Static_assert(W4_NB == 3, "W4_NB is wino.h's WINO_NB");
 
 /* y[i] = (A^T m)[i], i < 4, for the six vectors m */
 #define W4_AT(m, y)                                                                            \
@@ -201,17 +180,7 @@ void W4_NAME(forward)(const float *u, const float *bias, int c_in, int c_out, co
 			W4_NAME(in_tf)(v, s + (size_t)(j % ring) * per_j + t0, sp, tw, c_in, b);
 		}
 		for (int cb = 0; cb < ncb; cb++) {
-			for (int xi = 0; xi < 36; xi++) {
-				const float *ut = u + ((size_t)xi * ncb + cb) * c_in * CONV_MR;
-				const vec_t *vt = v + xi * vs;
-				vec_t *mt = m + (size_t)xi * CONV_MR * W4_NB;
-				if (nb == 3)
-					W4_NAME(gemm3)(ut, vt, c_in, mt);
-				else if (nb == 2)
-					W4_NAME(gemm2)(ut, vt, c_in, mt);
-				else
-					W4_NAME(gemm1)(ut, vt, c_in, mt);
-			}
+			WINO_NAME(gemms)(u, v, vs, m, 36, ncb, cb, c_in, nb);
 			for (int r = 0; r < CONV_MR; r++) {
 				const int co = cb * CONV_MR + r;
 				const vec_t bv = VSET1(bias ? bias[co] : 0.0f);
@@ -256,7 +225,6 @@ void W4_NAME(forward)(const float *u, const float *bias, int c_in, int c_out, co
 	}
 }
 
-#undef W4_TILE
 #undef W4_NB
 #undef W4_BT
 #undef W4_AT
