@@ -6,6 +6,10 @@
 
 #include "bio/thread.h"
 
+#ifndef BIO_VERSION
+#define BIO_VERSION "0.1.0"
+#endif
+
 struct bio_prep_run {
 	const struct bio_prep_params *params; /* [n_mod] */
 	int n_mod, n_threads;
@@ -185,4 +189,227 @@ void bio_prep_run_free(struct bio_prep_run *run)
 		bio_prep_scratch_free(run->scratch[i]);
 	free(run->scratch);
 	free(run);
+}
+
+/* 1 when modality params p run a segmentation (fingerprint or iris) before the resize. */
+static int segmented(const struct bio_prep_params *p)
+{
+	return p->fp.enabled || p->iris.enabled;
+}
+
+/* The key "segment" and its map {modality: pack_one(the modality's params, its index, ctx)} over
+ * the n_seg segmented modalities; nothing when n_seg is 0. The status of the last pack. */
+static int pack_segment(struct bio_stream_writer *w, const struct bio_prep_params *p,
+			char *const *modalities, int n_mod, size_t n_seg,
+			int (*pack_one)(struct bio_stream_writer *w, const struct bio_prep_params *pm,
+					int m, const void *ctx),
+			const void *ctx)
+{
+	int rc = 0;
+	if (n_seg == 0)
+		return 0;
+	bio_pack_str(w, "segment");
+	bio_pack_map(w, n_seg);
+	for (int m = 0; m < n_mod; m++) {
+		if (!segmented(&p[m]))
+			continue;
+		bio_pack_str(w, modalities[m]);
+		rc = pack_one(w, &p[m], m, ctx);
+	}
+	return rc;
+}
+
+/* The header's settings of a segmented modality: {strip: [height, width]} or {block, threshold,
+ * min_foreground, margin}. */
+static int pack_settings(struct bio_stream_writer *w, const struct bio_prep_params *pm, int m,
+			 const void *ctx)
+{
+	(void)m;
+	(void)ctx;
+	if (pm->iris.enabled) {
+		bio_pack_map(w, 1);
+		bio_pack_str(w, "strip");
+		bio_pack_array(w, 2);
+		bio_pack_int(w, pm->iris.strip_height);
+		return bio_pack_int(w, pm->iris.strip_width);
+	}
+	bio_pack_map(w, 4);
+	bio_pack_kv_int(w, "block", pm->fp.block);
+	bio_pack_kv_double(w, "threshold", pm->fp.threshold);
+	bio_pack_kv_double(w, "min_foreground", pm->fp.min_foreground);
+	return bio_pack_kv_int(w, "margin", pm->fp.margin);
+}
+
+/* What the segmentation of modality m found in the job (ctx): {pupil: [x, y, r], iris: [x, y, r]}
+ * or {foreground, crop: [x, y, side], mean, std}. */
+static int pack_found(struct bio_stream_writer *w, const struct bio_prep_params *pm, int m,
+		      const void *ctx)
+{
+	const struct bio_prep_job *job = ctx;
+	int rc = 0;
+	if (pm->iris.enabled) {
+		const struct bio_iris_segment_info *g = &job->iris[m];
+		bio_pack_map(w, 2);
+		bio_pack_str(w, "pupil");
+		bio_pack_array(w, 3);
+		for (int k = 0; k < 3; k++)
+			bio_pack_double(w, g->pupil[k]);
+		bio_pack_str(w, "iris");
+		rc = bio_pack_array(w, 3);
+		for (int k = 0; k < 3; k++)
+			rc = bio_pack_double(w, g->iris[k]);
+		return rc;
+	}
+	const struct bio_fp_segment_info *f = &job->fp[m];
+	bio_pack_map(w, 4);
+	bio_pack_kv_double(w, "foreground", f->foreground);
+	bio_pack_str(w, "crop");
+	bio_pack_array(w, 3);
+	bio_pack_int(w, f->crop_x);
+	bio_pack_int(w, f->crop_y);
+	bio_pack_int(w, f->side);
+	bio_pack_kv_double(w, "mean", f->mean);
+	return bio_pack_kv_double(w, "std", f->std);
+}
+
+int bio_prep_write_header(struct bio_stream_writer *w, const struct bio_value *meta,
+			  const struct bio_prep_params *p, char *const *modalities, int n_mod,
+			  const struct bio_config *cfg, struct bio_error *err)
+{
+	static const char *const digest_keys[] = {"prep"};
+	char digest[65];
+	int rc = bio_config_digest(cfg, digest_keys, 1, digest, err);
+	if (rc < 0)
+		return rc;
+	static const char *const own[] = {"program", "version", "shape", "normalize", "resize",
+					  "quantize", "prep_digest", "segment"};
+	const size_t n_own = sizeof(own) / sizeof(own[0]);
+	size_t n_seg = 0;
+	for (int m = 0; m < n_mod; m++)
+		n_seg += (size_t)segmented(&p[m]);
+	/* (segment only when a modality is segmented) */
+	bio_stream_begin_header_carry(w, "samples", meta, own, n_own, n_own - (n_seg == 0));
+	bio_pack_kv_str(w, "program", "bio-prep");
+	bio_pack_kv_str(w, "version", BIO_VERSION);
+	bio_pack_str(w, "shape");
+	bio_pack_array(w, 3);
+	bio_pack_int(w, 1);
+	bio_pack_int(w, p->size);
+	bio_pack_int(w, p->size);
+	bio_pack_str(w, "normalize");
+	bio_pack_map(w, 2);
+	bio_pack_kv_double(w, "mean", p->mean);
+	bio_pack_kv_double(w, "std", p->std);
+	bio_pack_kv_str(w, "resize", p->filter == BIO_RESIZE_AREA ? "area" : "bilinear");
+	bio_pack_str(w, "quantize");
+	bio_pack_bool(w, p->quantize);
+	pack_segment(w, p, modalities, n_mod, n_seg, pack_settings, NULL);
+	bio_pack_kv_str(w, "prep_digest", digest);
+	return 0; /* a write error: reported by bio_stream_finish */
+}
+
+/* One samples record: the job's strings, its tensors [1, size, size], what a segmentation found. */
+static int write_sample(struct bio_stream_writer *w, const struct bio_prep_job *job,
+			const struct bio_prep_params *p, char *const *modalities, int n_mod,
+			uint32_t size)
+{
+	int64_t shape[3] = {1, size, size};
+	size_t pixels = (size_t)size * size, n_seg = 0;
+	for (int m = 0; m < n_mod; m++)
+		n_seg += (size_t)segmented(&p[m]);
+
+	bio_stream_begin_record(w);
+	bio_pack_map(w, 4 + (size_t)n_mod + (n_seg > 0));
+	bio_pack_kv_str(w, "id", job->strs + job->off_id);
+	bio_pack_kv_int(w, "label", job->label);
+	bio_pack_kv_str(w, "identity", job->strs + job->off_identity);
+	bio_pack_kv_str(w, "split", job->strs + job->off_split);
+	int rc = 0;
+	for (int m = 0; m < n_mod; m++) {
+		struct bio_tensor t;
+		bio_tensor_view(&t, BIO_DTYPE_F32, 3, shape, job->out + (size_t)m * pixels);
+		bio_pack_str(w, modalities[m]);
+		rc = bio_pack_tensor(w, &t);
+	}
+	if (n_seg > 0)
+		rc = pack_segment(w, p, modalities, n_mod, n_seg, pack_found, job);
+	return rc;
+}
+
+/* The next record of r whose index modulo shard_n is shard_i: 1, 0 at the end, <0 on error. */
+static int next_in_shard(struct bio_stream_reader *r, const struct bio_value **rec,
+			 long long shard_i, long long shard_n, struct bio_error *err)
+{
+	int rc;
+	do
+		rc = bio_stream_read_record(r, rec, err);
+	while (rc == 1 &&
+	       (long long)(bio_stream_reader_record_index(r) % (uint64_t)shard_n) != shard_i);
+	return rc;
+}
+
+/* How many of job's images a segmentation refused. */
+static long long seg_failed(const struct bio_prep_run *run, const struct bio_prep_job *job)
+{
+	long long n = 0;
+	for (int m = 0; m < run->n_mod; m++)
+		n += (run->params[m].fp.enabled && job->fp[m].failed) ||
+		     (run->params[m].iris.enabled && job->iris[m].failed);
+	return n;
+}
+
+int bio_prep_run_all(struct bio_prep_run *run, struct bio_stream_reader *r,
+		     const struct bio_header *h, struct bio_stream_writer *w,
+		     const struct bio_prep_run_opts *o, struct bio_prep_counts *c,
+		     struct bio_error *err)
+{
+	/* Read records into free slots, collect finished ones in order, write them. */
+	int input_done = 0, rc;
+	struct bio_prep_job *job;
+	memset(c, 0, sizeof *c);
+	for (int m = 0; m < run->n_mod; m++)
+		c->segmented |= segmented(&run->params[m]);
+	for (;;) {
+		while (!input_done && (job = bio_prep_run_slot(run))) {
+			const struct bio_value *rec;
+			if ((rc = next_in_shard(r, &rec, o->shard_i, o->shard_n, err)) < 0)
+				return rc;
+			if ((input_done = rc == 0))
+				break;
+			if ((rc = bio_prep_job_fill(job, r, rec, h, o->root, err)) < 0)
+				return rc;
+			bio_prep_run_submit(run, job);
+		}
+		if (!(job = bio_prep_run_collect(run)))
+			return 0; /* input done and nothing in flight */
+		if (job->rc < 0) {
+			if (!o->keep_going) {
+				if (err)
+					*err = job->err;
+				return job->rc;
+			}
+			if (o->say)
+				o->say(o->ud, job->err.msg);
+			c->n_failed++;
+			c->n_seg_failed += seg_failed(run, job);
+			continue;
+		}
+		rc = write_sample(w, job, run->params, h->modalities, run->n_mod,
+				  run->params[0].size);
+		if (rc < 0 && rc != BIO_EPIPE)
+			return 0; /* a write error: reported by bio_stream_finish */
+		if (o->progress)
+			o->progress(o->ud, (unsigned long long)++c->n_done);
+		if (rc == BIO_EPIPE)
+			return 0; /* downstream went away: stop quietly */
+	}
+}
+
+int bio_prep_write_trailer(struct bio_stream_writer *w, const struct bio_prep_counts *c,
+			   struct bio_error *err)
+{
+	/* (segment_failed: those of the failures a segmentation refused, when one runs) */
+	const char *extra_keys[] = {"failed", "segment_failed"};
+	int64_t extra_values[] = {c->n_failed, c->n_seg_failed};
+	return bio_stream_finish(w, c->segmented ? 2 : 1, extra_keys, extra_values, err);
 }
