@@ -60,19 +60,18 @@ int main(int argc, char **argv)
 			bio_tool_option_key(&t, "--split", "batch.split", optarg);
 			break;
 		case 'b':
-			bio_tool_parse_count(&t, "--batch-size", optarg, 1, 1 << 24);
-			bio_tool_option_key(&t, "--batch-size", "batch.batch_size", optarg);
+			bio_tool_option_count(&t, "--batch-size", "batch.batch_size", optarg,
+					      1, 1 << 24);
 			break;
 		case 'E':
-			bio_tool_parse_count(&t, "--epochs", optarg, 0, 1000000000);
-			bio_tool_option_key(&t, "--epochs", "batch.epochs", optarg);
+			bio_tool_option_count(&t, "--epochs", "batch.epochs", optarg,
+					      0, 1000000000);
 			break;
 		case OPT_START:
 			start_epoch = bio_tool_parse_count(&t, "--start-epoch", optarg, 0, 1000000000);
 			break;
 		case OPT_SEED:
-			bio_tool_parse_count(&t, "--seed", optarg, 0, INT64_MAX);
-			bio_tool_option_key(&t, "--seed", "batch.seed", optarg);
+			bio_tool_option_count(&t, "--seed", "batch.seed", optarg, 0, INT64_MAX);
 			break;
 		case OPT_DROP:
 			bio_tool_option_key(&t, "--drop-last", "batch.drop_last", "true");

@@ -104,15 +104,14 @@ int main(int argc, char **argv)
 			bio_tool_option_key(&t, "--protocol", "eval.protocol", optarg);
 			break;
 		case OPT_GALLERY:
-			bio_tool_parse_count(&t, "--gallery", optarg, 1, 1000000);
-			bio_tool_option_key(&t, "--gallery", "eval.gallery", optarg);
+			bio_tool_option_count(&t, "--gallery", "eval.gallery", optarg, 1, 1000000);
 			break;
 		case OPT_TEMPLATE:
 			bio_tool_option_key(&t, "--template", "eval.template", optarg);
 			break;
 		case OPT_BOOTSTRAP:
-			bio_tool_parse_count(&t, "--bootstrap", optarg, 0, 1000000);
-			bio_tool_option_key(&t, "--bootstrap", "eval.bootstrap", optarg);
+			bio_tool_option_count(&t, "--bootstrap", "eval.bootstrap", optarg,
+					      0, 1000000);
 			break;
 		}
 	}

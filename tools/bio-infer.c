@@ -34,16 +34,6 @@ static void usage(FILE *f)
 		"See bio-infer(1).\n");
 }
 
-static void say(void *ud, const char *msg)
-{
-	bio_tool_warn(ud, "%s", msg);
-}
-
-static void progress(void *ud, unsigned long long done)
-{
-	bio_tool_progress(ud, "samples", done, 0);
-}
-
 int main(int argc, char **argv)
 {
 	enum { OPT_CSV = 0x2000, OPT_SHARD };
@@ -60,7 +50,8 @@ int main(int argc, char **argv)
 	};
 	struct bio_tool t;
 	struct bio_error err = {0};
-	struct bio_predict_opts o = {.shard_n = 1, .hooks = {&t, say, progress}};
+	struct bio_predict_opts o = {.shard_n = 1,
+				     .hooks = {&t, bio_tool_say, bio_tool_progress_samples}};
 	const char *model_arg = NULL;
 	int opt;
 
@@ -71,13 +62,10 @@ int main(int argc, char **argv)
 		case 'm': model_arg = optarg; break;
 		case 's': bio_tool_option_key(&t, "--split", "infer.split", optarg); break;
 		case 'b':
-			bio_tool_parse_count(&t, "--batch-size", optarg, 1, 4096);
-			bio_tool_option_key(&t, "--batch-size", "infer.batch_size", optarg);
+			bio_tool_option_count(&t, "--batch-size", "infer.batch_size", optarg,
+					      1, 4096);
 			break;
-		case 'k':
-			bio_tool_parse_count(&t, "--topk", optarg, 1, 64);
-			bio_tool_option_key(&t, "--topk", "infer.topk", optarg);
-			break;
+		case 'k': bio_tool_option_count(&t, "--topk", "infer.topk", optarg, 1, 64); break;
 		case 'e': bio_tool_option_key(&t, "--embeddings", "infer.embeddings", "true"); break;
 		case OPT_CSV: o.csv = 1; break;
 		case OPT_SHARD: bio_tool_parse_shard(&t, optarg, &o.shard_i, &o.shard_n); break;

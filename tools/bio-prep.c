@@ -34,16 +34,6 @@ static void usage(FILE *f)
 		"See bio-prep(1).\n");
 }
 
-static void say(void *ud, const char *msg)
-{
-	bio_tool_warn(ud, "%s", msg);
-}
-
-static void progress(void *ud, unsigned long long done)
-{
-	bio_tool_progress(ud, "samples", done, 0);
-}
-
 int main(int argc, char **argv)
 {
 	static const struct option long_opts[] = {
@@ -56,7 +46,8 @@ int main(int argc, char **argv)
 	};
 	struct bio_tool t;
 	struct bio_error err = {0};
-	struct bio_prep_run_opts o = {.shard_n = 1, .ud = &t, .say = say, .progress = progress};
+	struct bio_prep_run_opts o = {.shard_n = 1, .ud = &t, .say = bio_tool_say,
+				      .progress = bio_tool_progress_samples};
 	int opt;
 
 	bio_tool_init(&t, "bio-prep", argc, argv);
@@ -65,8 +56,8 @@ int main(int argc, char **argv)
 		switch (opt) {
 		case 'k': o.keep_going = 1; break;
 		case 'F':
-			bio_tool_parse_count(&t, "--max-failures", optarg, 0, INT64_MAX);
-			bio_tool_option_key(&t, "--max-failures", "prep.max_failures", optarg);
+			bio_tool_option_count(&t, "--max-failures", "prep.max_failures", optarg,
+					      0, INT64_MAX);
 			break;
 		case 'S': bio_tool_parse_shard(&t, optarg, &o.shard_i, &o.shard_n); break;
 		case 'R': o.root = optarg[0] ? optarg : NULL; break; /* else paths as written */

@@ -168,17 +168,16 @@ int main(int argc, char **argv)
 					usage)) != -1) {
 		switch (opt) {
 		case 'n':
-			bio_tool_parse_count(&t, "--subjects", optarg, 1, BIO_SYNTH_MAX_SUBJECTS);
-			bio_tool_option_key(&t, "--subjects", "synth.subjects", optarg);
+			bio_tool_option_count(&t, "--subjects", "synth.subjects", optarg,
+					      1, BIO_SYNTH_MAX_SUBJECTS);
 			break;
 		case 's':
-			bio_tool_parse_count(&t, "--samples", optarg, 1, BIO_SYNTH_MAX_SAMPLES);
-			bio_tool_option_key(&t, "--samples", "synth.samples", optarg);
+			bio_tool_option_count(&t, "--samples", "synth.samples", optarg,
+					      1, BIO_SYNTH_MAX_SAMPLES);
 			break;
 		case OPT_SIZE:
-			bio_tool_parse_count(&t, "--size", optarg, BIO_SYNTH_MIN_SIZE,
-					     BIO_SYNTH_MAX_SIZE);
-			bio_tool_option_key(&t, "--size", "synth.size", optarg);
+			bio_tool_option_count(&t, "--size", "synth.size", optarg,
+					      BIO_SYNTH_MIN_SIZE, BIO_SYNTH_MAX_SIZE);
 			break;
 		case 'f':
 			if (strcmp(optarg, "bmp") && strcmp(optarg, "png"))
@@ -187,8 +186,8 @@ int main(int argc, char **argv)
 			bio_tool_option_key(&t, "--format", "synth.format", optarg);
 			break;
 		case OPT_SEED:
-			bio_tool_parse_count(&t, "--seed", optarg, 0, INT64_MAX);
-			bio_tool_option_key(&t, "--seed", "experiment.seed", optarg);
+			bio_tool_option_count(&t, "--seed", "experiment.seed", optarg,
+					      0, INT64_MAX);
 			break;
 		case OPT_NOISE:
 			parse_double(&t, "--noise", optarg, 0, 1);

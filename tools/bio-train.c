@@ -48,11 +48,6 @@ static void usage(FILE *f)
 		"See bio-train(1).\n");
 }
 
-static void say(void *ud, const char *msg)
-{
-	bio_tool_warn(ud, "%s", msg);
-}
-
 static void progress(void *ud, unsigned long long done, unsigned long long total)
 {
 	bio_tool_progress(ud, "batches", done, total);
@@ -95,7 +90,7 @@ int main(int argc, char **argv)
 				   .limits = &lim,
 				   .comm = {&dist, bio_dist_attach, bio_dist_reduce, bio_dist_bcast,
 					    bio_dist_any},
-				   .hooks = {&t, say, progress, base_config, catch_stop}};
+				   .hooks = {&t, bio_tool_say, progress, base_config, catch_stop}};
 	const char *sync_dir = NULL, *push_store = NULL;
 	int opt;
 	bio_tool_init(&t, "bio-train", argc, argv);

@@ -373,6 +373,13 @@ void bio_tool_option_key(struct bio_tool *t, const char *opt, const char *key, c
 	t->sets[t->n_sets++] = slot;
 }
 
+void bio_tool_option_count(struct bio_tool *t, const char *opt, const char *key, const char *arg,
+			   long long min, long long max)
+{
+	bio_tool_parse_count(t, opt, arg, min, max);
+	bio_tool_option_key(t, opt, key, arg);
+}
+
 static const struct bio_builtin_file *builtin_find(const char *name)
 {
 	for (size_t i = 0; i < bio_n_builtin_configs; i++)
@@ -741,6 +748,16 @@ void bio_tool_progress_end(struct bio_tool *t)
 		return;
 	fputs("\n", stderr);
 	t->progress = 1;
+}
+
+void bio_tool_say(void *ud, const char *msg)
+{
+	bio_tool_warn(ud, "%s", msg);
+}
+
+void bio_tool_progress_samples(void *ud, unsigned long long done)
+{
+	bio_tool_progress(ud, "samples", done, 0);
 }
 
 void bio_tool_stream_limits(struct bio_tool *t, struct bio_stream_limits *lim)

@@ -117,6 +117,11 @@ int bio_tool_next_opt(struct bio_tool *t, int argc, char **argv, const char *sho
  * --set in command-line order, so --print-config, the checkpoint's config and the tracked params
  * show what ran. opt names the option in messages. */
 void bio_tool_option_key(struct bio_tool *t, const char *opt, const char *key, const char *value);
+/* An integer option that stands for a config key (bio-batch --epochs N): checked as
+ * bio_tool_parse_count checks it (min to max, a usage error naming opt), then queued as
+ * bio_tool_option_key queues it. */
+void bio_tool_option_count(struct bio_tool *t, const char *opt, const char *key, const char *arg,
+			   long long min, long long max);
 /* A new configuration holding only the built-in base (for checking an overlay that came from
  * elsewhere, e.g. a stream header). Exits 1 on failure. */
 struct bio_config *bio_tool_base_config(struct bio_tool *t);
@@ -170,6 +175,11 @@ void bio_tool_progress(struct bio_tool *t, const char *what, unsigned long long 
 		       unsigned long long total);
 /* Ends the progress line. */
 void bio_tool_progress_end(struct bio_tool *t);
+
+/* Hooks for libbio's engines, ud being the struct bio_tool: a line to say (bio_tool_warn), and
+ * the samples done so far of an unknown total (bio_tool_progress). */
+void bio_tool_say(void *ud, const char *msg);
+void bio_tool_progress_samples(void *ud, unsigned long long done);
 
 /* Fills lim with the stream reader bounds: the defaults, with stream.max_tensor_bytes and
  * stream.max_str_bytes from the effective config. Exits 1 on a bad value. */
