@@ -45,87 +45,92 @@ static double now_s(void)
 
 /* ---- spec ---- */
 
+/* Config key into *out: an integer in lo..hi. */
+static int spec_int(int *out, const struct bio_config *cfg, const char *key, int64_t lo,
+		    int64_t hi, struct bio_error *err)
+{
+	int64_t v;
+	int rc = bio_config_get_int_range(cfg, key, lo, hi, &v, err);
+	if (rc == 0)
+		*out = (int)v;
+	return rc;
+}
+
+/* The length of list key into *n: 1 to max items (things names them in the error). */
+static int spec_list(int *n, const struct bio_config *cfg, const char *key, int max,
+		     const char *things, struct bio_error *err)
+{
+	size_t len = bio_config_count(cfg, key);
+	if (len < 1 || len > (size_t)max)
+		return bio_config_error(cfg, key, err, BIO_EINVAL, "expected a list of 1 to %d %s",
+					max, things);
+	*n = (int)len;
+	return 0;
+}
+
 int bio_model_spec_from_config(struct bio_model_spec *spec, const struct bio_config *cfg,
 			       struct bio_error *err)
 {
-	int64_t v;
-	double d;
 	const char *s;
+	double dropout, temperature, margin, scale;
 	int rc;
 	memset(spec, 0, sizeof *spec);
-	if ((rc = bio_config_get_int_range(cfg, "model.input_size", 4, 1024, &v, err)))
+	if ((rc = spec_int(&spec->input_size, cfg, "model.input_size", 4, 1024, err)) ||
+	    (rc = spec_int(&spec->kernel, cfg, "model.kernel", 1, 15, err)))
 		return rc;
-	spec->input_size = (int)v;
-	if ((rc = bio_config_get_int_range(cfg, "model.kernel", 1, 15, &v, err)))
-		return rc;
-	spec->kernel = (int)v;
 	if (spec->kernel % 2 == 0)
 		return bio_config_error(cfg, "model.kernel", err, BIO_EINVAL,
 					"kernel must be odd, got %d", spec->kernel);
-	size_t nb = bio_config_count(cfg, "model.channels");
-	if (nb < 1 || nb > BIO_MODEL_MAX_BLOCKS)
-		return bio_config_error(cfg, "model.channels", err, BIO_EINVAL,
-					"expected a list of 1 to %d channel counts",
-					BIO_MODEL_MAX_BLOCKS);
-	spec->n_blocks = (int)nb;
-	for (size_t i = 0; i < nb; i++) {
-		const char *item = bio_config_item_at(cfg, "model.channels", i);
+	if ((rc = spec_list(&spec->n_blocks, cfg, "model.channels", BIO_MODEL_MAX_BLOCKS,
+			    "channel counts", err)))
+		return rc;
+	for (int i = 0; i < spec->n_blocks; i++) {
+		const char *item = bio_config_item_at(cfg, "model.channels", (size_t)i);
 		char *end;
 		long c = item ? strtol(item, &end, 10) : 0;
 		if (!item || *end || c < 1 || c > 4096)
 			return bio_config_error(cfg, "model.channels", err, BIO_EINVAL,
-						"item %zu: expected a channel count in 1..4096, got '%s'",
+						"item %d: expected a channel count in 1..4096, got '%s'",
 						i, item ? item : "");
 		spec->channels[i] = (int)c;
 	}
-	if ((rc = bio_config_get_int_range(cfg, "model.hidden", 1, 65536, &v, err)))
-		return rc;
-	spec->hidden = (int)v;
-	if ((rc = bio_config_get_int_range(cfg, "model.embedding", 1, 65536, &v, err)))
-		return rc;
-	spec->embedding = (int)v;
-	if ((rc = bio_config_get_double_range(cfg, "model.dropout", 0.0, 0.99, &d, err)))
-		return rc;
-	spec->dropout = (float)d;
-	if ((rc = bio_config_get_str(cfg, "model.fusion", &s, err)))
+	if ((rc = spec_int(&spec->hidden, cfg, "model.hidden", 1, 65536, err)) ||
+	    (rc = spec_int(&spec->embedding, cfg, "model.embedding", 1, 65536, err)) ||
+	    (rc = bio_config_get_double_range(cfg, "model.dropout", 0.0, 0.99, &dropout, err)) ||
+	    (rc = bio_config_get_str(cfg, "model.fusion", &s, err)))
 		return rc;
 	if (bio_fusion_parse(&spec->fusion, s))
 		return bio_config_error(cfg, "model.fusion", err, BIO_EINVAL,
 					"expected concat, attention or weighted, got '%s'", s);
-	if ((rc = bio_config_get_double_range(cfg, "model.attention_temperature", 0.05, 100.0, &d,
-					      err)))
-		return rc;
-	spec->attention_temperature = (float)d;
-	if ((rc = bio_config_get_str(cfg, "training.loss", &s, err)))
+	if ((rc = bio_config_get_double_range(cfg, "model.attention_temperature", 0.05, 100.0,
+					      &temperature, err)) ||
+	    (rc = bio_config_get_str(cfg, "training.loss", &s, err)))
 		return rc;
 	if (bio_loss_parse(&spec->loss, s))
 		return bio_config_error(cfg, "training.loss", err, BIO_EINVAL,
 					"expected softmax, cosface or arcface, got '%s'", s);
-	if ((rc = bio_config_get_double_range(cfg, "training.margin", 0.0, 1.5, &d, err)))
+	if ((rc = bio_config_get_double_range(cfg, "training.margin", 0.0, 1.5, &margin, err)) ||
+	    (rc = bio_config_get_double_range(cfg, "training.scale", 1.0, 1024.0, &scale, err)) ||
+	    (rc = spec_list(&spec->n_mod, cfg, "model.modalities", BIO_MODEL_MAX_MODS,
+			    "modality names", err)))
 		return rc;
-	spec->margin = (float)d;
-	if ((rc = bio_config_get_double_range(cfg, "training.scale", 1.0, 1024.0, &d, err)))
-		return rc;
-	spec->scale = (float)d;
-	size_t nm = bio_config_count(cfg, "model.modalities");
-	if (nm < 1 || nm > BIO_MODEL_MAX_MODS)
-		return bio_config_error(cfg, "model.modalities", err, BIO_EINVAL,
-					"expected a list of 1 to %d modality names",
-					BIO_MODEL_MAX_MODS);
-	spec->n_mod = (int)nm;
-	for (size_t i = 0; i < nm; i++) {
-		const char *item = bio_config_item_at(cfg, "model.modalities", i);
+	for (int i = 0; i < spec->n_mod; i++) {
+		const char *item = bio_config_item_at(cfg, "model.modalities", (size_t)i);
 		if (!item || !*item || strlen(item) >= sizeof spec->modalities[0] ||
 		    strspn(item, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(item))
 			return bio_config_error(cfg, "model.modalities", err, BIO_EINVAL,
-						"item %zu: bad modality name '%s'", i,
+						"item %d: bad modality name '%s'", i,
 						item ? item : "");
-		for (size_t j = 0; j < i; j++)
+		for (int j = 0; j < i; j++)
 			if (strcmp(spec->modalities[j], item) == 0)
 				return bio_config_error(cfg, "model.modalities", err, BIO_EINVAL,
 							"modality '%s' listed twice", item);
 		strcpy(spec->modalities[i], item);
 	}
+	spec->dropout = (float)dropout;
+	spec->attention_temperature = (float)temperature;
+	spec->margin = (float)margin;
+	spec->scale = (float)scale;
 	return bio_model_spec_check(spec, err);
 }
 
