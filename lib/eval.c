@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "eval_priv.h"
+#include "free_list.h"
 
 #define MAX_DIM 65536
 #define MAX_RECORDS 50000000u
@@ -119,15 +120,9 @@ void bio_eval_set_inputs(struct bio_eval *ev, char *const *names, int n_names)
 
 static void free_set(struct eval_set *e)
 {
-	free(e->src_program);
-	free(e->src_version);
-	free(e->src_model);
-	free(e->src_digest);
-	free(e->src);
+	BIO_FREE(e->src_program, e->src_version, e->src_model, e->src_digest, e->src);
 	bio_header_destroy(&e->h);
-	free(e->labels);
-	free(e->preds);
-	free(e->topk_ids);
+	BIO_FREE(e->labels, e->preds, e->topk_ids);
 	for (int m = 0; m < e->n_mod; m++) {
 		struct eval_section *md = &e->mod[m];
 		free(md->emb);
@@ -154,10 +149,7 @@ void bio_eval_free(struct bio_eval *ev)
 	free_set(&ev->in);
 	free_set(&ev->en);
 	free_set(&ev->dv);
-	free(ev->track.root);
-	free(ev->track.run_id);
-	free(ev->track.run_dir);
-	free(ev);
+	BIO_FREE(ev->track.root, ev->track.run_id, ev->track.run_dir, ev);
 }
 
 /* ---- input ---- */
@@ -506,10 +498,7 @@ static int enrolment_set(const struct eval_set *e, const struct eval_section *md
 	unsigned char *gal = eval_realloc(NULL, n, 1, err);
 	size_t *cnt = calloc(n_lab ? n_lab : 1, sizeof *cnt);
 	if (!emb || !labels || !gal || !cnt) {
-		free(emb);
-		free(labels);
-		free(gal);
-		free(cnt);
+		BIO_FREE(emb, labels, gal, cnt);
 		return bio_error_set(err, BIO_ENOMEM, "out of memory");
 	}
 	if (en)

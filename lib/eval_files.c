@@ -17,6 +17,7 @@
 #include "bio/stale.h"
 #include "bio/track.h"
 #include "eval_priv.h"
+#include "free_list.h"
 
 /* ---- pending files ---- */
 
@@ -458,9 +459,7 @@ static int plot_histogram(struct eval_pending *p, const struct eval_set *e,
 	snprintf(name, sizeof name, "hist_%s.png", md->name);
 	rc = plot(p, dir, name, &ph, 1, 1, (int)e->width, (int)e->height, err);
 out:
-	free(x);
-	free(yg);
-	free(yi);
+	BIO_FREE(x, yg, yi);
 	return rc;
 }
 

@@ -9,6 +9,7 @@
 
 #include "bio/rng.h"
 #include "bio/thread.h"
+#include "free_list.h"
 
 const double bio_fmr_targets[BIO_N_FMR_TARGETS] = {1e-2, 1e-3, 0.0};
 
@@ -129,10 +130,7 @@ double bio_cosine(const float *a, const float *b, size_t dim)
 
 void bio_scores_destroy(struct bio_scores *s)
 {
-	free(s->genuine);
-	free(s->impostor);
-	free(s->gen_id);
-	free(s->imp_id);
+	BIO_FREE(s->genuine, s->impostor, s->gen_id, s->imp_id);
 	memset(s, 0, sizeof *s);
 }
 
@@ -157,10 +155,7 @@ static int dense_ids(size_t **idx_out, size_t **id_out, size_t *m_out, size_t *n
 	int64_t *uniq = malloc(cap * sizeof *uniq);
 	size_t *order = malloc(cap * sizeof *order);
 	if (!idx || !id || !uniq || !order) {
-		free(idx);
-		free(id);
-		free(uniq);
-		free(order);
+		BIO_FREE(idx, id, uniq, order);
 		return bio_error_set(err, BIO_ENOMEM, "scores: out of memory");
 	}
 	size_t j = 0;
@@ -382,14 +377,7 @@ int bio_scores_pairs(struct bio_scores *s, const float *emb, size_t n, size_t di
 	}
 	run_parallel(pair_worker, jobs, sizeof *jobs, n_threads);
 out:
-	free(idx);
-	free(id);
-	free(cnt);
-	free(gen_off);
-	free(imp_off);
-	free(is_first);
-	free(norm2);
-	free(jobs);
+	BIO_FREE(idx, id, cnt, gen_off, imp_off, is_first, norm2, jobs);
 	if (rc)
 		bio_scores_destroy(s);
 	return rc;
@@ -947,17 +935,7 @@ static int cmc_core(struct bio_cmc *cmc, const float *emb, size_t n, size_t dim,
 	cmc->probe_rank = rank;
 	rank = NULL;
 out:
-	free(idx);
-	free(id);
-	free(cnt);
-	free(gal_idx);
-	free(gal_id);
-	free(probe_idx);
-	free(probe_id);
-	free(rank);
-	free(gal_n2);
-	free(gal_per);
-	free(jobs);
+	BIO_FREE(idx, id, cnt, gal_idx, gal_id, probe_idx, probe_id, rank, gal_n2, gal_per, jobs);
 	if (rc) {
 		size_t keep_p = cmc->n_probes, keep_g = cmc->n_gallery, keep_i = cmc->n_ids;
 		size_t keep_u = cmc->n_unmated;
@@ -995,9 +973,7 @@ double bio_cmc_rank(const struct bio_cmc *cmc, size_t k)
 
 void bio_cmc_destroy(struct bio_cmc *cmc)
 {
-	free(cmc->rate);
-	free(cmc->probe_rank);
-	free(cmc->probe_id);
+	BIO_FREE(cmc->rate, cmc->probe_rank, cmc->probe_id);
 	memset(cmc, 0, sizeof *cmc);
 }
 
@@ -1215,16 +1191,7 @@ int bio_scores_templates(struct bio_scores *s, struct bio_cmc *cmc, const float 
 		cmc->rate[r] = acc / (double)cmc->n_probes;
 	}
 out:
-	free(gal);
-	free(probe_idx);
-	free(lab32);
-	free(probe_lab);
-	free(tpl_off);
-	free(tpl_lab);
-	free(rows);
-	free(rows_n2);
-	free(matrix);
-	free(jobs);
+	BIO_FREE(gal, probe_idx, lab32, probe_lab, tpl_off, tpl_lab, rows, rows_n2, matrix, jobs);
 	if (rc) {
 		size_t keep[4] = {cmc->n_probes, cmc->n_gallery, cmc->n_ids, cmc->n_unmated};
 		bio_cmc_destroy(cmc);
@@ -1446,10 +1413,7 @@ int bio_boot_verif(struct bio_boot_ci ci[BIO_BOOT_N_VERIF], const struct bio_sco
 		boot_ci(&ci[k], col, n_rep);
 	}
 out:
-	free(c);
-	free(out);
-	free(col);
-	free(jobs);
+	BIO_FREE(c, out, col, jobs);
 	return rc;
 }
 

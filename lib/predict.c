@@ -11,6 +11,7 @@
 #include "bio/model.h"
 #include "bio/nn.h"
 #include "bio/track.h"
+#include "free_list.h"
 
 #ifndef BIO_VERSION
 #define BIO_VERSION "0.1.0"
@@ -107,10 +108,7 @@ void bio_predict_free(struct bio_predict *p)
 	for (int i = 0; p->ids && i < p->n_pending; i++)
 		free(p->ids[i]);
 	bio_stream_writer_free(p->w);
-	free(p->true_labels);
-	free(p->ids);
-	free(p->order);
-	free(p->probs);
+	BIO_FREE(p->true_labels, p->ids, p->order, p->probs);
 	bio_infer_destroy(&p->e);
 	bio_ckpt_meta_destroy(&p->meta);
 	free(p);
