@@ -112,4 +112,13 @@ static inline int test_main_in_tmpdir(char *dir, const struct test_case *t, size
 	return test_summary();
 }
 
+/* The whole main of a file whose tests share one scratch directory: test_main_in_tmpdir over
+ * dir and the TEST_CASE(name)s given after it, in order. */
+#define TEST_MAIN_IN_TMPDIR(dir, ...)                                                           \
+	int main(void)                                                                          \
+	{                                                                                       \
+		static const struct test_case tests_[] = {__VA_ARGS__};                         \
+		return test_main_in_tmpdir(dir, tests_, sizeof tests_ / sizeof tests_[0]);      \
+	}
+
 #endif

@@ -113,12 +113,6 @@ TEST(csv_fields_and_clock)
 	CHECK(bio_clock_now_ms() > INT64_C(1600000000000)); /* after 2020 */
 }
 
-int main(void)
-{
-	static const struct test_case tests[] = {
-		TEST_CASE(mkdir_p_makes_parents_and_names_the_path),
-		TEST_CASE(write_atomic_replaces_and_leaves_no_temp),
-		TEST_CASE(csv_fields_and_clock),
-	};
-	return test_main_in_tmpdir(root, tests, sizeof tests / sizeof tests[0]);
-}
+TEST_MAIN_IN_TMPDIR(root, TEST_CASE(mkdir_p_makes_parents_and_names_the_path),
+		    TEST_CASE(write_atomic_replaces_and_leaves_no_temp),
+		    TEST_CASE(csv_fields_and_clock))

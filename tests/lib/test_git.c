@@ -64,8 +64,4 @@ TEST(git_head_reads_every_form)
 	CHECK_EQ(bio_git_head(out, sub), BIO_ENOTFOUND);
 }
 
-int main(void)
-{
-	static const struct test_case tests[] = {TEST_CASE(git_head_reads_every_form)};
-	return test_main_in_tmpdir(root, tests, sizeof tests / sizeof tests[0]);
-}
+TEST_MAIN_IN_TMPDIR(root, TEST_CASE(git_head_reads_every_form))

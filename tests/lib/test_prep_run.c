@@ -119,8 +119,4 @@ TEST(prep_run_in_order_on_any_thread_count)
 	bio_prep_run_free(NULL);
 }
 
-int main(void)
-{
-	static const struct test_case tests[] = {TEST_CASE(prep_run_in_order_on_any_thread_count)};
-	return test_main_in_tmpdir(dir, tests, sizeof tests / sizeof tests[0]);
-}
+TEST_MAIN_IN_TMPDIR(dir, TEST_CASE(prep_run_in_order_on_any_thread_count))

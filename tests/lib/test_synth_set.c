@@ -96,8 +96,4 @@ TEST(synth_set_is_the_same_for_any_thread_count)
 	bio_config_free(c);
 }
 
-int main(void)
-{
-	static const struct test_case tests[] = {TEST_CASE(synth_set_is_the_same_for_any_thread_count)};
-	return test_main_in_tmpdir(dir, tests, sizeof tests / sizeof tests[0]);
-}
+TEST_MAIN_IN_TMPDIR(dir, TEST_CASE(synth_set_is_the_same_for_any_thread_count))

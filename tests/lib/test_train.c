@@ -259,12 +259,5 @@ TEST(tracking_helpers)
 	bio_config_free(c);
 }
 
-int main(void)
-{
-	static const struct test_case tests[] = {
-		TEST_CASE(train_and_resume),
-		TEST_CASE(bad_config),
-		TEST_CASE(tracking_helpers),
-	};
-	return test_main_in_tmpdir(tmp, tests, sizeof tests / sizeof tests[0]);
-}
+TEST_MAIN_IN_TMPDIR(tmp, TEST_CASE(train_and_resume), TEST_CASE(bad_config),
+		    TEST_CASE(tracking_helpers))
