@@ -198,61 +198,83 @@ static int write_scores(struct eval_pending *p, const char *dir, const char *nam
 	return afile_close(&a, err);
 }
 
+/* What a curve's row function reads: the set and its section. */
+struct curve {
+	const struct eval_set *e;
+	const struct eval_section *md;
+};
+
+static void roc_row(FILE *f, size_t i, const struct curve *c)
+{
+	char nbuf[4][32];
+	const struct bio_roc_point *pt = &c->md->roc[i];
+	fprintf(f, "%s,%s,%s,%s\n", NUM(0, pt->threshold), NUM(1, pt->fmr), NUM(2, pt->fnmr),
+		NUM(3, 1.0 - pt->fnmr));
+}
+
+static void det_row(FILE *f, size_t i, const struct curve *c)
+{
+	char nbuf[5][32];
+	const struct bio_roc_point *pt = &c->md->roc[i];
+	fprintf(f, "%s,%s,%s,%s,%s\n", NUM(0, pt->threshold), NUM(1, pt->fmr), NUM(2, pt->fnmr),
+		NUM(3, bio_ppndf(pt->fmr)), NUM(4, bio_ppndf(pt->fnmr)));
+}
+
+static void hist_row(FILE *f, size_t i, const struct curve *c)
+{
+	char nbuf[2][32];
+	const struct eval_section *md = c->md;
+	int64_t b = (int64_t)i, bins = c->e->bins;
+	double step = (md->hist_hi - md->hist_lo) / (double)bins;
+	fprintf(f, "%s,%s,%llu,%llu\n", NUM(0, md->hist_lo + (double)b * step),
+		NUM(1, b + 1 == bins ? md->hist_hi : md->hist_lo + (double)(b + 1) * step),
+		(unsigned long long)md->hist_gen[b], (unsigned long long)md->hist_imp[b]);
+}
+
+static void cmc_row(FILE *f, size_t r, const struct curve *c)
+{
+	char nbuf[1][32];
+	fprintf(f, "%zu,%s\n", r + 1, NUM(0, c->md->cmc.rate[r]));
+}
+
+/* dir/<prefix>_<section>.csv: the header line, then row(f, i, c) for each i < n_rows. */
+static int write_curve(struct eval_pending *p, const char *dir, const char *prefix,
+		       const char *header, size_t n_rows,
+		       void (*row)(FILE *f, size_t i, const struct curve *c), const struct curve *c,
+		       struct bio_error *err)
+{
+	char name[64];
+	struct afile a;
+	snprintf(name, sizeof name, "%s_%s.csv", prefix, c->md->name);
+	int rc = afile_open(p, &a, dir, name, err);
+	if (rc < 0)
+		return rc;
+	fprintf(a.f, "%s\n", header);
+	for (size_t i = 0; i < n_rows; i++)
+		row(a.f, i, c);
+	return afile_close(&a, err);
+}
+
 /* roc_, det_, hist_, cmc_ and (with_scores) scores_<section>.csv of section md. */
 static int write_section_curves(struct eval_pending *p, const struct eval_set *e,
 				const struct eval_section *md, const char *dir, int with_scores,
 				struct bio_error *err)
 {
-	char nbuf[5][32], name[64];
-	struct afile a;
+	const struct curve c = {e, md};
+	char name[64];
 	int rc;
-	if (md->has_verif) {
-		snprintf(name, sizeof name, "roc_%s.csv", md->name);
-		if ((rc = afile_open(p, &a, dir, name, err)) < 0)
-			return rc;
-		fputs("threshold,fmr,fnmr,tmr\n", a.f);
-		for (size_t i = 0; i < md->n_roc; i++)
-			fprintf(a.f, "%s,%s,%s,%s\n", NUM(0, md->roc[i].threshold),
-				NUM(1, md->roc[i].fmr), NUM(2, md->roc[i].fnmr),
-				NUM(3, 1.0 - md->roc[i].fnmr));
-		if ((rc = afile_close(&a, err)) < 0)
-			return rc;
-		snprintf(name, sizeof name, "det_%s.csv", md->name);
-		if ((rc = afile_open(p, &a, dir, name, err)) < 0)
-			return rc;
-		fputs("threshold,fmr,fnmr,probit_fmr,probit_fnmr\n", a.f);
-		for (size_t i = 0; i < md->n_roc; i++)
-			fprintf(a.f, "%s,%s,%s,%s,%s\n", NUM(0, md->roc[i].threshold),
-				NUM(1, md->roc[i].fmr), NUM(2, md->roc[i].fnmr),
-				NUM(3, bio_ppndf(md->roc[i].fmr)), NUM(4, bio_ppndf(md->roc[i].fnmr)));
-		if ((rc = afile_close(&a, err)) < 0)
-			return rc;
-	}
-	if (md->hist_gen) {
-		snprintf(name, sizeof name, "hist_%s.csv", md->name);
-		if ((rc = afile_open(p, &a, dir, name, err)) < 0)
-			return rc;
-		fputs("bin_lo,bin_hi,genuine,impostor\n", a.f);
-		double step = (md->hist_hi - md->hist_lo) / (double)e->bins;
-		for (int64_t b = 0; b < e->bins; b++)
-			fprintf(a.f, "%s,%s,%llu,%llu\n", NUM(0, md->hist_lo + (double)b * step),
-				NUM(1, b + 1 == e->bins ? md->hist_hi
-							: md->hist_lo + (double)(b + 1) * step),
-				(unsigned long long)md->hist_gen[b],
-				(unsigned long long)md->hist_imp[b]);
-		if ((rc = afile_close(&a, err)) < 0)
-			return rc;
-	}
-	if (md->has_cmc) {
-		snprintf(name, sizeof name, "cmc_%s.csv", md->name);
-		if ((rc = afile_open(p, &a, dir, name, err)) < 0)
-			return rc;
-		fputs("rank,rate\n", a.f);
-		for (size_t r = 0; r < md->cmc.n_ranks; r++)
-			fprintf(a.f, "%zu,%s\n", r + 1, NUM(0, md->cmc.rate[r]));
-		if ((rc = afile_close(&a, err)) < 0)
-			return rc;
-	}
+	if (md->has_verif &&
+	    ((rc = write_curve(p, dir, "roc", "threshold,fmr,fnmr,tmr", md->n_roc, roc_row, &c,
+			       err)) < 0 ||
+	     (rc = write_curve(p, dir, "det", "threshold,fmr,fnmr,probit_fmr,probit_fnmr",
+			       md->n_roc, det_row, &c, err)) < 0))
+		return rc;
+	if (md->hist_gen && (rc = write_curve(p, dir, "hist", "bin_lo,bin_hi,genuine,impostor",
+					      (size_t)e->bins, hist_row, &c, err)) < 0)
+		return rc;
+	if (md->has_cmc &&
+	    (rc = write_curve(p, dir, "cmc", "rank,rate", md->cmc.n_ranks, cmc_row, &c, err)) < 0)
+		return rc;
 	if (with_scores && md->present && md->scores.n_genuine + md->scores.n_impostor > 0) {
 		snprintf(name, sizeof name, "scores_%s.csv", md->name);
 		return write_scores(p, dir, name, &md->scores, err);
