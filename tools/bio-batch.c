@@ -107,11 +107,7 @@ int main(int argc, char **argv)
 		bio_tool_warn(&t, "no samples of split '%s' in the input", o.split);
 
 	/* Pass 2: the header, then per epoch its batches. */
-	FILE *out = bio_tool_output_open_stream(&t);
-	struct bio_stream_writer *w = bio_stream_writer_new(out, &err);
-	if (!w)
-		bio_tool_die_err(&t, &err);
-	bio_stream_writer_set_name(w, bio_tool_output_name(&t));
+	struct bio_stream_writer *w = bio_tool_output_writer(&t);
 	bio_batch_run_write_header(run, w);
 	/* a write error (or a reader that went away) is reported by finish / commit; BIO_EPIPE
 	 * (reader went away) exits 0 quietly */

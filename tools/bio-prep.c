@@ -82,11 +82,7 @@ int main(int argc, char **argv)
 		if (bio_prep_params_for_modality(&mod_params[m], t.cfg, h.modalities[m], &err) < 0)
 			bio_tool_die_err(&t, &err);
 
-	FILE *out = bio_tool_output_open_stream(&t);
-	struct bio_stream_writer *w = bio_stream_writer_new(out, &err);
-	if (!w)
-		bio_tool_die_err(&t, &err);
-	bio_stream_writer_set_name(w, bio_tool_output_name(&t));
+	struct bio_stream_writer *w = bio_tool_output_writer(&t);
 	struct bio_prep_run *run = NULL;
 	if (bio_prep_write_header(w, h.meta, mod_params, h.modalities, h.n_mod, t.cfg, &err) < 0 ||
 	    !(run = bio_prep_run_new(mod_params, h.n_mod, t.n_threads, &err)))

@@ -595,6 +595,16 @@ FILE *bio_tool_output_open_stream(struct bio_tool *t)
 	return bio_tool_output_open(t);
 }
 
+struct bio_stream_writer *bio_tool_output_writer(struct bio_tool *t)
+{
+	struct bio_error err = {0};
+	struct bio_stream_writer *w = bio_stream_writer_new(bio_tool_output_open_stream(t), &err);
+	if (!w)
+		bio_tool_die_err(t, &err);
+	bio_stream_writer_set_name(w, bio_tool_output_name(t));
+	return w;
+}
+
 const char *bio_tool_output_name(const struct bio_tool *t)
 {
 	return t && t->output ? t->output : "<stdout>";

@@ -146,6 +146,10 @@ FILE *bio_tool_output_open(struct bio_tool *t);
 /* Same for a binary bio-stream: refuses (usage error, exit 2) to write it to standard output
  * when that is a terminal, as gzip does, unless -o - asked for it. */
 FILE *bio_tool_output_open_stream(struct bio_tool *t);
+/* bio_tool_output_open_stream, then a bio-stream writer on it named as the output (new; the
+ * caller frees it after bio_stream_finish). Exits 1 on failure. */
+struct bio_stream_writer;
+struct bio_stream_writer *bio_tool_output_writer(struct bio_tool *t);
 /* Flushes, fsyncs and renames the temp file into place (or closes stdout, checked). Exits 1 on a
  * write error (disk full); exits 0 quietly when stdout's reader went away (EPIPE). */
 void bio_tool_output_commit(struct bio_tool *t);
