@@ -158,6 +158,27 @@ int bio_scan_pack_meta(const struct bio_scan *s, struct bio_stream_writer *w);
 int bio_scan_pack_records(const struct bio_scan *s, struct bio_stream_writer *w,
 			  struct bio_error *err);
 
+/* ---- bio-scan's output (lib/scan_manifest.c) ---- */
+
+/* One line per file left out, through say(ud, line) (each cut at BIO_ERROR_MSG_MAX): "unparsed:
+ * PATH", "unpaired: PATH (why)", "duplicate: PATH (same identity and key as KEPT)", "skipped:
+ * PATH (...)". */
+void bio_scan_say_files(const struct bio_scan *s, void (*say)(void *ud, const char *msg),
+			void *ud);
+/* The one summary line "3 files unparsed, 2 unpaired[, N duplicates][, N skipped]" into
+ * line[size]; 1, or 0 with line empty when no file was left out. */
+int bio_scan_summary(const struct bio_scan *s, char *line, size_t size);
+/* ROOT/synth.yaml (root NULL: scan.root of cfg), written by bio-synth beside the images it made,
+ * into *text (new; NULL when there is none: real data). Larger than 64 KiB, unreadable or not
+ * text is an error. */
+int bio_scan_read_synth_yaml(char **text, const struct bio_config *cfg, const char *root,
+			     struct bio_error *err);
+/* Writes the manifest stream to w (borrowed): the header (synth_yaml when not NULL, program,
+ * version, config_digest digest, bio_scan_pack_meta), every record, the trailer. BIO_EPIPE when
+ * w's reader went away. */
+int bio_scan_write_manifest(const struct bio_scan *s, struct bio_stream_writer *w,
+			    const char *digest, const char *synth_yaml, struct bio_error *err);
+
 /* Natural order used for identities and keys: runs of digits compare as numbers ("2" < "10"),
  * ties broken by plain byte order. Exposed for tests. */
 int bio_scan_strcmp_natural(const char *a, const char *b);
