@@ -18,6 +18,7 @@
 #include "bio/synth.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -77,6 +78,40 @@ int bio_synth_finger_parse(const char *name)
 		if (strcmp(name, finger_names[i]) == 0)
 			return i;
 	return -1;
+}
+
+int bio_synth_fingers_check(const char *list, char *bad, size_t bad_size)
+{
+	int fingers[BIO_SYNTH_N_FINGERS], n_fingers = 0;
+	const char *p = list;
+	while (*p) {
+		const char *e = strchr(p, ',');
+		size_t len = e ? (size_t)(e - p) : strlen(p);
+		char name[32];
+		if (len == 0 || len >= sizeof name) {
+			snprintf(bad, bad_size, "%.*s", (int)(len < 31 ? len : 31), p);
+			return -1;
+		}
+		memcpy(name, p, len);
+		name[len] = 0;
+		int f = bio_synth_finger_parse(name);
+		if (f < 0) {
+			snprintf(bad, bad_size, "%s", name);
+			return -1;
+		}
+		for (int k = 0; k < n_fingers; k++)
+			if (fingers[k] == f) {
+				snprintf(bad, bad_size, "%s (repeated)", name);
+				return -1;
+			}
+		fingers[n_fingers++] = f;
+		p += len;
+		if (*p == ',' && !*++p) {
+			snprintf(bad, bad_size, "(empty)");
+			return -1;
+		}
+	}
+	return n_fingers ? 0 : (snprintf(bad, bad_size, "(empty)"), -1);
 }
 
 static double clampd(double x, double lo, double hi)

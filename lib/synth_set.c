@@ -227,3 +227,33 @@ int bio_synth_set_write(const struct bio_synth_set *s, int n_threads, size_t *n_
 	}
 	return 0;
 }
+
+int bio_synth_set_write_provenance(const struct bio_config *cfg, const char *root,
+				   struct bio_error *err)
+{
+	struct bio_error dump_err;
+	size_t n = strlen(root) + 32, len = 0;
+	char *path = malloc(n), *text = NULL;
+	FILE *f = open_memstream(&text, &len);
+	int rc = 0;
+	if (!path || !f) {
+		rc = bio_error_set(err, BIO_ENOMEM, "out of memory");
+		goto out;
+	}
+	snprintf(path, n, "%s/synth.yaml", root);
+	fputs("# bio-synth: the configuration these images were made with (read by bio-scan)\n", f);
+	static const char *const sections[] = {"synth"};
+	rc = bio_config_dump_sections(cfg, f, sections, 1, &dump_err);
+	int closed = fclose(f);
+	f = NULL;
+	if (rc || closed != 0)
+		rc = bio_error_set(err, BIO_ENOMEM, "%s: out of memory", path);
+	else
+		rc = bio_fs_write_atomic(path, text, len, NULL, 1, err);
+out:
+	if (f)
+		fclose(f);
+	free(text);
+	free(path);
+	return rc;
+}

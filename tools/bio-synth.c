@@ -4,13 +4,11 @@
  * and two hands; identity = subject + side, so the left iris and the left-hand fingerprint of a
  * subject belong to one identity. The set is written by libbio (bio/synth_set.h: split over
  * threads by identity; every image depends only on (options, identity, sample), so the files are
- * byte-identical for any -j); this program reads the options and records synth.yaml. */
-#include <errno.h>
+ * byte-identical for any -j, and records synth.yaml); this program reads the options. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "bio/clock.h"
-#include "bio/fs.h"
 #include "bio/synth.h"
 #include "bio/synth_set.h"
 #include "tool.h"
@@ -56,41 +54,6 @@ static void progress(void *ud, size_t done, size_t total)
 	bio_tool_progress(ud, "images", done, total);
 }
 
-/* Checks a comma-separated finger list: 0, or -1 with the bad name in *bad. */
-static int parse_fingers(const char *list, char *bad, size_t bad_size)
-{
-	int fingers[BIO_SYNTH_N_FINGERS], n_fingers = 0;
-	const char *p = list;
-	while (*p) {
-		const char *e = strchr(p, ',');
-		size_t len = e ? (size_t)(e - p) : strlen(p);
-		char name[32];
-		if (len == 0 || len >= sizeof name) {
-			snprintf(bad, bad_size, "%.*s", (int)(len < 31 ? len : 31), p);
-			return -1;
-		}
-		memcpy(name, p, len);
-		name[len] = 0;
-		int f = bio_synth_finger_parse(name);
-		if (f < 0) {
-			snprintf(bad, bad_size, "%s", name);
-			return -1;
-		}
-		for (int k = 0; k < n_fingers; k++)
-			if (fingers[k] == f) {
-				snprintf(bad, bad_size, "%s (repeated)", name);
-				return -1;
-			}
-		fingers[n_fingers++] = f;
-		p += len;
-		if (*p == ',' && !*++p) {
-			snprintf(bad, bad_size, "(empty)");
-			return -1;
-		}
-	}
-	return n_fingers ? 0 : (snprintf(bad, bad_size, "(empty)"), -1);
-}
-
 /* --modalities iris, fingerprint or both: sets *iris and/or *print (repeated options add up). */
 static void parse_modalities(struct bio_tool *t, const char *arg, int *iris, int *print)
 {
@@ -103,40 +66,6 @@ static void parse_modalities(struct bio_tool *t, const char *arg, int *iris, int
 	else
 		bio_tool_usage_error(t, "--modalities: invalid value '%s' (expected iris, fingerprint "
 				     "or iris,fingerprint)", arg);
-}
-
-static double parse_double(struct bio_tool *t, const char *opt, const char *arg, double lo,
-			   double hi)
-{
-	char *end;
-	errno = 0;
-	double v = strtod(arg, &end);
-	if (!*arg || *end || errno || !(v >= lo && v <= hi))
-		bio_tool_usage_error(t, "%s: invalid value '%s' (expected a number from %g to %g)",
-				     opt, arg, lo, hi);
-	return v;
-}
-
-/* ROOT/synth.yaml: the synth section of the configuration the images were made with (options
- * included), an overlay bio-scan carries forward in the manifest header so that what trains on
- * these images records how they were made. Written atomically; a failure is an error. */
-static void write_provenance(struct bio_tool *t, const char *root)
-{
-	struct bio_error err;
-	size_t n = strlen(root) + 32, len = 0;
-	char *path = malloc(n), *text = NULL;
-	FILE *f = open_memstream(&text, &len);
-	if (!path || !f)
-		bio_tool_die(t, "out of memory");
-	snprintf(path, n, "%s/synth.yaml", root);
-	fputs("# bio-synth: the configuration these images were made with (read by bio-scan)\n", f);
-	static const char *const sections[] = {"synth"};
-	if (bio_config_dump_sections(t->cfg, f, sections, 1, &err) || fclose(f) != 0)
-		bio_tool_die(t, "%s: out of memory", path);
-	if (bio_fs_write_atomic(path, text, len, NULL, 1, &err))
-		bio_tool_die_err(t, &err);
-	free(text);
-	free(path);
 }
 
 int main(int argc, char **argv)
@@ -190,26 +119,21 @@ int main(int argc, char **argv)
 					      0, INT64_MAX);
 			break;
 		case OPT_NOISE:
-			parse_double(&t, "--noise", optarg, 0, 1);
-			bio_tool_option_key(&t, "--noise", "synth.noise", optarg);
+			bio_tool_option_number(&t, "--noise", "synth.noise", optarg, 0, 1);
 			break;
 		case OPT_FINGERS:
-			if (parse_fingers(optarg, bad, sizeof bad) < 0)
+			if (bio_synth_fingers_check(optarg, bad, sizeof bad) < 0)
 				bio_tool_usage_error(&t, "--fingers: invalid finger '%s' (expected thumb, index, middle, ring or little)",
 						     bad);
 			snprintf(list, sizeof list, "[%s]", optarg);
 			bio_tool_option_key(&t, "--fingers", "synth.fingers", list);
 			break;
-		case OPT_MODS:
-			parse_modalities(&t, optarg, &do_iris, &do_print);
-			mods_opt = optarg;
-			break;
+		case OPT_MODS: parse_modalities(&t, mods_opt = optarg, &do_iris, &do_print); break;
 		case OPT_NOLASH:
 			bio_tool_option_key(&t, "--no-eyelashes", "synth.eyelashes", "false");
 			break;
 		case OPT_VAR:
-			parse_double(&t, "--variation", optarg, 0, 2);
-			bio_tool_option_key(&t, "--variation", "synth.variation", optarg);
+			bio_tool_option_number(&t, "--variation", "synth.variation", optarg, 0, 2);
 			break;
 		}
 	}
@@ -244,7 +168,8 @@ int main(int argc, char **argv)
 	bio_tool_progress_end(&t);
 	if (rc)
 		bio_tool_die_err(&t, &err);
-	write_provenance(&t, set.root);
+	if (bio_synth_set_write_provenance(t.cfg, set.root, &err))
+		bio_tool_die_err(&t, &err);
 	if (t.verbose)
 		fprintf(stderr, "bio-synth: %s: %zu images (%u subjects x %zu series (side x modality "
 			"or finger) x %u samples) in %.2f s, %d threads\n", set.root, n_images,

@@ -380,6 +380,18 @@ void bio_tool_option_count(struct bio_tool *t, const char *opt, const char *key,
 	bio_tool_option_key(t, opt, key, arg);
 }
 
+void bio_tool_option_number(struct bio_tool *t, const char *opt, const char *key, const char *arg,
+			    double lo, double hi)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(arg, &end);
+	if (!*arg || *end || errno || !(v >= lo && v <= hi))
+		bio_tool_usage_error(t, "%s: invalid value '%s' (expected a number from %g to %g)",
+				     opt, arg, lo, hi);
+	bio_tool_option_key(t, opt, key, arg);
+}
+
 static const struct bio_builtin_file *builtin_find(const char *name)
 {
 	for (size_t i = 0; i < bio_n_builtin_configs; i++)

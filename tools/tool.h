@@ -122,6 +122,9 @@ void bio_tool_option_key(struct bio_tool *t, const char *opt, const char *key, c
  * bio_tool_option_key queues it. */
 void bio_tool_option_count(struct bio_tool *t, const char *opt, const char *key, const char *arg,
 			   long long min, long long max);
+/* The same for a number option (bio-synth --noise X): a decimal number from lo to hi. */
+void bio_tool_option_number(struct bio_tool *t, const char *opt, const char *key, const char *arg,
+			    double lo, double hi);
 /* A new configuration holding only the built-in base (for checking an overlay that came from
  * elsewhere, e.g. a stream header). Exits 1 on failure. */
 struct bio_config *bio_tool_base_config(struct bio_tool *t);

@@ -50,6 +50,9 @@ const char *bio_synth_side_name(int side);
 const char *bio_synth_finger_name(int finger);
 /* Finger number of a name ("thumb", ...), or -1 when unknown. */
 int bio_synth_finger_parse(const char *name);
+/* Checks a comma-separated list of finger names ("thumb,index"): 0, or -1 with the bad name
+ * (or "NAME (repeated)", "(empty)") in bad[bad_size]. */
+int bio_synth_fingers_check(const char *list, char *bad, size_t bad_size);
 
 struct bio_synth_iris;
 struct bio_synth_print;

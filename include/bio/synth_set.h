@@ -41,5 +41,10 @@ size_t bio_synth_set_series(const struct bio_synth_set *s);
  * failed identity, whatever the thread count. */
 int bio_synth_set_write(const struct bio_synth_set *s, int n_threads, size_t *n_images,
 			struct bio_error *err);
+/* ROOT/synth.yaml: the synth section of cfg (borrowed), the configuration the images under
+ * root were made with, an overlay bio-scan carries forward in the manifest header so that what
+ * trains on these images records how they were made. Written atomically. */
+int bio_synth_set_write_provenance(const struct bio_config *cfg, const char *root,
+				   struct bio_error *err);
 
 #endif
