@@ -234,25 +234,19 @@ int bio_synth_set_write_provenance(const struct bio_config *cfg, const char *roo
 	struct bio_error dump_err;
 	size_t n = strlen(root) + 32, len = 0;
 	char *path = malloc(n), *text = NULL;
-	FILE *f = open_memstream(&text, &len);
-	int rc = 0;
-	if (!path || !f) {
-		rc = bio_error_set(err, BIO_ENOMEM, "out of memory");
-		goto out;
+	FILE *f = path ? open_memstream(&text, &len) : NULL;
+	if (!f) {
+		free(path);
+		return bio_error_set(err, BIO_ENOMEM, "out of memory");
 	}
 	snprintf(path, n, "%s/synth.yaml", root);
 	fputs("# bio-synth: the configuration these images were made with (read by bio-scan)\n", f);
 	static const char *const sections[] = {"synth"};
-	rc = bio_config_dump_sections(cfg, f, sections, 1, &dump_err);
-	int closed = fclose(f);
-	f = NULL;
-	if (rc || closed != 0)
+	int rc = bio_config_dump_sections(cfg, f, sections, 1, &dump_err);
+	if (fclose(f) != 0 || rc)
 		rc = bio_error_set(err, BIO_ENOMEM, "%s: out of memory", path);
 	else
 		rc = bio_fs_write_atomic(path, text, len, NULL, 1, err);
-out:
-	if (f)
-		fclose(f);
 	free(text);
 	free(path);
 	return rc;
