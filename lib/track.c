@@ -1905,13 +1905,26 @@ out:
 	return rc;
 }
 
+char *bio_track_artifact_path(const char *base, const char *rest)
+{
+	while (*rest == '/')
+		rest++;
+	return *rest ? bio_str_fmt("%s/%s", base, rest) : strdup(base);
+}
+
+int bio_track_uri_depth_check(const char *uri, int depth, struct bio_error *err)
+{
+	return depth > 4 ? bio_error_set(err, BIO_ELIMIT, "%s: model URIs refer to each other too "
+					 "deeply", uri)
+			 : 0;
+}
+
 static int resolve_uri(char **path, const char *root, const char *uri, int depth,
 		       struct bio_error *err)
 {
 	*path = NULL;
-	if (depth > 4)
-		return bio_error_set(err, BIO_ELIMIT, "%s: model URIs refer to each other too deeply",
-				     uri);
+	if (bio_track_uri_depth_check(uri, depth, err))
+		return BIO_ELIMIT;
 	if (strncmp(uri, "models:/", 8) == 0)
 		return resolve_models_uri(path, root, uri, depth, err);
 	if (strncmp(uri, "runs:/", 6) == 0) {
@@ -1942,14 +1955,8 @@ static int resolve_uri(char **path, const char *root, const char *uri, int depth
 							"%s: artifact_uri '%s' is not local", meta, au)
 					: nomem(err);
 		}
-		if (!rc) {
-			const char *rest = spec + idlen;
-			while (*rest == '/')
-				rest++;
-			*path = *rest ? bio_str_fmt("%s/%s", adir, rest) : strdup(adir);
-			if (!*path)
-				rc = nomem(err);
-		}
+		if (!rc && !(*path = bio_track_artifact_path(adir, spec + idlen)))
+			rc = nomem(err);
 		ymeta_free(&m);
 		free(adir);
 		free(meta);

@@ -1755,9 +1755,8 @@ static int source_path(char **ppath, struct bio_http *h, const char *src, int de
 		       struct bio_error *err)
 {
 	*ppath = NULL;
-	if (depth > 4)
-		return bio_error_set(err, BIO_ELIMIT, "%s: model URIs refer to each other too deeply",
-				     src);
+	if (bio_track_uri_depth_check(src, depth, err))
+		return BIO_ELIMIT;
 	if (strncmp(src, "models:/", 8) == 0) {
 		json_t *mv = NULL;
 		int rc = model_version(&mv, h, src + 8, src, err);
@@ -1787,14 +1786,8 @@ static int source_path(char **ppath, struct bio_http *h, const char *src, int de
 		if (!rc && !base)
 			rc = bio_error_set(err, BIO_EUNSUPPORTED, "%s: artifact_uri '%s' is not served "
 					   "by the tracking server", src, au ? au : "");
-		if (!rc) {
-			const char *rest = spec + idlen;
-			while (*rest == '/')
-				rest++;
-			*ppath = *rest ? bio_str_fmt("%s/%s", base, rest) : strdup(base);
-			if (!*ppath)
-				rc = nomem(err);
-		}
+		if (!rc && !(*ppath = bio_track_artifact_path(base, spec + idlen)))
+			rc = nomem(err);
 		free(base);
 		json_decref(resp);
 		return rc;

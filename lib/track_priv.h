@@ -33,4 +33,11 @@ struct bio_track_run *bio_track_run_load(const char *root_uri, const char *run_i
 int bio_track_meta_get(char **value, const char *meta_path, const char *key,
 		       struct bio_error *err);
 
+/* 0 while model URIs refer to each other at most 4 deep (depth: how many came before uri), else
+ * BIO_ELIMIT naming uri: models:/ URIs whose sources are models:/ URIs again, in a circle. */
+int bio_track_uri_depth_check(const char *uri, int depth, struct bio_error *err);
+/* base "/" rest with rest's leading slashes dropped, or base alone when nothing is left of rest
+ * (runs:/ID/PATH resolved against the run's artifacts); new, NULL when out of memory. */
+char *bio_track_artifact_path(const char *base, const char *rest);
+
 #endif
