@@ -56,9 +56,7 @@ int main(int argc, char **argv)
 	while ((opt = bio_tool_next_opt(&t, argc, argv, BIO_TOOL_SHORT_OPTS "s:b:E:", long_opts,
 					usage)) != -1) {
 		switch (opt) {
-		case 's':
-			bio_tool_option_key(&t, "--split", "batch.split", optarg);
-			break;
+		case 's': bio_tool_option_key(&t, "--split", "batch.split", optarg); break;
 		case 'b':
 			bio_tool_option_count(&t, "--batch-size", "batch.batch_size", optarg,
 					      1, 1 << 24);
@@ -76,9 +74,7 @@ int main(int argc, char **argv)
 		case OPT_DROP:
 			bio_tool_option_key(&t, "--drop-last", "batch.drop_last", "true");
 			break;
-		case OPT_NOSHUF:
-			shuffle = 0;
-			break;
+		case OPT_NOSHUF: shuffle = 0; break;
 		}
 	}
 	bio_tool_load_config(&t);
