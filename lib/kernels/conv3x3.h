@@ -29,6 +29,15 @@
 
 #define CONV_PW(w) ((w) + VW) /* padded row: the plane at column 1, zeros around */
 
+/* acc[r][v] += w[r] x[v], r < MR, v < NV: a register tile's step (also wino.h's) */
+#define CONV_RANK1(acc, w, x, NV)                                                              \
+	_Pragma("GCC unroll 16") for (int r_ = 0; r_ < CONV_MR; r_++)                            \
+	{                                                                                      \
+		vec_t a_ = VSET1((w)[r_]);                                                     \
+		_Pragma("GCC unroll 4") for (int v_ = 0; v_ < (NV); v_++) acc[r_][v_] =           \
+			VFMA(a_, x[v_], acc[r_][v_]);                                          \
+	}
+
 /* pad [j][ci][h + 2][pw] from in (channel stride ld, samples j < n of h x w). */
 static void CONV_NAME(pad)(float *pad, const float *in, size_t ld, int c_in, int n, int h, int w)
 {
@@ -68,12 +77,7 @@ static void CONV_NAME(pad)(float *pad, const float *in, size_t ld, int c_in, int
 					vec_t x[NV];                                           \
 					_Pragma("GCC unroll 4") for (int v = 0; v < NV; v++)   \
 						x[v] = VLOADU(row + off[v] + kw);              \
-					_Pragma("GCC unroll 16") for (int r = 0; r < CONV_MR; r++) \
-					{                                                      \
-						vec_t a = VSET1(wp[r]);                        \
-						_Pragma("GCC unroll 4") for (int v = 0; v < NV; v++) \
-							acc[r][v] = VFMA(a, x[v], acc[r][v]);  \
-					}                                                      \
+					CONV_RANK1(acc, wp, x, NV);                            \
 					wp += CONV_MR;                                         \
 				}                                                              \
 			}                                                                      \

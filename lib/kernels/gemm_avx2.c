@@ -102,8 +102,8 @@ static inline void conv_hsum(const __m256 *v, float *out)
 		lo = _mm256_permute2f128_ps(u_, w_, 0x20);                                      \
 		hi = _mm256_permute2f128_ps(u_, w_, 0x31);                                      \
 	} while (0)
-/* e[i] = p[2 i], o[i] = p[2 i + 1], i < n: 8 at a time, then one by one */
-static inline void wino_deint(const float *p, float *e, float *o, int n)
+/* e[i] = p[2 i], o[i] = p[2 i + 1] for the first i < n: 8 at a time (how many: returned) */
+static inline int wino_deint(const float *p, float *e, float *o, int n)
 {
 	int i = 0;
 	for (; i + 8 <= n; i += 8) {
@@ -113,12 +113,9 @@ static inline void wino_deint(const float *p, float *e, float *o, int n)
 		_mm256_storeu_ps(e + i, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(ev), 0xD8)));
 		_mm256_storeu_ps(o + i, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(od), 0xD8)));
 	}
-	for (; i < n; i++) {
-		e[i] = p[2 * i];
-		o[i] = p[2 * i + 1];
-	}
+	return i;
 }
-#define WINO_DEINT(p, e, o, n) wino_deint(p, e, o, n)
+#define WINO_DEINT_VEC(p, e, o, n) wino_deint(p, e, o, n)
 #define WINO_NAME(x) bio_wino_##x##_avx2
 #include "wino.h"
 #define W4_NAME(x) bio_wino4_##x##_avx2

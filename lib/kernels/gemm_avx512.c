@@ -107,8 +107,9 @@ static inline void conv_hsum(const __m512 *v, float *out)
 		hi = _mm512_permutex2var_ps(a, _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, \
 							       11, 26, 10, 25, 9, 24, 8), b); \
 	} while (0)
-/* e[i] = p[2 i], o[i] = p[2 i + 1], i < n: 16 at a time, then 8, then one by one */
-static inline void wino_deint(const float *p, float *e, float *o, int n)
+/* e[i] = p[2 i], o[i] = p[2 i + 1] for the first i < n: 16 at a time, then 8 (how many:
+ * returned) */
+static inline int wino_deint(const float *p, float *e, float *o, int n)
 {
 	const __m512i ie = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
 	const __m512i io = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
@@ -125,12 +126,9 @@ static inline void wino_deint(const float *p, float *e, float *o, int n)
 		_mm256_storeu_ps(e + i, _mm512_castps512_ps256(a));
 		_mm256_storeu_ps(o + i, _mm512_extractf32x8_ps(a, 1));
 	}
-	for (; i < n; i++) {
-		e[i] = p[2 * i];
-		o[i] = p[2 * i + 1];
-	}
+	return i;
 }
-#define WINO_DEINT(p, e, o, n) wino_deint(p, e, o, n)
+#define WINO_DEINT_VEC(p, e, o, n) wino_deint(p, e, o, n)
 #define WINO_NAME(x) bio_wino_##x##_avx512
 #include "wino.h"
 #define W4_NAME(x) bio_wino4_##x##_avx512

@@ -67,8 +67,8 @@ static inline void conv_hsum(const __m128 *v, float *out)
 		lo = _mm_unpacklo_ps(a, b);                                                     \
 		hi = _mm_unpackhi_ps(a, b);                                                     \
 	} while (0)
-/* e[i] = p[2 i], o[i] = p[2 i + 1], i < n: 4 at a time, then one by one */
-static inline void wino_deint(const float *p, float *e, float *o, int n)
+/* e[i] = p[2 i], o[i] = p[2 i + 1] for the first i < n: 4 at a time (how many: returned) */
+static inline int wino_deint(const float *p, float *e, float *o, int n)
 {
 	int i = 0;
 	for (; i + 4 <= n; i += 4) {
@@ -76,12 +76,9 @@ static inline void wino_deint(const float *p, float *e, float *o, int n)
 		_mm_storeu_ps(e + i, _mm_shuffle_ps(a, b, 0x88));
 		_mm_storeu_ps(o + i, _mm_shuffle_ps(a, b, 0xDD));
 	}
-	for (; i < n; i++) {
-		e[i] = p[2 * i];
-		o[i] = p[2 * i + 1];
-	}
+	return i;
 }
-#define WINO_DEINT(p, e, o, n) wino_deint(p, e, o, n)
+#define WINO_DEINT_VEC(p, e, o, n) wino_deint(p, e, o, n)
 #define WINO_NAME(x) bio_wino_##x##_generic
 #include "wino.h"
 #define W4_NAME(x) bio_wino4_##x##_generic

@@ -68,6 +68,13 @@ void bio_adam_avx512(float *, const float *, float *, float *, size_t, const str
 typedef void (*sgemm_fn)(int, int, int, int, int, float, const float *, int, const float *, int,
 			 float, float *, int);
 
+/* the 3x3 convolutions' and fc1's weight-gradient functions of one path, in the table's order */
+#define CONV_FNS(isa)                                                                          \
+	bio_conv3x3_pack_##isa, bio_conv3x3_forward_##isa, bio_conv3x3_dweights_##isa,          \
+		bio_wino_fits_##isa, bio_wino_pack_##isa, bio_wino_forward_##isa,                 \
+		bio_wino4_fits_##isa, bio_wino4_pack_##isa, bio_wino4_forward_##isa,              \
+		bio_wino_dw_fits_##isa, bio_wino_dweights_##isa, bio_lin_dw_tree_##isa
+
 static const struct {
 	const char *name;
 	sgemm_fn sgemm;
@@ -105,26 +112,14 @@ static const struct {
 	void (*adam)(float *, const float *, float *, float *, size_t, const struct bio_adam *);
 } isas[BIO_ISA_COUNT] = {
 	[BIO_ISA_GENERIC] = {"generic", bio_sgemm_generic, bio_conv_c1_forward_generic,
-			     bio_conv_c1_dweights_generic, 4, 4, bio_conv3x3_pack_generic, bio_conv3x3_forward_generic,
-			     bio_conv3x3_dweights_generic, bio_wino_fits_generic, bio_wino_pack_generic,
-			     bio_wino_forward_generic, bio_wino4_fits_generic,
-			     bio_wino4_pack_generic, bio_wino4_forward_generic, bio_wino_dw_fits_generic,
-			     bio_wino_dweights_generic, bio_lin_dw_tree_generic,
+			     bio_conv_c1_dweights_generic, 4, 4, CONV_FNS(generic),
 			     bio_relu_pool2_row_generic, bio_pool2_grad_sums_generic,
 			     bio_pool2_grad_scatter_generic, bio_adam_generic},
 	[BIO_ISA_AVX2] = {"avx2", bio_sgemm_avx2, bio_conv_c1_forward_avx2,
-			  bio_conv_c1_dweights_avx2, 8, 4, bio_conv3x3_pack_avx2, bio_conv3x3_forward_avx2,
-			  bio_conv3x3_dweights_avx2, bio_wino_fits_avx2, bio_wino_pack_avx2,
-			     bio_wino_forward_avx2, bio_wino4_fits_avx2,
-			     bio_wino4_pack_avx2, bio_wino4_forward_avx2, bio_wino_dw_fits_avx2,
-			     bio_wino_dweights_avx2, bio_lin_dw_tree_avx2, bio_relu_pool2_row_avx2,
+			  bio_conv_c1_dweights_avx2, 8, 4, CONV_FNS(avx2), bio_relu_pool2_row_avx2,
 			  bio_pool2_grad_sums_avx2, bio_pool2_grad_scatter_generic, bio_adam_avx2},
 	[BIO_ISA_AVX512] = {"avx512", bio_sgemm_avx512, bio_conv_c1_forward_avx512,
-			    bio_conv_c1_dweights_avx512, 16, 8, bio_conv3x3_pack_avx512, bio_conv3x3_forward_avx512,
-			    bio_conv3x3_dweights_avx512, bio_wino_fits_avx512, bio_wino_pack_avx512,
-			     bio_wino_forward_avx512, bio_wino4_fits_avx512,
-			     bio_wino4_pack_avx512, bio_wino4_forward_avx512, bio_wino_dw_fits_avx512,
-			     bio_wino_dweights_avx512, bio_lin_dw_tree_avx512,
+			    bio_conv_c1_dweights_avx512, 16, 8, CONV_FNS(avx512),
 			    bio_relu_pool2_row_avx512, bio_pool2_grad_sums_avx512,
 			    bio_pool2_grad_scatter_avx512, bio_adam_avx512},
 };

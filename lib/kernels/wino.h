@@ -6,7 +6,8 @@
  *
  *   VSUB(a, b)             a - b
  *   WINO_ZIP(a, b, lo, hi) lo = a0 b0 a1 b1 ... (the first VW / 2 lanes of each), hi = the rest
- *   WINO_DEINT(p, e, o, n) e[i] = p[2 i], o[i] = p[2 i + 1], i < n (n a multiple of VW / 2)
+ *   WINO_DEINT_VEC(p, e, o, n)  e[i] = p[2 i], o[i] = p[2 i + 1] for the first i < n that
+ *                          vectors take; returns how many
  *   WINO_NAME(x)           the name of function x here
  *
  * The transforms (B, G, A of the paper, entries 0, +-1 and 1/2):
@@ -30,12 +31,30 @@
 
 #define WINO_NB 3 /* tile vectors per register tile (with CONV_MR output channels) */
 
+/* e[i] = p[2 i], o[i] = p[2 i + 1], i < n */
+static inline void WINO_NAME(deint)(const float *p, float *e, float *o, int n)
+{
+	for (int i = WINO_DEINT_VEC(p, e, o, n); i < n; i++) {
+		e[i] = p[2 * i];
+		o[i] = p[2 * i + 1];
+	}
+}
+
 int WINO_NAME(fits)(int c_out, int h, int wd);
 int WINO_NAME(fits)(int c_out, int h, int wd)
 {
 	const int th = h / 2, tw = wd / 2;
 	return h > 0 && wd > 0 && h % 2 == 0 && wd % 2 == 0 && c_out % CONV_MR == 0 &&
 	       tw % (VW / 2) == 0 && (th * tw) % VW == 0 && th * tw / VW >= 2;
+}
+
+/* g = the 3 x 3 weights of output channel o from input channel ci: w [c_out][c_in][9], or when
+ * flip, w [c_in][c_out][9] transposed and flipped (also wino4.h's) */
+static inline void WINO_NAME(taps)(float g[9], const float *w, int flip, int c_in, int c_out,
+				   int o, int ci)
+{
+	for (int k = 0; k < 9; k++)
+		g[k] = flip ? w[((size_t)ci * c_out + o) * 9 + 8 - k] : w[((size_t)o * c_in + ci) * 9 + k];
 }
 
 /* u [16][c_out / MR][c_in][MR] = G g G^T of each (output, input) channel pair's 3 x 3 weights
@@ -48,9 +67,7 @@ void WINO_NAME(pack)(float *u, const float *w, int flip, int c_in, int c_out)
 	for (int o = 0; o < c_out; o++)
 		for (int ci = 0; ci < c_in; ci++) {
 			float g[9], t[4][3];
-			for (int k = 0; k < 9; k++)
-				g[k] = flip ? w[((size_t)ci * c_out + o) * 9 + 8 - k]
-					    : w[((size_t)o * c_in + ci) * 9 + k];
+			WINO_NAME(taps)(g, w, flip, c_in, c_out, o, ci);
 			for (int c = 0; c < 3; c++) { /* t = G g */
 				t[0][c] = g[c];
 				t[1][c] = 0.5f * (g[c] + g[3 + c] + g[6 + c]);
@@ -68,36 +85,34 @@ void WINO_NAME(pack)(float *u, const float *w, int flip, int c_in, int c_out)
 		}
 }
 
-/* s [j][ci][8][(th + 1) tw]: the split planes (above) of samples j < n of in (channel stride ld). */
-static void WINO_NAME(split)(float *s, const float *in, size_t ld, int c_in, int n, int h,
-			     int wd)
+/* s [ci][8][(th + 1) tw]: the split planes (above) of one sample of in (channel stride ld). */
+static void WINO_NAME(split)(float *s, const float *in, size_t ld, int c_in, int h, int wd)
 {
 	const int th = h / 2, tw = wd / 2;
-	const size_t sp = (size_t)(th + 1) * tw, hw = (size_t)h * wd;
-	for (int j = 0; j < n; j++)
-		for (int ci = 0; ci < c_in; ci++) {
-			float *restrict d = s + ((size_t)j * c_in + ci) * 8 * sp;
-			const float *restrict p = in + ci * ld + j * hw;
-			for (int y = 0; y < h + 2; y++) { /* padded row y: parity y % 2, row y / 2 */
-				float *restrict a = d + (size_t)(y % 2) * 4 * sp + (size_t)(y / 2) * tw;
-				if (y == 0 || y == h + 1) {
-					for (int c = 0; c < 4; c++)
-						for (int x = 0; x < tw; x++)
-							a[c * sp + x] = 0.0f;
-					continue;
-				}
-				const float *restrict row = p + (size_t)(y - 1) * wd;
-				/* column c of tile tx: padded column 2 tx + c, input column 2 tx + c - 1:
-				 * c = 1 the even input columns, 2 the odd ones, 0 the odd ones a tile to
-				 * the right (a zero first), 3 the even ones a tile to the left (a zero
-				 * last) */
-				WINO_DEINT(row, a + sp, a + 2 * sp, tw);
-				a[0] = 0.0f;
-				memcpy(a + 1, a + 2 * sp, sizeof(float) * (size_t)(tw - 1));
-				memcpy(a + 3 * sp, a + sp + 1, sizeof(float) * (size_t)(tw - 1));
-				a[3 * sp + tw - 1] = 0.0f;
+	const size_t sp = (size_t)(th + 1) * tw;
+	for (int ci = 0; ci < c_in; ci++) {
+		float *restrict d = s + (size_t)ci * 8 * sp;
+		const float *restrict p = in + ci * ld;
+		for (int y = 0; y < h + 2; y++) { /* padded row y: parity y % 2, row y / 2 */
+			float *restrict a = d + (size_t)(y % 2) * 4 * sp + (size_t)(y / 2) * tw;
+			if (y == 0 || y == h + 1) {
+				for (int c = 0; c < 4; c++)
+					for (int x = 0; x < tw; x++)
+						a[c * sp + x] = 0.0f;
+				continue;
 			}
+			const float *restrict row = p + (size_t)(y - 1) * wd;
+			/* column c of tile tx: padded column 2 tx + c, input column 2 tx + c - 1:
+			 * c = 1 the even input columns, 2 the odd ones, 0 the odd ones a tile to
+			 * the right (a zero first), 3 the even ones a tile to the left (a zero
+			 * last) */
+			WINO_NAME(deint)(row, a + sp, a + 2 * sp, tw);
+			a[0] = 0.0f;
+			memcpy(a + 1, a + 2 * sp, sizeof(float) * (size_t)(tw - 1));
+			memcpy(a + 3 * sp, a + sp + 1, sizeof(float) * (size_t)(tw - 1));
+			a[3 * sp + tw - 1] = 0.0f;
 		}
+	}
 }
 
 /* v[xi vs + ci NB + b] = B^T d B of the tile vector at sp-array base src (channel ci at src +
@@ -141,12 +156,7 @@ static inline void WINO_NAME(in_tf)(vec_t *v, const float *src, size_t sp, int t
 		for (int ci = 0; ci < c_in; ci++, u += CONV_MR, v += WINO_NB) {                \
 			vec_t x[NB_];                                                          \
 			_Pragma("GCC unroll 4") for (int b = 0; b < NB_; b++) x[b] = v[b];     \
-			_Pragma("GCC unroll 16") for (int r = 0; r < CONV_MR; r++)             \
-			{                                                                      \
-				vec_t a = VSET1(u[r]);                                         \
-				_Pragma("GCC unroll 4") for (int b = 0; b < NB_; b++)          \
-					acc[r][b] = VFMA(a, x[b], acc[r][b]);                  \
-			}                                                                      \
+			CONV_RANK1(acc, u, x, NB_);                                            \
 		}                                                                              \
 		_Pragma("GCC unroll 16") for (int r = 0; r < CONV_MR; r++)                     \
 			_Pragma("GCC unroll 4") for (int b = 0; b < NB_; b++)                  \
@@ -174,71 +184,120 @@ static inline void WINO_NAME(gemms)(const float *u, const vec_t *v, size_t vs, v
 	}
 }
 
-/* out [c_out] (channel stride out_ld) = conv(in [c_in] (stride in_ld)) + bias, samples j < n,
- * with the weights packed by WINO_NAME(pack). */
-void WINO_NAME(forward)(const float *u, const float *bias, int c_in, int c_out, const float *in,
-			size_t in_ld, int n, int h, int wd, float *out, size_t out_ld);
-void WINO_NAME(forward)(const float *u, const float *bias, int c_in, int c_out, const float *in,
-			size_t in_ld, int n, int h, int wd, float *out, size_t out_ld)
+/* The input side of a forward (also wino4.h's): a call's samples, each split into planes (split,
+ * per_j floats a sample, arrays sp floats apart) in slot j % ring of s when first needed (ring:
+ * the most samples a block of WINO_NB tile vectors can span), tile vectors transformed by tf. */
+struct WINO_NAME(src) {
+	const float *in;
+	size_t in_ld, hw, per_j, sp;
+	int c_in, h, wd, tw, vps, ring;
+	float *s;
+	void (*split)(float *, const float *, size_t, int, int, int);
+	void (*tf)(vec_t *, const float *, size_t, int, int, int);
+};
+
+/* the source of a forward by tiles of tile x tile outputs, n_arr split arrays a channel */
+static inline struct WINO_NAME(src)
+	WINO_NAME(src_new)(const float *in, size_t in_ld, int c_in, int h, int wd, int tile,
+			   int n_arr, void (*split)(float *, const float *, size_t, int, int, int),
+			   void (*tf)(vec_t *, const float *, size_t, int, int, int))
 {
-	const int th = h / 2, tw = wd / 2, vps = th * tw / VW, ncb = c_out / CONV_MR;
-	const size_t sp = (size_t)(th + 1) * tw, hw = (size_t)h * wd;
-	/* the split planes of two samples (a block of tile vectors spans at most two: wino_fits
-	 * asks for at least two vectors a sample), sample j in ring slot j % 2 */
-	const size_t per_j = 8 * sp * c_in;
-	float *s = bio_kernels_scratch(6, sizeof(float) * 2 * per_j);
-	const size_t vs = (size_t)c_in * WINO_NB + 1; /* (in_tf's) */
-	vec_t *v = bio_kernels_scratch(7, sizeof(vec_t) * 16 * vs);
-	vec_t *m = bio_kernels_scratch(5, sizeof(vec_t) * 16 * CONV_MR * WINO_NB);
+	const int th = h / tile, tw = wd / tile, vps = th * tw / VW;
+	const int ring = (WINO_NB - 1 + vps - 1) / vps + 1;
+	const size_t sp = (size_t)(th + 1) * tw, per_j = (size_t)n_arr * sp * c_in;
+	float *s = bio_kernels_scratch(6, sizeof(float) * (size_t)ring * per_j);
+	return (struct WINO_NAME(src)){in, in_ld, (size_t)h * wd, per_j, sp, c_in, h, wd, tw, vps,
+				       ring, s, split, tf};
+}
+
+/* v[.. b] for b < nb: the tile vectors g0 + b (sample g / vps, tiles from g % vps VW) transformed,
+ * each sample split when first needed (*last: the last sample split) */
+static inline void WINO_NAME(block_in)(const struct WINO_NAME(src) *q, vec_t *v, int g0, int nb,
+				       int *last)
+{
+	for (int b = 0; b < nb; b++) {
+		const int g = g0 + b, j = g / q->vps, t0 = g % q->vps * VW;
+		float *sj = q->s + (size_t)(j % q->ring) * q->per_j;
+		if (j > *last) {
+			*last = j;
+			q->split(sj, q->in + j * q->hw, q->in_ld, q->c_in, q->h, q->wd);
+		}
+		q->tf(v, sj + t0, q->sp, q->tw, q->c_in, b);
+	}
+}
+
+/* A forward's blocks (also wino4.h's): the nb <= WINO_NB tile vectors from g0 transformed
+ * (block_in), then for each block of MR output channels the n_xi GEMMs into m (xi's stride MR NB
+ * vectors) and out_tf for each channel and tile vector: q = m + r NB + b, bv the bias, o that
+ * sample's plane of the channel. */
+static inline void WINO_NAME(drive)(const struct WINO_NAME(src) *src, const float *u, int n_xi,
+				    int ncb, const float *bias, int n, float *out, size_t out_ld,
+				    void (*out_tf)(const vec_t *, vec_t, float *, int, int, int))
+{
+	const int c_in = src->c_in, vps = src->vps;
+	const size_t vs = (size_t)c_in * WINO_NB + 1; /* (the in_tfs') */
+	vec_t *v = bio_kernels_scratch(7, sizeof(vec_t) * n_xi * vs);
+	vec_t *m = bio_kernels_scratch(5, sizeof(vec_t) * n_xi * CONV_MR * WINO_NB);
 	const int n_vec = n * vps;
 	int split = -1; /* the last sample split */
 	for (int g0 = 0; g0 < n_vec; g0 += WINO_NB) {
 		const int nb = n_vec - g0 < WINO_NB ? n_vec - g0 : WINO_NB;
-		for (int b = 0; b < nb; b++) {
-			const int g = g0 + b, j = g / vps, t0 = g % vps * VW;
-			if (j > split) {
-				split = j;
-				WINO_NAME(split)(s + (size_t)(j % 2) * per_j, in + j * hw, in_ld, c_in,
-						 1, h, wd);
-			}
-			WINO_NAME(in_tf)(v, s + (size_t)(j % 2) * per_j + t0, sp, tw, c_in, b);
-		}
+		WINO_NAME(block_in)(src, v, g0, nb, &split);
 		for (int cb = 0; cb < ncb; cb++) {
-			WINO_NAME(gemms)(u, v, vs, m, 16, ncb, cb, c_in, nb);
+			WINO_NAME(gemms)(u, v, vs, m, n_xi, ncb, cb, c_in, nb);
 			for (int r = 0; r < CONV_MR; r++) {
 				const int co = cb * CONV_MR + r;
 				const vec_t bv = VSET1(bias ? bias[co] : 0.0f);
 				for (int b = 0; b < nb; b++) {
 					const int g = g0 + b, j = g / vps, t0 = g % vps * VW;
-					const vec_t *q = m + (size_t)r * WINO_NB + b;
-					const size_t st = (size_t)CONV_MR * WINO_NB; /* xi's stride */
-					vec_t s0[4], s1[4];
-					_Pragma("GCC unroll 4") for (int c = 0; c < 4; c++) { /* A^T M */
-						vec_t m0 = q[c * st], m1 = q[(4 + c) * st];
-						vec_t m2 = q[(8 + c) * st], m3 = q[(12 + c) * st];
-						s0[c] = VADD(VADD(m0, m1), m2);
-						s1[c] = VSUB(VSUB(m1, m2), m3);
-					}
-					vec_t y[2][2]; /* (A^T M) A, + bias */
-					y[0][0] = VADD(VADD(VADD(s0[0], s0[1]), s0[2]), bv);
-					y[0][1] = VADD(VSUB(VSUB(s0[1], s0[2]), s0[3]), bv);
-					y[1][0] = VADD(VADD(VADD(s1[0], s1[1]), s1[2]), bv);
-					y[1][1] = VADD(VSUB(VSUB(s1[1], s1[2]), s1[3]), bv);
-					float *o = out + (size_t)co * out_ld + (size_t)j * hw;
-					const int ta = t0, tb = t0 + VW / 2; /* each half's first tile */
-					_Pragma("GCC unroll 2") for (int a = 0; a < 2; a++) {
-						vec_t lo, hi;
-						WINO_ZIP(y[a][0], y[a][1], lo, hi);
-						VSTOREU(o + (size_t)(2 * (ta / tw) + a) * wd + 2 * (ta % tw),
-							lo);
-						VSTOREU(o + (size_t)(2 * (tb / tw) + a) * wd + 2 * (tb % tw),
-							hi);
-					}
+					out_tf(m + (size_t)r * WINO_NB + b, bv,
+					       out + (size_t)co * out_ld + (size_t)j * src->hw, t0, src->tw,
+					       src->wd);
 				}
 			}
 		}
 	}
 }
+
+/* The 2 x 2 outputs of tiles t0.. (y = A^T M A + bias) into plane o, from M[xi] = q[xi MR NB] */
+static inline void WINO_NAME(out_tf)(const vec_t *q, vec_t bv, float *o, int t0, int tw, int wd)
+{
+	const size_t st = (size_t)CONV_MR * WINO_NB; /* xi's stride */
+	vec_t s0[4], s1[4];
+	_Pragma("GCC unroll 4") for (int c = 0; c < 4; c++) { /* A^T M */
+		vec_t m0 = q[c * st], m1 = q[(4 + c) * st];
+		vec_t m2 = q[(8 + c) * st], m3 = q[(12 + c) * st];
+		s0[c] = VADD(VADD(m0, m1), m2);
+		s1[c] = VSUB(VSUB(m1, m2), m3);
+	}
+	vec_t y[2][2]; /* (A^T M) A, + bias */
+	y[0][0] = VADD(VADD(VADD(s0[0], s0[1]), s0[2]), bv);
+	y[0][1] = VADD(VSUB(VSUB(s0[1], s0[2]), s0[3]), bv);
+	y[1][0] = VADD(VADD(VADD(s1[0], s1[1]), s1[2]), bv);
+	y[1][1] = VADD(VSUB(VSUB(s1[1], s1[2]), s1[3]), bv);
+	const int ta = t0, tb = t0 + VW / 2; /* each half's first tile */
+	_Pragma("GCC unroll 2") for (int a = 0; a < 2; a++) {
+		vec_t lo, hi;
+		WINO_ZIP(y[a][0], y[a][1], lo, hi);
+		VSTOREU(o + (size_t)(2 * (ta / tw) + a) * wd + 2 * (ta % tw), lo);
+		VSTOREU(o + (size_t)(2 * (tb / tw) + a) * wd + 2 * (tb % tw), hi);
+	}
+}
+
+/* fn: out [c_out] (channel stride out_ld) = conv(in [c_in] (stride in_ld)) + bias, samples j < n,
+ * with the weights packed by this file's pack, by tiles of tile x tile outputs (n_arr split
+ * arrays a channel, n_xi GEMMs; also wino4.h's) */
+#define WINO_FORWARD(fn, tile, n_arr, n_xi, split, in_tf, out_tf)                               \
+	void fn(const float *u, const float *bias, int c_in, int c_out, const float *in,        \
+		size_t in_ld, int n, int h, int wd, float *out, size_t out_ld);                  \
+	void fn(const float *u, const float *bias, int c_in, int c_out, const float *in,        \
+		size_t in_ld, int n, int h, int wd, float *out, size_t out_ld)                   \
+	{                                                                                      \
+		const struct WINO_NAME(src) src =                                              \
+			WINO_NAME(src_new)(in, in_ld, c_in, h, wd, tile, n_arr, split, in_tf);  \
+		WINO_NAME(drive)(&src, u, n_xi, c_out / CONV_MR, bias, n, out, out_ld, out_tf); \
+	}
+WINO_FORWARD(WINO_NAME(forward), 2, 8, 16, WINO_NAME(split), WINO_NAME(in_tf), WINO_NAME(out_tf))
 
 /* The weight gradient by the same transforms (the forward's gradient with respect to U): for
  * each tile, Yh = A dy A^T (dy the tile's 2 x 2 output gradients) and Xh = B^T d B as above;
@@ -322,7 +381,7 @@ void WINO_NAME(dweights)(float *dw, int c_in, int c_out, const float *in, size_t
 			const float *p = d_out + co * d_ld + j * hw;
 			float *qc = q + (size_t)co * 4 * sq;
 			for (int y = 0; y < h; y++)
-				WINO_DEINT(p + (size_t)y * wd, qc + (size_t)(y % 2) * 2 * sq + (size_t)(y / 2) * tw,
+				WINO_NAME(deint)(p + (size_t)y * wd, qc + (size_t)(y % 2) * 2 * sq + (size_t)(y / 2) * tw,
 					   qc + ((size_t)(y % 2) * 2 + 1) * sq + (size_t)(y / 2) * tw, tw);
 		}
 		for (int t0 = 0; t0 < tps; t0 += WINO_TB) {

@@ -42,10 +42,11 @@ void W4_NAME(pack)(float *u, const float *w, int flip, int c_in, int c_out)
 	const int ncb = c_out / CONV_MR;
 	for (int o = 0; o < c_out; o++)
 		for (int ci = 0; ci < c_in; ci++) {
+			float gf[9];
 			double g[9], t[6][3];
+			WINO_NAME(taps)(gf, w, flip, c_in, c_out, o, ci);
 			for (int k = 0; k < 9; k++)
-				g[k] = flip ? w[((size_t)ci * c_out + o) * 9 + 8 - k]
-					    : w[((size_t)o * c_in + ci) * 9 + k];
+				g[k] = gf[k];
 			for (int i = 0; i < 6; i++) /* t = G g */
 				for (int c = 0; c < 3; c++)
 					t[i][c] = G[i][0] * g[c] + G[i][1] * g[3 + c] + G[i][2] * g[6 + c];
@@ -63,9 +64,9 @@ static void W4_NAME(split)(float *s, const float *in, size_t ld, int c_in, int h
 {
 	const int th = h / 4, tw = wd / 4;
 	const size_t sp = (size_t)(th + 1) * tw;
-	for (int ci = 0; ci < c_in; ci++) {
-		float *restrict d = s + (size_t)ci * 24 * sp;
-		const float *restrict p = in + ci * ld;
+	for (int ci = 0; ci < c_in; ci++, s += 24 * sp, in += ld) {
+		float *restrict d = s;
+		const float *restrict p = in;
 		for (int k = 0; k <= th; k++)
 			for (int res = 0; res < 4; res++) {
 				const int y = 4 * k + res; /* padded row: input row y - 1 */
@@ -148,83 +149,43 @@ _Static_assert(W4_NB == 3, "W4_NB is wino.h's WINO_NB");
 		y[3] = VADD(VFMA(eight, d34_, d12_), m[5]);                                     \
 	} while (0)
 
-/* out [c_out] (channel stride out_ld) = conv(in [c_in] (stride in_ld)) + bias, samples j < n,
- * with the weights packed by W4_NAME(pack). */
-void W4_NAME(forward)(const float *u, const float *bias, int c_in, int c_out, const float *in,
-		      size_t in_ld, int n, int h, int wd, float *out, size_t out_ld);
-void W4_NAME(forward)(const float *u, const float *bias, int c_in, int c_out, const float *in,
-		      size_t in_ld, int n, int h, int wd, float *out, size_t out_ld)
+/* The 4 x 4 outputs of tiles t0.. (y = A^T M A + bias) into plane o, from M[xi] = q[xi MR NB] */
+static inline void W4_NAME(out_tf)(const vec_t *q, vec_t bv, float *o, int t0, int tw, int wd)
 {
-	const int th = h / 4, tw = wd / 4, vps = th * tw / VW, ncb = c_out / CONV_MR;
-	const size_t sp = (size_t)(th + 1) * tw, hw = (size_t)h * wd;
-	/* the split planes of the samples a block of tile vectors can span, sample j in ring slot
-	 * j % ring */
-	const int ring = (W4_NB - 1 + vps - 1) / vps + 1;
-	const size_t per_j = 24 * sp * c_in;
-	float *s = bio_kernels_scratch(6, sizeof(float) * ring * per_j);
-	const size_t vs = (size_t)c_in * W4_NB + 1; /* (in_tf's) */
-	vec_t *v = bio_kernels_scratch(7, sizeof(vec_t) * 36 * vs);
-	vec_t *m = bio_kernels_scratch(5, sizeof(vec_t) * 36 * CONV_MR * W4_NB);
 	const vec_t two = VSET1(2.0f), four = VSET1(4.0f), eight = VSET1(8.0f);
-	const int n_vec = n * vps;
-	int split = -1; /* the last sample split */
-	for (int g0 = 0; g0 < n_vec; g0 += W4_NB) {
-		const int nb = n_vec - g0 < W4_NB ? n_vec - g0 : W4_NB;
-		for (int b = 0; b < nb; b++) {
-			const int g = g0 + b, j = g / vps, t0 = g % vps * VW;
-			if (j > split) {
-				split = j;
-				W4_NAME(split)(s + (size_t)(j % ring) * per_j, in + j * hw, in_ld, c_in,
-					       h, wd);
-			}
-			W4_NAME(in_tf)(v, s + (size_t)(j % ring) * per_j + t0, sp, tw, c_in, b);
-		}
-		for (int cb = 0; cb < ncb; cb++) {
-			WINO_NAME(gemms)(u, v, vs, m, 36, ncb, cb, c_in, nb);
-			for (int r = 0; r < CONV_MR; r++) {
-				const int co = cb * CONV_MR + r;
-				const vec_t bv = VSET1(bias ? bias[co] : 0.0f);
-				for (int b = 0; b < nb; b++) {
-					const int g = g0 + b, j = g / vps, t0 = g % vps * VW;
-					const vec_t *q = m + (size_t)r * W4_NB + b;
-					const size_t st = (size_t)CONV_MR * W4_NB; /* xi's stride */
-					vec_t f[4][6];			   /* A^T M, by columns */
-					_Pragma("GCC unroll 6") for (int c = 0; c < 6; c++)
-					{
-						vec_t x[6], y[4];
-						_Pragma("GCC unroll 6") for (int i = 0; i < 6; i++)
-							x[i] = q[(i * 6 + c) * st];
-						W4_AT(x, y);
-						_Pragma("GCC unroll 4") for (int a = 0; a < 4; a++)
-							f[a][c] = y[a];
-					}
-					float *o = out + (size_t)co * out_ld + (size_t)j * hw;
-					_Pragma("GCC unroll 4") for (int a = 0; a < 4; a++)
-					{
-						vec_t y[4]; /* (A^T M) A: output row a of each tile, + bias */
-						W4_AT(f[a], y);
-						_Pragma("GCC unroll 4") for (int c = 0; c < 4; c++) y[c] =
-							VADD(y[c], bv);
-						/* interleaved: quarter k holds tiles t0 + k VW / 4 .. */
-						vec_t p0, p1, p2, p3, z[4];
-						WINO_ZIP(y[0], y[2], p0, p1);
-						WINO_ZIP(y[1], y[3], p2, p3);
-						WINO_ZIP(p0, p2, z[0], z[1]);
-						WINO_ZIP(p1, p3, z[2], z[3]);
-						_Pragma("GCC unroll 4") for (int k = 0; k < 4; k++)
-						{
-							const int t = t0 + k * (VW / 4);
-							VSTOREU(o + (size_t)(4 * (t / tw) + a) * wd +
-									4 * (t % tw),
-								z[k]);
-						}
-					}
-				}
-			}
+	const size_t st = (size_t)CONV_MR * W4_NB; /* xi's stride */
+	vec_t f[4][6];				   /* A^T M, by columns */
+	_Pragma("GCC unroll 6") for (int c = 0; c < 6; c++)
+	{
+		vec_t x[6], y[4];
+		_Pragma("GCC unroll 6") for (int i = 0; i < 6; i++) x[i] = q[(i * 6 + c) * st];
+		W4_AT(x, y);
+		_Pragma("GCC unroll 4") for (int a = 0; a < 4; a++) f[a][c] = y[a];
+	}
+	_Pragma("GCC unroll 4") for (int a = 0; a < 4; a++)
+	{
+		vec_t y[4]; /* (A^T M) A: output row a of each tile, + bias */
+		W4_AT(f[a], y);
+		_Pragma("GCC unroll 4") for (int c = 0; c < 4; c++) y[c] = VADD(y[c], bv);
+		/* interleaved: quarter k holds tiles t0 + k VW / 4 .. */
+		vec_t p0, p1, p2, p3, z[4];
+		WINO_ZIP(y[0], y[2], p0, p1);
+		WINO_ZIP(y[1], y[3], p2, p3);
+		WINO_ZIP(p0, p2, z[0], z[1]);
+		WINO_ZIP(p1, p3, z[2], z[3]);
+		_Pragma("GCC unroll 4") for (int k = 0; k < 4; k++)
+		{
+			const int t = t0 + k * (VW / 4);
+			VSTOREU(o + (size_t)(4 * (t / tw) + a) * wd + 4 * (t % tw), z[k]);
 		}
 	}
 }
 
+/* out [c_out] (channel stride out_ld) = conv(in [c_in] (stride in_ld)) + bias, samples j < n,
+ * with the weights packed by W4_NAME(pack) (wino.h's driver) */
+WINO_FORWARD(W4_NAME(forward), 4, 24, 36, W4_NAME(split), W4_NAME(in_tf), W4_NAME(out_tf))
+
 #undef W4_NB
+#undef WINO_FORWARD
 #undef W4_BT
 #undef W4_AT
