@@ -15,8 +15,12 @@ echo "bench/kernels: batch $N, $J thread(s), $(nproc) cores, load average $(cut 
 "$PY" bench/kernels/torch_layers.py "$N" "$J" 7 >/tmp/bench-kernels-torch.$$
 trap 'rm -f /tmp/bench-kernels-*.$$' EXIT
 paths=$("$BUILD/bench/layer_bench" 1 1 1 | sed -n 's/.*(cpu: \([a-z0-9 ]*\)).*/\1/p')
-for p in $paths openblas; do
-	if [ "$p" = openblas ]; then env="BIO_BLAS=openblas"; else env="BIO_CPU=$p"; fi
+for p in $paths openblas direct; do
+	case $p in
+	openblas) env="BIO_BLAS=openblas" ;;
+	direct) env="BIO_CONV=direct" ;; # the direct kernels where Winograd would run: its reference
+	*) env="BIO_CPU=$p" ;;
+	esac
 	env $env "$BUILD/bench/layer_bench" "$N" "$J" 7 >/tmp/bench-kernels-bio.$$
 	head -2 /tmp/bench-kernels-bio.$$
 	echo "(GFLOP/s and %peak count a direct convolution's FLOPs, 2 x 9 x c_in x c_out per pixel: for the Winograd layers they are effective rates and can pass 100%)"
