@@ -40,22 +40,30 @@ void W4_NAME(pack)(float *u, const float *w, int flip, int c_in, int c_out)
 				       {1.0 / 24, -1.0 / 12, 1.0 / 6},
 				       {0, 0, 1}};
 	const int ncb = c_out / CONV_MR;
-	for (int o = 0; o < c_out; o++)
+	const size_t st = (size_t)ncb * c_in * CONV_MR; /* xi's stride in u */
+	/* MR output channels at a time (the lanes of the arithmetic: each xi's MR stores are
+	 * contiguous) */
+	for (int cb = 0; cb < ncb; cb++)
 		for (int ci = 0; ci < c_in; ci++) {
-			float gf[9];
-			double g[9], t[6][3];
-			WINO_NAME(taps)(gf, w, flip, c_in, c_out, o, ci);
-			for (int k = 0; k < 9; k++)
-				g[k] = gf[k];
+			double g[9][CONV_MR], t[6][3][CONV_MR];
+			for (int r = 0; r < CONV_MR; r++) {
+				float gf[9];
+				WINO_NAME(taps)(gf, w, flip, c_in, c_out, cb * CONV_MR + r, ci);
+				for (int k = 0; k < 9; k++)
+					g[k][r] = gf[k];
+			}
 			for (int i = 0; i < 6; i++) /* t = G g */
 				for (int c = 0; c < 3; c++)
-					t[i][c] = G[i][0] * g[c] + G[i][1] * g[3 + c] + G[i][2] * g[6 + c];
-			const int cb = o / CONV_MR, r = o % CONV_MR;
+					for (int r = 0; r < CONV_MR; r++)
+						t[i][c][r] = G[i][0] * g[c][r] + G[i][1] * g[3 + c][r] +
+							     G[i][2] * g[6 + c][r];
+			float *o = u + ((size_t)cb * c_in + ci) * CONV_MR;
 			for (int i = 0; i < 6; i++) /* U = t G^T */
 				for (int c = 0; c < 6; c++)
-					u[((((size_t)(i * 6 + c) * ncb + cb) * c_in + ci) * CONV_MR) + r] =
-						(float)(t[i][0] * G[c][0] + t[i][1] * G[c][1] +
-							t[i][2] * G[c][2]);
+					for (int r = 0; r < CONV_MR; r++)
+						o[(size_t)(i * 6 + c) * st + r] =
+							(float)(t[i][0][r] * G[c][0] + t[i][1][r] * G[c][1] +
+								t[i][2][r] * G[c][2]);
 		}
 }
 
